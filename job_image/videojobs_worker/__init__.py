@@ -1,0 +1,1 @@
+"""The videojobs worker: download, cut, publish and report one VideoProcessingJob."""

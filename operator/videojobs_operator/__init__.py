@@ -1,0 +1,1 @@
+"""The videojobs operator: reconciles VideoProcessingJobs into batch/v1 Jobs."""

@@ -1,0 +1,85 @@
+"""Operator settings, read from ``VIDEOJOBS_*`` environment variables.
+
+The Helm chart renders every field from ``values.yaml`` (``operator.config``) into the operator's
+environment; ``docs/configuration.md`` lists them. A test checks that the two stay in step.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Everything an installation can tune."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDEOJOBS_", extra="ignore")
+
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated namespaces to watch; empty watches the whole cluster.",
+    )
+    worker_image: str = Field(
+        default="ghcr.io/videojobs/videojobs-worker:0.1.0",
+        description="Image the Jobs run (the job image).",
+    )
+    worker_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="imagePullPolicy of the worker container."
+    )
+    worker_service_account: str = Field(
+        default="videojobs-worker",
+        description="ServiceAccount the worker pods run as, in each watched namespace.",
+    )
+    worker_cpu: str = Field(default="1", description="Default CPU request and limit per worker.")
+    worker_memory: str = Field(default="1Gi", description="Default memory request and limit.")
+    worker_scratch_size: str = Field(
+        default="20Gi", description="Default size limit of the worker's scratch emptyDir."
+    )
+    max_running_jobs: int = Field(
+        default=20, ge=0, description="Jobs running at once, cluster-wide; 0 means no limit."
+    )
+    max_running_jobs_per_namespace: int = Field(
+        default=0, ge=0, description="Jobs running at once per namespace; 0 means no limit."
+    )
+    default_active_deadline_seconds: int = Field(
+        default=6 * 3600, ge=30, description="activeDeadlineSeconds when the spec has none."
+    )
+    default_ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Delete finished resources after this long when the spec says nothing; "
+        "unset keeps them.",
+    )
+    job_ttl_seconds_after_finished: int = Field(
+        default=3600, ge=0, description="ttlSecondsAfterFinished of the Jobs themselves."
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Let workers download from private, loopback and link-local addresses.",
+    )
+    allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated CIDRs workers may download from although they are private.",
+    )
+    progress_interval_seconds: float = Field(
+        default=5.0, gt=0, description="Least time between two progress patches by a worker."
+    )
+    pending_timeout_seconds: int = Field(
+        default=600,
+        ge=30,
+        description="Fail a job whose pod cannot be scheduled or pulled for this long.",
+    )
+    metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")
+    log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level."
+    )
+
+    @field_validator("namespaces", "allowed_networks", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

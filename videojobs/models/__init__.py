@@ -1,0 +1,91 @@
+"""The contract: every model the operator, the worker and the CLI share."""
+
+from videojobs.models.base import DurationValue, Model, StatusModel, TimeValue
+from videojobs.models.plan import PlannedSegment, SegmentPlan
+from videojobs.models.spec import (
+    ConfigMapKeyRef,
+    ExplicitSegment,
+    KnowledgePoint,
+    Output,
+    PvcStorage,
+    Quality,
+    S3Storage,
+    SecretKeyRef,
+    Segmentation,
+    Source,
+    Storage,
+    TranscriptSource,
+    VideoProcessingJobSpec,
+    WorkerResources,
+)
+from videojobs.models.status import (
+    FINISHED_PHASES,
+    Condition,
+    ErrorInfo,
+    OutputFile,
+    Progress,
+    SegmentResult,
+    SourceInfo,
+    VideoProcessingJobStatus,
+)
+from videojobs.models.transcript import Cue, Transcript
+from videojobs.models.worker import (
+    INPUT_ENV,
+    PERMANENT_EXIT_CODES,
+    ExitCode,
+    ResourceRef,
+    WorkerInput,
+)
+
+GROUP = "videojobs.io"
+VERSION = "v1alpha1"
+KIND = "VideoProcessingJob"
+PLURAL = "videoprocessingjobs"
+SINGULAR = "videoprocessingjob"
+SHORT_NAMES = ("vpj",)
+API_VERSION = f"{GROUP}/{VERSION}"
+
+__all__ = [
+    "API_VERSION",
+    "FINISHED_PHASES",
+    "GROUP",
+    "INPUT_ENV",
+    "KIND",
+    "PERMANENT_EXIT_CODES",
+    "PLURAL",
+    "SHORT_NAMES",
+    "SINGULAR",
+    "VERSION",
+    "Condition",
+    "ConfigMapKeyRef",
+    "Cue",
+    "DurationValue",
+    "ErrorInfo",
+    "ExitCode",
+    "ExplicitSegment",
+    "KnowledgePoint",
+    "Model",
+    "Output",
+    "OutputFile",
+    "PlannedSegment",
+    "Progress",
+    "PvcStorage",
+    "Quality",
+    "ResourceRef",
+    "S3Storage",
+    "SecretKeyRef",
+    "SegmentPlan",
+    "SegmentResult",
+    "Segmentation",
+    "Source",
+    "SourceInfo",
+    "StatusModel",
+    "Storage",
+    "TimeValue",
+    "Transcript",
+    "TranscriptSource",
+    "VideoProcessingJobSpec",
+    "VideoProcessingJobStatus",
+    "WorkerInput",
+    "WorkerResources",
+]

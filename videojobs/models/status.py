@@ -1,0 +1,142 @@
+"""The ``VideoProcessingJob`` status: what happened.
+
+Two writers share the status, each owning its own fields (see ``docs/worker-contract.md``):
+
+- the **operator** writes ``phase``, ``stage``, ``message``, ``conditions``, ``observedGeneration``,
+  ``jobName``, ``attempts``, ``queuedAt``, ``startTime``, ``completionTime`` and, for failures it
+  detects itself, ``error``;
+- the **worker** writes ``progress``, ``source``, ``segments``, ``segmentsSummary``,
+  ``manifestUri`` and, for failures it detects, ``error``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from videojobs.models.base import StatusModel, Timestamp
+
+Phase = Literal["Pending", "Queued", "Running", "Succeeded", "Failed", "Cancelled"]
+Stage = Literal["Starting", "Downloading", "Probing", "Cutting", "Uploading", "Finished"]
+ConditionType = Literal["Accepted", "Progressing", "Complete", "Failed"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+FINISHED_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+
+
+class Condition(StatusModel):
+    """A Kubernetes-style condition (``kubectl wait --for=condition=Complete`` reads these)."""
+
+    type: ConditionType = Field(description="Accepted, Progressing, Complete or Failed.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="CamelCase machine-readable reason.")
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: Timestamp = Field(description="When status last changed.")
+    observed_generation: int | None = Field(
+        default=None, description="The generation this condition was computed for."
+    )
+
+
+class Progress(StatusModel):
+    """Live progress, written by the worker at most every few seconds."""
+
+    stage: Stage = Field(description="What the worker is doing.")
+    percent: int = Field(default=0, ge=0, le=100, description="Overall percent done.")
+    segments_done: int = Field(default=0, ge=0, description="Clips published so far.")
+    segments_total: int = Field(default=0, ge=0, description="Clips in the plan.")
+    bytes_done: int | None = Field(default=None, ge=0, description="Bytes downloaded so far.")
+    bytes_total: int | None = Field(default=None, ge=0, description="Bytes to download.")
+    eta_seconds: int | None = Field(default=None, ge=0, description="Estimated seconds left.")
+    message: str = Field(default="", description="What is happening, for people.")
+    updated_at: Timestamp | None = Field(default=None, description="When this was written.")
+
+
+class SourceInfo(StatusModel):
+    """What the worker found when it probed the source."""
+
+    title: str | None = Field(default=None, description="Title reported by the site.")
+    duration_seconds: float | None = Field(default=None, description="Length of the source.")
+    container: str | None = Field(default=None, description="Container format, e.g. mp4.")
+    video_codec: str | None = Field(default=None, description="Video codec, e.g. h264.")
+    audio_codec: str | None = Field(default=None, description="Audio codec, or absent.")
+    width: int | None = Field(default=None, description="Width in pixels (after rotation).")
+    height: int | None = Field(default=None, description="Height in pixels (after rotation).")
+    fps: float | None = Field(default=None, description="Average frame rate.")
+    rotation: int | None = Field(default=None, description="Display rotation in degrees.")
+    size_bytes: int | None = Field(default=None, description="Size of the downloaded media.")
+    partial: bool = Field(
+        default=False, description="True when only the needed time ranges were downloaded."
+    )
+
+
+class OutputFile(StatusModel):
+    """One published file."""
+
+    kind: Literal["video", "thumbnail", "subtitles", "manifest"] = Field(
+        description="What the file is."
+    )
+    format: str = Field(description="mp4, webm, jpg, vtt or json.")
+    uri: str = Field(description="file:// or s3:// URI of the published file.")
+    bytes: int = Field(ge=0, description="Size in bytes.")
+    sha256: str = Field(description="Hex SHA-256 of the content.")
+    duration_seconds: float | None = Field(
+        default=None, description="Measured duration (video files)."
+    )
+
+
+class SegmentResult(StatusModel):
+    """One clip as published."""
+
+    index: int = Field(ge=1, description="1-based position in the plan.")
+    knowledge_id: str | None = Field(default=None, description="Knowledge id.")
+    title: str = Field(description="Clip title.")
+    start: float = Field(description="Planned start in the source, seconds.")
+    end: float = Field(description="Planned end in the source, seconds.")
+    stem: str = Field(description="File name stem.")
+    precision: str = Field(
+        description="The precision actually used (smart falls back to accurate when the "
+        "source's codec parameters do not allow a clean join)."
+    )
+    start_offset_seconds: float = Field(
+        default=0.0,
+        description="Actual minus planned start; non-zero only for copy, whose starts snap "
+        "to keyframes.",
+    )
+    files: list[OutputFile] = Field(default_factory=list, description="Published files.")
+    note: str | None = Field(default=None, description="Anything the user should know.")
+
+
+class ErrorInfo(StatusModel):
+    """Why a job failed, for a person to act on."""
+
+    category: str = Field(description="Failure category, e.g. Unavailable, Network.")
+    reason: str = Field(description="CamelCase reason, also used in events and conditions.")
+    message: str = Field(description="What went wrong and what to do about it.")
+    exit_code: int | None = Field(default=None, description="Worker exit code, if any.")
+    permanent: bool = Field(default=True, description="False when a retry may succeed.")
+
+
+class VideoProcessingJobStatus(StatusModel):
+    """The observed state of a VideoProcessingJob."""
+
+    phase: Phase | None = Field(default=None, description="Lifecycle phase.")
+    stage: Stage | None = Field(default=None, description="What a Running job is doing.")
+    message: str | None = Field(default=None, description="Short summary for people.")
+    observed_generation: int | None = Field(
+        default=None, description="The spec generation the operator last acted on."
+    )
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions.")
+    job_name: str | None = Field(default=None, description="Name of the batch/v1 Job.")
+    attempts: int | None = Field(default=None, description="Pods started for the current run.")
+    queued_at: Timestamp | None = Field(default=None, description="When the job was queued.")
+    start_time: Timestamp | None = Field(default=None, description="When the Job was created.")
+    completion_time: Timestamp | None = Field(default=None, description="When it finished.")
+    progress: Progress | None = Field(default=None, description="Live progress.")
+    source: SourceInfo | None = Field(default=None, description="Probed source metadata.")
+    segments: list[SegmentResult] = Field(default_factory=list, description="Published clips.")
+    segments_summary: str | None = Field(
+        default=None, description="'published/planned', e.g. 3/8 (a printer column)."
+    )
+    manifest_uri: str | None = Field(default=None, description="URI of manifest.json.")
+    error: ErrorInfo | None = Field(default=None, description="Why the job failed.")

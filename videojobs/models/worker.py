@@ -1,0 +1,93 @@
+"""The worker contract: what the operator hands the worker pod, and how the worker answers.
+
+See ``docs/worker-contract.md`` for the prose version. In short: the operator puts a
+:class:`WorkerInput` as JSON in the ``VIDEOJOBS_INPUT`` environment variable of the Job's pod;
+the worker patches ``.status`` fields it owns and exits with one of :class:`ExitCode`.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from pydantic import Field
+
+from videojobs.models.base import Model
+from videojobs.models.spec import VideoProcessingJobSpec
+
+INPUT_ENV = "VIDEOJOBS_INPUT"
+"""Environment variable holding the :class:`WorkerInput` JSON."""
+
+TRANSCRIPT_MOUNT = "/var/run/videojobs/transcript"
+"""Where the operator mounts a transcript ConfigMap key (file name ``transcript``)."""
+
+SCRATCH_MOUNT = "/scratch"
+"""The writable scratch volume (the root filesystem is read-only)."""
+
+OUTPUT_MOUNT = "/output"
+"""Where a PVC storage backend is mounted."""
+
+COOKIES_MOUNT = "/var/run/videojobs/cookies"
+"""Where a cookies Secret key is mounted (file name ``cookies.txt``)."""
+
+
+class ExitCode(IntEnum):
+    """Worker exit codes. 10-19 are permanent (the Job fails at once), 20-29 transient."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    INVALID_SPEC = 10
+    UNAVAILABLE = 11
+    PRIVATE = 12
+    LOGIN_REQUIRED = 13
+    GEO_BLOCKED = 14
+    AGE_RESTRICTED = 15
+    UNSUPPORTED_URL = 16
+    NOT_A_VIDEO = 17
+    BLOCKED_ADDRESS = 18
+    PLAN_ERROR = 19
+    NETWORK = 20
+    TIMEOUT = 21
+    NO_SPACE = 22
+    STORAGE = 23
+    MEDIA_TOOL = 24
+    TERMINATED = 143
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying cannot help."""
+        return self == ExitCode.USAGE or 10 <= self.value <= 19
+
+
+PERMANENT_EXIT_CODES: tuple[int, ...] = tuple(c.value for c in ExitCode if c.permanent)
+
+
+class ResourceRef(Model):
+    """The VideoProcessingJob a worker works for."""
+
+    namespace: str = Field(description="Namespace of the resource.")
+    name: str = Field(description="Name of the resource.")
+    uid: str = Field(description="UID of the resource (guards against a re-created namesake).")
+    generation: int | None = Field(default=None, description="Spec generation being run.")
+
+
+class WorkerInput(Model):
+    """Everything the worker needs besides the media."""
+
+    spec: VideoProcessingJobSpec = Field(description="The resource's spec.")
+    resource: ResourceRef | None = Field(
+        default=None, description="The resource to report to; absent in local runs."
+    )
+    transcript_path: str | None = Field(
+        default=None, description="File holding the transcript (a mounted ConfigMap key)."
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Allow downloads from private, loopback and link-local addresses.",
+    )
+    allowed_networks: list[str] = Field(
+        default_factory=list, description="CIDRs allowed even though they are private."
+    )
+    progress_interval_seconds: float = Field(
+        default=5.0, gt=0, description="Least time between two progress patches."
+    )
