@@ -71,6 +71,19 @@ class OperatorSettings(BaseSettings):
         ge=30,
         description="Fail a job whose pod cannot be scheduled or pulled for this long.",
     )
+    manage_worker_rbac: bool = Field(
+        default=True,
+        description="Create the worker ServiceAccount, Role and RoleBinding in a namespace on "
+        "its first job; turn off when the chart provisions them (namespaced mode).",
+    )
+    leader_election: bool = Field(
+        default=True,
+        description="Run only while holding a Lease, so that extra replicas stand by.",
+    )
+    leader_election_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Lease; defaults to the pod's namespace (POD_NAMESPACE).",
+    )
     metrics_port: int = Field(default=9090, description="Port of the Prometheus /metrics endpoint.")
     log_format: Literal["json", "text"] = Field(default="json", description="Log line format.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

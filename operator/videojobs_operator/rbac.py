@@ -1,0 +1,61 @@
+"""The exact Kubernetes API permissions the operator and the worker use.
+
+The Helm chart renders its ClusterRole/Role and the worker Role from the same rules, and a test
+compares them, so a new API call needs a new rule here (and nowhere a wildcard).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Rule = dict[str, Any]
+
+OPERATOR_RULES: list[Rule] = [
+    {
+        "apiGroups": ["videojobs.io"],
+        "resources": ["videoprocessingjobs"],
+        "verbs": ["get", "list", "watch", "patch", "delete"],
+    },
+    {
+        "apiGroups": ["videojobs.io"],
+        "resources": ["videoprocessingjobs/status"],
+        "verbs": ["get", "patch"],
+    },
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["get", "list", "watch", "create", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+]
+"""What the operator does in every watched namespace."""
+
+WORKER_RBAC_RULES: list[Rule] = [
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create"]},
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["roles", "rolebindings"],
+        "verbs": ["get", "create"],
+    },
+]
+"""Extra rules when the operator provisions the worker ServiceAccount per namespace."""
+
+LEADER_ELECTION_RULES: list[Rule] = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    },
+]
+"""In the operator's own namespace, for leader election between replicas."""
+
+WORKER_RULES: list[Rule] = [
+    {
+        "apiGroups": ["videojobs.io"],
+        "resources": ["videoprocessingjobs/status"],
+        "verbs": ["patch"],
+    },
+]
+"""What a worker pod does: patch the status of its resource, nothing else."""
