@@ -1,0 +1,162 @@
+"""Small, fast test media made with ffmpeg's lavfi sources (testsrc2 + sine).
+
+Pytest-free so that benchmarks and scripts can use it too. Everything is encoded with the
+fastest settings (x264 ultrafast, VP9 realtime speed 8) at small sizes: a 6 s 320x240 clip takes
+well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["ffprobe_json", "make_hls", "make_video", "run_ffmpeg"]
+
+_AUDIO_FOR_CONTAINER = {
+    "mp4": "aac",
+    "mov": "aac",
+    "m4v": "aac",
+    "mkv": "aac",
+    "ts": "aac",
+    "webm": "libopus",
+}
+
+
+def run_ffmpeg(args: Sequence[str]) -> None:
+    """Run ``ffmpeg -nostdin -v error -y ARGS``; raise with stderr on failure."""
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr}")
+
+
+def ffprobe_json(path: str | Path, *extra: str) -> dict:
+    """``ffprobe -show_format -show_streams`` (plus ``extra`` options) as a dict."""
+    cmd = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-of",
+        "json",
+        "-show_format",
+        "-show_streams",
+        *extra,
+        str(path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffprobe failed ({proc.returncode}) on {path}: {proc.stderr}")
+    return json.loads(proc.stdout)
+
+
+def make_video(
+    path: str | Path,
+    *,
+    duration: float = 6.0,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 30,
+    gop: int | None = None,
+    vcodec: str = "libx264",
+    audio: bool = True,
+    rotation: int | None = None,
+    vfr: bool = False,
+) -> Path:
+    """Write a test video to ``path``; the container follows the suffix (.mp4, .webm, .mkv, ...).
+
+    ``gop`` is the keyframe interval in frames (fixed: no scene-cut keyframes); ``None`` leaves
+    the encoder's default. ``rotation`` (90, 180 or 270) stores a display rotation in the
+    container (MP4/MOV only) without touching the pixels, as phones do. ``vfr`` makes the frame
+    rate variable: the first half runs at ``fps``, the second half at ``fps / 2`` (every other
+    frame dropped, timestamps kept).
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    container = out.suffix.lstrip(".").lower()
+    if container not in _AUDIO_FOR_CONTAINER:
+        raise ValueError(f"unsupported container {container!r} (use .mp4, .webm, .mkv, ...)")
+    if rotation is not None and container not in ("mp4", "mov", "m4v"):
+        raise ValueError("rotation needs an MP4/MOV container")
+    width, height = size
+    args: list[str] = [
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={width}x{height}:rate={fps}:duration={duration}",
+    ]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
+    if vfr:
+        half = int(duration * fps / 2)
+        args += ["-vf", f"select='lt(n\\,{half})+not(mod(n\\,2))'", "-fps_mode", "vfr"]
+    args += ["-map", "0:v"]
+    if audio:
+        args += ["-map", "1:a"]
+    args += ["-pix_fmt", "yuv420p", "-c:v", vcodec]
+    if vcodec == "libx264":
+        args += ["-preset", "ultrafast", "-crf", "28"]
+    elif vcodec == "libvpx-vp9":
+        args += ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "40"]
+    if gop is not None:
+        args += ["-g", str(gop), "-keyint_min", str(gop)]
+        if vcodec == "libx264":
+            args += ["-sc_threshold", "0"]
+    if audio:
+        args += ["-c:a", _AUDIO_FOR_CONTAINER[container], "-b:a", "64k", "-ac", "2"]
+    args += ["-t", str(duration)]
+    if container in ("mp4", "mov", "m4v"):
+        args += ["-movflags", "+faststart"]
+    if rotation is None:
+        run_ffmpeg([*args, str(out)])
+        return out
+    # ffmpeg 5.1 drops the rotate tag while encoding but honours it when stream copying.
+    tmp = out.with_name(f".{out.stem}.unrotated{out.suffix}")
+    try:
+        run_ffmpeg([*args, str(tmp)])
+        run_ffmpeg(
+            ["-i", str(tmp), "-map", "0", "-c", "copy", "-metadata:s:v:0", f"rotate={rotation}"]
+            + ["-movflags", "+faststart", str(out)]
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def make_hls(src: str | Path, out_dir: str | Path, segment_seconds: float = 2) -> Path:
+    """Package ``src`` as a VOD HLS stream (``index.m3u8`` + ``segNNN.ts``); return the playlist.
+
+    H.264/AAC sources are stream-copied (segments split at keyframes, so give the source a GOP of
+    at most ``segment_seconds``); anything else is re-encoded to H.264/AAC with a matching GOP.
+    """
+    src = Path(src)
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    streams = ffprobe_json(src)["streams"]
+    vcodecs = {s["codec_name"] for s in streams if s["codec_type"] == "video"}
+    acodecs = {s["codec_name"] for s in streams if s["codec_type"] == "audio"}
+    args = ["-i", str(src), "-map", "0:v:0", "-map", "0:a:0?"]
+    if vcodecs == {"h264"} and acodecs <= {"aac"}:
+        args += ["-c", "copy"]
+    else:
+        fps = next(s for s in streams if s["codec_type"] == "video")["r_frame_rate"]
+        num, _, den = fps.partition("/")
+        gop = max(1, round(float(num) / float(den or 1) * segment_seconds))
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-sc_threshold", "0"]
+        args += ["-c:a", "aac", "-b:a", "64k"]
+    args += [
+        "-f",
+        "hls",
+        "-hls_time",
+        str(segment_seconds),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_filename",
+        str(out / "seg%03d.ts"),
+        str(out / "index.m3u8"),
+    ]
+    run_ffmpeg(args)
+    return out / "index.m3u8"
