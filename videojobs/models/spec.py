@@ -232,7 +232,7 @@ class Segmentation(Model):
         "the overlap, or reject the resource.",
     )
     min_duration: DurationValue = Field(
-        default=1.0, description="Clips shorter than this are handled by shortSegments."
+        default=1, description="Clips shorter than this are handled by shortSegments."
     )
     short_segments: ShortSegmentPolicy = Field(
         default="merge",
@@ -240,7 +240,7 @@ class Segmentation(Model):
         "resource, or keep it.",
     )
     padding: DurationValue = Field(
-        default=0.0, description="Extra time added before each start and after each end."
+        default=0, description="Extra time added before each start and after each end."
     )
     snap_to_cues: bool = Field(
         default=True,
