@@ -1,10 +1,119 @@
-"""The ``videojobs`` command line: validate, plan, run, crd."""
+"""The ``videojobs`` command line: validate, plan, run, demo, crd.
+
+Exit codes: 0 success; 1 invalid input (one ``FILE: path[, line N]: message`` line per problem on
+stderr); 2 usage errors and missing optional parts (the worker package for ``run``/``demo``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from videojobs.errors import InvalidSpec
+from videojobs.models import SegmentPlan
+from videojobs.times import TimeValueError, format_duration, format_timestamp, parse_time
+
+
+def _duration_arg(value: str) -> float:
+    try:
+        return parse_time(value)
+    except TimeValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _report(file: str, exc: InvalidSpec) -> None:
+    for problem in exc.problems:
+        print(f"{file}: {problem}", file=sys.stderr)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from videojobs.validation import check_file
+
+    failed = False
+    for file in args.files:
+        try:
+            loaded = check_file(Path(file), args.duration)
+        except InvalidSpec as exc:
+            _report(file, exc)
+            failed = True
+            continue
+        for job in loaded:
+            name = job.job.metadata.name or "(unnamed)"
+            clips = f"{len(job.plan.segments)} clips" if job.plan else "plan deferred"
+            print(f"{file}: {name}: valid ({clips})")
+            for note in job.notes:
+                print(f"{file}: {name}: note: {note}")
+    return 1 if failed else 0
+
+
+def _table(plan: SegmentPlan) -> str:
+    header = ("#", "ID", "TITLE", "START", "END", "LENGTH", "FILE STEM")
+    rows = [
+        (
+            str(s.index),
+            s.knowledge_id or "-",
+            s.title if len(s.title) <= 40 else s.title[:39] + "…",
+            format_timestamp(s.start),
+            format_timestamp(s.end),
+            format_duration(s.duration),
+            s.stem,
+        )
+        for s in plan.segments
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    total = f"{len(plan.segments)} clips, {format_duration(plan.total_duration)} in total"
+    if plan.source_duration is not None:
+        total += f" of a {format_duration(plan.source_duration)} source"
+    lines += ["", total]
+    lines += [f"note: {note}" for note in plan.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from videojobs.validation import load_job
+
+    try:
+        _, _, plan = load_job(Path(args.file), args.duration)
+    except InvalidSpec as exc:
+        _report(args.file, exc)
+        return 1
+    if args.output == "json":
+        sys.stdout.write(json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(_table(plan))
+    return 0
+
+
+def _worker_missing(exc: ImportError) -> int:
+    print(
+        f"videojobs: this command needs the worker (videojobs_worker.local), which cannot be "
+        f"imported: {exc}. Install it with: pip install 'videojobs[worker]'",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    try:
+        from videojobs_worker.local import run_local
+    except ImportError as exc:
+        return _worker_missing(exc)
+    return int(run_local(Path(args.file), args.out, progress=not args.no_progress))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from videojobs_worker.local import run_demo
+    except ImportError as exc:
+        return _worker_missing(exc)
+    return int(run_demo(args.out, progress=not args.no_progress))
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
@@ -20,6 +129,34 @@ def build_parser() -> argparse.ArgumentParser:
         prog="videojobs", description="Cut long videos into named per-topic clips."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    duration_help = "the source length (e.g. 1h2m, 3720, 01:02:00): clamp to it, check starts"
+
+    validate = sub.add_parser(
+        "validate", help="check manifests: fields, transcript, plan (exit 1 on any problem)"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="YAML manifest(s)")
+    validate.add_argument("--duration", type=_duration_arg, metavar="T", help=duration_help)
+    validate.set_defaults(func=_cmd_validate)
+
+    plan = sub.add_parser("plan", help="show the clips a manifest would produce")
+    plan.add_argument("file", metavar="FILE", help="YAML manifest with one VideoProcessingJob")
+    plan.add_argument("--duration", type=_duration_arg, metavar="T", help=duration_help)
+    plan.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    plan.set_defaults(func=_cmd_plan)
+
+    run = sub.add_parser("run", help="run a job locally (download, cut, publish)")
+    run.add_argument("file", metavar="FILE", help="YAML manifest with one VideoProcessingJob")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR", help="output directory")
+    run.add_argument("--no-progress", action="store_true", help="no progress output")
+    run.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser("demo", help="generate a sample video + transcript and cut it")
+    demo.add_argument(
+        "--out", type=Path, default=Path("videojobs-demo"), metavar="DIR", help="output directory"
+    )
+    demo.add_argument("--no-progress", action="store_true", help="no progress output")
+    demo.set_defaults(func=_cmd_demo)
+
     crd = sub.add_parser("crd", help="print the CustomResourceDefinition generated from the models")
     crd.set_defaults(func=_cmd_crd)
     return parser

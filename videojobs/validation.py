@@ -1,0 +1,389 @@
+"""Loading and checking manifests: YAML → models → transcript → plan, with clear problems.
+
+Every problem names a field path in the manifest's camelCase (``spec.knowledgePoints[1].start``)
+and, when it can, the line in the YAML file. A transcript problem names the transcript and its
+line: for an inline transcript written as a literal block (``inline: |``) and for a ConfigMap
+key in the same file, that is the line in the manifest file; for a transcript file next to the
+manifest, the line in that file.
+
+Files may hold several YAML documents. ``VideoProcessingJob`` documents are checked;
+``ConfigMap`` documents are where ``transcript.configMapKeyRef`` looks first (by name; the
+namespace is not compared), before a file next to the manifest named after the key. A
+transcript given by ``url`` is fetched by the worker, so validation plans without it and only
+complains about what does not depend on it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from videojobs.errors import InvalidSpec, PlanError, Problem, TranscriptError
+from videojobs.models import KIND, SegmentPlan, Transcript
+from videojobs.models.resource import VideoProcessingJob
+from videojobs.planning import NeedsTranscript, plan_segments
+from videojobs.transcripts import parse_transcript
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class Document:
+    """One YAML document of a manifest file."""
+
+    index: int
+    data: Any
+    node: yaml.Node
+
+    @property
+    def kind(self) -> str | None:
+        return self.data.get("kind") if isinstance(self.data, dict) else None
+
+    def line_of(self, loc: Loc) -> int | None:
+        """1-based line of the deepest node on ``loc`` (the key, for mapping entries)."""
+        node: yaml.Node = self.node
+        line = node.start_mark.line + 1
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if key.value == str(part):
+                        line, node = key.start_mark.line + 1, value
+                        break
+                else:
+                    return line
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if not 0 <= part < len(node.value):
+                    return line
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            else:
+                return line
+        return line
+
+    def literal_offset(self, loc: Loc) -> int | None:
+        """For a literal block scalar (``key: |``) at ``loc``: file line minus text line."""
+        node: yaml.Node | None = self.node
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if k.value == str(part)), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                node = node.value[part] if 0 <= part < len(node.value) else None
+            else:
+                node = None
+        if isinstance(node, yaml.ScalarNode) and node.style == "|":
+            return node.start_mark.line + 1
+        return None
+
+
+def read_documents(path: Path) -> list[Document]:
+    """The non-empty YAML documents of a file.
+
+    Raises:
+        InvalidSpec: unreadable file or invalid YAML (with the line).
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidSpec(Problem("file", f"cannot read {path}: {exc}")) from None
+    loader = yaml.SafeLoader(text)
+    docs = []
+    try:
+        index = 0
+        while loader.check_node():
+            node = loader.get_node()
+            data = loader.construct_document(node)
+            if data is not None:
+                docs.append(Document(index, data, node))
+            index += 1
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        what = getattr(exc, "problem", None) or str(exc)
+        raise InvalidSpec(
+            Problem("yaml", f"not valid YAML: {what}", mark.line + 1 if mark else None)
+        ) from None
+    finally:
+        loader.dispose()
+    if not docs:
+        raise InvalidSpec(Problem("file", f"{path} holds no YAML document"))
+    return docs
+
+
+def loc_to_path(loc: Loc, prefix: str = "") -> str:
+    """``("spec", "knowledgePoints", 1, "start")`` → ``spec.knowledgePoints[1].start``."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def path_to_loc(path: str) -> Loc:
+    """The inverse of :func:`loc_to_path`."""
+    loc: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        loc.append(int(index) if index else name)
+    return tuple(loc)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def problems_from_validation_error(
+    exc: ValidationError,
+    prefix: str = "spec",
+    *,
+    line_of: Callable[[Loc], int | None] | None = None,
+) -> list[Problem]:
+    """One :class:`Problem` per pydantic error, with a camelCase path and the bad value.
+
+    ``prefix`` is the path of the validated object (``spec`` for a spec, ``""`` for a whole
+    manifest); ``line_of`` maps a full loc to a line in the source, when there is one.
+    """
+    problems = []
+    for error in exc.errors():
+        loc: Loc = tuple(error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        kind = error["type"]
+        value = error.get("input")
+        if kind == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}; check its spelling and indentation"
+        elif kind == "missing":
+            message = "required field is missing"
+        elif kind == "value_error" and re.match(r"end( \(| must)", message):
+            loc = (*loc, "end")  # a model-level check about one field
+            value = None
+        if (
+            kind not in ("extra_forbidden", "missing")
+            and isinstance(value, _SCALARS)
+            and repr(value) not in message
+        ):
+            message += f" (got {value!r})"
+        full = path_to_loc(prefix) + loc
+        problems.append(
+            Problem(loc_to_path(full), message, line_of(full) if line_of is not None else None)
+        )
+    return problems
+
+
+@dataclass
+class LoadedJob:
+    """A checked job: the model, its transcript (None when at a URL) and its plan."""
+
+    job: VideoProcessingJob
+    document: Document
+    transcript: Transcript | None = None
+    plan: SegmentPlan | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_job(doc: Document) -> bool:
+    return doc.kind == KIND or (doc.kind is None and isinstance(doc.data, dict))
+
+
+def _validate_job(doc: Document) -> VideoProcessingJob:
+    if not isinstance(doc.data, dict):
+        raise InvalidSpec(
+            Problem(
+                "", f"expected a {KIND} mapping, got {type(doc.data).__name__}", doc.line_of(())
+            )
+        )
+    try:
+        return VideoProcessingJob.from_manifest(doc.data)
+    except ValidationError as exc:
+        raise InvalidSpec(problems_from_validation_error(exc, "", line_of=doc.line_of)) from None
+
+
+def load_manifests(path: Path) -> list[VideoProcessingJob]:
+    """Every ``VideoProcessingJob`` in a (multi-document) YAML file, validated.
+
+    Raises:
+        InvalidSpec: with every problem of every job in the file.
+    """
+    problems: list[Problem] = []
+    jobs = []
+    for doc in read_documents(path):
+        if not _is_job(doc):
+            continue
+        try:
+            jobs.append(_validate_job(doc))
+        except InvalidSpec as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidSpec(problems)
+    return jobs
+
+
+def _shift(problems: Sequence[Problem], offset: int | None, label: str) -> list[Problem]:
+    """Transcript problems with lines moved into the manifest file (or marked as text lines)."""
+    out = []
+    for p in problems:
+        if p.line is None:
+            out.append(Problem(label, p.message))
+        elif offset is not None:
+            out.append(Problem(label, p.message, p.line + offset))
+        else:
+            out.append(Problem(label, f"transcript line {p.line}: {p.message}"))
+    return out
+
+
+def _load_transcript(
+    doc: Document, job: VideoProcessingJob, path: Path, docs: Sequence[Document]
+) -> Transcript | None:
+    source = job.spec.transcript
+    if source is None or source.url is not None:
+        return None
+    fmt = source.format
+    if source.inline is not None:
+        label = "spec.transcript.inline"
+        offset = doc.literal_offset(("spec", "transcript", "inline"))
+        text = source.inline
+    else:
+        ref = source.config_map_key_ref
+        assert ref is not None
+        label = f"ConfigMap/{ref.name}[{ref.key}]"
+        value, offset = _config_map_value(ref.name, ref.key, docs)
+        if value is not None:
+            text = value
+        else:
+            sibling = Path(path).parent / ref.key
+            if not sibling.is_file():
+                raise InvalidSpec(
+                    Problem(
+                        "spec.transcript.configMapKeyRef",
+                        f"ConfigMap {ref.name!r} with key {ref.key!r} is not in this file, and "
+                        f"there is no file {ref.key!r} next to it",
+                        doc.line_of(("spec", "transcript", "configMapKeyRef")),
+                    )
+                )
+            label, offset, text = ref.key, 0, sibling.read_text(encoding="utf-8")
+    try:
+        transcript = parse_transcript(text, fmt, source=label)
+    except TranscriptError as exc:
+        raise TranscriptError(_shift(exc.problems, offset, label)) from None
+    if source.language:
+        transcript = transcript.model_copy(update={"language": source.language})
+    return transcript
+
+
+def _config_map_value(
+    name: str, key: str, docs: Sequence[Document]
+) -> tuple[str | None, int | None]:
+    for doc in docs:
+        data = doc.data if isinstance(doc.data, dict) else {}
+        if doc.kind == "ConfigMap" and (data.get("metadata") or {}).get("name") == name:
+            values = data.get("data") or {}
+            if key in values and isinstance(values[key], str):
+                return values[key], doc.literal_offset(("data", key))
+    return None, None
+
+
+def _with_lines(problems: Sequence[Problem], doc: Document) -> list[Problem]:
+    return [
+        Problem(p.path, p.message, doc.line_of(path_to_loc(p.path)))
+        if p.line is None and p.path.startswith("spec")
+        else p
+        for p in problems
+    ]
+
+
+def _check_job(
+    doc: Document,
+    path: Path,
+    docs: Sequence[Document],
+    duration: float | None,
+    *,
+    defer_url: bool,
+) -> LoadedJob:
+    """Validate, load the transcript, plan. With ``defer_url``, a plan that needs a transcript
+    the worker will download is left to the worker (a note) instead of being an error."""
+    job = _validate_job(doc)
+    loaded = LoadedJob(job, doc)
+    loaded.transcript = _load_transcript(doc, job, path, docs)
+    at_url = job.spec.transcript is not None and job.spec.transcript.url is not None
+    try:
+        loaded.plan = plan_segments(job.spec, loaded.transcript, duration)
+    except NeedsTranscript as exc:
+        if at_url and defer_url:
+            loaded.notes.append(
+                "planned by the worker, which downloads the transcript ("
+                + "; ".join(p.message for p in exc.problems)
+                + ")"
+            )
+            return loaded
+        problems = _with_lines(exc.problems, doc)
+        if at_url:
+            problems.append(
+                Problem(
+                    "spec.transcript.url",
+                    "the worker downloads this transcript; to plan locally, save it and give "
+                    "it inline or by configMapKeyRef",
+                    doc.line_of(("spec", "transcript", "url")),
+                )
+            )
+        raise NeedsTranscript(problems) from None
+    except PlanError as exc:
+        raise PlanError(_with_lines(exc.problems, doc)) from None
+    return loaded
+
+
+def check_file(path: Path, duration: float | None = None) -> list[LoadedJob]:
+    """Validate every job in a file: models, transcript, plan.
+
+    Raises:
+        InvalidSpec: with every problem found (one per job at most for transcripts and plans).
+    """
+    docs = read_documents(path)
+    problems: list[Problem] = []
+    loaded = []
+    jobs = [d for d in docs if _is_job(d)]
+    for doc in docs:
+        if doc.kind not in (KIND, "ConfigMap", None):
+            problems.append(
+                Problem(
+                    "kind",
+                    f"{doc.kind!r} is not supported here; expected {KIND} or ConfigMap",
+                    doc.line_of(("kind",)),
+                )
+            )
+    if not jobs:
+        problems.append(Problem("kind", f"no {KIND} in {path}"))
+    for doc in jobs:
+        try:
+            loaded.append(_check_job(doc, path, docs, duration, defer_url=True))
+        except InvalidSpec as exc:
+            problems += exc.problems
+    if problems:
+        raise InvalidSpec(problems)
+    return loaded
+
+
+def load_job(
+    path: Path, duration: float | None = None
+) -> tuple[VideoProcessingJob, Transcript | None, SegmentPlan]:
+    """The one job in a manifest file, its transcript and its plan.
+
+    The transcript is resolved from ``inline``, or ``configMapKeyRef`` (a ConfigMap in the same
+    file, else a file next to the manifest named after the key); a ``url`` transcript is not
+    fetched, so the plan is made without it and a plan that needs it raises
+    :class:`~videojobs.planning.NeedsTranscript`.
+
+    Raises:
+        InvalidSpec: (TranscriptError, PlanError) with problems naming fields and lines.
+    """
+    docs = read_documents(path)
+    jobs = [d for d in docs if _is_job(d)]
+    if len(jobs) != 1:
+        raise InvalidSpec(
+            Problem("kind", f"expected exactly one {KIND} in {path}, found {len(jobs)}")
+        )
+    loaded = _check_job(jobs[0], path, docs, duration, defer_url=False)
+    assert loaded.plan is not None
+    return loaded.job, loaded.transcript, loaded.plan
