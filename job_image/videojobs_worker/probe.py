@@ -1,0 +1,340 @@
+"""What is in a media file: ``probe`` (ffprobe), keyframe and packet listings, H.264 headers.
+
+Failures to read a file the worker expected to be a video (empty, truncated, not media at all,
+no video stream) are ``WorkerError(ExitCode.NOT_A_VIDEO)`` with a message saying which.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from videojobs.models import ExitCode, SourceInfo
+from videojobs_worker.errors import WorkerError
+from videojobs_worker.ffmpeg import FFMPEG, ffprobe, ffprobe_csv
+
+# Container names as users know them, from ffprobe's comma-separated format_name.
+_CONTAINERS = {
+    "mov,mp4,m4a,3gp,3g2,mj2": "mp4",
+    "matroska,webm": "webm",
+    "mpegts": "ts",
+    "hls": "hls",
+}
+
+
+@dataclass(frozen=True)
+class VideoStream:
+    """The first video stream."""
+
+    index: int
+    codec: str
+    profile: str | None
+    level: int | None
+    pix_fmt: str | None
+    width: int
+    height: int
+    fps: float
+    """Average frame rate (frames per second)."""
+    r_frame_rate: Fraction | None
+    avg_frame_rate: Fraction | None
+    rotation: int
+    """Display rotation, degrees counter-clockwise in [0, 360), as ffprobe's display matrix
+    reports it; ffmpeg applies it when decoding (autorotate)."""
+    has_b_frames: int
+    refs: int | None
+    time_base: Fraction
+    start_time: float
+    nb_frames: int | None
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown, after rotation."""
+        if self.rotation in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
+
+    @property
+    def frame_duration(self) -> float:
+        """Seconds per frame at the nominal rate (for tolerances)."""
+        rate = self.r_frame_rate or self.avg_frame_rate
+        if rate and rate > 0:
+            return float(1 / rate)
+        return 1 / self.fps if self.fps > 0 else 1 / 30
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """The first audio stream."""
+
+    index: int
+    codec: str
+    sample_rate: int | None
+    channels: int | None
+    time_base: Fraction
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What ``probe`` found."""
+
+    path: Path
+    duration: float
+    container: str
+    format_name: str
+    size_bytes: int
+    video: VideoStream
+    audio: AudioStream | None
+    vfr: bool
+    """True when the average frame rate differs from the nominal (``r_frame_rate``) one."""
+
+    @property
+    def video_codec(self) -> str:
+        return self.video.codec
+
+
+def _fraction(text: Any) -> Fraction | None:
+    if not text or not isinstance(text, str):
+        return None
+    num, sep, den = text.partition("/")
+    try:
+        value = Fraction(int(num), int(den)) if sep else Fraction(num)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value > 0 else None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if result == result else None  # NaN
+
+
+def rotation_of(stream: dict[str, Any]) -> int:
+    """Display rotation in degrees [0, 360) from the display-matrix side data or a rotate tag."""
+    for side in stream.get("side_data_list") or []:
+        if "rotation" in side:
+            value = _float(side["rotation"])
+            if value is not None:
+                return round(value) % 360
+    tag = _float((stream.get("tags") or {}).get("rotate"))
+    return round(tag) % 360 if tag is not None else 0
+
+
+def is_vfr(r_frame_rate: Fraction | None, avg_frame_rate: Fraction | None) -> bool:
+    """Variable frame rate: the average rate differs from the nominal one by more than 1 %."""
+    if not r_frame_rate or not avg_frame_rate:
+        return False
+    return abs(float(avg_frame_rate / r_frame_rate) - 1) > 0.01
+
+
+def _not_a_video(path: Path, why: str) -> WorkerError:
+    return WorkerError(ExitCode.NOT_A_VIDEO, "NotAVideo", f"{path.name}: {why}")
+
+
+def parse_probe(path: Path, data: dict[str, Any], size_bytes: int) -> MediaInfo:
+    """Build :class:`MediaInfo` from ``ffprobe -show_format -show_streams`` JSON (pure)."""
+    fmt = data.get("format") or {}
+    streams = data.get("streams") or []
+    videos = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    if not videos:
+        kinds = sorted({str(s.get("codec_type")) for s in streams}) or ["none"]
+        raise _not_a_video(path, f"no video stream (streams found: {', '.join(kinds)})")
+    v = videos[0]
+    duration = _float(fmt.get("duration")) or _float(v.get("duration"))
+    if not duration or duration <= 0:
+        raise _not_a_video(path, "no duration: the file is truncated or not a complete video")
+    width, height = _int(v.get("width")), _int(v.get("height"))
+    if not width or not height:
+        raise _not_a_video(path, "the video stream has no frame size (truncated or corrupt)")
+    r_rate = _fraction(v.get("r_frame_rate"))
+    avg_rate = _fraction(v.get("avg_frame_rate"))
+    rate = avg_rate or r_rate
+    time_base = _fraction(v.get("time_base")) or Fraction(1, 90000)
+    video = VideoStream(
+        index=int(v.get("index", 0)),
+        codec=str(v.get("codec_name", "unknown")),
+        profile=v.get("profile"),
+        level=_level if (_level := _int(v.get("level"))) is not None and _level > 0 else None,
+        pix_fmt=v.get("pix_fmt"),
+        width=width,
+        height=height,
+        fps=round(float(rate), 3) if rate else 0.0,
+        r_frame_rate=r_rate,
+        avg_frame_rate=avg_rate,
+        rotation=rotation_of(v),
+        has_b_frames=_int(v.get("has_b_frames")) or 0,
+        refs=_int(v.get("refs")),
+        time_base=time_base,
+        start_time=_float(v.get("start_time")) or 0.0,
+        nb_frames=_int(v.get("nb_frames")),
+    )
+    audio = None
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    if audios:
+        a = audios[0]
+        audio = AudioStream(
+            index=int(a.get("index", 0)),
+            codec=str(a.get("codec_name", "unknown")),
+            sample_rate=_int(a.get("sample_rate")),
+            channels=_int(a.get("channels")),
+            time_base=_fraction(a.get("time_base")) or Fraction(1, 48000),
+        )
+    format_name = str(fmt.get("format_name", ""))
+    return MediaInfo(
+        path=path,
+        duration=duration,
+        container=_CONTAINERS.get(format_name, format_name.split(",")[0] or "unknown"),
+        format_name=format_name,
+        size_bytes=size_bytes,
+        video=video,
+        audio=audio,
+        vfr=is_vfr(r_rate, avg_rate),
+    )
+
+
+def probe(path: Path) -> MediaInfo:
+    """Probe a downloaded file; raise ``WorkerError(NOT_A_VIDEO)`` when it is no usable video."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise _not_a_video(path, "the file does not exist") from None
+    if size == 0:
+        raise _not_a_video(path, "the file is empty (0 bytes)")
+    try:
+        data = ffprobe(path)
+    except WorkerError as exc:
+        if exc.exit_code == ExitCode.NO_SPACE:
+            raise
+        raise _not_a_video(
+            path, f"ffprobe cannot read it (truncated, corrupt or not media): {exc.message}"
+        ) from None
+    return parse_probe(path, data, size)
+
+
+def to_source_info(
+    info: MediaInfo, *, title: str | None = None, partial: bool = False
+) -> SourceInfo:
+    """The ``status.source`` form of :class:`MediaInfo`."""
+    width, height = info.video.display_size
+    return SourceInfo(
+        title=title,
+        duration_seconds=round(info.duration, 3),
+        container=info.container,
+        video_codec=info.video.codec,
+        audio_codec=info.audio.codec if info.audio else None,
+        width=width,
+        height=height,
+        fps=info.video.fps or None,
+        rotation=info.video.rotation or None,
+        size_bytes=info.size_bytes,
+        partial=partial,
+    )
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A video packet in decode order; times in ticks of the stream time base."""
+
+    pts: int
+    dts: int
+    key: bool
+
+
+def video_packets(path: Path, start: float, end: float) -> list[Packet]:
+    """Video packets in decode order from the keyframe at or before ``start`` until past ``end``.
+
+    Demux only (``-read_intervals``), so this is fast even deep into a long file.
+    """
+    rows = ffprobe_csv(
+        [
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            f"{max(0.0, start):.6f}%{end:.6f}",
+            "-show_entries",
+            "packet=pts,dts,flags",
+            str(path),
+        ]
+    )
+    packets = []
+    for row in rows:
+        if len(row) < 3 or not row[0].lstrip("-").isdigit():
+            continue
+        dts = int(row[1]) if row[1].lstrip("-").isdigit() else int(row[0])
+        packets.append(Packet(int(row[0]), dts, "K" in row[2]))
+    return packets
+
+
+def keyframes(
+    path: Path, start: float, end: float, time_base: Fraction | None = None
+) -> list[float]:
+    """Presentation times (seconds) of the keyframes from the one at or before ``start`` up to
+    ``end`` (inclusive), sorted."""
+    if time_base is None:
+        stream = ffprobe(path, select_streams="v:0")["streams"]
+        time_base = _fraction(stream[0].get("time_base")) if stream else None
+        time_base = time_base or Fraction(1, 90000)
+    times = sorted({float(p.pts * time_base) for p in video_packets(path, start, end) if p.key})
+    return [t for t in times if t <= end + 1e-6]
+
+
+_NAL_START = re.compile(b"\x00\x00\x01")
+
+
+def _first_video_packet_annexb(path: Path) -> bytes:
+    """The first video packet in Annex B form, with the parameter sets the MP4 ``avcC`` (or
+    Matroska CodecPrivate) keeps out of band put in front by ``h264_mp4toannexb``."""
+    argv = [FFMPEG, "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0"]
+    argv += ["-c", "copy", "-bsf:v", "h264_mp4toannexb", "-frames:v", "1", "-f", "h264", "pipe:1"]
+    proc = subprocess.run(argv, capture_output=True, check=False)
+    return proc.stdout if proc.returncode == 0 else b""
+
+
+@dataclass(frozen=True)
+class H264Headers:
+    """An H.264 stream's parameter sets and, for x264-made streams, its encoder options."""
+
+    parameter_sets: tuple[bytes, ...]
+    """SPS and PPS NAL units in stream order."""
+    x264_options: dict[str, str]
+    """``key=value`` options from x264's SEI (empty for other encoders)."""
+
+
+def h264_headers(path: Path) -> H264Headers:
+    """Read :class:`H264Headers` from the first video packet of ``path``.
+
+    Two streams whose parameter sets are byte-identical can be joined by the concat demuxer
+    without re-encoding: the decoder sees one consistent SPS/PPS for the whole output.
+    """
+    data = _first_video_packet_annexb(path)
+    units = []
+    for chunk in _NAL_START.split(data):
+        chunk = chunk.rstrip(b"\x00")
+        if chunk and chunk[0] & 0x1F in (7, 8):  # SPS, PPS
+            units.append(chunk)
+    options: dict[str, str] = {}
+    match = re.search(rb"x264 - core \d+.*? options: ([ -~]+)", data)
+    if match:
+        for item in match.group(1).decode("ascii", "replace").split(" "):
+            key, sep, value = item.partition("=")
+            if sep:
+                options[key] = value
+    return H264Headers(tuple(units), options)
