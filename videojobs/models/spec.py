@@ -500,8 +500,13 @@ class VideoProcessingJobSpec(Model):
             raise ValueError("give exactly one of segments (explicit ranges) or transcript")
         if self.segments is not None and self.knowledge_points:
             raise ValueError("knowledgePoints go with a transcript, not with explicit segments")
-        ids = [k.id for k in self.knowledge_points]
+        return self
+
+    @field_validator("knowledge_points")
+    @classmethod
+    def _unique_ids(cls, points: list[KnowledgePoint]) -> list[KnowledgePoint]:
+        ids = [k.id for k in points]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"knowledge point id {dupes[0]!r} is used more than once")
-        return self
+        return points
