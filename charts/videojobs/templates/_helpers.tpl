@@ -1,0 +1,159 @@
+{{/*
+Names, labels and derived settings shared by every template.
+*/}}
+
+{{- define "videojobs.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "videojobs.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "videojobs.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "videojobs.labels" -}}
+helm.sh/chart: {{ include "videojobs.chart" . }}
+{{ include "videojobs.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: videojobs
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "videojobs.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "videojobs.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Selector of the operator pods. */}}
+{{- define "videojobs.operatorSelectorLabels" -}}
+{{ include "videojobs.selectorLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "videojobs.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "videojobs.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "videojobs.operatorImage" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "videojobs.workerImage" -}}
+{{- default (printf "ghcr.io/videojobs/videojobs-worker:%s" .Chart.AppVersion) .Values.operator.config.workerImage }}
+{{- end }}
+
+{{/* The watched namespaces (a list, possibly empty). */}}
+{{- define "videojobs.namespaces" -}}
+{{- toJson (default (list) .Values.operator.config.namespaces) }}
+{{- end }}
+
+{{/* Whether the chart provisions the worker ServiceAccount/Role/RoleBinding: "true" or "". */}}
+{{- define "videojobs.chartManagesWorkerRbac" -}}
+{{- if and .Values.workerRbac.create .Values.operator.config.namespaces }}true{{ end }}
+{{- end }}
+
+{{/* The operator's effective manageWorkerRbac setting: "true" or "false". */}}
+{{- define "videojobs.manageWorkerRbac" -}}
+{{- if kindIs "bool" .Values.operator.config.manageWorkerRbac }}
+{{- .Values.operator.config.manageWorkerRbac }}
+{{- else if include "videojobs.chartManagesWorkerRbac" . }}false
+{{- else }}true
+{{- end }}
+{{- end }}
+
+{{/* The operator's rules: rbac.py's OPERATOR_RULES (+ WORKER_RBAC_RULES when it provisions). */}}
+{{- define "videojobs.operatorRules" -}}
+{{- $rbac := .Files.Get "files/rbac.yaml" | fromYaml }}
+{{- $rules := $rbac.operator }}
+{{- if eq (include "videojobs.manageWorkerRbac" .) "true" }}
+{{- $rules = concat $rules $rbac.workerRbac }}
+{{- end }}
+{{- toYaml $rules }}
+{{- end }}
+
+{{- define "videojobs.leaderElectionNamespace" -}}
+{{- default .Release.Namespace .Values.operator.config.leaderElectionNamespace }}
+{{- end }}
+
+{{/*
+Render one settings value as an environment variable string: strings as they are, lists joined
+by commas (the operator splits them), numbers and booleans as JSON (no 1e+06 forms).
+*/}}
+{{- define "videojobs.envValue" -}}
+{{- if kindIs "string" . }}
+{{- . }}
+{{- else if kindIs "slice" . }}
+{{- join "," . }}
+{{- else }}
+{{- toJson . }}
+{{- end }}
+{{- end }}
+
+{{/* Fail early on combinations the schema cannot express. */}}
+{{- define "videojobs.validate" -}}
+{{- if and (eq .Values.rbac.scope "namespaced") (not .Values.operator.config.namespaces) }}
+{{- fail "rbac.scope=namespaced needs at least one namespace in operator.config.namespaces" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.operator.config.leaderElection) }}
+{{- fail "replicaCount > 1 needs operator.config.leaderElection=true, or replicas would run jobs twice" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- if eq (int .Values.operator.config.metricsPort) (int .Values.operator.healthPort) }}
+{{- fail "operator.config.metricsPort and operator.healthPort must differ" }}
+{{- end }}
+{{- end }}
+
+{{/* NetworkPolicy egress rules every videojobs pod needs: cluster DNS and the API server. */}}
+{{- define "videojobs.egressDnsAndApi" -}}
+# DNS, in whichever namespace the cluster DNS runs.
+- to:
+    - namespaceSelector: {}
+      podSelector:
+        matchLabels:
+          {{- toYaml .Values.networkPolicy.dns.podSelector | nindent 10 }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+# The Kubernetes API server.
+- {{- with .Values.networkPolicy.apiServer.cidrs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+  ports:
+    {{- range .Values.networkPolicy.apiServer.ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+{{- end }}

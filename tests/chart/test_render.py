@@ -1,0 +1,316 @@
+"""Render the chart for the main value combinations and validate every object strictly."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.chartkit import (
+    RELEASE_NAMESPACE,
+    find,
+    notes,
+    objects,
+    one,
+    validate_k8s,
+    validate_vpj,
+)
+
+FULLNAME = "vj-videojobs"
+
+COMBINATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "namespaced": {
+        "rbac": {"scope": "namespaced"},
+        "operator": {"config": {"namespaces": ["media", "media-2"]}},
+    },
+    "cluster-with-namespaces": {"operator": {"config": {"namespaces": ["media"]}}},
+    "s3": {
+        "operator": {"config": {"namespaces": ["media"]}},
+        "s3": {
+            "existingSecret": "clips-s3",
+            "bucket": "clips",
+            "endpoint": "http://minio.storage.svc:9000",
+            "region": "us-east-1",
+            "forcePathStyle": True,
+        },
+    },
+    "pvc": {
+        "clipsPvc": {"create": True, "size": "5Gi", "storageClassName": "standard"},
+        "operator": {"config": {"namespaces": ["media", "team-b"]}},
+    },
+    "pvc-cluster-wide": {"clipsPvc": {"create": True}},
+    "metrics-off": {"metrics": {"enabled": False}},
+    "service-monitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"r": "p"}}}},
+    "network-policy": {
+        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["172.18.0.0/16"]}},
+        "operator": {
+            "config": {"namespaces": ["media"], "allowedNetworks": ["10.96.0.0/12"]},
+        },
+    },
+    "replicas-2": {"replicaCount": 2},
+    "everything": {
+        "replicaCount": 3,
+        "rbac": {"scope": "namespaced"},
+        "clipsPvc": {"create": True},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+        "networkPolicy": {"enabled": True},
+        "s3": {"existingSecret": "s3-creds", "bucket": "clips"},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "workerRbac": {
+            "imagePullSecrets": [{"name": "regcred"}],
+            "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"},
+        },
+        "operator": {
+            "config": {
+                "namespaces": ["a", "b", "c"],
+                "defaultTtlSecondsAfterFinished": 86400,
+                "leaderElectionNamespace": "a",
+                "manageWorkerRbac": False,
+            },
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}],
+            "extraEnv": [{"name": "EXTRA", "value": "1"}],
+        },
+    },
+}
+
+NAMESPACED_KINDS = {
+    "Deployment",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "NetworkPolicy",
+    "PersistentVolumeClaim",
+    "ServiceMonitor",
+}
+
+
+def _check_service_monitor(sm: dict[str, Any], objs: list[dict[str, Any]]) -> None:
+    """kubernetes-validate has no schema for monitoring.coreos.com: check what matters by hand."""
+    assert set(sm) == {"apiVersion", "kind", "metadata", "spec"}
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(sm["spec"]) == {"namespaceSelector", "selector", "endpoints"}
+    service = one(objs, "Service")
+    selector = sm["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    port_names = {p["name"] for p in service["spec"]["ports"]}
+    for endpoint in sm["spec"]["endpoints"]:
+        assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout"}
+        assert endpoint["port"] in port_names
+        assert re.fullmatch(r"[0-9]+(ms|s|m|h)", endpoint["interval"])
+
+
+@pytest.mark.parametrize("combo", list(COMBINATIONS))
+def test_every_rendered_object_validates(combo: str) -> None:
+    objs = objects(COMBINATIONS[combo])
+    assert objs
+    seen: set[tuple[str, str, str]] = set()
+    for obj in objs:
+        key = (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        assert key not in seen, f"{key} rendered twice"
+        seen.add(key)
+        if obj["kind"] in NAMESPACED_KINDS:
+            assert obj["metadata"].get("namespace"), f"{key} has no namespace"
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "vj"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/part-of"] == "videojobs"
+        if obj["kind"] == "ServiceMonitor":
+            _check_service_monitor(obj, objs)
+        else:
+            validate_k8s(obj)
+
+
+def test_strict_validation_catches_a_typo() -> None:
+    """The check can fail: a misspelled field in a rendered object is rejected."""
+    deployment = one(objects(), "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"
+    with pytest.raises(AssertionError, match="imagePullPolcy"):
+        validate_k8s(deployment)
+
+
+def test_the_crd_validates() -> None:
+    from tests.chart.chartkit import crd
+
+    validate_k8s(crd())
+
+
+def _container(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_operator_pod_is_locked_down() -> None:
+    objs = objects()
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    container = _container(objs)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["runAsNonRoot"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+
+
+def test_probes_use_kopf_liveness_on_8080() -> None:
+    container = _container(objects())
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] == "/healthz"
+        assert ports[get["port"]] == 8080
+    assert ports["metrics"] == 9090
+
+
+def test_pod_identity_comes_from_the_downward_api() -> None:
+    env = {e["name"]: e for e in _container(objects())["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def _env(objs: list[dict[str, Any]]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in _container(objs)["env"]}
+
+
+def test_one_replica_by_default_and_leader_election_for_more() -> None:
+    objs = objects()
+    assert one(objs, "Deployment")["spec"]["replicas"] == 1
+    objs = objects(COMBINATIONS["replicas-2"])
+    assert one(objs, "Deployment")["spec"]["replicas"] == 2
+    assert _env(objs)["VIDEOJOBS_LEADER_ELECTION"] == "true"
+    lease_role = one(objs, "Role", f"{FULLNAME}-leader-election")
+    assert lease_role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    binding = one(objs, "RoleBinding", f"{FULLNAME}-leader-election")
+    assert binding["subjects"][0]["name"] == one(objs, "ServiceAccount")["metadata"]["name"]
+
+
+def test_namespaced_mode_has_no_cluster_rights() -> None:
+    objs = objects(COMBINATIONS["namespaced"])
+    assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
+    operator_roles = find(objs, "Role", FULLNAME)
+    assert sorted(r["metadata"]["namespace"] for r in operator_roles) == ["media", "media-2"]
+    env = _env(objs)
+    assert env["VIDEOJOBS_NAMESPACES"] == "media,media-2"
+    # The chart provisions the worker identity, so the operator must not.
+    assert env["VIDEOJOBS_MANAGE_WORKER_RBAC"] == "false"
+    for ns in ("media", "media-2"):
+        sa = [o for o in find(objs, "ServiceAccount") if o["metadata"]["namespace"] == ns]
+        assert [s["metadata"]["name"] for s in sa] == [env["VIDEOJOBS_WORKER_SERVICE_ACCOUNT"]]
+        binding = [
+            o
+            for o in find(objs, "RoleBinding", "videojobs-worker")
+            if o["metadata"]["namespace"] == ns
+        ][0]
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "videojobs-worker", "namespace": ns}
+        ]
+
+
+def test_cluster_mode_without_namespaces_lets_the_operator_provision_workers() -> None:
+    objs = objects()
+    assert _env(objs)["VIDEOJOBS_MANAGE_WORKER_RBAC"] == "true"
+    assert not [
+        o for o in find(objs, "ServiceAccount") if o["metadata"]["name"] == "videojobs-worker"
+    ]
+    binding = one(objs, "ClusterRoleBinding")
+    sa = one(objs, "ServiceAccount")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": RELEASE_NAMESPACE}
+    ]
+    assert binding["roleRef"]["name"] == one(objs, "ClusterRole")["metadata"]["name"]
+
+
+def test_metrics_service_on_and_off() -> None:
+    objs = objects()
+    service = one(objs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert not find(objs, "ServiceMonitor")
+    assert not find(objects(COMBINATIONS["metrics-off"]), "Service")
+    custom = objects({"operator": {"config": {"metricsPort": 9300}}})
+    assert one(custom, "Service")["spec"]["ports"][0]["port"] == 9300
+    assert _env(custom)["VIDEOJOBS_METRICS_PORT"] == "9300"
+    assert {"name": "metrics", "containerPort": 9300, "protocol": "TCP"} in _container(custom)[
+        "ports"
+    ]
+
+
+def test_network_policies() -> None:
+    objs = objects(COMBINATIONS["network-policy"])
+    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    operator_np = one(objs, "NetworkPolicy", f"{FULLNAME}-operator")
+    assert operator_np["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    egress = operator_np["spec"]["egress"]
+    assert len(egress) == 2, "operator egress: DNS and the API server only"
+    assert {p["port"] for p in egress[0]["ports"]} == {53}
+    assert egress[1]["to"] == [{"ipBlock": {"cidr": "172.18.0.0/16"}}]
+
+    worker_np = one(objs, "NetworkPolicy", f"{FULLNAME}-worker")
+    assert worker_np["metadata"]["namespace"] == "media"
+    assert worker_np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert "ingress" not in worker_np["spec"], "no ingress to workers"
+    internet = worker_np["spec"]["egress"][2]["to"]
+    assert internet[0]["ipBlock"]["cidr"] == "0.0.0.0/0"
+    assert "169.254.0.0/16" in internet[0]["ipBlock"]["except"]
+    assert "10.0.0.0/8" in internet[0]["ipBlock"]["except"]
+    assert worker_np["spec"]["egress"][3]["to"] == [{"ipBlock": {"cidr": "10.96.0.0/12"}}]
+    assert not find(objects(), "NetworkPolicy")
+
+
+def test_clips_pvc_per_namespace() -> None:
+    objs = objects(COMBINATIONS["pvc"])
+    pvcs = find(objs, "PersistentVolumeClaim")
+    assert sorted(p["metadata"]["namespace"] for p in pvcs) == ["media", "team-b"]
+    for pvc in pvcs:
+        assert pvc["metadata"]["name"] == "videojobs-clips"
+        assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert pvc["spec"]["resources"]["requests"]["storage"] == "5Gi"
+        assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+        assert pvc["spec"]["storageClassName"] == "standard"
+    wide = find(objects(COMBINATIONS["pvc-cluster-wide"]), "PersistentVolumeClaim")
+    assert [p["metadata"]["namespace"] for p in wide] == [RELEASE_NAMESPACE]
+    assert "storageClassName" not in wide[0]["spec"]
+    assert not find(objects(), "PersistentVolumeClaim")
+
+
+def _notes_job(values: dict[str, Any]) -> dict[str, Any]:
+    text = notes(values)
+    match = re.search(r"<<'YAML'.*?\n(.*?)\nYAML\n", text, re.S)
+    assert match, text
+    job: dict[str, Any] = yaml.safe_load(match.group(1))
+    return job
+
+
+@pytest.mark.parametrize("combo", ["default", "s3", "pvc", "everything"])
+def test_notes_first_job_is_a_valid_resource(combo: str) -> None:
+    job = _notes_job(COMBINATIONS[combo])
+    validate_vpj(job)
+
+
+def test_notes_refer_to_the_s3_secret() -> None:
+    job = _notes_job(COMBINATIONS["s3"])
+    s3 = job["spec"]["output"]["storage"]["s3"]
+    assert s3["credentialsSecretRef"]["name"] == "clips-s3"
+    assert s3["endpoint"] == "http://minio.storage.svc:9000"
+    assert s3["forcePathStyle"] is True
+    assert "kubectl -n media" in notes(COMBINATIONS["s3"])
+    pvc_job = _notes_job(COMBINATIONS["pvc"])
+    assert pvc_job["spec"]["output"]["storage"]["pvc"]["claimName"] == "videojobs-clips"
+
+
+def test_template_rejects_equal_ports() -> None:
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError, match="must differ"):
+        objects({"operator": {"healthPort": 9090}})
