@@ -1,0 +1,223 @@
+"""``videojobs-worker``: the entry point of the job image.
+
+- ``videojobs-worker run``: cluster mode. Reads :class:`~videojobs.models.WorkerInput` JSON from
+  ``VIDEOJOBS_INPUT`` (or ``--input FILE``), reports to the resource's status, publishes to the PVC
+  mount or S3, exits with a code from ``docs/worker-contract.md``.
+- ``videojobs-worker doctor``: checks ffmpeg, ffprobe, scratch space and (with an input) the
+  storage backend; one line per check, non-zero exit when one fails.
+
+Paths can be moved for tests and odd clusters with ``VIDEOJOBS_SCRATCH`` (default ``/scratch``),
+``VIDEOJOBS_OUTPUT_ROOT`` (``/output``) and ``VIDEOJOBS_COOKIES_FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from videojobs.models import INPUT_ENV, ExitCode, WorkerInput
+from videojobs.models.worker import COOKIES_MOUNT, OUTPUT_MOUNT, SCRATCH_MOUNT
+from videojobs_worker.errors import WorkerError
+from videojobs_worker.progress import (
+    ClusterReporter,
+    NullReporter,
+    Reporter,
+    TerminalReporter,
+    write_termination_log,
+)
+
+log = logging.getLogger("videojobs_worker")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3", "kubernetes"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def scratch_dir() -> Path:
+    return Path(os.environ.get("VIDEOJOBS_SCRATCH", SCRATCH_MOUNT))
+
+
+def output_root() -> Path:
+    return Path(os.environ.get("VIDEOJOBS_OUTPUT_ROOT", OUTPUT_MOUNT))
+
+
+def _usage_error(message: str) -> int:
+    print(f"videojobs-worker: {message}", file=sys.stderr)
+    write_termination_log(int(ExitCode.USAGE), "Usage", message)
+    return int(ExitCode.USAGE)
+
+
+def load_input(path: str | None) -> WorkerInput:
+    """The WorkerInput from ``--input FILE`` or the environment; raises WorkerError(USAGE)."""
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise WorkerError(ExitCode.USAGE, "InputUnreadable", f"{path}: {exc}") from None
+    else:
+        text = os.environ.get(INPUT_ENV, "")
+        if not text.strip():
+            raise WorkerError(ExitCode.USAGE, "NoInput", f"{INPUT_ENV} is not set")
+    try:
+        return WorkerInput.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise WorkerError(
+            ExitCode.USAGE, "InvalidInput", f"{INPUT_ENV}: {where}: {first['msg']}"
+        ) from None
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from videojobs_worker.guard import NetworkPolicy
+    from videojobs_worker.publish import publisher_for
+    from videojobs_worker.runner import Runner, RunOptions, run_job
+
+    try:
+        worker_input = load_input(args.input)
+        policy = NetworkPolicy.cluster(
+            allow_private=worker_input.allow_private_networks,
+            allowed_networks=worker_input.allowed_networks,
+        )
+    except WorkerError as err:
+        return _usage_error(err.message)
+    spec = worker_input.spec
+    reporter: Reporter
+    if worker_input.resource is not None and not args.no_report:
+        try:
+            reporter = ClusterReporter(
+                worker_input.resource, interval=worker_input.progress_interval_seconds
+            )
+        except Exception as exc:  # no cluster config: still do the work, log the problem
+            log.warning("cannot report to the Kubernetes API (%s); continuing without", exc)
+            reporter = NullReporter()
+    elif sys.stderr.isatty():
+        reporter = TerminalReporter()
+    else:
+        reporter = NullReporter()
+    cookies: Path | None = None
+    if spec.source.cookies_secret_ref is not None:
+        cookies = Path(os.environ.get("VIDEOJOBS_COOKIES_FILE", f"{COOKIES_MOUNT}/cookies.txt"))
+    try:
+        try:
+            publisher = publisher_for(spec.output.storage, pvc_root=output_root())
+        except WorkerError as err:
+            reporter.fail(err.to_error_info())
+            write_termination_log(int(err.exit_code), err.category, err.message)
+            return int(err.exit_code)
+        runner = Runner(
+            worker_input,
+            reporter=reporter,
+            publisher=publisher,
+            options=RunOptions(scratch=scratch_dir(), policy=policy, cookies_file=cookies),
+        )
+        code, result = run_job(runner)
+        if result is not None:
+            log.info(
+                "published %d clips (%d resumed), manifest %s",
+                len(result.segments),
+                len(result.skipped),
+                result.manifest_uri,
+            )
+        return code
+    finally:
+        reporter.close()
+
+
+def _tool_version(tool: str) -> tuple[bool, str]:
+    path = shutil.which(tool)
+    if path is None:
+        return False, f"{tool}: not found on PATH"
+    try:
+        proc = subprocess.run(
+            [tool, "-hide_banner", "-version"], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"{tool}: cannot run {path}: {exc}"
+    first = (proc.stdout or proc.stderr).splitlines()[:1]
+    match = re.search(r"version (\S+)", first[0]) if first else None
+    if proc.returncode != 0 or match is None:
+        return False, f"{tool}: {path} did not report a version"
+    return True, f"{tool}: {match.group(1)} ({path})"
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    checks: list[tuple[bool, str]] = [_tool_version("ffmpeg"), _tool_version("ffprobe")]
+    try:
+        import yt_dlp.version
+
+        checks.append((True, f"yt-dlp: {yt_dlp.version.__version__}"))
+    except ImportError:
+        checks.append((False, "yt-dlp: not installed"))
+    scratch = scratch_dir()
+    try:
+        scratch.mkdir(parents=True, exist_ok=True)
+        probe = scratch / ".doctor"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+        free = shutil.disk_usage(scratch).free
+        ok = free >= args.min_free_mib * 2**20
+        checks.append(
+            (ok, f"scratch: {scratch} writable, {free / 2**30:.1f} GiB free"
+             + ("" if ok else f" (below {args.min_free_mib} MiB)"))
+        )  # fmt: skip
+    except OSError as exc:
+        checks.append((False, f"scratch: {scratch} not writable: {exc.strerror or exc}"))
+    if args.input or os.environ.get(INPUT_ENV):
+        from videojobs_worker.publish import publisher_for
+
+        try:
+            worker_input = load_input(args.input)
+            publisher = publisher_for(worker_input.spec.output.storage, pvc_root=output_root())
+            checks.append((True, f"storage: {publisher.check()}"))
+        except WorkerError as err:
+            checks.append((False, f"storage: {err.message}"))
+    else:
+        checks.append((True, f"storage: not checked ({INPUT_ENV} not set)"))
+    for ok, line in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {line}")
+    return 0 if all(ok for ok, _ in checks) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videojobs-worker", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help=f"run the job in {INPUT_ENV}")
+    run.add_argument("--input", metavar="FILE", help="read the WorkerInput JSON from FILE")
+    run.add_argument("--no-report", action="store_true", help="do not patch the resource status")
+    run.set_defaults(func=_cmd_run)
+    doctor = sub.add_parser("doctor", help="check tools, scratch space and storage")
+    doctor.add_argument("--input", metavar="FILE", help="WorkerInput JSON (for the storage check)")
+    doctor.add_argument("--min-free-mib", type=int, default=512, help="least free scratch space")
+    doctor.set_defaults(func=_cmd_doctor)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, which is our USAGE code too
+        return int(exc.code or 0)
+    _setup_logging(args.verbose)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,637 @@
+"""Downloading the source with yt-dlp's Python API.
+
+- :func:`build_ydl_opts` turns our few knobs into yt-dlp's options dict (pure, unit-tested).
+- :func:`classify_download_error` maps a yt-dlp failure to a :class:`WorkerError` with one of the
+  documented exit codes (``docs/worker-contract.md``).
+- :func:`plan_ranges` / :func:`want_partial` decide whether to fetch only the time ranges the
+  plan needs (pure).
+- :class:`Downloader` runs yt-dlp under the network guard, retries transient failures with
+  exponential backoff, reports progress and honours a stop event.
+
+Ranged downloads use yt-dlp's ``download_ranges``: yt-dlp then hands the media URL to ffmpeg
+(``-ss S -t D -i URL -c copy``), which reads only the byte ranges it needs from a server that
+honours HTTP Range, or only the HLS segments it needs. One file per range; time zero of a range
+file is the range's start in the source (stream-copy semantics: a hidden pre-roll up to the
+previous keyframe, so the file still decodes from its first frame).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from videojobs.models import ExitCode
+from videojobs_worker.errors import WorkerError
+from videojobs_worker.guard import NetworkPolicy, find_blocked, guarded, last_blocked
+
+log = logging.getLogger(__name__)
+
+RANGE_MARGIN = 2.0
+"""Seconds fetched before and after each planned segment (keyframe slack, rounding)."""
+RANGE_MERGE_GAP = 30.0
+"""Ranges closer than this are fetched as one (one more connection costs more than a gap)."""
+AUTO_PARTIAL_MIN_DURATION = 120.0
+"""``partialDownload: auto`` only considers sources at least this long..."""
+AUTO_PARTIAL_MAX_FRACTION = 0.5
+"""...whose planned ranges (with margins) cover at most this fraction of the source."""
+TRANSCRIPT_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """One progress report from yt-dlp."""
+
+    downloaded_bytes: int
+    total_bytes: int | None
+    eta_seconds: float | None
+    speed: float | None
+
+
+@dataclass(frozen=True)
+class DownloadedPart:
+    """One downloaded file and where it sits in the source."""
+
+    path: Path
+    start: float = 0.0
+    """Source time of the file's time zero (0 for a full download)."""
+    end: float | None = None
+    """Source time where the file ends (``None``: end of the source)."""
+
+
+@dataclass
+class Downloaded:
+    """What :meth:`Downloader.download` fetched."""
+
+    parts: list[DownloadedPart]
+    title: str | None = None
+    duration: float | None = None
+    """Duration the site reported (HLS: sum of segment lengths; direct URLs: none)."""
+    partial: bool = False
+    bytes: int = 0
+    """Bytes of the files on disk."""
+    full_size: int | None = None
+    """Size of the whole source, when the server told us (to report bytes saved)."""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# -- pure parts --------------------------------------------------------------------------------
+
+
+def default_format(max_height: int | None) -> str:
+    """yt-dlp format selector: best video+audio not higher than ``max_height``.
+
+    ``<=?`` lets formats without a known height through (direct URLs have none); the ordering of
+    candidates is left to :func:`format_sort`.
+    """
+    limit = f"[height<=?{max_height}]" if max_height else ""
+    return f"bv*{limit}+ba/b{limit}/bv*+ba/b"
+
+
+def format_sort(max_height: int | None) -> list[str]:
+    """Prefer H.264 video, AAC audio and MP4 (cheap to cut), within ``max_height``."""
+    fields = ["vcodec:h264", "acodec:aac", "ext:mp4:m4a", "proto:https"]
+    if max_height:
+        fields.insert(0, f"res:{max_height}")
+    return fields
+
+
+def backoff_delays(retries: int, base: float, cap: float = 60.0) -> list[float]:
+    """Exponential backoff delays without jitter: ``base, 2*base, 4*base, ...`` up to ``cap``."""
+    return [min(cap, base * 2**n) for n in range(retries)]
+
+
+def build_ydl_opts(
+    dest_dir: Path,
+    *,
+    max_height: int | None = None,
+    fmt: str | None = None,
+    cookies_file: Path | None = None,
+    ranges: Sequence[tuple[float, float]] | None = None,
+    progress_hooks: Sequence[Callable[[dict[str, Any]], None]] = (),
+    logger: Any = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    socket_timeout: float = 30.0,
+    allow_files: bool = False,
+) -> dict[str, Any]:
+    """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key)."""
+    import yt_dlp.utils
+
+    def sleep(n: int) -> float:
+        return min(60.0, backoff * 2**n)
+
+    stem = "source.%(section_start)s-%(section_end)s" if ranges else "source"
+    opts: dict[str, Any] = {
+        "format": fmt or default_format(max_height),
+        "format_sort": format_sort(max_height),
+        "merge_output_format": "mp4/webm/mkv",
+        "outtmpl": {"default": f"{stem}.%(ext)s"},
+        "paths": {"home": str(dest_dir), "temp": str(dest_dir)},
+        "noplaylist": True,
+        "playlist_items": "1",
+        "quiet": True,
+        "no_warnings": False,
+        "noprogress": True,
+        "progress_hooks": list(progress_hooks),
+        "retries": retries,
+        "fragment_retries": retries,
+        "extractor_retries": min(retries, 3),
+        "file_access_retries": 2,
+        "retry_sleep_functions": {"http": sleep, "fragment": sleep, "extractor": sleep},
+        "socket_timeout": socket_timeout,
+        # One thread: the network guard is per thread (see guard.py).
+        "concurrent_fragment_downloads": 1,
+        "cachedir": False,  # read-only root filesystem; nothing worth caching per pod
+        "overwrites": True,
+        "continuedl": False,
+        "check_formats": False,
+        "writesubtitles": False,
+        "writethumbnail": False,
+        "enable_file_urls": allow_files,
+        "color": "never",
+    }
+    if logger is not None:
+        opts["logger"] = logger
+    if cookies_file is not None:
+        opts["cookiefile"] = str(cookies_file)
+    if ranges:
+        opts["download_ranges"] = yt_dlp.utils.download_range_func(None, [tuple(r) for r in ranges])
+        opts["force_keyframes_at_cuts"] = False
+    return opts
+
+
+def plan_ranges(
+    segments: Iterable[tuple[float, float]],
+    duration: float | None = None,
+    *,
+    margin: float = RANGE_MARGIN,
+    merge_gap: float = RANGE_MERGE_GAP,
+) -> list[tuple[float, float]]:
+    """Source time ranges covering every segment plus ``margin``, merged when close."""
+    spans = sorted(
+        (
+            max(0.0, start - margin),
+            end + margin if duration is None else min(duration, end + margin),
+        )
+        for start, end in segments
+    )
+    merged: list[list[float]] = []
+    for start, end in spans:
+        if merged and start - merged[-1][1] <= merge_gap:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(round(s, 3), round(e, 3)) for s, e in merged]
+
+
+def want_partial(mode: str, ranges: Sequence[tuple[float, float]], duration: float | None) -> bool:
+    """Whether to download only ``ranges`` (``mode`` is the spec's ``partialDownload``)."""
+    if mode == "never" or not ranges:
+        return False
+    if mode == "always":
+        return True
+    if duration is None or duration < AUTO_PARTIAL_MIN_DURATION:
+        return False
+    covered = sum(end - start for start, end in ranges)
+    return covered <= AUTO_PARTIAL_MAX_FRACTION * duration
+
+
+def part_for(parts: Sequence[DownloadedPart], start: float, end: float) -> DownloadedPart:
+    """The downloaded part that holds ``[start, end)`` of the source."""
+    for part in parts:
+        if part.start <= start + 1e-6 and (part.end is None or end <= part.end + 1e-6):
+            return part
+    raise WorkerError(
+        ExitCode.INTERNAL, "RangeNotDownloaded", f"no downloaded range holds {start:g}-{end:g}s"
+    )
+
+
+_PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
+    (re.compile(r"no space left on device|disk quota exceeded", re.I),
+     ExitCode.NO_SPACE, "NoSpace"),
+    (re.compile(r"private video|video is private|this video is private", re.I),
+     ExitCode.PRIVATE, "PrivateVideo"),
+    (re.compile(r"confirm your age|age[- ]restricted|inappropriate for some users|age "
+                r"verification", re.I), ExitCode.AGE_RESTRICTED, "AgeRestricted"),
+    (re.compile(r"not available (?:in|from) your (?:country|location)|geo[- ]?restrict|"
+                r"blocked it in your country|not available in your region", re.I),
+     ExitCode.GEO_BLOCKED, "GeoBlocked"),
+    (re.compile(r"sign in|log ?in|login required|requires authentication|members[- ]only|"
+                r"join this channel|use --cookies", re.I),
+     ExitCode.LOGIN_REQUIRED, "LoginRequired"),
+    (re.compile(r"unsupported url|no video formats found|no suitable (?:extractor|formats)|"
+                r"not a valid url|is not a valid URL", re.I),
+     ExitCode.UNSUPPORTED_URL, "UnsupportedUrl"),
+    (re.compile(r"requested format is not available", re.I), ExitCode.INVALID_SPEC,
+     "FormatNotAvailable"),
+    (re.compile(r"video unavailable|this video (?:is|has been) (?:unavailable|removed)|"
+                r"has been removed|does not exist|no longer available|terminated|"
+                r"HTTP Error 404|HTTP Error 410", re.I), ExitCode.UNAVAILABLE, "VideoUnavailable"),
+    (re.compile(r"timed? ?out", re.I), ExitCode.TIMEOUT, "Timeout"),
+    (re.compile(r"HTTP Error 5\d\d|HTTP Error 429|connection (?:reset|refused|aborted)|"
+                r"temporary failure in name resolution|name or service not known|"
+                r"network is unreachable|unable to download|incomplete read|"
+                r"ssl|certificate|remote end closed", re.I), ExitCode.NETWORK, "NetworkError"),
+]  # fmt: skip
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        exc_info = getattr(current, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1:
+            stack.append(exc_info[1])
+        for attr in ("cause", "__cause__", "__context__"):
+            inner = getattr(current, attr, None)
+            if isinstance(inner, BaseException):
+                stack.append(inner)
+    return out
+
+
+def _clean(message: str) -> str:
+    message = re.sub(r"^ERROR:\s*", "", message.strip())
+    message = re.sub(r"\s*; please report this issue.*$", "", message, flags=re.S)
+    return message[:500]
+
+
+def classify_download_error(exc: BaseException) -> WorkerError:
+    """Map a yt-dlp failure (usually a ``DownloadError``) to a classified :class:`WorkerError`."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.utils import GeoRestrictedError, UnsupportedError
+
+    if isinstance(exc, WorkerError):
+        return exc
+    blocked = find_blocked(exc)
+    if blocked is not None:
+        return blocked
+    message = _clean(str(exc))
+    causes = _causes(exc)
+    for cause in causes:
+        if isinstance(cause, WorkerError):
+            return cause
+        if isinstance(cause, GeoRestrictedError):
+            return WorkerError(ExitCode.GEO_BLOCKED, "GeoBlocked", message)
+        if isinstance(cause, UnsupportedError):
+            return WorkerError(
+                ExitCode.UNSUPPORTED_URL,
+                "UnsupportedUrl",
+                f"{message}: no extractor for this URL and no media found at it",
+            )
+        if isinstance(cause, HTTPError):
+            status = cause.status
+            if status in (404, 410):
+                return WorkerError(ExitCode.UNAVAILABLE, f"Http{status}", message)
+            if status in (401, 403):
+                # 403 is also what CDNs answer for geo or signed-URL problems; login is the
+                # most common remedy and the message keeps the detail.
+                return WorkerError(ExitCode.LOGIN_REQUIRED, f"Http{status}", message)
+            if status == 408:
+                return WorkerError(ExitCode.TIMEOUT, "Http408", message)
+            if status == 429 or status >= 500:
+                return WorkerError(ExitCode.NETWORK, f"Http{status}", message)
+            return WorkerError(ExitCode.UNAVAILABLE, f"Http{status}", message)
+        if isinstance(cause, TimeoutError):
+            return WorkerError(ExitCode.TIMEOUT, "Timeout", message)
+        if isinstance(cause, OSError) and cause.errno == 28:  # ENOSPC
+            return WorkerError(ExitCode.NO_SPACE, "NoSpace", message)
+    for pattern, code, reason in _PATTERNS:
+        if pattern.search(message):
+            return WorkerError(code, reason, message)
+    if any(isinstance(c, TransportError) for c in causes):
+        return WorkerError(ExitCode.NETWORK, "NetworkError", message)
+    return WorkerError(ExitCode.NETWORK, "DownloadFailed", message)
+
+
+# -- running yt-dlp ------------------------------------------------------------------------------
+
+
+class _Logger:
+    """Routes yt-dlp's messages to :mod:`logging`; keeps the last errors for classification."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def debug(self, msg: str) -> None:
+        if msg.startswith("[debug] "):
+            log.debug("yt-dlp: %s", msg)
+        else:
+            log.info("yt-dlp: %s", msg)
+
+    def info(self, msg: str) -> None:
+        log.info("yt-dlp: %s", msg)
+
+    def warning(self, msg: str) -> None:
+        log.warning("yt-dlp: %s", msg)
+
+    def error(self, msg: str) -> None:
+        self.errors.append(msg)
+        log.debug("yt-dlp: %s", msg)
+
+
+class _Stopped(Exception):
+    """Raised from a progress hook when the stop event is set."""
+
+
+def _terminated() -> WorkerError:
+    return WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM during the download")
+
+
+class Downloader:
+    """Runs yt-dlp for one job."""
+
+    def __init__(
+        self,
+        scratch: Path,
+        *,
+        policy: NetworkPolicy | None,
+        max_height: int | None = None,
+        fmt: str | None = None,
+        cookies_file: Path | None = None,
+        retries: int = 4,
+        backoff: float = 2.0,
+        socket_timeout: float = 30.0,
+        on_progress: Callable[[DownloadProgress], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.scratch = scratch
+        self.policy = policy
+        self.max_height = max_height
+        self.fmt = fmt
+        self.cookies_file = cookies_file
+        self.retries = retries
+        self.backoff = backoff
+        self.socket_timeout = socket_timeout
+        self.on_progress = on_progress
+        self.stop = stop or threading.Event()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _opts(self, ranges: Sequence[tuple[float, float]] | None, logger: _Logger) -> dict:
+        return build_ydl_opts(
+            self.scratch,
+            max_height=self.max_height,
+            fmt=self.fmt,
+            cookies_file=self.cookies_file,
+            ranges=ranges,
+            progress_hooks=[self._hook],
+            logger=logger,
+            retries=self.retries,
+            backoff=self.backoff,
+            socket_timeout=self.socket_timeout,
+            allow_files=self.policy is None or self.policy.allow_files,
+        )
+
+    def _hook(self, d: dict[str, Any]) -> None:
+        if self.stop.is_set():
+            raise _Stopped()
+        if d.get("status") not in ("downloading", "finished") or self.on_progress is None:
+            return
+        total = d.get("total_bytes") or d.get("total_bytes_estimate")
+        self.on_progress(
+            DownloadProgress(
+                downloaded_bytes=int(d.get("downloaded_bytes") or 0),
+                total_bytes=int(total) if total else None,
+                eta_seconds=d.get("eta"),
+                speed=d.get("speed"),
+            )
+        )
+
+    def _classify(self, exc: BaseException, logger: _Logger) -> WorkerError:
+        if any(isinstance(c, _Stopped) for c in _causes(exc)) or self.stop.is_set():
+            return _terminated()
+        blocked = find_blocked(exc) or last_blocked()
+        if blocked is not None:
+            return blocked
+        err = classify_download_error(exc)
+        if err.reason == "DownloadFailed" and logger.errors:
+            err = classify_download_error(Exception(logger.errors[-1]))
+        return err
+
+    def _with_retries(self, what: str, fn: Callable[[_Logger], Any]) -> Any:
+        delays = backoff_delays(self.retries, self.backoff)
+        attempt = 0
+        while True:
+            logger = _Logger()
+            try:
+                with guarded(self.policy):
+                    return fn(logger)
+            except _Stopped:
+                raise _terminated() from None
+            except Exception as exc:  # yt-dlp raises many types; classify them all
+                err = self._classify(exc, logger)
+            if err.permanent or err.exit_code == ExitCode.TERMINATED or attempt >= len(delays):
+                raise err
+            delay = delays[attempt] * random.uniform(0.8, 1.2)
+            log.warning("%s failed (%s), retry %d in %.1fs", what, err, attempt + 1, delay)
+            attempt += 1
+            if self.stop.wait(delay):
+                raise _terminated()
+
+    # -- public ----------------------------------------------------------------------------
+
+    def extract(self, url: str) -> dict[str, Any]:
+        """yt-dlp's info dict for ``url`` (no media downloaded); checks every media URL."""
+        if self.policy is not None:
+            self.policy.check_url(url)
+
+        def run(logger: _Logger) -> dict[str, Any]:
+            import yt_dlp
+
+            with yt_dlp.YoutubeDL(self._opts(None, logger)) as ydl:
+                info = ydl.extract_info(url, download=False)
+                if info is None:
+                    raise WorkerError(ExitCode.UNSUPPORTED_URL, "NoMedia", f"no media at {url}")
+                if info.get("_type") == "playlist":
+                    entries = [e for e in info.get("entries") or [] if e]
+                    if not entries:
+                        raise WorkerError(ExitCode.UNSUPPORTED_URL, "NoMedia", "empty playlist")
+                    info = entries[0]
+                return ydl.sanitize_info(info)
+
+        info = self._with_retries("extracting", run)
+        self._check_media_urls(info)
+        return info
+
+    def _check_media_urls(self, info: dict[str, Any]) -> None:
+        if self.policy is None:
+            return
+        urls = {info.get("url"), *(f.get("url") for f in info.get("formats") or [])}
+        hosts_checked: set[str] = set()
+        for url in filter(None, urls):
+            host = urlsplit(url).hostname or ""
+            if host not in hosts_checked:
+                hosts_checked.add(host)
+                self.policy.check_url(url)
+
+    def check_playlist_hosts(self, playlist_url: str) -> None:
+        """Check the hosts of every URL in an HLS playlist (and its variants) for ffmpeg.
+
+        ffmpeg (used for ranged downloads) fetches segments itself, outside the resolver hook.
+        """
+        if self.policy is None:
+            return
+        import yt_dlp
+
+        seen: set[str] = set()
+        todo = [playlist_url]
+        with yt_dlp.YoutubeDL(self._opts(None, _Logger())) as ydl, guarded(self.policy):
+            while todo and len(seen) < 20:
+                url = todo.pop()
+                if url in seen:
+                    continue
+                seen.add(url)
+                self.policy.check_url(url)
+                with ydl.urlopen(url) as resp:
+                    text = resp.read(4 * 1024 * 1024).decode("utf-8", "replace")
+                hosts: set[str] = set()
+                for line in text.splitlines():
+                    line = line.strip()
+                    refs = re.findall(r'URI="([^"]+)"', line) if line.startswith("#") else [line]
+                    for ref in filter(None, refs):
+                        absolute = urljoin(url, ref)
+                        if ref.split("?")[0].endswith(".m3u8"):
+                            todo.append(absolute)
+                        elif (urlsplit(absolute).hostname or "") not in hosts:
+                            hosts.add(urlsplit(absolute).hostname or "")
+                            self.policy.check_url(absolute)
+
+    def download(
+        self,
+        url: str,
+        info: dict[str, Any] | None = None,
+        ranges: Sequence[tuple[float, float]] | None = None,
+    ) -> Downloaded:
+        """Download ``url`` (whole, or only ``ranges``) into the scratch directory."""
+        if info is None:
+            info = self.extract(url)
+        if ranges:
+            for fmt in info.get("formats") or [info]:
+                if "m3u8" in str(fmt.get("protocol", "")) and fmt.get("url"):
+                    self.check_playlist_hosts(fmt["url"])
+
+        def run(logger: _Logger) -> dict[str, Any]:
+            import yt_dlp
+
+            for leftover in self.scratch.glob("source*"):
+                leftover.unlink()
+            with yt_dlp.YoutubeDL(self._opts(ranges, logger)) as ydl:
+                return ydl.process_ie_result(dict(info), download=True)
+
+        result = self._with_retries("downloading", run)
+        parts = self._parts(result, ranges)
+        size = sum(p.path.stat().st_size for p in parts)
+        return Downloaded(
+            parts=parts,
+            title=info.get("title"),
+            duration=info.get("duration"),
+            partial=bool(ranges),
+            bytes=size,
+            full_size=info.get("filesize") or info.get("filesize_approx"),
+            info={k: info.get(k) for k in ("id", "title", "extractor", "webpage_url", "duration")},
+        )
+
+    def _parts(
+        self, result: dict[str, Any], ranges: Sequence[tuple[float, float]] | None
+    ) -> list[DownloadedPart]:
+        parts: list[DownloadedPart] = []
+        for req in result.get("requested_downloads") or []:
+            path = Path(req.get("filepath") or req.get("_filename") or "")
+            if not path.is_file():
+                continue
+            start = req.get("section_start")
+            end = req.get("section_end")
+            if ranges and start is None:
+                start, end = ranges[len(parts)] if len(parts) < len(ranges) else (0.0, None)
+            parts.append(DownloadedPart(path, float(start or 0.0), end))
+        if not parts:
+            found = sorted(p for p in self.scratch.glob("source*") if not p.name.endswith(".part"))
+            if not ranges and len(found) == 1:
+                parts = [DownloadedPart(found[0])]
+        if not parts:
+            raise WorkerError(ExitCode.NOT_A_VIDEO, "NothingDownloaded", "yt-dlp wrote no file")
+        if ranges and len(parts) != len(ranges):
+            raise WorkerError(
+                ExitCode.INTERNAL,
+                "RangeCountMismatch",
+                f"asked for {len(ranges)} ranges, got {len(parts)} files",
+            )
+        return sorted(parts, key=lambda p: p.start)
+
+
+def remote_duration(url: str, *, timeout: float = 60.0) -> float | None:
+    """Duration of a remote media URL from ffprobe (reads the index only), or ``None``.
+
+    Used to decide on a ranged download when the site reports no duration (direct URLs).
+    The caller checks the URL with the network guard first.
+    """
+    if shutil.which("ffprobe") is None:
+        return None
+    cmd = [
+        "ffprobe", "-v", "error", "-of", "json", "-show_entries", "format=duration",
+        "-rw_timeout", str(int(timeout * 1e6)), url,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        value = json.loads(proc.stdout or "{}").get("format", {}).get("duration")
+        return float(value) if value not in (None, "N/A") else None
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        return None
+
+
+def content_length(url: str, policy: NetworkPolicy | None, timeout: float = 30.0) -> int | None:
+    """The size a server reports for ``url`` (HEAD), guarded; ``None`` when unknown."""
+    import yt_dlp
+    from yt_dlp.networking import Request
+
+    try:
+        with yt_dlp.YoutubeDL({"quiet": True, "socket_timeout": timeout}) as ydl, guarded(policy):
+            with ydl.urlopen(Request(url, method="HEAD")) as resp:
+                value = resp.headers.get("Content-Length")
+                return int(value) if value else None
+    except Exception:  # only informative
+        return None
+
+
+def fetch_text(
+    url: str, policy: NetworkPolicy | None, *, max_bytes: int = TRANSCRIPT_MAX_BYTES
+) -> str:
+    """Download a small text document (a transcript) through the guard."""
+    import yt_dlp
+
+    if policy is not None:
+        policy.check_url(url)
+    try:
+        with yt_dlp.YoutubeDL({"quiet": True, "socket_timeout": 30}) as ydl, guarded(policy):
+            with ydl.urlopen(url) as resp:
+                data = resp.read(max_bytes + 1)
+    except Exception as exc:
+        err = classify_download_error(exc)
+        raise WorkerError(err.exit_code, err.reason, f"transcript {url}: {err.message}") from None
+    if len(data) > max_bytes:
+        raise WorkerError(
+            ExitCode.INVALID_SPEC, "TranscriptTooLarge", f"transcript {url} exceeds {max_bytes} B"
+        )
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def elapsed_since(start: float) -> float:
+    """Seconds since ``start`` (a ``time.monotonic()`` value)."""
+    return time.monotonic() - start

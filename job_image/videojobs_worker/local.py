@@ -1,0 +1,246 @@
+"""Local runs: ``videojobs run job.yaml`` and ``videojobs demo``.
+
+The same :class:`~videojobs_worker.runner.Runner` as in the cluster, with a terminal progress bar,
+a directory publisher (``--out``; the spec's PVC storage is replaced by it, an S3 storage is used
+as it is when no ``--out`` is given) and a network policy that allows local files and loopback.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from videojobs.errors import InvalidSpec
+from videojobs.models import ExitCode, SegmentResult, Transcript, WorkerInput
+from videojobs.times import format_timestamp
+from videojobs_worker.guard import NetworkPolicy
+from videojobs_worker.progress import NullReporter, Reporter, TerminalReporter
+from videojobs_worker.publish import DirectoryPublisher, Publisher, publisher_for
+from videojobs_worker.runner import Runner, RunOptions, RunResult, run_job
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def print_results(result: RunResult, stream: TextIO | None = None) -> None:
+    """The result table of a local run."""
+    out = stream or sys.stdout
+    rows: list[tuple[str, ...]] = [("#", "clip", "start", "end", "precision", "files", "note")]
+    for seg in result.segments:
+        files = ", ".join(f"{f.format} {_human(f.bytes)}" for f in seg.files)
+        note = _note(seg, result)
+        rows.append(
+            (
+                str(seg.index),
+                seg.stem,
+                format_timestamp(seg.start),
+                format_timestamp(seg.end),
+                seg.precision,
+                files,
+                note,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+    src = result.source
+    summary = f"{len(result.segments)} clips"
+    if result.skipped:
+        summary += f" ({len(result.skipped)} already published, not cut again)"
+    if src.partial and result.downloaded is not None:
+        summary += f"; downloaded only the needed ranges ({_human(result.downloaded.bytes)})"
+    out.write(f"\n{summary}\nmanifest: {result.manifest_uri}\n")
+
+
+def _note(seg: SegmentResult, result: RunResult) -> str:
+    parts = []
+    if seg.index in result.skipped:
+        parts.append("resumed")
+    if seg.start_offset_seconds:
+        parts.append(f"start snapped {seg.start_offset_seconds:+.3f}s")
+    if seg.note:
+        parts.append(seg.note)
+    return "; ".join(parts)
+
+
+def _load(manifest: Path) -> tuple[WorkerInput, Transcript | None, str]:
+    """WorkerInput, transcript and resource name from a manifest file; raises InvalidSpec."""
+    from videojobs.validation import load_job
+
+    try:
+        job, transcript, _plan = load_job(manifest)
+    except InvalidSpec as exc:
+        from videojobs.planning import NeedsTranscript
+
+        if not isinstance(exc, NeedsTranscript):
+            raise
+        # A transcript given by URL: the runner fetches it and plans then.
+        from videojobs.validation import load_manifests
+
+        jobs = load_manifests(manifest)
+        job, transcript = jobs[0], None
+    name = job.metadata.name or manifest.stem
+    return WorkerInput(spec=job.spec, allow_private_networks=True), transcript, name
+
+
+def run_local(
+    manifest: Path,
+    out_dir: Path | None = None,
+    *,
+    progress: bool = True,
+    allow_private_networks: bool = True,
+) -> int:
+    """Run the job in ``manifest`` on this machine; print the result table; return the exit code.
+
+    Clips go to ``out_dir`` (default ``./videojobs-output/<name>`` for PVC storage; an S3
+    storage is used as configured when ``out_dir`` is not given). Relative source paths and
+    transcript files are resolved against the manifest's directory.
+    """
+    manifest = Path(manifest)
+    try:
+        worker_input, transcript, name = _load(manifest)
+    except InvalidSpec as exc:
+        for problem in exc.problems:
+            print(f"{manifest}: {problem}", file=sys.stderr)
+        return int(ExitCode.INVALID_SPEC)
+    except OSError as exc:
+        print(f"{manifest}: {exc.strerror or exc}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    storage = worker_input.spec.output.storage
+    if out_dir is None and storage.s3 is None:
+        out_dir = Path("videojobs-output") / name
+    publisher: Publisher = publisher_for(storage, out_dir=out_dir)
+    policy = (
+        NetworkPolicy.local()
+        if allow_private_networks
+        else NetworkPolicy(allow_private=False, allow_files=True)
+    )
+    reporter: Reporter = TerminalReporter() if progress else NullReporter()
+    scratch = Path(tempfile.mkdtemp(prefix="videojobs-"))
+    try:
+        runner = Runner(
+            worker_input,
+            reporter=reporter,
+            publisher=publisher,
+            options=RunOptions(scratch=scratch, policy=policy, base_dir=manifest.parent.absolute()),
+            transcript=transcript,
+        )
+        code, result = run_job(runner)
+    finally:
+        reporter.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    if result is not None:
+        print_results(result)
+    elif reporter.error is not None:
+        err = reporter.error
+        print(f"failed: {err.category} ({code}): {err.message}", file=sys.stderr)
+    return code
+
+
+# -- the demo ----------------------------------------------------------------------------------
+
+DEMO_DURATION = 20
+DEMO_CUES = [
+    (0.0, 3.0, "Welcome to this short demo of videojobs."),
+    (3.0, 6.5, "First we look at how a transcript becomes clips."),
+    (6.5, 9.0, "Each knowledge point names a topic to cut out."),
+    (9.0, 12.5, "Next, the precision modes: copy, accurate and smart."),
+    (12.5, 15.5, "Smart re-encodes only up to the next keyframe."),
+    (15.5, 18.0, "Finally, every clip gets a thumbnail and subtitles."),
+    (18.0, 20.0, "Thanks for watching."),
+]
+
+
+def _demo_vtt() -> str:
+    lines = ["WEBVTT", ""]
+    for i, (start, end, text) in enumerate(DEMO_CUES, 1):
+        lines += [str(i), f"{format_timestamp(start)} --> {format_timestamp(end)}", text, ""]
+    return "\n".join(lines)
+
+
+def _demo_manifest() -> dict:
+    return {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "VideoProcessingJob",
+        "metadata": {"name": "demo"},
+        "spec": {
+            "source": {"url": "sample.mp4"},
+            "transcript": {"inline": _demo_vtt(), "format": "webvtt", "language": "en"},
+            "knowledgePoints": [
+                {"id": "transcripts", "title": "From transcript to clips", "start": 3},
+                {
+                    "id": "precision",
+                    "title": "Precision modes",
+                    "quote": "the precision modes: copy, accurate and smart",
+                },
+                {"id": "extras", "title": "Thumbnails and subtitles", "cues": "6-7"},
+            ],
+            "output": {
+                "formats": ["mp4"],
+                "precision": "smart",
+                "storage": {"pvc": {"claimName": "local", "path": "demo"}},
+            },
+        },
+    }
+
+
+def make_demo_inputs(directory: Path) -> Path:
+    """Write ``sample.mp4`` (generated with ffmpeg's lavfi sources) and ``job.yaml``."""
+    if shutil.which("ffmpeg") is None:
+        raise RuntimeError("ffmpeg is not installed (apt install ffmpeg)")
+    directory.mkdir(parents=True, exist_ok=True)
+    sample = directory / "sample.mp4"
+    if not sample.exists():
+        tmp = directory / ".sample.tmp.mp4"
+        cmd = [
+            "ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration={DEMO_DURATION}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={DEMO_DURATION}",
+            "-map", "0:v", "-map", "1:a",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p",
+            "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+            "-c:a", "aac", "-b:a", "96k", "-ac", "2", "-movflags", "+faststart",
+            str(tmp),
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+        tmp.replace(sample)
+    job = directory / "job.yaml"
+    header = textwrap.dedent(
+        """\
+        # Generated by `videojobs demo`: a 20 s test pattern with a tone, a WebVTT transcript
+        # and three knowledge points (by start time, by quote, by cue range).
+        """
+    )
+    job.write_text(header + yaml.safe_dump(_demo_manifest(), sort_keys=False, width=100))
+    return job
+
+
+def run_demo(out_dir: Path, *, progress: bool = True) -> int:
+    """Generate a sample video and transcript (no network) and cut it into ``out_dir/clips``."""
+    out_dir = Path(out_dir)
+    try:
+        job = make_demo_inputs(out_dir / "input")
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"demo: cannot generate the sample: {exc}", file=sys.stderr)
+        return int(ExitCode.MEDIA_TOOL)
+    print(f"demo input: {job}", file=sys.stderr)
+    return run_local(job, out_dir / "clips", progress=progress)
+
+
+__all__ = ["DirectoryPublisher", "make_demo_inputs", "print_results", "run_demo", "run_local"]

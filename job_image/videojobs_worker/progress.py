@@ -1,0 +1,313 @@
+"""Progress reporting behind one small interface.
+
+The runner calls a :class:`Reporter`; three implementations render it:
+
+- :class:`TerminalReporter`: a one-line carriage-return progress bar on stderr (local runs). No
+  tqdm/rich: one line of ANSI-free text needs no dependency.
+- :class:`ClusterReporter`: JSON merge patches of the worker-owned ``.status`` fields of the
+  resource (``docs/worker-contract.md``), rate-limited to ``progressIntervalSeconds`` except for
+  stage changes and final writes. Patches are sent from a background thread, so a slow API server
+  never stalls the download or the cutters, and so that the download thread's network guard
+  (``guard.py``) never sees the API server's (private) address.
+- :class:`NullReporter`: nothing (tests, ``--no-progress``).
+
+:func:`write_termination_log` writes the one-line summary Kubernetes shows in
+``kubectl describe pod``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from videojobs.models import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    ErrorInfo,
+    Progress,
+    ResourceRef,
+    SegmentResult,
+    SourceInfo,
+)
+
+log = logging.getLogger(__name__)
+
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+def now_rfc3339() -> str:
+    """The current time as Kubernetes writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Reporter:
+    """Collects the worker's progress; subclasses decide how to show it.
+
+    The runner calls :meth:`stage`, :meth:`update`, :meth:`source`, :meth:`segment`,
+    :meth:`finish` or :meth:`fail`, then :meth:`close`. All methods are thread-safe (cutters
+    report from their threads).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.progress = Progress(stage="Starting")
+        self.source_info: SourceInfo | None = None
+        self.segments: dict[int, SegmentResult] = {}
+        self.manifest_uri: str | None = None
+        self.error: ErrorInfo | None = None
+
+    # -- what the runner calls ---------------------------------------------------------------
+
+    def stage(self, stage: str, message: str = "") -> None:
+        """Enter a new stage (always written)."""
+        with self._lock:
+            changed = stage != self.progress.stage
+            self.progress = self.progress.model_copy(
+                update={"stage": stage, "message": message or self.progress.message}
+            )
+        self._emit(force=changed)
+
+    def update(self, **fields: Any) -> None:
+        """Change progress fields (``percent``, ``segments_done``, ``bytes_done``, ...)."""
+        with self._lock:
+            if "percent" in fields and fields["percent"] is not None:
+                fields["percent"] = max(0, min(100, int(fields["percent"])))
+            self.progress = self.progress.model_copy(update=fields)
+        self._emit(force=False)
+
+    def source(self, info: SourceInfo) -> None:
+        """The probed source."""
+        with self._lock:
+            self.source_info = info
+        self._emit(force=True)
+
+    def segment(self, result: SegmentResult, total: int) -> None:
+        """A clip was published (or found already published)."""
+        with self._lock:
+            self.segments[result.index] = result
+            done = len(self.segments)
+            self.progress = self.progress.model_copy(
+                update={"segments_done": done, "segments_total": total}
+            )
+        self._emit(force=False)
+
+    def finish(self, manifest_uri: str) -> None:
+        """Everything is published; ``manifest_uri`` was written last."""
+        with self._lock:
+            self.manifest_uri = manifest_uri
+            self.progress = self.progress.model_copy(
+                update={"stage": "Finished", "percent": 100, "eta_seconds": 0}
+            )
+        self._emit(force=True)
+
+    def fail(self, error: ErrorInfo) -> None:
+        """The job failed (written at once, just before the exit)."""
+        with self._lock:
+            self.error = error
+        self._emit(force=True)
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+    # -- for subclasses ----------------------------------------------------------------------
+
+    def _emit(self, *, force: bool) -> None:
+        """Show the current state; ``force`` for stage changes and final writes."""
+
+    def status_patch(self) -> dict[str, Any]:
+        """The JSON merge patch of the worker-owned status fields."""
+        with self._lock:
+            progress = self.progress.model_copy(update={"updated_at": now_rfc3339()})
+            status: dict[str, Any] = {"progress": progress.to_dict()}
+            if self.source_info is not None:
+                status["source"] = self.source_info.to_dict()
+            segments = [self.segments[i] for i in sorted(self.segments)]
+            status["segments"] = [s.to_dict() for s in segments]
+            if progress.segments_total:
+                status["segmentsSummary"] = f"{len(segments)}/{progress.segments_total}"
+            if self.manifest_uri is not None:
+                status["manifestUri"] = self.manifest_uri
+            if self.error is not None:
+                status["error"] = self.error.to_dict()
+        return {"status": status}
+
+
+class NullReporter(Reporter):
+    """Reports nothing."""
+
+
+class TerminalReporter(Reporter):
+    """A one-line progress bar on a terminal (plain lines when not a terminal)."""
+
+    def __init__(self, stream: TextIO | None = None, *, width: int = 28, interval: float = 0.1):
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.interval = interval
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = 0.0
+        self._last_line = ""
+        self._shown_stage: str | None = None
+
+    def _line(self) -> str:
+        p = self.progress
+        filled = round(self.width * p.percent / 100)
+        bar = "#" * filled + "-" * (self.width - filled)
+        parts = [f"{p.stage:<11}", f"[{bar}]", f"{p.percent:3d}%"]
+        if p.segments_total:
+            parts.append(f"clips {p.segments_done}/{p.segments_total}")
+        if p.bytes_done is not None and p.stage == "Downloading":
+            total = f"/{p.bytes_total / 2**20:.1f}" if p.bytes_total else ""
+            parts.append(f"{p.bytes_done / 2**20:.1f}{total} MiB")
+        if p.eta_seconds:
+            parts.append(f"ETA {p.eta_seconds}s")
+        if p.message:
+            parts.append(p.message[:60])
+        return " ".join(parts)
+
+    def _emit(self, *, force: bool) -> None:
+        with self._lock:
+            now = time.monotonic()
+            stage_changed = self.progress.stage != self._shown_stage
+            if not (force or stage_changed) and now - self._last < self.interval:
+                return
+            self._last = now
+            line = self._line()
+            if self.tty:
+                if stage_changed and self._shown_stage is not None:
+                    self.stream.write("\n")
+                pad = max(0, len(self._last_line) - len(line))
+                self.stream.write("\r" + line + " " * pad)
+            elif stage_changed or force:
+                self.stream.write(line + "\n")
+            self._shown_stage = self.progress.stage
+            self._last_line = line
+            self.stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self.tty and self._last_line:
+                self.stream.write("\n")
+                self.stream.flush()
+                self._last_line = ""
+
+
+class ClusterReporter(Reporter):
+    """Patches the resource's ``.status`` through the Kubernetes API.
+
+    Only the worker-owned fields are sent (JSON merge patch), so the operator's ``phase`` and
+    ``conditions`` are never overwritten. The resource's UID is checked on every answer: if the
+    resource was deleted and re-created under the same name, reporting stops.
+    """
+
+    def __init__(self, resource: ResourceRef, *, interval: float = 5.0, api: Any = None) -> None:
+        super().__init__()
+        self.resource = resource
+        self.interval = interval
+        self.api = api if api is not None else self._make_api()
+        self.disabled = False
+        self.patches_sent = 0
+        self._last_sent = 0.0
+        self._pending = False
+        self._wake: queue.Queue[bool] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="status-reporter", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _make_api() -> Any:
+        from kubernetes import client, config
+
+        if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+            config.load_incluster_config()
+        else:
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+        return client.CustomObjectsApi()
+
+    def _emit(self, *, force: bool) -> None:
+        with self._lock:
+            self._pending = True
+        self._wake.put(force)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            force = self._wake.get()
+            if force is None:  # close(): send what is pending, then end
+                stop = True
+                force = True
+            with self._lock:
+                if not self._pending:
+                    continue
+                wait = self.interval - (time.monotonic() - self._last_sent)
+            if not force and wait > 0:
+                # Rate limit: wait for the interval (or a forced write), then send the latest.
+                try:
+                    nxt = self._wake.get(timeout=wait)
+                    if nxt is None:
+                        stop = True
+                except queue.Empty:
+                    pass
+            self._send()
+
+    def _send(self) -> None:
+        with self._lock:
+            if not self._pending or self.disabled:
+                return
+            self._pending = False
+            self._last_sent = time.monotonic()
+        body = self.status_patch()
+        try:
+            answer = self.api.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                self.resource.namespace,
+                PLURAL,
+                self.resource.name,
+                body,
+                _content_type="application/merge-patch+json",
+            )
+            self.patches_sent += 1
+        except Exception as exc:  # reporting must never fail the job
+            status = getattr(exc, "status", None)
+            if status == 404:
+                log.warning("resource %s is gone; no more status reports", self.resource.name)
+                self.disabled = True
+            else:
+                log.warning("status patch failed: %s", exc)
+            return
+        uid = (answer or {}).get("metadata", {}).get("uid") if isinstance(answer, dict) else None
+        if uid and uid != self.resource.uid:
+            log.warning(
+                "resource %s was re-created (uid %s, expected %s); no more status reports",
+                self.resource.name,
+                uid,
+                self.resource.uid,
+            )
+            self.disabled = True
+
+    def close(self) -> None:
+        self._wake.put(None)  # type: ignore[arg-type]
+        self._thread.join(timeout=30)
+
+
+def write_termination_log(
+    exit_code: int, category: str, message: str, path: Path | None = None
+) -> None:
+    """Write the one-line JSON summary to ``/dev/termination-log`` when it exists."""
+    target = path or TERMINATION_LOG
+    if not target.exists() and path is None:
+        return
+    line = json.dumps({"exitCode": exit_code, "category": category, "message": message[:3000]})
+    try:
+        target.write_text(line + "\n")
+    except OSError as exc:
+        log.debug("cannot write %s: %s", target, exc)

@@ -1,0 +1,675 @@
+"""Orchestration of one job: transcript → plan → download → probe → cut → publish → manifest.
+
+The same :class:`Runner` serves the cluster (``videojobs-worker run``) and local runs
+(``videojobs run``); only the reporter, the publisher and the network policy differ.
+
+Order of work (``docs/worker.md``):
+
+1. resolve the transcript (inline, mounted ConfigMap key, or a URL fetched through the guard);
+2. plan without the source duration (errors here are ``INVALID_SPEC``);
+3. extract the source with yt-dlp (guarded), learn its duration when the site or the media index
+   tells it, re-plan with it (a range past the end is ``PLAN_ERROR``) and decide on a ranged
+   download;
+4. download (whole, or one file per range), probe, re-plan with the probed duration;
+5. cut clips in parallel, bounded by the pod's CPUs; per clip: videos, thumbnail, WebVTT slice,
+   sha256, atomic publish; clips already published with the same recipe are skipped (resume);
+6. publish ``manifest.json`` last.
+
+SIGTERM sets a stop event: cutters kill ffmpeg, a download in progress is interrupted, temporary
+files are removed, and the process exits with 143.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from videojobs.errors import InvalidSpec, PlanError
+from videojobs.models import (
+    ExitCode,
+    OutputFile,
+    PlannedSegment,
+    SegmentPlan,
+    SegmentResult,
+    SourceInfo,
+    Transcript,
+    WorkerInput,
+)
+from videojobs_worker.download import (
+    Downloaded,
+    DownloadedPart,
+    Downloader,
+    DownloadProgress,
+    part_for,
+    plan_ranges,
+    remote_duration,
+    want_partial,
+)
+from videojobs_worker.errors import WorkerError
+from videojobs_worker.guard import NetworkPolicy
+from videojobs_worker.progress import Reporter, write_termination_log
+from videojobs_worker.publish import Published, Publisher, Record, sha256_file
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+RECIPE_VERSION = "1"
+"""Bump when the same inputs would produce different clips (invalidates resume)."""
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: the affinity mask, capped by the cgroup CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_quota() -> float | None:
+    try:  # cgroup v2
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+        return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # cgroup v1
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def local_source_path(url: str, base_dir: Path | None) -> Path | None:
+    """The local file a source URL names (``file://`` or a plain path), else ``None``."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme and len(parts.scheme) > 1:  # http, https, ... (a drive letter is one char)
+        return None
+    path = Path(url).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+def recipe_for(worker_input: WorkerInput, segment: PlannedSegment) -> str:
+    """Digest of everything that determines a clip's files (for resume)."""
+    spec = worker_input.spec
+    src = spec.source
+    data = {
+        "v": RECIPE_VERSION,
+        "source": [src.url, src.format, src.max_height],
+        "range": [segment.start, segment.end],
+        "output": [
+            sorted(spec.output.formats),
+            spec.output.precision,
+            spec.output.quality.to_dict(),
+            spec.output.thumbnails,
+            spec.output.subtitles,
+        ],
+        "transcript": _transcript_digest(worker_input),
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _transcript_digest(worker_input: WorkerInput) -> str | None:
+    t = worker_input.spec.transcript
+    if t is None:
+        return None
+    return hashlib.sha256((t.inline or t.url or json.dumps(t.to_dict())).encode()).hexdigest()[:16]
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler into the main thread while it downloads.
+
+    A BaseException so that libraries' ``except Exception`` blocks let it through.
+    """
+
+
+@dataclass
+class RunOptions:
+    """How and where to run (not part of the spec)."""
+
+    scratch: Path
+    policy: NetworkPolicy | None
+    base_dir: Path | None = None
+    """Directory relative source paths and transcript files are resolved against (local)."""
+    cookies_file: Path | None = None
+    workers: int | None = None
+    """Parallel cutters; ``None``: the pod's CPUs."""
+    retries: int = 4
+    backoff: float = 2.0
+
+
+@dataclass
+class RunResult:
+    """A finished job."""
+
+    plan: SegmentPlan
+    source: SourceInfo
+    segments: list[SegmentResult]
+    manifest_uri: str
+    skipped: list[int] = field(default_factory=list)
+    """Indices of clips found already published (resume)."""
+    cut: list[int] = field(default_factory=list)
+    downloaded: Downloaded | None = None
+
+
+class Runner:
+    """Runs one :class:`WorkerInput` to completion (or a classified :class:`WorkerError`)."""
+
+    def __init__(
+        self,
+        worker_input: WorkerInput,
+        *,
+        reporter: Reporter,
+        publisher: Publisher,
+        options: RunOptions,
+        transcript: Transcript | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.input = worker_input
+        self.spec = worker_input.spec
+        self.reporter = reporter
+        self.publisher = publisher
+        self.options = options
+        self.transcript = transcript
+        self.stop = stop or threading.Event()
+        self.interruptible = False
+        """True while the main thread may be interrupted by the SIGTERM handler (downloads)."""
+        self.work_dir: Path | None = None
+
+    # -- transcript and plan ---------------------------------------------------------------
+
+    def resolve_transcript(self) -> Transcript | None:
+        """The transcript from the spec (inline, mounted file or URL), parsed."""
+        if self.transcript is not None or self.spec.transcript is None:
+            return self.transcript
+        from videojobs.transcripts import parse_transcript
+
+        ts = self.spec.transcript
+        if ts.inline is not None:
+            text, where = ts.inline, "spec.transcript.inline"
+        elif ts.url is not None:
+            from videojobs_worker.download import fetch_text
+
+            text, where = fetch_text(ts.url, self.options.policy), ts.url
+        else:
+            path = self.input.transcript_path
+            if path is None:
+                raise WorkerError(
+                    ExitCode.USAGE,
+                    "TranscriptNotMounted",
+                    "spec.transcript.configMapKeyRef is set but no transcriptPath was given",
+                )
+            full = Path(path)
+            if not full.is_absolute() and self.options.base_dir is not None:
+                full = self.options.base_dir / full
+            try:
+                text, where = full.read_text(encoding="utf-8-sig"), str(full)
+            except OSError as exc:
+                raise WorkerError(
+                    ExitCode.INVALID_SPEC, "TranscriptUnreadable", f"{full}: {exc.strerror}"
+                ) from None
+        try:
+            transcript = parse_transcript(text, ts.format, source=where)
+        except InvalidSpec as exc:
+            raise WorkerError(ExitCode.INVALID_SPEC, "InvalidTranscript", str(exc)) from None
+        if ts.language and not transcript.language:
+            transcript = transcript.model_copy(update={"language": ts.language})
+        self.transcript = transcript
+        return transcript
+
+    def plan(self, duration: float | None) -> SegmentPlan:
+        """Plan the clips; errors are INVALID_SPEC without a duration, PLAN_ERROR with one."""
+        from videojobs.planning import plan_segments
+
+        try:
+            plan = plan_segments(self.spec, self.transcript, duration)
+        except PlanError as exc:
+            code = ExitCode.PLAN_ERROR if duration is not None else ExitCode.INVALID_SPEC
+            raise WorkerError(code, type(exc).__name__, str(exc)) from None
+        if duration is not None:
+            for seg in plan.segments:
+                if seg.start >= duration:
+                    raise WorkerError(
+                        ExitCode.PLAN_ERROR,
+                        "RangePastEnd",
+                        f"clip {seg.index} ({seg.title!r}) starts at {seg.start:g}s, after the "
+                        f"end of the source ({duration:g}s)",
+                    )
+        if not plan.segments:
+            raise WorkerError(ExitCode.PLAN_ERROR, "EmptyPlan", "the plan has no clips")
+        return plan
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Do the whole job; raises :class:`WorkerError`."""
+        scratch = self.options.scratch
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.work_dir = Path(tempfile.mkdtemp(prefix="job-", dir=scratch))
+        try:
+            return self._run()
+        except _Terminated:
+            raise WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM") from None
+        except OSError as exc:
+            if exc.errno == 28:
+                raise WorkerError(ExitCode.NO_SPACE, "ScratchFull", str(exc)) from None
+            raise
+        finally:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM")
+
+    def _run(self) -> RunResult:
+        assert self.work_dir is not None
+        self.reporter.stage("Starting", "reading the transcript")
+        self.resolve_transcript()
+        plan = self.plan(None)
+        self.reporter.update(segments_total=len(plan.segments))
+        self._check_stop()
+
+        url = self.spec.source.url
+        allow_files = self.options.policy is None or self.options.policy.allow_files
+        local = local_source_path(url, self.options.base_dir) if allow_files else None
+        downloaded: Downloaded | None = None
+        title: str | None = None
+        known_duration: float | None = None
+        if local is not None:
+            if not local.is_file():
+                raise WorkerError(ExitCode.UNAVAILABLE, "FileNotFound", f"no such file: {local}")
+            parts = [DownloadedPart(local)]
+            partial = False
+        else:
+            if self.options.policy is not None:
+                self.options.policy.check_url(url)
+            downloaded, known_duration, plan = self._download(url, plan)
+            parts, partial, title = downloaded.parts, downloaded.partial, downloaded.title
+        self._check_stop()
+
+        self.reporter.stage("Probing", "reading the source's streams")
+        from videojobs_worker.probe import probe, to_source_info
+
+        infos = {p.path: probe(p.path) for p in parts}
+        first = infos[parts[0].path]
+        if partial:
+            duration = known_duration
+        else:
+            duration = first.duration
+            plan = self.plan(duration)
+        source = to_source_info(first, title=title or self._title_from(url), partial=partial)
+        updates: dict[str, Any] = {"duration_seconds": round(duration, 3) if duration else None}
+        if partial:
+            updates["size_bytes"] = downloaded.bytes if downloaded else first.size_bytes
+        source = source.model_copy(update=updates)
+        self.reporter.source(source)
+        self.reporter.update(segments_total=len(plan.segments))
+        self._check_stop()
+
+        results, skipped, cut = self._cut_all(plan, parts, infos)
+        self._check_stop()
+
+        self.reporter.stage("Uploading", "writing the manifest")
+        manifest_uri = self._publish_manifest(plan, source, results, downloaded)
+        self.reporter.finish(manifest_uri)
+        return RunResult(plan, source, results, manifest_uri, skipped, cut, downloaded)
+
+    @staticmethod
+    def _title_from(url: str) -> str | None:
+        name = Path(unquote(urlsplit(url).path)).stem
+        return name or None
+
+    # -- download --------------------------------------------------------------------------
+
+    def _download(
+        self, url: str, plan: SegmentPlan
+    ) -> tuple[Downloaded, float | None, SegmentPlan]:
+        assert self.work_dir is not None
+        self.reporter.stage("Downloading", "looking up the source")
+        source = self.spec.source
+        download_dir = self.work_dir / "download"
+        download_dir.mkdir()
+        started = time.monotonic()
+
+        def on_progress(p: DownloadProgress) -> None:
+            fraction = p.downloaded_bytes / p.total_bytes if p.total_bytes else 0.0
+            self.reporter.update(
+                percent=int(40 * min(1.0, fraction)),
+                bytes_done=p.downloaded_bytes,
+                bytes_total=p.total_bytes,
+                eta_seconds=int(p.eta_seconds) if p.eta_seconds else None,
+                message="downloading",
+            )
+
+        downloader = Downloader(
+            download_dir,
+            policy=self.options.policy,
+            max_height=source.max_height,
+            fmt=source.format,
+            cookies_file=self.options.cookies_file,
+            retries=self.options.retries,
+            backoff=self.options.backoff,
+            on_progress=on_progress,
+            stop=self.stop,
+        )
+        self.interruptible = True
+        try:
+            info = downloader.extract(url)
+            duration = info.get("duration")
+            direct_url = info.get("url")
+            if duration is None and source.partial_download != "never" and direct_url:
+                duration = remote_duration(direct_url)
+            duration = float(duration) if duration else None
+            ranges: list[tuple[float, float]] | None = None
+            if duration is not None:
+                plan = self.plan(duration)
+            candidate = plan_ranges(((s.start, s.end) for s in plan.segments), duration)
+            if want_partial(source.partial_download, candidate, duration):
+                ranges = candidate
+                self.reporter.update(message=f"downloading {len(ranges)} range(s)")
+            downloaded = downloader.download(url, info, ranges)
+        finally:
+            self.interruptible = False
+        log.info(
+            "downloaded %d file(s), %d bytes%s in %.1fs",
+            len(downloaded.parts),
+            downloaded.bytes,
+            " (ranged)" if downloaded.partial else "",
+            time.monotonic() - started,
+        )
+        self.reporter.update(percent=40, bytes_done=downloaded.bytes, eta_seconds=None)
+        return downloaded, duration, plan
+
+    # -- cutting and publishing --------------------------------------------------------------
+
+    def _file_names(self, seg: PlannedSegment) -> list[tuple[str, str, str]]:
+        """(kind, format, name) of every file a clip publishes, videos first."""
+        out = self.spec.output
+        names = [("video", fmt, f"{seg.stem}.{fmt}") for fmt in out.formats]
+        if out.thumbnails:
+            names.append(("thumbnail", "jpg", f"{seg.stem}.jpg"))
+        if out.subtitles and self.transcript is not None and self.transcript.cues:
+            names.append(("subtitles", "vtt", f"{seg.stem}.vtt"))
+        return names
+
+    def _already_published(self, seg: PlannedSegment, recipe: str) -> SegmentResult | None:
+        found: list[tuple[str, str, Published]] = []
+        for kind, fmt, name in self._file_names(seg):
+            published = self.publisher.lookup(name)
+            if published is None or published.record.recipe != recipe:
+                return None
+            found.append((kind, fmt, published))
+        return self._result(seg, found)
+
+    def _result(
+        self, seg: PlannedSegment, files: list[tuple[str, str, Published]]
+    ) -> SegmentResult:
+        video = next(p.record for kind, _, p in files if kind == "video")
+        notes = sorted({p.record.precision or "" for kind, _, p in files if kind == "video"})
+        return SegmentResult(
+            index=seg.index,
+            knowledge_id=seg.knowledge_id,
+            title=seg.title,
+            start=seg.start,
+            end=seg.end,
+            stem=seg.stem,
+            precision=video.precision or self.spec.output.precision,
+            start_offset_seconds=video.start_offset or 0.0,
+            files=[
+                OutputFile(
+                    kind=kind,
+                    format=fmt,
+                    uri=p.uri,
+                    bytes=p.record.bytes,
+                    sha256=p.record.sha256,
+                    duration_seconds=p.record.duration,
+                )
+                for kind, fmt, p in files
+            ],
+            note=None if len(notes) <= 1 else f"precisions used: {', '.join(notes)}",
+        )
+
+    def _cut_all(
+        self, plan: SegmentPlan, parts: list[DownloadedPart], infos: dict[Path, Any]
+    ) -> tuple[list[SegmentResult], list[int], list[int]]:
+        assert self.work_dir is not None
+        self.reporter.stage("Cutting", "checking published clips")
+        total = len(plan.segments)
+        results: dict[int, SegmentResult] = {}
+        skipped: list[int] = []
+        todo: list[PlannedSegment] = []
+        for seg in plan.segments:
+            done = self._already_published(seg, recipe_for(self.input, seg))
+            if done is not None:
+                results[seg.index] = done
+                skipped.append(seg.index)
+                self.reporter.segment(done, total)
+            else:
+                todo.append(seg)
+        if skipped:
+            log.info("resuming: %d of %d clips already published", len(skipped), total)
+
+        cpus = self.options.workers or available_cpus()
+        jobs = max(1, min(cpus, len(todo)))
+        threads = max(1, cpus // jobs)
+        fractions: dict[int, float] = {s.index: 1.0 for s in plan.segments if s.index in results}
+        lock = threading.Lock()
+
+        def progress(index: int, fraction: float) -> None:
+            with lock:
+                fractions[index] = max(0.0, min(1.0, fraction))
+                overall = sum(fractions.values()) / total
+            self.reporter.update(percent=40 + int(60 * overall))
+
+        self.reporter.update(message=f"cutting {len(todo)} clip(s) with {jobs} worker(s)")
+        clips_dir = self.work_dir / "clips"
+        clips_dir.mkdir()
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="cut") as pool:
+            futures: dict[Future[SegmentResult], PlannedSegment] = {
+                pool.submit(self._cut_one, seg, parts, infos, clips_dir, threads, progress): seg
+                for seg in todo
+            }
+            finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in finished if f.exception() is not None]
+            if failed:
+                self.stop.set()  # stop the other cutters promptly; nothing more gets published
+                wait(pending)
+                errors = [f.exception() for f in futures if f.exception() is not None]
+                errors.sort(key=lambda e: isinstance(e, WorkerError) and e.exit_code == 143)
+                raise errors[0]  # type: ignore[misc]
+            for future, seg in futures.items():
+                results[seg.index] = future.result()
+                self.reporter.segment(results[seg.index], total)
+        ordered = [results[s.index] for s in plan.segments]
+        return ordered, skipped, [s.index for s in todo]
+
+    def _cut_one(
+        self,
+        seg: PlannedSegment,
+        parts: list[DownloadedPart],
+        infos: dict[Path, Any],
+        clips_dir: Path,
+        threads: int,
+        progress: Callable[[int, float], None],
+    ) -> SegmentResult:
+        from videojobs_worker.cut import cut_clip, make_thumbnail
+
+        self._check_stop()
+        part = part_for(parts, seg.start, seg.end)
+        rebased = seg.model_copy(
+            update={
+                "start": round(seg.start - part.start, 3),
+                "end": round(seg.end - part.start, 3),
+            }
+        )
+        info = infos[part.path]
+        recipe = recipe_for(self.input, seg)
+        out = self.spec.output
+        tmp = clips_dir / f"{seg.index:04d}"
+        tmp.mkdir()
+        names = self._file_names(seg)
+        n_videos = len(out.formats)
+        files: list[tuple[str, str, Path, Record]] = []
+        try:
+            for i, fmt in enumerate(out.formats):
+
+                def on_progress(fraction: float, _i: int = i) -> None:
+                    progress(seg.index, (_i + fraction) / n_videos * 0.95)
+
+                dest = tmp / f"{seg.stem}.{fmt}"
+                outcome = cut_clip(
+                    part.path,
+                    info,
+                    rebased,
+                    fmt,
+                    out.precision,
+                    out.quality,
+                    dest,
+                    threads=threads,
+                    on_progress=on_progress,
+                    stop=self.stop,
+                )
+                path = Path(outcome.path)
+                record = Record(
+                    sha256=sha256_file(path),
+                    bytes=path.stat().st_size,
+                    recipe=recipe,
+                    duration=round(float(outcome.duration), 3),
+                    precision=outcome.precision_used,
+                    start_offset=round(float(outcome.start_offset), 3),
+                )
+                files.append(("video", fmt, path, record))
+                self._check_stop()
+            if out.thumbnails:
+                thumb = tmp / f"{seg.stem}.jpg"
+                at = rebased.start + min(1.0, rebased.duration / 2)
+                make_thumbnail(part.path, at, thumb)
+                files.append(("thumbnail", "jpg", thumb, self._plain_record(thumb, recipe)))
+            if any(kind == "subtitles" for kind, _, _ in names):
+                from videojobs_worker.subtitles import slice_vtt
+
+                assert self.transcript is not None
+                vtt = tmp / f"{seg.stem}.vtt"
+                vtt.write_text(slice_vtt(self.transcript, seg.start, seg.end), encoding="utf-8")
+                files.append(("subtitles", "vtt", vtt, self._plain_record(vtt, recipe)))
+            self._check_stop()
+            published: list[tuple[str, str, Published]] = []
+            for kind, fmt, path, record in files:
+                self._check_stop()
+                published.append((kind, fmt, self.publisher.publish(path, path.name, record)))
+            progress(seg.index, 1.0)
+            return self._result(seg, published)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _plain_record(path: Path, recipe: str) -> Record:
+        return Record(sha256=sha256_file(path), bytes=path.stat().st_size, recipe=recipe)
+
+    def _publish_manifest(
+        self,
+        plan: SegmentPlan,
+        source: SourceInfo,
+        results: list[SegmentResult],
+        downloaded: Downloaded | None,
+    ) -> str:
+        assert self.work_dir is not None
+        manifest: dict[str, Any] = {
+            "apiVersion": "videojobs.io/v1alpha1",
+            "kind": "ClipManifest",
+            "resource": self.input.resource.to_dict() if self.input.resource else None,
+            "sourceUrl": self.spec.source.url,
+            "source": source.to_dict(),
+            "plan": plan.to_dict(),
+            "segments": [r.to_dict() for r in results],
+        }
+        if downloaded is not None:
+            manifest["download"] = {
+                "partial": downloaded.partial,
+                "bytes": downloaded.bytes,
+                "ranges": [[p.start, p.end] for p in downloaded.parts]
+                if downloaded.partial
+                else None,
+            }
+        path = self.work_dir / MANIFEST_NAME
+        path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
+        return self.publisher.publish(path, MANIFEST_NAME, record).uri
+
+
+# -- running with signals and exit codes -------------------------------------------------
+
+
+@contextlib.contextmanager
+def sigterm_handler(runner: Runner) -> Iterator[None]:
+    """Turn SIGTERM (and SIGINT) into the runner's stop event (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        log.warning("received signal %d: stopping", signum)
+        runner.stop.set()
+        if runner.interruptible:
+            raise _Terminated()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_job(runner: Runner) -> tuple[int, RunResult | None]:
+    """Run with signal handling; report failures; return the exit code and the result."""
+    try:
+        with sigterm_handler(runner):
+            result = runner.run()
+    except WorkerError as err:
+        _report_failure(runner.reporter, err)
+        return int(err.exit_code), None
+    except _Terminated:
+        err = WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM")
+        _report_failure(runner.reporter, err)
+        return int(err.exit_code), None
+    except Exception as exc:  # a bug: report it as INTERNAL (retried) with its message
+        log.exception("unexpected error")
+        err = WorkerError(ExitCode.INTERNAL, type(exc).__name__, str(exc) or repr(exc))
+        _report_failure(runner.reporter, err)
+        return int(err.exit_code), None
+    write_termination_log(0, "Ok", f"{len(result.segments)} clips published: {result.manifest_uri}")
+    return 0, result
+
+
+def _report_failure(reporter: Reporter, err: WorkerError) -> None:
+    log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
+    reporter.fail(err.to_error_info())
+    write_termination_log(int(err.exit_code), err.category, err.message)
