@@ -249,6 +249,13 @@ def parse_srt(text: str, *, source: str = "transcript") -> Transcript:
                         bad,
                     )
                 raise err("expected a subtitle number before the timings", bad + 1)
+        # srt reads "00:00:0x,000" as the end time "00:00:0" followed by settings "x,000"
+        if body[match.end(3) : match.end(3) + 1] not in ("", " ", "\t", "\r", "\n"):
+            timing_line = _line_of(body, match.start(2))
+            raise err(
+                f"expected {_SRT_EXPECTED_TIMINGS}, got {lines[timing_line - 1].strip()[:60]!r}",
+                timing_line,
+            )
         raw.append(
             {
                 "id": str(subtitle.index) if subtitle.index is not None else None,

@@ -159,9 +159,9 @@ def problems_from_validation_error(
             message = "required field is missing"
         elif kind == "value_error" and re.match(r"end( \(| must)", message):
             loc = (*loc, "end")  # a model-level check about one field
-            value = None
         if (
             kind not in ("extra_forbidden", "missing")
+            and loc[-1:] != ("end",)
             and isinstance(value, _SCALARS)
             and repr(value) not in message
         ):
