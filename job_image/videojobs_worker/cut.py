@@ -1,0 +1,661 @@
+"""Cut one clip out of a probed source with ffmpeg, in one of three precision modes.
+
+See ``docs/cutting.md`` for the why. In short, for a planned range [S, E):
+
+* **frames**: the clip holds exactly the source frames whose time t satisfies S <= t < E (half a
+  millisecond of tolerance, because plans are rounded to the millisecond). Every seek goes to the
+  microsecond-exact time of a frame, which ffmpeg rounds to exactly that frame's tick: no
+  half-frame offsets, no duplicated first frame, no keyframe snapping by accident.
+* **copy** seeks to the keyframe at or before S and stream-copies whole packets up to the clean
+  cut point nearest E. It starts on the keyframe itself, so there is no hidden (edit-list)
+  pre-roll: ``start_offset`` is the keyframe's time minus S, and ``note`` says so.
+* **accurate** decodes from the keyframe before S and re-encodes exactly the frames in [S, E).
+* **smart** re-encodes the frames from S to the next keyframe (head) and from the last clean cut
+  point before E to E (tail; at most a mini-GOP of B-frames), stream-copies everything between,
+  joins the pieces with the concat demuxer and takes the audio as one piece from the source. It
+  falls back to accurate (and says why) when the join cannot be clean.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+from videojobs.models import ExitCode, PlannedSegment, Quality
+from videojobs_worker.errors import WorkerError
+from videojobs_worker.ffmpeg import compile_args, ffprobe, run_ffmpeg, seconds_arg
+from videojobs_worker.probe import MediaInfo, Packet, h264_headers, video_packets
+
+Format = Literal["mp4", "webm"]
+PrecisionMode = Literal["copy", "accurate", "smart"]
+
+H264_CRF_DEFAULT = 20
+VP9_CRF_DEFAULT = 32
+TOLERANCE = Fraction(1, 2000)
+"""Half a millisecond: plans are rounded to the millisecond, frame times are not."""
+
+# x264 presets mapped to libvpx-vp9 realtime speeds (8 is the fastest).
+_VP9_SPEED = {
+    "ultrafast": 8,
+    "superfast": 8,
+    "veryfast": 8,
+    "faster": 7,
+    "fast": 6,
+    "medium": 5,
+    "slow": 4,
+}
+_COPYABLE_VIDEO = {"mp4": {"h264"}, "webm": {"vp8", "vp9", "av1"}}
+_COPYABLE_AUDIO = {"mp4": {"aac"}, "webm": {"opus", "vorbis"}}
+_SMART_PIX_FMTS = {"yuv420p", "yuvj420p"}
+# x264 SEI option -> x264-params key, for the options that shape the SPS/PPS or the frame order.
+_X264_HEADER_OPTIONS = {
+    "cabac": "cabac",
+    "ref": "ref",
+    "8x8dct": "8x8dct",
+    "bframes": "bframes",
+    "b_pyramid": "b-pyramid",
+    "weightb": "weightb",
+    "weightp": "weightp",
+    "direct": "direct",
+    "open_gop": "open-gop",
+    "chroma_qp_offset": "chroma-qp-offset",
+    "constrained_intra": "constrained-intra",
+    "interlaced": "interlaced",
+    "trellis": "trellis",
+    "subme": "subme",
+    "psy": "psy",
+    "mixed_ref": "mixed-refs",
+    "me": "me",
+    "me_range": "merange",
+    "fast_pskip": "fast-pskip",
+    "deadzone": "deadzone-inter",
+    "mbtree": "mbtree",
+}
+_X264_DIRECT = {"0": "none", "1": "spatial", "2": "temporal", "3": "auto"}
+
+
+@dataclass(frozen=True)
+class CutOutcome:
+    """What ``cut_clip`` produced."""
+
+    path: Path
+    precision_used: PrecisionMode
+    start_offset: float
+    """Actual minus planned start, seconds (non-zero only for copy)."""
+    duration: float
+    """Measured duration of the clip (video stream), seconds."""
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class FrameRange:
+    """The source frames of a clip, from a packet listing."""
+
+    time_base: Fraction
+    first: int
+    """pts of the first frame (ticks)."""
+    last: int
+    """pts of the last frame (ticks)."""
+    count: int
+    end: int
+    """pts just after the last frame: the next frame's, or last + one frame at the end."""
+    packets: tuple[Packet, ...]
+
+    def seconds(self, ticks: int) -> float:
+        return float(ticks * self.time_base)
+
+    @property
+    def start_s(self) -> float:
+        return self.seconds(self.first)
+
+    @property
+    def duration_s(self) -> float:
+        return self.seconds(self.end - self.first)
+
+
+def frame_range(
+    packets: Sequence[Packet], time_base: Fraction, start: float, end: float, frame: Fraction
+) -> FrameRange:
+    """The frames with ``start <= t < end`` (pure). ``frame`` is the nominal frame duration in
+    seconds, used only after the last frame of the file."""
+    lo = Fraction(str(start)) - TOLERANCE
+    hi = Fraction(str(end)) - TOLERANCE
+    times = sorted({p.pts for p in packets})
+    inside = [t for t in times if lo <= t * time_base < hi]
+    if not inside:
+        raise WorkerError(
+            ExitCode.PLAN_ERROR,
+            "EmptySegment",
+            f"no video frame between {start:.3f}s and {end:.3f}s of the source",
+        )
+    later = [t for t in times if t > inside[-1]]
+    after = later[0] if later else inside[-1] + max(1, round(frame / time_base))
+    return FrameRange(time_base, inside[0], inside[-1], len(inside), after, tuple(packets))
+
+
+def clean_cut_points(packets: Sequence[Packet], begin: int) -> list[tuple[int, int]]:
+    """Where a stream copy that starts at decode index ``begin`` (a keyframe) may stop (pure).
+
+    Returns ``(n, x)`` pairs: copying the first ``n`` packets from ``begin`` in decode order
+    shows exactly the frames with ``pts < x`` (from the keyframe on) and needs no later packet.
+    With B-frames this is true only where a mini-GOP closes; the last pair (``x`` = a large
+    sentinel) is the whole listing.
+    """
+    tail = packets[begin:]
+    suffix_min = [0] * (len(tail) + 1)
+    suffix_min[len(tail)] = 2**62
+    for i in range(len(tail) - 1, -1, -1):
+        suffix_min[i] = min(tail[i].pts, suffix_min[i + 1])
+    points = []
+    prefix_max = -(2**62)
+    for n in range(1, len(tail) + 1):
+        prefix_max = max(prefix_max, tail[n - 1].pts)
+        if prefix_max < suffix_min[n]:
+            points.append((n, suffix_min[n]))
+    return points
+
+
+def video_encoder_args(
+    fmt: Format, quality: Quality, threads: int, *, crf: int | None = None
+) -> list[str]:
+    """Encoder options for re-encoded video (H.264 for mp4, VP9 tuned for throughput for webm)."""
+    if fmt == "webm":
+        args = ["-c:v", "libvpx-vp9", "-crf", str(crf or quality.crf or VP9_CRF_DEFAULT)]
+        args += ["-b:v", "0", "-deadline", "realtime", "-cpu-used"]
+        args += [str(_VP9_SPEED.get(quality.preset, 8)), "-row-mt", "1"]
+    else:
+        args = ["-c:v", "libx264", "-preset", quality.preset]
+        args += ["-crf", str(crf if crf is not None else (quality.crf or H264_CRF_DEFAULT))]
+    args += ["-pix_fmt", "yuv420p"]
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    return args
+
+
+def audio_encoder_args(fmt: Format, quality: Quality) -> list[str]:
+    """AAC for mp4, Opus for webm."""
+    codec = "libopus" if fmt == "webm" else "aac"
+    return ["-c:a", codec, "-b:a", quality.audio_bitrate]
+
+
+def container_args(fmt: Format) -> list[str]:
+    """Muxer options: MP4 with the index up front (``+faststart``) or WebM."""
+    if fmt == "webm":
+        return ["-f", "webm"]
+    return ["-f", "mp4", "-movflags", "+faststart"]
+
+
+def scale_filter(info: MediaInfo, quality: Quality) -> list[str]:
+    """``-vf scale`` when ``maxHeight`` asks for a smaller picture (after rotation)."""
+    _, height = info.video.display_size
+    if quality.max_height and height > quality.max_height:
+        return ["-vf", f"scale=-2:{quality.max_height}"]
+    return []
+
+
+def nominal_rate(info: MediaInfo) -> Fraction:
+    """The constant frame rate a re-encode of a VFR source is normalised to."""
+    r_rate, avg_rate = info.video.r_frame_rate, info.video.avg_frame_rate
+    if r_rate and r_rate <= 60:
+        return r_rate
+    if avg_rate:
+        return Fraction(round(float(avg_rate) * 1000), 1000)
+    return Fraction(30)
+
+
+def accurate_args(
+    info: MediaInfo,
+    frames: FrameRange,
+    fmt: Format,
+    quality: Quality,
+    dest: Path,
+    threads: int,
+) -> list[str]:
+    """One ffmpeg run re-encoding exactly ``frames`` (and the audio alongside)."""
+    args: list[str] = []
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    args += ["-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}"]
+    if info.audio is not None:
+        args += ["-map", f"0:{info.audio.index}"]
+    args += ["-t", seconds_arg(frames.duration_s)]
+    if info.vfr:
+        # Constant frame rate out: frames repeat where the source had gaps, A/V sync is kept.
+        args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
+    else:
+        args += ["-fps_mode", "passthrough", "-frames:v", str(frames.count)]
+    args += scale_filter(info, quality)
+    args += video_encoder_args(fmt, quality, threads)
+    if info.audio is not None:
+        args += audio_encoder_args(fmt, quality)
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
+    args += container_args(fmt)
+    return [*args, str(dest)]
+
+
+def copy_args(
+    info: MediaInfo,
+    keyframe: int,
+    packet_count: int,
+    end: int,
+    fmt: Format,
+    quality: Quality,
+    dest: Path,
+) -> list[str]:
+    """Stream copy from the keyframe at pts ``keyframe`` for ``packet_count`` video packets."""
+    tb = info.video.time_base
+    args = ["-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}"]
+    if info.audio is not None:
+        args += ["-map", f"0:{info.audio.index}"]
+    args += ["-t", seconds_arg(float((end - keyframe) * tb))]
+    args += ["-c:v", "copy", "-frames:v", str(packet_count)]
+    if info.audio is not None:
+        if info.audio.codec in _COPYABLE_AUDIO[fmt]:
+            args += ["-c:a", "copy"]
+        else:
+            args += audio_encoder_args(fmt, quality)
+    if fmt == "mp4":
+        args += ["-video_track_timescale", str(tb.denominator)]
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
+    args += container_args(fmt)
+    return [*args, str(dest)]
+
+
+def x264_params_like(options: dict[str, str], level: int | None) -> str:
+    """``-x264-params`` reproducing the header-relevant options of an x264-made source."""
+    params = []
+    for key, name in _X264_HEADER_OPTIONS.items():
+        if key in options:
+            value = options[key]
+            if key == "deadzone":
+                value = value.split(",")[0]
+            elif key == "direct":
+                value = _X264_DIRECT.get(value, value)
+            params.append(f"{name}={value}")
+    deblock = options.get("deblock", "")
+    if deblock.startswith("0"):
+        params.append("no-deblock=1")
+    elif deblock.count(":") == 2:
+        _, alpha, beta = deblock.split(":")
+        params.append(f"deblock={alpha}\\:{beta}")
+    psy_rd = options.get("psy_rd")
+    if psy_rd:
+        params.append(f"psy-rd={psy_rd.replace(':', chr(92) + ':')}")
+    if level:
+        params.append(f"level={level / 10:.1f}")
+    return ":".join(params)
+
+
+def smart_encode_args(
+    info: MediaInfo,
+    start: int,
+    count: int,
+    options: dict[str, str],
+    quality: Quality,
+    dest: Path,
+    threads: int,
+) -> list[str]:
+    """Re-encode ``count`` frames from pts ``start`` with the source's H.264 parameters."""
+    tb = info.video.time_base
+    args: list[str] = []
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    args += ["-ss", seconds_arg(float(start * tb)), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn"]
+    args += ["-fps_mode", "passthrough", "-frames:v", str(count)]
+    crf = options.get("crf")
+    args += video_encoder_args("mp4", quality, threads, crf=int(float(crf)) if crf else None)
+    profile = (info.video.profile or "").lower().replace("constrained ", "")
+    if profile in ("baseline", "main", "high"):
+        args += ["-profile:v", profile]
+    params = x264_params_like(options, info.video.level)
+    if params:
+        args += ["-x264-params", params]
+    args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
+    args += ["-f", "mp4", str(dest)]
+    return args
+
+
+def _fallback_reason(info: MediaInfo, fmt: Format, options: dict[str, str] | None) -> str | None:
+    """Why smart cannot be used for this source/format, or None."""
+    video = info.video
+    if fmt != "mp4":
+        return "smart cutting joins H.264 pieces; WebM output is always re-encoded"
+    if video.codec != "h264":
+        return f"the source video is {video.codec}, not H.264"
+    if video.pix_fmt not in _SMART_PIX_FMTS:
+        return f"the source pixel format is {video.pix_fmt}, not yuv420p"
+    if info.vfr:
+        return "the source has a variable frame rate"
+    if video.rotation:
+        return "the source is rotated (the re-encoded pieces would be turned upright)"
+    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
+        return f"the source audio is {info.audio.codec}, not AAC"
+    if options is not None and not options:
+        return "the source was not encoded by x264, so its H.264 parameter sets cannot be matched"
+    if options and options.get("interlaced", "0") != "0":
+        return "the source is interlaced"
+    if options and options.get("rc") not in (None, "crf"):
+        return f"the source was encoded in x264 {options.get('rc')} mode, not CRF"
+    return None
+
+
+class _Stages:
+    """Combines the progress of several ffmpeg runs into one fraction."""
+
+    def __init__(self, weights: Sequence[float], sink: Callable[[float], None] | None) -> None:
+        total = sum(weights) or 1.0
+        self._weights = [w / total for w in weights]
+        self._done = 0.0
+        self._sink = sink
+
+    def callback(self, stage: int) -> Callable[[float], None] | None:
+        if self._sink is None:
+            return None
+        base = sum(self._weights[:stage])
+        weight = self._weights[stage]
+        sink = self._sink
+        return lambda fraction: sink(min(1.0, base + weight * fraction))
+
+
+def measured_duration(path: Path) -> float:
+    """Duration of the clip's video stream (format duration when the stream has none)."""
+    data = ffprobe(path, select_streams="v:0")
+    streams = data.get("streams") or []
+    for value in (streams[0].get("duration") if streams else None, data["format"].get("duration")):
+        try:
+            return round(float(value), 3)
+        except (TypeError, ValueError):
+            continue
+    return 0.0
+
+
+def cut_clip(
+    source: Path,
+    info: MediaInfo,
+    segment: PlannedSegment,
+    fmt: Format,
+    precision: PrecisionMode,
+    quality: Quality,
+    dest: Path,
+    *,
+    threads: int = 1,
+    on_progress: Callable[[float], None] | None = None,
+    stop: threading.Event | None = None,
+) -> CutOutcome:
+    """Cut ``segment`` out of ``source`` into ``dest`` (a temporary path the caller owns).
+
+    Writes only ``dest`` (pieces live in a temporary directory next to it, removed on every
+    path); on any failure or stop ``dest`` is removed. Raises ``WorkerError(TERMINATED)`` when
+    ``stop`` is set while ffmpeg runs.
+    """
+    if info.path != Path(source):
+        info = _with_path(info, Path(source))
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    end = min(segment.end, info.duration)
+    if end <= segment.start:
+        raise WorkerError(
+            ExitCode.PLAN_ERROR,
+            "SegmentPastEnd",
+            f"segment {segment.index} ({segment.start:.3f}s-{segment.end:.3f}s) starts after "
+            f"the end of the source ({info.duration:.3f}s)",
+        )
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        precision_used, offset, note = _cut(
+            info,
+            segment.start,
+            end,
+            fmt,
+            precision,
+            quality,
+            dest,
+            work,
+            threads,
+            on_progress,
+            stop,
+        )
+        if not dest.exists() or dest.stat().st_size == 0:
+            raise WorkerError(ExitCode.MEDIA_TOOL, "EmptyOutput", f"ffmpeg wrote no {dest.name}")
+        duration = measured_duration(dest)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if on_progress is not None:
+        on_progress(1.0)
+    return CutOutcome(dest, precision_used, offset, duration, note)
+
+
+def _with_path(info: MediaInfo, path: Path) -> MediaInfo:
+    from dataclasses import replace
+
+    return replace(info, path=path)
+
+
+def _cut(
+    info: MediaInfo,
+    start: float,
+    end: float,
+    fmt: Format,
+    precision: PrecisionMode,
+    quality: Quality,
+    dest: Path,
+    work: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> tuple[PrecisionMode, float, str | None]:
+    tb = info.video.time_base
+    packets = video_packets(info.path, start, end + 2.0)
+    frames = frame_range(packets, tb, start, end, Fraction(info.video.frame_duration))
+    if precision == "copy":
+        if info.video.codec not in _COPYABLE_VIDEO[fmt]:
+            note = (
+                f"copy: a {info.video.codec} stream cannot be copied into {fmt}; "
+                "re-encoded frame-exact instead"
+            )
+            _run_accurate(info, frames, fmt, quality, dest, threads, on_progress, stop)
+            return "accurate", 0.0, note
+        return _run_copy(info, frames, start, end, fmt, quality, dest, on_progress, stop)
+    if precision == "smart":
+        options = h264_headers(info.path).x264_options if info.video.codec == "h264" else None
+        reason = _fallback_reason(info, fmt, options)
+        if reason is None:
+            assert options is not None
+            result = _run_smart(
+                info, frames, options, quality, dest, work, threads, on_progress, stop
+            )
+            if isinstance(result, str):
+                reason = result
+            else:
+                return result
+        _run_accurate(info, frames, fmt, quality, dest, threads, on_progress, stop)
+        return "accurate", 0.0, f"smart fell back to accurate: {reason}"
+    _run_accurate(info, frames, fmt, quality, dest, threads, on_progress, stop)
+    note = None
+    if info.vfr:
+        note = (
+            f"variable frame rate source re-encoded at a constant {float(nominal_rate(info)):g} fps"
+        )
+    return "accurate", 0.0, note
+
+
+def _run_accurate(
+    info: MediaInfo,
+    frames: FrameRange,
+    fmt: Format,
+    quality: Quality,
+    dest: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> None:
+    args = accurate_args(info, frames, fmt, quality, dest, threads)
+    run_ffmpeg(args, duration=frames.duration_s, on_progress=on_progress, stop=stop)
+
+
+def _run_copy(
+    info: MediaInfo,
+    frames: FrameRange,
+    start: float,
+    end: float,
+    fmt: Format,
+    quality: Quality,
+    dest: Path,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> tuple[PrecisionMode, float, str | None]:
+    tb = info.video.time_base
+    packets = list(frames.packets)
+    keys = [i for i, p in enumerate(packets) if p.key and p.pts <= frames.first]
+    if not keys:  # the listing starts at a keyframe at or before the first frame
+        keys = [next(i for i, p in enumerate(packets) if p.key)]
+    begin = keys[-1]
+    keyframe = packets[begin].pts
+    points = clean_cut_points(packets, begin)
+    # The clean cut point nearest to the planned end (ties: the longer clip).
+    n, x = min(points, key=lambda p: (abs(min(p[1], frames.end) - frames.end), -p[0]))
+    x = min(x, frames.end) if x >= 2**62 else x
+    args = copy_args(info, keyframe, n, x, fmt, quality, dest)
+    run_ffmpeg(args, duration=float((x - keyframe) * tb), on_progress=on_progress, stop=stop)
+    offset = round(float(keyframe * tb) - start, 6)
+    actual_end = float(x * tb)
+    note = (
+        f"copy: starts on the keyframe at {float(keyframe * tb):.3f}s "
+        f"({-offset:.3f}s before the planned start) and ends at {actual_end:.3f}s "
+        f"(planned {end:.3f}s); stream copy cannot start between keyframes"
+    )
+    return "copy", offset, note
+
+
+def _run_smart(
+    info: MediaInfo,
+    frames: FrameRange,
+    options: dict[str, str],
+    quality: Quality,
+    dest: Path,
+    work: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> tuple[PrecisionMode, float, str | None] | str:
+    """Head + copied middle + tail, joined by the concat demuxer; a string says why not."""
+    tb = info.video.time_base
+    packets = list(frames.packets)
+    key_index = next(
+        (i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last),
+        None,
+    )
+    if key_index is None:
+        return "no keyframe inside the segment, so nothing can be stream-copied"
+    keyframe = packets[key_index].pts
+    head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
+    points = [(n, x) for n, x in clean_cut_points(packets, key_index) if x <= frames.end]
+    if not points:
+        return "no clean cut point between the keyframe and the end"
+    mid_count, mid_end = points[-1]
+    tail_count = sum(1 for p in packets if mid_end <= p.pts <= frames.last)
+    mid_end = min(mid_end, frames.end)
+
+    frame_cost = 1.0
+    copy_cost = 0.03
+    stages = _Stages(
+        [
+            head_count * frame_cost,
+            mid_count * copy_cost,
+            tail_count * frame_cost,
+            mid_count * copy_cost,
+        ],
+        on_progress,
+    )
+    source_sets = h264_headers(info.path).parameter_sets
+    pieces: list[Path] = []
+    if head_count:
+        head = work / "head.mp4"
+        args = smart_encode_args(info, frames.first, head_count, options, quality, head, threads)
+        run_ffmpeg(
+            args,
+            duration=float((keyframe - frames.first) * tb),
+            on_progress=stages.callback(0),
+            stop=stop,
+        )
+        if h264_headers(head).parameter_sets != source_sets:
+            return "the re-encoded head's H.264 parameter sets (SPS/PPS) differ from the source's"
+        pieces.append(head)
+    mid = work / "middle.mp4"
+    mid_args = ["-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
+    mid_args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn", "-c:v", "copy"]
+    mid_args += ["-frames:v", str(mid_count), "-video_track_timescale", str(tb.denominator)]
+    mid_args += ["-map_metadata", "-1", "-f", "mp4", str(mid)]
+    run_ffmpeg(
+        mid_args,
+        duration=float((mid_end - keyframe) * tb),
+        on_progress=stages.callback(1),
+        stop=stop,
+    )
+    pieces.append(mid)
+    if tail_count:
+        tail = work / "tail.mp4"
+        args = smart_encode_args(info, mid_end, tail_count, options, quality, tail, threads)
+        run_ffmpeg(
+            args,
+            duration=float((frames.end - mid_end) * tb),
+            on_progress=stages.callback(2),
+            stop=stop,
+        )
+        if h264_headers(tail).parameter_sets != source_sets:
+            return "the re-encoded tail's H.264 parameter sets (SPS/PPS) differ from the source's"
+        pieces.append(tail)
+    listing = work / "pieces.ffconcat"
+    listing.write_text(
+        "ffconcat version 1.0\n" + "".join(f"file '{p.name}'\n" for p in pieces), encoding="utf-8"
+    )
+    args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+    if info.audio is not None:
+        args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
+        args += ["-i", str(info.path)]
+    args += ["-map", "0:v:0"]
+    if info.audio is not None:
+        args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
+    args += ["-c:v", "copy", "-video_track_timescale", str(tb.denominator)]
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", *container_args("mp4"), str(dest)]
+    run_ffmpeg(args, duration=frames.duration_s, on_progress=stages.callback(3), stop=stop)
+    parts = [f"re-encoded {head_count} head frame(s)"]
+    if tail_count:
+        parts.append(f"{tail_count} tail frame(s)")
+    note = f"smart: {' and '.join(parts)}, stream-copied {mid_count} (of {frames.count} frames)"
+    return "smart", 0.0, note
+
+
+def thumbnail_args(source: Path, at: float, dest: Path, width: int = 640) -> list[str]:
+    """Arguments for one JPEG frame at ``at`` seconds, at most ``width`` pixels wide."""
+    import ffmpeg as ffmpeg_python
+
+    stream = (
+        ffmpeg_python.input(str(source), ss=seconds_arg(max(0.0, at)))
+        .filter("scale", f"min({width},iw)", -2)
+        .output(str(dest), vframes=1, **{"q:v": 3, "f": "image2", "update": 1})
+    )
+    return compile_args(stream.overwrite_output())
+
+
+def make_thumbnail(source: Path, at: float, dest: Path) -> None:
+    """Write a JPEG of the frame at ``at`` seconds (the first frame when ``at`` is past the end)."""
+    dest = Path(dest)
+    for when in (at, 0.0):
+        dest.unlink(missing_ok=True)
+        run_ffmpeg(thumbnail_args(Path(source), when, dest))
+        if dest.exists() and dest.stat().st_size > 0:
+            return
+    raise WorkerError(ExitCode.MEDIA_TOOL, "NoThumbnail", f"no frame to make {dest.name} from")
