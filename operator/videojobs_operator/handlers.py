@@ -1,0 +1,122 @@
+"""kopf handlers: a switchboard that hands every event to the reconciler.
+
+Run with ``kopf run -m videojobs_operator.handlers`` or ``videojobs-operator``. The handlers are
+*event* handlers plus in-memory indices, not kopf's create/update handlers: the operator is
+level-triggered (each pass recomputes the next step from what the cluster shows), so kopf needs
+no per-object progress or diff-base storage and writes nothing to the resources on its own.
+Everything the operator remembers is in the resource's ``status`` (phase, jobName,
+observedGeneration) and in the Job itself, found again by its deterministic name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from videojobs.models import GROUP, PLURAL, VERSION
+from videojobs_operator import jobs, metrics
+from videojobs_operator.kube import Kube, make_api_client
+from videojobs_operator.reconcile import Reconciler
+from videojobs_operator.settings import OperatorSettings
+
+JOB_LABELS = {jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY, jobs.LABEL_JOB: kopf.PRESENT}
+POD_LABELS = {
+    jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY,
+    jobs.LABEL_COMPONENT: jobs.WORKER_COMPONENT,
+    jobs.LABEL_JOB: kopf.PRESENT,
+}
+
+
+def _slim(body: kopf.Body, *, keep_spec: bool) -> dict[str, Any]:
+    """The parts of an object the reconciler reads (Job specs carry the whole input: dropped)."""
+    meta = dict(body.get("metadata") or {})
+    meta.pop("managedFields", None)
+    slim: dict[str, Any] = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": meta,
+        "status": dict(body.get("status") or {}),
+    }
+    if keep_spec:
+        slim["spec"] = dict(body.get("spec") or {})
+    return slim
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Read OperatorSettings, tune kopf, and start the reconciler and metrics endpoint."""
+    config = OperatorSettings()
+    # Our own events are posted by the reconciler; kopf posts only its warnings and errors.
+    settings.posting.level = logging.WARNING
+    # Watches that silently stop delivering are a known kopf/kube hazard (kopf #585, #698):
+    # have the server end each watch after 5 minutes and the client give up shortly after.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    # Watch only the resources and namespaces we were told about: no namespace/CRD listing,
+    # so the operator needs no cluster-wide read rights beyond its own resources.
+    settings.scanning.disabled = True
+    # Nothing uses kopf's persistence (no change handlers), but if a future handler does,
+    # keep its marks under our own prefix, in annotations (status is for people and workers).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="videojobs.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="videojobs.io", key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = "videojobs.io/finalizer"
+
+    registry = metrics.Metrics()
+    reconciler = Reconciler(config, Kube(make_api_client(), registry), registry)
+    reconciler.bind(kwargs["vpj_index"], kwargs["job_index"], kwargs["pod_index"])
+    memo.reconciler = reconciler
+    memo.resync = asyncio.create_task(reconciler.resync_forever())
+    memo.http = None
+    if config.metrics_port:
+        memo.http = await metrics.serve(registry, config.metrics_port, lambda: reconciler.ready)
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    """Stop the reconciler and the metrics endpoint."""
+    memo.resync.cancel()
+    await memo.reconciler.close()
+    if memo.http is not None:
+        await memo.http.cleanup()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def vpj_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """VideoProcessingJobs by (namespace, name)."""
+    return {(namespace, name): _slim(body, keep_spec=True)}
+
+
+@kopf.index("batch", "v1", "jobs", labels=JOB_LABELS)
+def job_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Our Jobs by the (namespace, name) of their VideoProcessingJob."""
+    return {(namespace, labels[jobs.LABEL_JOB]): _slim(body, keep_spec=False)}
+
+
+@kopf.index("", "v1", "pods", labels=POD_LABELS)
+def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    """Worker pods by the (namespace, name) of their VideoProcessingJob."""
+    return {(namespace, labels[jobs.LABEL_JOB]): _slim(body, keep_spec=False)}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def videojob_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """A VideoProcessingJob appeared, changed or went away."""
+    await memo.reconciler.reconcile((namespace, name))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=JOB_LABELS)
+async def job_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    """One of our Jobs changed: look at its VideoProcessingJob."""
+    await memo.reconciler.reconcile((namespace, labels[jobs.LABEL_JOB]))
+
+
+@kopf.on.event("", "v1", "pods", labels=POD_LABELS)
+async def worker_pod_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    """A worker pod changed (scheduling, image pulls, exits): look at its VideoProcessingJob."""
+    await memo.reconciler.reconcile((namespace, labels[jobs.LABEL_JOB]))

@@ -1,0 +1,299 @@
+"""The only module that calls the Kubernetes API (besides kopf's own watching).
+
+Calls go through the official client in a worker thread (``asyncio.to_thread``), so a slow API
+server never blocks the operator's event loop. Responses are read raw (``_preload_content=False``)
+and returned as plain dicts, the same shape kopf hands to handlers. Every call here has a rule in
+``rbac.py``; the comment on each method names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from videojobs.models import GROUP, PLURAL, VERSION
+from videojobs_operator import rbac
+from videojobs_operator.metrics import Metrics
+
+logger = logging.getLogger("videojobs.operator.kube")
+T = TypeVar("T")
+
+
+class ForeignObjectError(Exception):
+    """An object with the wanted name exists but belongs to someone else."""
+
+
+def make_api_client() -> kubernetes.client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig."""
+    config = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=config)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=config)
+    config.connection_pool_maxsize = 32
+    return kubernetes.client.ApiClient(config)
+
+
+def _data(response: Any) -> dict[str, Any]:
+    raw = response.data
+    return json.loads(raw) if raw else {}
+
+
+class Kube:
+    """Async wrappers around the calls the operator makes."""
+
+    def __init__(self, api: kubernetes.client.ApiClient, metrics: Metrics) -> None:
+        self.api = api
+        self.metrics = metrics
+        self.batch = kubernetes.client.BatchV1Api(api)
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.rbac_api = kubernetes.client.RbacAuthorizationV1Api(api)
+        self._rbac_ready: set[str] = set()
+
+    async def _call(
+        self, verb: str, resource: str, fn: Callable[..., T], *args: Any, **kwargs: Any
+    ) -> T:
+        if verb in ("create", "patch", "delete", "update"):
+            self.metrics.api_writes.labels(verb=verb, resource=resource).inc()
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    # batch/v1 jobs: get, create, delete --------------------------------------------------------
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job, or None when it does not exist (rbac: jobs get)."""
+        try:
+            resp = await self._call(
+                "get",
+                "jobs",
+                self.batch.read_namespaced_job,
+                name,
+                namespace,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _data(resp)
+
+    async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
+        """Create the Job, or adopt the existing one of the same name if it is ours.
+
+        (rbac: jobs create, get.) A 409 means an earlier attempt (maybe by a previous operator
+        process) already created it: read it and accept it when its controller owner is the
+        same resource; anything else is a :class:`ForeignObjectError`.
+        """
+        meta = manifest["metadata"]
+        try:
+            resp = await self._call(
+                "create",
+                "jobs",
+                self.batch.create_namespaced_job,
+                meta["namespace"],
+                manifest,
+                _preload_content=False,
+            )
+            return _data(resp)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = await self.get_job(meta["namespace"], meta["name"])
+        if existing is None:  # deleted between our create and get: let the next pass retry
+            raise RuntimeError(f"Job {meta['name']} conflicted but does not exist")
+        refs = existing.get("metadata", {}).get("ownerReferences") or []
+        if not any(r.get("uid") == owner_uid and r.get("controller") for r in refs):
+            raise ForeignObjectError(f"Job {meta['name']} exists and is not owned by this job")
+        logger.info("adopted existing Job %s/%s", meta["namespace"], meta["name"])
+        return existing
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete the Job and (through the garbage collector) its pods (rbac: jobs delete)."""
+        try:
+            await self._call(
+                "delete",
+                "jobs",
+                self.batch.delete_namespaced_job,
+                name,
+                namespace,
+                propagation_policy="Background",
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # core/v1 configmaps: get ---------------------------------------------------------------
+
+    async def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ConfigMap, or None when missing (rbac: configmaps get)."""
+        try:
+            resp = await self._call(
+                "get",
+                "configmaps",
+                self.core.read_namespaced_config_map,
+                name,
+                namespace,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _data(resp)
+
+    # videojobs.io: patch status, delete ------------------------------------------------------
+
+    async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        """JSON-merge-patch the status subresource (rbac: videoprocessingjobs/status patch)."""
+        await self._call(
+            "patch",
+            "videoprocessingjobs/status",
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": patch},
+            _preload_content=False,
+        )
+
+    async def delete_resource(self, namespace: str, name: str, uid: str) -> None:
+        """Delete a VideoProcessingJob, only if it is still the same object (rbac: delete)."""
+        body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+        try:
+            await self._call(
+                "delete",
+                "videoprocessingjobs",
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body=body,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    # events: create --------------------------------------------------------------------------
+
+    async def post_event(
+        self, resource: dict[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        """Post a core/v1 Event about the resource (rbac: events create). Failures are logged."""
+        meta = resource["metadata"]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": resource.get("apiVersion", f"{GROUP}/{VERSION}"),
+                "kind": resource.get("kind", "VideoProcessingJob"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "videojobs-operator"},
+            "reportingComponent": "videojobs-operator",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self._call(
+                "create",
+                "events",
+                self.core.create_namespaced_event,
+                meta["namespace"],
+                body,
+                _preload_content=False,
+            )
+        except ApiException as exc:  # an event is never worth failing a reconcile
+            logger.warning("could not post event %s: %s", reason, exc.reason)
+
+    # worker RBAC: serviceaccounts, roles, rolebindings get/create ------------------------------
+
+    async def ensure_worker_rbac(self, namespace: str, account: str) -> None:
+        """Create the worker ServiceAccount, Role and RoleBinding when missing (once per namespace).
+
+        rbac: serviceaccounts get/create, roles get/create, rolebindings get/create. The Role
+        grants exactly ``rbac.WORKER_RULES``.
+        """
+        if namespace in self._rbac_ready:
+            return
+        labels = {
+            "app.kubernetes.io/managed-by": "videojobs-operator",
+            "app.kubernetes.io/part-of": "videojobs",
+        }
+        meta = {"name": account, "namespace": namespace, "labels": labels}
+        objects: list[tuple[str, Callable[..., Any], Callable[..., Any], dict[str, Any]]] = [
+            (
+                "serviceaccounts",
+                self.core.read_namespaced_service_account,
+                self.core.create_namespaced_service_account,
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+            ),
+            (
+                "roles",
+                self.rbac_api.read_namespaced_role,
+                self.rbac_api.create_namespaced_role,
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "Role",
+                    "metadata": meta,
+                    "rules": rbac.WORKER_RULES,
+                },
+            ),
+            (
+                "rolebindings",
+                self.rbac_api.read_namespaced_role_binding,
+                self.rbac_api.create_namespaced_role_binding,
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "RoleBinding",
+                    "metadata": meta,
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Role",
+                        "name": account,
+                    },
+                    "subjects": [
+                        {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+                    ],
+                },
+            ),
+        ]
+        for resource, read, create, body in objects:
+            try:
+                await self._call("get", resource, read, account, namespace, _preload_content=False)
+                continue
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            try:
+                await self._call(
+                    "create", resource, create, namespace, body, _preload_content=False
+                )
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        self._rbac_ready.add(namespace)

@@ -1,0 +1,470 @@
+"""The reconciler: level-triggered, one pass per resource at a time, I/O around ``jobs.decide``.
+
+kopf keeps three in-memory indices (VideoProcessingJobs, their Jobs, the Jobs' pods), filled from
+its watch streams and fully listed before any handler runs. Every event about a resource, its Job
+or a pod calls :meth:`Reconciler.reconcile` for the resource; the pass reads the indices, asks the
+pure :func:`jobs.decide` what to do and does it. Nothing is remembered that the cluster does not
+also say: a restarted operator reads the same indices and continues (a Job of the current run is
+found by its deterministic name, so it is never created twice).
+
+Two small pieces of in-memory state make it efficient without making it wrong:
+
+- ``written``: the operator-owned status fields this process wrote last, laid over the indexed
+  status until the watch catches up, so that a pass started by a Job event does not repeat a
+  write the resource's own event has not shown yet;
+- ``starting``: runs admitted by the queue whose Job is not in the index yet, so that the
+  running-job limits hold while the watch catches up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from videojobs.errors import InvalidSpec, Problem
+from videojobs.models import FINISHED_PHASES, VideoProcessingJobSpec
+from videojobs.planning import plan_segments
+from videojobs.transcripts import parse_transcript
+from videojobs_operator import jobs
+from videojobs_operator.kube import ForeignObjectError, Kube
+from videojobs_operator.metrics import Metrics
+from videojobs_operator.settings import OperatorSettings
+
+logger = logging.getLogger("videojobs.operator")
+
+Key = tuple[str, str]
+IndexLike = Mapping[Key, Any]  # kopf.Index: key -> kopf.Store (an iterable of values)
+
+RESYNC_SECONDS = 60.0
+"""Every resource is looked at again this often, whatever the watches say."""
+STAGE_WRITE_INTERVAL = 2.0
+"""Least seconds between two status writes that only mirror the worker's stage."""
+
+
+@dataclass
+class _KeyState:
+    uid: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dirty: bool = False
+    written: dict[str, Any] = field(default_factory=dict)
+    last_write: float = 0.0
+    created_job: str | None = None
+    timer: asyncio.TimerHandle | None = None
+    failures: int = 0
+    validated: tuple[Any, ...] | None = None
+    """(generation, rerunToken, spec model, problems) of the last successful validation."""
+
+
+def _values(index: IndexLike, key: Key) -> list[dict[str, Any]]:
+    store = index.get(key)
+    return list(store) if store is not None else []
+
+
+class Reconciler:
+    """Owns the per-resource passes, the queue and the periodic resync."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        kube: Kube,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.metrics = metrics
+        self.clock = clock
+        self.vpjs: IndexLike = {}
+        self.job_index: IndexLike = {}
+        self.pod_index: IndexLike = {}
+        self._states: dict[Key, _KeyState] = {}
+        self._starting: set[Key] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.ready = False
+        metrics.watch_fleet(self.phase_counts, self.queue_depth)
+
+    def bind(self, vpjs: IndexLike, job_index: IndexLike, pod_index: IndexLike) -> None:
+        """Attach kopf's indices (they are filled before any handler runs)."""
+        self.vpjs, self.job_index, self.pod_index = vpjs, job_index, pod_index
+        self.ready = True
+
+    # Views used by metrics and the queue -----------------------------------------------------
+
+    def _resource(self, key: Key) -> dict[str, Any] | None:
+        values = _values(self.vpjs, key)
+        if not values:
+            return None
+        body = values[-1]
+        state = self._states.get(key)
+        if state is None or not state.written or state.uid != body["metadata"].get("uid"):
+            return body
+        status = dict(body.get("status") or {})
+        if all(status.get(k) == v for k, v in state.written.items()):
+            state.written.clear()  # the watch caught up
+            return body
+        for k, v in state.written.items():
+            if v is None:
+                status.pop(k, None)
+            else:
+                status[k] = v
+        return {**body, "status": status}
+
+    def _run_job(self, key: Key, resource: Mapping[str, Any]) -> dict[str, Any] | None:
+        name = jobs.resource_job_name(resource)
+        for job in _values(self.job_index, key):
+            if job["metadata"]["name"] == name and jobs.is_owned_by(job, resource):
+                return job
+        return None
+
+    def phase_counts(self) -> Mapping[str, int]:
+        """Resources by phase (for the jobs gauge)."""
+        counts: Counter[str] = Counter()
+        for key in list(self.vpjs):
+            body = self._resource(key)
+            if body is not None:
+                counts[(body.get("status") or {}).get("phase") or "Pending"] += 1
+        return counts
+
+    def queue_depth(self) -> int:
+        """Resources in phase Queued."""
+        return self.phase_counts().get("Queued", 0)
+
+    def _running(self) -> Counter[str]:
+        """Active Jobs (not finished) per namespace, plus admitted runs not yet indexed."""
+        running: Counter[str] = Counter()
+        seen: set[Key] = set()
+        for key in list(self.job_index):
+            resource = self._resource(key)
+            job = self._run_job(key, resource) if resource is not None else None
+            if job is not None and not jobs.job_finished(job):
+                running[key[0]] += 1
+                seen.add(key)
+        for key in list(self._starting):
+            if key in seen or key not in self.vpjs:
+                self._starting.discard(key)
+            else:
+                running[key[0]] += 1
+        return running
+
+    def _waiting(self) -> list[jobs.QueueEntry]:
+        entries = []
+        for key in list(self.vpjs):
+            if key in self._starting:
+                continue
+            resource = self._resource(key)
+            if resource is None or not jobs.wants_to_start(resource):
+                continue
+            if self._run_job(key, resource) is not None:
+                continue
+            created = resource["metadata"].get("creationTimestamp") or ""
+            entries.append(jobs.QueueEntry(key[0], key[1], created))
+        return entries
+
+    def _admit(self, key: Key) -> bool:
+        # No await between computing and marking: the event loop cannot interleave another
+        # admission, so the limits hold without a lock.
+        admitted = jobs.admit(
+            self._waiting(),
+            self._running(),
+            self.settings.max_running_jobs,
+            self.settings.max_running_jobs_per_namespace,
+        )
+        if key in admitted:
+            self._starting.add(key)
+            return True
+        return False
+
+    def kick_queue(self) -> None:
+        """Look at the resources the queue would admit now."""
+        admitted = jobs.admit(
+            self._waiting(),
+            self._running(),
+            self.settings.max_running_jobs,
+            self.settings.max_running_jobs_per_namespace,
+        )
+        for key in admitted:
+            self.enqueue(key)
+
+    # Scheduling --------------------------------------------------------------------------------
+
+    def enqueue(self, key: Key, delay: float = 0.0) -> None:
+        """Reconcile ``key`` soon (after ``delay`` seconds), without waiting for it."""
+        state = self._states.setdefault(key, _KeyState())
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            if state.timer is not None:
+                if state.timer.when() <= loop.time() + delay:
+                    return  # an earlier look is already planned
+                state.timer.cancel()
+            state.timer = loop.call_later(delay, self.enqueue, key)
+            return
+        task = loop.create_task(self.reconcile(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def resync_forever(self) -> None:
+        """Reconcile everything every :data:`RESYNC_SECONDS` (a safety net for missed events)."""
+        while True:
+            await asyncio.sleep(RESYNC_SECONDS)
+            for key in list(self.vpjs):
+                self.enqueue(key)
+
+    async def close(self) -> None:
+        """Cancel timers and running passes."""
+        for state in self._states.values():
+            if state.timer is not None:
+                state.timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # The pass ----------------------------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        """Bring one resource a step closer to its desired state; passes never overlap."""
+        state = self._states.setdefault(key, _KeyState())
+        state.dirty = True
+        if state.lock.locked():
+            return  # the running pass will go round once more
+        async with state.lock:
+            while state.dirty:
+                state.dirty = False
+                try:
+                    await self._reconcile_once(key, state)
+                    state.failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    state.failures += 1
+                    self.metrics.reconcile_errors.inc()
+                    delay = min(300.0, 2.0 ** min(state.failures, 8))
+                    logger.exception(
+                        "reconcile failed; retrying in %.0fs",
+                        delay,
+                        extra=_ref(key),
+                    )
+                    self.enqueue(key, delay)
+        if key not in self.vpjs and not state.lock.locked():
+            self._forget(key)
+
+    def _forget(self, key: Key) -> None:
+        state = self._states.pop(key, None)
+        if state is not None and state.timer is not None:
+            state.timer.cancel()
+        self._starting.discard(key)
+
+    async def _reconcile_once(self, key: Key, state: _KeyState) -> None:
+        resource = self._resource(key)
+        if resource is None:  # deleted: its slot (if any) is free now
+            self._starting.discard(key)
+            self.kick_queue()
+            return
+        meta = resource["metadata"]
+        if state.uid != meta.get("uid"):  # new object (or first sight): forget the old one
+            state.uid, state.written, state.created_job = meta.get("uid"), {}, None
+            state.validated = None
+        now = self.clock()
+        status = resource.get("status") or {}
+        job = self._run_job(key, resource)
+        expected = jobs.resource_job_name(resource)
+        pods = [
+            p
+            for p in _values(self.pod_index, key)
+            if (p.get("metadata", {}).get("labels") or {}).get(jobs.LABEL_RUN)
+            == jobs.run_id(meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
+        ]
+        if job is not None:
+            self._starting.discard(key)
+            state.created_job = None
+
+        await self._delete_stale_jobs(key, resource)
+
+        problems: list[Problem] = []
+        waiting_for: str | None = None
+        spec_model: VideoProcessingJobSpec | None = None
+        job_missing = False
+        admitted = False
+        if job is None and jobs.wants_to_start(resource):
+            spec_model, problems, waiting_for = await self._validate_cached(state, resource)
+            if not problems and not waiting_for and not (resource.get("spec") or {}).get("cancel"):
+                admitted = state.created_job == expected or self._admit(key)
+        elif (
+            job is None
+            and status.get("jobName") == expected
+            and status.get("phase") in jobs.ACTIVE_PHASES
+            and state.created_job != expected
+        ):
+            # The index says the Job is gone: make sure before declaring it deleted.
+            job = await self.kube.get_job(meta["namespace"], expected)
+            job_missing = job is None
+
+        ctx = jobs.Context(
+            now=now,
+            settings=self.settings,
+            problems=problems,
+            waiting_for=waiting_for,
+            admitted=admitted,
+            job_missing=job_missing,
+            queue_limit=jobs.queue_limit_text(self.settings),
+        )
+        decision = jobs.decide(resource, job, pods, ctx)
+
+        if decision.create_job and spec_model is not None:
+            await self._create_job(key, state, resource, spec_model)
+        elif admitted and not decision.create_job:
+            self._starting.discard(key)
+        if decision.delete_job:
+            await self.kube.delete_job(meta["namespace"], expected)
+        await self._write_status(key, state, resource, decision)
+        for event in decision.events:
+            await self.kube.post_event(resource, event.type, event.reason, event.message)
+        if decision.delete_resource:
+            logger.info("deleting finished resource (ttlSecondsAfterFinished)", extra=_ref(key))
+            await self.kube.delete_resource(meta["namespace"], meta["name"], meta["uid"])
+        if decision.requeue_after is not None:
+            self.enqueue(key, decision.requeue_after)
+        new_phase = decision.status.get("phase")
+        if new_phase in FINISHED_PHASES or decision.delete_job:
+            self._starting.discard(key)
+            self._count_finish(resource, decision)
+            self.kick_queue()
+
+    async def _validate_cached(
+        self, state: _KeyState, resource: Mapping[str, Any]
+    ) -> tuple[VideoProcessingJobSpec | None, list[Problem], str | None]:
+        """:meth:`_validate`, remembered per generation and run (a queued job is looked at
+        often; its ConfigMap is read once)."""
+        ident = (
+            resource["metadata"].get("generation"),
+            (resource.get("spec") or {}).get("rerunToken"),
+        )
+        if state.validated is not None and state.validated[:2] == ident:
+            return state.validated[2], state.validated[3], None
+        spec, problems, waiting_for = await self._validate(resource)
+        if waiting_for is None:
+            state.validated = (*ident, spec, problems)
+        return spec, problems, waiting_for
+
+    async def _validate(
+        self, resource: Mapping[str, Any]
+    ) -> tuple[VideoProcessingJobSpec | None, list[Problem], str | None]:
+        """The spec model, problems that make it invalid, or what it still waits for."""
+        spec, problems = jobs.validate_spec(resource.get("spec"))
+        if spec is None:
+            return None, problems, None
+        transcript = None
+        if spec.transcript is not None:
+            ref = spec.transcript.config_map_key_ref
+            text: str | None = spec.transcript.inline
+            if ref is not None:
+                ns = resource["metadata"]["namespace"]
+                cm = await self.kube.read_configmap(ns, ref.name)
+                data = (cm or {}).get("data") or {}
+                if cm is None or ref.key not in data:
+                    what = f"ConfigMap {ref.name}"
+                    if cm is not None:
+                        what = f"key {ref.key!r} in {what}"
+                    return spec, [], f"spec.transcript.configMapKeyRef: waiting for {what}"
+                text = data[ref.key]
+            if text is not None:
+                label = (
+                    f"ConfigMap/{ref.name}[{ref.key}]"
+                    if ref is not None
+                    else "spec.transcript.inline"
+                )
+                try:
+                    transcript = parse_transcript(text, spec.transcript.format, source=label)
+                except InvalidSpec as exc:
+                    return None, list(exc.problems), None
+            else:
+                return spec, [], None  # at a URL: the worker fetches and plans it
+        try:
+            plan_segments(spec, transcript)
+        except InvalidSpec as exc:
+            return None, list(exc.problems), None
+        return spec, [], None
+
+    async def _delete_stale_jobs(self, key: Key, resource: Mapping[str, Any]) -> None:
+        """Remove unfinished Jobs of earlier runs (the rerunToken changed while they ran)."""
+        expected = jobs.resource_job_name(resource)
+        for job in _values(self.job_index, key):
+            meta = job["metadata"]
+            if (
+                meta["name"] != expected
+                and jobs.is_owned_by(job, resource)
+                and not jobs.job_finished(job)
+                and not meta.get("deletionTimestamp")
+            ):
+                logger.info("deleting Job %s of an earlier run", meta["name"])
+                await self.kube.delete_job(meta["namespace"], meta["name"])
+
+    async def _create_job(
+        self,
+        key: Key,
+        state: _KeyState,
+        resource: Mapping[str, Any],
+        spec: VideoProcessingJobSpec,
+    ) -> None:
+        meta = resource["metadata"]
+        if self.settings.manage_worker_rbac:
+            await self.kube.ensure_worker_rbac(
+                meta["namespace"], self.settings.worker_service_account
+            )
+        manifest = jobs.build_job(resource, spec, self.settings)
+        try:
+            await self.kube.create_job(manifest, meta["uid"])
+        except ForeignObjectError:
+            self._starting.discard(key)
+            raise
+        state.created_job = manifest["metadata"]["name"]
+        logger.info("created Job %s", state.created_job, extra=_ref(key))
+
+    async def _write_status(
+        self, key: Key, state: _KeyState, resource: Mapping[str, Any], decision: jobs.Decision
+    ) -> None:
+        patch = dict(decision.status)
+        if not patch:
+            return
+        # A change of the mirrored stage alone waits a little: stages can flip quickly.
+        if set(patch) <= {"stage", "message", "conditions"} and "stage" in patch:
+            wait = state.last_write + STAGE_WRITE_INTERVAL - time.monotonic()
+            if wait > 0:
+                self.enqueue(key, wait)
+                return
+        meta = resource["metadata"]
+        await self.kube.patch_status(meta["namespace"], meta["name"], patch)
+        state.last_write = time.monotonic()
+        for k, v in patch.items():
+            if k in jobs.OPERATOR_STATUS_FIELDS:
+                state.written[k] = v
+
+    def _count_finish(self, resource: Mapping[str, Any], decision: jobs.Decision) -> None:
+        phase = decision.status.get("phase")
+        if phase not in FINISHED_PHASES:
+            return
+        if phase == "Succeeded":
+            self.metrics.completions.inc()
+        elif phase == "Failed":
+            reason = (decision.status.get("error") or {}).get("reason") or "Unknown"
+            self.metrics.failures.labels(reason=reason).inc()
+        else:
+            self.metrics.cancellations.inc()
+        status = resource.get("status") or {}
+        start = jobs.parse_time(status.get("startTime"))
+        end = jobs.parse_time(decision.status.get("completionTime")) or self.clock()
+        if start is not None:
+            self.metrics.duration.labels(phase=phase).observe(
+                max(0.0, (end - start).total_seconds())
+            )
+
+
+def _ref(key: Key) -> dict[str, Any]:
+    """Log ``extra`` that kopf's JSON formatter renders as the object reference."""
+    return {"k8s_ref": {"namespace": key[0], "name": key[1]}, "k8s_skip": True}

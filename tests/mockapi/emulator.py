@@ -1,0 +1,111 @@
+"""A kmock Kubernetes emulator that behaves a little more like an API server.
+
+kmock stores objects exactly as sent. The operator needs what a real API server adds: ``uid``
+(owner references), ``resourceVersion``, ``generation`` (bumped on spec changes only) and
+``creationTimestamp`` (FIFO queueing). The subclass also counts requests and writes so tests
+and the benchmark can report API usage.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import itertools
+import uuid
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import enums, rendering
+
+from videojobs.models import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+
+WRITE_ACTIONS = (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE)
+
+
+def _now() -> str:
+    # Fractional seconds keep creation order visible for resources created within one second
+    # (a real API server writes whole seconds; the operator's FIFO breaks ties by name).
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@attrs.define(kw_only=True)
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's emulator plus server-assigned metadata and request counters."""
+
+    counts: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
+    """Requests by ``"<action> <plural>[/<subresource>]"``, e.g. ``"UPDATE jobs/status"``."""
+    _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.resources.load_bundled()
+        self.resources[f"{GROUP}/{VERSION}/{PLURAL}"] = {
+            "kind": KIND,
+            "singular": SINGULAR,
+            "shortnames": set(SHORT_NAMES),
+            "namespaced": True,
+            "verbs": {"get", "list", "watch", "create", "update", "patch", "delete"},
+            "subresources": {"status"},
+        }
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if request.resource is not None and request.action is not None:
+            what = request.resource.plural or "?"
+            if request.subresource:
+                what += f"/{request.subresource}"
+            self.counts[f"{request.action.value} {what}"] += 1
+            self._stamp(request)
+        return await super()._handle(request)
+
+    def _stamp(self, request: rendering.Request) -> None:
+        data = request.data
+        if request.action == enums.action.CREATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+            meta["uid"] = str(uuid.uuid4())
+            meta["resourceVersion"] = str(next(self._versions))
+            meta["generation"] = 1
+            meta["creationTimestamp"] = _now()
+        elif request.action == enums.action.UPDATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            meta["resourceVersion"] = str(next(self._versions))
+            if "spec" in data and request.subresource is None:
+                current = self._find(request.resource.plural, request.namespace, request.name)
+                if current is not None and not current.deleted:
+                    meta["generation"] = int(current.get("metadata", {}).get("generation", 1)) + 1
+
+    def _find(self, plural: str | None, namespace: str | None, name: str | None) -> Any:
+        for (res, ns, nm), obj in list(self._objects.items()):
+            if res.plural == plural and ns == namespace and nm == name:
+                return obj
+        return None
+
+    # Convenience accessors for assertions ------------------------------------------------
+
+    @property
+    def writes(self) -> int:
+        """Create, patch and delete requests so far."""
+        return sum(
+            n for k, n in self.counts.items() if k.split()[0] in {"CREATE", "UPDATE", "DELETE"}
+        )
+
+    @property
+    def requests_total(self) -> int:
+        """All Kubernetes API requests so far."""
+        return sum(self.counts.values())
+
+    def live(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Raw bodies of the objects of one resource that currently exist."""
+        out: list[dict[str, Any]] = []
+        for (res, ns, _name), obj in list(self._objects.items()):
+            if res.plural == plural and (namespace is None or ns == namespace) and not obj.deleted:
+                out.append(obj.raw)
+        return out
+
+    def history(self, plural: str, namespace: str, name: str) -> list[dict[str, Any]]:
+        """Every stored version of one object, oldest first (deletions left out)."""
+        obj = self._find(plural, namespace, name)
+        return [] if obj is None else [dict(v.raw) for v in obj.history if v is not None]
