@@ -231,8 +231,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+    def __init__(self, root: Path, host: str) -> None:
+        super().__init__((host, 0), _Handler)
         self.root = root.resolve()
         self.lock = threading.Lock()
         self.served: Counter[str] = Counter()
@@ -248,11 +248,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class MediaServer:
-    """Serve a directory over HTTP on 127.0.0.1 in a background thread (a context manager)."""
+    """Serve a directory over HTTP on 127.0.0.1 in a background thread (a context manager).
 
-    def __init__(self, root: Path) -> None:
+    ``host`` may be another loopback address (``127.0.0.2``), e.g. to test that a redirect to a
+    second host is noticed.
+    """
+
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = Path(root)
-        self._server = _Server(self.root)
+        self.host = host
+        self._server = _Server(self.root, host)
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -294,7 +299,7 @@ class MediaServer:
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/``."""
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://{self.host}:{self.port}/"
 
     def url(self, path: str | Path = "") -> str:
         """The URL of ``path`` (relative to the root, or a route such as ``404``)."""

@@ -224,8 +224,8 @@ _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
      ExitCode.PRIVATE, "PrivateVideo"),
     (re.compile(r"confirm your age|age[- ]restricted|inappropriate for some users|age "
                 r"verification", re.I), ExitCode.AGE_RESTRICTED, "AgeRestricted"),
-    (re.compile(r"not available (?:in|from) your (?:country|location)|geo[- ]?restrict|"
-                r"blocked it in your country|not available in your region", re.I),
+    (re.compile(r"available (?:in|from) your (?:country|location|region)|geo[- ]?restrict|"
+                r"blocked it in your country", re.I),
      ExitCode.GEO_BLOCKED, "GeoBlocked"),
     (re.compile(r"sign in|log ?in|login required|requires authentication|members[- ]only|"
                 r"join this channel|use --cookies", re.I),
