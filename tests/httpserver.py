@@ -151,6 +151,16 @@ class _Handler(BaseHTTPRequestHandler):
                 Request(self.command, path, self.headers.get("Range"), int(status))
             )
 
+    def _send_counted(self, data: bytes, path: str) -> None:
+        # Count before writing: a client may read the body and ask for the count before this
+        # thread runs again. A failed write takes its bytes back.
+        self.server.count(path, len(data))
+        try:
+            self.wfile.write(data)
+        except OSError:
+            self.server.count(path, -len(data))
+            raise
+
     def _plain(self, status: HTTPStatus, path: str, head: bool) -> None:
         body = f"{status.value} {status.phrase}\n".encode()
         self._body(status, path, body, "text/plain; charset=utf-8", head)
@@ -162,8 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if not head:
-            self.wfile.write(body)
-            self.server.count(path, len(body))
+            self._send_counted(body, path)
 
     def _file(self, rel: str, head: bool, *, counted_as: str, rate: float | None = None) -> None:
         root = self.server.root
@@ -217,8 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
                 chunk = fh.read(min(step, remaining))
                 if not chunk:
                     break
-                self.wfile.write(chunk)
-                self.server.count(counted_as, len(chunk))
+                self._send_counted(chunk, counted_as)
                 remaining -= len(chunk)
                 sent += len(chunk)
                 if rate:
