@@ -57,6 +57,8 @@ class Attempt:
     message: str = ""
     hang: bool = False
     """Run until killed (cancel, deadline, deletion)."""
+    gate: asyncio.Event | None = None
+    """Run until this event is set (then exit with ``exit_code``)."""
 
 
 Script = Callable[[str, dict[str, Any]], Sequence[Attempt]]
@@ -422,6 +424,8 @@ class JobRunner:
         )
         if attempt.hang:
             await asyncio.Event().wait()
+        if attempt.gate is not None:
+            await attempt.gate.wait()
         await asyncio.sleep(attempt.seconds)
         if attempt.exit_code != 0:
             from videojobs_operator.jobs import error_from_exit

@@ -1,30 +1,483 @@
-"""The operator against the kmock emulator, with the fake Job runner: lifecycle scenarios."""
+"""The operator against the kmock emulator with the fake Job runner: lifecycle scenarios.
+
+Each scenario asserts on the resource's status, the Jobs (and pods) in the emulator and the
+Events the operator posted. The fake runner plays kubelet and Job controller (``jobrunner.py``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from typing import Any
+
 import pytest
 
-from tests.mockapi.conftest import NS, Api, Operator, RunnerFactory, eventually, manifest, phase_is
+from tests.mockapi.conftest import (
+    NS,
+    Api,
+    Operator,
+    RunnerFactory,
+    eventually,
+    manifest,
+    phase_is,
+)
+from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import Attempt
+from videojobs.models import PERMANENT_EXIT_CODES, WorkerInput
 
 pytestmark = pytest.mark.mockapi
 
 
-async def test_fake_happy_path(api: Api, operator: Operator, runner_factory: RunnerFactory) -> None:
+def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in status.get("conditions") or []}
+
+
+async def event_posted(api: Api, name: str, reason: str, count: int = 1) -> None:
+    """Events are posted right after the status write: wait for them."""
+    await eventually(lambda: api.reasons(name).count(reason) >= count, what=f"event {reason}")
+
+
+def script_for(**by_name: list[Attempt]) -> Any:
+    return lambda name, _job: by_name.get(name, [Attempt()])
+
+
+async def test_happy_path_fake_worker(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
     runner = await runner_factory()
     await operator.start()
     await api.create(manifest("lecture"))
     await eventually(phase_is(api, "lecture", "Succeeded"), what="Succeeded")
+
     status = api.status("lecture")
-    conds = {c["type"]: c for c in status["conditions"]}
+    conds = conditions(status)
     assert conds["Complete"]["status"] == "True"
     assert conds["Accepted"]["status"] == "True"
     assert conds["Progressing"]["status"] == "False"
     assert "Failed" not in conds
+    assert all(c["observedGeneration"] == 1 for c in conds.values())
+    assert status["observedGeneration"] == 1
+    assert status["stage"] == "Finished"
     assert status["jobName"].startswith("lecture-")
     assert status["attempts"] == 1
-    assert status["startTime"] and status["completionTime"]
-    assert len(api.jobs()) == 1
+    assert status["startTime"] <= status["completionTime"]
+    assert "error" not in status
+    assert [j["metadata"]["name"] for j in api.jobs()] == [status["jobName"]]
     assert runner.stats.pods_created[status["jobName"]] == 1
-    reasons = api.reasons("lecture")
-    assert reasons[0] == "JobCreated" and reasons[-1] == "Succeeded"
+    await event_posted(api, "lecture", "Succeeded")
+    assert api.reasons("lecture") == ["JobCreated", "Running", "Succeeded"]
+    assert all(e["type"] == "Normal" for e in api.events("lecture"))
+
+
+async def test_job_manifest(api: Api, operator: Operator, emulator: Emulator) -> None:
+    await operator.start()
+    created = await api.create(
+        manifest(
+            "secure",
+            resources={"cpu": "2", "memory": "3Gi", "scratchSize": "7Gi"},
+            backoffLimit=1,
+            activeDeadlineSeconds=600,
+            output={
+                "storage": {
+                    "s3": {
+                        "bucket": "clips",
+                        "credentialsSecretRef": {"name": "s3-creds", "key": "x"},
+                    }
+                }
+            },
+        )
+    )
+    jobs = await eventually(api.jobs, what="a Job")
+    job = jobs[0]
+    meta = job["metadata"]
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "videojobs.io/v1alpha1",
+            "kind": "VideoProcessingJob",
+            "name": "secure",
+            "uid": created["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    labels = meta["labels"]
+    assert labels["app.kubernetes.io/managed-by"] == "videojobs-operator"
+    assert labels["app.kubernetes.io/instance"] == "secure"
+    assert labels["videojobs.io/job"] == "secure"
+    assert labels["videojobs.io/uid"] == created["metadata"]["uid"]
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 1
+    assert spec["activeDeadlineSeconds"] == 600
+    assert spec["ttlSecondsAfterFinished"] == 3600
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0]["action"] == "FailJob"
+    assert rules[0]["onExitCodes"]["values"] == list(PERMANENT_EXIT_CODES)
+    assert rules[1] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == "videojobs-worker"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["runAsUser"] == 10001
+    assert container["args"] == ["run"]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
+    assert container["resources"]["requests"] == {"cpu": "2", "memory": "3Gi"}
+    scratch = next(v for v in pod["volumes"] if v["name"] == "scratch")
+    assert scratch == {"name": "scratch", "emptyDir": {"sizeLimit": "7Gi"}}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "s3-creds",
+        "key": "AWS_SECRET_ACCESS_KEY",
+    }
+    worker_input = WorkerInput.model_validate_json(env["VIDEOJOBS_INPUT"]["value"])
+    assert worker_input.resource is not None
+    assert worker_input.resource.uid == created["metadata"]["uid"]
+    assert worker_input.spec.output.storage.s3 is not None
+    # the worker's ServiceAccount and its Role (only status patches) were provisioned
+    roles = emulator.live("roles", NS)
+    assert [r["rules"] for r in roles] == [
+        [
+            {
+                "apiGroups": ["videojobs.io"],
+                "resources": ["videoprocessingjobs/status"],
+                "verbs": ["patch"],
+            }
+        ]
+    ]
+    assert [sa["metadata"]["name"] for sa in emulator.live("serviceaccounts", NS)] == [
+        "videojobs-worker"
+    ]
+
+
+async def test_invalid_spec(api: Api, operator: Operator, runner_factory: RunnerFactory) -> None:
+    await runner_factory()
+    await operator.start()
+    bad = manifest("broken")
+    bad["spec"]["output"]["formats"] = ["avi"]
+    await api.create(bad)
+    await eventually(phase_is(api, "broken", "Failed"), what="Failed")
+    status = api.status("broken")
+    conds = conditions(status)
+    assert conds["Accepted"]["status"] == "False"
+    assert conds["Accepted"]["reason"] == "InvalidSpec"
+    assert conds["Failed"]["reason"] == "InvalidSpec"
+    assert status["error"]["reason"] == "InvalidSpec"
+    assert "spec.output.formats[0]" in status["error"]["message"]
+    assert api.jobs() == []
+    await event_posted(api, "broken", "InvalidSpec")
+    (event,) = api.events("broken")
+    assert event["type"] == "Warning" and event["reason"] == "InvalidSpec"
+    assert "spec.output.formats[0]" in event["message"]
+
+
+async def test_invalid_transcript_names_the_line(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    await runner_factory()
+    await operator.start()
+    body = manifest("badvtt", segments=None)
+    del body["spec"]["segments"]
+    body["spec"]["transcript"] = {"inline": "WEBVTT\n\n00:00:01.000 --> nonsense\nHello\n"}
+    body["spec"]["knowledgePoints"] = [{"id": "intro", "title": "Intro", "start": 0}]
+    await api.create(body)
+    await eventually(phase_is(api, "badvtt", "Failed"), what="Failed")
+    status = api.status("badvtt")
+    assert status["error"]["reason"] == "InvalidSpec"
+    assert "line 3" in status["error"]["message"]
+    assert api.jobs() == []
+
+
+async def test_permanent_failure_fails_fast(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    runner = await runner_factory(script_for(gone=[Attempt(exit_code=11, message="HTTP 404")]))
+    await operator.start()
+    await api.create(manifest("gone", backoffLimit=5))
+    await eventually(phase_is(api, "gone", "Failed"), what="Failed")
+    status = api.status("gone")
+    assert runner.stats.pods_created[status["jobName"]] == 1  # no retries
+    assert status["attempts"] == 1
+    assert status["error"]["category"] == "Unavailable"
+    assert status["error"]["exitCode"] == 11
+    assert status["error"]["permanent"] is True
+    conds = conditions(status)
+    assert conds["Failed"]["status"] == "True"
+    assert conds["Complete"]["status"] == "False"
+    (job,) = api.jobs()
+    failed = [c for c in job["status"]["conditions"] if c["type"] == "Failed"]
+    assert failed[0]["reason"] == "PodFailurePolicy"
+    await event_posted(api, "gone", "Unavailable")
+    events = api.events("gone")
+    assert events[-1]["type"] == "Warning"
+    assert events[-1]["reason"] == "Unavailable"
+
+
+async def test_transient_failure_retried_then_succeeds(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    runner = await runner_factory(
+        script_for(flaky=[Attempt(exit_code=20, message="connection reset"), Attempt()])
+    )
+    await operator.start()
+    await api.create(manifest("flaky", backoffLimit=3))
+    await eventually(phase_is(api, "flaky", "Succeeded"), what="Succeeded")
+    status = api.status("flaky")
+    assert runner.stats.pods_created[status["jobName"]] == 2
+    assert status["attempts"] == 2
+    assert "error" not in status  # the worker's error of attempt 1 is cleared on success
+    await event_posted(api, "flaky", "Succeeded")
+    assert "Retrying" in api.reasons("flaky")
+    assert conditions(status)["Complete"]["status"] == "True"
+
+
+async def test_transient_failures_exhaust_backoff_limit(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    runner = await runner_factory(script_for(down=[Attempt(exit_code=20)]))
+    await operator.start()
+    await api.create(manifest("down", backoffLimit=1))
+    await eventually(phase_is(api, "down", "Failed"), what="Failed")
+    status = api.status("down")
+    assert runner.stats.pods_created[status["jobName"]] == 2
+    assert status["error"]["category"] == "Network"
+    assert status["error"]["permanent"] is False
+    assert "gave up after 2 attempts" in status["error"]["message"]
+
+
+async def test_cancel_mid_run(api: Api, operator: Operator, runner_factory: RunnerFactory) -> None:
+    await runner_factory(script_for(long=[Attempt(hang=True)]))
+    await operator.start()
+    await api.create(manifest("long"))
+    await eventually(phase_is(api, "long", "Running"), what="Running")
+    assert len(api.pods()) == 1
+    await api.patch_spec("long", {"cancel": True})
+    await eventually(phase_is(api, "long", "Cancelled"), what="Cancelled")
+    await eventually(lambda: not api.jobs() and not api.pods(), what="Job and pods removed")
+    status = api.status("long")
+    assert conditions(status)["Progressing"]["reason"] == "Cancelled"
+    assert "Complete" not in conditions(status)
+    assert status["observedGeneration"] == 2
+    await event_posted(api, "long", "Cancelled")
+    assert api.reasons("long")[-1] == "Cancelled"
+
+
+async def test_operator_restarted_mid_run(
+    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+) -> None:
+    gate = asyncio.Event()
+    runner = await runner_factory(script_for(survivor=[Attempt(gate=gate)]))
+    await operator.start()
+    await api.create(manifest("survivor"))
+    await eventually(phase_is(api, "survivor", "Running"), what="Running")
+    await operator.stop()  # killed mid-run
+
+    await operator.start()
+    await asyncio.sleep(0.5)  # let the new operator see everything before the run ends
+    assert api.status("survivor")["phase"] == "Running"
+    gate.set()
+    await eventually(phase_is(api, "survivor", "Succeeded"), what="Succeeded")
+    assert len(api.jobs()) == 1
+    assert emulator.counts["CREATE jobs"] == 1
+    assert runner.stats.jobs_seen == [api.status("survivor")["jobName"]]
+
+
+async def test_operator_down_while_job_finishes(
+    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+) -> None:
+    gate = asyncio.Event()
+    await runner_factory(script_for(offline=[Attempt(gate=gate)]))
+    await operator.start()
+    await api.create(manifest("offline"))
+    await eventually(phase_is(api, "offline", "Running"), what="Running")
+    await operator.stop()
+    gate.set()
+    await eventually(
+        lambda: any(
+            c["type"] == "Complete"
+            for j in api.jobs()
+            for c in (j.get("status") or {}).get("conditions") or []
+        ),
+        what="Job complete while the operator is down",
+    )
+    assert api.status("offline")["phase"] == "Running"
+    await operator.start()
+    await eventually(phase_is(api, "offline", "Succeeded"), what="Succeeded after restart")
+    assert emulator.counts["CREATE jobs"] == 1
+
+
+async def test_job_deleted_externally(
+    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+) -> None:
+    runner = await runner_factory(script_for(orphan=[Attempt(hang=True)]))
+    await operator.start()
+    await api.create(manifest("orphan"))
+    await eventually(phase_is(api, "orphan", "Running"), what="Running")
+    job_name = api.status("orphan")["jobName"]
+    await api.delete_job(job_name)
+    await eventually(phase_is(api, "orphan", "Failed"), what="Failed")
+    status = api.status("orphan")
+    assert status["error"]["reason"] == "JobDeleted"
+    assert job_name in status["error"]["message"]
+    assert conditions(status)["Failed"]["reason"] == "JobDeleted"
+    await asyncio.sleep(0.3)
+    assert api.jobs() == []  # never a second Job for the same run
+    assert emulator.counts["CREATE jobs"] == 1
+    assert runner.stats.jobs_seen == [job_name]
+    await event_posted(api, "orphan", "JobDeleted")
+    assert api.reasons("orphan")[-1] == "JobDeleted"
+
+
+async def test_queue_limits_and_fifo(
+    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+) -> None:
+    names = ["echo", "delta", "charlie", "bravo", "alpha"]  # created in this order
+    gates = {name: asyncio.Event() for name in names}
+    runner = await runner_factory(lambda name, _job: [Attempt(gate=gates[name])])
+    env = pytest.MonkeyPatch()
+    try:
+        env.setenv("VIDEOJOBS_MAX_RUNNING_JOBS", "2")
+        await operator.start()
+        for name in names:
+            await api.create(manifest(name))
+
+        def has_job(name: str) -> bool:
+            return bool(api.status(name).get("jobName"))
+
+        # Finish the running ones one at a time: the oldest queued one starts each time.
+        running = ["echo", "delta"]
+        waiting = names[2:]
+        while running:
+            await eventually(lambda: all(has_job(n) for n in running), what=f"{running} run")
+            await asyncio.sleep(0.2)
+            assert not any(has_job(n) for n in waiting), "a queued job started too early"
+            assert all(api.status(n)["phase"] == "Queued" for n in waiting)
+            done = running.pop(0)
+            gates[done].set()
+            await eventually(phase_is(api, done, "Succeeded"), what=f"{done} done")
+            if waiting:
+                running.append(waiting.pop(0))
+    finally:
+        env.undo()
+    assert runner.stats.max_running == 2
+    assert all(api.status(n)["phase"] == "Succeeded" for n in names)
+    for name in names[2:]:
+        assert api.status(name).get("queuedAt")
+        await event_posted(api, name, "Succeeded")
+        assert api.reasons(name)[:2] == ["Queued", "JobCreated"]
+
+
+async def test_per_namespace_limit(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    env = pytest.MonkeyPatch()
+    runner = await runner_factory(lambda _n, _j: [Attempt(seconds=0.3)])
+    try:
+        env.setenv("VIDEOJOBS_MAX_RUNNING_JOBS_PER_NAMESPACE", "1")
+        await operator.start()
+        for ns in ("a", "b"):
+            for i in range(2):
+                await api.create(manifest(f"job{i}", namespace=ns))
+        for ns in ("a", "b"):
+            for i in range(2):
+                await eventually(phase_is(api, f"job{i}", "Succeeded", ns), timeout=30)
+    finally:
+        env.undo()
+    assert runner.stats.max_running_by_ns == {"a": 1, "b": 1}
+    assert runner.stats.max_running == 2  # the namespaces did not block each other
+
+
+async def test_ttl_deletes_finished_resource(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    await runner_factory()
+    await operator.start()
+    await api.create(manifest("shortlived", ttlSecondsAfterFinished=1))
+    await api.create(manifest("keeper"))
+    await eventually(phase_is(api, "shortlived", "Succeeded"), what="Succeeded")
+    await eventually(lambda: api.vpj("shortlived") is None, timeout=10, what="TTL deletion")
+    await eventually(phase_is(api, "keeper", "Succeeded"), what="keeper Succeeded")
+    await asyncio.sleep(1.5)
+    assert api.vpj("keeper") is not None  # no TTL given and no operator default
+
+
+async def test_rerun_token_starts_a_new_run(
+    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+) -> None:
+    runner = await runner_factory()
+    await operator.start()
+    await api.create(manifest("again"))
+    await eventually(phase_is(api, "again", "Succeeded"), what="first run")
+    first = api.status("again")
+    await api.patch_spec("again", {"rerunToken": "2"})
+    await eventually(
+        lambda: (
+            api.status("again").get("jobName") not in (None, first["jobName"])
+            and api.status("again").get("phase") == "Succeeded"
+        ),
+        what="second run",
+    )
+    second = api.status("again")
+    assert second["observedGeneration"] == 2
+    assert runner.stats.jobs_seen == [first["jobName"], second["jobName"]]
+    assert emulator.counts["CREATE jobs"] == 2
+    await event_posted(api, "again", "Succeeded", count=2)
+
+
+async def test_image_pull_backoff_is_reported(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    await runner_factory(script_for(noimage=[Attempt(waiting="ImagePullBackOff")]))
+    await operator.start()
+    await api.create(manifest("noimage"))
+    await eventually(
+        lambda: "ImagePullBackOff" in (api.status("noimage").get("message") or ""),
+        what="ImagePullBackOff in status",
+    )
+    status = api.status("noimage")
+    assert status["phase"] == "Pending"
+    assert conditions(status)["Progressing"]["reason"] == "ImagePullBackOff"
+    await event_posted(api, "noimage", "ImagePullBackOff")
+    warnings = [e for e in api.events("noimage") if e["type"] == "Warning"]
+    assert [e["reason"] for e in warnings] == ["ImagePullBackOff"]
+
+
+async def test_transcript_configmap_waited_for(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    await runner_factory()
+    await operator.start()
+    body = manifest("fromcm")
+    del body["spec"]["segments"]
+    body["spec"]["transcript"] = {"configMapKeyRef": {"name": "talk", "key": "talk.vtt"}}
+    body["spec"]["knowledgePoints"] = [
+        {"id": "intro", "title": "Intro", "start": 0},
+        {"id": "core", "title": "Core", "start": 2},
+    ]
+    await api.create(body)
+    await eventually(
+        lambda: "waiting for ConfigMap talk" in (api.status("fromcm").get("message") or ""),
+        what="waiting for the ConfigMap",
+    )
+    assert api.jobs() == []
+    vtt = "WEBVTT\n\n00:00.000 --> 00:02.000\nHello\n\n00:02.000 --> 00:04.000\nCore\n"
+    await api.create_configmap("talk", {"talk.vtt": vtt})
+    await eventually(phase_is(api, "fromcm", "Succeeded"), timeout=30, what="Succeeded")
+    (job,) = api.jobs()
+    pod = job["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "transcript")
+    assert volume["configMap"] == {
+        "name": "talk",
+        "items": [{"key": "talk.vtt", "path": "transcript"}],
+    }
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert json.loads(env["VIDEOJOBS_INPUT"])["transcriptPath"] == (
+        "/var/run/videojobs/transcript/transcript"
+    )
