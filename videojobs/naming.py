@@ -57,8 +57,10 @@ def _fold_char(char: str) -> str:
     spelled = "".join(
         c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
     ).lower()
-    if spelled and spelled.isascii():
-        return "".join(c if c.isalnum() else "-" for c in spelled)
+    if any(c.isascii() and c.isalnum() for c in spelled) and all(
+        c.isascii() or not c.isalnum() for c in spelled
+    ):
+        return "".join(c if c.isascii() and c.isalnum() else "-" for c in spelled)
     return char if char.isalnum() else "-"
 
 

@@ -1,0 +1,75 @@
+"""File stems: safe, short, readable, unique."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from videojobs.naming import (
+    MAX_STEM_BYTES,
+    MAX_STEM_CHARS,
+    make_stem,
+    render_template,
+    slugify,
+    unique_stems,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "stem"),
+    [
+        ("What is a Pod?", "what-is-a-pod"),
+        ("  --Leading/trailing__  ", "leading-trailing"),
+        ("Café déjà vu", "cafe-deja-vu"),
+        ("Straße, Æsir, Łódź, Øresund", "strasse-aesir-lodz-oresund"),
+        ("ﬁnal ½ Ｆｕｌｌ²", "final-1-2-full2"),
+        ("Привет, мир!", "привет-мир"),
+        ("Ελληνικά μαθήματα", "ελληνικά-μαθήματα"),
+        ("東京 入門", "東京-入門"),
+        ("한국어 강의", "한국어-강의"),
+        ("../../etc/passwd", "etc-passwd"),
+        ('a\\b:c*d?e"f<g>h|i', "a-b-c-d-e-f-g-h-i"),
+        ("tab\tnew\nline", "tab-new-line"),
+        ("🎉 party 🎉", "party"),
+        ("kp.one_two", "kp-one_two"),
+    ],
+)
+def test_slugify(text: str, stem: str) -> None:
+    assert slugify(text) == stem
+
+
+def test_stems_are_nfc_and_s3_safe() -> None:
+    decomposed = "Йога"  # И + combining breve: NFD input
+    assert slugify(decomposed) == "йога"
+    for text in ("Hello World", "Привет", "x/y", "a+b=c", "50% off!", "über"):
+        assert re.fullmatch(r"[\w-]+", slugify(text))
+        assert "/" not in slugify(text)
+
+
+def test_fallback_and_reserved_names() -> None:
+    assert make_stem("{title}", {"title": "???"}, "segment-03") == "segment-03"
+    assert make_stem("{title}", {"title": "CON"}, "x") == "con-clip"
+    assert make_stem("{knowledge_id}-{title}", {"knowledge_id": None, "title": "T"}, "x") == "t"
+
+
+def test_long_titles_are_cut_within_limits() -> None:
+    for text in ("word " * 60, "я" * 300, "字" * 300, "x" * 500):
+        stem = make_stem("{title}", {"title": text}, "x")
+        assert 0 < len(stem) <= MAX_STEM_CHARS
+        assert len(stem.encode()) <= MAX_STEM_BYTES
+        assert not stem.endswith("-")
+    assert make_stem("{title}", {"title": "word " * 60}, "x").endswith("word")
+
+
+def test_render_template_errors() -> None:
+    assert render_template("{index:02d}-{start:.0f}", {"index": 3, "start": 65.5}) == "03-66"
+    with pytest.raises(ValueError, match="naming template"):
+        render_template("{title:03d}", {"title": "x"})
+
+
+def test_unique_stems() -> None:
+    assert unique_stems(["a", "b", "a", "a", "a-2"]) == ["a", "b", "a-2", "a-3", "a-2-2"]
+    long = "x" * MAX_STEM_CHARS
+    stems = unique_stems([long, long])
+    assert stems[1] != stems[0] and len(stems[1]) <= MAX_STEM_CHARS and stems[1].endswith("-2")
