@@ -41,7 +41,7 @@ RANGE_MARGIN = 2.0
 """Seconds fetched before and after each planned segment (keyframe slack, rounding)."""
 RANGE_MERGE_GAP = 30.0
 """Ranges closer than this are fetched as one (one more connection costs more than a gap)."""
-AUTO_PARTIAL_MIN_DURATION = 120.0
+AUTO_PARTIAL_MIN_DURATION = 60.0
 """``partialDownload: auto`` only considers sources at least this long..."""
 AUTO_PARTIAL_MAX_FRACTION = 0.5
 """...whose planned ranges (with margins) cover at most this fraction of the source."""
@@ -233,6 +233,8 @@ _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
     (re.compile(r"unsupported url|no video formats found|no suitable (?:extractor|formats)|"
                 r"not a valid url|is not a valid URL", re.I),
      ExitCode.UNSUPPORTED_URL, "UnsupportedUrl"),
+    (re.compile(r"did not get any data blocks|downloaded file is empty|empty file", re.I),
+     ExitCode.NOT_A_VIDEO, "EmptyFile"),
     (re.compile(r"requested format is not available", re.I), ExitCode.INVALID_SPEC,
      "FormatNotAvailable"),
     (re.compile(r"video unavailable|this video (?:is|has been) (?:unavailable|removed)|"

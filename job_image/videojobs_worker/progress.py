@@ -187,7 +187,7 @@ class TerminalReporter(Reporter):
                     self.stream.write("\n")
                 pad = max(0, len(self._last_line) - len(line))
                 self.stream.write("\r" + line + " " * pad)
-            elif stage_changed or force:
+            elif stage_changed:
                 self.stream.write(line + "\n")
             self._shown_stage = self.progress.stage
             self._last_line = line

@@ -72,6 +72,8 @@ class Record:
     """Precision actually used (video files)."""
     start_offset: float | None = None
     """Actual minus planned start (video files cut with ``copy``)."""
+    note: str | None = None
+    """What the cutter wants the user to know (keyframe snap, smart fallback)."""
 
     def to_metadata(self) -> dict[str, str]:
         """S3 user metadata (string values only)."""
@@ -82,6 +84,8 @@ class Record:
             meta["precision"] = self.precision
         if self.start_offset is not None:
             meta["start-offset"] = f"{self.start_offset:.3f}"
+        if self.note:
+            meta["note"] = self.note.encode("ascii", "replace").decode()[:500]
         return meta
 
     @classmethod
@@ -101,6 +105,7 @@ class Record:
             duration=num("duration"),
             precision=meta.get("precision"),
             start_offset=num("start-offset"),
+            note=meta.get("note"),
         )
 
 

@@ -453,7 +453,12 @@ class Runner:
                 )
                 for kind, fmt, p in files
             ],
-            note=None if len(notes) <= 1 else f"precisions used: {', '.join(notes)}",
+            note="; ".join(
+                dict.fromkeys(
+                    p.record.note for kind, _, p in files if kind == "video" and p.record.note
+                )
+            )
+            or (None if len(notes) <= 1 else f"precisions used: {', '.join(notes)}"),
         )
 
     def _cut_all(
@@ -564,6 +569,7 @@ class Runner:
                     duration=round(float(outcome.duration), 3),
                     precision=outcome.precision_used,
                     start_offset=round(float(outcome.start_offset), 3),
+                    note=outcome.note,
                 )
                 files.append(("video", fmt, path, record))
                 self._check_stop()

@@ -62,7 +62,7 @@ def test_want_partial() -> None:
     assert not want_partial("never", [(0, 10)], 3600)
     assert want_partial("auto", [(0, 30)], 600)
     assert not want_partial("auto", [(0, 400)], 600)  # most of the source: fetch it whole
-    assert not want_partial("auto", [(0, 30)], 60)  # short source
+    assert not want_partial("auto", [(0, 10)], 50)  # short source
     assert not want_partial("auto", [(0, 30)], None)  # unknown duration
 
 

@@ -1,0 +1,156 @@
+"""The whole worker on generated media: run, publish, report, fail, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.httpserver import MediaServer
+from tests.worker.helpers import (
+    decode_errors,
+    frame_hashes,
+    make_input,
+    probe_duration,
+    published_files,
+    run,
+    stray_files,
+)
+from videojobs.models import ExitCode
+from videojobs_worker.guard import NetworkPolicy
+from videojobs_worker.publish import STATE_DIR, sha256_file
+
+pytestmark = pytest.mark.media
+
+
+def test_http_source_end_to_end(tmp_path: Path, server: MediaServer):
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    wi = make_input(server.url("a.mp4"), formats=("mp4", "webm"), precision="accurate")
+    code, result, reporter = run(wi, out, scratch)
+    assert code == 0, reporter.error
+    assert result is not None
+    stems = ["01-p1-part-1", "02-p2-part-2"]
+    expected = sorted(f"{s}.{ext}" for s in stems for ext in ("mp4", "webm", "jpg", "vtt"))
+    assert published_files(out) == sorted([*expected, "manifest.json"])
+    for seg, (start, end) in zip(result.segments, [(1.0, 3.0), (4.5, 7.0)], strict=True):
+        assert (seg.start, seg.end, seg.precision) == (start, end, "accurate")
+        for f in seg.files:
+            path = out / Path(f.uri).name
+            assert f.sha256 == sha256_file(path) and f.bytes == path.stat().st_size
+            if f.kind == "video":
+                assert abs(probe_duration(path) - (end - start)) < 0.05
+                assert abs(f.duration_seconds - (end - start)) < 0.05
+                assert decode_errors(path) == ""
+    vtt = (out / "02-p2-part-2.vtt").read_text()
+    assert "00:00:00.000 --> 00:00:02.500\nAnd this is the second topic." in vtt
+    # the manifest is published last and lists every file
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["stem"] for s in manifest["segments"]] == stems
+    newest_clip = max((out / n).stat().st_mtime_ns for n in expected)
+    assert (out / "manifest.json").stat().st_mtime_ns >= newest_clip
+    # status: stages in order, the final patch carries results, summary and manifest
+    assert reporter.stages == ["Starting", "Downloading", "Probing", "Cutting", "Uploading",
+                               "Finished"]  # fmt: skip
+    final = reporter.patches[-1]["status"]
+    assert final["segmentsSummary"] == "2/2" and final["manifestUri"].endswith("manifest.json")
+    assert final["source"]["videoCodec"] == "h264" and final["source"]["durationSeconds"] == 8.0
+    assert set(final) <= {"progress", "source", "segments", "segmentsSummary", "manifestUri",
+                          "error"}  # fmt: skip
+    assert stray_files(out, scratch) == []
+
+
+def test_ranged_run_cuts_the_same_frames(tmp_path: Path, server: MediaServer, media: Path):
+    segments = [(20.5, 23.0), (70.0, 72.25)]  # far enough apart to be fetched as two ranges
+    full_in = make_input(server.url("long.mp4"), segments, precision="accurate", partial="never")
+    code, full, _ = run(full_in, tmp_path / "full", tmp_path / "s1", with_transcript=False)
+    assert code == 0 and full is not None and not full.source.partial
+    server.reset()
+    ranged_in = make_input(server.url("long.mp4"), segments, precision="accurate", partial="auto")
+    code, ranged, _ = run(ranged_in, tmp_path / "ranged", tmp_path / "s2", with_transcript=False)
+    assert code == 0 and ranged is not None
+    assert ranged.source.partial and ranged.source.duration_seconds == 90.0
+    assert ranged.downloaded is not None
+    assert [(p.start, p.end) for p in ranged.downloaded.parts] == [(18.5, 25.0), (68.0, 74.25)]
+    assert server.bytes_served("long.mp4") < 0.4 * (media / "long.mp4").stat().st_size
+    for a, b in zip(full.segments, ranged.segments, strict=True):
+        clip_a = tmp_path / "full" / f"{a.stem}.mp4"
+        clip_b = tmp_path / "ranged" / f"{b.stem}.mp4"
+        assert frame_hashes(clip_a) == frame_hashes(clip_b)  # re-based times, same pictures
+    manifest = json.loads((tmp_path / "ranged" / "manifest.json").read_text())
+    assert manifest["download"]["partial"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "segments", "code"),
+    [
+        ("truncated.mp4", [(1, 2)], ExitCode.NOT_A_VIDEO),
+        ("audio.m4a", [(1, 2)], ExitCode.NOT_A_VIDEO),
+        ("empty.mp4", [(1, 2)], ExitCode.NOT_A_VIDEO),
+        ("a.mp4", [(1, 2), (20, 25)], ExitCode.PLAN_ERROR),
+        ("404", [(1, 2)], ExitCode.UNAVAILABLE),
+        ("html", [(1, 2)], ExitCode.UNSUPPORTED_URL),
+    ],
+)
+def test_failures(tmp_path: Path, server: MediaServer, name: str, segments, code: ExitCode):
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    exit_code, result, reporter = run(make_input(server.url(name), segments), out, scratch)
+    assert exit_code == code and result is None
+    assert reporter.error is not None and reporter.error.exit_code == int(code)
+    assert reporter.error.permanent is code.permanent
+    assert reporter.patches[-1]["status"]["error"]["category"] == reporter.error.category
+    assert published_files(out) == [] and stray_files(out, scratch) == []
+
+
+@pytest.mark.parametrize("via_redirect", [False, True])
+def test_cluster_mode_blocks_private_addresses(
+    tmp_path: Path, server: MediaServer, via_redirect: bool
+):
+    url = server.url("a.mp4")
+    policy = NetworkPolicy.cluster()
+    if via_redirect:
+        # a public-looking start would need DNS; allow the first hop explicitly instead
+        policy = NetworkPolicy.cluster(allowed_networks=["127.0.0.1/32"])
+        url = server.redirect_url(url.replace("127.0.0.1", "127.0.0.3"))
+    code, _, reporter = run(make_input(url), tmp_path / "out", tmp_path / "s", policy=policy)
+    assert code == ExitCode.BLOCKED_ADDRESS, reporter.error
+    assert reporter.error is not None and reporter.error.reason == "BlockedAddress"
+    assert not any(r.path == "a.mp4" for r in server.requests)
+
+
+def test_cluster_mode_refuses_local_files(tmp_path: Path, media: Path):
+    wi = make_input(str(media / "a.mp4"))
+    code, _, _ = run(wi, tmp_path / "out", tmp_path / "s", policy=NetworkPolicy.cluster())
+    assert code == ExitCode.BLOCKED_ADDRESS
+    code, result, _ = run(wi, tmp_path / "out", tmp_path / "s", policy=NetworkPolicy.local())
+    assert code == 0 and result is not None
+
+
+def test_rerun_resumes_without_recutting(tmp_path: Path, media: Path):
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    wi = make_input(str(media / "a.mp4"), [(0.5, 2.0), (2.5, 4.0), (5.0, 7.5)], precision="copy")
+    code, first, _ = run(wi, out, scratch, policy=NetworkPolicy.local())
+    assert code == 0 and first is not None and first.cut == [1, 2, 3]
+    mtimes = {n: (out / n).stat().st_mtime_ns for n in published_files(out)}
+    # a crash after clip 1 and 3 were published: no manifest, clip 2 missing, and
+    # clip 3's thumbnail corrupted in place (same size) so its checksum no longer matches
+    (out / "manifest.json").unlink()
+    (out / "02-p2-part-2.mp4").unlink()
+    thumb = out / "03-p3-part-3.jpg"
+    data = bytearray(thumb.read_bytes())
+    data[100] ^= 0xFF
+    thumb.write_bytes(bytes(data))
+    code, second, _ = run(wi, out, scratch, policy=NetworkPolicy.local())
+    assert code == 0 and second is not None
+    assert second.skipped == [1] and second.cut == [2, 3]
+    for name in ("01-p1-part-1.mp4", "01-p1-part-1.jpg", "01-p1-part-1.vtt"):
+        assert (out / name).stat().st_mtime_ns == mtimes[name]  # not cut or written again
+    assert (out / "03-p3-part-3.mp4").stat().st_mtime_ns > mtimes["03-p3-part-3.mp4"]
+    assert [s.to_dict() for s in second.segments][0] == first.segments[0].to_dict()
+    # a different spec for the same stems is not "already published"
+    changed = make_input(str(media / "a.mp4"), [(0.5, 2.5), (2.5, 4.0), (5.0, 7.5)])
+    code, third, _ = run(changed, out, scratch, policy=NetworkPolicy.local())
+    assert code == 0 and third is not None and 1 in third.cut
+    assert sorted(p.name for p in (out / STATE_DIR).iterdir()) == sorted(
+        f"{n}.json" for n in published_files(out)
+    )
