@@ -72,6 +72,12 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in node:
         target = defs[node["$ref"].rsplit("/", 1)[-1]]
         merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        # a field's own rules (e.g. immutability) add to its model's rules, never replace them
+        rules = target.get("x-kubernetes-validations", []) + node.get(
+            "x-kubernetes-validations", []
+        )
+        if rules:
+            merged["x-kubernetes-validations"] = rules
         return _structural(merged, defs)
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
