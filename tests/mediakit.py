@@ -63,6 +63,7 @@ def make_video(
     audio: bool = True,
     rotation: int | None = None,
     vfr: bool = False,
+    preset: str = "ultrafast",
 ) -> Path:
     """Write a test video to ``path``; the container follows the suffix (.mp4, .webm, .mkv, ...).
 
@@ -70,7 +71,8 @@ def make_video(
     the encoder's default. ``rotation`` (90, 180 or 270) stores a display rotation in the
     container (MP4/MOV only) without touching the pixels, as phones do. ``vfr`` makes the frame
     rate variable: the first half runs at ``fps``, the second half at ``fps / 2`` (every other
-    frame dropped, timestamps kept).
+    frame dropped, timestamps kept). ``preset`` is the x264 preset: ``ultrafast`` (the default)
+    makes no B-frames; ``veryfast`` makes B-frames and CABAC like typical downloads.
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +98,7 @@ def make_video(
         args += ["-map", "1:a"]
     args += ["-pix_fmt", "yuv420p", "-c:v", vcodec]
     if vcodec == "libx264":
-        args += ["-preset", "ultrafast", "-crf", "28"]
+        args += ["-preset", preset, "-crf", "28"]
     elif vcodec == "libvpx-vp9":
         args += ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "40"]
     if gop is not None:

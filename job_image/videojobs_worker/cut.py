@@ -18,6 +18,7 @@ See ``docs/cutting.md`` for the why. In short, for a planned range [S, E):
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import threading
@@ -30,7 +31,7 @@ from typing import Literal
 from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import compile_args, ffprobe, run_ffmpeg, seconds_arg
-from videojobs_worker.probe import MediaInfo, Packet, h264_headers, video_packets
+from videojobs_worker.probe import H264Headers, MediaInfo, Packet, h264_headers, video_packets
 
 Format = Literal["mp4", "webm"]
 PrecisionMode = Literal["copy", "accurate", "smart"]
@@ -324,6 +325,18 @@ def smart_encode_args(
     return args
 
 
+@functools.lru_cache(maxsize=16)
+def _source_headers(path: Path, size: int, mtime_ns: int) -> H264Headers:
+    del size, mtime_ns  # part of the cache key: a changed file is read again
+    return h264_headers(path)
+
+
+def source_headers(path: Path) -> H264Headers:
+    """:func:`h264_headers` of a source, cached per file version (one ffmpeg run per source)."""
+    stat = path.stat()
+    return _source_headers(path, stat.st_size, stat.st_mtime_ns)
+
+
 def _fallback_reason(info: MediaInfo, fmt: Format, options: dict[str, str] | None) -> str | None:
     """Why smart cannot be used for this source/format, or None."""
     video = info.video
@@ -469,7 +482,7 @@ def _cut(
             return "accurate", 0.0, note
         return _run_copy(info, frames, start, end, fmt, quality, dest, on_progress, stop)
     if precision == "smart":
-        options = h264_headers(info.path).x264_options if info.video.codec == "h264" else None
+        options = source_headers(info.path).x264_options if info.video.codec == "h264" else None
         reason = _fallback_reason(info, fmt, options)
         if reason is None:
             assert options is not None
@@ -579,7 +592,7 @@ def _run_smart(
         ],
         on_progress,
     )
-    source_sets = h264_headers(info.path).parameter_sets
+    source_sets = source_headers(info.path).parameter_sets
     pieces: list[Path] = []
     if head_count:
         head = work / "head.mp4"

@@ -49,6 +49,8 @@ class VideoStream:
     time_base: Fraction
     start_time: float
     nb_frames: int | None
+    duration: float | None = None
+    """Duration of the video stream itself, when the container says."""
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -184,6 +186,7 @@ def parse_probe(path: Path, data: dict[str, Any], size_bytes: int) -> MediaInfo:
         time_base=time_base,
         start_time=_float(v.get("start_time")) or 0.0,
         nb_frames=_int(v.get("nb_frames")),
+        duration=_float(v.get("duration")),
     )
     audio = None
     audios = [s for s in streams if s.get("codec_type") == "audio"]
@@ -226,7 +229,31 @@ def probe(path: Path) -> MediaInfo:
         raise _not_a_video(
             path, f"ffprobe cannot read it (truncated, corrupt or not media): {exc.message}"
         ) from None
-    return parse_probe(path, data, size)
+    info = parse_probe(path, data, size)
+    _check_complete(info)
+    return info
+
+
+def _check_complete(info: MediaInfo) -> None:
+    """A file whose index promises more than its data holds (an MP4 with the ``moov`` up front
+    whose ``mdat`` was cut short) probes fine; reading the packets of the last second, which
+    ffmpeg stops at the first one past the end of the file, catches it."""
+    end = info.video.duration or info.duration
+    tail_start = max(0.0, end - 1.0)
+    try:
+        rows = ffprobe_csv(
+            ["-select_streams", "v:0", "-read_intervals", f"{tail_start:.3f}%"]
+            + ["-show_entries", "packet=pts_time", str(info.path)]
+        )
+    except WorkerError as exc:
+        raise _not_a_video(info.path, f"cannot read the end of the file: {exc.message}") from None
+    times = [t for row in rows if (t := _float(row[0])) is not None]
+    if not times or max(times) < end - 1.0 - info.video.frame_duration * 2:
+        raise _not_a_video(
+            info.path,
+            f"truncated: the index says {end:.3f}s of video but the data stops at "
+            f"{max(times, default=0.0):.3f}s (incomplete download?)",
+        )
 
 
 def to_source_info(
