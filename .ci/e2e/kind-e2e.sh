@@ -155,7 +155,7 @@ for name, count in expected_segments.items():
         problems.append(f"{name}: segmentsSummary {status.get('segmentsSummary')!r}")
     if not status.get("manifestUri"):
         problems.append(f"{name}: no manifestUri")
-    if not status.get("source", {}).get("duration"):
+    if not status.get("source", {}).get("durationSeconds"):
         problems.append(f"{name}: no probed source duration")
     for seg in segments:
         for f in seg.get("files", []):
