@@ -160,14 +160,13 @@ def test_operator_pod_is_locked_down() -> None:
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
 
 
-def test_probes_use_kopf_liveness_on_8080() -> None:
+def test_probes_use_kopf_liveness_on_8080_and_readyz() -> None:
     container = _container(objects())
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("livenessProbe", "readinessProbe"):
-        get = container[probe]["httpGet"]
-        assert get["path"] == "/healthz"
-        assert ports[get["port"]] == 8080
-    assert ports["metrics"] == 9090
+    liveness = container["livenessProbe"]["httpGet"]
+    assert (liveness["path"], ports[liveness["port"]]) == ("/healthz", 8080)
+    readiness = container["readinessProbe"]["httpGet"]
+    assert (readiness["path"], ports[readiness["port"]]) == ("/readyz", 9090)
 
 
 def test_pod_identity_comes_from_the_downward_api() -> None:
@@ -183,8 +182,11 @@ def _env(objs: list[dict[str, Any]]) -> dict[str, str]:
 def test_one_replica_by_default_and_leader_election_for_more() -> None:
     objs = objects()
     assert one(objs, "Deployment")["spec"]["replicas"] == 1
+    # A surge pod would wait for the Lease held by the old pod: replace, do not surge.
+    assert one(objs, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
     objs = objects(COMBINATIONS["replicas-2"])
     assert one(objs, "Deployment")["spec"]["replicas"] == 2
+    assert one(objs, "Deployment")["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
     assert _env(objs)["VIDEOJOBS_LEADER_ELECTION"] == "true"
     lease_role = one(objs, "Role", f"{FULLNAME}-leader-election")
     assert lease_role["metadata"]["namespace"] == RELEASE_NAMESPACE
