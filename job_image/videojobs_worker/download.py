@@ -419,7 +419,7 @@ class Downloader:
     def _classify(self, exc: BaseException, logger: _Logger) -> WorkerError:
         if any(isinstance(c, _Stopped) for c in _causes(exc)) or self.stop.is_set():
             return _terminated()
-        blocked = find_blocked(exc) or last_blocked()
+        blocked = find_blocked(exc) or (last_blocked() if self.policy is not None else None)
         if blocked is not None:
             return blocked
         err = classify_download_error(exc)

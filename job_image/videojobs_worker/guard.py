@@ -212,13 +212,13 @@ def guarded(policy: NetworkPolicy | None) -> Iterator[None]:
     Only the calling thread is affected: the Kubernetes and S3 clients, which legitimately talk
     to private addresses, run their requests in other threads or outside this block.
     """
+    _state.blocked = None
     if policy is None:
         yield
         return
     _install()
     previous = getattr(_state, "policy", None)
     _state.policy = policy
-    _state.blocked = None
     try:
         yield
     finally:
