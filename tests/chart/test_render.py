@@ -165,6 +165,11 @@ def test_probes_use_kopf_liveness_on_8080_and_readyz() -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     liveness = container["livenessProbe"]["httpGet"]
     assert (liveness["path"], ports[liveness["port"]]) == ("/healthz", 8080)
+    assert container["command"] == ["videojobs-operator"]
+    assert container["args"] == ["--liveness=http://0.0.0.0:8080/healthz"]
+    moved = _container(objects({"operator": {"healthPort": 8181, "extraArgs": ["--x"]}}))
+    assert moved["args"] == ["--liveness=http://0.0.0.0:8181/healthz", "--x"]
+    assert {"name": "health", "containerPort": 8181, "protocol": "TCP"} in moved["ports"]
     readiness = container["readinessProbe"]["httpGet"]
     assert (readiness["path"], ports[readiness["port"]]) == ("/readyz", 9090)
 
