@@ -23,7 +23,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 CLUSTER="${KIND_CLUSTER:-videojobs-e2e}"
-TIMEOUT="${E2E_TIMEOUT:-600s}"
+TIMEOUT="${E2E_TIMEOUT:-600s}" # seconds, with an "s"
 ARTIFACTS="${E2E_ARTIFACTS:-$HERE/artifacts}"
 SYSTEM_NS=videojobs-system
 NS=videojobs-e2e
@@ -121,11 +121,24 @@ kubectl -n "$NS" wait --for=condition=Complete job/make-bucket --timeout=180s
 
 log "submitting the VideoProcessingJobs"
 kubectl apply -f "$MANIFESTS/jobs.yaml"
-kubectl -n "$NS" get vpj
-if ! kubectl -n "$NS" wait --for=condition=Complete vpj/e2e-pvc vpj/e2e-s3 --timeout="$TIMEOUT"; then
-  kubectl -n "$NS" get vpj -o wide >&2 || true
-  fail "the VideoProcessingJobs did not complete within $TIMEOUT"
-fi
+# Poll the phases so that a failed job ends the run at once (kubectl wait would sit out the
+# whole timeout), then use kubectl wait on the Complete condition as users do.
+deadline=$((SECONDS + ${TIMEOUT%s}))
+while :; do
+  phases="$(kubectl -n "$NS" get vpj e2e-pvc e2e-s3 \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.status.phase}{" "}{end}')"
+  echo "phases: $phases"
+  case "$phases" in
+    *=Failed* | *=Cancelled*)
+      kubectl -n "$NS" get vpj -o jsonpath='{range .items[*]}{.metadata.name}: {.status.error}{"\n"}{end}' >&2
+      fail "a VideoProcessingJob did not succeed: $phases"
+      ;;
+  esac
+  [ "$phases" = "e2e-pvc=Succeeded e2e-s3=Succeeded " ] && break
+  [ "$SECONDS" -lt "$deadline" ] || fail "the VideoProcessingJobs did not finish within $TIMEOUT"
+  sleep 5
+done
+kubectl -n "$NS" wait --for=condition=Complete vpj/e2e-pvc vpj/e2e-s3 --timeout=60s
 kubectl -n "$NS" get vpj -o wide
 
 log "checking status"
