@@ -37,7 +37,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from videojobs.errors import PlanError, Problem
 from videojobs.models import (
@@ -105,48 +105,62 @@ class QuoteMatch:
     word: int
 
 
-def match_quote(quote: str, transcript: Transcript, path: str) -> QuoteMatch:
+class QuoteIndex:
+    """A transcript's normalised words and their word windows; built once per transcript."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.words: list[tuple[str, Cue]] = [
+            (w, cue) for cue in transcript.cues for w in normalise_words(cue.text)
+        ]
+        self._windows: dict[int, list[str]] = {}
+
+    def windows(self, n: int) -> list[str]:
+        """Every run of ``n`` consecutive words (one shorter run when there are fewer)."""
+        if n not in self._windows:
+            words = [w for w, _ in self.words]
+            self._windows[n] = [
+                " ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))
+            ]
+        return self._windows[n]
+
+
+def match_quote(quote: str, transcript: Transcript | QuoteIndex, path: str) -> QuoteMatch:
     """The cue where ``quote`` is spoken.
 
     Both texts are normalised (:func:`normalise_words`); every window of as many transcript words
     as the quote has (across cue boundaries) is scored with rapidfuzz's ``ratio``. The best window
-    wins if it scores at least :data:`QUOTE_MIN_SCORE` and no window that does not overlap it
-    scores within :data:`QUOTE_AMBIGUITY_MARGIN` of it.
+    (the earliest of equals) wins if it scores at least :data:`QUOTE_MIN_SCORE` and no window that
+    does not overlap it scores within :data:`QUOTE_AMBIGUITY_MARGIN` of it.
 
     Raises:
         PlanError: unmatched or ambiguous, naming ``path``.
     """
+    index = transcript if isinstance(transcript, QuoteIndex) else QuoteIndex(transcript)
+    words = index.words
     wanted = normalise_words(quote)
     if not wanted:
         raise PlanError(Problem(path, f"quote {quote!r} has no words to match"))
-    words: list[tuple[str, Cue]] = [
-        (w, cue) for cue in transcript.cues for w in normalise_words(cue.text)
-    ]
     if not words:
         raise PlanError(Problem(path, f"quote {quote!r} not found: the transcript has no words"))
     n = len(wanted)
     target = " ".join(wanted)
-    scored: list[tuple[float, int]] = []
-    for i in range(max(1, len(words) - n + 1)):
-        window = " ".join(w for w, _ in words[i : i + n])
-        scored.append((fuzz.ratio(target, window), i))
-    best_score, best_i = max(scored, key=lambda s: (s[0], -s[1]))
+    windows = index.windows(n)
+    best = process.extractOne(target, windows, scorer=fuzz.ratio)
+    assert best is not None
+    _, best_score, best_i = best
     if best_score < QUOTE_MIN_SCORE:
-        near = " ".join(w for w, _ in words[best_i : best_i + n])
         raise PlanError(
             Problem(
                 path,
-                f"quote {quote!r} not found in the transcript (closest: {near!r} at "
+                f"quote {quote!r} not found in the transcript (closest: {windows[best_i]!r} at "
                 f"{_ts(words[best_i][1].start)}, similarity {best_score:.0f} < "
                 f"{QUOTE_MIN_SCORE:.0f}); quote the words as spoken, or use start or cues",
             )
         )
-    rivals = [
-        (score, i)
-        for score, i in scored
-        if abs(i - best_i) >= n
-        and score >= max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
-    ]
+    cutoff = max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
+    close = process.extract(target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=cutoff)
+    best_i = min(i for _, score, i in close if score == best_score)
+    rivals = [(score, i) for _, score, i in close if abs(i - best_i) >= n]
     if rivals:
         places = sorted({words[best_i][1].start, *(words[i][1].start for _, i in rivals)})
         raise PlanError(
@@ -245,6 +259,7 @@ def _initial_ranges(
             for i, s in enumerate(spec.segments)
         ], notes
     points, base = _knowledge_points(spec, transcript)
+    quotes: QuoteIndex | None = None
     ranges = []
     for i, kp in enumerate(points):
         path = f"{base}[{i}]"
@@ -262,7 +277,8 @@ def _initial_ranges(
                 start, end = first.start, last.end
             else:
                 assert kp.quote is not None
-                found = match_quote(kp.quote, transcript, f"{path}.quote")
+                quotes = quotes or QuoteIndex(transcript)
+                found = match_quote(kp.quote, quotes, f"{path}.quote")
                 start = found.cue.start
                 notes.append(
                     f"{kp.id}: quote matched cue {found.cue.index} at {_ts(start)} "

@@ -25,7 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from videojobs.errors import InvalidSpec, PlanError, Problem, TranscriptError
-from videojobs.models import KIND, SegmentPlan, Transcript
+from videojobs.models import API_VERSION, KIND, SegmentPlan, Transcript
 from videojobs.models.resource import VideoProcessingJob
 from videojobs.planning import NeedsTranscript, plan_segments
 from videojobs.transcripts import parse_transcript
@@ -192,13 +192,28 @@ def _validate_job(doc: Document) -> VideoProcessingJob:
     if not isinstance(doc.data, dict):
         raise InvalidSpec(
             Problem(
-                "", f"expected a {KIND} mapping, got {type(doc.data).__name__}", doc.line_of(())
+                "document",
+                f"expected a {KIND} mapping, got {type(doc.data).__name__}",
+                doc.line_of(()),
             )
         )
+    missing = [
+        Problem(
+            key,
+            f"required field is missing (kubectl needs it); expected {value!r}",
+            doc.line_of(()),
+        )
+        for key, value in (("apiVersion", API_VERSION), ("kind", KIND))
+        if key not in doc.data
+    ]
     try:
-        return VideoProcessingJob.from_manifest(doc.data)
+        job = VideoProcessingJob.from_manifest(doc.data)
     except ValidationError as exc:
-        raise InvalidSpec(problems_from_validation_error(exc, "", line_of=doc.line_of)) from None
+        problems = problems_from_validation_error(exc, "", line_of=doc.line_of)
+        raise InvalidSpec(missing + problems) from None
+    if missing:
+        raise InvalidSpec(missing)
+    return job
 
 
 def load_manifests(path: Path) -> list[VideoProcessingJob]:

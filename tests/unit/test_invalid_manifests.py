@@ -29,6 +29,7 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
     "malformed-json.yaml": ([], ["spec.transcript.inline, line 13:", "invalid JSON"]),
     "malformed-srt.yaml": ([], ["spec.transcript.inline, line 16:", "expected timings"]),
     "malformed-vtt.yaml": ([], ["spec.transcript.inline, line 15:", "expected cue timings"]),
+    "missing-api-version.yaml": ([], ["apiVersion, line 2:", "videojobs.io/v1alpha1"]),
     "missing-configmap.yaml": ([], ["spec.transcript.configMapKeyRef, line 9:", "no-such"]),
     "no-formats.yaml": ([], ["spec.output.formats, line 11:", "at least 1 item"]),
     "no-knowledge-points.yaml": ([], ["spec.knowledgePoints, line 5:", "no knowledge points"]),
