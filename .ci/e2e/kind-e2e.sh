@@ -105,10 +105,12 @@ kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$WORKER_IMAGE" "$min
 log "installing the chart"
 # Helm installs crds/ before the templates; the CRD must be established before jobs are applied.
 kubectl create namespace "$NS"
+# No --wait: Helm would wait for the clips PVC to bind, and kind's local-path storage class
+# binds only when the first pod uses the claim (WaitForFirstConsumer).
 helm install "$RELEASE" "$REPO/charts/videojobs" \
   --namespace "$SYSTEM_NS" --create-namespace \
   --values "$HERE/values-kind.yaml" \
-  --wait --timeout 5m
+  --timeout 5m
 kubectl wait --for=condition=Established crd/videoprocessingjobs.videojobs.io --timeout=60s
 kubectl -n "$SYSTEM_NS" rollout status deployment/"$RELEASE" --timeout=180s
 
