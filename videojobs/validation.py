@@ -45,37 +45,33 @@ class Document:
     def kind(self) -> str | None:
         return self.data.get("kind") if isinstance(self.data, dict) else None
 
-    def line_of(self, loc: Loc) -> int | None:
-        """1-based line of the deepest node on ``loc`` (the key, for mapping entries)."""
+    def _walk(self, loc: Loc) -> tuple[yaml.Node | None, int]:
+        """The node at ``loc`` (None when absent) and the line of the deepest node found on the
+        way (the key's line for mapping entries), 1-based."""
         node: yaml.Node = self.node
         line = node.start_mark.line + 1
         for part in loc:
             if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    if key.value == str(part):
-                        line, node = key.start_mark.line + 1, value
-                        break
-                else:
-                    return line
+                entry = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+                if entry is None:
+                    return None, line
+                line, node = entry[0].start_mark.line + 1, entry[1]
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
                 if not 0 <= part < len(node.value):
-                    return line
+                    return None, line
                 node = node.value[part]
                 line = node.start_mark.line + 1
             else:
-                return line
-        return line
+                return None, line
+        return node, line
+
+    def line_of(self, loc: Loc) -> int | None:
+        """1-based line of the deepest node on ``loc`` (the key, for mapping entries)."""
+        return self._walk(loc)[1]
 
     def literal_offset(self, loc: Loc) -> int | None:
         """For a literal block scalar (``key: |``) at ``loc``: file line minus text line."""
-        node: yaml.Node | None = self.node
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if k.value == str(part)), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                node = node.value[part] if 0 <= part < len(node.value) else None
-            else:
-                node = None
+        node = self._walk(loc)[0]
         if isinstance(node, yaml.ScalarNode) and node.style == "|":
             return node.start_mark.line + 1
         return None
