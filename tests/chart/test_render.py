@@ -10,6 +10,7 @@ import yaml
 
 from tests.chart.chartkit import (
     RELEASE_NAMESPACE,
+    REPO,
     find,
     notes,
     objects,
@@ -321,3 +322,17 @@ def test_template_rejects_equal_ports() -> None:
 
     with pytest.raises(helm.HelmError, match="must differ"):
         objects({"operator": {"healthPort": 9090}})
+
+
+def test_every_template_renders_something_in_some_combination() -> None:
+    from tests.chart.chartkit import render
+
+    produced: set[str] = set()
+    for values in COMBINATIONS.values():
+        produced |= {path for path, text in render(values).items() if text.strip()}
+    templates = {
+        f"videojobs/templates/{p.name}"
+        for p in (REPO / "charts" / "videojobs" / "templates").iterdir()
+        if not p.name.startswith("_")
+    }
+    assert templates - produced == set(), "a template no combination exercises"
