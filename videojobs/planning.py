@@ -86,13 +86,17 @@ def _ts(seconds: float) -> str:
 # --- quotes -------------------------------------------------------------------------------
 
 _NON_WORD = re.compile(r"[^\w]+")
+# Scripts written without spaces between words: each character counts as a word.
+_UNSPACED = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
 
 
 def normalise_words(text: str) -> list[str]:
-    """Words for matching: case-folded, accents removed, punctuation dropped."""
+    """Words for matching: case-folded, accents removed, punctuation dropped; in Chinese and
+    Japanese text, which has no spaces, every character is a word."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     plain = plain.replace("'", "").replace("\u2019", "")  # let's == lets
+    plain = _UNSPACED.sub(r" \1 ", unicodedata.normalize("NFC", plain))
     return [w for w in _NON_WORD.sub(" ", plain).split() if w]
 
 

@@ -151,6 +151,17 @@ def test_quote_matching_is_tolerant(quote: str) -> None:
     assert found.cue.start == expected
 
 
+def test_quotes_in_other_scripts() -> None:
+    vtt = (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:04.000\n今日は東京の歴史について話します。\n\n"
+        "00:00:04.000 --> 00:00:08.000\n次に、江戸時代の文化を見てみましょう。\n\n"
+        "00:00:08.000 --> 00:00:12.000\nДавайте поговорим о Москве.\n"
+    )
+    transcript = parse_transcript(vtt)
+    assert match_quote("江戸時代の文化", transcript, "q").cue.start == 4.0
+    assert match_quote("давайте поговорим о москве", transcript, "q").cue.start == 8.0
+
+
 def test_quote_across_a_cue_boundary_starts_at_the_first_cue() -> None:
     found = match_quote("quote them. Variables hold text", TRANSCRIPT, "q")
     assert found.cue.start == 5.0
