@@ -238,25 +238,25 @@ class ClusterReporter(Reporter):
         self._wake.put(force)
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            force = self._wake.get()
-            if force is None:  # close(): send what is pending, then end
-                stop = True
-                force = True
-            with self._lock:
-                if not self._pending:
-                    continue
+        while True:
+            item = self._wake.get()
+            closing = item is None
+            force = closing or bool(item)
+            # Rate limit: an ordinary update waits for the interval to pass (or for a forced
+            # write to arrive); whatever is latest then is sent, in one patch.
+            while not force:
                 wait = self.interval - (time.monotonic() - self._last_sent)
-            if not force and wait > 0:
-                # Rate limit: wait for the interval (or a forced write), then send the latest.
+                if wait <= 0:
+                    break
                 try:
-                    nxt = self._wake.get(timeout=wait)
-                    if nxt is None:
-                        stop = True
+                    item = self._wake.get(timeout=wait)
                 except queue.Empty:
-                    pass
+                    break
+                closing = item is None
+                force = closing or bool(item)
             self._send()
+            if closing:
+                return
 
     def _send(self) -> None:
         with self._lock:

@@ -1,0 +1,160 @@
+"""Progress reporters: the cluster reporter against the kmock emulator, the terminal bar."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.mockapi.emulator import Emulator
+from videojobs.models import ErrorInfo, ResourceRef, SegmentResult, SourceInfo
+from videojobs_worker.progress import ClusterReporter, TerminalReporter, write_termination_log
+
+pytestmark = pytest.mark.mockapi
+
+PATH = "/apis/videojobs.io/v1alpha1/namespaces/media/videoprocessingjobs"
+BODY = {
+    "apiVersion": "videojobs.io/v1alpha1",
+    "kind": "VideoProcessingJob",
+    "metadata": {"name": "lecture", "namespace": "media"},
+    "spec": {"source": {"url": "https://example.com/v.mp4"}},
+}
+
+
+@pytest.fixture
+def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
+    return {**kmock_options, "cls": Emulator}
+
+
+async def _setup(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    import kubernetes
+
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: kmock\n"
+        f"clusters:\n- name: kmock\n  cluster:\n    server: {emulator.url}\n"
+        "users:\n- name: kmock\n  user:\n    token: test-token\n"
+        "contexts:\n- name: kmock\n  context:\n    cluster: kmock\n    user: kmock\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(config))
+    async with aiohttp.ClientSession(str(emulator.url)) as session:
+        async with session.post(PATH, json=BODY) as resp:
+            resp.raise_for_status()
+            created = await resp.json()
+        patch = {"status": {"phase": "Running", "conditions": [{"type": "Progressing"}]}}
+        headers = {"Content-Type": "application/merge-patch+json"}
+        async with session.patch(f"{PATH}/lecture/status", json=patch, headers=headers) as resp:
+            resp.raise_for_status()
+    return created["metadata"]["uid"]
+
+
+def _status(emulator: Emulator) -> dict[str, Any]:
+    found = [o for o in emulator.live("videoprocessingjobs", "media")]
+    return dict(found[0].get("status") or {})
+
+
+def _segment(i: int) -> SegmentResult:
+    return SegmentResult(index=i, title=f"Clip {i}", start=i, end=i + 1, stem=f"0{i}-clip",
+                         precision="smart")  # fmt: skip
+
+
+async def test_cluster_reporter_patches_only_worker_fields(
+    kmock: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    uid = await _setup(kmock, tmp_path, monkeypatch)
+    ref = ResourceRef(namespace="media", name="lecture", uid=uid)
+
+    def sent(reporter: ClusterReporter, n: int) -> None:
+        deadline = time.monotonic() + 10
+        while reporter.patches_sent < n:
+            assert time.monotonic() < deadline, f"patch {n} never sent"
+            time.sleep(0.01)
+
+    def work() -> ClusterReporter:
+        reporter = ClusterReporter(ref, interval=60.0)
+        reporter.stage("Downloading", "fetching")  # a stage change is written at once
+        sent(reporter, 1)
+        for n in range(50):  # updates within the interval wait for the next write
+            reporter.update(percent=n // 2, bytes_done=n * 1000)
+        time.sleep(0.2)
+        assert reporter.patches_sent == 1
+        reporter.source(SourceInfo(duration_seconds=90.0, video_codec="h264"))
+        sent(reporter, 2)  # carries the latest progress too
+        assert _status_sync["progress"]["bytesDone"] == 49000
+        reporter.stage("Cutting")
+        sent(reporter, 3)
+        reporter.segment(_segment(1), 2)
+        reporter.segment(_segment(2), 2)
+        reporter.finish("s3://b/manifest.json")  # the final write
+        reporter.close()
+        return reporter
+
+    _status_sync: dict[str, Any] = {}
+    real_send = ClusterReporter._send
+
+    def spy(self: ClusterReporter) -> None:
+        _status_sync.update(self.status_patch()["status"])
+        real_send(self)
+
+    monkeypatch.setattr(ClusterReporter, "_send", spy)
+    reporter = await asyncio.to_thread(work)
+    assert reporter.patches_sent == 4
+    status = _status(kmock)
+    assert status["phase"] == "Running" and status["conditions"] == [{"type": "Progressing"}]
+    assert status["progress"]["stage"] == "Finished" and status["progress"]["percent"] == 100
+    assert status["segmentsSummary"] == "2/2" and status["manifestUri"] == "s3://b/manifest.json"
+    assert [s["stem"] for s in status["segments"]] == ["01-clip", "02-clip"]
+    assert status["source"]["durationSeconds"] == 90.0
+    assert kmock.counts["UPDATE videoprocessingjobs/status"] >= reporter.patches_sent
+
+
+async def test_cluster_reporter_stops_for_a_recreated_resource(
+    kmock: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    await _setup(kmock, tmp_path, monkeypatch)
+    ref = ResourceRef(namespace="media", name="lecture", uid="uid-of-an-older-namesake")
+
+    def work() -> ClusterReporter:
+        reporter = ClusterReporter(ref, interval=0.01)
+        reporter.stage("Downloading")
+        while not reporter.disabled:  # the first answer carries the new uid
+            time.sleep(0.01)
+        reporter.fail(ErrorInfo(category="Network", reason="X", message="y", exit_code=20))
+        reporter.close()
+        return reporter
+
+    reporter = await asyncio.to_thread(work)
+    assert reporter.disabled and reporter.patches_sent == 1
+    assert "error" not in _status(kmock)
+
+
+def test_terminal_reporter_draws_a_bar() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Tty()
+    reporter = TerminalReporter(stream, width=10, interval=0)
+    reporter.stage("Cutting")
+    reporter.update(percent=50, segments_total=4)
+    reporter.segment(_segment(1), 4)
+    reporter.close()
+    text = stream.getvalue()
+    assert "\rCutting     [#####-----]  50% clips 0/4" in text
+    assert "clips 1/4" in text and text.endswith("\n")
+
+
+def test_termination_log(tmp_path: Path) -> None:
+    target = tmp_path / "termination-log"
+    target.touch()
+    write_termination_log(19, "PlanError", "clip 2 starts after the end", path=target)
+    assert target.read_text() == (
+        '{"exitCode": 19, "category": "PlanError", "message": "clip 2 starts after the end"}\n'
+    )
