@@ -285,7 +285,7 @@ def _initial_ranges(
                 found = match_quote(kp.quote, quotes, f"{path}.quote")
                 start = found.cue.start
                 notes.append(
-                    f"{kp.id}: quote matched cue {found.cue.index} at {_ts(start)} "
+                    f"{path}: quote matched cue {found.cue.index} at {_ts(start)} "
                     f"(similarity {found.score:.0f})"
                 )
         assert start is not None
