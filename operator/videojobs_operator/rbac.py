@@ -46,7 +46,8 @@ LEADER_ELECTION_RULES: list[Rule] = [
     {
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
-        "verbs": ["get", "create", "update"],
+        # patch, not update: renewals are merge patches with resourceVersion as precondition
+        "verbs": ["get", "create", "patch"],
     },
 ]
 """In the operator's own namespace, for leader election between replicas."""

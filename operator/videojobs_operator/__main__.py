@@ -1,0 +1,108 @@
+"""``videojobs-operator``: optional leader election, then kopf with the operator's handlers.
+
+Namespaces come from ``--namespace`` (repeatable) or ``VIDEOJOBS_NAMESPACES``; neither means the
+whole cluster (``--all-namespaces`` forces that). kopf serves its liveness probe on
+``--liveness`` (default ``http://0.0.0.0:8080/healthz``); ``/metrics`` and ``/readyz`` are on
+``VIDEOJOBS_METRICS_PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+
+import kopf
+
+from videojobs_operator.settings import OperatorSettings
+
+DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="videojobs-operator", description="Run the VideoProcessingJob operator."
+    )
+    parser.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch the whole cluster"
+    )
+    parser.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)"
+    )
+    parser.add_argument(
+        "--liveness", default=DEFAULT_LIVENESS, help="kopf liveness endpoint URL ('' disables)"
+    )
+    return parser
+
+
+def configure_logging(config: OperatorSettings) -> None:
+    """kopf's formatter (JSON with the object reference under ``k8s``, or text)."""
+    fmt = kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(
+        verbose=config.log_level == "DEBUG", log_format=fmt, log_refkey="k8s", log_prefix=None
+    )
+    logging.getLogger().setLevel(config.log_level)
+    if config.log_level != "DEBUG":
+        # kopf logs every successful event handler at INFO: one line per watch event.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, wait for leadership if enabled, run kopf until stopped."""
+    args = _parser().parse_args(argv)
+    config = OperatorSettings()
+    configure_logging(config)
+    logger = logging.getLogger("videojobs.operator")
+
+    import videojobs_operator.handlers  # noqa: F401  (registers the handlers with kopf)
+
+    namespaces = [] if args.all_namespaces else (args.namespace or config.namespaces)
+    # kopf waits for threading/concurrent flags in an executor thread, which outlives a stop by
+    # SIGTERM and keeps the process from exiting; an asyncio.Event on our own loop does not.
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    halt = threading.Event()  # ends the Lease renewals
+    elector = None
+    if config.leader_election:
+        from videojobs_operator.kube import make_api_client
+        from videojobs_operator.leader import LeaseElector, lease_namespace
+
+        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        namespace = lease_namespace(config.leader_election_namespace, dict(os.environ))
+        elector = LeaseElector(make_api_client(), namespace, identity)
+        if not elector.acquire(halt):
+            return 0
+
+        def lost() -> None:
+            loop.call_soon_threadsafe(stop.set)
+
+        threading.Thread(target=elector.renew_until, args=(halt, lost), daemon=True).start()
+
+    logger.info("starting; watching %s", ", ".join(namespaces) if namespaces else "all namespaces")
+    try:
+        kopf.run(
+            loop=loop,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            liveness_endpoint=args.liveness or None,
+            stop_flag=stop,
+        )
+    finally:
+        loop.close()
+        halt.set()
+        if elector is not None:
+            elector.release()
+    if elector is not None and elector.lost.is_set():
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""Leader election with a ``coordination.k8s.io/v1`` Lease, so extra replicas stand by.
+
+The holder renews ``spec.renewTime`` every few seconds; a candidate takes the Lease over when
+the holder has not renewed it for ``leaseDurationSeconds``. Writes are merge patches carrying
+``metadata.resourceVersion``, which the API server treats as a precondition: of two candidates
+racing for an expired Lease, one gets 409 Conflict and keeps waiting.
+
+The elector runs in a plain thread (the kubernetes client is synchronous); when the leader
+cannot renew in time it sets the stop flag, kopf stops, and the process exits non-zero so that
+Kubernetes restarts it as a standby. This is the same protocol as client-go's leaderelection
+(one Lease, holderIdentity, renewTime, leaseDurationSeconds, leaseTransitions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+logger = logging.getLogger("videojobs.operator.leader")
+
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _fmt(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class LeaseElector:
+    """Acquire, renew and release one Lease (rbac: leases get, create, patch)."""
+
+    def __init__(
+        self,
+        api: kubernetes.client.ApiClient,
+        namespace: str,
+        identity: str,
+        *,
+        name: str = "videojobs-operator",
+        lease_seconds: int = 15,
+        renew_seconds: float = 5.0,
+    ) -> None:
+        self.leases = kubernetes.client.CoordinationV1Api(api)
+        self.namespace = namespace
+        self.identity = identity
+        self.name = name
+        self.lease_seconds = lease_seconds
+        self.renew_seconds = renew_seconds
+        self.lost = threading.Event()
+        self._last_renew: dt.datetime | None = None
+
+    def try_acquire(self) -> bool:
+        """One attempt to become (or stay) the holder; True when we hold the Lease now."""
+        now = _now()
+        try:
+            lease = self.leases.read_namespaced_lease(
+                self.name, self.namespace, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return self._create(now)
+        body = json.loads(lease.data)
+        spec = body.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        renewed = _parse(spec.get("renewTime"))
+        duration = int(spec.get("leaseDurationSeconds") or self.lease_seconds)
+        expired = renewed is None or renewed + dt.timedelta(seconds=duration) < now
+        if holder and holder != self.identity and not expired:
+            return False
+        patch_spec: dict[str, Any] = {
+            "holderIdentity": self.identity,
+            "renewTime": _fmt(now),
+            "leaseDurationSeconds": self.lease_seconds,
+        }
+        if holder != self.identity:
+            patch_spec["acquireTime"] = _fmt(now)
+            patch_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+        patch = {
+            "metadata": {"resourceVersion": body["metadata"].get("resourceVersion")},
+            "spec": patch_spec,
+        }
+        try:
+            self.leases.patch_namespaced_lease(
+                self.name, self.namespace, patch, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        if holder != self.identity:
+            logger.info("acquired Lease %s/%s as %s", self.namespace, self.name, self.identity)
+        self._last_renew = now
+        return True
+
+    def _create(self, now: dt.datetime) -> bool:
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": self.lease_seconds,
+                "acquireTime": _fmt(now),
+                "renewTime": _fmt(now),
+                "leaseTransitions": 0,
+            },
+        }
+        try:
+            self.leases.create_namespaced_lease(self.namespace, body, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        logger.info("created Lease %s/%s as %s", self.namespace, self.name, self.identity)
+        self._last_renew = now
+        return True
+
+    def acquire(self, stop: threading.Event) -> bool:
+        """Block until we hold the Lease (True) or ``stop`` is set (False)."""
+        logger.info("waiting for Lease %s/%s", self.namespace, self.name)
+        while not stop.is_set():
+            try:
+                if self.try_acquire():
+                    return True
+            except Exception as exc:  # the API may be briefly unavailable
+                logger.warning("leader election attempt failed: %s", exc)
+            stop.wait(self.renew_seconds)
+        return False
+
+    def renew_until(self, halt: threading.Event, on_lost: Callable[[], None]) -> None:
+        """Keep renewing until ``halt``; if renewing fails for a whole lease duration, mark
+        the Lease lost and call ``on_lost`` (which stops the operator)."""
+        while not halt.wait(self.renew_seconds):
+            try:
+                if self.try_acquire():
+                    continue
+            except Exception as exc:
+                logger.warning("could not renew the Lease: %s", exc)
+            last = self._last_renew or _now()
+            if (_now() - last).total_seconds() >= self.lease_seconds:
+                logger.error("lost the Lease %s/%s; stopping", self.namespace, self.name)
+                self.lost.set()
+                on_lost()
+                return
+
+    def release(self) -> None:
+        """Give the Lease up (so a standby takes over at once); errors are ignored."""
+        if self.lost.is_set() or self._last_renew is None:
+            return
+        try:
+            patch = {"spec": {"holderIdentity": None, "renewTime": None}}
+            self.leases.patch_namespaced_lease(
+                self.name, self.namespace, patch, _preload_content=False
+            )
+        except Exception as exc:
+            logger.warning("could not release the Lease: %s", exc)
+
+
+def lease_namespace(configured: str | None, env: dict[str, str]) -> str:
+    """The configured namespace, else POD_NAMESPACE, else the service account's namespace."""
+    if configured:
+        return configured
+    if env.get("POD_NAMESPACE"):
+        return env["POD_NAMESPACE"]
+    try:
+        with open(SA_NAMESPACE_FILE, encoding="utf-8") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "default"

@@ -1,0 +1,111 @@
+"""The ``videojobs-operator`` entry point as a process: leader election, metrics, probes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.mockapi.conftest import Api, RunnerFactory, eventually, manifest, phase_is
+from tests.mockapi.emulator import Emulator
+from videojobs_operator.kube import make_api_client
+from videojobs_operator.leader import LeaseElector
+
+pytestmark = pytest.mark.mockapi
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def get(url: str) -> tuple[int, str]:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            return resp.status, await resp.text()
+    except aiohttp.ClientError:
+        return 0, ""
+
+
+async def test_entrypoint_elects_serves_metrics_and_reconciles(
+    api: Api,
+    kubeconfig: Path,
+    emulator: Emulator,
+    runner_factory: RunnerFactory,
+    tmp_path: Path,
+) -> None:
+    await runner_factory()
+    metrics_port, live_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOJOBS_")}
+    env.update(
+        {
+            "KUBECONFIG": str(kubeconfig),
+            "POD_NAME": "operator-0",
+            "POD_NAMESPACE": "videojobs-system",
+            "VIDEOJOBS_LEADER_ELECTION": "true",
+            "VIDEOJOBS_METRICS_PORT": str(metrics_port),
+            "VIDEOJOBS_LOG_FORMAT": "json",
+        }
+    )
+    log = (tmp_path / "operator.log").open("wb")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "videojobs_operator",
+        "-A",
+        "--liveness",
+        f"http://127.0.0.1:{live_port}/healthz",
+        env=env,
+        stdout=log,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        await api.create(manifest("viaentry"))
+        await eventually(phase_is(api, "viaentry", "Succeeded"), timeout=60, what="Succeeded")
+        leases = emulator.live("leases", "videojobs-system")
+        assert [lease["spec"]["holderIdentity"] for lease in leases] == ["operator-0"]
+
+        status, text = await get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        assert 'videojobs_jobs{phase="Succeeded"} 1.0' in text
+        assert "videojobs_completions_total 1.0" in text
+        assert 'videojobs_api_writes_total{resource="jobs",verb="create"} 1.0' in text
+        assert "videojobs_queue_depth 0.0" in text
+        assert (await get(f"http://127.0.0.1:{metrics_port}/readyz"))[0] == 200
+        assert (await get(f"http://127.0.0.1:{live_port}/healthz"))[0] == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            log.close()
+            output = (tmp_path / "operator.log").read_text()
+    assert code == 0, output[-3000:]
+    assert '"k8s": {"namespace": "media", "name": "viaentry"' in output  # JSON log with the ref
+    (lease,) = emulator.live("leases", "videojobs-system")
+    assert "holderIdentity" not in lease["spec"]  # released on a clean shutdown
+
+
+async def test_lease_has_one_holder_until_released(kubeconfig: Path, emulator: Emulator) -> None:
+    def scenario() -> list[bool]:
+        api = make_api_client()
+        first = LeaseElector(api, "ops", "first", lease_seconds=60)
+        second = LeaseElector(api, "ops", "second", lease_seconds=60)
+        steps = [first.try_acquire(), second.try_acquire(), first.try_acquire()]
+        first.release()
+        steps += [second.try_acquire(), first.try_acquire()]
+        return steps
+
+    assert await asyncio.to_thread(scenario) == [True, False, True, True, False]
+    (lease,) = emulator.live("leases", "ops")
+    assert lease["spec"]["holderIdentity"] == "second"
+    assert lease["spec"]["leaseTransitions"] == 1
