@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -137,6 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return code
     finally:
         reporter.close()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        log.info("worker process peak RSS: %.0f MiB (ffmpeg children not included)", peak)
 
 
 def _tool_version(tool: str) -> tuple[bool, str]:

@@ -539,6 +539,9 @@ class Downloader:
 
         result = self._with_retries("downloading", run)
         parts = self._parts(result, ranges)
+        if ranges:
+            media_url, headers = _video_url(result, url)
+            restore_x264_sei(media_url, parts, headers=headers)
         size = sum(p.path.stat().st_size for p in parts)
         return Downloaded(
             parts=parts,
@@ -576,6 +579,81 @@ class Downloader:
                 f"asked for {len(ranges)} ranges, got {len(parts)} files",
             )
         return sorted(parts, key=lambda p: p.start)
+
+
+X264_SEI_UUID = "dc45e9bd-e6d9-48b7-962c-d820d923eeef"
+"""The UUID of x264's "user data unregistered" SEI, which carries its encoder settings."""
+_X264_INFO = re.compile(rb"x264 - core \d+[ -~]*")
+
+
+def _video_url(result: dict[str, Any], fallback: str) -> tuple[str, dict[str, str]]:
+    """The URL (and HTTP headers) ffmpeg read the video from, per yt-dlp's answer."""
+    for req in result.get("requested_downloads") or []:
+        for fmt in req.get("requested_formats") or [req]:
+            if fmt.get("url") and fmt.get("vcodec") != "none":
+                return str(fmt["url"]), dict(fmt.get("http_headers") or {})
+    return fallback, {}
+
+
+def _first_video_packet(source: str, headers: dict[str, str], timeout: float) -> bytes:
+    argv = ["ffmpeg", "-nostdin", "-loglevel", "error"]
+    if headers and source.startswith(("http://", "https://")):
+        argv += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+    argv += ["-i", source, "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb"]
+    argv += ["-frames:v", "1", "-f", "h264", "pipe:1"]
+    proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    return proc.stdout if proc.returncode == 0 else b""
+
+
+def _escape_option(text: str) -> str:
+    return re.sub(r"([\\:,='\[\];])", r"\\\1", text)
+
+
+def restore_x264_sei(
+    source: str,
+    parts: Sequence[DownloadedPart],
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> int:
+    """Give ranged files of an x264 stream the encoder-settings SEI of the source; returns count.
+
+    x264 writes its settings once, into the stream's first frame. A range cut out of the middle
+    lacks them, and without them the ``smart`` precision cannot encode a head that joins the
+    copied rest cleanly, so it falls back to ``accurate`` (several times slower). The first
+    frame of the source is read (ffmpeg reads the index and one frame), and the SEI is inserted
+    into each range file's first access unit with ffmpeg's ``h264_metadata`` filter (stream copy).
+    Best effort: on any problem the files stay as they are.
+    """
+    try:
+        match = _X264_INFO.search(_first_video_packet(source, headers or {}, timeout))
+        if match is None:
+            return 0
+        info = match.group(0).decode("ascii")
+        # -bsf:v parses twice (the filter list, then the filter's options): escape twice.
+        arg = f"h264_metadata=sei_user_data={X264_SEI_UUID}+{_escape_option(_escape_option(info))}"
+        done = 0
+        for part in parts:
+            if _X264_INFO.search(_first_video_packet(str(part.path), {}, timeout)):
+                continue
+            tmp = part.path.with_name(f".sei-{part.path.name}")
+            argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(part.path)]
+            argv += ["-map", "0", "-c", "copy", "-bsf:v", arg]
+            if part.path.suffix.lower() in (".mp4", ".m4v", ".mov"):
+                argv += ["-movflags", "+faststart"]
+            proc = subprocess.run(
+                [*argv, str(tmp)], capture_output=True, timeout=timeout * 5, check=False
+            )
+            if proc.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                log.info("could not restore x264 settings in %s: %s", part.path.name, proc.stderr)
+                continue
+            tmp.replace(part.path)
+            done += 1
+        return done
+    except (OSError, subprocess.TimeoutExpired, UnicodeDecodeError) as exc:
+        log.info("could not restore x264 settings: %s", exc)
+        return 0
 
 
 def remote_duration(url: str, *, timeout: float = 60.0) -> float | None:

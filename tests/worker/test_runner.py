@@ -62,17 +62,19 @@ def test_http_source_end_to_end(tmp_path: Path, server: MediaServer):
 
 def test_ranged_run_cuts_the_same_frames(tmp_path: Path, server: MediaServer, media: Path):
     segments = [(20.5, 23.0), (70.0, 72.25)]  # far enough apart to be fetched as two ranges
-    full_in = make_input(server.url("long.mp4"), segments, precision="accurate", partial="never")
+    full_in = make_input(server.url("long.mp4"), segments, precision="smart", partial="never")
     code, full, _ = run(full_in, tmp_path / "full", tmp_path / "s1", with_transcript=False)
     assert code == 0 and full is not None and not full.source.partial
     server.reset()
-    ranged_in = make_input(server.url("long.mp4"), segments, precision="accurate", partial="auto")
+    ranged_in = make_input(server.url("long.mp4"), segments, precision="smart", partial="auto")
     code, ranged, _ = run(ranged_in, tmp_path / "ranged", tmp_path / "s2", with_transcript=False)
     assert code == 0 and ranged is not None
     assert ranged.source.partial and ranged.source.duration_seconds == 90.0
     assert ranged.downloaded is not None
     assert [(p.start, p.end) for p in ranged.downloaded.parts] == [(18.5, 25.0), (68.0, 74.25)]
     assert server.bytes_served("long.mp4") < 0.4 * (media / "long.mp4").stat().st_size
+    # the range files got x264's settings back, so smart did not fall back to accurate
+    assert [s.precision for s in ranged.segments] == ["smart", "smart"], ranged.segments
     for a, b in zip(full.segments, ranged.segments, strict=True):
         clip_a = tmp_path / "full" / f"{a.stem}.mp4"
         clip_b = tmp_path / "ranged" / f"{b.stem}.mp4"
