@@ -106,6 +106,30 @@ def test_sigterm_while_cutting(tmp_path: Path, server: MediaServer):
     assert leftover.stdout.strip() == ""  # no ffmpeg left running on our scratch files
 
 
+def test_sigterm_while_downloading(tmp_path: Path, server: MediaServer):
+    url = server.slow_url("long.mp4", 200_000)  # about 40 s for the whole file
+    wi = make_input(url, [(1.0, 2.0)], allow_private_networks=True)
+    scratch = tmp_path / "scratch"
+    proc = subprocess.Popen(
+        _worker("run"), env=_env(tmp_path, wi.model_dump_json(by_alias=True)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while server.bytes_served("long.mp4") < 300_000:  # the download is under way
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.TERMINATED, stderr
+    assert list(scratch.iterdir()) == []
+    assert published_files(tmp_path / "out" / "job") == []
+
+
 def test_doctor(tmp_path: Path):
     env = _env(tmp_path, "")
     del env[INPUT_ENV]
