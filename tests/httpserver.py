@@ -21,15 +21,13 @@ Usage::
         ...
         assert server.bytes_served("clip.mp4") < size
 
-No pytest in here, so benchmarks import it too.
+No pytest in here, so benchmarks import it too. HLS test streams: ``tests.mediakit.make_hls``.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections import Counter, defaultdict
@@ -353,26 +351,3 @@ class MediaServer:
             self._server.served.clear()
             self._server.requests.clear()
             self._server.flaky_hits.clear()
-
-
-def make_hls(src: Path, out_dir: Path, segment_seconds: float = 2) -> Path:
-    """Package ``src`` as an HLS VOD stream (MPEG-TS segments) in ``out_dir``; returns the playlist.
-
-    Stream copy when the source is H.264/AAC, so it is quick; segments split at keyframes.
-    """
-    if shutil.which("ffmpeg") is None:
-        raise RuntimeError("ffmpeg is not installed")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    playlist = out_dir / "index.m3u8"
-    subprocess.run(
-        [
-            "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-            "-i", str(src),
-            "-c", "copy", "-bsf:v", "h264_mp4toannexb",
-            "-f", "hls", "-hls_time", str(segment_seconds), "-hls_playlist_type", "vod",
-            "-hls_segment_filename", str(out_dir / "seg%03d.ts"),
-            str(playlist),
-        ],
-        check=True,
-    )  # fmt: skip
-    return playlist
