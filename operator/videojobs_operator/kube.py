@@ -58,6 +58,7 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.rbac_api = kubernetes.client.RbacAuthorizationV1Api(api)
         self._rbac_ready: set[str] = set()
+        self._rbac_locks: dict[str, asyncio.Lock] = {}
 
     async def _call(
         self, verb: str, resource: str, fn: Callable[..., T], *args: Any, **kwargs: Any
@@ -240,6 +241,13 @@ class Kube:
         """
         if namespace in self._rbac_ready:
             return
+        lock = self._rbac_locks.setdefault(namespace, asyncio.Lock())
+        async with lock:  # concurrent first Jobs in a namespace: one of them provisions
+            if namespace not in self._rbac_ready:
+                await self._provision_worker_rbac(namespace, account)
+                self._rbac_ready.add(namespace)
+
+    async def _provision_worker_rbac(self, namespace: str, account: str) -> None:
         labels = {
             "app.kubernetes.io/managed-by": "videojobs-operator",
             "app.kubernetes.io/part-of": "videojobs",
@@ -296,4 +304,3 @@ class Kube:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
-        self._rbac_ready.add(namespace)
