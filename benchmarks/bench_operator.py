@@ -10,6 +10,8 @@ Writes the table between ``<!-- operator:start -->`` and ``<!-- operator:end -->
 ``docs/benchmarks.md``.
 
     python benchmarks/bench_operator.py [--jobs 200] [--namespaces 4] [--no-write]
+
+``BENCH_LOG_LEVEL=INFO`` makes the operator log more (its log file is printed to stderr).
 """
 
 from __future__ import annotations
@@ -160,7 +162,8 @@ def render(r: dict[str, object]) -> str:
     peak = float(r["peak_mib"])  # type: ignore[arg-type]
     create_s = float(r["create_s"])  # type: ignore[arg-type]
     verdict = lambda ok: "**met**" if ok else "**missed**"  # noqa: E731
-    return f"""Setup: {jobs} VideoProcessingJobs in {r["namespaces"]} namespaces created back to back \
+    spaces = r["namespaces"]
+    return f"""Setup: {jobs} VideoProcessingJobs in {spaces} namespaces created back to back \
 against kmock's emulator (`tests/mockapi/emulator.py`); the operator is `python -m \
 videojobs_operator -A` in its own process with default settings (at most 20 Jobs running, no \
 leader election); the fake Job runner (`tests/mockapi/jobrunner.py`) plays kubelet and Job \
