@@ -202,6 +202,7 @@ class Runner:
         self.interruptible = False
         """True while the main thread may be interrupted by the SIGTERM handler (downloads)."""
         self.work_dir: Path | None = None
+        self._lookups: dict[tuple[int, str, str], SegmentResult | None] = {}
 
     # -- transcript and plan ---------------------------------------------------------------
 
@@ -310,8 +311,11 @@ class Runner:
         else:
             if self.options.policy is not None:
                 self.options.policy.check_url(url)
-            downloaded, known_duration, plan = self._download(url, plan)
-            parts, partial, title = downloaded.parts, downloaded.partial, downloaded.title
+            fetched, known_duration, plan, title = self._download(url, plan)
+            if fetched is None:  # every clip is already published: only the manifest is left
+                return self._finish_published(plan, title, known_duration)
+            downloaded = fetched
+            parts, partial = downloaded.parts, downloaded.partial
         self._check_stop()
 
         self.reporter.stage("Probing", "reading the source's streams")
@@ -341,6 +345,28 @@ class Runner:
         self.reporter.finish(manifest_uri)
         return RunResult(plan, source, results, manifest_uri, skipped, cut, downloaded)
 
+    def _finish_published(
+        self, plan: SegmentPlan, title: str | None, duration: float | None
+    ) -> RunResult:
+        """Resume of a job whose clips are all published: write the manifest, download nothing."""
+        results = [self._published(seg) for seg in plan.segments]
+        assert all(r is not None for r in results)
+        source = SourceInfo(
+            title=title or self._title_from(self.spec.source.url),
+            duration_seconds=round(duration, 3) if duration else None,
+        )
+        self.reporter.source(source)
+        for result in results:
+            assert result is not None
+            self.reporter.segment(result, len(plan.segments))
+        log.info("all %d clips are already published; writing the manifest", len(results))
+        self.reporter.stage("Uploading", "writing the manifest")
+        final = [r for r in results if r is not None]
+        manifest_uri = self._publish_manifest(plan, source, final, None)
+        self.reporter.finish(manifest_uri)
+        indices = [s.index for s in plan.segments]
+        return RunResult(plan, source, final, manifest_uri, indices, [], None)
+
     @staticmethod
     def _title_from(url: str) -> str | None:
         name = Path(unquote(urlsplit(url).path)).stem
@@ -350,7 +376,9 @@ class Runner:
 
     def _download(
         self, url: str, plan: SegmentPlan
-    ) -> tuple[Downloaded, float | None, SegmentPlan]:
+    ) -> tuple[Downloaded | None, float | None, SegmentPlan, str | None]:
+        """Look up and download the source; ``None`` instead of the download when every clip
+        of the (duration-checked) plan is already published."""
         assert self.work_dir is not None
         self.reporter.stage("Downloading", "looking up the source")
         source = self.spec.source
@@ -384,12 +412,14 @@ class Runner:
             info = downloader.extract(url)
             duration = info.get("duration")
             direct_url = info.get("url")
-            if duration is None and source.partial_download != "never" and direct_url:
+            if duration is None and direct_url:  # the header tells (needed for resume, ranges)
                 duration = remote_duration(direct_url)
             duration = float(duration) if duration else None
             ranges: list[tuple[float, float]] | None = None
             if duration is not None:
                 plan = self.plan(duration)
+                if all(self._published(seg) is not None for seg in plan.segments):
+                    return None, duration, plan, info.get("title")
             candidate = plan_ranges(((s.start, s.end) for s in plan.segments), duration)
             if want_partial(source.partial_download, candidate, duration):
                 ranges = candidate
@@ -405,7 +435,7 @@ class Runner:
             time.monotonic() - started,
         )
         self.reporter.update(percent=40, bytes_done=downloaded.bytes, eta_seconds=None)
-        return downloaded, duration, plan
+        return downloaded, duration, plan, downloaded.title
 
     # -- cutting and publishing --------------------------------------------------------------
 
@@ -418,6 +448,14 @@ class Runner:
         if out.subtitles and self.transcript is not None and self.transcript.cues:
             names.append(("subtitles", "vtt", f"{seg.stem}.vtt"))
         return names
+
+    def _published(self, seg: PlannedSegment) -> SegmentResult | None:
+        """The clip's result when all its files are already published (looked up once)."""
+        recipe = recipe_for(self.input, seg)
+        key = (seg.index, seg.stem, recipe)
+        if key not in self._lookups:
+            self._lookups[key] = self._already_published(seg, recipe)
+        return self._lookups[key]
 
     def _already_published(self, seg: PlannedSegment, recipe: str) -> SegmentResult | None:
         found: list[tuple[str, str, Published]] = []
@@ -471,7 +509,7 @@ class Runner:
         skipped: list[int] = []
         todo: list[PlannedSegment] = []
         for seg in plan.segments:
-            done = self._already_published(seg, recipe_for(self.input, seg))
+            done = self._published(seg)
             if done is not None:
                 results[seg.index] = done
                 skipped.append(seg.index)

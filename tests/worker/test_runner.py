@@ -156,3 +156,21 @@ def test_rerun_resumes_without_recutting(tmp_path: Path, media: Path):
     assert sorted(p.name for p in (out / STATE_DIR).iterdir()) == sorted(
         f"{n}.json" for n in published_files(out)
     )
+
+
+def test_rerun_of_a_finished_job_downloads_nothing(
+    tmp_path: Path, server: MediaServer, media: Path
+):
+    out = tmp_path / "out"
+    wi = make_input(server.url("long.mp4"), [(1.0, 2.0)], precision="copy")
+    code, first, _ = run(wi, out, tmp_path / "s", with_transcript=False)
+    assert code == 0 and first is not None and first.downloaded is not None
+    (out / "manifest.json").unlink()  # as if the first run died just before the manifest
+    server.reset()
+    code, second, reporter = run(wi, out, tmp_path / "s", with_transcript=False)
+    assert code == 0 and second is not None, reporter.error
+    assert second.downloaded is None and second.cut == [] and second.skipped == [1]
+    assert (out / "manifest.json").exists()
+    # only the lookup and the header probe touched the source
+    assert server.bytes_served("long.mp4") < 0.2 * (media / "long.mp4").stat().st_size
+    assert reporter.patches[-1]["status"]["segmentsSummary"] == "1/1"
