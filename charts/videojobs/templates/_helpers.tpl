@@ -143,15 +143,17 @@ by commas (the operator splits them), numbers and booleans as JSON (no 1e+06 for
       port: 53
     - protocol: TCP
       port: 53
-# The Kubernetes API server.
-- {{- with .Values.networkPolicy.apiServer.cidrs }}
-  to:
-    {{- range . }}
+# The Kubernetes API server{{ if not .Values.networkPolicy.apiServer.cidrs }} (any address on its ports: set networkPolicy.apiServer.cidrs){{ end }}.
+{{- if .Values.networkPolicy.apiServer.cidrs }}
+- to:
+    {{- range .Values.networkPolicy.apiServer.cidrs }}
     - ipBlock:
         cidr: {{ . }}
     {{- end }}
-  {{- end }}
   ports:
+{{- else }}
+- ports:
+{{- end }}
     {{- range .Values.networkPolicy.apiServer.ports }}
     - protocol: TCP
       port: {{ . }}
