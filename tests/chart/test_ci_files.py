@@ -8,9 +8,11 @@ manifest it applies (strictly), and that names, images, namespaces and CIDRs agr
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +214,92 @@ def test_e2e_media_url_is_the_in_cluster_service_and_allowed() -> None:
         pvc = doc["spec"]["output"]["storage"].get("pvc")
         if pvc:
             assert pvc["claimName"] == _values()["clipsPvc"].get("name", "videojobs-clips")
+
+
+def _python_checks() -> list[str]:
+    """The Python programs kind-e2e.sh feeds to python3 (heredocs), in order."""
+    text = (E2E / "kind-e2e.sh").read_text()
+    return re.findall(r"<<'PY'\n(.*?)\nPY\n", text, re.S)
+
+
+def _status(name: str, *, clips: int, phase: str = "Succeeded") -> dict[str, Any]:
+    """A status as the operator and worker write it, built with the shared models."""
+    from videojobs.models.status import VideoProcessingJobStatus
+
+    now = "2026-01-01T00:00:00Z"
+    files = [
+        {
+            "kind": "video",
+            "format": "mp4",
+            "uri": f"s3://clips/{name}/{i:02d}.mp4",
+            "bytes": 9000,
+            "sha256": "0" * 64,
+        }
+        for i in range(1, clips + 1)
+    ]
+    status = VideoProcessingJobStatus.model_validate(
+        {
+            "phase": phase,
+            "observedGeneration": 1,
+            "conditions": [
+                {"type": "Complete", "status": "True", "reason": "Succeeded",
+                 "lastTransitionTime": now},
+                {"type": "Failed", "status": "False", "reason": "Succeeded",
+                 "lastTransitionTime": now},
+            ],
+            "source": {"durationSeconds": 20.0, "container": "mp4"},
+            "segments": [
+                {"index": i, "title": f"t{i}", "start": 0.0, "end": 5.0, "stem": f"{i:02d}",
+                 "precision": "accurate", "files": [files[i - 1]]}
+                for i in range(1, clips + 1)
+            ],
+            "segmentsSummary": f"{clips}/{clips}",
+            "manifestUri": f"s3://clips/{name}/manifest.json",
+        }
+    )  # fmt: skip
+    return {
+        "metadata": {"name": name, "generation": 1},
+        "status": status.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    }
+
+
+def _run_check(program: str, tmp_path: Path, *documents: Any) -> subprocess.CompletedProcess[str]:
+    paths = []
+    for i, document in enumerate(documents):
+        path = tmp_path / f"in{i}.json"
+        path.write_text(json.dumps(document))
+        paths.append(str(path))
+    return subprocess.run(
+        [sys.executable, "-", *paths], input=program, capture_output=True, text=True
+    )
+
+
+def test_e2e_status_check_accepts_a_real_status_shape(tmp_path: Path) -> None:
+    status_check = _python_checks()[0]
+    good = {"items": [_status("e2e-pvc", clips=2), _status("e2e-s3", clips=2)]}
+    result = _run_check(status_check, tmp_path, good)
+    assert result.returncode == 0, result.stderr
+    bad = {"items": [_status("e2e-pvc", clips=1), _status("e2e-s3", clips=2, phase="Failed")]}
+    result = _run_check(status_check, tmp_path, bad)
+    assert result.returncode != 0
+    assert "e2e-pvc: 1 segment results" in result.stderr
+    assert "e2e-s3: phase 'Failed'" in result.stderr
+
+
+def test_e2e_clip_check(tmp_path: Path) -> None:
+    clip_check = _python_checks()[1]
+    pvc = {
+        "01-opening-Opening.mp4": {"bytes": 90000, "duration": 5.0},
+        "02-storage-Storage.mp4": {"bytes": 90000, "duration": 6.02},
+        "manifest.json": {"bytes": 900},
+    }
+    s3 = {
+        f"e2e-s3/{stem}.{ext}": {"bytes": 1000}
+        for stem in ("01-scheduling", "02-storage")
+        for ext in ("mp4", "webm", "jpg", "vtt")
+    } | {"e2e-s3/manifest.json": {"bytes": 10}}
+    assert _run_check(clip_check, tmp_path, pvc, s3).returncode == 0
+    short = dict(pvc) | {"02-storage-Storage.mp4": {"bytes": 90000, "duration": 1.0}}
+    result = _run_check(clip_check, tmp_path, short, {})
+    assert result.returncode != 0
+    assert "lasts 1.00s" in result.stderr and "expected 2 .mp4" in result.stderr
