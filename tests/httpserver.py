@@ -12,7 +12,9 @@ Fixed routes (they shadow files of the same name):
 - ``/redirect?to=<url or path>``: a ``302`` to ``to`` (``&code=301`` for another status);
 - ``/flaky/<n>/<path>``: the first ``n`` requests (per ``n``/``path`` pair) get ``503``, later
   ones are served ``<path>`` (for retry tests);
-- ``/slow/<bytes per second>/<path>``: ``<path>``, throttled.
+- ``/slow/<bytes per second>/<path>``: ``<path>``, throttled;
+- ``/lavf-redirect/<path>?to=<url>``: a ``302`` to ``to`` for ffmpeg (User-Agent ``Lavf``),
+  ``<path>`` for everyone else.
 
 Usage::
 
@@ -123,6 +125,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header("Location", target)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+            elif path.startswith("lavf-redirect/"):
+                # Redirects ffmpeg only (User-Agent "Lavf/..."), serves everyone else: a server
+                # that treats the ffmpeg doing a ranged download differently from the checks.
+                rest = path.split("/", 1)[1]
+                if self.headers.get("User-Agent", "").startswith("Lavf"):
+                    self._record(path, 302)
+                    self.send_response(302)
+                    self.send_header("Location", query.get("to", ["/"])[0])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    self._file(rest, head, counted_as=rest)
             elif path.startswith("flaky/"):
                 _, count, rest = path.split("/", 2)
                 with self.server.lock:

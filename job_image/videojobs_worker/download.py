@@ -33,7 +33,13 @@ from urllib.parse import urljoin, urlsplit
 
 from videojobs.models import ExitCode
 from videojobs_worker.errors import WorkerError
-from videojobs_worker.guard import NetworkPolicy, find_blocked, guarded, last_blocked
+from videojobs_worker.guard import (
+    GuardProxy,
+    NetworkPolicy,
+    find_blocked,
+    guarded,
+    last_blocked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +130,7 @@ def build_ydl_opts(
     backoff: float = 1.0,
     socket_timeout: float = 30.0,
     allow_files: bool = False,
+    ffmpeg_proxy: str | None = None,
 ) -> dict[str, Any]:
     """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key)."""
     import yt_dlp.utils
@@ -165,6 +172,9 @@ def build_ydl_opts(
         opts["logger"] = logger
     if cookies_file is not None:
         opts["cookiefile"] = str(cookies_file)
+    if ffmpeg_proxy is not None:
+        # ffmpeg (ranged downloads) connects through the guard's proxy; yt-dlp itself does not
+        opts["external_downloader_args"] = {"ffmpeg_i": ["-http_proxy", ffmpeg_proxy]}
     if ranges:
         opts["download_ranges"] = yt_dlp.utils.download_range_func(None, [tuple(r) for r in ranges])
         opts["force_keyframes_at_cuts"] = False
@@ -372,8 +382,10 @@ class Downloader:
         socket_timeout: float = 30.0,
         on_progress: Callable[[DownloadProgress], None] | None = None,
         stop: threading.Event | None = None,
+        proxy: GuardProxy | None = None,
     ) -> None:
         self.scratch = scratch
+        self.proxy = proxy
         self.policy = policy
         self.max_height = max_height
         self.fmt = fmt
@@ -399,6 +411,7 @@ class Downloader:
             backoff=self.backoff,
             socket_timeout=self.socket_timeout,
             allow_files=self.policy is None or self.policy.allow_files,
+            ffmpeg_proxy=self.proxy.url if self.proxy is not None else None,
         )
 
     def _hook(self, d: dict[str, Any]) -> None:
@@ -420,6 +433,8 @@ class Downloader:
         if any(isinstance(c, _Stopped) for c in _causes(exc)) or self.stop.is_set():
             return _terminated()
         blocked = find_blocked(exc) or (last_blocked() if self.policy is not None else None)
+        if blocked is None and self.proxy is not None and self.proxy.refusals:
+            blocked = self.proxy.refusals[0]
         if blocked is not None:
             return blocked
         err = classify_download_error(exc)
@@ -541,7 +556,10 @@ class Downloader:
         parts = self._parts(result, ranges)
         if ranges:
             media_url, headers = _video_url(result, url)
-            restore_x264_sei(media_url, parts, headers=headers)
+            proxy_url = self.proxy.url if self.proxy is not None else None
+            restore_x264_sei(media_url, parts, headers=headers, proxy_url=proxy_url)
+        if self.proxy is not None and self.proxy.refusals:
+            raise self.proxy.refusals[0]
         size = sum(p.path.stat().st_size for p in parts)
         return Downloaded(
             parts=parts,
@@ -595,10 +613,15 @@ def _video_url(result: dict[str, Any], fallback: str) -> tuple[str, dict[str, st
     return fallback, {}
 
 
-def _first_video_packet(source: str, headers: dict[str, str], timeout: float) -> bytes:
+def _first_video_packet(
+    source: str, headers: dict[str, str], timeout: float, proxy_url: str | None = None
+) -> bytes:
     argv = ["ffmpeg", "-nostdin", "-loglevel", "error"]
-    if headers and source.startswith(("http://", "https://")):
-        argv += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+    if source.startswith(("http://", "https://")):
+        if headers:
+            argv += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+        if proxy_url:
+            argv += ["-http_proxy", proxy_url]
     argv += ["-i", source, "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb"]
     argv += ["-frames:v", "1", "-f", "h264", "pipe:1"]
     proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
@@ -615,6 +638,7 @@ def restore_x264_sei(
     *,
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
+    proxy_url: str | None = None,
 ) -> int:
     """Give ranged files of an x264 stream the encoder-settings SEI of the source; returns count.
 
@@ -626,7 +650,7 @@ def restore_x264_sei(
     Best effort: on any problem the files stay as they are.
     """
     try:
-        match = _X264_INFO.search(_first_video_packet(source, headers or {}, timeout))
+        match = _X264_INFO.search(_first_video_packet(source, headers or {}, timeout, proxy_url))
         if match is None:
             return 0
         info = match.group(0).decode("ascii")
@@ -656,7 +680,9 @@ def restore_x264_sei(
         return 0
 
 
-def remote_duration(url: str, *, timeout: float = 60.0) -> float | None:
+def remote_duration(
+    url: str, *, timeout: float = 60.0, proxy_url: str | None = None
+) -> float | None:
     """Duration of a remote media URL from ffprobe (reads the index only), or ``None``.
 
     Used to decide on a ranged download when the site reports no duration (direct URLs).
@@ -666,7 +692,8 @@ def remote_duration(url: str, *, timeout: float = 60.0) -> float | None:
         return None
     cmd = [
         "ffprobe", "-v", "error", "-of", "json", "-show_entries", "format=duration",
-        "-rw_timeout", str(int(timeout * 1e6)), url,
+        "-rw_timeout", str(int(timeout * 1e6)),
+        *(["-http_proxy", proxy_url] if proxy_url else []), url,
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)

@@ -14,7 +14,7 @@ refuses:
 lists CIDRs allowed anyway (an in-cluster MinIO, a media server on the LAN). Metadata addresses
 are refused even with ``allowPrivateNetworks``; list them in ``allowedNetworks`` if you truly must.
 
-Two layers enforce it:
+Three layers enforce it:
 
 1. :meth:`NetworkPolicy.check_url` before anything is fetched (the URL as given, and URLs handed to
    ffmpeg, such as HLS segment URLs and the final media URL).
@@ -23,18 +23,21 @@ Two layers enforce it:
    it for every request, so redirects, extractor side-requests and HLS fragments fetched by
    yt-dlp are covered, and so is DNS rebinding (the checked answer is the one connected to).
 
-What it cannot see: connections made by the ffmpeg *process* (yt-dlp's ranged downloads hand the
-media URL to ffmpeg). Those URLs are checked by layer 1 just before, but a server that redirects
-ffmpeg elsewhere, or a DNS answer that changes between the check and ffmpeg's lookup, is not
-caught. ``docs/worker.md`` describes the residual risk; a NetworkPolicy on the worker pods that
-denies egress to private ranges closes it at the network layer.
+3. :class:`GuardProxy`: ffmpeg and ffprobe, which fetch media themselves (ranged downloads,
+   header probes), get ``-http_proxy`` pointing at this in-process forward proxy, which applies
+   the same checks to every connection they make, after redirects too.
+
+A NetworkPolicy denying egress to private ranges remains the recommended outer layer
+(``docs/worker.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import selectors
 import socket
+import socketserver
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -250,3 +253,165 @@ def find_blocked(exc: BaseException | None) -> WorkerError | None:
         if isinstance(exc_info, tuple) and len(exc_info) > 1:
             stack.append(exc_info[1])
     return None
+
+
+# -- a guarded forward proxy for ffmpeg ------------------------------------------------------------
+
+
+class GuardProxy:
+    """A forward HTTP proxy on 127.0.0.1 that checks every connection it makes.
+
+    ffmpeg and ffprobe fetch media themselves (ranged downloads, header probes), outside the
+    resolver hook. Given ``-http_proxy`` they send every request through this proxy — plain HTTP
+    as absolute-form requests, HTTPS as ``CONNECT`` tunnels, including the requests that follow
+    redirects and the HLS playlists and segments they open — and the proxy resolves the target,
+    checks every address with the policy and connects to exactly the checked address (so DNS
+    rebinding cannot slip past). A refused request gets ``403`` and is recorded in
+    :attr:`refusals`, which the downloader reports as ``BLOCKED_ADDRESS``.
+    """
+
+    def __init__(self, policy: NetworkPolicy, *, timeout: float = 30.0) -> None:
+        self.policy = policy
+        self.timeout = timeout
+        self.refusals: list[WorkerError] = []
+        self.connections = 0
+        self._server = _ProxyServer(self)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (for ffmpeg's ``-http_proxy``)."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> GuardProxy:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="guard-proxy", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def open(self, host: str, port: int) -> socket.socket:
+        """Connect to ``host:port`` if the policy allows every address it resolves to."""
+        name = host.strip("[]").rstrip(".").lower()
+        try:
+            if name in METADATA_HOSTS and not self.policy.allowed_networks:
+                raise _blocked_error(f"refusing {name}: a cloud metadata endpoint")
+            infos = _original_getaddrinfo(name, port, 0, socket.SOCK_STREAM)
+            self.policy.check_addresses(name, [info[4][0] for info in infos])
+        except WorkerError as err:
+            self.refusals.append(err)
+            raise
+        last: OSError | None = None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            self.connections += 1
+            return sock
+        raise last or OSError(f"cannot connect to {name}:{port}")
+
+
+class _ProxyServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, proxy: GuardProxy) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.proxy = proxy
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients (ffmpeg seeking) hang up mid-transfer all the time
+
+
+class _ProxyHandler(socketserver.StreamRequestHandler):
+    server: _ProxyServer
+
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.request.recv(65536)
+            if not chunk or len(head) > 65536:
+                return
+            head += chunk
+        header_block, _, rest = head.partition(b"\r\n\r\n")
+        lines = header_block.decode("latin-1").split("\r\n")
+        try:
+            method, target, version = lines[0].split(" ", 2)
+        except ValueError:
+            return self._reply(400, "bad request line")
+        proxy = self.server.proxy
+        if method.upper() == "CONNECT":
+            host, _, port = target.rpartition(":")
+            try:
+                upstream = proxy.open(host, int(port))
+            except WorkerError as err:
+                return self._reply(403, err.message)
+            except (OSError, ValueError) as exc:
+                return self._reply(502, str(exc))
+            self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            if rest:
+                upstream.sendall(rest)
+            return self._pipe(upstream)
+        parts = urlsplit(target)
+        if parts.scheme.lower() != "http" or not parts.hostname:
+            return self._reply(400, "only absolute http:// requests and CONNECT are proxied")
+        try:
+            upstream = proxy.open(parts.hostname, parts.port or 80)
+        except WorkerError as err:
+            return self._reply(403, err.message)
+        except OSError as exc:
+            return self._reply(502, str(exc))
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        headers = [
+            line
+            for line in lines[1:]
+            if line.split(":", 1)[0].strip().lower()
+            not in ("connection", "proxy-connection", "keep-alive", "proxy-authorization")
+        ]
+        request = "\r\n".join([f"{method} {path} {version}", *headers, "Connection: close", "", ""])
+        upstream.sendall(request.encode("latin-1") + rest)
+        self._pipe(upstream)
+
+    def _reply(self, status: int, message: str) -> None:
+        body = (message + "\n").encode()
+        reason = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}[status]
+        self.request.sendall(
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+
+    def _pipe(self, upstream: socket.socket) -> None:
+        """Copy bytes both ways until either side closes."""
+        client = self.request
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ, upstream)
+        sel.register(upstream, selectors.EVENT_READ, client)
+        try:
+            while True:
+                events = sel.select(timeout=self.server.proxy.timeout * 10)
+                if not events:
+                    return
+                for key, _ in events:
+                    data = key.fileobj.recv(262144)  # type: ignore[union-attr]
+                    if not data:
+                        return
+                    key.data.sendall(data)
+        except OSError:
+            return
+        finally:
+            sel.close()
+            upstream.close()

@@ -61,7 +61,7 @@ from videojobs_worker.download import (
     want_partial,
 )
 from videojobs_worker.errors import WorkerError
-from videojobs_worker.guard import NetworkPolicy
+from videojobs_worker.guard import GuardProxy, NetworkPolicy
 from videojobs_worker.progress import Reporter, write_termination_log
 from videojobs_worker.publish import Published, Publisher, Record, sha256_file
 
@@ -381,7 +381,6 @@ class Runner:
         of the (duration-checked) plan is already published."""
         assert self.work_dir is not None
         self.reporter.stage("Downloading", "looking up the source")
-        source = self.spec.source
         download_dir = self.work_dir / "download"
         download_dir.mkdir()
         started = time.monotonic()
@@ -396,6 +395,23 @@ class Runner:
                 message="downloading",
             )
 
+        with contextlib.ExitStack() as stack:
+            proxy = None
+            if self.options.policy is not None:
+                # ffmpeg and ffprobe fetch through a proxy that applies the policy (guard.py)
+                proxy = stack.enter_context(GuardProxy(self.options.policy))
+            return self._fetch(url, plan, download_dir, proxy, on_progress, started)
+
+    def _fetch(
+        self,
+        url: str,
+        plan: SegmentPlan,
+        download_dir: Path,
+        proxy: GuardProxy | None,
+        on_progress: Callable[[DownloadProgress], None],
+        started: float,
+    ) -> tuple[Downloaded | None, float | None, SegmentPlan, str | None]:
+        source = self.spec.source
         downloader = Downloader(
             download_dir,
             policy=self.options.policy,
@@ -406,6 +422,7 @@ class Runner:
             backoff=self.options.backoff,
             on_progress=on_progress,
             stop=self.stop,
+            proxy=proxy,
         )
         self.interruptible = True
         try:
@@ -413,7 +430,7 @@ class Runner:
             duration = info.get("duration")
             direct_url = info.get("url")
             if duration is None and direct_url:  # the header tells (needed for resume, ranges)
-                duration = remote_duration(direct_url)
+                duration = remote_duration(direct_url, proxy_url=proxy.url if proxy else None)
             duration = float(duration) if duration else None
             ranges: list[tuple[float, float]] | None = None
             if duration is not None:

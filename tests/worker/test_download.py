@@ -11,7 +11,7 @@ from tests.mediakit import ffprobe_json
 from videojobs.models import ExitCode
 from videojobs_worker.download import Downloader, DownloadProgress, fetch_text, plan_ranges
 from videojobs_worker.errors import WorkerError
-from videojobs_worker.guard import NetworkPolicy
+from videojobs_worker.guard import GuardProxy, NetworkPolicy
 
 pytestmark = pytest.mark.media
 
@@ -143,3 +143,32 @@ def test_transcript_download_is_guarded(tmp_path: Path, server: MediaServer, med
         assert caught.value.exit_code == ExitCode.UNAVAILABLE
     finally:
         (media / "t.vtt").unlink()
+
+
+def test_ffmpeg_is_guarded_too(tmp_path: Path, server: MediaServer, media: Path):
+    # A ranged download hands the media URL to ffmpeg. This server redirects only ffmpeg
+    # (User-Agent Lavf) to a second host that the policy does not allow; every check made in
+    # Python sees the harmless file. The guard's proxy must stop ffmpeg's redirect.
+    policy = NetworkPolicy.cluster(allowed_networks=["127.0.0.1/32"])
+    with MediaServer(media, host="127.0.0.2") as other:
+        url = server.url("lavf-redirect/long.mp4") + "?to=" + other.url("long.mp4")
+        ranges = [(40.0, 44.0)]
+        unguarded = _downloader(tmp_path / "free").download(url, ranges=ranges)
+        assert unguarded.parts and other.bytes_served("long.mp4") > 0  # the redirect works
+        other.reset()
+        with GuardProxy(policy) as proxy:
+            dl = _downloader(tmp_path / "guarded", policy=policy, proxy=proxy, retries=0)
+            with pytest.raises(WorkerError) as caught:
+                dl.download(url, ranges=ranges)
+        assert caught.value.exit_code == ExitCode.BLOCKED_ADDRESS, caught.value
+        assert "127.0.0.2" in caught.value.message and other.requests == []
+
+
+def test_ranged_download_through_the_guard_proxy(tmp_path: Path, server: MediaServer):
+    policy = NetworkPolicy.cluster(allowed_networks=["127.0.0.1/32"])
+    for name in ("long.mp4", "hls-long/index.m3u8"):
+        with GuardProxy(policy) as proxy:
+            dl = _downloader(tmp_path / name.split("/")[0], policy=policy, proxy=proxy)
+            result = dl.download(server.url(name), ranges=[(30.0, 34.0)])
+            assert proxy.connections > 0 and proxy.refusals == []
+        assert abs(_duration(result.parts[0].path) - 4.0) < 0.6
