@@ -303,3 +303,17 @@ def test_e2e_clip_check(tmp_path: Path) -> None:
     result = _run_check(clip_check, tmp_path, short, {})
     assert result.returncode != 0
     assert "lasts 1.00s" in result.stderr and "expected 2 .mp4" in result.stderr
+
+
+def test_e2e_metrics_check_matches_the_operator_exposition() -> None:
+    """The script greps /metrics for two succeeded jobs; the real exposition must match it."""
+    from videojobs_operator.metrics import Metrics
+
+    match = re.search(r"grep -Eq '([^']+)' <<<\"\$metrics\"", (E2E / "kind-e2e.sh").read_text())
+    assert match, "the metrics check moved"
+    pattern = re.compile(match.group(1), re.M)
+    for succeeded, expected in ((2, True), (1, False), (12, False)):
+        metrics = Metrics()
+        metrics.watch_fleet(lambda n=succeeded: {"Succeeded": n, "Running": 0}, lambda: 0)
+        text = metrics.render().decode()
+        assert bool(pattern.search(text)) is expected, text
