@@ -19,6 +19,7 @@ See ``docs/cutting.md`` for the why. In short, for a planned range [S, E):
 from __future__ import annotations
 
 import functools
+import math
 import shutil
 import tempfile
 import threading
@@ -31,7 +32,15 @@ from typing import Literal
 from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import compile_args, ffprobe, run_ffmpeg, seconds_arg
-from videojobs_worker.probe import H264Headers, MediaInfo, Packet, h264_headers, video_packets
+from videojobs_worker.probe import (
+    H264Headers,
+    MediaInfo,
+    Packet,
+    h264_headers,
+    h264_parameter_sets,
+    mp4_sample_table,
+    video_packets,
+)
 
 Format = Literal["mp4", "webm"]
 PrecisionMode = Literal["copy", "accurate", "smart"]
@@ -107,6 +116,10 @@ class FrameRange:
     end: int
     """pts just after the last frame: the next frame's, or last + one frame at the end."""
     packets: tuple[Packet, ...]
+    planned_end: float = 0.0
+    """The planned (exclusive) end, seconds."""
+    at_eof: bool = False
+    """True when the listing ran out: no frame after the last one."""
 
     def seconds(self, ticks: int) -> float:
         return float(ticks * self.time_base)
@@ -137,28 +150,35 @@ def frame_range(
         )
     later = [t for t in times if t > inside[-1]]
     after = later[0] if later else inside[-1] + max(1, round(frame / time_base))
-    return FrameRange(time_base, inside[0], inside[-1], len(inside), after, tuple(packets))
+    return FrameRange(
+        time_base, inside[0], inside[-1], len(inside), after, tuple(packets), end, not later
+    )
 
 
-def clean_cut_points(packets: Sequence[Packet], begin: int) -> list[tuple[int, int]]:
+def clean_cut_points(
+    packets: Sequence[Packet], begin: int, end_of_stream: int | None = None
+) -> list[tuple[int, int]]:
     """Where a stream copy that starts at decode index ``begin`` (a keyframe) may stop (pure).
 
     Returns ``(n, x)`` pairs: copying the first ``n`` packets from ``begin`` in decode order
     shows exactly the frames with ``pts < x`` (from the keyframe on) and needs no later packet.
-    With B-frames this is true only where a mini-GOP closes; the last pair (``x`` = a large
-    sentinel) is the whole listing.
+    With B-frames this is true only where a mini-GOP closes. Copying the whole listing counts
+    only when it is the end of the stream (``end_of_stream``: the pts just after the last
+    frame).
     """
     tail = packets[begin:]
-    suffix_min = [0] * (len(tail) + 1)
-    suffix_min[len(tail)] = 2**62
+    suffix_min: list[int | None] = [None] * (len(tail) + 1)
+    suffix_min[len(tail)] = end_of_stream
     for i in range(len(tail) - 1, -1, -1):
-        suffix_min[i] = min(tail[i].pts, suffix_min[i + 1])
+        later = suffix_min[i + 1]
+        suffix_min[i] = tail[i].pts if later is None else min(tail[i].pts, later)
     points = []
-    prefix_max = -(2**62)
+    prefix_max = tail[0].pts if tail else 0
     for n in range(1, len(tail) + 1):
         prefix_max = max(prefix_max, tail[n - 1].pts)
-        if prefix_max < suffix_min[n]:
-            points.append((n, suffix_min[n]))
+        x = suffix_min[n]
+        if x is not None and prefix_max < x:
+            points.append((n, x))
     return points
 
 
@@ -226,11 +246,14 @@ def accurate_args(
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
-    args += ["-t", seconds_arg(frames.duration_s)]
     if info.vfr:
-        # Constant frame rate out: frames repeat where the source had gaps, A/V sync is kept.
+        # Constant frame rate out: frames repeat where the source had gaps, A/V sync is kept;
+        # the clip ends at the planned end (the next source frame may be far after it).
+        until = min(frames.seconds(frames.end), frames.planned_end)
+        args += ["-t", seconds_arg(until - frames.start_s)]
         args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
     else:
+        args += ["-t", seconds_arg(frames.duration_s)]
         args += ["-fps_mode", "passthrough", "-frames:v", str(frames.count)]
     args += scale_filter(info, quality)
     args += video_encoder_args(fmt, quality, threads)
@@ -348,6 +371,8 @@ def _fallback_reason(info: MediaInfo, fmt: Format, options: dict[str, str] | Non
         return f"the source pixel format is {video.pix_fmt}, not yuv420p"
     if info.vfr:
         return "the source has a variable frame rate"
+    if video.index != 0:
+        return "the video is not the source's first stream (the concat demuxer needs that)"
     if video.rotation:
         return "the source is rotated (the re-encoded pieces would be turned upright)"
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
@@ -380,7 +405,13 @@ class _Stages:
 
 
 def measured_duration(path: Path) -> float:
-    """Duration of the clip's video stream (format duration when the stream has none)."""
+    """Duration of the clip's video stream (format duration when the stream has none).
+
+    MP4 clips are measured from their sample table in Python; others with ffprobe.
+    """
+    table = mp4_sample_table(path)
+    if table is not None and table.packets:
+        return round(table.duration, 3)
     data = ffprobe(path, select_streams="v:0")
     streams = data.get("streams") or []
     for value in (streams[0].get("duration") if streams else None, data["format"].get("duration")):
@@ -536,10 +567,9 @@ def _run_copy(
         keys = [next(i for i, p in enumerate(packets) if p.key)]
     begin = keys[-1]
     keyframe = packets[begin].pts
-    points = clean_cut_points(packets, begin)
+    points = clean_cut_points(packets, begin, frames.end if frames.at_eof else None)
     # The clean cut point nearest to the planned end (ties: the longer clip).
-    n, x = min(points, key=lambda p: (abs(min(p[1], frames.end) - frames.end), -p[0]))
-    x = min(x, frames.end) if x >= 2**62 else x
+    n, x = min(points, key=lambda p: (abs(p[1] - frames.end), -p[0]))
     args = copy_args(info, keyframe, n, x, fmt, quality, dest)
     run_ffmpeg(args, duration=float((x - keyframe) * tb), on_progress=on_progress, stop=stop)
     offset = round(float(keyframe * tb) - start, 6)
@@ -574,7 +604,10 @@ def _run_smart(
         return "no keyframe inside the segment, so nothing can be stream-copied"
     keyframe = packets[key_index].pts
     head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
-    points = [(n, x) for n, x in clean_cut_points(packets, key_index) if x <= frames.end]
+    end_of_stream = frames.end if frames.at_eof else None
+    points = [
+        (n, x) for n, x in clean_cut_points(packets, key_index, end_of_stream) if x <= frames.end
+    ]
     if not points:
         return "no clean cut point between the keyframe and the end"
     mid_count, mid_end = points[-1]
@@ -584,16 +617,11 @@ def _run_smart(
     frame_cost = 1.0
     copy_cost = 0.03
     stages = _Stages(
-        [
-            head_count * frame_cost,
-            mid_count * copy_cost,
-            tail_count * frame_cost,
-            mid_count * copy_cost,
-        ],
+        [head_count * frame_cost, 0.0, tail_count * frame_cost, mid_count * copy_cost],
         on_progress,
     )
     source_sets = source_headers(info.path).parameter_sets
-    pieces: list[Path] = []
+    entries: list[str] = []
     if head_count:
         head = work / "head.mp4"
         args = smart_encode_args(info, frames.first, head_count, options, quality, head, threads)
@@ -603,21 +631,28 @@ def _run_smart(
             on_progress=stages.callback(0),
             stop=stop,
         )
-        if h264_headers(head).parameter_sets != source_sets:
+        if h264_parameter_sets(head) != source_sets:
             return "the re-encoded head's H.264 parameter sets (SPS/PPS) differ from the source's"
-        pieces.append(head)
-    mid = work / "middle.mp4"
-    mid_args = ["-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
-    mid_args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn", "-c:v", "copy"]
-    mid_args += ["-frames:v", str(mid_count), "-video_track_timescale", str(tb.denominator)]
-    mid_args += ["-map_metadata", "-1", "-f", "mp4", str(mid)]
-    run_ffmpeg(
-        mid_args,
-        duration=float((mid_end - keyframe) * tb),
-        on_progress=stages.callback(1),
-        stop=stop,
-    )
-    pieces.append(mid)
+        entries.append(f"file '{head.name}'\n")
+    if head_count:
+        # The middle is read straight from the source by the concat demuxer: from the keyframe
+        # (inpoint, microsecond-exact, so the seek lands on it) until the first packet not to
+        # copy (outpoint compares decode timestamps), placed by an explicit duration.
+        entry = f"file '{_concat_quote(info.path.resolve())}'\n"
+        entry += f"inpoint {seconds_arg(float(keyframe * tb))}\n"
+        if key_index + mid_count < len(packets):
+            entry += f"outpoint {_floor_us(packets[key_index + mid_count].dts * tb)}\n"
+        entry += f"duration {seconds_arg(float((mid_end - keyframe) * tb))}\n"
+        entries.append(entry)
+    else:
+        # Starting on a keyframe: as the first piece, a copied file starts cleanly at zero.
+        mid = work / "middle.mp4"
+        mid_args = ["-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
+        mid_args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn", "-c:v", "copy"]
+        mid_args += ["-frames:v", str(mid_count), "-video_track_timescale", str(tb.denominator)]
+        mid_args += ["-map_metadata", "-1", "-f", "mp4", str(mid)]
+        run_ffmpeg(mid_args, duration=float((mid_end - keyframe) * tb), stop=stop)
+        entries.append(f"file '{mid.name}'\n")
     if tail_count:
         tail = work / "tail.mp4"
         args = smart_encode_args(info, mid_end, tail_count, options, quality, tail, threads)
@@ -627,13 +662,11 @@ def _run_smart(
             on_progress=stages.callback(2),
             stop=stop,
         )
-        if h264_headers(tail).parameter_sets != source_sets:
+        if h264_parameter_sets(tail) != source_sets:
             return "the re-encoded tail's H.264 parameter sets (SPS/PPS) differ from the source's"
-        pieces.append(tail)
+        entries.append(f"file '{tail.name}'\n")
     listing = work / "pieces.ffconcat"
-    listing.write_text(
-        "ffconcat version 1.0\n" + "".join(f"file '{p.name}'\n" for p in pieces), encoding="utf-8"
-    )
+    listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")
     args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
     if info.audio is not None:
         args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
@@ -649,6 +682,17 @@ def _run_smart(
         parts.append(f"{tail_count} tail frame(s)")
     note = f"smart: {' and '.join(parts)}, stream-copied {mid_count} (of {frames.count} frames)"
     return "smart", 0.0, note
+
+
+def _concat_quote(path: Path) -> str:
+    """A path for an ffconcat ``file`` line (single quotes escaped)."""
+    return str(path).replace("'", "'\\''")
+
+
+def _floor_us(seconds: Fraction) -> str:
+    """Seconds rounded down to the microsecond (for a strict ``>=`` comparison)."""
+    micro = math.floor(seconds * 1_000_000)
+    return f"{micro // 1_000_000}.{micro % 1_000_000:06d}"
 
 
 def thumbnail_args(source: Path, at: float, dest: Path, width: int = 640) -> list[str]:

@@ -6,6 +6,7 @@ no video stream) are ``WorkerError(ExitCode.NOT_A_VIDEO)`` with a message saying
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from dataclasses import dataclass
@@ -285,11 +286,159 @@ class Packet:
     key: bool
 
 
+@dataclass(frozen=True)
+class SampleTable:
+    """The video samples of an MP4 file as ffmpeg presents them (edit list applied)."""
+
+    timescale: int
+    packets: tuple[Packet, ...]
+    """Every video sample in decode order."""
+    durations: tuple[int, ...]
+
+    @property
+    def duration(self) -> float:
+        """From the first frame shown to the end of the last one, seconds (ffprobe's stream
+        duration)."""
+        if not self.packets:
+            return 0.0
+        first = min(p.pts for p in self.packets)
+        last = max(p.pts + d for p, d in zip(self.packets, self.durations, strict=True))
+        return (last - first) / self.timescale
+
+
+def _u32(data: bytes, pos: int) -> int:
+    return int.from_bytes(data[pos : pos + 4], "big")
+
+
+def _find(data: bytes, kind: bytes, start: int, end: int) -> tuple[int, int] | None:
+    for found, lo, hi in _mp4_child_boxes(data, start, end):
+        if found == kind:
+            return lo, hi
+    return None
+
+
+def mp4_sample_table(path: Path) -> SampleTable | None:
+    """Read the first video track's sample table of an MP4 in Python (no ffmpeg run).
+
+    Timestamps follow ffmpeg's MP4 demuxer: decode times from ``stts``, composition offsets
+    from ``ctts``, keyframes from ``stss``, shifted by a simple edit list (one edit, optionally
+    after one empty edit). Anything more complex, or a file that is not MP4, gives None and the
+    callers ask ffprobe instead.
+    """
+    try:
+        moov = _mp4_moov(path)
+    except OSError:
+        return None
+    if moov is None:
+        return None
+    try:
+        mvhd = _find(moov, b"mvhd", 8, len(moov))
+        if mvhd is None:
+            return None
+        movie_scale = _u32(moov, mvhd[0] + (20 if moov[mvhd[0]] == 1 else 12))
+        for kind, lo, hi in _mp4_child_boxes(moov, 8, len(moov)):
+            if kind != b"trak":
+                continue
+            mdia = _find(moov, b"mdia", lo, hi)
+            hdlr = mdia and _find(moov, b"hdlr", *mdia)
+            if not mdia or not hdlr or moov[hdlr[0] + 8 : hdlr[0] + 12] != b"vide":
+                continue
+            return _sample_table(moov, lo, hi, mdia, movie_scale)
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+def _sample_table(
+    moov: bytes, lo: int, hi: int, mdia: tuple[int, int], movie_scale: int
+) -> SampleTable | None:
+    mdhd = _find(moov, b"mdhd", *mdia)
+    minf = _find(moov, b"minf", *mdia)
+    stbl = minf and _find(moov, b"stbl", *minf)
+    if not mdhd or not stbl:
+        return None
+    scale = _u32(moov, mdhd[0] + (20 if moov[mdhd[0]] == 1 else 12))
+    stts = _find(moov, b"stts", *stbl)
+    if not scale or not stts:
+        return None
+    deltas: list[int] = []
+    for i in range(_u32(moov, stts[0] + 4)):
+        entry = stts[0] + 8 + 8 * i
+        deltas.extend([_u32(moov, entry + 4)] * _u32(moov, entry))
+    offsets = [0] * len(deltas)
+    ctts = _find(moov, b"ctts", *stbl)
+    if ctts:
+        n = 0
+        for i in range(_u32(moov, ctts[0] + 4)):
+            entry = ctts[0] + 8 + 8 * i
+            count = _u32(moov, entry)
+            value = int.from_bytes(moov[entry + 4 : entry + 8], "big", signed=True)
+            offsets[n : n + count] = [value] * count
+            n += count
+        offsets = offsets[: len(deltas)]
+    stss = _find(moov, b"stss", *stbl)
+    keys: set[int] | None = None
+    if stss:
+        keys = {_u32(moov, stss[0] + 8 + 4 * i) - 1 for i in range(_u32(moov, stss[0] + 4))}
+    shift = 0
+    edts = _find(moov, b"edts", lo, hi)
+    elst = edts and _find(moov, b"elst", *edts)
+    if elst:
+        version = moov[elst[0]]
+        width = 8 if version == 1 else 4
+        edits = []
+        for i in range(_u32(moov, elst[0] + 4)):
+            entry = elst[0] + 8 + i * (2 * width + 4)
+            duration = int.from_bytes(moov[entry : entry + width], "big")
+            media = int.from_bytes(moov[entry + width : entry + 2 * width], "big", signed=True)
+            edits.append((duration, media))
+        if len(edits) == 2 and edits[0][1] == -1 and movie_scale:
+            shift = round(edits[0][0] * scale / movie_scale) - edits[1][1]
+        elif len(edits) == 1 and edits[0][1] >= 0:
+            shift = -edits[0][1]
+        elif edits:
+            return None
+    packets = []
+    dts = 0
+    for i, delta in enumerate(deltas):
+        pts = dts + offsets[i]
+        packets.append(Packet(pts + shift, dts + shift, keys is None or i in keys))
+        dts += delta
+    if shift < 0 and any(p.pts < 0 for p in packets):
+        return None  # frames hidden by the edit list: let ffmpeg say what it shows
+    return SampleTable(scale, tuple(packets), tuple(deltas))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_sample_table(path: Path, size: int, mtime_ns: int) -> SampleTable | None:
+    del size, mtime_ns  # cache key only
+    return mp4_sample_table(path)
+
+
 def video_packets(path: Path, start: float, end: float) -> list[Packet]:
     """Video packets in decode order from the keyframe at or before ``start`` until past ``end``.
 
-    Demux only (``-read_intervals``), so this is fast even deep into a long file.
+    MP4 files are read from their sample table in Python (cached per file version); other
+    containers by ffprobe, demux only (``-read_intervals``). Both are fast deep into long files.
     """
+    stat = path.stat()
+    table = _cached_sample_table(path, stat.st_size, stat.st_mtime_ns)
+    if table is not None:
+        start_ticks = Fraction(str(max(0.0, start))) * table.timescale
+        end_ticks = Fraction(str(end)) * table.timescale
+        packets = table.packets
+        first = 0
+        for i, p in enumerate(packets):
+            if p.key and p.pts <= start_ticks:
+                first = i
+            elif p.dts > start_ticks:
+                break
+        chosen = []
+        for p in packets[first:]:
+            if p.dts > end_ticks:
+                break
+            chosen.append(p)
+        return chosen
     rows = ffprobe_csv(
         [
             "-select_streams",
@@ -343,6 +492,84 @@ class H264Headers:
     """SPS and PPS NAL units in stream order."""
     x264_options: dict[str, str]
     """``key=value`` options from x264's SEI (empty for other encoders)."""
+
+
+def _mp4_child_boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, payload end) of the boxes in ``data[start:end]``."""
+    boxes = []
+    pos = start
+    while pos + 8 <= end:
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        header = 8
+        if size == 1:
+            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            break
+        boxes.append((kind, pos + header, pos + size))
+        pos += size
+    return boxes
+
+
+def _mp4_moov(path: Path) -> bytes | None:
+    """The ``moov`` box of an MP4 file (found by walking the top-level boxes), or None."""
+    with path.open("rb") as f:
+        total = path.stat().st_size
+        pos = 0
+        while pos + 8 <= total:
+            f.seek(pos)
+            head = f.read(16)
+            size = int.from_bytes(head[:4], "big")
+            kind = head[4:8]
+            if size == 1:
+                size = int.from_bytes(head[8:16], "big")
+            elif size == 0:
+                size = total - pos
+            if size < 8:
+                return None
+            if kind == b"moov":
+                f.seek(pos)
+                return f.read(size)
+            pos += size
+    return None
+
+
+def mp4_parameter_sets(path: Path) -> tuple[bytes, ...] | None:
+    """SPS and PPS from the first ``avcC`` box of an MP4 file, read in Python (no ffmpeg run);
+    None when the file is not an MP4 with an H.264 track."""
+    moov = _mp4_moov(path)
+    if moov is None:
+        return None
+    index = moov.find(b"avcC")
+    if index < 4:
+        return None
+    size = int.from_bytes(moov[index - 4 : index], "big")
+    box = moov[index + 4 : index - 4 + size]
+    if len(box) < 7:
+        return None
+    units: list[bytes] = []
+    pos = 6
+    count = box[5] & 0x1F
+    try:
+        for kind_count in (count, None):
+            if kind_count is None:
+                kind_count = box[pos]
+                pos += 1
+            for _ in range(kind_count):
+                length = int.from_bytes(box[pos : pos + 2], "big")
+                units.append(bytes(box[pos + 2 : pos + 2 + length]))
+                pos += 2 + length
+    except IndexError:
+        return None
+    return tuple(units)
+
+
+def h264_parameter_sets(path: Path) -> tuple[bytes, ...]:
+    """SPS and PPS of an H.264 file: from ``avcC`` for MP4, else via ffmpeg."""
+    return mp4_parameter_sets(path) or h264_headers(path).parameter_sets
 
 
 def h264_headers(path: Path) -> H264Headers:

@@ -1,0 +1,420 @@
+"""Cutting benchmark: every precision mode side by side with naive ffmpeg commands.
+
+Source: 10 minutes of 1280x720 30 fps H.264 (x264 veryfast crf 20, a keyframe every 250 frames =
+8.33 s, no scene-cut keyframes) + AAC, generated once into ``benchmarks/.cache/``. Plan: 8
+segments, 429 s of output, no start on a keyframe (as in ``shared/notes/media.md``).
+
+Rows, each run sequentially over the whole plan in a fresh child process (so that the peak RSS
+of its ffmpeg children can be read from ``RUSAGE_CHILDREN``):
+
+* naive re-encode: ``ffmpeg -ss S -i src -t D`` with x264 veryfast crf 20 + AAC, one per segment;
+* videojobs accurate / smart / copy: ``cut_clip`` with ``threads=0`` (ffmpeg's automatic);
+* naive stream copy: ``ffmpeg -ss S -to E -i src -c copy``;
+* floor: ``ffmpeg -i src -c copy -f null -`` over the whole file (demux only).
+
+Every output is then measured independently of the tool that made it: its first and last
+displayed frames are matched (smallest sum of absolute differences at 96x54 grey) against the
+source frames around the planned start and end, which gives the real start and end in source
+time; hidden pre-roll is the number of video packets the decoder gets but never shows (MP4 edit
+list) plus any video packet with a negative timestamp.
+
+Usage: ``python benchmarks/bench_cutting.py [--runs N] [--no-write]``; writes the table into
+``docs/benchmarks.md`` between the cutting markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / "benchmarks" / ".cache"
+SOURCE = CACHE / "source-600s-720p30-gop250.mp4"
+DOC = REPO / "docs" / "benchmarks.md"
+FPS = 30
+GOP = 250
+PLAN: list[tuple[float, float]] = [
+    (12.4, 61.9),
+    (70.25, 118.7),
+    (131.1, 189.35),
+    (197.6, 241.05),
+    (255.55, 318.4),
+    (330.9, 371.2),
+    (388.7, 456.35),
+    (470.15, 528.75),
+]
+METHODS = [
+    "naive-reencode",
+    "accurate",
+    "accurate-parallel",
+    "smart",
+    "smart-parallel",
+    "naive-copy",
+    "copy",
+    "floor",
+]
+LABELS = {
+    "naive-reencode": "naive re-encode per segment `-ss S -i src -t D` (x264 veryfast crf 20)",
+    "accurate": "videojobs `accurate`",
+    "smart": "videojobs `smart`",
+    "accurate-parallel": "videojobs `accurate`, 2 segments at a time × 1 thread",
+    "smart-parallel": "videojobs `smart`, 2 segments at a time × 1 thread",
+    "naive-copy": "naive stream copy `-ss S -to E -i src -c copy`",
+    "copy": "videojobs `copy`",
+    "floor": "floor: demux the whole file `-c copy -f null -`",
+}
+W, H = 96, 54
+FRAME_BYTES = W * H
+
+
+def ensure_source() -> Path:
+    if SOURCE.exists():
+        return SOURCE
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = CACHE / ".tmp-source.mp4"
+    print("generating the 10-minute source (about a minute)...", flush=True)
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+        + ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=600"]
+        + ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=600"]
+        + ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
+        + ["-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0", "-pix_fmt", "yuv420p"]
+        + ["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart", str(tmp)],
+        check=True,
+    )
+    tmp.rename(SOURCE)
+    return SOURCE
+
+
+def _ffmpeg(args: list[str]) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def run_method(method: str, out_dir: Path) -> dict:
+    """Run one method over the whole plan (in this process); return timings and outputs."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs: list[str] = []
+    notes: list[str] = []
+    used: list[str] = []
+    started = time.perf_counter()
+    if method == "floor":
+        _ffmpeg(["-i", str(SOURCE), "-map", "0", "-c", "copy", "-f", "null", "-"])
+    elif method in ("naive-reencode", "naive-copy"):
+        for i, (start, end) in enumerate(PLAN, 1):
+            out = out_dir / f"{i:02d}.mp4"
+            if method == "naive-reencode":
+                _ffmpeg(
+                    ["-ss", f"{start}", "-i", str(SOURCE), "-t", f"{end - start:.3f}"]
+                    + ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
+                    + ["-c:a", "aac", "-b:a", "128k", str(out)]
+                )
+            else:
+                _ffmpeg(
+                    ["-ss", f"{start}", "-to", f"{end}", "-i", str(SOURCE), "-c", "copy", str(out)]
+                )
+            outputs.append(str(out))
+    else:
+        from videojobs.models import PlannedSegment, Quality
+        from videojobs_worker.cut import cut_clip
+        from videojobs_worker.probe import probe
+
+        info = probe(SOURCE)
+        precision, _, parallel = method.partition("-")
+        workers = (os.cpu_count() or 1) if parallel else 1
+
+        def one(i: int) -> tuple[str, str, str]:
+            start, end = PLAN[i - 1]
+            seg = PlannedSegment(index=i, title=f"s{i}", start=start, end=end, stem=f"{i:02d}")
+            out = out_dir / f"{i:02d}.mp4"
+            threads = 1 if parallel else 0
+            outcome = cut_clip(SOURCE, info, seg, "mp4", precision, Quality(), out, threads=threads)
+            return str(out), outcome.precision_used, outcome.note or ""
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for out, precision_used, note in pool.map(one, range(1, len(PLAN) + 1)):
+                outputs.append(out)
+                used.append(precision_used)
+                notes.append(note)
+    wall = time.perf_counter() - started
+    return {
+        "method": method,
+        "wall": wall,
+        "outputs": outputs,
+        "used": used,
+        "notes": notes,
+        "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def run_child(method: str, out_dir: Path) -> dict:
+    """Run ``method`` in a fresh Python process so that its peak memory is its own."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", method, "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{method} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- measuring the outputs
+
+
+def _gray_frames(args: list[str]) -> list[bytes]:
+    proc = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", *args]
+        + ["-vf", f"scale={W}:{H},format=gray", "-f", "rawvideo", "pipe:1"],
+        capture_output=True,
+        check=True,
+    )
+    data = proc.stdout
+    return [data[i : i + FRAME_BYTES] for i in range(0, len(data) - FRAME_BYTES + 1, FRAME_BYTES)]
+
+
+def _sad(a: bytes, b: bytes) -> int:
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+class SourceFrames:
+    """Decoded (tiny, grey) source frames around a time, by frame number."""
+
+    def __init__(self) -> None:
+        self.cache: dict[int, bytes] = {}
+
+    def window(self, first: int, last: int) -> dict[int, bytes]:
+        missing = [n for n in range(first, last + 1) if n not in self.cache]
+        if missing:
+            lo = missing[0]
+            frames = _gray_frames(
+                ["-ss", f"{lo / FPS:.6f}", "-i", str(SOURCE), "-map", "0:v:0"]
+                + ["-frames:v", str(last - lo + 1)]
+            )
+            for k, frame in enumerate(frames):
+                self.cache[lo + k] = frame
+        return {n: self.cache[n] for n in range(first, last + 1) if n in self.cache}
+
+
+def _match(frame: bytes, candidates: dict[int, bytes]) -> int:
+    return min(candidates, key=lambda n: _sad(frame, candidates[n]))
+
+
+def measure(path: Path, start: float, end: float, src: SourceFrames) -> dict:
+    """Real start/end (source frame numbers), durations and hidden pre-roll of one output."""
+    probe = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-of", "json", "-select_streams", "v:0", "-count_frames"]
+            + ["-count_packets", "-show_entries"]
+            + ["stream=start_time,duration,nb_read_frames,nb_read_packets", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["streams"][0]
+    negative = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts"]
+        + ["-of", "csv=p=0", "-read_intervals", "%+#30", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    negative_packets = sum(1 for v in negative if v.lstrip("-").isdigit() and int(v) < 0)
+    packets, frames = int(probe["nb_read_packets"]), int(probe["nb_read_frames"])
+    first = _gray_frames(["-i", str(path), "-map", "0:v:0", "-frames:v", "1"])[0]
+    last = _gray_frames(["-sseof", "-0.5", "-i", str(path), "-map", "0:v:0"])[-1]
+    s_frame, e_frame = round(start * FPS), round(end * FPS)
+    keyframe_before = (int(start * FPS) // GOP) * GOP
+    start_candidates = src.window(max(0, keyframe_before - 3), s_frame + 3)
+    end_candidates = src.window(e_frame - 6, e_frame + 6)
+    real_first = _match(first, start_candidates)
+    real_last = _match(last, end_candidates)
+    planned_first = -(-round(start * 1000) * FPS // 1000)  # first frame at or after start
+    planned_end = -(-round(end * 1000) * FPS // 1000)
+    return {
+        "start_error": (real_first - planned_first) / FPS,
+        "end_error": (real_last + 1 - planned_end) / FPS,
+        "duration_error": float(probe["duration"]) - (end - start),
+        "start_time": float(probe.get("start_time") or 0),
+        "hidden_frames": max(0, packets - frames) + negative_packets,
+        "bytes": path.stat().st_size,
+    }
+
+
+# ---------------------------------------------------------------- report
+
+
+def _ms(values: list[float]) -> str:
+    lo, hi = min(values) * 1000, max(values) * 1000
+    if round(lo) == round(hi):
+        return f"{lo:+.0f} ms"
+    return f"{lo:+.0f}..{hi:+.0f} ms"
+
+
+def build_table(results: dict[str, dict], runs: int) -> str:
+    naive, copy = results["naive-reencode"]["wall"], results["naive-copy"]["wall"]
+    frame_ms = 1000 / FPS
+    lines = [
+        "| method | wall s | speed-up vs naive re-encode | × naive stream copy | start error "
+        "| end error | duration error | hidden pre-roll | bytes | peak RSS ffmpeg / Python |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method in METHODS:
+        r = results[method]
+        m = r.get("measured") or []
+        if m:
+            start = _ms([x["start_error"] for x in m])
+            endv = _ms([x["end_error"] for x in m])
+            dur = _ms([x["duration_error"] for x in m])
+            hidden = sum(x["hidden_frames"] for x in m)
+            hidden_s = f"{hidden} frames ({hidden / FPS:.2f} s)" if hidden else "none"
+            size = f"{sum(x['bytes'] for x in m) / 1e6:.1f} MB"
+        else:
+            start = endv = dur = hidden_s = size = "–"
+        lines.append(
+            f"| {LABELS[method]} | {r['wall']:.2f} | {naive / r['wall']:.1f}× | "
+            f"{r['wall'] / copy:.2f} | {start} | {endv} | {dur} | {hidden_s} | {size} | "
+            f"{r['children_maxrss_kib'] / 1024:.0f} / {r['self_maxrss_kib'] / 1024:.0f} MiB |"
+        )
+    smart, accurate, ours_copy = (results[k] for k in ("smart", "accurate", "copy"))
+
+    def exact(r: dict) -> bool:
+        m = r["measured"]
+        return all(
+            abs(x["start_error"]) * 1000 < frame_ms
+            and abs(x["end_error"]) * 1000 < frame_ms
+            and x["hidden_frames"] == 0
+            for x in m
+        )
+
+    checks = [
+        (
+            f"`smart` at least 8× faster than the naive re-encode: {naive / smart['wall']:.1f}×, "
+            f"starts and ends within one frame with no hidden pre-roll: "
+            f"{'yes' if exact(smart) else 'NO'}",
+            naive / smart["wall"] >= 8 and exact(smart),
+        ),
+        (
+            f"`accurate` no slower than the naive re-encode: {accurate['wall']:.1f} s vs "
+            f"{naive:.1f} s; frame-exact: {'yes' if exact(accurate) else 'NO'}",
+            accurate["wall"] <= naive * 1.02 and exact(accurate),
+        ),
+        (
+            f"`smart` as the worker runs it (2 segments at a time): "
+            f"{naive / results['smart-parallel']['wall']:.1f}× faster than the naive re-encode, "
+            f"frame-exact: {'yes' if exact(results['smart-parallel']) else 'NO'}",
+            naive / results["smart-parallel"]["wall"] >= 8 and exact(results["smart-parallel"]),
+        ),
+        (
+            f"`copy` within 2× of the naive stream copy: {ours_copy['wall'] / copy:.2f}×",
+            ours_copy["wall"] <= 2 * copy,
+        ),
+    ]
+    used = ", ".join(sorted(set(smart.get("used") or [])))
+    out = [
+        f"Measured {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by "
+        f"`python benchmarks/bench_cutting.py` on {os.cpu_count()} CPUs "
+        f"({platform.machine()}, {platform.system()}), {ffmpeg_version()}, "
+        f"Python {platform.python_version()}; minimum wall time of {runs} run(s), sequential, "
+        "warm page cache.",
+        "",
+        f"Source: 10 min 1280x720 30 fps H.264 (x264 veryfast crf 20, keyframe every {GOP} "
+        f"frames = {GOP / FPS:.2f} s) + AAC 128k, {SOURCE.stat().st_size / 1e6:.0f} MB. Plan: "
+        f"{len(PLAN)} segments, {sum(e - s for s, e in PLAN):.1f} s of output, no start on a "
+        "keyframe. Start/end errors are measured by matching the first and last displayed "
+        "frame of each output against the source frames (so they include any keyframe snap); "
+        "hidden pre-roll counts video packets that are decoded but never shown (MP4 edit "
+        "list) or have negative timestamps. Peak RSS: the largest ffmpeg child / the Python "
+        "process running the method.",
+        "",
+        *lines,
+        "",
+        "Targets (issue 4):",
+        "",
+        *[f"- {'met' if ok else '**MISSED**'}: {text}" for text, ok in checks],
+        "",
+        f"`smart` used: {used}. {smart['notes'][0] if smart.get('notes') else ''}",
+    ]
+    return "\n".join(out)
+
+
+def ffmpeg_version() -> str:
+    first = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
+    match = re.match(r"ffmpeg version (\S+)", first)
+    return f"ffmpeg {match.group(1) if match else '?'}"
+
+
+def write_section(table: str) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    begin, end = "<!-- cutting:start -->", "<!-- cutting:end -->"
+    head, sep, rest = text.partition(begin)
+    _, sep2, tail = rest.partition(end)
+    if not sep or not sep2:
+        raise SystemExit(f"{DOC} lacks the {begin} ... {end} markers")
+    DOC.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2, help="runs per method (minimum is kept)")
+    parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(REPO))
+        print(json.dumps(run_method(args.child, Path(args.out))))
+        return
+    ensure_source()
+    # warm the page cache
+    subprocess.run(["cat", str(SOURCE)], stdout=subprocess.DEVNULL, check=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-cutting-"))
+    results: dict[str, dict] = {}
+    try:
+        methods = args.methods.split(",")
+        for run in range(args.runs):
+            for method in methods:
+                out_dir = work / f"{method}-{run}"
+                r = run_child(method, out_dir)
+                print(f"run {run + 1}: {method:15s} {r['wall']:7.2f} s", flush=True)
+                best = results.get(method)
+                if best is None or r["wall"] < best["wall"]:
+                    results[method] = r
+                    if best is not None:
+                        shutil.rmtree(
+                            work / Path(best["outputs"][0]).parent.name, ignore_errors=True
+                        )
+                else:
+                    shutil.rmtree(out_dir, ignore_errors=True)
+        src = SourceFrames()
+        for method in methods:
+            r = results[method]
+            outputs = r["outputs"]
+            r["measured"] = [
+                measure(Path(out), s, e, src) for out, (s, e) in zip(outputs, PLAN, strict=False)
+            ]
+        table = build_table(results, args.runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(table)
+    (CACHE / "last-results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    if not args.no_write:
+        write_section(table)
+
+
+if __name__ == "__main__":
+    main()
