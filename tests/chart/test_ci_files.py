@@ -317,3 +317,52 @@ def test_e2e_metrics_check_matches_the_operator_exposition() -> None:
         metrics.watch_fleet(lambda n=succeeded: {"Succeeded": n, "Running": 0}, lambda: 0)
         text = metrics.render().decode()
         assert bool(pattern.search(text)) is expected, text
+
+
+def _containers(path: Path) -> dict[str, dict[str, Any]]:
+    found = {}
+    for doc in load_manifests(path):
+        for spec in _pod_specs(doc):
+            for c in spec.get("initContainers", []) + spec["containers"]:
+                found[f"{doc['metadata']['name']}/{c['name']}"] = c
+    return found
+
+
+@pytest.mark.media
+def test_e2e_media_generation_and_pvc_check_run(tmp_path: Path) -> None:
+    """Run the media server's ffmpeg command and the PVC check program here, on real media."""
+    generate = _containers(E2E / "manifests" / "media-server.yaml")["media/generate"]
+    argv = [a.replace("/media/", f"{tmp_path}/") for a in generate["command"]]
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+    video = tmp_path / "talk.mp4"
+    clips = tmp_path / "clips" / "e2e-pvc"
+    clips.mkdir(parents=True)
+    for i, (start, length) in enumerate(((2, 5), (10, 6)), start=1):
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-ss", str(start), "-i", str(video), "-t", str(length),
+             "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
+             str(clips / f"{i:02d}.mp4")],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    check = _containers(E2E / "manifests" / "check-clips.yaml")["check-pvc/check"]
+    program = check["command"][-1].replace('"/clips/e2e-pvc"', repr(str(clips)))
+    out = subprocess.run(
+        [sys.executable, "-c", program], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+    files = json.loads(out)
+    assert sorted(files) == ["01.mp4", "02.mp4"]
+    assert 4.5 <= files["01.mp4"]["duration"] <= 5.5
+    assert 5.5 <= files["02.mp4"]["duration"] <= 6.5
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+         str(video)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert abs(float(probe.stdout) - 20.0) < 0.2
+
+
+def test_e2e_inline_programs_compile() -> None:
+    for path in MANIFESTS:
+        for name, container in _containers(path).items():
+            if container.get("command", [])[:2] == ["python3", "-c"]:
+                compile(container["command"][2], f"{path.name}:{name}", "exec")
