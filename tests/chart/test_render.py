@@ -336,3 +336,22 @@ def test_every_template_renders_something_in_some_combination() -> None:
         if not p.name.startswith("_")
     }
     assert templates - produced == set(), "a template no combination exercises"
+
+
+def test_existing_operator_service_account() -> None:
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError, match="serviceAccount.name is required"):
+        objects({"serviceAccount": {"create": False}})
+    objs = objects({"serviceAccount": {"create": False, "name": "ops-sa"}})
+    assert not [o for o in find(objs, "ServiceAccount") if o["metadata"]["name"] == "ops-sa"]
+    pod = one(objs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "ops-sa"
+    for binding in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding"):
+        assert binding["subjects"][0]["name"] == "ops-sa"
+
+
+def test_rbac_create_false_renders_no_operator_rbac() -> None:
+    objs = objects({"rbac": {"create": False}})
+    assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
+    assert not find(objs, "Role")
