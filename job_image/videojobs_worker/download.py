@@ -24,7 +24,6 @@ import re
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -703,20 +702,6 @@ def remote_duration(
         return None
 
 
-def content_length(url: str, policy: NetworkPolicy | None, timeout: float = 30.0) -> int | None:
-    """The size a server reports for ``url`` (HEAD), guarded; ``None`` when unknown."""
-    import yt_dlp
-    from yt_dlp.networking import Request
-
-    try:
-        with yt_dlp.YoutubeDL({"quiet": True, "socket_timeout": timeout}) as ydl, guarded(policy):
-            with ydl.urlopen(Request(url, method="HEAD")) as resp:
-                value = resp.headers.get("Content-Length")
-                return int(value) if value else None
-    except Exception:  # only informative
-        return None
-
-
 def fetch_text(
     url: str, policy: NetworkPolicy | None, *, max_bytes: int = TRANSCRIPT_MAX_BYTES
 ) -> str:
@@ -737,8 +722,3 @@ def fetch_text(
             ExitCode.INVALID_SPEC, "TranscriptTooLarge", f"transcript {url} exceeds {max_bytes} B"
         )
     return data.decode("utf-8-sig", errors="replace")
-
-
-def elapsed_since(start: float) -> float:
-    """Seconds since ``start`` (a ``time.monotonic()`` value)."""
-    return time.monotonic() - start

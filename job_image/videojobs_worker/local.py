@@ -7,6 +7,7 @@ as it is when no ``--out`` is given) and a network policy that allows local file
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,8 @@ def run_local(
 
     Clips go to ``out_dir`` (default ``./videojobs-output/<name>`` for PVC storage; an S3
     storage is used as configured when ``out_dir`` is not given). Relative source paths and
-    transcript files are resolved against the manifest's directory.
+    transcript files are resolved against the manifest's directory. A cookies file for
+    login-protected videos is taken from ``VIDEOJOBS_COOKIES_FILE``.
     """
     manifest = Path(manifest)
     try:
@@ -132,13 +134,19 @@ def run_local(
         else NetworkPolicy(allow_private=False, allow_files=True)
     )
     reporter: Reporter = TerminalReporter() if progress else NullReporter()
+    cookies = os.environ.get("VIDEOJOBS_COOKIES_FILE")  # the Secret's stand-in on a workstation
     scratch = Path(tempfile.mkdtemp(prefix="videojobs-"))
     try:
         runner = Runner(
             worker_input,
             reporter=reporter,
             publisher=publisher,
-            options=RunOptions(scratch=scratch, policy=policy, base_dir=manifest.parent.absolute()),
+            options=RunOptions(
+                scratch=scratch,
+                policy=policy,
+                base_dir=manifest.parent.absolute(),
+                cookies_file=Path(cookies) if cookies else None,
+            ),
             transcript=transcript,
         )
         code, result = run_job(runner)
