@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 
 import pytest
@@ -184,3 +185,23 @@ def test_cluster_policy_rejects_urls(url: str) -> None:
 def test_local_policy_allows_files_and_loopback() -> None:
     NetworkPolicy.local().check_url("file:///tmp/x.mp4")
     NetworkPolicy.local().check_url("http://127.0.0.1:1/x.mp4")
+
+
+def test_cpu_limit_from_cgroups(tmp_path) -> None:
+    from videojobs_worker.runner import available_cpus, cgroup_cpu_quota
+
+    assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files: no limit
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    assert available_cpus(tmp_path) == min(2, len(os.sched_getaffinity(0)))
+    (tmp_path / "cpu.max").write_text("50000 100000\n")
+    assert available_cpus(tmp_path) == 1  # half a CPU still gets one cutter
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(v1) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("300000\n")
+    assert cgroup_cpu_quota(v1) == 3.0
