@@ -217,16 +217,20 @@ def render(size: int, dl_rows: list[dict], worker_rows: list[dict]) -> str:
         f"Target ≤ {100 * TARGET_FRACTION:.0f} % of the bytes for a 30 s range of the direct "
         f"file: **{verdict}** ({100 * direct['fraction']:.1f} %).",
         "",
-        "Worker process (`videojobs-worker run`, cluster mode, `smart` precision, MP4 out; RSS "
-        "of the Python process only, ffmpeg children excluded):",
+        "Worker process (`videojobs-worker run`, cluster mode — so ffmpeg goes through the "
+        'guard proxy —, `smart` precision, MP4 out; "sent" includes the lookup, the header '
+        "probe and reading x264's settings; RSS of the Python process only, ffmpeg children "
+        "excluded):",
         "",
-        "| job | clips | output s | sent MiB | wall s | peak RSS MiB (ru_maxrss) | VmHWM MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| job | clips | output s | sent MiB | % of the file | wall s | peak RSS MiB (ru_maxrss) "
+        "| VmHWM MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in worker_rows:
         lines.append(
             f"| {r['what']} | {r['clips']} | {r['output_s']:.1f} | {_mib(r['sent'])} | "
-            f"{r['wall']:.1f} | {r['rss_mib']} | {r['hwm_mib']:.0f} |"
+            f"{100 * r['sent'] / size:.1f} % | {r['wall']:.1f} | {r['rss_mib']} | "
+            f"{r['hwm_mib']:.0f} |"
         )
     worst = max((r["rss_mib"] or 0) for r in worker_rows)
     verdict = "met" if worst < TARGET_RSS_MIB else "NOT met"
