@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import http.server
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
+import urllib.parse
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import kopf
 
@@ -39,6 +43,43 @@ def _parser() -> argparse.ArgumentParser:
         "--liveness", default=DEFAULT_LIVENESS, help="kopf liveness endpoint URL ('' disables)"
     )
     return parser
+
+
+class _StandbyHandler(http.server.BaseHTTPRequestHandler):
+    """Answers probes while the process waits for the Lease (kopf is not running yet)."""
+
+    def do_GET(self) -> None:
+        body = b"" if self.path.startswith("/metrics") else b"standby\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def standby_probes(urls: Sequence[str]) -> Iterator[None]:
+    """Serve 200 on the liveness and metrics ports while waiting for leadership.
+
+    Without it a standby replica fails its liveness probe and is restarted over and over, and a
+    rollout waits forever for it to become ready.
+    """
+    servers = []
+    for url in urls:
+        parsed = urllib.parse.urlsplit(url)
+        server = http.server.ThreadingHTTPServer(
+            (parsed.hostname or "0.0.0.0", parsed.port or 80), _StandbyHandler
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    try:
+        yield
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
 def configure_logging(config: OperatorSettings) -> None:
@@ -67,7 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM and keeps the process from exiting; an asyncio.Event on our own loop does not.
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    halt = threading.Event()  # ends the Lease renewals
+    halt = threading.Event()  # ends the wait for the Lease and its renewals
+
+    def terminate(signum: int, _frame: object) -> None:
+        # Until kopf installs its own handlers: stop waiting for the Lease, and make kopf stop
+        # as soon as it starts. (kopf replaces this handler once its loop runs.)
+        halt.set()
+        loop.call_soon_threadsafe(stop.set)
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
     elector = None
     if config.leader_election:
         from videojobs_operator.kube import make_api_client
@@ -76,8 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         namespace = lease_namespace(config.leader_election_namespace, dict(os.environ))
         elector = LeaseElector(make_api_client(), namespace, identity)
-        if not elector.acquire(halt):
-            return 0
+        probes = [args.liveness] if args.liveness else []
+        if config.metrics_port:
+            probes.append(f"http://0.0.0.0:{config.metrics_port}/readyz")
+        with standby_probes(probes):
+            if not elector.acquire(halt):
+                return 0  # told to stop while standing by
 
         def lost() -> None:
             loop.call_soon_threadsafe(stop.set)
@@ -93,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespaces=namespaces,
             liveness_endpoint=args.liveness or None,
             stop_flag=stop,
+            memo=kopf.Memo(stop_flag=stop),
         )
     finally:
         loop.close()
