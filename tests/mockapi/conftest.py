@@ -172,15 +172,17 @@ def operator_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 class Operator:
     """Start and stop the kopf operator (in its own thread) from an async test."""
 
-    ARGS = ["run", "-A", "--standalone", "-m", "videojobs_operator.handlers"]
+    ARGS = ["run", "--standalone", "-m", "videojobs_operator.handlers"]
 
     def __init__(self) -> None:
         self.runner: KopfRunner | None = None
         self.outputs: list[str] = []
 
-    async def start(self) -> None:
+    async def start(self, *namespaces: str) -> None:
+        """Start watching ``namespaces``, or the whole cluster (``-A``) when none are given."""
         assert self.runner is None
-        self.runner = KopfRunner(self.ARGS, timeout=30)
+        scope = [f"--namespace={ns}" for ns in namespaces] or ["-A"]
+        self.runner = KopfRunner([*self.ARGS, *scope], timeout=30)
         await asyncio.to_thread(self.runner.__enter__)
 
     async def stop(self) -> None:

@@ -481,3 +481,16 @@ async def test_transcript_configmap_waited_for(
     assert json.loads(env["VIDEOJOBS_INPUT"])["transcriptPath"] == (
         "/var/run/videojobs/transcript/transcript"
     )
+
+
+async def test_watching_one_namespace(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    await runner_factory()
+    await operator.start(NS)
+    await api.create(manifest("inside"))
+    await api.create(manifest("outside", namespace="elsewhere"))
+    await eventually(phase_is(api, "inside", "Succeeded"), what="Succeeded")
+    await asyncio.sleep(0.5)
+    assert api.status("outside", "elsewhere") == {}
+    assert api.jobs("elsewhere") == []
