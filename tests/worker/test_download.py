@@ -48,6 +48,19 @@ def test_downloads_whole_source(tmp_path: Path, server: MediaServer, name: str, 
     assert streams == {"video", "audio"}
 
 
+@pytest.mark.parametrize(("max_height", "height"), [(None, 480), (240, 240), (360, 240)])
+def test_max_height_picks_the_rendition(
+    tmp_path: Path, server: MediaServer, max_height: int | None, height: int
+):
+    result = _downloader(tmp_path, max_height=max_height).download(
+        server.url("hls-multi/master.m3u8")
+    )
+    video = [s for s in ffprobe_json(result.parts[0].path)["streams"] if s["codec_type"] == "video"]
+    assert video[0]["height"] == height
+    other = "v240" if height == 480 else "v480"
+    assert server.bytes_served_under(f"hls-multi/{other}/seg") == 0
+
+
 def test_ranged_download_fetches_a_fraction(tmp_path: Path, server: MediaServer, media: Path):
     size = (media / "long.mp4").stat().st_size
     ranges = plan_ranges([(40.0, 44.0)], 90.0)
