@@ -43,6 +43,8 @@ IndexLike = Mapping[Key, Any]  # kopf.Index: key -> kopf.Store (an iterable of v
 
 RESYNC_SECONDS = 60.0
 """Every resource is looked at again this often, whatever the watches say."""
+CREATED_GRACE_SECONDS = 30.0
+"""How long a Job this process created may take to appear in the watch before it is looked up."""
 STAGE_WRITE_INTERVAL = 2.0
 """Least seconds between two status writes that only mirror the worker's stage."""
 
@@ -55,6 +57,7 @@ class _KeyState:
     written: dict[str, Any] = field(default_factory=dict)
     last_write: float = 0.0
     created_job: str | None = None
+    created_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
     failures: int = 0
     validated: tuple[Any, ...] | None = None
@@ -283,6 +286,10 @@ class Reconciler:
         if job is not None:
             self._starting.discard(key)
             state.created_job = None
+        elif state.created_job == expected:
+            if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
+                return  # created by this process a moment ago: wait for the watch to show it
+            state.created_job = None  # never showed up: the pass below checks with a GET
 
         await self._delete_stale_jobs(key, resource)
 
@@ -294,12 +301,11 @@ class Reconciler:
         if job is None and jobs.wants_to_start(resource):
             spec_model, problems, waiting_for = await self._validate_cached(state, resource)
             if not problems and not waiting_for and not (resource.get("spec") or {}).get("cancel"):
-                admitted = state.created_job == expected or self._admit(key)
+                admitted = self._admit(key)
         elif (
             job is None
             and status.get("jobName") == expected
             and status.get("phase") in jobs.ACTIVE_PHASES
-            and state.created_job != expected
         ):
             # The index says the Job is gone: make sure before declaring it deleted.
             job = await self.kube.get_job(meta["namespace"], expected)
@@ -424,6 +430,7 @@ class Reconciler:
             self._starting.discard(key)
             raise
         state.created_job = manifest["metadata"]["name"]
+        state.created_at = time.monotonic()
         logger.info("created Job %s", state.created_job, extra=_ref(key))
 
     async def _write_status(

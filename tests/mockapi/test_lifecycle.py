@@ -494,3 +494,31 @@ async def test_watching_one_namespace(
     await asyncio.sleep(0.5)
     assert api.status("outside", "elsewhere") == {}
     assert api.jobs("elsewhere") == []
+
+
+async def test_rerun_while_running_replaces_the_job(
+    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+) -> None:
+    seen: list[str] = []
+
+    def script(_name: str, job: dict[str, Any]) -> list[Attempt]:
+        seen.append(job["metadata"]["name"])
+        return [Attempt(hang=True)] if len(seen) == 1 else [Attempt()]
+
+    await runner_factory(script)
+    await operator.start()
+    await api.create(manifest("restart"))
+    await eventually(phase_is(api, "restart", "Running"), what="first run running")
+    first = api.status("restart")["jobName"]
+    await api.patch_spec("restart", {"rerunToken": "now"})
+    await eventually(
+        lambda: (
+            api.status("restart").get("jobName") not in (None, first)
+            and api.status("restart").get("phase") == "Succeeded"
+        ),
+        what="second run done",
+    )
+    await eventually(lambda: len(api.jobs()) == 1, what="old Job removed")
+    assert api.jobs()[0]["metadata"]["name"] == api.status("restart")["jobName"] != first
+    assert emulator.counts["CREATE jobs"] == 2
+    assert seen == [first, api.status("restart")["jobName"]]
