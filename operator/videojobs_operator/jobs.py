@@ -786,6 +786,15 @@ def decide(
 
     if job is None:
         if ctx.job_missing and not new_run and status.get("jobName") == expected:
+            if status.get("manifestUri") and not status.get("error"):
+                # The worker writes the manifest last, after every clip: the run succeeded and
+                # its Job was removed afterwards (its own TTL while the operator was down).
+                message = "all clips published (the Job is gone)"
+                decision.status = _finish(
+                    resource, ctx, "Succeeded", "Succeeded", message, error=None
+                )
+                decision.events.append(Event("Normal", "Succeeded", message))
+                return decision
             message = (
                 f"the Job {expected} was deleted before it finished; set a new "
                 "spec.rerunToken to run again"

@@ -353,3 +353,11 @@ def test_retry_is_reported_once_a_new_pod_runs() -> None:
     retry = jobs.decide(r, job(failed=1, active=1), [first, second], ctx())
     assert retry.status["attempts"] == 2
     assert "exit code 20 (Network)" in retry.status["message"]
+
+
+def test_job_gone_after_the_worker_published_everything_is_a_success() -> None:
+    r = resource()
+    r["status"] = running_status(r) | {"manifestUri": "s3://clips/lecture/manifest.json"}
+    d = jobs.decide(r, None, [], ctx(job_missing=True))
+    assert d.status["phase"] == "Succeeded"
+    assert "error" not in d.status
