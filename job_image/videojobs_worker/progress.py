@@ -204,9 +204,11 @@ class TerminalReporter(Reporter):
 class ClusterReporter(Reporter):
     """Patches the resource's ``.status`` through the Kubernetes API.
 
-    Only the worker-owned fields are sent (JSON merge patch), so the operator's ``phase`` and
-    ``conditions`` are never overwritten. The resource's UID is checked on every answer: if the
-    resource was deleted and re-created under the same name, reporting stops.
+    Only the worker-owned fields are sent, so the operator's ``phase`` and ``conditions`` are
+    never overwritten: a JSON patch (RFC 6902) that first *tests* ``metadata.uid`` and then sets
+    each worker field, so a resource deleted and re-created under the same name is never
+    written to (reporting stops). Should ``.status`` not exist yet, a JSON merge patch creates
+    it, after a test-only patch has confirmed the UID.
     """
 
     def __init__(self, resource: ResourceRef, *, interval: float = 5.0, api: Any = None) -> None:
@@ -258,41 +260,61 @@ class ClusterReporter(Reporter):
             if closing:
                 return
 
+    def _patch(self, body: Any, content_type: str) -> Any:
+        return self.api.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            self.resource.namespace,
+            PLURAL,
+            self.resource.name,
+            body,
+            _content_type=content_type,
+        )
+
     def _send(self) -> None:
         with self._lock:
             if not self._pending or self.disabled:
                 return
             self._pending = False
             self._last_sent = time.monotonic()
-        body = self.status_patch()
+        status = self.status_patch()["status"]
+        # A JSON patch whose first operation tests the UID: applied atomically, so a resource
+        # re-created under the same name is never written to. "add" replaces a member's value.
+        uid_test = {"op": "test", "path": "/metadata/uid", "value": self.resource.uid}
+        ops = [uid_test] + [
+            {"op": "add", "path": f"/status/{key}", "value": value} for key, value in status.items()
+        ]
         try:
-            answer = self.api.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                self.resource.namespace,
-                PLURAL,
-                self.resource.name,
-                body,
-                _content_type="application/merge-patch+json",
-            )
+            self._patch(ops, "application/json-patch+json")
             self.patches_sent += 1
+            return
         except Exception as exc:  # reporting must never fail the job
-            status = getattr(exc, "status", None)
-            if status == 404:
+            if getattr(exc, "status", None) == 404:
                 log.warning("resource %s is gone; no more status reports", self.resource.name)
+                self.disabled = True
+                return
+            first_error = exc
+        # Either the UID differs, or there is no .status yet (the operator writes it first, so
+        # this is rare). A patch with only the test tells which, without writing anything.
+        try:
+            self._patch([uid_test], "application/json-patch+json")
+        except Exception as exc:
+            if getattr(exc, "status", None) in (404, 409, 422) or "test" in str(exc).lower():
+                log.warning(
+                    "resource %s is gone or was re-created (uid %s changed); no more status "
+                    "reports",
+                    self.resource.name,
+                    self.resource.uid,
+                )
                 self.disabled = True
             else:
                 log.warning("status patch failed: %s", exc)
             return
-        uid = (answer or {}).get("metadata", {}).get("uid") if isinstance(answer, dict) else None
-        if uid and uid != self.resource.uid:
-            log.warning(
-                "resource %s was re-created (uid %s, expected %s); no more status reports",
-                self.resource.name,
-                uid,
-                self.resource.uid,
-            )
-            self.disabled = True
+        try:  # same resource, no .status yet: a merge patch creates it without touching others
+            self._patch({"status": status}, "application/merge-patch+json")
+            self.patches_sent += 1
+        except Exception as exc:
+            log.warning("status patch failed: %s (first: %s)", exc, first_error)
 
     def close(self) -> None:
         self._wake.put(None)  # type: ignore[arg-type]

@@ -31,7 +31,13 @@ def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
     return {**kmock_options, "cls": Emulator}
 
 
-async def _setup(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+async def _setup(
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    operator_status: bool = True,
+) -> str:
     import kubernetes
 
     config = tmp_path / "kubeconfig"
@@ -48,10 +54,11 @@ async def _setup(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyP
         async with session.post(PATH, json=BODY) as resp:
             resp.raise_for_status()
             created = await resp.json()
-        patch = {"status": {"phase": "Running", "conditions": [{"type": "Progressing"}]}}
-        headers = {"Content-Type": "application/merge-patch+json"}
-        async with session.patch(f"{PATH}/lecture/status", json=patch, headers=headers) as resp:
-            resp.raise_for_status()
+        if operator_status:  # what the operator writes before it creates the Job
+            patch = {"status": {"phase": "Running", "conditions": [{"type": "Progressing"}]}}
+            headers = {"Content-Type": "application/merge-patch+json"}
+            async with session.patch(f"{PATH}/lecture/status", json=patch, headers=headers) as resp:
+                resp.raise_for_status()
     return created["metadata"]["uid"]
 
 
@@ -115,24 +122,40 @@ async def test_cluster_reporter_patches_only_worker_fields(
     assert kmock.counts["UPDATE videoprocessingjobs/status"] >= reporter.patches_sent
 
 
-async def test_cluster_reporter_stops_for_a_recreated_resource(
+async def test_cluster_reporter_never_writes_to_a_recreated_resource(
     kmock: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     await _setup(kmock, tmp_path, monkeypatch)
+    before = _status(kmock)
     ref = ResourceRef(namespace="media", name="lecture", uid="uid-of-an-older-namesake")
 
     def work() -> ClusterReporter:
         reporter = ClusterReporter(ref, interval=0.01)
         reporter.stage("Downloading")
-        while not reporter.disabled:  # the first answer carries the new uid
-            time.sleep(0.01)
         reporter.fail(ErrorInfo(category="Network", reason="X", message="y", exit_code=20))
         reporter.close()
         return reporter
 
     reporter = await asyncio.to_thread(work)
-    assert reporter.disabled and reporter.patches_sent == 1
-    assert "error" not in _status(kmock)
+    assert reporter.disabled and reporter.patches_sent == 0
+    assert _status(kmock) == before  # not a single field written
+
+
+async def test_cluster_reporter_creates_a_missing_status(
+    kmock: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    uid = await _setup(kmock, tmp_path, monkeypatch, operator_status=False)
+    ref = ResourceRef(namespace="media", name="lecture", uid=uid)
+
+    def work() -> ClusterReporter:
+        reporter = ClusterReporter(ref, interval=0.01)
+        reporter.stage("Downloading")
+        reporter.close()
+        return reporter
+
+    reporter = await asyncio.to_thread(work)
+    assert not reporter.disabled and reporter.patches_sent == 1
+    assert _status(kmock)["progress"]["stage"] == "Downloading"
 
 
 def test_terminal_reporter_draws_a_bar() -> None:
