@@ -522,3 +522,20 @@ async def test_rerun_while_running_replaces_the_job(
     assert api.jobs()[0]["metadata"]["name"] == api.status("restart")["jobName"] != first
     assert emulator.counts["CREATE jobs"] == 2
     assert seen == [first, api.status("restart")["jobName"]]
+
+
+async def test_stuck_pod_fails_after_the_pending_timeout(
+    api: Api, operator: Operator, runner_factory: RunnerFactory
+) -> None:
+    # The pod has been "waiting" for 11 minutes; the default pending timeout is 10.
+    stuck = Attempt(waiting="Unschedulable", waiting_since=660)
+    await runner_factory(script_for(nowhere=[stuck]))
+    await operator.start()
+    await api.create(manifest("nowhere"))
+    await eventually(phase_is(api, "nowhere", "Failed"), what="Failed")
+    status = api.status("nowhere")
+    assert status["error"]["reason"] == "Unschedulable"
+    assert "Insufficient cpu" in status["error"]["message"]
+    assert conditions(status)["Failed"]["reason"] == "Unschedulable"
+    await eventually(lambda: not api.jobs() and not api.pods(), what="Job and pod removed")
+    await event_posted(api, "nowhere", "Unschedulable")
