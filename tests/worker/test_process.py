@@ -158,3 +158,41 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     ]  # fmt: skip
     out = capsys.readouterr().out
     assert "01-transcripts-from-transcript-to-clips" in out and "manifest:" in out
+
+
+def test_run_local_resolves_files_next_to_the_manifest(
+    tmp_path: Path, media: Path, capsys: pytest.CaptureFixture[str]
+):
+    from tests.worker.helpers import VTT
+    from videojobs_worker.local import run_local
+
+    (tmp_path / "talk.mp4").write_bytes((media / "a.mp4").read_bytes())
+    (tmp_path / "talk.vtt").write_text(VTT)
+    (tmp_path / "job.yaml").write_text(
+        "apiVersion: videojobs.io/v1alpha1\n"
+        "kind: VideoProcessingJob\n"
+        "metadata: {name: talk}\n"
+        "spec:\n"
+        "  source: {url: talk.mp4}\n"
+        "  transcript: {configMapKeyRef: {name: talk-transcript, key: talk.vtt}}\n"
+        "  knowledgePoints:\n"
+        "    - {id: first, title: First topic, quote: the first topic starts here}\n"
+        "    - {id: second, title: Second topic, quote: and this is the second topic}\n"
+        "  output:\n"
+        "    precision: copy\n"
+        "    storage: {pvc: {claimName: clips}}\n"
+    )
+    out = tmp_path / "clips"
+    assert run_local(tmp_path / "job.yaml", out, progress=False) == 0
+    assert published_files(out) == sorted(
+        [f"01-first-first-topic.{e}" for e in ("jpg", "mp4", "vtt")]
+        + [f"02-second-second-topic.{e}" for e in ("jpg", "mp4", "vtt")]
+        + ["manifest.json"]
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(s["start"], s["end"]) for s in manifest["segments"]] == [(2.0, 4.5), (4.5, 8.0)]
+    assert "02-second-second-topic" in capsys.readouterr().out
+    # a broken manifest is reported with its field, exit 10
+    (tmp_path / "bad.yaml").write_text((tmp_path / "job.yaml").read_text().replace("copy", "fast"))
+    assert run_local(tmp_path / "bad.yaml", out, progress=False) == ExitCode.INVALID_SPEC
+    assert "spec.output.precision" in capsys.readouterr().err
