@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from tests.worker.helpers import make_input, run
-from videojobs.models import S3Storage
+from videojobs.models import S3Storage, Storage
 from videojobs_worker.guard import NetworkPolicy
 from videojobs_worker.publish import Published, Record, S3Publisher, sha256_file
 
@@ -140,3 +140,37 @@ def test_job_publishes_to_s3_manifest_last_and_resumes(
     assert code == 0 and second is not None
     assert second.skipped == [1, 2] and second.cut == [] and again.order == ["manifest.json"]
     assert [s.to_dict() for s in second.segments] == [s.to_dict() for s in result.segments]
+
+
+def test_storage_failures_are_classified(tmp_path: Path, media: Path, bucket):
+    from videojobs.models import ExitCode
+
+    _, storage = bucket
+    missing = storage.model_copy(update={"bucket": "no-such-bucket"})
+    wi = make_input(str(media / "a.mp4"), [(0.5, 2.0)], precision="copy")
+    code, result, reporter = run(
+        wi, tmp_path / "unused", tmp_path / "s", policy=NetworkPolicy.local(),
+        publisher=S3Publisher(missing),
+    )  # fmt: skip
+    assert code == ExitCode.STORAGE and result is None
+    assert reporter.error is not None and reporter.error.category == "Storage"
+    assert not reporter.error.permanent
+    assert list((tmp_path / "s").iterdir()) == []
+
+
+def test_doctor_checks_the_bucket(tmp_path: Path, bucket):
+    _, storage = bucket
+    env = dict(os.environ, VIDEOJOBS_SCRATCH=str(tmp_path / "scratch"))
+    for s3, expected in ((storage, 0), (storage.model_copy(update={"bucket": "nope-nope"}), 1)):
+        wi = make_input("https://example.com/v.mp4")
+        spec = wi.spec.model_copy(
+            update={"output": wi.spec.output.model_copy(update={"storage": Storage(s3=s3)})}
+        )
+        payload = wi.model_copy(update={"spec": spec}).model_dump_json(by_alias=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "videojobs_worker", "doctor", "--min-free-mib", "1"],
+            env={**env, "VIDEOJOBS_INPUT": payload}, capture_output=True, text=True,
+        )  # fmt: skip
+        assert proc.returncode == expected, proc.stdout + proc.stderr
+        line = [ln for ln in proc.stdout.splitlines() if "storage:" in ln][0]
+        assert line.startswith("ok  " if expected == 0 else "FAIL"), line
