@@ -936,6 +936,20 @@ def decide(
     return decision
 
 
+def foreign_job_decision(resource: Body, ctx: Context, message: str) -> Decision:
+    """The run's Job name is taken by a Job this resource does not own: fail with a reason."""
+    error = {
+        "category": "JobConflict",
+        "reason": "JobConflict",
+        "message": message,
+        "permanent": True,
+    }
+    return Decision(
+        status=_finish(resource, ctx, "Failed", "JobConflict", message, error=error),
+        events=[Event("Warning", "JobConflict", message)],
+    )
+
+
 # Queue ----------------------------------------------------------------------------------------
 
 

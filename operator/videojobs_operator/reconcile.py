@@ -323,7 +323,10 @@ class Reconciler:
         decision = jobs.decide(resource, job, pods, ctx)
 
         if decision.create_job and spec_model is not None:
-            await self._create_job(key, state, resource, spec_model)
+            try:
+                await self._create_job(key, state, resource, spec_model)
+            except ForeignObjectError as exc:
+                decision = jobs.foreign_job_decision(resource, ctx, str(exc))
         elif admitted and not decision.create_job:
             self._starting.discard(key)
         if decision.delete_job:

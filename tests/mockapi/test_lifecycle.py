@@ -24,6 +24,7 @@ from tests.mockapi.conftest import (
 from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import Attempt
 from videojobs.models import PERMANENT_EXIT_CODES, WorkerInput
+from videojobs_operator.jobs import job_name
 
 pytestmark = pytest.mark.mockapi
 
@@ -539,3 +540,24 @@ async def test_stuck_pod_fails_after_the_pending_timeout(
     assert conditions(status)["Failed"]["reason"] == "Unschedulable"
     await eventually(lambda: not api.jobs() and not api.pods(), what="Job and pod removed")
     await event_posted(api, "nowhere", "Unschedulable")
+
+
+async def test_foreign_job_with_our_name_is_not_adopted(
+    api: Api, operator: Operator, emulator: Emulator
+) -> None:
+    created = await api.create(manifest("squatted"))
+    name = job_name("squatted", created["metadata"]["uid"], None)
+    foreign = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"template": {}},
+    }
+    await api._send("POST", f"/apis/batch/v1/namespaces/{NS}/jobs", foreign)
+    await operator.start()
+    await eventually(phase_is(api, "squatted", "Failed"), what="Failed")
+    status = api.status("squatted")
+    assert status["error"]["reason"] == "JobConflict"
+    assert name in status["error"]["message"]
+    (job,) = api.jobs()
+    assert "ownerReferences" not in job["metadata"]  # left alone
