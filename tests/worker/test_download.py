@@ -185,3 +185,11 @@ def test_ranged_download_through_the_guard_proxy(tmp_path: Path, server: MediaSe
             result = dl.download(server.url(name), ranges=[(30.0, 34.0)])
             assert proxy.connections > 0 and proxy.refusals == []
         assert abs(_duration(result.parts[0].path) - 4.0) < 0.6
+
+
+def test_a_stalled_server_is_a_timeout(tmp_path: Path, server: MediaServer):
+    stalled = server.slow_url("a.mp4", 1)  # one chunk, then nothing for a very long time
+    with pytest.raises(WorkerError) as caught:
+        _downloader(tmp_path, socket_timeout=1.0, retries=0).download(stalled)
+    assert caught.value.exit_code == ExitCode.TIMEOUT, caught.value
+    assert not caught.value.permanent
