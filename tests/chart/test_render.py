@@ -80,6 +80,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
 
 NAMESPACED_KINDS = {
     "Deployment",
+    "PodDisruptionBudget",
     "ServiceAccount",
     "Role",
     "RoleBinding",
@@ -193,6 +194,10 @@ def test_one_replica_by_default_and_leader_election_for_more() -> None:
     objs = objects(COMBINATIONS["replicas-2"])
     assert one(objs, "Deployment")["spec"]["replicas"] == 2
     assert one(objs, "Deployment")["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+    pdb = one(objs, "PodDisruptionBudget")
+    pod_labels = one(objs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert not find(objects(), "PodDisruptionBudget")
     assert _env(objs)["VIDEOJOBS_LEADER_ELECTION"] == "true"
     lease_role = one(objs, "Role", f"{FULLNAME}-leader-election")
     assert lease_role["metadata"]["namespace"] == RELEASE_NAMESPACE
