@@ -320,31 +320,36 @@ def x264_params_like(options: dict[str, str], level: int | None) -> str:
 
 def smart_encode_args(
     info: MediaInfo,
-    start: int,
-    count: int,
+    pieces: Sequence[tuple[int, int, Path]],
     options: dict[str, str],
     quality: Quality,
-    dest: Path,
     threads: int,
 ) -> list[str]:
-    """Re-encode ``count`` frames from pts ``start`` with the source's H.264 parameters."""
+    """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece with the source's
+    H.264 parameters (the head and the tail of a smart cut: one process, encoded side by side)."""
     tb = info.video.time_base
     args: list[str] = []
-    if threads > 0:
-        args += ["-threads", str(threads)]
-    args += ["-ss", seconds_arg(float(start * tb)), "-i", str(info.path)]
-    args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn"]
-    args += ["-fps_mode", "passthrough", "-frames:v", str(count)]
+    frame = info.video.frame_duration
+    for start, count, _ in pieces:
+        if threads > 0:
+            args += ["-threads", str(threads)]
+        # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
+        # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
+        args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(count * frame + 0.5)]
+        args += ["-i", str(info.path)]
     crf = options.get("crf")
-    args += video_encoder_args("mp4", quality, threads, crf=int(float(crf)) if crf else None)
+    encoder = video_encoder_args("mp4", quality, threads, crf=int(float(crf)) if crf else None)
     profile = (info.video.profile or "").lower().replace("constrained ", "")
     if profile in ("baseline", "main", "high"):
-        args += ["-profile:v", profile]
+        encoder += ["-profile:v", profile]
     params = x264_params_like(options, info.video.level)
     if params:
-        args += ["-x264-params", params]
-    args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
-    args += ["-f", "mp4", str(dest)]
+        encoder += ["-x264-params", params]
+    for i, (_, count, dest) in enumerate(pieces):
+        args += ["-map", f"{i}:{info.video.index}", "-an", "-sn", "-dn"]
+        args += ["-fps_mode", "passthrough", "-frames:v", str(count), *encoder]
+        args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
+        args += ["-f", "mp4", str(dest)]
     return args
 
 
@@ -617,24 +622,31 @@ def _run_smart(
     frame_cost = 1.0
     copy_cost = 0.03
     stages = _Stages(
-        [head_count * frame_cost, 0.0, tail_count * frame_cost, mid_count * copy_cost],
+        [(head_count + tail_count) * frame_cost, 0.0, 0.0, mid_count * copy_cost],
         on_progress,
     )
     source_sets = source_headers(info.path).parameter_sets
-    entries: list[str] = []
-    if head_count:
-        head = work / "head.mp4"
-        args = smart_encode_args(info, frames.first, head_count, options, quality, head, threads)
+    head, tail = work / "head.mp4", work / "tail.mp4"
+    encodes = [(frames.first, head_count, head)] if head_count else []
+    if tail_count:
+        encodes.append((mid_end, tail_count, tail))
+    if encodes:
+        args = smart_encode_args(info, encodes, options, quality, threads)
         run_ffmpeg(
             args,
-            duration=float((keyframe - frames.first) * tb),
+            duration=float((keyframe - frames.first) * tb) if head_count else None,
             on_progress=stages.callback(0),
             stop=stop,
         )
-        if h264_parameter_sets(head) != source_sets:
-            return "the re-encoded head's H.264 parameter sets (SPS/PPS) differ from the source's"
-        entries.append(f"file '{head.name}'\n")
+        for _, _, piece in encodes:
+            if h264_parameter_sets(piece) != source_sets:
+                return (
+                    f"the re-encoded {piece.stem}'s H.264 parameter sets (SPS/PPS) differ from "
+                    "the source's"
+                )
+    entries: list[str] = []
     if head_count:
+        entries.append(f"file '{head.name}'\n")
         # The middle is read straight from the source by the concat demuxer: from the keyframe
         # (inpoint, microsecond-exact, so the seek lands on it) until the first packet not to
         # copy (outpoint compares decode timestamps), placed by an explicit duration.
@@ -654,16 +666,6 @@ def _run_smart(
         run_ffmpeg(mid_args, duration=float((mid_end - keyframe) * tb), stop=stop)
         entries.append(f"file '{mid.name}'\n")
     if tail_count:
-        tail = work / "tail.mp4"
-        args = smart_encode_args(info, mid_end, tail_count, options, quality, tail, threads)
-        run_ffmpeg(
-            args,
-            duration=float((frames.end - mid_end) * tb),
-            on_progress=stages.callback(2),
-            stop=stop,
-        )
-        if h264_parameter_sets(tail) != source_sets:
-            return "the re-encoded tail's H.264 parameter sets (SPS/PPS) differ from the source's"
         entries.append(f"file '{tail.name}'\n")
     listing = work / "pieces.ffconcat"
     listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")

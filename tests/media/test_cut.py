@@ -358,3 +358,28 @@ def test_thumbnail(sources: Sources, tmp_path: Path) -> None:
     make_thumbnail(sources.rotated, 1.0, rotated)
     video = probe_streams(rotated)["video"]
     assert (video["width"], video["height"]) == (240, 320)
+
+
+def test_mp4_sample_table_matches_ffprobe(sources: Sources, tmp_path: Path) -> None:
+    """The Python reading of MP4 sample tables gives ffprobe's packets and durations."""
+    import json
+    import subprocess
+
+    from videojobs_worker.probe import mp4_sample_table
+
+    clip = cut(sources.mp4, 1.37, 5.61, "mp4", "smart", tmp_path).path
+    for path in (sources.mp4, sources.rotated, sources.vfr, clip):
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-select_streams", "v:0", "-of", "json"]
+            + ["-show_entries", "packet=pts,dts,flags:stream=duration", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        data = json.loads(out)
+        expected = [(int(p["pts"]), int(p["dts"]), "K" in p["flags"]) for p in data["packets"]]
+        table = mp4_sample_table(path)
+        assert table is not None
+        assert [(p.pts, p.dts, p.key) for p in table.packets] == expected
+        assert table.duration == pytest.approx(float(data["streams"][0]["duration"]), abs=1e-3)
+    assert mp4_sample_table(sources.webm) is None
