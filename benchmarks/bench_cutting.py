@@ -264,7 +264,7 @@ def _ms(values: list[float]) -> str:
     return f"{lo:+.0f}..{hi:+.0f} ms"
 
 
-def build_table(results: dict[str, dict], runs: int) -> str:
+def build_table(results: dict[str, dict], runs: int, when: dt.datetime | None = None) -> str:
     naive, copy = results["naive-reencode"]["wall"], results["naive-copy"]["wall"]
     frame_ms = 1000 / FPS
     lines = [
@@ -285,7 +285,7 @@ def build_table(results: dict[str, dict], runs: int) -> str:
         else:
             start = endv = dur = hidden_s = size = "–"
         lines.append(
-            f"| {LABELS[method]} | {r['wall']:.2f} | {naive / r['wall']:.1f}× | "
+            f"| {LABELS[method]} | {r['wall']:.2f} | {naive / r['wall']:.2f}× | "
             f"{r['wall'] / copy:.2f} | {start} | {endv} | {dur} | {hidden_s} | {size} | "
             f"{r['children_maxrss_kib'] / 1024:.0f} / {r['self_maxrss_kib'] / 1024:.0f} MiB |"
         )
@@ -302,7 +302,7 @@ def build_table(results: dict[str, dict], runs: int) -> str:
 
     checks = [
         (
-            f"`smart` at least 8× faster than the naive re-encode: {naive / smart['wall']:.1f}×, "
+            f"`smart` at least 8× faster than the naive re-encode: {naive / smart['wall']:.2f}×, "
             f"starts and ends within one frame with no hidden pre-roll: "
             f"{'yes' if exact(smart) else 'NO'}",
             naive / smart["wall"] >= 8 and exact(smart),
@@ -326,7 +326,7 @@ def build_table(results: dict[str, dict], runs: int) -> str:
     ]
     used = ", ".join(sorted(set(smart.get("used") or [])))
     out = [
-        f"Measured {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')} by "
+        f"Measured {(when or dt.datetime.now(dt.UTC)).strftime('%Y-%m-%d %H:%M UTC')} by "
         f"`python benchmarks/bench_cutting.py` on {os.cpu_count()} CPUs "
         f"({platform.machine()}, {platform.system()}), {ffmpeg_version()}, "
         f"Python {platform.python_version()}; minimum wall time of {runs} run(s), sequential, "
@@ -375,12 +375,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="runs per method (minimum is kept)")
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--render", action="store_true", help="rewrite the table from the last run's results"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         sys.path.insert(0, str(REPO))
         print(json.dumps(run_method(args.child, Path(args.out))))
+        return
+    if args.render:
+        saved = CACHE / "last-results.json"
+        data = json.loads(saved.read_text(encoding="utf-8"))
+        when = dt.datetime.fromtimestamp(saved.stat().st_mtime, dt.UTC)
+        table = build_table(data["results"], data["runs"], when)
+        print(table)
+        if not args.no_write:
+            write_section(table)
         return
     ensure_source()
     # warm the page cache
@@ -413,7 +425,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table)
-    (CACHE / "last-results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    saved = {"runs": args.runs, "results": results}
+    (CACHE / "last-results.json").write_text(json.dumps(saved, indent=1), encoding="utf-8")
     if not args.no_write:
         write_section(table)
 
