@@ -473,6 +473,8 @@ def cut_clip(
             on_progress,
             stop,
         )
+        if stop is not None and stop.is_set():  # set after the last ffmpeg run ended
+            raise WorkerError(ExitCode.TERMINATED, "Terminated", "stopped while cutting")
         if not dest.exists() or dest.stat().st_size == 0:
             raise WorkerError(ExitCode.MEDIA_TOOL, "EmptyOutput", f"ffmpeg wrote no {dest.name}")
         duration = measured_duration(dest)
