@@ -271,3 +271,33 @@ def test_slice_vtt_empty_and_invalid() -> None:
     assert slice_vtt(transcript(), 14.0, 19.0) == "WEBVTT\nLanguage: en\n"
     with pytest.raises(ValueError):
         slice_vtt(transcript(), 5.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("video", "fmt", "options", "words"),
+    [
+        ({}, "webm", {"crf": "20"}, "WebM"),
+        ({"codec_name": "hevc"}, "mp4", None, "hevc"),
+        ({"pix_fmt": "yuv422p"}, "mp4", {"crf": "20"}, "yuv422p"),
+        ({"avg_frame_rate": "20/1"}, "mp4", {"crf": "20"}, "variable frame rate"),
+        ({"side_data_list": [{"rotation": 90}]}, "mp4", {"crf": "20"}, "rotated"),
+        ({}, "mp4", {}, "not encoded by x264"),
+        ({}, "mp4", {"rc": "abr"}, "abr"),
+        ({"index": 1}, "mp4", {"crf": "20"}, "first stream"),
+    ],
+)
+def test_smart_fallback_reasons(video: dict, fmt: str, options: dict | None, words: str) -> None:
+    from videojobs_worker.cut import _fallback_reason
+
+    reason = _fallback_reason(_info(**video), fmt, options)
+    assert reason is not None and words in reason
+    assert _fallback_reason(_info(), "mp4", {"crf": "20", "rc": "crf"}) is None
+
+
+def test_missing_tool_is_a_media_tool_error() -> None:
+    from videojobs_worker.ffmpeg import run_process
+
+    with pytest.raises(WorkerError) as caught:
+        run_process(["/nonexistent/ffmpeg", "-version"])
+    assert caught.value.exit_code == ExitCode.MEDIA_TOOL
+    assert caught.value.reason == "MediaToolMissing"
