@@ -69,22 +69,21 @@ class Kube:
 
     # batch/v1 jobs: get, create, delete --------------------------------------------------------
 
-    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The Job, or None when it does not exist (rbac: jobs get)."""
+    async def _read(
+        self, resource: str, fn: Callable[..., Any], name: str, namespace: str
+    ) -> dict[str, Any] | None:
+        """GET one object; None when it does not exist."""
         try:
-            resp = await self._call(
-                "get",
-                "jobs",
-                self.batch.read_namespaced_job,
-                name,
-                namespace,
-                _preload_content=False,
-            )
+            resp = await self._call("get", resource, fn, name, namespace, _preload_content=False)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         return _data(resp)
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Job, or None when it does not exist (rbac: jobs get)."""
+        return await self._read("jobs", self.batch.read_namespaced_job, name, namespace)
 
     async def create_job(self, manifest: dict[str, Any], owner_uid: str) -> dict[str, Any]:
         """Create the Job, or adopt the existing one of the same name if it is ours.
@@ -136,20 +135,7 @@ class Kube:
 
     async def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The ConfigMap, or None when missing (rbac: configmaps get)."""
-        try:
-            resp = await self._call(
-                "get",
-                "configmaps",
-                self.core.read_namespaced_config_map,
-                name,
-                namespace,
-                _preload_content=False,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _data(resp)
+        return await self._read("configmaps", self.core.read_namespaced_config_map, name, namespace)
 
     # videojobs.io: patch status, delete ------------------------------------------------------
 
