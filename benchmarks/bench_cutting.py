@@ -40,21 +40,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "benchmarks" / ".cache"
-SOURCE = CACHE / "source-600s-720p30-gop250.mp4"
-DOC = REPO / "docs" / "benchmarks.md"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import CACHE, GOP, PLAN, SOURCE, ensure_source, write_section  # noqa: E402
+
 FPS = 30
-GOP = 250
-PLAN: list[tuple[float, float]] = [
-    (12.4, 61.9),
-    (70.25, 118.7),
-    (131.1, 189.35),
-    (197.6, 241.05),
-    (255.55, 318.4),
-    (330.9, 371.2),
-    (388.7, 456.35),
-    (470.15, 528.75),
-]
 METHODS = [
     "naive-reencode",
     "accurate",
@@ -77,25 +67,6 @@ LABELS = {
 }
 W, H = 96, 54
 FRAME_BYTES = W * H
-
-
-def ensure_source() -> Path:
-    if SOURCE.exists():
-        return SOURCE
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE / ".tmp-source.mp4"
-    print("generating the 10-minute source (about a minute)...", flush=True)
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-        + ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=600"]
-        + ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=600"]
-        + ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
-        + ["-g", str(GOP), "-keyint_min", str(GOP), "-sc_threshold", "0", "-pix_fmt", "yuv420p"]
-        + ["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart", str(tmp)],
-        check=True,
-    )
-    tmp.rename(SOURCE)
-    return SOURCE
 
 
 def _ffmpeg(args: list[str]) -> None:
@@ -360,16 +331,6 @@ def ffmpeg_version() -> str:
     return f"ffmpeg {match.group(1) if match else '?'}"
 
 
-def write_section(table: str) -> None:
-    text = DOC.read_text(encoding="utf-8")
-    begin, end = "<!-- cutting:start -->", "<!-- cutting:end -->"
-    head, sep, rest = text.partition(begin)
-    _, sep2, tail = rest.partition(end)
-    if not sep or not sep2:
-        raise SystemExit(f"{DOC} lacks the {begin} ... {end} markers")
-    DOC.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="runs per method (minimum is kept)")
@@ -392,7 +353,7 @@ def main() -> None:
         table = build_table(data["results"], data["runs"], when)
         print(table)
         if not args.no_write:
-            write_section(table)
+            write_section("cutting", table)
         return
     ensure_source()
     # warm the page cache
@@ -428,7 +389,7 @@ def main() -> None:
     saved = {"runs": args.runs, "results": results}
     (CACHE / "last-results.json").write_text(json.dumps(saved, indent=1), encoding="utf-8")
     if not args.no_write:
-        write_section(table)
+        write_section("cutting", table)
 
 
 if __name__ == "__main__":

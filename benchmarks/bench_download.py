@@ -34,49 +34,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import CACHE, PLAN, SOURCE, ensure_source, vm_hwm_bytes, write_section  # noqa: E402
 
 from tests.httpserver import MediaServer  # noqa: E402
 from videojobs_worker.download import Downloader, plan_ranges  # noqa: E402
 from videojobs_worker.guard import GuardProxy, NetworkPolicy  # noqa: E402
 
-CACHE = REPO / "benchmarks" / ".cache"
-SOURCE = CACHE / "source-600s-720p30-gop250.mp4"  # same file as bench_cutting.py
 HLS_DIR = CACHE / "hls-600s"
-DOC = REPO / "docs" / "benchmarks.md"
 RANGE = (300.0, 330.0)
 DURATION = 600.0
-CUT_PLAN = [
-    (12.4, 61.9),
-    (70.25, 118.7),
-    (131.1, 189.35),
-    (197.6, 241.05),
-    (255.55, 318.4),
-    (330.9, 371.2),
-    (388.7, 456.35),
-    (470.15, 528.75),
-]  # fmt: skip  (bench_cutting.py's plan)
+CUT_PLAN = PLAN  # the cutting benchmark's plan
 TARGET_FRACTION = 0.15
 TARGET_RSS_MIB = 300
-
-
-def ensure_source() -> Path:
-    """The cutting benchmark's source (generated with the same settings when missing)."""
-    if SOURCE.exists():
-        return SOURCE
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE / ".tmp-source-dl.mp4"
-    print("generating the 10-minute source (about a minute)...", flush=True)
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y"]
-        + ["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=600"]
-        + ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=600"]
-        + ["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
-        + ["-g", "250", "-keyint_min", "250", "-sc_threshold", "0", "-pix_fmt", "yuv420p"]
-        + ["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-movflags", "+faststart", str(tmp)],
-        check=True,
-    )
-    tmp.rename(SOURCE)
-    return SOURCE
 
 
 def ensure_hls() -> Path:
@@ -134,15 +105,6 @@ def measure_downloader(server: MediaServer, path: str, total: int, work: Path) -
     return rows
 
 
-def _poll_hwm(pid: int) -> int:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    match = re.search(r"VmHWM:\s+(\d+) kB", text)
-    return int(match.group(1)) * 1024 if match else 0
-
-
 def measure_worker(server: MediaServer, work: Path, label: str, segments, partial: str) -> dict:
     """Run ``videojobs-worker run`` as a process; wall time, bytes sent, peak RSS."""
     spec = {
@@ -175,7 +137,7 @@ def measure_worker(server: MediaServer, work: Path, label: str, segments, partia
     )
     hwm = 0
     while proc.poll() is None:
-        hwm = max(hwm, _poll_hwm(proc.pid))
+        hwm = max(hwm, vm_hwm_bytes(proc.pid))
         time.sleep(0.05)
     wall = time.perf_counter() - started
     stderr = proc.stderr.read() if proc.stderr else ""
@@ -244,14 +206,6 @@ def _ytdlp_version() -> str:
     return yt_dlp.version.__version__
 
 
-def write_section(body: str) -> None:
-    text = DOC.read_text(encoding="utf-8")
-    start, end = "<!-- download:start -->", "<!-- download:end -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    DOC.write_text(f"{head}{start}\n{body}\n{end}{tail}", encoding="utf-8")
-
-
 def main() -> int:
     ensure_source()
     ensure_hls()
@@ -267,7 +221,7 @@ def main() -> int:
         ]
     body = render(size, rows, worker_rows)
     print(body)
-    write_section(body)
+    write_section("download", body)
     (CACHE / "last-download-results.json").write_text(
         json.dumps({"downloads": rows, "worker": worker_rows}, indent=1, default=str)
     )

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import signal
 import sys
 import tempfile
@@ -33,6 +32,9 @@ import kmock
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _common import vm_hwm_bytes, write_section  # noqa: E402
 
 from tests.mockapi.emulator import Emulator  # noqa: E402
 from tests.mockapi.jobrunner import JobRunner  # noqa: E402
@@ -55,10 +57,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def vm_hwm_mib(pid: int) -> float:
-    """Peak resident set size of a live process (Linux ``VmHWM``)."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    kib = int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1))  # type: ignore[union-attr]
-    return kib / 1024
+    """Peak resident set size of a live process, MiB."""
+    return vm_hwm_bytes(pid) / 2**20
 
 
 async def run(jobs: int, namespaces: int) -> dict[str, object]:
@@ -202,15 +202,6 @@ done within 60 s: {verdict(elapsed <= 60)} ({elapsed:.1f} s); peak memory < 150 
 """
 
 
-def write_section(text: str) -> None:
-    doc = REPO / "docs" / "benchmarks.md"
-    content = doc.read_text()
-    start, end = "<!-- operator:start -->", "<!-- operator:end -->"
-    before, rest = content.split(start, 1)
-    _, after = rest.split(end, 1)
-    doc.write_text(f"{before}{start}\n{text}\n{end}{after}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
@@ -221,7 +212,7 @@ def main() -> None:
     text = render(result)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("operator", text)
 
 
 if __name__ == "__main__":
