@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from videojobs.models import ExitCode
-from videojobs_worker.errors import WorkerError
+from videojobs_worker.errors import WorkerError, exception_chain
 from videojobs_worker.guard import (
     GuardProxy,
     NetworkPolicy,
@@ -257,26 +257,6 @@ _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
 ]  # fmt: skip
 
 
-def _causes(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        out.append(current)
-        exc_info = getattr(current, "exc_info", None)
-        if isinstance(exc_info, tuple) and len(exc_info) > 1:
-            stack.append(exc_info[1])
-        for attr in ("cause", "__cause__", "__context__"):
-            inner = getattr(current, attr, None)
-            if isinstance(inner, BaseException):
-                stack.append(inner)
-    return out
-
-
 def _clean(message: str) -> str:
     message = re.sub(r"^ERROR:\s*", "", message.strip())
     message = re.sub(r"\s*; please report this issue.*$", "", message, flags=re.S)
@@ -294,7 +274,7 @@ def classify_download_error(exc: BaseException) -> WorkerError:
     if blocked is not None:
         return blocked
     message = _clean(str(exc))
-    causes = _causes(exc)
+    causes = exception_chain(exc)
     for cause in causes:
         if isinstance(cause, WorkerError):
             return cause
@@ -429,7 +409,7 @@ class Downloader:
         )
 
     def _classify(self, exc: BaseException, logger: _Logger) -> WorkerError:
-        if any(isinstance(c, _Stopped) for c in _causes(exc)) or self.stop.is_set():
+        if any(isinstance(c, _Stopped) for c in exception_chain(exc)) or self.stop.is_set():
             return _terminated()
         blocked = find_blocked(exc) or (last_blocked() if self.policy is not None else None)
         if blocked is None and self.proxy is not None and self.proxy.refusals:

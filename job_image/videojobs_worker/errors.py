@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from videojobs.errors import VideoJobsError
 from videojobs.models import ErrorInfo, ExitCode
 
@@ -34,3 +36,30 @@ class WorkerError(VideoJobsError):
             exit_code=int(self.exit_code),
             permanent=self.permanent,
         )
+
+
+def exception_chain(
+    exc: BaseException | None, attrs: Iterable[str] = ("cause", "__cause__", "__context__")
+) -> list[BaseException]:
+    """``exc`` and every exception behind it, each once.
+
+    Follows the named attributes (yt-dlp's ``cause``, urllib's ``reason``, ...) and yt-dlp's
+    ``exc_info[1]``: libraries bury the real failure in different places.
+    """
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        out.append(current)
+        exc_info = getattr(current, "exc_info", None)
+        if isinstance(exc_info, tuple) and len(exc_info) > 1:
+            stack.append(exc_info[1])
+        for attr in attrs:
+            inner = getattr(current, attr, None)
+            if isinstance(inner, BaseException):
+                stack.append(inner)
+    return out

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from videojobs.models import ExitCode
-from videojobs_worker.errors import WorkerError
+from videojobs_worker.errors import WorkerError, exception_chain
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -235,23 +235,10 @@ def last_blocked() -> WorkerError | None:
 
 def find_blocked(exc: BaseException | None) -> WorkerError | None:
     """A :class:`BlockedAddressError` anywhere in ``exc``'s cause chain, as a WorkerError."""
-    seen: set[int] = set()
-    stack: list[BaseException | None] = [exc]
-    while stack:
-        current = stack.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
+    attrs = ("__cause__", "__context__", "cause", "reason", "orig")
+    for current in exception_chain(exc, attrs):
         if isinstance(current, BlockedAddressError):
             return current.error
-        stack.extend([current.__cause__, current.__context__])
-        for attr in ("cause", "reason", "orig"):
-            inner = getattr(current, attr, None)
-            if isinstance(inner, BaseException):
-                stack.append(inner)
-        exc_info = getattr(current, "exc_info", None)
-        if isinstance(exc_info, tuple) and len(exc_info) > 1:
-            stack.append(exc_info[1])
     return None
 
 
