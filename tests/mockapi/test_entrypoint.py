@@ -43,17 +43,7 @@ async def test_entrypoint_elects_serves_metrics_and_reconciles(
 ) -> None:
     await runner_factory()
     metrics_port, live_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOJOBS_")}
-    env.update(
-        {
-            "KUBECONFIG": str(kubeconfig),
-            "POD_NAME": "operator-0",
-            "POD_NAMESPACE": "videojobs-system",
-            "VIDEOJOBS_LEADER_ELECTION": "true",
-            "VIDEOJOBS_METRICS_PORT": str(metrics_port),
-            "VIDEOJOBS_LOG_FORMAT": "json",
-        }
-    )
+    env = operator_env(kubeconfig, "operator-0", metrics_port, log_format="json")
     log = (tmp_path / "operator.log").open("wb")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -95,7 +85,9 @@ async def test_entrypoint_elects_serves_metrics_and_reconciles(
     assert "holderIdentity" not in lease["spec"]  # released on a clean shutdown
 
 
-def operator_env(kubeconfig: Path, pod: str, metrics_port: int) -> dict[str, str]:
+def operator_env(
+    kubeconfig: Path, pod: str, metrics_port: int, *, log_format: str = "text"
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEOJOBS_")}
     env.update(
         {
@@ -104,7 +96,7 @@ def operator_env(kubeconfig: Path, pod: str, metrics_port: int) -> dict[str, str
             "POD_NAMESPACE": "videojobs-system",
             "VIDEOJOBS_LEADER_ELECTION": "true",
             "VIDEOJOBS_METRICS_PORT": str(metrics_port),
-            "VIDEOJOBS_LOG_FORMAT": "text",
+            "VIDEOJOBS_LOG_FORMAT": log_format,
         }
     )
     return env
