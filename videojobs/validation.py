@@ -93,6 +93,8 @@ def read_documents(path: Path) -> list[Document]:
         index = 0
         while loader.check_node():
             node = loader.get_node()
+            if node is None:
+                break
             data = loader.construct_document(node)
             if data is not None:
                 docs.append(Document(index, data, node))

@@ -10,7 +10,8 @@ from __future__ import annotations
 import string
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import JsonDict
 
 from videojobs.models.base import DurationValue, Identifier, Model, TimeValue
 
@@ -40,7 +41,7 @@ _END_AFTER_START = f"!({_COMPARABLE_TIMES}) || self.end > self.start"
 _OPTIONAL_END_AFTER_START = f"!has(self.start) || !has(self.end) || {_END_AFTER_START}"
 
 
-def _cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+def _cel(rule: str, message: str, **extra: str) -> JsonDict:
     return {"rule": rule, "message": message, **extra}
 
 
@@ -102,8 +103,8 @@ class Source(Model):
 class TranscriptSource(Model):
     """A transcript with timestamps; exactly one of inline, configMapKeyRef or url."""
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
                     _one_of("inline", "configMapKeyRef", "url"),
@@ -111,7 +112,7 @@ class TranscriptSource(Model):
                 )
             ]
         }
-    }
+    )
 
     format: TranscriptFormat = Field(
         default="auto",
@@ -144,8 +145,8 @@ class TranscriptSource(Model):
 class KnowledgePoint(Model):
     """A topic to cut out, anchored by start time, by transcript cues or by a quote."""
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
                     _one_of("start", "quote", "cues"),
@@ -155,7 +156,7 @@ class KnowledgePoint(Model):
                 _cel(_OPTIONAL_END_AFTER_START, "end must be after start", fieldPath=".end"),
             ]
         }
-    }
+    )
 
     id: Identifier = Field(description="Knowledge id, unique in the resource; used in file names.")
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
@@ -198,13 +199,13 @@ class KnowledgePoint(Model):
 class ExplicitSegment(Model):
     """A clip given by its time range."""
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(_END_AFTER_START, "end must be after start", fieldPath=".end")
             ]
         }
-    }
+    )
 
     start: TimeValue = Field(description="Start time in the source.")
     end: TimeValue = Field(description="End time in the source (exclusive).")
@@ -271,8 +272,8 @@ class Quality(Model):
 class PvcStorage(Model):
     """Clips go to a shared PersistentVolumeClaim."""
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
                     "!has(self.path) || (!self.path.startsWith('/') && !self.path.contains('..'))",
@@ -281,7 +282,7 @@ class PvcStorage(Model):
                 )
             ]
         }
-    }
+    )
 
     claim_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
         description="Name of the PersistentVolumeClaim (ReadWriteMany for shared access)."
@@ -326,13 +327,13 @@ class S3Storage(Model):
 class Storage(Model):
     """Where clips are published; exactly one backend."""
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(_one_of("pvc", "s3"), "storage needs exactly one of pvc or s3")
             ]
         }
-    }
+    )
 
     pvc: PvcStorage | None = Field(default=None, description="A PersistentVolumeClaim.")
     s3: S3Storage | None = Field(default=None, description="An S3-compatible bucket.")
@@ -348,7 +349,7 @@ class Output(Model):
     """What to produce and where to put it."""
 
     formats: list[OutputFormat] = Field(
-        default_factory=lambda: ["mp4"],
+        default_factory=lambda: list[OutputFormat](["mp4"]),
         min_length=1,
         max_length=2,
         json_schema_extra={"x-kubernetes-list-type": "set"},
@@ -405,8 +406,8 @@ class WorkerResources(Model):
 class VideoProcessingJobSpec(Model):
     """The desired state of a VideoProcessingJob."""
 
-    model_config = Model.model_config | {
-        "json_schema_extra": {
+    model_config = ConfigDict(
+        json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
                     "has(self.segments) != has(self.transcript)",
@@ -420,7 +421,7 @@ class VideoProcessingJobSpec(Model):
                 ),
             ]
         }
-    }
+    )
 
     source: Source = Field(
         description="The video to cut.",
