@@ -8,7 +8,8 @@ Rows, each run sequentially over the whole plan in a fresh child process (so tha
 of its ffmpeg children can be read from ``RUSAGE_CHILDREN``):
 
 * naive re-encode: ``ffmpeg -ss S -i src -t D`` with x264 veryfast crf 20 + AAC, one per segment;
-* videojobs accurate / smart / copy: ``cut_clip`` with ``threads=0`` (ffmpeg's automatic);
+* videojobs accurate / smart / copy: ``cut_clip`` with ``threads=0`` (automatic: ffmpeg's count;
+  one decoder thread per CPU for smart's head and tail);
 * naive stream copy: ``ffmpeg -ss S -to E -i src -c copy``;
 * floor: ``ffmpeg -i src -c copy -f null -`` over the whole file (demux only).
 

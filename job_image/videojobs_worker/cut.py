@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -318,6 +319,14 @@ def x264_params_like(options: dict[str, str], level: int | None) -> str:
     return ":".join(params)
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (ffmpeg's own count uses the same affinity mask)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 0
+
+
 def smart_encode_args(
     info: MediaInfo,
     pieces: Sequence[tuple[int, int, Path]],
@@ -330,9 +339,13 @@ def smart_encode_args(
     tb = info.video.time_base
     args: list[str] = []
     frame = info.video.frame_duration
+    # With threads=0, ffmpeg would give each H.264 decoder one frame thread more than there are
+    # CPUs; here the decoders share the CPUs with x264, and one thread per CPU (what the worker
+    # passes when it cuts one segment at a time) is faster on benchmarks/bench_cutting.py.
+    decoder_threads = threads if threads > 0 else _cpus()
     for start, count, _ in pieces:
-        if threads > 0:
-            args += ["-threads", str(threads)]
+        if decoder_threads > 0:
+            args += ["-threads", str(decoder_threads)]
         # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
         # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
         args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(count * frame + 0.5)]
