@@ -1,0 +1,37 @@
+"""The shipped offline example runs end to end with `videojobs run` (README's local path)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from videojobs.cli import main
+
+pytestmark = pytest.mark.media
+
+
+def _frames(path: Path) -> int:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v", "-count_frames"]
+        + ["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
+def test_local_sample_example_runs_offline(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "clips"
+    code = main(["run", str(repo / "examples" / "local-sample.yaml"), "--out", str(out)])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    stems = [s["stem"] for s in manifest["segments"]]
+    assert stems == ["01-part-1-part-one", "02-part-2-part-two", "03-part-3-part-three"]
+    # 25 fps sample: 0-4 s, 4-9.5 s, 9.5-14 s are 100, 138 (137.5 rounded) and 112 frames.
+    for stem, frames in zip(stems, (100, 138, 112), strict=True):
+        for suffix in ("mp4", "webm"):
+            assert _frames(out / f"{stem}.{suffix}") == frames
