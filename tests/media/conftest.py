@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mediakit import make_video
+from tests.mediakit import ffprobe_json, make_video
 
 FPS = 30
 GOP = 45  # 1.5 s
@@ -52,14 +51,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Sources:
 
 def probe_streams(path: Path) -> dict[str, dict]:
     """First video and audio stream of ``path`` (with frames and packets counted)."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", "-count_frames", "-count_packets"]
-        + ["-show_streams", "-show_format", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data = json.loads(out)
+    data = ffprobe_json(path, "-count_frames", "-count_packets")
     streams: dict[str, dict] = {"format": data["format"]}
     for s in data["streams"]:
         streams.setdefault(s["codec_type"], s)

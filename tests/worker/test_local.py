@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.mediakit import ffprobe_json
 from videojobs.cli import main
 
 pytestmark = pytest.mark.media
 
 
 def _frames(path: Path) -> int:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v", "-count_frames"]
-        + ["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(out.stdout.strip())
+    streams = ffprobe_json(path, "-count_frames", "-select_streams", "v")["streams"]
+    return int(streams[0]["nb_read_frames"])
 
 
 def test_local_sample_example_runs_offline(repo: Path, tmp_path: Path) -> None:
