@@ -28,7 +28,7 @@ from videojobs.models.status import (
     SourceInfo,
     VideoProcessingJobStatus,
 )
-from videojobs.models.transcript import Cue, Transcript
+from videojobs.models.transcript import Cue, Transcript, Word
 from videojobs.models.worker import (
     INPUT_ENV,
     PERMANENT_EXIT_CODES,
@@ -86,6 +86,7 @@ __all__ = [
     "TranscriptSource",
     "VideoProcessingJobSpec",
     "VideoProcessingJobStatus",
+    "Word",
     "WorkerInput",
     "WorkerResources",
 ]

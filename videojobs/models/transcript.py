@@ -8,6 +8,14 @@ from videojobs.models.base import Model
 from videojobs.models.spec import KnowledgePoint
 
 
+class Word(Model):
+    """One timed word inside a cue, for formats that carry word-level timestamps."""
+
+    start: float = Field(ge=0, description="Start, seconds.")
+    end: float = Field(ge=0, description="End, seconds.")
+    text: str = Field(description="The word as written, punctuation included.")
+
+
 class Cue(Model):
     """One timed piece of text."""
 
@@ -17,6 +25,10 @@ class Cue(Model):
     end: float = Field(ge=0, description="End, seconds.")
     text: str = Field(description="Plain text, tags removed, lines joined by newlines.")
     line: int | None = Field(default=None, description="Line in the source text where it starts.")
+    words: list[Word] | None = Field(
+        default=None,
+        description="Word-level timestamps, in order, when the format has them (None otherwise).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Cue:
