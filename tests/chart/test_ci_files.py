@@ -106,7 +106,7 @@ def _run_lines(workflow: dict[Any, Any]) -> list[str]:
 
 
 def test_workflows_parse_and_run_the_real_entry_points() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yaml", "e2e.yaml"}
+    assert {p.name for p in WORKFLOWS} == {"ci.yaml", "e2e.yaml", "worker-image.yaml"}
     for path in WORKFLOWS:
         workflow = _workflow(path.name)
         assert workflow.get(True) or workflow.get("on"), f"{path.name}: no triggers"
@@ -118,6 +118,15 @@ def test_workflows_parse_and_run_the_real_entry_points() -> None:
     for run in e2e_runs:
         for path in re.findall(r"(?:charts|\.ci)/[\w./-]+", run):
             assert (REPO / path).exists(), f"e2e.yaml refers to missing {path}"
+
+
+def test_worker_image_workflow_builds_a_fresh_yt_dlp_and_runs_doctor() -> None:
+    workflow = _workflow("worker-image.yaml")
+    assert workflow.get(True, workflow.get("on"))["schedule"], "runs on a schedule"
+    build, doctor = _run_lines(workflow)
+    assert "-f job_image/Dockerfile" in build and "YTDLP_VERSION=" in build
+    assert "ARG YTDLP_VERSION" in (REPO / "job_image" / "Dockerfile").read_text()
+    assert "--read-only" in doctor and doctor.rstrip().endswith("doctor")
 
 
 def test_e2e_chart_values_render_and_validate() -> None:

@@ -25,6 +25,11 @@ PartialDownload = Literal["auto", "always", "never"]
 NAMING_FIELDS = ("index", "knowledge_id", "title", "start", "end")
 """Placeholders a naming template may use (Python format syntax, e.g. ``{index:02d}``)."""
 
+HTTP_HEADERS_ALLOWED = ("Referer", "User-Agent", "Accept-Language")
+"""The only HTTP headers a resource may set for its source (no credentials, no hop-by-hop)."""
+HTTP_HEADER_MAX = 1024
+"""Longest header value."""
+
 INLINE_TRANSCRIPT_MAX = 65536
 """Largest inline transcript; larger ones go in a ConfigMap (the spec travels in an env var)."""
 
@@ -98,6 +103,34 @@ class Source(Model):
         default=None,
         description="Netscape-format cookies file for videos that need a login.",
     )
+    http_headers: (
+        dict[str, Annotated[str, StringConstraints(min_length=1, max_length=HTTP_HEADER_MAX)]]
+        | None
+    ) = Field(
+        default=None,
+        max_length=len(HTTP_HEADERS_ALLOWED),
+        description="HTTP headers sent with every request for the video, for sources that play "
+        "only embedded (e.g. Vimeo's domain-restricted embeds): only "
+        + ", ".join(HTTP_HEADERS_ALLOWED)
+        + ".",
+    )
+
+    @field_validator("http_headers")
+    @classmethod
+    def _allowed_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        canonical = {h.lower(): h for h in HTTP_HEADERS_ALLOWED}
+        headers: dict[str, str] = {}
+        for name, text in value.items():
+            if name.lower() not in canonical:
+                raise ValueError(
+                    f"header {name!r} is not allowed (only {', '.join(HTTP_HEADERS_ALLOWED)})"
+                )
+            if any(ord(c) < 32 or ord(c) == 127 for c in text):
+                raise ValueError(f"header {name!r}: control characters are not allowed")
+            headers[canonical[name.lower()]] = text
+        return headers
 
 
 class TranscriptSource(Model):
