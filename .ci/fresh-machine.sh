@@ -138,14 +138,6 @@ install_packages() {
   return "$rc"
 }
 
-# The README's two "Try it" commands: the non-comment lines of the first ```bash block after the
-# "## Try it" heading, exactly as written.
-readme_commands() {
-  awk '/^## Try it/ {s = 1; next} s && /^## / {exit}
-       s && /^```bash/ {b = 1; next} b && /^```/ {exit}
-       b && !/^[[:space:]]*(#|$)/ {print}' "$1"
-}
-
 # try_as WHO: a fresh copy of the base, a clone in WHO's home, the README's commands in a login shell.
 try_as() {
   local who=$1 root=$WORKDIR/$1 home n=0 cmd
@@ -163,7 +155,7 @@ try_as() {
   if [ "$who" != root ]; then
     in_root "$root" chown -R "$USER_NAME:$USER_NAME" "$home/$CLONE" || return 1
   fi
-  mapfile -t cmds < <(readme_commands "$root$home/$CLONE/README.md")
+  mapfile -t cmds < <(bash "$SELF_REPO/.ci/readme-commands.sh" "$root$home/$CLONE/README.md")
   if [ "${#cmds[@]}" != 2 ]; then
     echo "README's 'Try it' block has ${#cmds[@]} commands, expected 2" >&2
     FAILED=1
