@@ -9,7 +9,8 @@
 # python3-venv, git, sudo and ca-certificates, then twice, in two fresh copies of it: clones the
 # repository (its committed HEAD) and runs the README's two commands verbatim in a new login
 # shell, once as root and once as a non-root user with sudo rights. It prints one line per step
-# with its exit code and time, and exits non-zero when any step fails. Needs root (debootstrap,
+# with its exit code and time, and exits non-zero when any step fails. The only things taken from
+# this machine are its DNS set-up (resolv.conf) and its extra CA certificates (for a TLS proxy). Needs root (debootstrap,
 # chroot, mounts), network access to a Debian mirror and to PyPI, and about 3 GB in $WORKDIR.
 #
 # Environment: WORKDIR (default: a new directory under /var/tmp; kept, with a log per step, when
@@ -138,6 +139,18 @@ install_packages() {
   return "$rc"
 }
 
+# This machine may reach the network through a TLS-inspecting proxy whose CA only the host trusts
+# (like resolv.conf, a property of the machine, not of the image): the copy gets the same trust,
+# through Debian's own mechanism (/usr/local/share/ca-certificates + update-ca-certificates).
+host_cas() {
+  find /usr/local/share/ca-certificates -maxdepth 2 -name '*.crt' 2>/dev/null
+}
+trust_host_cas() {
+  mapfile -t crts < <(host_cas)
+  cp "${crts[@]}" "$BASE/usr/local/share/ca-certificates/" &&
+    in_root "$BASE" update-ca-certificates
+}
+
 # try_as WHO: a fresh copy of the base, a clone in WHO's home, the README's commands in a login shell.
 try_as() {
   local who=$1 root=$WORKDIR/$1 home n=0 cmd
@@ -183,6 +196,9 @@ if [ -n "${REUSE_BASE:-}" ]; then  # development only: a base kept by an earlier
 else
   step "debootstrap $SUITE" make_base || exit 1
   step "apt-get install ${PACKAGES[*]}" install_packages || exit 1
+fi
+if [ -n "$(host_cas)" ]; then
+  step "trust this machine's extra CAs" trust_host_cas || exit 1
 fi
 try_as root
 try_as "$USER_NAME"
