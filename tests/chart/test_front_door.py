@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -88,27 +89,35 @@ def _as_nobody() -> list[str]:
     return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
-def test_setup_without_root_or_sudo_names_the_debian_packages(tmp_path: Path) -> None:
-    # A PATH with bash and the basics but neither ffmpeg nor shellcheck nor sudo.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("bash", "dirname", "id", "python3"):
-        found = shutil.which(tool)
-        assert found, tool
-        (bin_dir / tool).symlink_to(found)
-    tmp_path.chmod(0o755)
-    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "LANG": "C.UTF-8"}
-    proc = subprocess.run(
-        [*_as_nobody(), str(bin_dir / "bash"), str(CI / "setup")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "not root and cannot" in proc.stderr
-    assert "apt-get install ffmpeg shellcheck" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_setup_without_root_or_sudo_names_the_debian_packages() -> None:
+    # pytest's tmp_path is private to its user; this one must be readable by "nobody".
+    with tempfile.TemporaryDirectory(prefix="videojobs-setup-") as tmp:
+        top = Path(tmp)
+        # A PATH with bash and the basics but neither ffmpeg nor shellcheck nor sudo, and a copy
+        # of the script in a checkout of its own (the real one may be unreadable to nobody).
+        bin_dir = top / "bin"
+        bin_dir.mkdir()
+        for tool in ("bash", "dirname", "id", "python3"):
+            found = shutil.which(tool)
+            assert found, tool
+            (bin_dir / tool).symlink_to(found)
+        (top / "repo" / ".ci").mkdir(parents=True)
+        shutil.copy(CI / "setup", top / "repo" / ".ci" / "setup")
+        for path in (top, *top.rglob("*")):
+            if not path.is_symlink():
+                path.chmod(0o755)
+        proc = subprocess.run(
+            [*_as_nobody(), str(bin_dir / "bash"), str(top / "repo" / ".ci" / "setup")],
+            env={"PATH": str(bin_dir), "HOME": str(top), "LANG": "C.UTF-8"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "not root and cannot" in proc.stderr
+        assert "apt-get install ffmpeg shellcheck" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (top / "repo" / ".venv").exists()  # stopped before anything else
 
 
 # --- claims in the README and docs that the code defines -----------------------------------------
