@@ -179,12 +179,17 @@ try_as() {
   for cmd in "${cmds[@]}"; do
     n=$((n + 1))
     echo "$who \$ $cmd" >>"$LOGS/commands"
+    # What the test suite (the last command) writes outside the clone and the temporary directory.
+    find "$root$home" -path "$root$home/$CLONE" -prune -o -print | sort >"$LOGS/$who-home-before"
     step "$who: README command $n" in_root "$root" su - "$who" -c "cd ~/$CLONE && $cmd"
   done
   unmount_all
+  find "$root$home" -path "$root$home/$CLONE" -prune -o -print | sort >"$LOGS/$who-home-after"
   find "$root" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort >"$LOGS/$who-toplevel-after"
   step "$who: nothing new at / (no /scratch)" \
     diff "$LOGS/$who-toplevel-before" "$LOGS/$who-toplevel-after"
+  step "$who: tests wrote nothing in ~ outside the clone" \
+    diff "$LOGS/$who-home-before" "$LOGS/$who-home-after"
   rm -rf --one-file-system "$root"
 }
 
