@@ -23,6 +23,10 @@ from tests.chart.chartkit import REPO, load_manifests, objects, validate_any, va
 
 E2E = REPO / ".ci" / "e2e"
 SCRIPTS = sorted(E2E.glob("*.sh"))
+# The front door: set-up, the CI entry point, the README's commands and the fresh-machine check.
+CI_SCRIPTS = [REPO / ".ci" / name for name in ("setup", "run", "readme-commands.sh")] + [
+    REPO / ".ci" / "fresh-machine.sh"
+]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 MANIFESTS = sorted((E2E / "manifests").glob("*.yaml"))
 E2E_NS = "videojobs-e2e"
@@ -41,14 +45,14 @@ def _values() -> dict[str, Any]:
 
 def test_scripts_exist_and_are_executable() -> None:
     assert [p.name for p in SCRIPTS] == ["kind-e2e.sh"]
-    for script in SCRIPTS:
+    for script in SCRIPTS + CI_SCRIPTS:
         assert script.stat().st_mode & 0o111, f"{script} is not executable"
         subprocess.run(["bash", "-n", str(script)], check=True)
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_shellcheck() -> None:
-    scripts = [str(p) for p in SCRIPTS]
+    scripts = [str(p) for p in SCRIPTS + CI_SCRIPTS]
     result = subprocess.run(
         ["shellcheck", "--external-sources", "--severity=style", *scripts],
         capture_output=True,

@@ -31,7 +31,7 @@ COOKIES_MOUNT = "/var/run/videojobs/cookies"
 
 
 class ExitCode(IntEnum):
-    """Worker exit codes. 10-19 are permanent (the Job fails at once), 20-29 transient."""
+    """Worker exit codes. 2 and 10-19 are permanent (the Job fails at once), 20-29 transient."""
 
     OK = 0
     INTERNAL = 1
