@@ -437,7 +437,7 @@ class JobRunner:
             await attempt.gate.wait()
         await asyncio.sleep(attempt.seconds)
         if attempt.exit_code != 0:
-            from videojobs_operator.jobs import error_from_exit
+            from videojobs_operator.observe import error_from_exit
 
             error = error_from_exit(attempt.exit_code, attempt.message)
             await self._request("PATCH", path, {"status": {"error": error}})
