@@ -464,3 +464,47 @@ def foreign_job_decision(resource: Body, ctx: Context, message: str) -> Decision
         status=_finish(resource, ctx, "Failed", "JobConflict", message, error=error),
         events=[Event("Warning", "JobConflict", message)],
     )
+
+
+REJECTED_CREATE_CODES = frozenset({400, 403, 404, 422})
+"""HTTP statuses of a refused Job create that a retry cannot fix (quota, admission webhook,
+policy, invalid object, missing namespace): the run fails with the server's message."""
+
+
+def job_rejected_decision(resource: Body, ctx: Context, code: int, message: str) -> Decision:
+    """The API server refused the run's Job for good (403, 422, …): fail with its message."""
+    text = f"the API server refused the Job ({code}): {message}"[:1024]
+    error = {"category": "JobRejected", "reason": "JobRejected", "message": text, "permanent": True}
+    patch = _finish(resource, ctx, "Failed", "JobRejected", text, error=error)
+    patch["jobName"] = None  # no Job of this run exists
+    return Decision(status=patch, events=[Event("Warning", "JobRejected", text)])
+
+
+def job_create_retry_decision(
+    resource: Body, ctx: Context, code: int | None, message: str, delay: float
+) -> Decision:
+    """Creating the Job failed for a reason that may pass (429, 5xx, no connection): keep the
+    phase, say why in the Progressing condition, and try again after ``delay`` seconds."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    what = f"{code}: {message}" if code else message
+    text = f"creating the Job failed ({what}); retrying in {delay:.0f}s"[:1024]
+    conds = set_condition(
+        status.get("conditions") or [],
+        "Progressing",
+        "True",
+        "JobCreateFailed",
+        text,
+        format_time(ctx.now),
+        gen,
+    )
+    wanted = {"message": text, "conditions": conds, "observedGeneration": gen}
+    if not status.get("phase"):
+        wanted["phase"] = "Queued"
+    decision = Decision(status=_changes(status, wanted), requeue_after=delay)
+    previous = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+    )
+    if previous.get("reason") != "JobCreateFailed":
+        decision.events.append(Event("Warning", "JobCreateFailed", text))
+    return decision

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from kubernetes.client.exceptions import ApiException
 
 from videojobs.errors import InvalidSpec, Problem
 from videojobs.models import FINISHED_PHASES, VideoProcessingJobSpec
@@ -34,10 +37,13 @@ from videojobs.transcripts import parse_transcript
 from videojobs_operator.decide import (
     ACTIVE_PHASES,
     OPERATOR_STATUS_FIELDS,
+    REJECTED_CREATE_CODES,
     Context,
     Decision,
     decide,
     foreign_job_decision,
+    job_create_retry_decision,
+    job_rejected_decision,
     wants_to_start,
 )
 from videojobs_operator.kube import ForeignObjectError, Kube
@@ -79,6 +85,10 @@ class _KeyState:
     created_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
     failures: int = 0
+    create_failures: int = 0
+    """Job creates that failed in a row (429, 5xx): the backoff exponent."""
+    create_retry_at: float = 0.0
+    """Monotonic time before which a failed create is not tried again."""
     validated: tuple[Any, ...] | None = None
     """(generation, rerunToken, spec model, problems) of the last successful validation."""
 
@@ -177,9 +187,13 @@ class Reconciler:
 
     def _waiting(self) -> list[QueueEntry]:
         entries = []
+        now = time.monotonic()
         for key in list(self.vpjs):
             if key in self._starting:
                 continue
+            state = self._states.get(key)
+            if state is not None and state.create_retry_at > now:
+                continue  # its create failed and backs off: the slot goes to the next one
             resource = self._resource(key)
             if resource is None or not wants_to_start(resource):
                 continue
@@ -305,6 +319,7 @@ class Reconciler:
         if job is not None:
             self._starting.discard(key)
             state.created_job = None
+            state.create_failures = 0
         elif state.created_job == expected:
             if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
                 return  # created by this process a moment ago: wait for the watch to show it
@@ -318,6 +333,10 @@ class Reconciler:
         job_missing = False
         admitted = False
         if job is None and wants_to_start(resource):
+            wait = state.create_retry_at - time.monotonic()
+            if wait > 0 and not (resource.get("spec") or {}).get("cancel"):
+                self.enqueue(key, wait)  # a failed create backs off; the next try is planned
+                return
             spec_model, problems, waiting_for = await self._validate_cached(state, resource)
             if not problems and not waiting_for and not (resource.get("spec") or {}).get("cancel"):
                 admitted = self._admit(key)
@@ -342,10 +361,7 @@ class Reconciler:
         decision = decide(resource, job, pods, ctx)
 
         if decision.create_job and spec_model is not None:
-            try:
-                await self._create_job(key, state, resource, spec_model)
-            except ForeignObjectError as exc:
-                decision = foreign_job_decision(resource, ctx, str(exc))
+            decision = await self._try_create_job(key, state, resource, spec_model, ctx, decision)
         elif admitted and not decision.create_job:
             self._starting.discard(key)
         if decision.delete_job:
@@ -433,6 +449,50 @@ class Reconciler:
                 logger.info("deleting Job %s of an earlier run", meta["name"])
                 await self.kube.delete_job(meta["namespace"], meta["name"])
 
+    async def _try_create_job(
+        self,
+        key: Key,
+        state: _KeyState,
+        resource: Mapping[str, Any],
+        spec: VideoProcessingJobSpec,
+        ctx: Context,
+        decision: Decision,
+    ) -> Decision:
+        """Create the Job; on any failure release the admitted slot and decide again.
+
+        A refusal a retry cannot fix (403 quota/admission/policy, 422 invalid, …) fails the run
+        with the server's message; anything else (429, 5xx, no connection) keeps the phase,
+        says why in the Progressing condition and tries again with exponential backoff
+        (``Retry-After`` when the server sends one).
+        """
+        try:
+            await self._create_job(key, state, resource, spec)
+        except ForeignObjectError as exc:
+            self._starting.discard(key)
+            return foreign_job_decision(resource, ctx, str(exc))
+        except Exception as exc:
+            self._starting.discard(key)
+            code, message, retry_after = _api_error(exc)
+            if code in REJECTED_CREATE_CODES:
+                logger.warning("the API server refused the Job: %s", message, extra=_ref(key))
+                return job_rejected_decision(resource, ctx, code, message)
+            state.create_failures += 1
+            self.metrics.reconcile_errors.inc()
+            delay = min(300.0, 2.0 ** min(state.create_failures, 8))
+            if retry_after is not None:
+                delay = max(1.0, min(300.0, retry_after))
+            state.create_retry_at = time.monotonic() + delay
+            logger.warning(
+                "creating the Job failed (%s); retrying in %.0fs",
+                message,
+                delay,
+                extra=_ref(key),
+            )
+            return job_create_retry_decision(resource, ctx, code, message, delay)
+        state.create_failures = 0
+        state.create_retry_at = 0.0
+        return decision
+
     async def _create_job(
         self,
         key: Key,
@@ -446,11 +506,7 @@ class Reconciler:
                 meta["namespace"], self.settings.worker_service_account
             )
         manifest = build_job(resource, spec, self.settings)
-        try:
-            await self.kube.create_job(manifest, meta["uid"])
-        except ForeignObjectError:
-            self._starting.discard(key)
-            raise
+        await self.kube.create_job(manifest, meta["uid"])
         state.created_job = manifest["metadata"]["name"]
         state.created_at = time.monotonic()
         logger.info("created Job %s", state.created_job, extra=_ref(key))
@@ -492,6 +548,29 @@ class Reconciler:
             self.metrics.duration.labels(phase=phase).observe(
                 max(0.0, (end - start).total_seconds())
             )
+
+
+def _api_error(exc: BaseException) -> tuple[int | None, str, float | None]:
+    """(HTTP status, the server's message, Retry-After seconds) of a failed API call."""
+    code = getattr(exc, "status", None)
+    if not isinstance(code, int) or not isinstance(exc, ApiException):
+        return None, f"{type(exc).__name__}: {exc}"[:512], None
+    message = str(exc.reason or "")
+    try:
+        body = json.loads(exc.body or "{}")
+        if isinstance(body, dict) and body.get("message"):
+            message = str(body["message"])
+    except (TypeError, ValueError):
+        if exc.body:
+            message = str(exc.body)[:512]
+    retry_after = None
+    header = (exc.headers or {}).get("Retry-After") if exc.headers else None
+    if header is not None:
+        try:
+            retry_after = float(header)
+        except ValueError:
+            retry_after = None
+    return code, message[:900], retry_after
 
 
 def _ref(key: Key) -> dict[str, Any]:
