@@ -38,7 +38,10 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_JOB = "videojobs.io/job"
-"""Name of the VideoProcessingJob a Job (and its pods) belongs to."""
+"""Name of the VideoProcessingJob a Job (and its pods) belongs to, as a label value: names up to
+63 characters as they are, longer ones truncated plus a short hash (:func:`label_value`)."""
+ANNOTATION_RESOURCE = "videojobs.io/resource-name"
+"""The full name of that VideoProcessingJob (names may have 253 characters, label values 63)."""
 LABEL_UID = "videojobs.io/uid"
 """UID of that VideoProcessingJob (a re-created namesake gets new Jobs)."""
 LABEL_RUN = "videojobs.io/run"
@@ -89,17 +92,37 @@ def validate_spec(spec: Any) -> tuple[VideoProcessingJobSpec | None, list[Proble
 # The Job manifest -----------------------------------------------------------------------------
 
 
+LABEL_VALUE_MAX = 63
+
+
+def label_value(value: str) -> str:
+    """``value`` as a valid label value: unchanged when it fits in 63 characters, else its first
+    54 characters plus ``-`` and 8 hex digits of its sha256 (readable, and still unique)."""
+    if len(value) <= LABEL_VALUE_MAX:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    head = value[: LABEL_VALUE_MAX - 9].rstrip("-_.")
+    return f"{head}-{digest}"
+
+
+def resource_name_of(obj: Body) -> str | None:
+    """The VideoProcessingJob name a Job or worker pod belongs to (annotation, else label)."""
+    meta = obj.get("metadata") or {}
+    name = (meta.get("annotations") or {}).get(ANNOTATION_RESOURCE)
+    return name or (meta.get("labels") or {}).get(LABEL_JOB)
+
+
 def labels_for(resource: Body) -> dict[str, str]:
-    """Labels of the Job and its pods."""
+    """Labels of the Job and its pods (every value at most 63 characters)."""
     meta = resource["metadata"]
     spec = resource.get("spec") or {}
     return {
         LABEL_NAME: "videojobs",
-        LABEL_INSTANCE: meta["name"],
+        LABEL_INSTANCE: label_value(meta["name"]),
         LABEL_COMPONENT: WORKER_COMPONENT,
         LABEL_MANAGED_BY: MANAGED_BY,
         LABEL_PART_OF: "videojobs",
-        LABEL_JOB: meta["name"],
+        LABEL_JOB: label_value(meta["name"]),
         LABEL_UID: meta["uid"],
         LABEL_RUN: run_id(meta["uid"], spec.get("rerunToken")),
     }
@@ -234,7 +257,9 @@ def build_job(
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    annotations = {ANNOTATION_RERUN: spec.rerun_token} if spec.rerun_token else {}
+    annotations = {ANNOTATION_RESOURCE: meta["name"]}
+    if spec.rerun_token:
+        annotations[ANNOTATION_RERUN] = spec.rerun_token
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -267,7 +292,10 @@ def build_job(
                 ]
             },
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {ANNOTATION_RESOURCE: meta["name"]},
+                },
                 "spec": {
                     "restartPolicy": "Never",
                     "serviceAccountName": settings.worker_service_account,

@@ -49,6 +49,7 @@ from videojobs_operator.decide import (
 from videojobs_operator.kube import ForeignObjectError, Kube
 from videojobs_operator.manifest import (
     LABEL_RUN,
+    LABEL_UID,
     build_job,
     is_owned_by,
     resource_job_name,
@@ -310,11 +311,12 @@ class Reconciler:
         status = resource.get("status") or {}
         job = self._run_job(key, resource)
         expected = resource_job_name(resource)
+        run = run_id(meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
         pods = [
             p
             for p in _values(self.pod_index, key)
-            if (p.get("metadata", {}).get("labels") or {}).get(LABEL_RUN)
-            == run_id(meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
+            if (labels := p.get("metadata", {}).get("labels") or {}).get(LABEL_RUN) == run
+            and labels.get(LABEL_UID) == meta["uid"]
         ]
         if job is not None:
             self._starting.discard(key)
