@@ -398,6 +398,8 @@ def decide(
         decision.events.append(Event("Normal", "Succeeded", message))
         return decision
     if run.phase == "Failed":
+        # e.g. evicted for space while the Job controller would start another pod: stop it
+        decision.delete_job = not job_finished(job)
         decision.status = _finish(
             resource,
             ctx,

@@ -104,6 +104,38 @@ def _termination_detail(term: Mapping[str, Any]) -> str:
         return text[-300:]
 
 
+_SPACE_WORDS = ("ephemeral", "emptydir", "storage", "disk")
+
+
+def evicted_for_space(pod: Body) -> str | None:
+    """The kubelet's message when it evicted the pod for using too much local storage (a
+    scratch emptyDir over its ``sizeLimit``, or the node's disk pressure), else None.
+
+    Such a pod is killed with exit code 137, which alone reads as out of memory."""
+    status = pod.get("status") or {}
+    texts = []
+    if status.get("reason") == "Evicted":
+        texts.append(str(status.get("message") or "evicted"))
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            if cond.get("reason") == "TerminationByKubelet":
+                texts.append(str(cond.get("message") or ""))
+    for text in texts:
+        if any(word in text.lower() for word in _SPACE_WORDS):
+            return text
+    return None
+
+
+def _no_space_error(pod: Body, why: str) -> dict[str, Any]:
+    name = (pod.get("metadata") or {}).get("name", "")
+    error = error_from_exit(22, f"pod {name} was evicted: {why}")
+    term = _termination(pod)
+    if term is not None and term.get("exitCode") is not None:
+        error["exitCode"] = int(term["exitCode"])
+    error["permanent"] = True
+    return error
+
+
 def _pod_time(pod: Body) -> str:
     return (pod.get("metadata") or {}).get("creationTimestamp") or ""
 
@@ -162,7 +194,16 @@ def observe_run(
             attempts,
             completion_time=status.get("completionTime") or done.get("lastTransitionTime"),
         )
+    # A pod evicted for its scratch space: the same run would fill it again, and the Job
+    # controller may not even count it (podFailurePolicy ignores DisruptionTarget pods).
+    evicted = next(
+        ((p, why) for p in reversed(pods) if (why := evicted_for_space(p)) is not None), None
+    )
     failed = job_condition(job, "Failed")
+    if evicted is not None and (failed or evicted[0] is pods[-1]):
+        error = _no_space_error(*evicted)
+        when = (failed or {}).get("lastTransitionTime")
+        return RunState("Failed", "NoSpace", error["message"], attempts, error, None, when)
     if failed:
         reason = str(failed.get("reason") or "JobFailed")
         when = failed.get("lastTransitionTime")
