@@ -416,16 +416,17 @@ def decide(
         timeout = ctx.settings.pending_timeout_seconds
         left = (run.stuck_since + dt.timedelta(seconds=timeout) - ctx.now).total_seconds()
         if left <= 0:
-            message = f"{run.message} (for more than {timeout}s)"
+            reason = run.timeout_reason or run.reason
+            message = f"{run.timeout_message or run.message} (for more than {timeout}s)"
             error = {
-                "category": run.reason,
-                "reason": run.reason,
-                "message": message,
+                "category": reason,
+                "reason": reason,
+                "message": message[:1024],
                 "permanent": True,
             }
-            decision.status = _finish(resource, ctx, "Failed", run.reason, message, error=error)
+            decision.status = _finish(resource, ctx, "Failed", reason, message[:1024], error=error)
             decision.delete_job = True
-            decision.events.append(Event("Warning", run.reason, message))
+            decision.events.append(Event("Warning", reason, message[:1024]))
             return decision
         decision.requeue_after = left
 

@@ -170,8 +170,12 @@ class RunState:
     attempts: int
     error: dict[str, Any] | None = None
     stuck_since: dt.datetime | None = None
-    """For Pending: since when a pod cannot be scheduled or pulled."""
+    """For Pending: since when a pod cannot be scheduled or pulled, else since the Job's
+    creation (the pending timeout applies to every run whose pod never started)."""
     completion_time: str | None = None
+    timeout_reason: str | None = None
+    """For Pending: the reason to report when the pending timeout passes (default ``reason``)."""
+    timeout_message: str | None = None
 
 
 def observe_run(
@@ -253,4 +257,44 @@ def observe_run(
             message = f"attempt {len(pods)} after exit code {code} ({name})"
             return RunState("Running", "Retrying", message, attempts)
         return RunState("Running", "Running", "the worker is running", attempts)
-    return RunState("Pending", "JobCreated", WAITING_FOR_POD, attempts)
+    # No pod has started: the pending timeout counts from the Job's creation, whatever keeps
+    # the pod from starting (the Job controller's FailedCreate, a pod in ContainerCreating).
+    name = (job.get("metadata") or {}).get("name", "")
+    created = parse_time((job.get("metadata") or {}).get("creationTimestamp")) or parse_time(
+        status.get("startTime")
+    )
+    if not pods:
+        return RunState(
+            "Pending",
+            "JobCreated",
+            WAITING_FOR_POD,
+            attempts,
+            stuck_since=created,
+            timeout_reason="PodNotCreated",
+            timeout_message=(
+                f"the Job controller created no worker pod for Job {name} (FailedCreate: a "
+                "ResourceQuota or LimitRange, an admission policy or webhook, a missing "
+                f"ServiceAccount); see kubectl describe job {name}"
+            ),
+        )
+    pod = pods[-1]
+    pod_name = (pod.get("metadata") or {}).get("name", "")
+    creating = any(
+        ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "ContainerCreating"
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+    return RunState(
+        "Pending",
+        "ContainerCreating" if creating else "JobCreated",
+        f"pod {pod_name} is being created (ContainerCreating)" if creating else WAITING_FOR_POD,
+        attempts,
+        stuck_since=created,
+        timeout_reason="ContainerCreating" if creating else "PodNotStarted",
+        timeout_message=(
+            f"pod {pod_name} never left ContainerCreating: a Secret, ConfigMap or volume it "
+            f"mounts may be missing; see kubectl describe pod {pod_name}"
+            if creating
+            else f"pod {pod_name} was never scheduled or started; see kubectl describe pod "
+            f"{pod_name}"
+        ),
+    )

@@ -67,3 +67,48 @@ def test_an_eviction_followed_by_a_running_retry_keeps_running() -> None:
     d = decide(r, job([], active=1), [evicted_pod(), retry], ctx(now=NOW + dt.timedelta(0)))
     assert d.status.get("phase", "Running") == "Running"
     assert not d.delete_job
+
+
+def created_job(minutes_ago: int, **status: Any) -> dict[str, Any]:
+    j = job([], **status)
+    j["metadata"]["creationTimestamp"] = (NOW - dt.timedelta(minutes=minutes_ago)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    return j
+
+
+def pending_status() -> dict[str, Any]:
+    return {**running_status(resource()), "phase": "Pending"}
+
+
+def test_a_job_without_pods_times_out_from_its_creation_with_the_reason() -> None:
+    """FailedCreate (quota, admission webhook, missing ServiceAccount): no pod ever appears."""
+    r = resource(status=pending_status())
+    early = decide(r, created_job(2), [], ctx())
+    assert early.status.get("phase", "Pending") == "Pending"
+    assert early.requeue_after is not None and early.requeue_after <= 8 * 60 + 1
+    late = decide(r, created_job(11), [], ctx())
+    assert late.status["phase"] == "Failed" and late.delete_job
+    assert late.status["error"]["reason"] == "PodNotCreated"
+    assert "FailedCreate" in late.status["error"]["message"]
+    assert "for more than 600s" in late.status["message"]
+
+
+def test_a_pod_stuck_in_container_creating_times_out_with_the_reason() -> None:
+    """A missing Secret volume keeps the pod in ContainerCreating forever."""
+    r = resource(status=pending_status())
+    pod = {
+        "metadata": {"name": "p-1", "creationTimestamp": "2026-11-25T13:49:00Z"},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {"name": "worker", "state": {"waiting": {"reason": "ContainerCreating"}}}
+            ],
+        },
+    }
+    shown = decide(r, created_job(3), [pod], ctx())
+    assert "ContainerCreating" in shown.status["message"]
+    late = decide(r, created_job(11), [pod], ctx())
+    assert late.status["phase"] == "Failed" and late.delete_job
+    assert late.status["error"]["reason"] == "ContainerCreating"
+    assert "Secret" in late.status["error"]["message"]
