@@ -355,8 +355,9 @@ def decide(
                 "startTime": now,
                 "completionTime": None,
             }
-            if new_run:  # the previous run's live fields would be misleading now
-                wanted.update({"progress": None, "error": None})
+            if new_run:  # the previous run's live fields would be misleading now; its
+                # manifestUri would even declare this run Succeeded should its Job disappear
+                wanted.update({"progress": None, "error": None, "manifestUri": None})
             decision.status = _changes(status, wanted)
             decision.create_job = True
             decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
@@ -375,7 +376,7 @@ def decide(
             "queuedAt": status.get("queuedAt") or now,
         }
         if new_run:
-            wanted.update({"jobName": None, "completionTime": None})
+            wanted.update({"jobName": None, "completionTime": None, "manifestUri": None})
         decision.status = _changes(status, wanted)
         if status.get("phase") != "Queued":
             decision.events.append(Event("Normal", "Queued", message))
