@@ -379,3 +379,31 @@ def test_e2e_inline_programs_compile() -> None:
         for name, container in _containers(path).items():
             if container.get("command", [])[:2] == ["python3", "-c"]:
                 compile(container["command"][2], f"{path.name}:{name}", "exec")
+
+
+def _writable(container: dict[str, Any], path: str) -> bool:
+    """True when ``path`` lies in a volume the container mounts read-write."""
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/") + "/"
+        if (path.rstrip("/") + "/").startswith(root) and not mount.get("readOnly"):
+            return True
+    return not (container.get("securityContext") or {}).get("readOnlyRootFilesystem")
+
+
+def test_e2e_minio_can_create_its_certs_dir() -> None:
+    """MinIO's start fails when it cannot mkdir its certs dir (${HOME}/.minio/certs by default);
+    non-root with a read-only root filesystem and HOME unset, that is /.minio/certs."""
+    (minio,) = [
+        c
+        for c in _containers(REPO / ".ci/e2e/manifests/minio.yaml").values()
+        if c["image"].startswith("minio/")
+    ]
+    args = minio.get("args", [])
+    if "--certs-dir" in args:
+        certs = args[args.index("--certs-dir") + 1]
+    else:
+        home = next((e["value"] for e in minio.get("env", []) if e["name"] == "HOME"), "/")
+        certs = f"{home.rstrip('/')}/.minio/certs"
+    assert _writable(minio, certs), f"MinIO cannot create {certs}"
+    data = args[-1]
+    assert _writable(minio, data), f"MinIO cannot write its data dir {data}"
