@@ -303,3 +303,13 @@ def test_unknown_text_shows_its_first_line_and_every_format() -> None:
 
 def test_invalid_json_names_the_line_under_auto() -> None:
     assert "t, line 2: invalid JSON" in error('{"segments":\n  [}')
+
+
+def test_docs_table_lists_every_format_and_example() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "resource.md").read_text()
+    section = docs.split("## Transcript formats", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in row.split("|")[1].strip(" `").split("`, `")}
+    assert documented == set(FORMATS)
+    for name, _fmt, _words in EXAMPLES:
+        assert f"`{name}`" in section
