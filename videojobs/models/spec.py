@@ -15,7 +15,23 @@ from pydantic.json_schema import JsonDict
 
 from videojobs.models.base import DurationValue, Identifier, Model, TimeValue
 
-TranscriptFormat = Literal["auto", "webvtt", "srt", "json", "whisper-json", "seed-json"]
+TranscriptFormat = Literal[
+    "auto",
+    "webvtt",
+    "srt",
+    "sbv",
+    "json",
+    "whisper-json",
+    "whisper-cpp-json",
+    "aws-transcribe-json",
+    "youtube-json3",
+    "youtube-srv3",
+    "ttml",
+    "sami",
+    "ass",
+    "ssa",
+    "seed-json",
+]
 OutputFormat = Literal["mp4", "webm"]
 Precision = Literal["copy", "accurate", "smart"]
 OverlapPolicy = Literal["merge", "trim", "allow", "reject"]
@@ -155,8 +171,10 @@ class TranscriptSource(Model):
 
     format: TranscriptFormat = Field(
         default="auto",
-        description="auto detects WebVTT, SRT, JSON cue lists, Whisper JSON and the seed JSON "
-        "document (transcript + knowledge_points).",
+        description="auto detects the format from the document (see docs/resource.md, "
+        "transcript formats): caption files (WebVTT, SRT, SBV, TTML/DFXP, SAMI, ASS/SSA, YouTube "
+        "json3/srv3), speech-to-text JSON (Whisper, WhisperX, faster-whisper, whisper.cpp, AWS "
+        "Transcribe), JSON cue lists and the seed JSON document (transcript + knowledge_points).",
     )
     inline: str | None = Field(
         default=None,
