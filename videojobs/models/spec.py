@@ -7,13 +7,13 @@ pydantic validators so that ``videojobs validate`` and the operator give the sam
 
 from __future__ import annotations
 
-import string
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import JsonDict
 
 from videojobs.models.base import DurationValue, Identifier, Model, TimeValue
+from videojobs.naming import check_template
 
 TranscriptFormat = Literal[
     "auto",
@@ -429,15 +429,7 @@ class Output(Model):
     @field_validator("naming")
     @classmethod
     def _known_placeholders(cls, naming: str) -> str:
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(naming) if f is not None]
-        except ValueError as exc:
-            raise ValueError(f"invalid naming template {naming!r}: {exc}") from None
-        unknown = [f for f in fields if f not in NAMING_FIELDS]
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder {{{unknown[0]}}} in naming; use {', '.join(NAMING_FIELDS)}"
-            )
+        check_template(naming, NAMING_FIELDS)
         return naming
 
 
