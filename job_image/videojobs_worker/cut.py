@@ -33,11 +33,13 @@ from typing import Literal
 from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import compile_args, ffprobe, run_ffmpeg, seconds_arg
+from videojobs_worker.h264bits import BitstreamError, differences, parse_parameter_sets
 from videojobs_worker.probe import (
     H264Headers,
     MediaInfo,
     Packet,
     h264_headers,
+    h264_is_idr,
     h264_parameter_sets,
     mp4_sample_table,
     video_packets,
@@ -294,13 +296,46 @@ def copy_args(
     return [*args, str(dest)]
 
 
-def x264_params_like(options: dict[str, str], level: int | None) -> str:
-    """``-x264-params`` reproducing the header-relevant options of an x264-made source."""
+def x264_chroma_qp_lowering(options: dict[str, str]) -> int:
+    """How much x264 lowers the chroma QP offset it is given, for these options (pure).
+
+    x264 compensates psy-RD (active from subme 6) and psy-trellis (active with trellis) by
+    lowering ``chroma_qp_offset`` by 1 (strength < 0.25) or 2 each; its SEI reports the lowered
+    value, which is also what the PPS carries. Passing the SEI's value back would lower it again.
+    """
+    if options.get("psy", "1") == "0":
+        return 0
+    rd_text, _, trellis_text = options.get("psy_rd", "0:0").partition(":")
+    try:
+        psy_rd, psy_trellis = float(rd_text or 0), float(trellis_text or 0)
+        subme, trellis = int(options.get("subme", "0")), int(options.get("trellis", "0"))
+    except ValueError:
+        return 0
+    lowering = 0
+    if subme >= 6 and psy_rd > 0:
+        lowering += 1 if psy_rd < 0.25 else 2
+    if trellis > 0 and psy_trellis > 0:
+        lowering += 1 if psy_trellis < 0.25 else 2
+    return lowering
+
+
+def x264_params_like(
+    options: dict[str, str], level: int | None, chroma_qp_offset: int | None = None
+) -> str:
+    """``-x264-params`` reproducing the header-relevant options of an x264-made source.
+
+    ``chroma_qp_offset`` is the source PPS's ``chroma_qp_index_offset`` (the SEI's value when
+    None); x264's own lowering of it (:func:`x264_chroma_qp_lowering`) is added back so that the
+    re-encoded PPS carries the same value.
+    """
     params = []
     for key, name in _X264_HEADER_OPTIONS.items():
         if key in options:
             value = options[key]
-            if key == "deadzone":
+            if key == "chroma_qp_offset":
+                final = chroma_qp_offset if chroma_qp_offset is not None else int(value)
+                value = str(max(-12, min(12, final + x264_chroma_qp_lowering(options))))
+            elif key == "deadzone":
                 value = value.split(",")[0]
             elif key == "direct":
                 value = _X264_DIRECT.get(value, value)
@@ -333,6 +368,7 @@ def smart_encode_args(
     options: dict[str, str],
     quality: Quality,
     threads: int,
+    chroma_qp_offset: int | None = None,
 ) -> list[str]:
     """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece with the source's
     H.264 parameters (the head and the tail of a smart cut: one process, encoded side by side)."""
@@ -355,7 +391,7 @@ def smart_encode_args(
     profile = (info.video.profile or "").lower().replace("constrained ", "")
     if profile in ("baseline", "main", "high"):
         encoder += ["-profile:v", profile]
-    params = x264_params_like(options, info.video.level)
+    params = x264_params_like(options, info.video.level, chroma_qp_offset)
     if params:
         encoder += ["-x264-params", params]
     for i, (_, count, dest) in enumerate(pieces):
@@ -616,12 +652,23 @@ def _run_smart(
     """Head + copied middle + tail, joined by the concat demuxer; a string says why not."""
     tb = info.video.time_base
     packets = list(frames.packets)
+    keys = [i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last]
+    if not keys:
+        return "no keyframe inside the segment, so nothing can be stream-copied"
     key_index = next(
-        (i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last),
+        (
+            i
+            for i in keys
+            if not has_leading_pictures(packets, i)
+            and h264_is_idr(info.path, float(packets[i].pts * tb))
+        ),
         None,
     )
     if key_index is None:
-        return "no keyframe inside the segment, so nothing can be stream-copied"
+        return (
+            "open GOP: no keyframe inside the segment is an IDR picture without leading "
+            "pictures, so a copied part would refer to frames before the cut"
+        )
     keyframe = packets[key_index].pts
     head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
     end_of_stream = frames.end if frames.at_eof else None
@@ -640,13 +687,17 @@ def _run_smart(
         [(head_count + tail_count) * frame_cost, 0.0, 0.0, mid_count * copy_cost],
         on_progress,
     )
-    source_sets = source_headers(info.path).parameter_sets
+    try:
+        source_sets = parse_parameter_sets(source_headers(info.path).parameter_sets)
+    except BitstreamError as exc:
+        return f"the source's H.264 parameter sets cannot be parsed ({exc})"
+    chroma = source_sets.pps[0].fields["chroma_qp_index_offset"] if source_sets.pps else None
     head, tail = work / "head.mp4", work / "tail.mp4"
     encodes = [(frames.first, head_count, head)] if head_count else []
     if tail_count:
         encodes.append((mid_end, tail_count, tail))
     if encodes:
-        args = smart_encode_args(info, encodes, options, quality, threads)
+        args = smart_encode_args(info, encodes, options, quality, threads, chroma)
         run_ffmpeg(
             args,
             duration=float((keyframe - frames.first) * tb) if head_count else None,
@@ -654,10 +705,14 @@ def _run_smart(
             stop=stop,
         )
         for _, _, piece in encodes:
-            if h264_parameter_sets(piece) != source_sets:
+            try:
+                diff = differences(source_sets, parse_parameter_sets(h264_parameter_sets(piece)))
+            except BitstreamError as exc:
+                diff = [f"unparsable: {exc}"]
+            if diff:
                 return (
-                    f"the re-encoded {piece.stem}'s H.264 parameter sets (SPS/PPS) differ from "
-                    "the source's"
+                    f"the re-encoded {piece.stem}'s H.264 parameter sets differ from the "
+                    f"source's ({'; '.join(diff[:3])})"
                 )
     entries: list[str] = []
     if head_count:
@@ -699,6 +754,13 @@ def _run_smart(
         parts.append(f"{tail_count} tail frame(s)")
     note = f"smart: {' and '.join(parts)}, stream-copied {mid_count} (of {frames.count} frames)"
     return "smart", 0.0, note
+
+
+def has_leading_pictures(packets: Sequence[Packet], index: int) -> bool:
+    """True when a packet after ``packets[index]`` in decode order is shown before it (pure):
+    leading pictures, as an open GOP has, which may refer to the previous GOP."""
+    key = packets[index].pts
+    return any(p.pts < key for p in packets[index + 1 :])
 
 
 def _concat_quote(path: Path) -> str:
