@@ -17,8 +17,10 @@ import pytest
 from tests.media.conftest import best_match, probe_streams, tiny_frames
 from tests.mediakit import make_video
 from videojobs.models import PlannedSegment, Quality
+from videojobs_worker import h264bits as hb
 from videojobs_worker.cut import CutOutcome, cut_clip
-from videojobs_worker.probe import probe
+from videojobs_worker.mp4edit import read_avcc
+from videojobs_worker.probe import _mp4_moov, probe
 
 pytestmark = pytest.mark.media
 
@@ -55,7 +57,7 @@ KINDS = {
             "mp4",
             {"preset": "veryfast", "strip_sei": True},
             (1.37, 4.61),
-            fallback="not encoded by x264",
+            fast=("mp4",),
         ),
         Kind(
             "vp9_webm",
@@ -141,6 +143,17 @@ def decode_check(path: Path) -> tuple[int, str]:
     return proc.returncode, proc.stderr.strip()
 
 
+def inband_parameter_set_bytes(path: Path) -> int:
+    """Bytes of SPS/PPS NAL units inside the video samples (not in ``avcC``)."""
+    out = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy"]
+        + ["-bsf:v", "filter_units=pass_types=7-8", "-f", "rawvideo", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return len(out)
+
+
 def cut(src: Path, start: float, end: float, fmt: str, precision: str, dest: Path) -> CutOutcome:
     segment = PlannedSegment(index=1, title="clip", start=start, end=end, stem="clip")
     return cut_clip(src, probe(src), segment, fmt, precision, Quality(), dest)
@@ -182,6 +195,12 @@ def test_smart_and_accurate_clips_are_clean_and_exact(
                 if fmt in kind.fast:
                     assert outcome.precision_used == "smart", note
                     assert note.startswith("smart:"), note
+                    assert ("own parameter sets" in note) == (name == "sei_stripped"), note
+                    if streams["video"]["codec_name"] == "h264":
+                        # Conformant avc1: every SPS/PPS in avcC, none in-band.
+                        assert inband_parameter_set_bytes(outcome.path) == 0
+                        record = hb.parse_avcc(read_avcc(_mp4_moov(outcome.path)))
+                        assert len(record.sps) == (2 if name == "sei_stripped" else 1)
                 else:
                     assert outcome.precision_used == "accurate"
                     assert note.startswith("smart fell back to accurate: "), note
