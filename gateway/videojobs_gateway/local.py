@@ -67,6 +67,15 @@ _EXIT_CATEGORY = {
 }
 
 
+def _is_our_worker(pid: int) -> bool:
+    """True when ``pid`` is still a local worker (not a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"videojobs_gateway.localworker" in cmdline
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -149,7 +158,7 @@ class LocalBackend:
 
     def _recover(self, job: JobRecord, pid: int | None) -> None:
         """A job that was running when the gateway stopped: resume it, or end it."""
-        if pid:
+        if pid and _is_our_worker(pid):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)  # a worker that outlived a crashed gateway
         count = self._interrupts.get(job.id, 0) + 1
@@ -173,6 +182,7 @@ class LocalBackend:
                 job,
                 phase="Queued",
                 stage=None,
+                error=None,
                 message="interrupted by a gateway restart; resumes where it stopped",
             )
 

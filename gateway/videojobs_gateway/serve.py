@@ -54,7 +54,7 @@ def serve_local(
         return 2
     logging.basicConfig(level=log_level.upper(), format="%(message)s", stream=sys.stderr)
     backend = LocalBackend(data, concurrency=concurrency)
-    app = create_app(backend, settings, console=True)
+    app = create_app(backend, settings)
     print(
         f"videojobs gateway: http://{host}:{port}/  (data in {backend.data_dir})", file=sys.stderr
     )
