@@ -63,6 +63,12 @@ def _usage_error(message: str) -> int:
     return int(ExitCode.USAGE)
 
 
+def destination(worker_input: WorkerInput) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the resource, for default output paths (``publisher_for``)."""
+    ref = worker_input.resource
+    return (ref.namespace, ref.name) if ref is not None else None
+
+
 def load_input(path: str | None) -> WorkerInput:
     """The WorkerInput from ``--input FILE`` or the environment; raises WorkerError(USAGE)."""
     if path:
@@ -116,7 +122,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cookies = Path(os.environ.get("VIDEOJOBS_COOKIES_FILE", f"{COOKIES_MOUNT}/cookies.txt"))
     try:
         try:
-            publisher = publisher_for(spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                spec.output.storage, pvc_root=output_root(), destination=destination(worker_input)
+            )
         except WorkerError as err:
             reporter.fail(err.to_error_info())
             write_termination_log(int(err.exit_code), err.category, err.message)
@@ -186,7 +194,11 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
         try:
             worker_input = load_input(args.input)
-            publisher = publisher_for(worker_input.spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                worker_input.spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+            )
             checks.append((True, f"storage: {publisher.check()}"))
         except WorkerError as err:
             checks.append((False, f"storage: {err.message}"))

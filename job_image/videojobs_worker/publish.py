@@ -224,13 +224,14 @@ class S3Publisher:
         multipart_threshold: int = 64 * 1024 * 1024,
         multipart_chunksize: int = 16 * 1024 * 1024,
         client: Any = None,
+        prefix: str | None = None,
     ) -> None:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         self.bucket = storage.bucket
-        self.prefix = storage.prefix.strip("/")
+        self.prefix = (storage.prefix if prefix is None else prefix).strip("/")
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
@@ -306,17 +307,25 @@ class S3Publisher:
 
 
 def publisher_for(
-    storage: Any, *, out_dir: Path | None = None, pvc_root: Path | None = None
+    storage: Any,
+    *,
+    out_dir: Path | None = None,
+    pvc_root: Path | None = None,
+    destination: tuple[str, str] | None = None,
 ) -> Publisher:
     """The publisher for a spec's ``output.storage``.
 
     ``out_dir`` (local runs) overrides the storage: clips go to that directory. In the cluster a
     PVC is mounted at ``pvc_root`` (``/output``) and clips go to ``<pvc_root>/<pvc.path>``.
+    ``destination`` is the resource's ``(namespace, name)``: a ``pvc.path`` or ``s3.prefix`` left
+    out defaults to ``<namespace>/<name>``, so two resources never share a directory or prefix
+    unless they ask for it.
     """
+    namespace, name = destination or ("default", "videojobs")
     if out_dir is not None:
         return DirectoryPublisher(out_dir)
     if storage.s3 is not None:
-        return S3Publisher(storage.s3)
+        return S3Publisher(storage.s3, prefix=storage.s3.key_prefix(namespace, name))
     if pvc_root is None:
         raise WorkerError(ExitCode.USAGE, "NoOutput", "PVC storage needs the volume mount")
-    return DirectoryPublisher(pvc_root / storage.pvc.path)
+    return DirectoryPublisher(pvc_root / storage.pvc.directory(namespace, name))
