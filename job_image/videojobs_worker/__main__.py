@@ -123,9 +123,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         try:
             publisher = publisher_for(
-                spec.output.storage, pvc_root=output_root(), destination=destination(worker_input)
+                spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=policy,
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
             )
         except WorkerError as err:
+            log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
             reporter.fail(err.to_error_info())
             write_termination_log(int(err.exit_code), err.category, err.message)
             return int(err.exit_code)
@@ -190,6 +195,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     except OSError as exc:
         checks.append((False, f"scratch: {scratch} not writable: {exc.strerror or exc}"))
     if args.input or os.environ.get(INPUT_ENV):
+        from videojobs_worker.guard import NetworkPolicy
         from videojobs_worker.publish import publisher_for
 
         try:
@@ -198,6 +204,11 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
                 worker_input.spec.output.storage,
                 pvc_root=output_root(),
                 destination=destination(worker_input),
+                policy=NetworkPolicy.cluster(
+                    allow_private=worker_input.allow_private_networks,
+                    allowed_networks=worker_input.allowed_networks,
+                ),
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
             )
             checks.append((True, f"storage: {publisher.check()}"))
         except WorkerError as err:

@@ -199,11 +199,31 @@ _original_getaddrinfo = socket.getaddrinfo
 _state = threading.local()
 _install_lock = threading.Lock()
 _installed = False
+_host_policies: dict[str, NetworkPolicy] = {}
+"""Hosts checked in *every* thread (S3 endpoints a tenant chose: boto3 uses its own threads)."""
+
+
+def _host_key(host: object) -> str:
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    return name.strip("[]").rstrip(".").lower()
+
+
+def guard_host(host: str, policy: NetworkPolicy) -> None:
+    """Check every resolution of ``host`` against ``policy``, in any thread, from now on.
+
+    For clients that make requests from their own thread pools (boto3's transfers): the checked
+    answer is the one connected to, so DNS rebinding between a check and the connect fails.
+    """
+    _install()
+    with _install_lock:
+        _host_policies[_host_key(host)] = policy
 
 
 def _guarded_getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
     answers = _original_getaddrinfo(host, port, *args, **kwargs)
     policy: NetworkPolicy | None = getattr(_state, "policy", None)
+    if policy is None and _host_policies:
+        policy = _host_policies.get(_host_key(host))
     if policy is not None:
         name = host.decode() if isinstance(host, bytes) else str(host)
         try:
