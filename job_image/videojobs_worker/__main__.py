@@ -64,6 +64,12 @@ def _usage_error(message: str) -> int:
     return int(ExitCode.USAGE)
 
 
+def destination(worker_input: WorkerInput) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the resource, for default output paths (``publisher_for``)."""
+    ref = worker_input.resource
+    return (ref.namespace, ref.name) if ref is not None else None
+
+
 def load_input(path: str | None) -> WorkerInput:
     """The WorkerInput from ``--input FILE`` or the environment; raises WorkerError(USAGE)."""
     if path:
@@ -117,8 +123,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cookies = Path(os.environ.get("VIDEOJOBS_COOKIES_FILE", f"{COOKIES_MOUNT}/cookies.txt"))
     try:
         try:
-            publisher = publisher_for(spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=policy,
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
+            )
         except WorkerError as err:
+            log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
             reporter.fail(err.to_error_info())
             write_termination_log(int(err.exit_code), err.category, err.message)
             return int(err.exit_code)
@@ -185,11 +198,21 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     except OSError as exc:
         checks.append((False, f"scratch: {scratch} not writable: {exc.strerror or exc}"))
     if args.input or os.environ.get(INPUT_ENV):
+        from videojobs_worker.guard import NetworkPolicy
         from videojobs_worker.publish import publisher_for
 
         try:
             worker_input = load_input(args.input)
-            publisher = publisher_for(worker_input.spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                worker_input.spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=NetworkPolicy.cluster(
+                    allow_private=worker_input.allow_private_networks,
+                    allowed_networks=worker_input.allowed_networks,
+                ),
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
+            )
             checks.append((True, f"storage: {publisher.check()}"))
         except WorkerError as err:
             checks.append((False, f"storage: {err.message}"))

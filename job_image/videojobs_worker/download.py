@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 from videojobs.models import ExitCode
 from videojobs_worker.errors import WorkerError, exception_chain
 from videojobs_worker.guard import (
+    BlockedAddressError,
     GuardProxy,
     NetworkPolicy,
     find_blocked,
@@ -60,6 +61,14 @@ AUTO_PARTIAL_MIN_DURATION = 60.0
 AUTO_PARTIAL_MAX_FRACTION = 0.5
 """...whose planned ranges (with margins) cover at most this fraction of the source."""
 TRANSCRIPT_MAX_BYTES = 16 * 1024 * 1024
+FRAGMENT_RETRIES = 3
+"""Retries of one HLS/DASH fragment before the download fails (not skipped: never truncated)."""
+FRAGMENT_RETRY_SLEEP_CAP = 4.0
+"""Longest wait between two tries of a fragment: a missing fragment fails in seconds."""
+TRUNCATION_TOLERANCE = 0.02
+"""A downloaded source may be this fraction (at least ``TRUNCATION_MIN_SECONDS``) shorter than
+the site or playlist said before it counts as truncated."""
+TRUNCATION_MIN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -152,8 +161,20 @@ def build_ydl_opts(
     """
     import yt_dlp.utils
 
+    def refused() -> None:
+        # The guard refused an address in this thread: every retry would be refused too, so
+        # stop yt-dlp's own retry loops at once (the refusal is classified BLOCKED_ADDRESS).
+        blocked = last_blocked()
+        if blocked is not None:
+            raise BlockedAddressError(blocked)
+
     def sleep(n: int) -> float:
+        refused()
         return min(60.0, backoff * 2**n)
+
+    def fragment_sleep(n: int) -> float:
+        refused()
+        return min(FRAGMENT_RETRY_SLEEP_CAP, backoff * 2**n)
 
     stem = "source.%(section_start)s-%(section_end)s" if ranges else "source"
     opts: dict[str, Any] = {
@@ -169,10 +190,13 @@ def build_ydl_opts(
         "noprogress": True,
         "progress_hooks": list(progress_hooks),
         "retries": retries,
-        "fragment_retries": retries,
+        "fragment_retries": min(retries, FRAGMENT_RETRIES),
+        # A fragment that stays unavailable fails the download (yt-dlp's default skips it and
+        # silently yields a truncated source); classify_download_error names the category.
+        "skip_unavailable_fragments": False,
         "extractor_retries": min(retries, 3),
         "file_access_retries": 2,
-        "retry_sleep_functions": {"http": sleep, "fragment": sleep, "extractor": sleep},
+        "retry_sleep_functions": {"http": sleep, "fragment": fragment_sleep, "extractor": sleep},
         "socket_timeout": socket_timeout,
         # One thread: the network guard is per thread (see guard.py).
         "concurrent_fragment_downloads": 1,
@@ -248,6 +272,11 @@ def part_for(parts: Sequence[DownloadedPart], start: float, end: float) -> Downl
 
 
 _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
+    # A redirect to file:// (or another scheme no handler serves) is refused, and a retry
+    # cannot change that: permanent, like every other refusal of the guard.
+    (re.compile(r"no connection adapters were found|unsupported url scheme|"
+                r"file:// urls are (?:disabled|not allowed)|unsupported request", re.I),
+     ExitCode.BLOCKED_ADDRESS, "BlockedScheme"),
     (re.compile(r"no space left on device|disk quota exceeded", re.I),
      ExitCode.NO_SPACE, "NoSpace"),
     # YouTube's bot check ("Sign in to confirm you're not a bot") and captcha walls: only a
@@ -286,6 +315,28 @@ _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
                 r"network is unreachable|unable to download|incomplete read|"
                 r"ssl|certificate|remote end closed", re.I), ExitCode.NETWORK, "NetworkError"),
 ]  # fmt: skip
+
+
+_FRAGMENT_LOST = re.compile(r"fragment \d+ not found, unable to continue", re.I)
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+
+
+def check_complete(expected: float | None, actual: float | None) -> None:
+    """Raise when a whole download is shorter than the site or playlist said it is.
+
+    A source that lost its end (or fragments) must never be cut as if it were whole: clips past
+    the gap would be wrong or missing without anyone noticing.
+    """
+    if not expected or actual is None:
+        return
+    tolerance = max(TRUNCATION_MIN_SECONDS, TRUNCATION_TOLERANCE * expected)
+    if actual < expected - tolerance:
+        raise WorkerError(
+            ExitCode.NETWORK,
+            "TruncatedSource",
+            f"the downloaded source is {actual:.1f}s long, but the site/playlist says "
+            f"{expected:.1f}s: refusing to cut a truncated source",
+        )
 
 
 def _clean(message: str) -> str:
@@ -364,6 +415,15 @@ def classify_download_error(exc: BaseException) -> WorkerError:
             return WorkerError(ExitCode.TIMEOUT, "Timeout", message)
         if isinstance(cause, OSError) and cause.errno == 28:  # ENOSPC
             return WorkerError(ExitCode.NO_SPACE, "NoSpace", message)
+    fragment = _FRAGMENT_LOST.search(message)
+    if fragment is not None:
+        status = _HTTP_STATUS.search(message)
+        code_ = int(status.group(1)) if status else 0
+        if code_ in (404, 410):
+            return WorkerError(ExitCode.UNAVAILABLE, "FragmentUnavailable", message)
+        if code_ in (401, 403):
+            return WorkerError(ExitCode.LOGIN_REQUIRED, "FragmentForbidden", message)
+        return WorkerError(ExitCode.NETWORK, "FragmentFailed", message)
     for pattern, code, reason in _PATTERNS:
         if pattern.search(message):
             return WorkerError(code, reason, with_hint(message, code, reason))
@@ -380,6 +440,7 @@ class _Logger:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.http_errors: list[str] = []
 
     def debug(self, msg: str) -> None:
         if msg.startswith("[debug] "):
@@ -391,6 +452,8 @@ class _Logger:
         log.info("yt-dlp: %s", msg)
 
     def warning(self, msg: str) -> None:
+        if "HTTP Error" in msg:
+            self.http_errors.append(msg)
         log.warning("yt-dlp: %s", msg)
 
     def error(self, msg: str) -> None:
@@ -498,6 +561,9 @@ class Downloader:
         err = classify_download_error(exc)
         if err.reason == "DownloadFailed" and logger.errors:
             err = classify_download_error(Exception(logger.errors[-1]))
+        if err.reason == "FragmentFailed" and logger.http_errors:
+            # yt-dlp's final message names the fragment, its retry warnings the HTTP status
+            err = classify_download_error(Exception(f"{err.message} ({logger.http_errors[-1]})"))
         if err.reason == "FormatNotAvailable" and self.js_runtime is None:
             err = WorkerError(
                 err.exit_code,

@@ -55,6 +55,7 @@ from videojobs_worker.download import (
     DownloadedPart,
     Downloader,
     DownloadProgress,
+    check_complete,
     part_for,
     plan_ranges,
     remote_duration,
@@ -328,6 +329,8 @@ class Runner:
             duration = known_duration
         else:
             duration = first.duration
+            if local is None:  # never cut a download that lost its end as if it were whole
+                check_complete(known_duration, duration)
             plan = self.plan(duration)
         source = to_source_info(first, title=title or self._title_from(url), partial=partial)
         updates: dict[str, Any] = {

@@ -94,6 +94,11 @@ class WorkerInput(Model):
     allowed_networks: list[str] = Field(
         default_factory=list, description="CIDRs allowed even though they are private."
     )
+    trusted_s3_endpoints: list[str] = Field(
+        default_factory=list,
+        description="S3 endpoints the platform vouches for (operator setting s3AllowedEndpoints):"
+        " exempt from the network guard. Any other endpoint passes the guard like a download.",
+    )
     progress_interval_seconds: float = Field(
         default=5.0, gt=0, description="Least time between two progress patches."
     )
