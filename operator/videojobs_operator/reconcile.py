@@ -405,6 +405,8 @@ class Reconciler:
         spec, problems = validate_spec(resource.get("spec"))
         if spec is None:
             return None, problems, None
+        if spec.needs_source_info:
+            return spec, [], None  # chapters or captions: only the worker (yt-dlp) can plan it
         transcript = None
         if spec.transcript is not None:
             ref = spec.transcript.config_map_key_ref
