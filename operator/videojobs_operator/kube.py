@@ -137,6 +137,22 @@ class Kube:
         """The ConfigMap, or None when missing (rbac: configmaps get)."""
         return await self._read("configmaps", self.core.read_namespaced_config_map, name, namespace)
 
+    async def create_configmap(self, manifest: dict[str, Any]) -> None:
+        """Create a ConfigMap; one that exists already is left as it is (rbac: configmaps
+        create). The run's input ConfigMap has the run's name, so it is the same one."""
+        try:
+            await self._call(
+                "create",
+                "configmaps",
+                self.core.create_namespaced_config_map,
+                manifest["metadata"]["namespace"],
+                manifest,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
     # videojobs.io: patch status, delete ------------------------------------------------------
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:

@@ -35,7 +35,8 @@ OPERATOR_RULES: list[Rule] = [
         "verbs": ["get", "list", "watch", "create", "delete"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+    # get: transcripts in ConfigMaps; create: each run's input ConfigMap (owned by its Job)
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
 ]
 """What the operator does in every watched namespace."""
