@@ -42,10 +42,17 @@ OPERATOR_RULES: list[Rule] = [
 """What the operator does in every watched namespace."""
 
 WORKER_RBAC_RULES: list[Rule] = [
-    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create"]},
+    # patch: bring the annotations and imagePullSecrets of a ServiceAccount it made up to date
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch"]},
+    # patch: an existing worker Role it made gets today's WORKER_RULES
     {
         "apiGroups": ["rbac.authorization.k8s.io"],
-        "resources": ["roles", "rolebindings"],
+        "resources": ["roles"],
+        "verbs": ["get", "create", "patch"],
+    },
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["rolebindings"],
         "verbs": ["get", "create"],
     },
 ]

@@ -517,7 +517,10 @@ class Reconciler:
         meta = resource["metadata"]
         if self.settings.manage_worker_rbac:
             await self.kube.ensure_worker_rbac(
-                meta["namespace"], self.settings.worker_service_account
+                meta["namespace"],
+                self.settings.worker_service_account,
+                annotations=self.settings.worker_service_account_annotations,
+                pull_secrets=self.settings.worker_image_pull_secrets,
             )
         manifest = build_job(resource, spec, self.settings)
         # the input must fit in its ConfigMap: find out before there is a Job (InputTooLarge)

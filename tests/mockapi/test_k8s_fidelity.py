@@ -3,9 +3,13 @@ against the emulator with the fake Job runner."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.mockapi.conftest import Api, Operator, RunnerFactory, eventually, manifest, phase_is
+from tests.mockapi.emulator import Emulator
+from videojobs_operator import rbac
 
 pytestmark = pytest.mark.mockapi
 
@@ -24,3 +28,37 @@ async def test_a_253_character_name_runs_with_bounded_labels(
         labels = obj["metadata"]["labels"]
         assert all(len(v) <= 63 for v in labels.values()), labels
         assert obj["metadata"]["annotations"]["videojobs.io/resource-name"] == LONGEST
+
+
+async def test_worker_service_accounts_get_pull_secrets_annotations_and_current_roles(
+    api: Api,
+    operator: Operator,
+    runner_factory: RunnerFactory,
+    emulator: Emulator,
+    operator_env: pytest.MonkeyPatch,
+) -> None:
+    """The ServiceAccount the operator creates carries the chart's imagePullSecrets and
+    annotations; a Role an older operator made is brought to today's rules."""
+    ns = "other"
+    managed = {"app.kubernetes.io/managed-by": "videojobs-operator"}
+    old_role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "videojobs-worker", "namespace": ns, "labels": managed},
+        "rules": [{"apiGroups": ["videojobs.io"], "resources": ["*"], "verbs": ["*"]}],
+    }
+    await api._send("POST", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles", old_role)
+    operator_env.setenv("VIDEOJOBS_WORKER_IMAGE_PULL_SECRETS", "regcred")
+    operator_env.setenv(
+        "VIDEOJOBS_WORKER_SERVICE_ACCOUNT_ANNOTATIONS",
+        json.dumps({"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/clips"}),
+    )
+    await runner_factory()
+    await operator.start()
+    await api.create(manifest("lecture", namespace=ns))
+    await eventually(phase_is(api, "lecture", "Succeeded", ns), what="Succeeded")
+    (account,) = emulator.live("serviceaccounts", ns)
+    assert account["imagePullSecrets"] == [{"name": "regcred"}]
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("clips")
+    (role,) = emulator.live("roles", ns)
+    assert role["rules"] == rbac.WORKER_RULES

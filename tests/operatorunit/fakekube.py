@@ -79,5 +79,5 @@ class FakeKube:
     ) -> None:
         self.events.append((type_, reason, message))
 
-    async def ensure_worker_rbac(self, namespace: str, account: str) -> None:
+    async def ensure_worker_rbac(self, namespace: str, account: str, **_: Any) -> None:
         self.calls.append(("ensure_worker_rbac", namespace))

@@ -159,3 +159,24 @@ by commas (the operator splits them), numbers and booleans as JSON (no 1e+06 for
       port: {{ . }}
     {{- end }}
 {{- end }}
+
+{{/* Annotations of every worker ServiceAccount (chart-made or operator-made), as a dict. */}}
+{{- define "videojobs.workerSaAnnotations" -}}
+{{- merge (deepCopy (.Values.operator.config.workerServiceAccountAnnotations | default dict)) (.Values.workerRbac.serviceAccountAnnotations | default dict) | toJson }}
+{{- end }}
+
+{{/* Secret names every worker ServiceAccount pulls images with, as a JSON list. */}}
+{{- define "videojobs.workerPullSecrets" -}}
+{{- $names := list }}
+{{- range .Values.workerRbac.imagePullSecrets }}
+{{- if kindIs "map" . }}
+{{- $names = append $names .name }}
+{{- else }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- range .Values.operator.config.workerImagePullSecrets }}
+{{- $names = append $names . }}
+{{- end }}
+{{- $names | uniq | toJson }}
+{{- end }}
