@@ -30,6 +30,10 @@ from videojobs_operator.manifest import (
 from videojobs_operator.reconcile import Reconciler
 from videojobs_operator.settings import OperatorSettings
 
+JOB_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_JOB}"
+POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}={WORKER_COMPONENT},{LABEL_JOB}"
+"""Server-side label selectors of the Job and Pod watches: only our objects stream in (the
+handlers' ``labels=`` filters, which kopf applies client-side, stay as a second check)."""
 JOB_LABELS = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: kopf.PRESENT}
 POD_LABELS = {
     LABEL_MANAGED_BY: MANAGED_BY,
@@ -67,6 +71,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     # Watch only the resources and namespaces we were told about: no namespace/CRD listing,
     # so the operator needs no cluster-wide read rights beyond its own resources.
     settings.scanning.disabled = True
+    # kopf's labels= filters are client-side: without these, every Job and Pod in the watched
+    # namespaces would stream into the operator. The API server filters by these instead.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_SELECTOR
+    settings.watching.label_selectors["", "v1", "pods"] = POD_SELECTOR
     # Nothing uses kopf's persistence (no change handlers), but if a future handler does,
     # keep its marks under our own prefix, in annotations (status is for people and workers).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="videojobs.io")

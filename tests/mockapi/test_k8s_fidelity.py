@@ -62,3 +62,25 @@ async def test_worker_service_accounts_get_pull_secrets_annotations_and_current_
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("clips")
     (role,) = emulator.live("roles", ns)
     assert role["rules"] == rbac.WORKER_RULES
+
+
+async def test_job_and_pod_watches_are_filtered_by_the_server(
+    api: Api, operator: Operator, emulator: Emulator
+) -> None:
+    """kopf's labels= filters run client-side; the watches themselves carry a labelSelector,
+    so the API server sends only our Jobs and worker pods."""
+    await operator.start()
+
+    def watches() -> dict[str, str]:
+        found = {}
+        for request in list(emulator._requests):
+            if request.params.get("watch") in ("true", "1") and request.resource is not None:
+                found[request.resource.plural] = request.params.get("labelSelector", "")
+        return found if {"jobs", "pods", "videoprocessingjobs"} <= set(found) else {}
+
+    found = await eventually(watches, what="the operator's three watches")
+    for plural in ("jobs", "pods"):
+        selector = found[plural]
+        assert "app.kubernetes.io/managed-by=videojobs-operator" in selector, (plural, selector)
+        assert "videojobs.io/job" in selector
+    assert "app.kubernetes.io/component=worker" in found["pods"]
