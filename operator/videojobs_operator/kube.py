@@ -202,7 +202,8 @@ class Kube:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                # at most 253 characters, however long the resource's name
+                "name": f"{meta['name'][: 253 - 17]}.{uuid.uuid4().hex[:16]}",
                 "namespace": meta["namespace"],
             },
             "involvedObject": {
