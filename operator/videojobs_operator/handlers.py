@@ -27,6 +27,7 @@ from videojobs_operator.manifest import (
     WORKER_COMPONENT,
     resource_name_of,
 )
+from videojobs_operator.readiness import namespaces_or_cluster
 from videojobs_operator.reconcile import Reconciler
 from videojobs_operator.settings import OperatorSettings
 
@@ -84,10 +85,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.persistence.finalizer = "videojobs.io/finalizer"
 
     registry = metrics.Metrics()
-    reconciler = Reconciler(config, Kube(make_api_client(), registry), registry)
+    kube = Kube(make_api_client(), registry)
+    reconciler = Reconciler(config, kube, registry)
     reconciler.bind(kwargs["vpj_index"], kwargs["job_index"], kwargs["pod_index"])
     memo.reconciler = reconciler
     memo.resync = asyncio.create_task(reconciler.resync_forever())
+
+    def restart() -> None:
+        # The CRD appeared after the start: stop (exit 1 from videojobs-operator) so that
+        # Kubernetes restarts the operator and kopf watches the CRD from the beginning.
+        memo.setdefault("exit", {})["code"] = 1
+        stop_flag = memo.get("stop_flag")
+        if stop_flag is not None:
+            stop_flag.set()
+
+    scopes = namespaces_or_cluster(config.namespaces)
+    memo.gate = asyncio.create_task(
+        reconciler.readiness.gate(kube.crd_served, lambda: kube.count_resources(scopes), restart)
+    )
     memo.http = None
     if config.metrics_port:
         memo.http = await metrics.serve(registry, config.metrics_port, lambda: reconciler.ready)
@@ -97,6 +112,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     """Stop the reconciler and the metrics endpoint."""
     memo.resync.cancel()
+    memo.gate.cancel()
     await memo.reconciler.close()
     if memo.http is not None:
         await memo.http.cleanup()

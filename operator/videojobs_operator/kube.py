@@ -153,7 +153,58 @@ class Kube:
             if exc.status != 409:
                 raise
 
-    # videojobs.io: patch status, delete ------------------------------------------------------
+    # videojobs.io: discovery, list, patch status, delete ------------------------------------
+
+    async def crd_served(self) -> bool:
+        """True when the API server serves videoprocessingjobs (discovery: every
+        authenticated client may read it, no rule needed)."""
+        try:
+            resp = await self._call(
+                "get",
+                "discovery",
+                self.api.call_api,
+                f"/apis/{GROUP}/{VERSION}",
+                "GET",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("name") == PLURAL for r in _data(resp).get("resources") or [])
+
+    async def count_resources(self, namespaces: list[str | None]) -> int:
+        """Whether VideoProcessingJobs exist: 0 or at least 1 (rbac: videoprocessingjobs
+        list; one item per scope is enough)."""
+        total = 0
+        for ns in namespaces:
+            if ns is None:
+                resp = await self._call(
+                    "list",
+                    "videoprocessingjobs",
+                    self.custom.list_cluster_custom_object,
+                    GROUP,
+                    VERSION,
+                    PLURAL,
+                    limit=1,
+                    _preload_content=False,
+                )
+            else:
+                resp = await self._call(
+                    "list",
+                    "videoprocessingjobs",
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    ns,
+                    PLURAL,
+                    limit=1,
+                    _preload_content=False,
+                )
+            total += len(_data(resp).get("items") or [])
+        return total
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """JSON-merge-patch the status subresource (rbac: videoprocessingjobs/status patch)."""

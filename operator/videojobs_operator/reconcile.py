@@ -61,6 +61,7 @@ from videojobs_operator.manifest import (
 from videojobs_operator.metrics import Metrics
 from videojobs_operator.observe import job_finished
 from videojobs_operator.queue import QueueEntry, admit, queue_limit_text
+from videojobs_operator.readiness import Readiness
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.timestamps import parse_time
 
@@ -124,13 +125,17 @@ class Reconciler:
         self._states: dict[Key, _KeyState] = {}
         self._starting: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.ready = False
+        self.readiness = Readiness()
         metrics.watch_fleet(self.phase_counts, self.queue_depth)
+
+    @property
+    def ready(self) -> bool:
+        """The CRD is served and kopf's indices are filled (``readiness.py``)."""
+        return self.readiness.ready
 
     def bind(self, vpjs: IndexLike, job_index: IndexLike, pod_index: IndexLike) -> None:
         """Attach kopf's indices (they are filled before any handler runs)."""
         self.vpjs, self.job_index, self.pod_index = vpjs, job_index, pod_index
-        self.ready = True
 
     # Views used by metrics and the queue -----------------------------------------------------
 
@@ -270,6 +275,7 @@ class Reconciler:
 
     async def reconcile(self, key: Key) -> None:
         """Bring one resource a step closer to its desired state; passes never overlap."""
+        self.readiness.indexed()  # kopf calls handlers only once every index is filled
         state = self._states.setdefault(key, _KeyState())
         state.dirty = True
         if state.lock.locked():

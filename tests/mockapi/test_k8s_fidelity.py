@@ -84,3 +84,14 @@ async def test_job_and_pod_watches_are_filtered_by_the_server(
         assert "app.kubernetes.io/managed-by=videojobs-operator" in selector, (plural, selector)
         assert "videojobs.io/job" in selector
     assert "app.kubernetes.io/component=worker" in found["pods"]
+
+
+async def test_the_crd_check_asks_discovery(emulator: Emulator, kubeconfig: object) -> None:
+    from videojobs_operator.kube import Kube, make_api_client
+    from videojobs_operator.metrics import Metrics
+
+    kube = Kube(make_api_client(), Metrics())
+    assert await kube.crd_served()
+    assert await kube.count_resources(["media"]) == 0
+    emulator.resources.pop("videojobs.io/v1alpha1/videoprocessingjobs")
+    assert not await kube.crd_served()
