@@ -23,11 +23,13 @@ No pytest in here: the benchmark uses it too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -447,6 +449,31 @@ class JobRunner:
         summary = {"exitCode": attempt.exit_code, "message": attempt.message or "done"}
         return attempt.exit_code, json.dumps(summary)
 
+    async def _mount_input(self, job: dict[str, Any], scratch: Path) -> str:
+        """Write the run's input ConfigMap into ``scratch`` (waiting for it, as the kubelet
+        waits for a pod's ConfigMap volume) and return the input file's path there."""
+        ns = job["metadata"]["namespace"]
+        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "input")
+        path = f"{PODS}/namespaces/{ns}/configmaps/{volume['configMap']['name']}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                cm = await self._request("GET", path)
+            except aiohttp.ClientResponseError:
+                cm = None
+            if cm:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"input ConfigMap of {job['metadata']['name']} never appeared")
+            await asyncio.sleep(0.05)
+        mount = scratch / "input"
+        mount.mkdir(exist_ok=True)
+        for key, value in (cm.get("data") or {}).items():
+            (mount / key).write_text(value, encoding="utf-8")
+        for key, value in (cm.get("binaryData") or {}).items():
+            (mount / key).write_bytes(base64.b64decode(value))
+        return str(mount / "input.json")
+
     async def _real(self, job: dict[str, Any], pod: dict[str, Any]) -> tuple[int, str]:
         """Run the real worker as a subprocess with the container's environment."""
         container = job["spec"]["template"]["spec"]["containers"][0]
@@ -458,6 +485,8 @@ class JobRunner:
         workdir = self.workdir or Path.cwd()
         scratch = workdir / pod["metadata"]["name"]
         scratch.mkdir(parents=True, exist_ok=True)
+        if "VIDEOJOBS_INPUT_FILE" in env:  # the kubelet's part: mount the input ConfigMap
+            env["VIDEOJOBS_INPUT_FILE"] = await self._mount_input(job, scratch)
         env.update({"TMPDIR": str(scratch), "HOME": str(scratch)})
         # The pod's /scratch and /output mounts: directories of the test, never the real paths.
         env.setdefault("VIDEOJOBS_SCRATCH", str(scratch))

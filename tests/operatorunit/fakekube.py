@@ -50,8 +50,15 @@ class FakeKube:
         key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
         if key in self.jobs:
             raise ForeignObjectError("exists")
-        self.jobs[key] = manifest
-        return manifest
+        created = {**manifest, "metadata": {**manifest["metadata"], "uid": f"job-uid-{key[1]}"}}
+        self.jobs[key] = created
+        return created
+
+    async def create_configmap(self, manifest: dict[str, Any]) -> None:
+        self.calls.append(("create_configmap", manifest["metadata"]["name"]))
+        self._maybe_fail("create_configmap")
+        key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        self.configmaps.setdefault(key, manifest)
 
     async def delete_job(self, namespace: str, name: str) -> None:
         self.calls.append(("delete_job", name))
@@ -72,5 +79,5 @@ class FakeKube:
     ) -> None:
         self.events.append((type_, reason, message))
 
-    async def ensure_worker_rbac(self, namespace: str, account: str) -> None:
+    async def ensure_worker_rbac(self, namespace: str, account: str, **_: Any) -> None:
         self.calls.append(("ensure_worker_rbac", namespace))
