@@ -40,6 +40,9 @@ _TTP_NAMESPACES = (
 _DTD = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
+_LIBRARY_ERRORS = (ValueError, KeyError, IndexError, NotImplementedError, pysubs2.Pysubs2Error)
+
+
 class _TooDeep(Exception):
     pass
 
@@ -187,7 +190,10 @@ def parse_ttml(text: str, *, source: str = "transcript") -> Transcript:
             )
     read = [line for _element, line in paragraph_lines]
     check_cue_count(len(read), err)
-    subs = pysubs2.SSAFile.from_string(ET.tostring(root, encoding="unicode"), format_="ttml")
+    try:
+        subs = pysubs2.SSAFile.from_string(ET.tostring(root, encoding="unicode"), format_="ttml")
+    except _LIBRARY_ERRORS as exc:  # what the checks above did not foresee
+        raise err(f"cannot read this TTML: {exc}") from None
     raw = [
         {"start": e.start / 1000, "end": e.end / 1000, "text": clean_text(e.plaintext), "line": ln}
         for e, ln in zip(subs.events, read, strict=False)
@@ -280,7 +286,10 @@ def parse_sami(text: str, *, source: str = "transcript") -> Transcript:
     check_cue_count(len(lines), err)
     if not lines:
         raise err("expected <SYNC Start=...> elements (SAMI)", 1)
-    events = pysubs2.SSAFile.from_string("\n".join(split_lines(body)), format_="sami").events
+    try:
+        events = pysubs2.SSAFile.from_string("\n".join(split_lines(body)), format_="sami").events
+    except _LIBRARY_ERRORS as exc:  # what the checks above did not foresee
+        raise err(f"cannot read this SAMI: {exc}") from None
     raw = []
     for i, (event, line) in enumerate(zip(events, lines, strict=False)):
         end = events[i + 1].start if i + 1 < len(events) else event.end
@@ -336,7 +345,7 @@ def parse_substation(text: str, *, source: str = "transcript", fmt: str = "ass")
             events = pysubs2.SSAFile.from_string(
                 "\n".join(split_lines(text)), format_=flavour
             ).events
-    except (ValueError, KeyError) as exc:
+    except _LIBRARY_ERRORS as exc:
         raise err(f"invalid {flavour.upper()} style or header line: {exc}") from None
     raw: list[dict[str, Any]] = [
         {

@@ -20,6 +20,7 @@ _VTT_TIMINGS = re.compile(
 )
 _VTT_EXPECTED = "cue timings 'HH:MM:SS.mmm --> HH:MM:SS.mmm' (optionally followed by settings)"
 _SRT_EXPECTED_TIMINGS = "timings 'HH:MM:SS,mmm --> HH:MM:SS,mmm'"
+_HUGE = re.compile(r"\d{6,}")
 
 
 # --- WebVTT -------------------------------------------------------------------------------
@@ -138,6 +139,11 @@ def parse_srt(text: str, *, source: str = "transcript") -> Transcript:
         subtitles = list(srt.parse(body))
     except srt.SRTParseError as exc:
         raise _srt_problem(body, exc.expected_start, err) from None
+    except (OverflowError, ValueError):  # a time too large for a timedelta
+        line = next(
+            (n for n, t in enumerate(lines, start=1) if "-->" in t and _HUGE.search(t)), None
+        )
+        raise err(f"a time is out of range; expected {_SRT_EXPECTED_TIMINGS}", line) from None
     raw = []
     for subtitle, match in zip(subtitles, matches, strict=True):
         line = line_of(body, match.start())
