@@ -19,6 +19,7 @@ from pysubs2.formats.substation import EVENT_FIELDS, TIMESTAMP, TIMESTAMP_SHORT
 from videojobs.models import Transcript
 from videojobs.transcripts._common import (
     MAX_NESTING,
+    LineIndex,
     _Errors,
     check_cue_count,
     clean_text,
@@ -276,8 +277,9 @@ def parse_sami(text: str, *, source: str = "transcript") -> Transcript:
     err = _Errors(source)
     body = text.removeprefix("\ufeff")
     lines = []
+    line_at = LineIndex(body)
     for match in _SYNC.finditer(body):
-        line = body.count("\n", 0, match.start()) + 1
+        line = line_at(match.start())
         start = _START.search(match[1])
         if not start or not start[1].isdigit():
             got = start[1] if start else None
