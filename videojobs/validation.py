@@ -159,6 +159,15 @@ def path_to_loc(path: str) -> Loc:
 
 _SCALARS = (str, int, float, bool, type(None))
 
+_PATTERN_MESSAGES = {
+    r"^[-._a-zA-Z0-9]+$": "must be a plain key: letters, digits, '-', '_' and '.' only "
+    "(no '/'; it is never a path)",
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$": "must be an http:// or https:// URL "
+    "without spaces or control characters",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$": "must be a bucket name: letters, digits, '.', "
+    "'-' and '_', starting and ending with a letter or digit",
+}
+
 
 def problems_from_validation_error(
     exc: ValidationError,
@@ -181,6 +190,9 @@ def problems_from_validation_error(
             message = f"unknown field {loc[-1]!r}; check its spelling and indentation"
         elif kind == "missing":
             message = "required field is missing"
+        elif kind == "string_pattern_mismatch":
+            pattern = str((error.get("ctx") or {}).get("pattern", ""))
+            message = _PATTERN_MESSAGES.get(pattern, message)
         elif kind == "value_error" and re.match(r"end( \(| must)", message):
             loc = (*loc, "end")  # a model-level check about one field
         if (
@@ -292,8 +304,11 @@ def _load_transcript(
         if value is not None:
             text = value
         else:
-            sibling = Path(path).parent / ref.key
-            if not sibling.is_file():
+            # The key is a plain file name (the model refuses '/' and '..'); still, only ever
+            # read a regular file directly next to the manifest, never somewhere else.
+            directory = Path(path).absolute().parent
+            sibling = directory / ref.key
+            if sibling.parent != directory or not sibling.is_file():
                 raise InvalidSpec(
                     Problem(
                         "spec.transcript.configMapKeyRef",
@@ -399,9 +414,47 @@ def check_file(path: Path, duration: float | None = None) -> list[LoadedJob]:
             loaded.append(_check_job(doc, path, docs, duration, defer_url=True))
         except InvalidSpec as exc:
             problems += exc.problems
+    problems += destination_collisions(loaded)
     if problems:
         raise InvalidSpec(problems)
     return loaded
+
+
+def destination_of(job: VideoProcessingJob) -> tuple[str, ...]:
+    """Where a job publishes (backend, claim or endpoint and bucket, directory or prefix)."""
+    namespace = job.metadata.namespace or "default"
+    name = job.metadata.name or ""
+    storage = job.spec.output.storage
+    if storage.pvc is not None:
+        return ("pvc", storage.pvc.claim_name, storage.pvc.directory(namespace, name))
+    assert storage.s3 is not None
+    s3 = storage.s3
+    return ("s3", s3.endpoint or "", s3.bucket, s3.key_prefix(namespace, name))
+
+
+def destination_collisions(jobs: Sequence[LoadedJob]) -> list[Problem]:
+    """A problem for every job that publishes where an earlier job of the file does: the two
+    would overwrite each other's ``manifest.json`` and same-named clips."""
+    problems = []
+    seen: dict[tuple[str, ...], str] = {}
+    for loaded in jobs:
+        where = destination_of(loaded.job)
+        name = loaded.job.metadata.name or "(unnamed)"
+        if where in seen:
+            field = "spec.output.storage." + where[0]
+            shown = "/".join(p for p in where[1:] if p) or "the root"
+            problems.append(
+                Problem(
+                    field,
+                    f"{name} publishes to the same place as {seen[where]} ({where[0]} {shown}); "
+                    "they would overwrite each other's manifest.json and clips: give each its "
+                    "own path/prefix (or leave it out: the default is <namespace>/<name>)",
+                    loaded.document.line_of(tuple(path_to_loc(field))),
+                )
+            )
+        else:
+            seen[where] = name
+    return problems
 
 
 def load_job(

@@ -17,16 +17,24 @@ from typing import Any
 import kopf
 
 from videojobs.models import GROUP, PLURAL, VERSION
-from videojobs_operator import jobs, metrics
+from videojobs_operator import metrics
 from videojobs_operator.kube import Kube, make_api_client
+from videojobs_operator.manifest import (
+    LABEL_COMPONENT,
+    LABEL_JOB,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    WORKER_COMPONENT,
+    resource_name_of,
+)
 from videojobs_operator.reconcile import Reconciler
 from videojobs_operator.settings import OperatorSettings
 
-JOB_LABELS = {jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY, jobs.LABEL_JOB: kopf.PRESENT}
+JOB_LABELS = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: kopf.PRESENT}
 POD_LABELS = {
-    jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY,
-    jobs.LABEL_COMPONENT: jobs.WORKER_COMPONENT,
-    jobs.LABEL_JOB: kopf.PRESENT,
+    LABEL_MANAGED_BY: MANAGED_BY,
+    LABEL_COMPONENT: WORKER_COMPONENT,
+    LABEL_JOB: kopf.PRESENT,
 }
 
 
@@ -97,16 +105,23 @@ def vpj_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any,
     return {(namespace, name): _slim(body, keep_spec=True)}
 
 
+def _owner_key(namespace: str, body: kopf.Body) -> tuple[str, str] | None:
+    name = resource_name_of(body)
+    return (namespace, name) if name else None
+
+
 @kopf.index("batch", "v1", "jobs", labels=JOB_LABELS)
-def job_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def job_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """Our Jobs by the (namespace, name) of their VideoProcessingJob."""
-    return {(namespace, labels[jobs.LABEL_JOB]): _slim(body, keep_spec=False)}
+    key = _owner_key(namespace, body)
+    return {key: _slim(body, keep_spec=False)} if key else {}
 
 
 @kopf.index("", "v1", "pods", labels=POD_LABELS)
-def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def pod_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """Worker pods by the (namespace, name) of their VideoProcessingJob."""
-    return {(namespace, labels[jobs.LABEL_JOB]): _slim(body, keep_spec=False)}
+    key = _owner_key(namespace, body)
+    return {key: _slim(body, keep_spec=False)} if key else {}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -116,12 +131,16 @@ async def videojob_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=JOB_LABELS)
-async def job_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """One of our Jobs changed: look at its VideoProcessingJob."""
-    await memo.reconciler.reconcile((namespace, labels[jobs.LABEL_JOB]))
+    key = _owner_key(namespace, body)
+    if key is not None:
+        await memo.reconciler.reconcile(key)
 
 
 @kopf.on.event("", "v1", "pods", labels=POD_LABELS)
-async def worker_pod_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def worker_pod_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A worker pod changed (scheduling, image pulls, exits): look at its VideoProcessingJob."""
-    await memo.reconciler.reconcile((namespace, labels[jobs.LABEL_JOB]))
+    key = _owner_key(namespace, body)
+    if key is not None:
+        await memo.reconciler.reconcile(key)

@@ -216,7 +216,9 @@ class JobRunner:
     async def _run_job(self, job: dict[str, Any]) -> None:
         meta, spec = job["metadata"], job["spec"]
         ns, name = meta["namespace"], meta["name"]
-        resource = (meta.get("labels") or {}).get("videojobs.io/job", name)
+        resource = (meta.get("annotations") or {}).get("videojobs.io/resource-name") or (
+            meta.get("labels") or {}
+        ).get("videojobs.io/job", name)
         backoff = int(spec.get("backoffLimit", 6))
         deadline = spec.get("activeDeadlineSeconds")
         fail_codes: set[int] = set()
@@ -301,6 +303,7 @@ class JobRunner:
                 "name": f"{meta['name']}-{uuid.uuid4().hex[:5]}",
                 "namespace": meta["namespace"],
                 "labels": labels,
+                "annotations": dict(template["metadata"].get("annotations") or {}),
                 "ownerReferences": [
                     {
                         "apiVersion": "batch/v1",
@@ -437,7 +440,7 @@ class JobRunner:
             await attempt.gate.wait()
         await asyncio.sleep(attempt.seconds)
         if attempt.exit_code != 0:
-            from videojobs_operator.jobs import error_from_exit
+            from videojobs_operator.observe import error_from_exit
 
             error = error_from_exit(attempt.exit_code, attempt.message)
             await self._request("PATCH", path, {"status": {"error": error}})
@@ -456,6 +459,9 @@ class JobRunner:
         scratch = workdir / pod["metadata"]["name"]
         scratch.mkdir(parents=True, exist_ok=True)
         env.update({"TMPDIR": str(scratch), "HOME": str(scratch)})
+        # The pod's /scratch and /output mounts: directories of the test, never the real paths.
+        env.setdefault("VIDEOJOBS_SCRATCH", str(scratch))
+        env.setdefault("VIDEOJOBS_OUTPUT_ROOT", str(workdir / "output"))
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -24,7 +24,7 @@ from tests.mockapi.conftest import (
 from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import Attempt
 from videojobs.models import PERMANENT_EXIT_CODES, WorkerInput
-from videojobs_operator.jobs import job_name
+from videojobs_operator.manifest import job_name
 
 pytestmark = pytest.mark.mockapi
 
