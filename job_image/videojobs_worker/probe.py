@@ -53,6 +53,9 @@ class VideoStream:
     nb_frames: int | None
     duration: float | None = None
     """Duration of the video stream itself, when the container says."""
+    colour: tuple[tuple[str, str], ...] = ()
+    """ffprobe's ``color_range``, ``color_space``, ``color_transfer``, ``color_primaries`` (those
+    present and not "unknown")."""
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -189,6 +192,11 @@ def parse_probe(path: Path, data: dict[str, Any], size_bytes: int) -> MediaInfo:
         start_time=_float(v.get("start_time")) or 0.0,
         nb_frames=_int(v.get("nb_frames")),
         duration=_float(v.get("duration")),
+        colour=tuple(
+            (k, str(v[k]))
+            for k in ("color_range", "color_space", "color_transfer", "color_primaries")
+            if v.get(k) not in (None, "unknown", "unspecified", "reserved")
+        ),
     )
     audio = None
     audios = [s for s in streams if s.get("codec_type") == "audio"]

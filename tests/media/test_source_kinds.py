@@ -65,7 +65,7 @@ KINDS = {
             {"vcodec": "libvpx-vp9"},
             (1.37, 4.61),
             outputs=("webm", "mp4"),
-            fallback="vp9",
+            fast=("webm", "mp4"),
         ),
         Kind(
             "av1",
