@@ -682,6 +682,9 @@ def _run_copy(
         f"({-offset:.3f}s before the planned start) and ends at {actual_end:.3f}s "
         f"(planned {end:.3f}s); stream copy cannot start between keyframes"
     )
+    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO[fmt]:
+        codec = audio_encoder_args(fmt, quality)[1].removeprefix("lib")
+        note += f"; the {info.audio.codec} audio was re-encoded to {codec} ({fmt} cannot carry it)"
     return "copy", offset, note
 
 

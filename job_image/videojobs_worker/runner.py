@@ -422,6 +422,7 @@ class Runner:
             on_progress=on_progress,
             stop=self.stop,
             proxy=proxy,
+            outputs=tuple(self.spec.output.formats),
         )
         self.interruptible = True
         try:

@@ -219,5 +219,9 @@ def test_copy_clips_are_clean(name: str, make_source, tmp_path: Path) -> None:
         assert outcome.note
         if outcome.precision_used == "copy":
             assert outcome.start_offset <= 0
+            audio = probe_streams(outcome.path)["audio"]["codec_name"]
+            source_audio = probe_streams(src)["audio"]["codec_name"]
+            if audio != source_audio:  # never silently: the note says the audio was re-encoded
+                assert f"{source_audio} audio was re-encoded to {audio}" in outcome.note
         else:  # the codec cannot go into this container: said so, never silently
             assert "cannot be copied" in outcome.note
