@@ -413,6 +413,9 @@ def smart_encode_args(
         # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
         # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
         args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(count * frame + 0.5)]
+        if info.video.rotation:
+            # Keep the pixels as stored, like the copied middle; the clip gets the rotation tag.
+            args += ["-noautorotate"]
         args += ["-i", str(info.path)]
     profile = (info.video.profile or "").lower().replace("constrained ", "")
     if sps_id is not None or not options:
@@ -468,10 +471,8 @@ def _fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
         return "the source has a variable frame rate"
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
-    if video.rotation:
-        return "the source is rotated (the re-encoded pieces would be turned upright)"
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
-        return f"the source audio is {info.audio.codec}, not AAC"
+        return f"the source audio is {info.audio.codec}, which MP4 cannot carry as it is"
     return None
 
 
@@ -833,6 +834,10 @@ def _run_smart(
         args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
     args += ["-c:v", "copy", "-video_track_timescale", str(tb.denominator)]
     args += ["-map_metadata", "-1", "-map_chapters", "-1"]
+    if info.video.rotation:
+        # Stored pixels everywhere; the MP4 muxer writes the display matrix from this tag
+        # (ffprobe then reports the same rotation as the source's).
+        args += ["-metadata:s:v:0", f"rotate={info.video.rotation}"]
     if same_ids or not encodes:
         args += [*container_args("mp4"), str(dest)]
     else:

@@ -221,7 +221,9 @@ def test_rotated_source(sources: Sources, tmp_path: Path) -> None:
     assert (video["width"], video["height"]) == (240, 320)
     assert not any("rotation" in s for s in video.get("side_data_list", []))
     smart = cut(sources.rotated, 1.0, 3.0, "mp4", "smart", tmp_path)
-    assert smart.precision_used == "accurate" and "rotated" in (smart.note or "")
+    assert smart.precision_used == "smart", smart.note
+    # Smart keeps the stored pixels (copied or re-encoded alike) and the display rotation.
+    assert probe(smart.path).video.rotation == probe(sources.rotated).video.rotation
     copied = cut(sources.rotated, 1.6, 3.0, "mp4", "copy", tmp_path)
     info = probe(copied.path)
     assert info.video.display_size == (240, 320)
