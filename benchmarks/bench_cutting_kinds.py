@@ -2,7 +2,7 @@
 
 Imported by ``bench_cutting.py --kinds``; see there. Each source is 2 minutes of 640x360 30 fps
 (1080p60: 30 s) generated once into ``benchmarks/.cache/kinds/`` — shorter than the 10-minute
-main benchmark to spare the shared machine. Plan: 4 segments of 17–22 s (3 of 7 s for 1080p60),
+main benchmark to spare the shared machine. Plan: 2 segments of 17 s (2 of 7 s for 1080p60),
 none starting on a keyframe.
 """
 
@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 KCACHE = REPO / "benchmarks" / ".cache" / "kinds"
 METHODS = ["naive-reencode", "accurate", "smart", "copy"]
-PLAN_120 = [(7.3, 24.1), (31.7, 52.2), (60.45, 77.9), (88.1, 109.6)]
-PLAN_30 = [(2.3, 9.6), (12.1, 19.45), (21.7, 28.2)]
+PLAN_120 = [(7.3, 24.1), (60.45, 77.9)]
+PLAN_30 = [(2.3, 9.6), (17.1, 24.45)]
 
 
 @dataclass(frozen=True)
@@ -182,8 +182,11 @@ def run_method(name: str, method: str, out_dir: Path) -> dict:
             used.append(outcome.precision_used)
             notes.append(outcome.note or "")
     wall = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "wall": wall,
+        "cpu": children.ru_utime + children.ru_stime + me.ru_utime + me.ru_stime,
         "outputs": outputs,
         "used": used,
         "notes": notes,
@@ -258,6 +261,7 @@ def run_child(name: str, method: str, out_dir: Path) -> dict:
 def run_all(names: list[str], runs: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-kinds-"))
     results: dict = {}
+    loads = [os.getloadavg()[0]]
     try:
         for name in names:
             kind = BY_NAME[name]
@@ -276,13 +280,16 @@ def run_all(names: list[str], runs: int) -> dict:
                         results[(name, method)] = r
                     else:
                         shutil.rmtree(out_dir, ignore_errors=True)
+            loads.append(os.getloadavg()[0])
             for method in METHODS:
                 r = results[(name, method)]
                 r.update(measure(kind, r, method))
                 shutil.rmtree(r["dir"], ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {f"{n}|{m}": v for (n, m), v in results.items()}
+    out: dict = {f"{n}|{m}": v for (n, m), v in results.items()}
+    out["load"] = f"{min(loads):.1f}–{max(loads):.1f}"
+    return out
 
 
 def _path(r: dict, method: str) -> str:
@@ -319,30 +326,35 @@ def build_table(results: dict, runs: int, names: list[str]) -> str:
         "",
         "Sources: 2 min of 640x360 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
         "WebM), shorter than the 10-minute main benchmark to spare the shared machine; plan: "
-        "4 clips of 17–22 s (1080p60: 3 of 7 s), none starting on a keyframe. Output: MP4, or "
+        "2 clips of 17 s (1080p60: 2 of 7 s), none starting on a keyframe. Output: MP4, or "
         "WebM for the VP9 source. Ratio = naive re-encode wall time / the method's. Frame-exact: "
         "every clip has exactly the planned frames (for `copy`: not applicable, it snaps to the "
-        "keyframe). Decode errors: lines `ffmpeg -v error` prints decoding every clip. Peak RSS: "
-        "largest ffmpeg child / the Python process.",
+        "keyframe). Decode errors: lines `ffmpeg -v error` prints decoding every clip. "
+        "CPU s: user + system time of the method's process and its ffmpeg children, less "
+        "sensitive than wall time to the other work on the shared machine (1-minute load "
+        f"average {results.get('load', '?')} during the run). Peak RSS: largest ffmpeg child / "
+        "the Python process.",
         "",
-        "| source | method | wall s | ratio vs naive | fast path | frame-exact | decode errors "
-        "| peak RSS ffmpeg / Python |",
-        "|---|---|---|---|---|---|---|---|",
+        "| source | method | wall s | ratio vs naive (wall) | CPU s | ratio (CPU) | fast path "
+        "| frame-exact | decode errors | peak RSS ffmpeg / Python |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     reasons = []
     for name in names:
         kind = BY_NAME[name]
-        naive = results[f"{name}|naive-reencode"]["wall"]
+        naive = results[f"{name}|naive-reencode"]
         for method in METHODS:
             r = results[f"{name}|{method}"]
-            ratio = naive / r["wall"] if r["wall"] else 0
+            ratio = naive["wall"] / r["wall"] if r["wall"] else 0
+            cpu_ratio = naive["cpu"] / r["cpu"] if r["cpu"] else 0
             exact = "n/a" if method == "copy" else ("yes" if r["exact"] else "**no**")
             rss = f"{r['children_maxrss_kib'] // 1024} / {r['self_maxrss_kib'] // 1024} MiB"
             label = kind.label if method == "naive-reencode" else ""
             bold = "**" if method == "smart" else ""
             lines.append(
                 f"| {label} | {method} | {r['wall']:.2f} | {bold}{ratio:.2f}×{bold} | "
-                f"{_path(r, method)} | {exact} | {r['errors']} | {rss} |"
+                f"{r['cpu']:.1f} | {cpu_ratio:.2f}× | {_path(r, method)} | {exact} | "
+                f"{r['errors']} | {rss} |"
             )
             if method == "smart" and _reason(r):
                 reasons.append(f"- {kind.label}: {_reason(r)}")

@@ -724,7 +724,7 @@ def _run_smart(
             i
             for i in keys
             if not has_leading_pictures(packets, i)
-            and h264_is_idr(info.path, float(packets[i].pts * tb))
+            and h264_is_idr(info.path, float(packets[i].pts * tb), packets[i].dts)
         ),
         None,
     )

@@ -227,3 +227,15 @@ def test_copy_clips_are_clean(name: str, make_source, tmp_path: Path) -> None:
                 assert f"{source_audio} audio was re-encoded to {audio}" in outcome.note
         else:  # the codec cannot go into this container: said so, never silently
             assert "cannot be copied" in outcome.note
+
+
+def test_idr_detection_in_python_matches_ffmpeg(make_source) -> None:
+    from videojobs_worker.probe import h264_is_idr, video_packets
+
+    for name, expected in (("open_gop", [True, False, False]), ("x264_veryfast", [True] * 3)):
+        src = make_source(name)
+        keys = [p for p in video_packets(src, 0.0, 4.6) if p.key][:3]
+        tb = probe(src).video.time_base
+        from_table = [h264_is_idr(src, float(p.pts * tb), p.dts) for p in keys]
+        from_ffmpeg = [h264_is_idr(src, float(p.pts * tb)) for p in keys]
+        assert from_table == from_ffmpeg == expected, name
