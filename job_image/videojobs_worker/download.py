@@ -121,9 +121,15 @@ def default_format(max_height: int | None) -> str:
     return f"bv*{limit}+ba/b{limit}/bv*+ba/b"
 
 
-def format_sort(max_height: int | None) -> list[str]:
-    """Prefer H.264 video, AAC audio and MP4 (cheap to cut), within ``max_height``."""
-    fields = ["vcodec:h264", "acodec:aac", "ext:mp4:m4a", "proto:https"]
+def format_sort(max_height: int | None, outputs: Sequence[str] = ("mp4",)) -> list[str]:
+    """Prefer what the ``smart`` cut can stream-copy into every requested output, within
+    ``max_height``: H.264 + AAC in MP4 for MP4 clips only; VP9 + Opus (WebM) when WebM clips are
+    wanted (VP9 and Opus go into MP4 as well, H.264 and AAC not into WebM). AV1 ranks below
+    either (``vcodec:X`` prefers X, then codecs yt-dlp ranks lower)."""
+    if "webm" in outputs:
+        fields = ["vcodec:vp9", "acodec:opus", "ext:webm", "proto:https"]
+    else:
+        fields = ["vcodec:h264", "acodec:aac", "ext:mp4:m4a", "proto:https"]
     if max_height:
         fields.insert(0, f"res:{max_height}")
     return fields
@@ -150,6 +156,7 @@ def build_ydl_opts(
     ffmpeg_proxy: str | None = None,
     js_runtime: JsRuntime | None = None,
     http_headers: Mapping[str, str] | None = None,
+    outputs: Sequence[str] = ("mp4",),
 ) -> dict[str, Any]:
     """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key).
 
@@ -179,7 +186,7 @@ def build_ydl_opts(
     stem = "source.%(section_start)s-%(section_end)s" if ranges else "source"
     opts: dict[str, Any] = {
         "format": fmt or default_format(max_height),
-        "format_sort": format_sort(max_height),
+        "format_sort": format_sort(max_height, outputs),
         "merge_output_format": "mp4/webm/mkv",
         "outtmpl": {"default": f"{stem}.%(ext)s"},
         "paths": {"home": str(dest_dir), "temp": str(dest_dir)},
@@ -488,6 +495,7 @@ class Downloader:
         proxy: GuardProxy | None = None,
         http_headers: Mapping[str, str] | None = None,
         js_runtime: JsRuntime | None | bool = True,
+        outputs: Sequence[str] = ("mp4",),
     ) -> None:
         """``js_runtime``: ``True`` finds one (:func:`find_js_runtime`), ``None``/``False`` none."""
         self.scratch = scratch
@@ -504,6 +512,7 @@ class Downloader:
             # the runtime inherits our environment: keep Deno's cache off the read-only root
             for key, value in runtime_env(scratch).items():
                 os.environ.setdefault(key, value)
+        self.outputs = tuple(outputs)
         self.proxy = proxy
         self.policy = policy
         self.max_height = max_height
@@ -533,6 +542,7 @@ class Downloader:
             ffmpeg_proxy=self.proxy.url if self.proxy is not None else None,
             js_runtime=self.js_runtime,
             http_headers=self.http_headers,
+            outputs=self.outputs,
         )
 
     def _hook(self, d: dict[str, Any]) -> None:

@@ -477,6 +477,7 @@ class Runner:
             stop=self.stop,
             proxy=proxy,
             http_headers=source.http_headers,
+            outputs=tuple(self.spec.output.formats),
         )
         self.js_runtime = downloader.js_runtime
         self.interruptible = True
