@@ -177,7 +177,9 @@ def test_list_is_newest_first_paginated_and_filtered(
     assert [j["job_id"] for j in page2.json()["jobs"]] == ids[::-1][2:4]
     assert [j["job_id"] for j in page3.json()["jobs"]] == ids[:1]
     assert page3.json()["next_cursor"] is None
-    # two run at a time (FIFO): the three newest wait
+    # two run at a time (FIFO): the two oldest start, the three newest wait
+    gw.wait(ids[0], "processing")
+    gw.wait(ids[1], "processing")
     queued = gw.client.get(f"{API}/jobs", params={"status": "queued"}).json()["jobs"]
     assert [j["job_id"] for j in queued] == ids[::-1][:3]
     assert gw.client.get(f"{API}/jobs", params={"cursor": "garbage!"}).status_code == 400
