@@ -27,7 +27,7 @@ def create_app(
     *,
     authenticator: Authenticator | None = None,
     reviewer: Reviewer | None = None,
-    console: bool = False,
+    console: bool = True,
 ) -> FastAPI:
     """The gateway over ``backend``; the backend is started and stopped with the app."""
     settings = settings or GatewaySettings()
