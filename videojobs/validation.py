@@ -28,7 +28,7 @@ from videojobs.errors import InvalidSpec, PlanError, Problem, TranscriptError
 from videojobs.models import API_VERSION, KIND, SegmentPlan, Transcript
 from videojobs.models.resource import VideoProcessingJob
 from videojobs.planning import NeedsTranscript, plan_segments
-from videojobs.transcripts import parse_transcript
+from videojobs.transcripts import MAX_NESTING, parse_transcript
 
 Loc = tuple[str | int, ...]
 
@@ -87,7 +87,7 @@ def read_documents(path: Path) -> list[Document]:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidSpec(Problem("file", f"cannot read {path}: {exc}")) from None
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text)
     docs = []
     try:
         index = 0
@@ -110,6 +110,32 @@ def read_documents(path: Path) -> list[Document]:
     if not docs:
         raise InvalidSpec(Problem("file", f"{path} holds no YAML document"))
     return docs
+
+
+MAX_YAML_NESTING = MAX_NESTING
+"""Deepest nesting of YAML collections in a manifest (PyYAML recurses once per level)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than :data:`MAX_YAML_NESTING` (a
+    RecursionError otherwise) with a YAML error that has the line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_NESTING:
+                raise yaml.composer.ComposerError(
+                    problem=f"collections nest deeper than the limit of {MAX_YAML_NESTING} "
+                    "levels (MAX_NESTING)",
+                    problem_mark=self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 def loc_to_path(loc: Loc, prefix: str = "") -> str:

@@ -3,7 +3,8 @@
 - ``videojobs-worker run``: cluster mode. Reads :class:`~videojobs.models.WorkerInput` JSON from
   ``VIDEOJOBS_INPUT`` (or ``--input FILE``), reports to the resource's status, publishes to the PVC
   mount or S3, exits with a code from ``docs/worker-contract.md``.
-- ``videojobs-worker doctor``: checks ffmpeg, ffprobe, scratch space and (with an input) the
+- ``videojobs-worker doctor``: checks ffmpeg, ffprobe, yt-dlp (and its age), the JavaScript
+  runtime yt-dlp needs for YouTube, the EJS solver scripts, scratch space and (with an input) the
   storage backend; one line per check, non-zero exit when one fails.
 
 Paths can be moved for tests and odd clusters with ``VIDEOJOBS_SCRATCH`` (default ``/scratch``),
@@ -173,14 +174,16 @@ def _tool_version(tool: str) -> tuple[bool, str]:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    checks: list[tuple[bool, str]] = [_tool_version("ffmpeg"), _tool_version("ffprobe")]
-    try:
-        import yt_dlp.version
+    from videojobs_worker.jsruntime import doctor_checks
 
-        checks.append((True, f"yt-dlp: {yt_dlp.version.__version__}"))
-    except ImportError:
-        checks.append((False, "yt-dlp: not installed"))
+    checks: list[tuple[bool, str]] = [_tool_version("ffmpeg"), _tool_version("ffprobe")]
+    warnings: list[str] = []
     scratch = scratch_dir()
+    for status, line in doctor_checks(scratch):
+        if status == "warn":
+            warnings.append(line)
+        else:
+            checks.append((status == "ok", line))
     try:
         scratch.mkdir(parents=True, exist_ok=True)
         probe = scratch / ".doctor"
@@ -217,6 +220,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         checks.append((True, f"storage: not checked ({INPUT_ENV} not set)"))
     for ok, line in checks:
         print(f"{'ok  ' if ok else 'FAIL'} {line}")
+    for line in warnings:
+        print(f"warn {line}")
     return 0 if all(ok for ok, _ in checks) else 1
 
 

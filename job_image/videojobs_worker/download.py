@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,14 @@ from videojobs_worker.guard import (
     find_blocked,
     guarded,
     last_blocked,
+)
+from videojobs_worker.jsruntime import (
+    FIX_HINT,
+    JsRuntime,
+    RuntimeNotFound,
+    find_js_runtime,
+    runtime_env,
+    ydl_js_options,
 )
 
 log = logging.getLogger(__name__)
@@ -139,8 +148,17 @@ def build_ydl_opts(
     socket_timeout: float = 30.0,
     allow_files: bool = False,
     ffmpeg_proxy: str | None = None,
+    js_runtime: JsRuntime | None = None,
+    http_headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key)."""
+    """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key).
+
+    ``js_runtime`` is handed to yt-dlp explicitly, with no remote components, so it never
+    fetches challenge-solver scripts at run time (they come from the ``yt-dlp-ejs`` package);
+    ``None`` disables JavaScript (yt-dlp then says so, and YouTube may offer few formats).
+    ``http_headers`` (the spec's allow-listed ``source.httpHeaders``) go with every request
+    yt-dlp makes, and with the formats it hands to ffmpeg.
+    """
     import yt_dlp.utils
 
     def refused() -> None:
@@ -190,7 +208,10 @@ def build_ydl_opts(
         "writethumbnail": False,
         "enable_file_urls": allow_files,
         "color": "never",
+        **ydl_js_options(js_runtime),
     }
+    if http_headers:
+        opts["http_headers"] = dict(http_headers)
     if logger is not None:
         opts["logger"] = logger
     if cookies_file is not None:
@@ -258,6 +279,16 @@ _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
      ExitCode.BLOCKED_ADDRESS, "BlockedScheme"),
     (re.compile(r"no space left on device|disk quota exceeded", re.I),
      ExitCode.NO_SPACE, "NoSpace"),
+    # YouTube's bot check ("Sign in to confirm you're not a bot") and captcha walls: only a
+    # logged-in session (cookies) gets past them; retrying from the same address does not help.
+    (re.compile(r"not a bot|not a robot|captcha", re.I), ExitCode.LOGIN_REQUIRED, "BotCheck"),
+    (re.compile(r"embed-only video|embedding URL|domain[- ]restrict", re.I),
+     ExitCode.LOGIN_REQUIRED, "EmbedOnly"),
+    (re.compile(r"protected by a password|wrong password", re.I),
+     ExitCode.LOGIN_REQUIRED, "PasswordProtected"),
+    # "This content isn't available, try again later": YouTube's rate limit, which passes
+    (re.compile(r"content isn.t available, try again later|rate[- ]limited", re.I),
+     ExitCode.NETWORK, "RateLimited"),
     (re.compile(r"private video|video is private|this video is private", re.I),
      ExitCode.PRIVATE, "PrivateVideo"),
     (re.compile(r"confirm your age|age[- ]restricted|inappropriate for some users|age "
@@ -314,6 +345,35 @@ def _clean(message: str) -> str:
     return message[:500]
 
 
+COOKIES_HINT = (
+    "put a Netscape-format cookies file of a logged-in browser session in a Secret and set "
+    'spec.source.cookiesSecretRef (docs/worker.md, "YouTube and Vimeo")'
+)
+REFERER_HINT = (
+    "the video plays only embedded: set spec.source.httpHeaders.Referer to the URL of the page "
+    "that embeds it"
+)
+_HINTS = {
+    ExitCode.LOGIN_REQUIRED: COOKIES_HINT,
+    ExitCode.PRIVATE: COOKIES_HINT + " (of an account that was granted access)",
+    ExitCode.AGE_RESTRICTED: COOKIES_HINT + " (of an account that may watch it)",
+}
+# yt-dlp's own advice names its command-line flags, which mean nothing in a resource
+_YTDLP_ADVICE = re.compile(
+    r"[.\s]*(?:Use --(?:cookies|username|video-password)|Also see\s|See\s+https://github\.com/"
+    r"yt-dlp|This helps protect our community).*$",
+    re.S,
+)
+
+
+def with_hint(message: str, code: ExitCode, reason: str) -> str:
+    """``message`` without yt-dlp's command-line advice, plus what to do in a resource."""
+    hint = REFERER_HINT if reason == "EmbedOnly" else _HINTS.get(code)
+    if hint is None:
+        return message
+    return f"{_YTDLP_ADVICE.sub('', message).rstrip('. ')}. Fix: {hint}"
+
+
 def classify_download_error(exc: BaseException) -> WorkerError:
     """Map a yt-dlp failure (usually a ``DownloadError``) to a classified :class:`WorkerError`."""
     from yt_dlp.networking.exceptions import HTTPError, TransportError
@@ -344,7 +404,8 @@ def classify_download_error(exc: BaseException) -> WorkerError:
             if status in (401, 403):
                 # 403 is also what CDNs answer for geo or signed-URL problems; login is the
                 # most common remedy and the message keeps the detail.
-                return WorkerError(ExitCode.LOGIN_REQUIRED, f"Http{status}", message)
+                code = ExitCode.LOGIN_REQUIRED
+                return WorkerError(code, f"Http{status}", with_hint(message, code, ""))
             if status == 408:
                 return WorkerError(ExitCode.TIMEOUT, "Http408", message)
             if status == 429 or status >= 500:
@@ -365,7 +426,7 @@ def classify_download_error(exc: BaseException) -> WorkerError:
         return WorkerError(ExitCode.NETWORK, "FragmentFailed", message)
     for pattern, code, reason in _PATTERNS:
         if pattern.search(message):
-            return WorkerError(code, reason, message)
+            return WorkerError(code, reason, with_hint(message, code, reason))
     if any(isinstance(c, TransportError) for c in causes):
         return WorkerError(ExitCode.NETWORK, "NetworkError", message)
     return WorkerError(ExitCode.NETWORK, "DownloadFailed", message)
@@ -425,8 +486,24 @@ class Downloader:
         on_progress: Callable[[DownloadProgress], None] | None = None,
         stop: threading.Event | None = None,
         proxy: GuardProxy | None = None,
+        http_headers: Mapping[str, str] | None = None,
+        js_runtime: JsRuntime | None | bool = True,
     ) -> None:
+        """``js_runtime``: ``True`` finds one (:func:`find_js_runtime`), ``None``/``False`` none."""
         self.scratch = scratch
+        self.http_headers = dict(http_headers or {})
+        self.js_runtime: JsRuntime | None = None
+        if js_runtime is True:
+            try:
+                self.js_runtime = find_js_runtime()
+            except RuntimeNotFound as exc:
+                log.warning("%s (YouTube may offer only a few formats)", exc)
+        elif isinstance(js_runtime, JsRuntime):
+            self.js_runtime = js_runtime
+        if self.js_runtime is not None:
+            # the runtime inherits our environment: keep Deno's cache off the read-only root
+            for key, value in runtime_env(scratch).items():
+                os.environ.setdefault(key, value)
         self.proxy = proxy
         self.policy = policy
         self.max_height = max_height
@@ -454,6 +531,8 @@ class Downloader:
             socket_timeout=self.socket_timeout,
             allow_files=self.policy is None or self.policy.allow_files,
             ffmpeg_proxy=self.proxy.url if self.proxy is not None else None,
+            js_runtime=self.js_runtime,
+            http_headers=self.http_headers,
         )
 
     def _hook(self, d: dict[str, Any]) -> None:
@@ -485,6 +564,13 @@ class Downloader:
         if err.reason == "FragmentFailed" and logger.http_errors:
             # yt-dlp's final message names the fragment, its retry warnings the HTTP status
             err = classify_download_error(Exception(f"{err.message} ({logger.http_errors[-1]})"))
+        if err.reason == "FormatNotAvailable" and self.js_runtime is None:
+            err = WorkerError(
+                err.exit_code,
+                err.reason,
+                f"{err.message} (no JavaScript runtime: YouTube hides most formats without one; "
+                f"{FIX_HINT})",
+            )
         return err
 
     def _with_retries(self, what: str, fn: Callable[[_Logger], Any]) -> Any:
@@ -726,7 +812,11 @@ def restore_x264_sei(
 
 
 def remote_duration(
-    url: str, *, timeout: float = 60.0, proxy_url: str | None = None
+    url: str,
+    *,
+    timeout: float = 60.0,
+    proxy_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> float | None:
     """Duration of a remote media URL from ffprobe (reads the index only), or ``None``.
 
@@ -738,7 +828,9 @@ def remote_duration(
     cmd = [
         "ffprobe", "-v", "error", "-of", "json", "-show_entries", "format=duration",
         "-rw_timeout", str(int(timeout * 1e6)),
-        *(["-http_proxy", proxy_url] if proxy_url else []), url,
+        *(["-http_proxy", proxy_url] if proxy_url else []),
+        *(["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())] if headers else []),
+        url,
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)

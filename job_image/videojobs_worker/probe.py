@@ -17,6 +17,7 @@ from typing import Any
 from videojobs.models import ExitCode, SourceInfo
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import FFMPEG, ffprobe, ffprobe_csv
+from videojobs_worker.h264bits import NAL_IDR, annexb_nal_types, first_vcl_type
 
 # Container names as users know them, from ffprobe's comma-separated format_name.
 _CONTAINERS = {
@@ -592,3 +593,19 @@ def h264_headers(path: Path) -> H264Headers:
             if sep:
                 options[key] = value
     return H264Headers(tuple(units), options)
+
+
+def h264_packet_nal_types(path: Path, at: float) -> list[int]:
+    """NAL unit types of the video packet that a copy seek to ``at`` (the exact time of a
+    keyframe) starts with: one ffmpeg run, demux only."""
+    argv = [FFMPEG, "-nostdin", "-loglevel", "error", "-ss", f"{max(0.0, at):.6f}"]
+    argv += ["-i", str(path), "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb"]
+    argv += ["-frames:v", "1", "-f", "h264", "pipe:1"]
+    proc = subprocess.run(argv, capture_output=True, check=False)
+    return annexb_nal_types(proc.stdout) if proc.returncode == 0 else []
+
+
+def h264_is_idr(path: Path, at: float) -> bool:
+    """True when the keyframe at ``at`` seconds is an IDR picture (a clean random access point:
+    nothing after it refers to anything before it)."""
+    return first_vcl_type(h264_packet_nal_types(path, at)) == NAL_IDR

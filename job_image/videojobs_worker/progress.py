@@ -217,6 +217,8 @@ class ClusterReporter(Reporter):
         self.interval = interval
         self.api = api if api is not None else self._make_api()
         self.disabled = False
+        self.fenced_out = False
+        """The last write was held back: status.jobName named another run."""
         self.patches_sent = 0
         self._last_sent = 0.0
         self._pending = False
@@ -258,6 +260,13 @@ class ClusterReporter(Reporter):
                 force = closing or bool(item)
             self._send()
             if closing:
+                # The final write (manifestUri, error) waits briefly for the operator to write
+                # this run's status.jobName, should it not have done so yet.
+                for _ in range(3):
+                    if not self.fenced_out or self.disabled:
+                        break
+                    time.sleep(1.0)
+                    self._send()
                 return
 
     def _patch(self, body: Any, content_type: str) -> Any:
@@ -278,15 +287,22 @@ class ClusterReporter(Reporter):
             self._pending = False
             self._last_sent = time.monotonic()
         status = self.status_patch()["status"]
-        # A JSON patch whose first operation tests the UID: applied atomically, so a resource
-        # re-created under the same name is never written to. "add" replaces a member's value.
+        # A JSON patch whose first operations test the UID and the run (status.jobName):
+        # applied atomically, so a resource re-created under the same name, or the next run of
+        # the same resource, is never written to. "add" replaces a member's value.
         uid_test = {"op": "test", "path": "/metadata/uid", "value": self.resource.uid}
-        ops = [uid_test] + [
+        fences = [uid_test]
+        if self.resource.job_name:
+            fences.append(
+                {"op": "test", "path": "/status/jobName", "value": self.resource.job_name}
+            )
+        ops = fences + [
             {"op": "add", "path": f"/status/{key}", "value": value} for key, value in status.items()
         ]
         try:
             self._patch(ops, "application/json-patch+json")
             self.patches_sent += 1
+            self.fenced_out = False
             return
         except Exception as exc:  # reporting must never fail the job
             if getattr(exc, "status", None) == 404:
@@ -309,6 +325,15 @@ class ClusterReporter(Reporter):
                 self.disabled = True
             else:
                 log.warning("status patch failed: %s", exc)
+            return
+        if self.resource.job_name:
+            # Same resource, another run in status.jobName: the operator has not written this
+            # run's status yet (a moment after creating the Job), or a newer run replaced it.
+            # Either way this write must not land; keep the state and try again later.
+            with self._lock:
+                self._pending = True
+            self.fenced_out = True
+            log.info("status.jobName is not %s (yet); status report held", self.resource.job_name)
             return
         try:  # same resource, no .status yet: a merge patch creates it without touching others
             self._patch({"status": status}, "application/merge-patch+json")

@@ -63,6 +63,7 @@ from videojobs_worker.download import (
 )
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import GuardProxy, NetworkPolicy
+from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
 from videojobs_worker.progress import Reporter, write_termination_log
 from videojobs_worker.publish import Published, Publisher, Record, sha256_file
 
@@ -199,6 +200,7 @@ class Runner:
         self.options = options
         self.transcript = transcript
         self.stop = stop or threading.Event()
+        self.js_runtime: JsRuntime | None = None
         self.interruptible = False
         """True while the main thread may be interrupted by the SIGTERM handler (downloads)."""
         self.work_dir: Path | None = None
@@ -331,7 +333,11 @@ class Runner:
                 check_complete(known_duration, duration)
             plan = self.plan(duration)
         source = to_source_info(first, title=title or self._title_from(url), partial=partial)
-        updates: dict[str, Any] = {"duration_seconds": round(duration, 3) if duration else None}
+        updates: dict[str, Any] = {
+            "duration_seconds": round(duration, 3) if duration else None,
+            "downloader": f"yt-dlp {ytdlp_version()}" if downloaded else None,
+            "js_runtime": str(self.js_runtime) if self.js_runtime else None,
+        }
         if partial:
             updates["size_bytes"] = downloaded.bytes if downloaded else first.size_bytes
         source = source.model_copy(update=updates)
@@ -425,14 +431,20 @@ class Runner:
             on_progress=on_progress,
             stop=self.stop,
             proxy=proxy,
+            http_headers=source.http_headers,
         )
+        self.js_runtime = downloader.js_runtime
         self.interruptible = True
         try:
             info = downloader.extract(url)
             duration = info.get("duration")
             direct_url = info.get("url")
             if duration is None and direct_url:  # the header tells (needed for resume, ranges)
-                duration = remote_duration(direct_url, proxy_url=proxy.url if proxy else None)
+                duration = remote_duration(
+                    direct_url,
+                    proxy_url=proxy.url if proxy else None,
+                    headers=info.get("http_headers"),
+                )
             duration = float(duration) if duration else None
             ranges: list[tuple[float, float]] | None = None
             if duration is not None:

@@ -355,8 +355,9 @@ def decide(
                 "startTime": now,
                 "completionTime": None,
             }
-            if new_run:  # the previous run's live fields would be misleading now
-                wanted.update({"progress": None, "error": None})
+            if new_run:  # the previous run's live fields would be misleading now; its
+                # manifestUri would even declare this run Succeeded should its Job disappear
+                wanted.update({"progress": None, "error": None, "manifestUri": None})
             decision.status = _changes(status, wanted)
             decision.create_job = True
             decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
@@ -375,7 +376,7 @@ def decide(
             "queuedAt": status.get("queuedAt") or now,
         }
         if new_run:
-            wanted.update({"jobName": None, "completionTime": None})
+            wanted.update({"jobName": None, "completionTime": None, "manifestUri": None})
         decision.status = _changes(status, wanted)
         if status.get("phase") != "Queued":
             decision.events.append(Event("Normal", "Queued", message))
@@ -398,6 +399,8 @@ def decide(
         decision.events.append(Event("Normal", "Succeeded", message))
         return decision
     if run.phase == "Failed":
+        # e.g. evicted for space while the Job controller would start another pod: stop it
+        decision.delete_job = not job_finished(job)
         decision.status = _finish(
             resource,
             ctx,
@@ -414,16 +417,17 @@ def decide(
         timeout = ctx.settings.pending_timeout_seconds
         left = (run.stuck_since + dt.timedelta(seconds=timeout) - ctx.now).total_seconds()
         if left <= 0:
-            message = f"{run.message} (for more than {timeout}s)"
+            reason = run.timeout_reason or run.reason
+            message = f"{run.timeout_message or run.message} (for more than {timeout}s)"
             error = {
-                "category": run.reason,
-                "reason": run.reason,
-                "message": message,
+                "category": reason,
+                "reason": reason,
+                "message": message[:1024],
                 "permanent": True,
             }
-            decision.status = _finish(resource, ctx, "Failed", run.reason, message, error=error)
+            decision.status = _finish(resource, ctx, "Failed", reason, message[:1024], error=error)
             decision.delete_job = True
-            decision.events.append(Event("Warning", run.reason, message))
+            decision.events.append(Event("Warning", reason, message[:1024]))
             return decision
         decision.requeue_after = left
 

@@ -157,6 +157,7 @@ def build_worker_input(
             name=meta["name"],
             uid=meta["uid"],
             generation=meta.get("generation"),
+            job_name=resource_job_name(resource),
         ),
         transcript_path=transcript_path,
         allow_private_networks=settings.allow_private_networks,

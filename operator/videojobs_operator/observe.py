@@ -104,6 +104,38 @@ def _termination_detail(term: Mapping[str, Any]) -> str:
         return text[-300:]
 
 
+_SPACE_WORDS = ("ephemeral", "emptydir", "storage", "disk")
+
+
+def evicted_for_space(pod: Body) -> str | None:
+    """The kubelet's message when it evicted the pod for using too much local storage (a
+    scratch emptyDir over its ``sizeLimit``, or the node's disk pressure), else None.
+
+    Such a pod is killed with exit code 137, which alone reads as out of memory."""
+    status = pod.get("status") or {}
+    texts = []
+    if status.get("reason") == "Evicted":
+        texts.append(str(status.get("message") or "evicted"))
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            if cond.get("reason") == "TerminationByKubelet":
+                texts.append(str(cond.get("message") or ""))
+    for text in texts:
+        if any(word in text.lower() for word in _SPACE_WORDS):
+            return text
+    return None
+
+
+def _no_space_error(pod: Body, why: str) -> dict[str, Any]:
+    name = (pod.get("metadata") or {}).get("name", "")
+    error = error_from_exit(22, f"pod {name} was evicted: {why}")
+    term = _termination(pod)
+    if term is not None and term.get("exitCode") is not None:
+        error["exitCode"] = int(term["exitCode"])
+    error["permanent"] = True
+    return error
+
+
 def _pod_time(pod: Body) -> str:
     return (pod.get("metadata") or {}).get("creationTimestamp") or ""
 
@@ -138,8 +170,12 @@ class RunState:
     attempts: int
     error: dict[str, Any] | None = None
     stuck_since: dt.datetime | None = None
-    """For Pending: since when a pod cannot be scheduled or pulled."""
+    """For Pending: since when a pod cannot be scheduled or pulled, else since the Job's
+    creation (the pending timeout applies to every run whose pod never started)."""
     completion_time: str | None = None
+    timeout_reason: str | None = None
+    """For Pending: the reason to report when the pending timeout passes (default ``reason``)."""
+    timeout_message: str | None = None
 
 
 def observe_run(
@@ -162,7 +198,16 @@ def observe_run(
             attempts,
             completion_time=status.get("completionTime") or done.get("lastTransitionTime"),
         )
+    # A pod evicted for its scratch space: the same run would fill it again, and the Job
+    # controller may not even count it (podFailurePolicy ignores DisruptionTarget pods).
+    evicted = next(
+        ((p, why) for p in reversed(pods) if (why := evicted_for_space(p)) is not None), None
+    )
     failed = job_condition(job, "Failed")
+    if evicted is not None and (failed or evicted[0] is pods[-1]):
+        error = _no_space_error(*evicted)
+        when = (failed or {}).get("lastTransitionTime")
+        return RunState("Failed", "NoSpace", error["message"], attempts, error, None, when)
     if failed:
         reason = str(failed.get("reason") or "JobFailed")
         when = failed.get("lastTransitionTime")
@@ -212,4 +257,44 @@ def observe_run(
             message = f"attempt {len(pods)} after exit code {code} ({name})"
             return RunState("Running", "Retrying", message, attempts)
         return RunState("Running", "Running", "the worker is running", attempts)
-    return RunState("Pending", "JobCreated", WAITING_FOR_POD, attempts)
+    # No pod has started: the pending timeout counts from the Job's creation, whatever keeps
+    # the pod from starting (the Job controller's FailedCreate, a pod in ContainerCreating).
+    name = (job.get("metadata") or {}).get("name", "")
+    created = parse_time((job.get("metadata") or {}).get("creationTimestamp")) or parse_time(
+        status.get("startTime")
+    )
+    if not pods:
+        return RunState(
+            "Pending",
+            "JobCreated",
+            WAITING_FOR_POD,
+            attempts,
+            stuck_since=created,
+            timeout_reason="PodNotCreated",
+            timeout_message=(
+                f"the Job controller created no worker pod for Job {name} (FailedCreate: a "
+                "ResourceQuota or LimitRange, an admission policy or webhook, a missing "
+                f"ServiceAccount); see kubectl describe job {name}"
+            ),
+        )
+    pod = pods[-1]
+    pod_name = (pod.get("metadata") or {}).get("name", "")
+    creating = any(
+        ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "ContainerCreating"
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+    return RunState(
+        "Pending",
+        "ContainerCreating" if creating else "JobCreated",
+        f"pod {pod_name} is being created (ContainerCreating)" if creating else WAITING_FOR_POD,
+        attempts,
+        stuck_since=created,
+        timeout_reason="ContainerCreating" if creating else "PodNotStarted",
+        timeout_message=(
+            f"pod {pod_name} never left ContainerCreating: a Secret, ConfigMap or volume it "
+            f"mounts may be missing; see kubectl describe pod {pod_name}"
+            if creating
+            else f"pod {pod_name} was never scheduled or started; see kubectl describe pod "
+            f"{pod_name}"
+        ),
+    )

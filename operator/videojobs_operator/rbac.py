@@ -22,6 +22,14 @@ OPERATOR_RULES: list[Rule] = [
         "verbs": ["get", "patch"],
     },
     {
+        # The Job's owner reference sets blockOwnerDeletion: with the
+        # OwnerReferencesPermissionEnforcement admission plugin (OpenShift, hardened clusters)
+        # that needs update on the owner's finalizers, or the Job create is refused with 403.
+        "apiGroups": ["videojobs.io"],
+        "resources": ["videoprocessingjobs/finalizers"],
+        "verbs": ["update"],
+    },
+    {
         "apiGroups": ["batch"],
         "resources": ["jobs"],
         "verbs": ["get", "list", "watch", "create", "delete"],

@@ -459,6 +459,9 @@ class JobRunner:
         scratch = workdir / pod["metadata"]["name"]
         scratch.mkdir(parents=True, exist_ok=True)
         env.update({"TMPDIR": str(scratch), "HOME": str(scratch)})
+        # The pod's /scratch and /output mounts: directories of the test, never the real paths.
+        env.setdefault("VIDEOJOBS_SCRATCH", str(scratch))
+        env.setdefault("VIDEOJOBS_OUTPUT_ROOT", str(workdir / "output"))
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

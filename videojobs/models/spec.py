@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import string
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -17,8 +16,25 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 from pydantic.json_schema import JsonDict
 
 from videojobs.models.base import DurationValue, Identifier, Model, TimeValue
+from videojobs.naming import check_template
 
-TranscriptFormat = Literal["auto", "webvtt", "srt", "json", "whisper-json", "seed-json"]
+TranscriptFormat = Literal[
+    "auto",
+    "webvtt",
+    "srt",
+    "sbv",
+    "json",
+    "whisper-json",
+    "whisper-cpp-json",
+    "aws-transcribe-json",
+    "youtube-json3",
+    "youtube-srv3",
+    "ttml",
+    "sami",
+    "ass",
+    "ssa",
+    "seed-json",
+]
 OutputFormat = Literal["mp4", "webm"]
 Precision = Literal["copy", "accurate", "smart"]
 OverlapPolicy = Literal["merge", "trim", "allow", "reject"]
@@ -27,6 +43,11 @@ PartialDownload = Literal["auto", "always", "never"]
 
 NAMING_FIELDS = ("index", "knowledge_id", "title", "start", "end")
 """Placeholders a naming template may use (Python format syntax, e.g. ``{index:02d}``)."""
+
+HTTP_HEADERS_ALLOWED = ("Referer", "User-Agent", "Accept-Language")
+"""The only HTTP headers a resource may set for its source (no credentials, no hop-by-hop)."""
+HTTP_HEADER_MAX = 1024
+"""Longest header value."""
 
 INLINE_TRANSCRIPT_MAX = 65536
 """Largest inline transcript; larger ones go in a ConfigMap (the spec travels in an env var)."""
@@ -226,6 +247,34 @@ class Source(Model):
         default=None,
         description="Netscape-format cookies file for videos that need a login.",
     )
+    http_headers: (
+        dict[str, Annotated[str, StringConstraints(min_length=1, max_length=HTTP_HEADER_MAX)]]
+        | None
+    ) = Field(
+        default=None,
+        max_length=len(HTTP_HEADERS_ALLOWED),
+        description="HTTP headers sent with every request for the video, for sources that play "
+        "only embedded (e.g. Vimeo's domain-restricted embeds): only "
+        + ", ".join(HTTP_HEADERS_ALLOWED)
+        + ".",
+    )
+
+    @field_validator("http_headers")
+    @classmethod
+    def _allowed_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        canonical = {h.lower(): h for h in HTTP_HEADERS_ALLOWED}
+        headers: dict[str, str] = {}
+        for name, text in value.items():
+            if name.lower() not in canonical:
+                raise ValueError(
+                    f"header {name!r} is not allowed (only {', '.join(HTTP_HEADERS_ALLOWED)})"
+                )
+            if any(ord(c) < 32 or ord(c) == 127 for c in text):
+                raise ValueError(f"header {name!r}: control characters are not allowed")
+            headers[canonical[name.lower()]] = text
+        return headers
 
 
 class TranscriptSource(Model):
@@ -244,8 +293,10 @@ class TranscriptSource(Model):
 
     format: TranscriptFormat = Field(
         default="auto",
-        description="auto detects WebVTT, SRT, JSON cue lists, Whisper JSON and the seed JSON "
-        "document (transcript + knowledge_points).",
+        description="auto detects the format from the document (see docs/resource.md, "
+        "transcript formats): caption files (WebVTT, SRT, SBV, TTML/DFXP, SAMI, ASS/SSA, YouTube "
+        "json3/srv3), speech-to-text JSON (Whisper, WhisperX, faster-whisper, whisper.cpp, AWS "
+        "Transcribe), JSON cue lists and the seed JSON document (transcript + knowledge_points).",
     )
     inline: str | None = Field(
         default=None,
@@ -534,15 +585,7 @@ class Output(Model):
     @field_validator("naming")
     @classmethod
     def _known_placeholders(cls, naming: str) -> str:
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(naming) if f is not None]
-        except ValueError as exc:
-            raise ValueError(f"invalid naming template {naming!r}: {exc}") from None
-        unknown = [f for f in fields if f not in NAMING_FIELDS]
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder {{{unknown[0]}}} in naming; use {', '.join(NAMING_FIELDS)}"
-            )
+        check_template(naming, NAMING_FIELDS)
         return naming
 
 

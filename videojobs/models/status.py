@@ -68,6 +68,13 @@ class SourceInfo(StatusModel):
     partial: bool = Field(
         default=False, description="True when only the needed time ranges were downloaded."
     )
+    downloader: str | None = Field(
+        default=None, description="The downloader and its version, e.g. 'yt-dlp 2026.10.26'."
+    )
+    js_runtime: str | None = Field(
+        default=None,
+        description="The JavaScript runtime yt-dlp used (e.g. 'deno 2.9.8'), or absent.",
+    )
 
 
 class OutputFile(StatusModel):

@@ -31,7 +31,7 @@ COOKIES_MOUNT = "/var/run/videojobs/cookies"
 
 
 class ExitCode(IntEnum):
-    """Worker exit codes. 10-19 are permanent (the Job fails at once), 20-29 transient."""
+    """Worker exit codes. 2 and 10-19 are permanent (the Job fails at once), 20-29 transient."""
 
     OK = 0
     INTERNAL = 1
@@ -69,6 +69,12 @@ class ResourceRef(Model):
     name: str = Field(description="Name of the resource.")
     uid: str = Field(description="UID of the resource (guards against a re-created namesake).")
     generation: int | None = Field(default=None, description="Spec generation being run.")
+    job_name: str | None = Field(
+        default=None,
+        description="The run's Job, as the operator writes it into status.jobName; the worker's "
+        "status writes test it, so a worker of an earlier run (a changed rerunToken) in its "
+        "grace period never writes into the new run's status.",
+    )
 
 
 class WorkerInput(Model):
