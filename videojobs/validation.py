@@ -86,7 +86,17 @@ def read_documents(path: Path) -> list[Document]:
         InvalidSpec: unreadable file or invalid YAML (with the line).
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise InvalidSpec(
+                Problem(
+                    "file",
+                    f"{path} is larger than the limit of {MAX_MANIFEST_BYTES} bytes "
+                    "(MAX_MANIFEST_BYTES); an object the API server accepts is far smaller",
+                )
+            )
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidSpec(Problem("file", f"cannot read {path}: {exc}")) from None
     loader = _BoundedLoader(text)
@@ -115,6 +125,11 @@ def read_documents(path: Path) -> list[Document]:
 
 
 MAX_YAML_NESTING = MAX_NESTING
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+"""Largest manifest file ``videojobs validate`` reads (the API server takes ~1.5 MiB objects,
+a ConfigMap at most 1 MiB; a few of them fit)."""
+MAX_SHOWN_VALUE = 120
+"""Longest bad value quoted back in a problem (a huge field is not echoed whole)."""
 """Deepest nesting of YAML collections in a manifest (PyYAML recurses once per level)."""
 
 
@@ -203,7 +218,10 @@ def problems_from_validation_error(
             and isinstance(value, _SCALARS)
             and repr(value) not in message
         ):
-            message += f" (got {value!r})"
+            shown = repr(value)
+            if len(shown) > MAX_SHOWN_VALUE:
+                shown = shown[:MAX_SHOWN_VALUE] + f"... ({len(str(value))} characters)"
+            message += f" (got {shown})"
         full = path_to_loc(prefix) + loc
         problems.append(
             Problem(loc_to_path(full), message, line_of(full) if line_of is not None else None)

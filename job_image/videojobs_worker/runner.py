@@ -618,6 +618,11 @@ class Runner:
                 overall = sum(fractions.values()) / total
             self.reporter.update(percent=40 + int(60 * overall))
 
+        if todo:
+            # Clips are about to be (re)written: an older manifest may list files of the same
+            # names with other contents. Remove it first, so no manifest ever points at replaced
+            # clips; the new one is published once every clip is in place.
+            self.publisher.discard(MANIFEST_NAME)
         self.reporter.update(message=f"cutting {len(todo)} clip(s) with {jobs} worker(s)")
         clips_dir = self.work_dir / "clips"
         clips_dir.mkdir()
