@@ -412,7 +412,8 @@ async def test_ttl_deletes_finished_resource(
 ) -> None:
     await runner_factory()
     await operator.start()
-    await api.create(manifest("shortlived", ttlSecondsAfterFinished=1))
+    # 3 s, not 1: a loaded machine must still see Succeeded before the TTL deletes it
+    await api.create(manifest("shortlived", ttlSecondsAfterFinished=3))
     await api.create(manifest("keeper"))
     await eventually(phase_is(api, "shortlived", "Succeeded"), what="Succeeded")
     await eventually(lambda: api.vpj("shortlived") is None, timeout=10, what="TTL deletion")
