@@ -506,7 +506,7 @@ def job_create_retry_decision(
     if not status.get("phase"):
         wanted["phase"] = "Queued"
     decision = Decision(status=_changes(status, wanted), requeue_after=delay)
-    previous = next(
+    previous: Mapping[str, Any] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
     )
     if previous.get("reason") != "JobCreateFailed":

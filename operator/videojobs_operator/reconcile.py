@@ -334,8 +334,8 @@ class Reconciler:
             state.create_failures = 0
             if state.input_for != job["metadata"]["name"] and not job_finished(job):
                 # created by an earlier process, or its ConfigMap failed: make sure it exists
-                model, problems = validate_spec(resource.get("spec"))
-                if model is not None and not problems:
+                model, invalid = validate_spec(resource.get("spec"))
+                if model is not None and not invalid:
                     await self._ensure_input(state, resource, model, job)
         elif state.created_job == expected:
             if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
