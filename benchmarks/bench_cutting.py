@@ -20,7 +20,9 @@ time; hidden pre-roll is the number of video packets the decoder gets but never 
 list) plus any video packet with a negative timestamp.
 
 Usage: ``python benchmarks/bench_cutting.py [--runs N] [--no-write]``; writes the table into
-``docs/benchmarks.md`` between the cutting markers.
+``docs/benchmarks.md`` between the cutting markers. ``--kinds [NAMES]`` runs the per-source-kind
+benchmark instead (``bench_cutting_kinds.py``: x264 medium/veryfast, open GOP, SEI-stripped
+H.264, VP9 WebM, AV1, 1080p60, 10 s GOP, VFR, rotated) into the cutting-kinds markers.
 """
 
 from __future__ import annotations
@@ -340,9 +342,35 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="rewrite the table from the last run's results"
     )
+    parser.add_argument(
+        "--kinds",
+        nargs="?",
+        const="all",
+        help="benchmark per source kind instead (comma-separated names, default all)",
+    )
+    parser.add_argument("--kind-child", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.kind_child:
+        sys.path.insert(0, str(REPO))
+        import bench_cutting_kinds as kinds
+
+        name, _, method = args.kind_child.partition(":")
+        print(json.dumps(kinds.run_method(name, method, Path(args.out))))
+        return
+    if args.kinds:
+        import bench_cutting_kinds as kinds
+
+        names = [k.name for k in kinds.KINDS] if args.kinds == "all" else args.kinds.split(",")
+        data = kinds.run_all(names, args.runs)
+        saved = CACHE / "last-kinds-results.json"
+        saved.write_text(json.dumps({"runs": args.runs, "results": data}), encoding="utf-8")
+        table = kinds.build_table(data, args.runs, names)
+        print(table)
+        if not args.no_write:
+            write_section("cutting-kinds", table)
+        return
     if args.child:
         sys.path.insert(0, str(REPO))
         print(json.dumps(run_method(args.child, Path(args.out))))

@@ -20,6 +20,7 @@ A stem is the file name without its extension (``03-kp-pods-what-is-a-pod`` give
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
@@ -43,6 +44,86 @@ _SPELLED = {
     "ı": "i",
     "ŋ": "n",
 }
+NAMING_MAX_WIDTH = 100
+"""Widest field width a naming placeholder may ask for (``{index:>100}``): a stem is at most
+:data:`MAX_STEM_CHARS` characters anyway."""
+
+NAMING_MAX_PRECISION = 100
+"""Largest precision for text placeholders (``{title:.40}`` keeps 40 characters)."""
+
+NAMING_MAX_TIME_PRECISION = 6
+"""Largest precision for ``start`` and ``end`` (``{start:.3f}``: milliseconds)."""
+
+_TEXT_FIELDS = ("knowledge_id", "title")
+_TIME_FIELDS = ("start", "end")
+# Format codes each placeholder may use: the ones that make sense in a file name.
+NAMING_CODES: dict[str, str] = {
+    "index": "d",
+    "knowledge_id": "s",
+    "title": "s",
+    "start": "fg",
+    "end": "fg",
+}
+# Python's format-spec mini-language: [[fill]align][sign][z][#][0][width][,_][.precision][type]
+_FORMAT_SPEC = re.compile(
+    r"(?:(?P<fill>.)?(?P<align>[<>=^]))?(?P<sign>[-+ ])?z?#?0?(?P<width>\d+)?[,_]?"
+    r"(?:\.(?P<precision>\d+))?(?P<type>[a-zA-Z%])?",
+    re.DOTALL,
+)
+
+
+def check_template(template: str, fields: Iterable[str] | None = None) -> None:
+    """Check a naming template before rendering it: known placeholders, no conversions, and
+    format specs with a bounded width and precision and a format code that fits the value.
+
+    Instant whatever the template (no rendering), so that ``{index:>99999999}`` is refused
+    before it can allocate anything.
+
+    Raises:
+        ValueError: naming the placeholder and the limit.
+    """
+    allowed = tuple(fields) if fields is not None else tuple(NAMING_CODES)
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"invalid naming template {template!r}: {exc}") from None
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in allowed:
+            raise ValueError(f"unknown placeholder {{{name}}} in naming; use {', '.join(allowed)}")
+        where = f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+        if conversion is not None:
+            raise ValueError(f"{where}: conversions (!{conversion}) are not allowed in naming")
+        if not spec:
+            continue
+        if "{" in spec or "}" in spec:
+            raise ValueError(f"{where}: nested placeholders are not allowed in a format spec")
+        m = _FORMAT_SPEC.fullmatch(spec)
+        if m is None:
+            raise ValueError(f"{where}: invalid format spec {spec!r}")
+        codes = NAMING_CODES.get(name, "s")
+        code = m["type"]
+        if code is not None and code not in codes:
+            kind = "text" if name in _TEXT_FIELDS else "a number"
+            raise ValueError(
+                f"{where}: format code {code!r} does not fit {name} ({kind}); "
+                f"use {' or '.join(repr(c) for c in codes)}"
+            )
+        if m["width"] is not None and int(m["width"]) > NAMING_MAX_WIDTH:
+            raise ValueError(f"{where}: width {m['width']} is over the limit of {NAMING_MAX_WIDTH}")
+        if m["precision"] is not None:
+            limit = NAMING_MAX_TIME_PRECISION if name in _TIME_FIELDS else NAMING_MAX_PRECISION
+            if name == "index" or code == "d":
+                raise ValueError(f"{where}: precision is not allowed with an integer")
+            if int(m["precision"]) > limit:
+                raise ValueError(
+                    f"{where}: precision {m['precision']} is over the limit of {limit} for {name}"
+                )
+        if name in _TEXT_FIELDS and (m["sign"] or m["align"] == "="):
+            raise ValueError(f"{where}: sign and '=' alignment are for numbers, not {name}")
+
+
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{n}" for p in ("com", "lpt") for n in range(10)}
 _DASHES = re.compile(r"-{2,}")
 
@@ -90,6 +171,10 @@ def render_template(template: str, values: dict[str, Any]) -> str:
     Raises:
         ValueError: when a placeholder's format spec does not fit its value (``{title:02d}``).
     """
+    try:
+        check_template(template)
+    except ValueError as exc:
+        raise ValueError(f"cannot render naming template {template!r}: {exc}") from None
     clean = {k: ("" if v is None else v) for k, v in values.items()}
     try:
         return template.format(**clean)

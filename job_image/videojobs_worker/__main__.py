@@ -4,7 +4,8 @@
   the file named by ``VIDEOJOBS_INPUT_FILE`` (the run's mounted input ConfigMap; ``--input
   FILE`` or ``VIDEOJOBS_INPUT`` itself for local runs), reports to the resource's status,
   publishes to the PVC mount or S3, exits with a code from ``docs/worker-contract.md``.
-- ``videojobs-worker doctor``: checks ffmpeg, ffprobe, scratch space and (with an input) the
+- ``videojobs-worker doctor``: checks ffmpeg, ffprobe, yt-dlp (and its age), the JavaScript
+  runtime yt-dlp needs for YouTube, the EJS solver scripts, scratch space and (with an input) the
   storage backend; one line per check, non-zero exit when one fails.
 
 Paths can be moved for tests and odd clusters with ``VIDEOJOBS_SCRATCH`` (default ``/scratch``),
@@ -63,6 +64,12 @@ def _usage_error(message: str) -> int:
     print(f"videojobs-worker: {message}", file=sys.stderr)
     write_termination_log(int(ExitCode.USAGE), "Usage", message)
     return int(ExitCode.USAGE)
+
+
+def destination(worker_input: WorkerInput) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the resource, for default output paths (``publisher_for``)."""
+    ref = worker_input.resource
+    return (ref.namespace, ref.name) if ref is not None else None
 
 
 def _read_input_file(path: str) -> str:
@@ -138,8 +145,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cookies = Path(os.environ.get("VIDEOJOBS_COOKIES_FILE", f"{COOKIES_MOUNT}/cookies.txt"))
     try:
         try:
-            publisher = publisher_for(spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=policy,
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
+            )
         except WorkerError as err:
+            log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
             reporter.fail(err.to_error_info())
             write_termination_log(int(err.exit_code), err.category, err.message)
             return int(err.exit_code)
@@ -182,14 +196,16 @@ def _tool_version(tool: str) -> tuple[bool, str]:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    checks: list[tuple[bool, str]] = [_tool_version("ffmpeg"), _tool_version("ffprobe")]
-    try:
-        import yt_dlp.version
+    from videojobs_worker.jsruntime import doctor_checks
 
-        checks.append((True, f"yt-dlp: {yt_dlp.version.__version__}"))
-    except ImportError:
-        checks.append((False, "yt-dlp: not installed"))
+    checks: list[tuple[bool, str]] = [_tool_version("ffmpeg"), _tool_version("ffprobe")]
+    warnings: list[str] = []
     scratch = scratch_dir()
+    for status, line in doctor_checks(scratch):
+        if status == "warn":
+            warnings.append(line)
+        else:
+            checks.append((status == "ok", line))
     try:
         scratch.mkdir(parents=True, exist_ok=True)
         probe = scratch / ".doctor"
@@ -204,11 +220,21 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     except OSError as exc:
         checks.append((False, f"scratch: {scratch} not writable: {exc.strerror or exc}"))
     if args.input or os.environ.get(INPUT_FILE_ENV) or os.environ.get(INPUT_ENV):
+        from videojobs_worker.guard import NetworkPolicy
         from videojobs_worker.publish import publisher_for
 
         try:
             worker_input = load_input(args.input)
-            publisher = publisher_for(worker_input.spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                worker_input.spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=NetworkPolicy.cluster(
+                    allow_private=worker_input.allow_private_networks,
+                    allowed_networks=worker_input.allowed_networks,
+                ),
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
+            )
             checks.append((True, f"storage: {publisher.check()}"))
         except WorkerError as err:
             checks.append((False, f"storage: {err.message}"))
@@ -216,6 +242,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         checks.append((True, f"storage: not checked ({INPUT_ENV} not set)"))
     for ok, line in checks:
         print(f"{'ok  ' if ok else 'FAIL'} {line}")
+    for line in warnings:
+        print(f"warn {line}")
     return 0 if all(ok for ok, _ in checks) else 1
 
 

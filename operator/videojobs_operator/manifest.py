@@ -37,6 +37,7 @@ from videojobs.models.worker import (
 )
 from videojobs.validation import problems_from_validation_error
 from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.storage_policy import credentials_secret, effective_spec
 
 Body = Mapping[str, Any]
 
@@ -154,8 +155,10 @@ def owner_reference(resource: Body) -> dict[str, Any]:
 def build_worker_input(
     resource: Body, spec: VideoProcessingJobSpec, settings: OperatorSettings
 ) -> WorkerInput:
-    """What the worker reads from its input ConfigMap (docs/worker-contract.md)."""
+    """What the worker reads from its input ConfigMap (docs/worker-contract.md): the spec with
+    its destination spelled out (``<namespace>/<name>`` defaults, the platform's S3 rules)."""
     meta = resource["metadata"]
+    spec = effective_spec(spec, meta["namespace"], meta["name"], settings)
     transcript_path = None
     if spec.transcript is not None and spec.transcript.config_map_key_ref is not None:
         transcript_path = f"{TRANSCRIPT_MOUNT}/transcript"
@@ -171,6 +174,7 @@ def build_worker_input(
         transcript_path=transcript_path,
         allow_private_networks=settings.allow_private_networks,
         allowed_networks=list(settings.allowed_networks),
+        trusted_s3_endpoints=list(settings.s3_allowed_endpoints),
         progress_interval_seconds=settings.progress_interval_seconds,
     )
 
@@ -283,23 +287,16 @@ def _volumes(
     return volumes, mounts
 
 
-def _env(spec: VideoProcessingJobSpec) -> list[dict[str, Any]]:
+def _env(spec: VideoProcessingJobSpec, settings: OperatorSettings) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": INPUT_FILE_ENV, "value": INPUT_FILE},
         {"name": "TMPDIR", "value": SCRATCH_MOUNT},
         {"name": "HOME", "value": SCRATCH_MOUNT},
     ]
-    s3 = spec.output.storage.s3
-    if s3 is not None and s3.credentials_secret_ref is not None:
+    secret = credentials_secret(spec, settings)
+    if secret is not None:
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.append(
-                {
-                    "name": key,
-                    "valueFrom": {
-                        "secretKeyRef": {"name": s3.credentials_secret_ref.name, "key": key}
-                    },
-                }
-            )
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     return env
 
 
@@ -308,6 +305,8 @@ def build_job(
 ) -> dict[str, Any]:
     """The complete ``batch/v1`` Job of the resource's current run."""
     meta = resource["metadata"]
+    # the destination spelled out (<namespace>/<name> defaults, the platform's S3 rules)
+    spec = effective_spec(spec, meta["namespace"], meta["name"], settings)
     labels = labels_for(resource)
     res = spec.resources
     cpu = (res.cpu if res else None) or settings.worker_cpu
@@ -319,7 +318,7 @@ def build_job(
         "image": settings.worker_image,
         "imagePullPolicy": settings.worker_image_pull_policy,
         "args": ["run"],
-        "env": _env(spec),
+        "env": _env(spec, settings),
         "resources": {
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"cpu": cpu, "memory": memory},

@@ -65,6 +65,7 @@ from videojobs_operator.observe import job_finished
 from videojobs_operator.queue import QueueEntry, admit, queue_limit_text
 from videojobs_operator.readiness import Readiness
 from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.storage_policy import storage_problems
 from videojobs_operator.timestamps import parse_time
 
 logger = logging.getLogger("videojobs.operator")
@@ -455,6 +456,11 @@ class Reconciler:
         spec, problems = validate_spec(resource.get("spec"))
         if spec is None:
             return None, problems, None
+        refused = storage_problems(spec, resource["metadata"]["namespace"], self.settings)
+        if refused:
+            return None, refused, None
+        if spec.needs_source_info:
+            return spec, [], None  # chapters or captions: only the worker (yt-dlp) can plan it
         transcript = None
         if spec.transcript is not None:
             ref = spec.transcript.config_map_key_ref

@@ -74,6 +74,25 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Comma-separated CIDRs workers may download from although they are private.",
     )
+    s3_allowed_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated S3 endpoint URLs specs may use (an absent endpoint takes "
+        "the first); workers trust them. Empty: any endpoint that passes the network guard.",
+    )
+    s3_allowed_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated buckets specs may use; {namespace} stands for the "
+        "resource's namespace. Empty: any bucket.",
+    )
+    s3_credentials_secret: str | None = Field(
+        default=None,
+        description="Secret (in each tenant namespace) the worker's S3 keys come from; specs "
+        "naming another Secret are refused. Unset: the spec's credentialsSecretRef.",
+    )
+    s3_namespace_prefix: bool = Field(
+        default=False,
+        description="Put every S3 key under '<namespace>/'; the spec's prefix is relative to it.",
+    )
     progress_interval_seconds: float = Field(
         default=5.0, gt=0, description="Least time between two progress patches by a worker."
     )
@@ -108,7 +127,14 @@ class OperatorSettings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
-    @field_validator("namespaces", "allowed_networks", "worker_image_pull_secrets", mode="before")
+    @field_validator(
+        "namespaces",
+        "allowed_networks",
+        "worker_image_pull_secrets",
+        "s3_allowed_endpoints",
+        "s3_allowed_buckets",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

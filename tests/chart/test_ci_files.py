@@ -23,6 +23,10 @@ from tests.chart.chartkit import REPO, load_manifests, objects, validate_any, va
 
 E2E = REPO / ".ci" / "e2e"
 SCRIPTS = sorted(E2E.glob("*.sh"))
+# The front door: set-up, the CI entry point, the README's commands and the fresh-machine check.
+CI_SCRIPTS = [REPO / ".ci" / name for name in ("setup", "run", "readme-commands.sh")] + [
+    REPO / ".ci" / "fresh-machine.sh"
+]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 MANIFESTS = sorted((E2E / "manifests").glob("*.yaml"))
 E2E_NS = "videojobs-e2e"
@@ -41,14 +45,14 @@ def _values() -> dict[str, Any]:
 
 def test_scripts_exist_and_are_executable() -> None:
     assert [p.name for p in SCRIPTS] == ["kind-e2e.sh"]
-    for script in SCRIPTS:
+    for script in SCRIPTS + CI_SCRIPTS:
         assert script.stat().st_mode & 0o111, f"{script} is not executable"
         subprocess.run(["bash", "-n", str(script)], check=True)
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_shellcheck() -> None:
-    scripts = [str(p) for p in SCRIPTS]
+    scripts = [str(p) for p in SCRIPTS + CI_SCRIPTS]
     result = subprocess.run(
         ["shellcheck", "--external-sources", "--severity=style", *scripts],
         capture_output=True,
@@ -106,7 +110,7 @@ def _run_lines(workflow: dict[Any, Any]) -> list[str]:
 
 
 def test_workflows_parse_and_run_the_real_entry_points() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yaml", "e2e.yaml"}
+    assert {p.name for p in WORKFLOWS} == {"ci.yaml", "e2e.yaml", "worker-image.yaml"}
     for path in WORKFLOWS:
         workflow = _workflow(path.name)
         assert workflow.get(True) or workflow.get("on"), f"{path.name}: no triggers"
@@ -118,6 +122,15 @@ def test_workflows_parse_and_run_the_real_entry_points() -> None:
     for run in e2e_runs:
         for path in re.findall(r"(?:charts|\.ci)/[\w./-]+", run):
             assert (REPO / path).exists(), f"e2e.yaml refers to missing {path}"
+
+
+def test_worker_image_workflow_builds_a_fresh_yt_dlp_and_runs_doctor() -> None:
+    workflow = _workflow("worker-image.yaml")
+    assert workflow.get(True, workflow.get("on"))["schedule"], "runs on a schedule"
+    build, doctor = _run_lines(workflow)
+    assert "-f job_image/Dockerfile" in build and "YTDLP_VERSION=" in build
+    assert "ARG YTDLP_VERSION" in (REPO / "job_image" / "Dockerfile").read_text()
+    assert "--read-only" in doctor and doctor.rstrip().endswith("doctor")
 
 
 def test_e2e_chart_values_render_and_validate() -> None:

@@ -39,6 +39,8 @@ from typing import Any
 
 import aiohttp
 
+CONTROLLER_TOKEN = "system:controller"
+"""The token the strict emulator treats as a system component (see ``emulator.py``)."""
 JOBS = "/apis/batch/v1"
 PODS = "/api/v1"
 VPJS = "/apis/videojobs.io/v1alpha1"
@@ -46,6 +48,12 @@ VPJS = "/apis/videojobs.io/v1alpha1"
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def worker_token(job: dict[str, Any]) -> str:
+    """The bearer token of the ServiceAccount the Job's pods run as."""
+    account = job["spec"]["template"]["spec"].get("serviceAccountName") or "default"
+    return f"sa:{job['metadata']['namespace']}:{account}"
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,11 @@ class JobRunner:
         self._pods: dict[str, list[dict[str, Any]]] = {}
 
     async def __aenter__(self) -> JobRunner:
-        self._session = aiohttp.ClientSession(self.base)
+        # The runner is a system component (kubelet, controllers): cluster admin. What it does on
+        # behalf of a worker pod (the fake worker's status patches) uses the pod's ServiceAccount.
+        self._session = aiohttp.ClientSession(
+            self.base, headers={"Authorization": f"Bearer {CONTROLLER_TOKEN}"}
+        )
         self._watchers = [
             asyncio.create_task(self._watch(f"{JOBS}/jobs", self._on_job)),
             asyncio.create_task(self._watch(f"{VPJS}/videoprocessingjobs", self._on_vpj)),
@@ -138,8 +150,12 @@ class JobRunner:
         assert self._session is not None
         return self._session
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+    async def _request(
+        self, method: str, path: str, body: Any = None, *, as_token: str | None = None
+    ) -> Any:
         headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+        if as_token is not None:
+            headers["Authorization"] = f"Bearer {as_token}"
         async with self.session.request(method, path, json=body, headers=headers) as resp:
             if resp.status == 404:
                 return None
@@ -431,10 +447,12 @@ class JobRunner:
         """Do what the worker contract says a worker does, without doing the work."""
         ns = job["metadata"]["namespace"]
         path = f"{VPJS}/namespaces/{ns}/videoprocessingjobs/{resource}/status"
+        worker = worker_token(job)
         await self._request(
             "PATCH",
             path,
             {"status": {"progress": {"stage": "Downloading", "percent": 0, "updatedAt": _now()}}},
+            as_token=worker,
         )
         if attempt.hang:
             await asyncio.Event().wait()
@@ -445,7 +463,7 @@ class JobRunner:
             from videojobs_operator.observe import error_from_exit
 
             error = error_from_exit(attempt.exit_code, attempt.message)
-            await self._request("PATCH", path, {"status": {"error": error}})
+            await self._request("PATCH", path, {"status": {"error": error}}, as_token=worker)
         summary = {"exitCode": attempt.exit_code, "message": attempt.message or "done"}
         return attempt.exit_code, json.dumps(summary)
 
@@ -488,6 +506,18 @@ class JobRunner:
         if "VIDEOJOBS_INPUT_FILE" in env:  # the kubelet's part: mount the input ConfigMap
             env["VIDEOJOBS_INPUT_FILE"] = await self._mount_input(job, scratch)
         env.update({"TMPDIR": str(scratch), "HOME": str(scratch)})
+        # The pod's /scratch and /output mounts: directories of the test, never the real paths.
+        env.setdefault("VIDEOJOBS_SCRATCH", str(scratch))
+        env.setdefault("VIDEOJOBS_OUTPUT_ROOT", str(workdir / "output"))
+        # The worker authenticates as its pod's ServiceAccount, like a projected token would.
+        kubeconfig = scratch / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: kmock\n"
+            f"clusters:\n- name: kmock\n  cluster:\n    server: {self.base}\n"
+            f"users:\n- name: worker\n  user:\n    token: {worker_token(job)}\n"
+            "contexts:\n- name: kmock\n  context:\n    cluster: kmock\n    user: worker\n"
+        )
+        env["KUBECONFIG"] = str(kubeconfig)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -9,6 +9,7 @@ import pytest
 from videojobs.naming import (
     MAX_STEM_BYTES,
     MAX_STEM_CHARS,
+    check_template,
     make_stem,
     render_template,
     slugify,
@@ -73,3 +74,56 @@ def test_unique_stems() -> None:
     long = "x" * MAX_STEM_CHARS
     stems = unique_stems([long, long])
     assert stems[1] != stems[0] and len(stems[1]) <= MAX_STEM_CHARS and stems[1].endswith("-2")
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{index:>99999999}", "{index:>99999999}: width 99999999 is over the limit of 100"),
+        ("{start:.99999999f}", "{start:.99999999f}: precision 99999999 is over the limit of 6"),
+        ("{end:>101.2f}", "width 101 is over the limit of 100"),
+        ("{title:.101}", "precision 101 is over the limit of 100 for title"),
+        ("{title:03d}", "format code 'd' does not fit title"),
+        ("{index:s}", "format code 's' does not fit index"),
+        ("{start:x}", "format code 'x' does not fit start"),
+        ("{index:.3}", "{index:.3}: precision is not allowed with an integer"),
+        ("{title!r}", "conversions (!r) are not allowed"),
+        ("{index:{title}}", "nested placeholders are not allowed"),
+        ("{index:^^^}", "invalid format spec"),
+        ("{title.__class__}", "unknown placeholder {title.__class__}"),
+        ("{title[0]}", "unknown placeholder {title[0]}"),
+        ("{", "invalid naming template"),
+    ],
+)
+def test_check_template_refuses_unbounded_or_unfit_specs(template: str, expected: str) -> None:
+    with pytest.raises(ValueError) as info:
+        check_template(template)
+    assert expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{index:02d}-{knowledge_id}-{title}", "{start:.3f}-{end:08.1f}", "{title:_<100.40}", "x"],
+)
+def test_check_template_accepts_names(template: str) -> None:
+    check_template(template)
+    render_template(
+        template, {"index": 1, "knowledge_id": "k", "title": "T", "start": 1.5, "end": 2.0}
+    )
+
+
+def test_format_spec_bombs_are_refused_by_the_spec_model_instantly() -> None:
+    import time
+
+    from pydantic import ValidationError
+
+    from videojobs.models.spec import Output
+
+    for bomb, limit in (("{index:>99999999}", "100"), ("{start:.99999999f}", "6")):
+        began = time.perf_counter()
+        with pytest.raises(ValidationError) as info:
+            Output.model_validate({"naming": bomb, "storage": {"pvc": {"claimName": "c"}}})
+        assert time.perf_counter() - began < 0.5
+        assert f"over the limit of {limit}" in str(info.value)
+        with pytest.raises(ValueError, match=f"over the limit of {limit}"):
+            render_template(bomb, {"index": 1, "start": 1.0})

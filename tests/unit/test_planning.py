@@ -369,7 +369,14 @@ def test_stems_are_unique_and_readable() -> None:
 
 
 def test_naming_format_mismatch_names_the_field() -> None:
-    text = plan_error(spec(segments=SHORT[:1], naming="{title:d}"), None)
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="format code 'd' does not fit title"):
+        spec(segments=SHORT[:1], naming="{title:d}")
+    # a spec built without validation still fails in the planner, naming the field
+    good = spec(segments=SHORT[:1])
+    output = good.output.model_copy(update={"naming": "{title:d}"})
+    text = plan_error(good.model_copy(update={"output": output}), None)
     assert text.startswith("spec.output.naming: ")
 
 

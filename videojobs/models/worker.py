@@ -45,7 +45,7 @@ COOKIES_MOUNT = "/var/run/videojobs/cookies"
 
 
 class ExitCode(IntEnum):
-    """Worker exit codes. 10-19 are permanent (the Job fails at once), 20-29 transient."""
+    """Worker exit codes. 2 and 10-19 are permanent (the Job fails at once), 20-29 transient."""
 
     OK = 0
     INTERNAL = 1
@@ -107,6 +107,11 @@ class WorkerInput(Model):
     )
     allowed_networks: list[str] = Field(
         default_factory=list, description="CIDRs allowed even though they are private."
+    )
+    trusted_s3_endpoints: list[str] = Field(
+        default_factory=list,
+        description="S3 endpoints the platform vouches for (operator setting s3AllowedEndpoints):"
+        " exempt from the network guard. Any other endpoint passes the guard like a download.",
     )
     progress_interval_seconds: float = Field(
         default=5.0, gt=0, description="Least time between two progress patches."
