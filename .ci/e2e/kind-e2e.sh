@@ -117,7 +117,8 @@ docker pull -q "$minio_image"
 kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$WORKER_IMAGE" "$minio_image"
 
 log "installing the chart"
-# Helm installs crds/ before the templates; the CRD must be established before jobs are applied.
+# The chart installs the CRD (a template, crds.install); it must be established before jobs are
+# applied.
 kubectl create namespace "$NS"
 # The strictest Pod Security Standard, enforced: a pod that breaks it is refused at admission.
 kubectl label namespace "$NS" \

@@ -35,8 +35,8 @@ JOB_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_JOB}"
 POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}={WORKER_COMPONENT},{LABEL_JOB}"
 """Server-side label selectors of the Job and Pod watches: only our objects stream in (the
 handlers' ``labels=`` filters, which kopf applies client-side, stay as a second check)."""
-JOB_LABELS = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: kopf.PRESENT}
-POD_LABELS = {
+JOB_LABELS: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: kopf.PRESENT}
+POD_LABELS: dict[str, Any] = {
     LABEL_MANAGED_BY: MANAGED_BY,
     LABEL_COMPONENT: WORKER_COMPONENT,
     LABEL_JOB: kopf.PRESENT,

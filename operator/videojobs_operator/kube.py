@@ -241,7 +241,30 @@ class Kube:
             if exc.status not in (404, 409):
                 raise
 
-    # events: create --------------------------------------------------------------------------
+    # events: create, list ----------------------------------------------------------------------
+
+    async def latest_warning(self, namespace: str, kind: str, name: str) -> str | None:
+        """``reason: message`` of the newest Warning Event about one object, e.g. the Job
+        controller's FailedCreate or the kubelet's FailedMount (rbac: events list)."""
+        resp = await self._call(
+            "list",
+            "events",
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.kind={kind},involvedObject.name={name},type=Warning",
+            _preload_content=False,
+        )
+        items = _data(resp).get("items") or []
+        if not items:
+            return None
+
+        def when(event: dict[str, Any]) -> str:
+            return str(event.get("lastTimestamp") or event.get("eventTime") or "") or str(
+                (event.get("metadata") or {}).get("creationTimestamp") or ""
+            )
+
+        newest = max(items, key=when)
+        return f"{newest.get('reason', '')}: {newest.get('message', '')}".strip(": ")
 
     async def post_event(
         self, resource: dict[str, Any], type_: str, reason: str, message: str

@@ -38,6 +38,8 @@ OPERATOR_RULES: list[Rule] = [
     # get: transcripts in ConfigMaps; create: each run's input ConfigMap (owned by its Job)
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+    # list: why a Job's pod never started (FailedCreate, FailedMount), read at the pending timeout
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
 ]
 """What the operator does in every watched namespace."""
 

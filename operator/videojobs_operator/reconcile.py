@@ -38,8 +38,10 @@ from videojobs_operator.decide import (
     ACTIVE_PHASES,
     OPERATOR_STATUS_FIELDS,
     REJECTED_CREATE_CODES,
+    STARTUP_TIMEOUT_REASONS,
     Context,
     Decision,
+    Event,
     decide,
     foreign_job_decision,
     job_create_retry_decision,
@@ -335,8 +337,8 @@ class Reconciler:
             state.create_failures = 0
             if state.input_for != job["metadata"]["name"] and not job_finished(job):
                 # created by an earlier process, or its ConfigMap failed: make sure it exists
-                model, problems = validate_spec(resource.get("spec"))
-                if model is not None and not problems:
+                model, invalid = validate_spec(resource.get("spec"))
+                if model is not None and not invalid:
                     await self._ensure_input(state, resource, model, job)
         elif state.created_job == expected:
             if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
@@ -382,6 +384,10 @@ class Reconciler:
             decision = await self._try_create_job(key, state, resource, spec_model, ctx, decision)
         elif admitted and not decision.create_job:
             self._starting.discard(key)
+        if decision.delete_job and (decision.status.get("error") or {}).get("reason") in (
+            STARTUP_TIMEOUT_REASONS
+        ):
+            await self._explain_startup_timeout(resource, job, pods, decision)
         if decision.delete_job:
             await self.kube.delete_job(meta["namespace"], expected)
         await self._write_status(key, state, resource, decision)
@@ -397,6 +403,35 @@ class Reconciler:
             self._starting.discard(key)
             self._count_finish(resource, decision)
             self.kick_queue()
+
+    async def _explain_startup_timeout(
+        self,
+        resource: Mapping[str, Any],
+        job: Mapping[str, Any] | None,
+        pods: list[dict[str, Any]],
+        decision: Decision,
+    ) -> None:
+        """Add the newest Warning Event of the pod (or, without one, of the Job) to a pending
+        timeout's message: the kubelet's FailedMount, the Job controller's FailedCreate."""
+        ns = resource["metadata"]["namespace"]
+        target = ("Pod", pods[-1]["metadata"]["name"]) if pods else None
+        if target is None and job is not None:
+            target = ("Job", job["metadata"]["name"])
+        if target is None:
+            return
+        try:
+            why = await self.kube.latest_warning(ns, *target)
+        except Exception as exc:  # an explanation is never worth failing the pass
+            logger.debug("could not read the events of %s %s: %s", *target, exc)
+            return
+        if not why:
+            return
+        text = f"{decision.status['message']}; last event of {target[0]} {target[1]}: {why}"
+        decision.status["message"] = text[:1024]
+        decision.status["error"] = {**decision.status["error"], "message": text[:1024]}
+        for i, event in enumerate(decision.events):
+            if event.type == "Warning":
+                decision.events[i] = Event(event.type, event.reason, text[:1024])
 
     async def _validate_cached(
         self, state: _KeyState, resource: Mapping[str, Any]

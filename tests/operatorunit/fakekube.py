@@ -34,6 +34,8 @@ class FakeKube:
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self.status_patches: list[tuple[str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, str]] = []
+        self.warnings: dict[tuple[str, str], str] = {}
+        """The newest Warning Event per (kind, name)."""
         self.fail: collections.defaultdict[str, list[BaseException]] = collections.defaultdict(list)
 
     def _maybe_fail(self, method: str) -> None:
@@ -78,6 +80,10 @@ class FakeKube:
         self, resource: dict[str, Any], type_: str, reason: str, message: str
     ) -> None:
         self.events.append((type_, reason, message))
+
+    async def latest_warning(self, namespace: str, kind: str, name: str) -> str | None:
+        self.calls.append(("latest_warning", f"{kind}/{name}"))
+        return self.warnings.get((kind, name))
 
     async def ensure_worker_rbac(self, namespace: str, account: str, **_: Any) -> None:
         self.calls.append(("ensure_worker_rbac", namespace))
