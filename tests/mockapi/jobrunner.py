@@ -23,11 +23,13 @@ No pytest in here: the benchmark uses it too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -232,7 +234,9 @@ class JobRunner:
     async def _run_job(self, job: dict[str, Any]) -> None:
         meta, spec = job["metadata"], job["spec"]
         ns, name = meta["namespace"], meta["name"]
-        resource = (meta.get("labels") or {}).get("videojobs.io/job", name)
+        resource = (meta.get("annotations") or {}).get("videojobs.io/resource-name") or (
+            meta.get("labels") or {}
+        ).get("videojobs.io/job", name)
         backoff = int(spec.get("backoffLimit", 6))
         deadline = spec.get("activeDeadlineSeconds")
         fail_codes: set[int] = set()
@@ -317,6 +321,7 @@ class JobRunner:
                 "name": f"{meta['name']}-{uuid.uuid4().hex[:5]}",
                 "namespace": meta["namespace"],
                 "labels": labels,
+                "annotations": dict(template["metadata"].get("annotations") or {}),
                 "ownerReferences": [
                     {
                         "apiVersion": "batch/v1",
@@ -455,12 +460,37 @@ class JobRunner:
             await attempt.gate.wait()
         await asyncio.sleep(attempt.seconds)
         if attempt.exit_code != 0:
-            from videojobs_operator.jobs import error_from_exit
+            from videojobs_operator.observe import error_from_exit
 
             error = error_from_exit(attempt.exit_code, attempt.message)
             await self._request("PATCH", path, {"status": {"error": error}}, as_token=worker)
         summary = {"exitCode": attempt.exit_code, "message": attempt.message or "done"}
         return attempt.exit_code, json.dumps(summary)
+
+    async def _mount_input(self, job: dict[str, Any], scratch: Path) -> str:
+        """Write the run's input ConfigMap into ``scratch`` (waiting for it, as the kubelet
+        waits for a pod's ConfigMap volume) and return the input file's path there."""
+        ns = job["metadata"]["namespace"]
+        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "input")
+        path = f"{PODS}/namespaces/{ns}/configmaps/{volume['configMap']['name']}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                cm = await self._request("GET", path)
+            except aiohttp.ClientResponseError:
+                cm = None
+            if cm:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"input ConfigMap of {job['metadata']['name']} never appeared")
+            await asyncio.sleep(0.05)
+        mount = scratch / "input"
+        mount.mkdir(exist_ok=True)
+        for key, value in (cm.get("data") or {}).items():
+            (mount / key).write_text(value, encoding="utf-8")
+        for key, value in (cm.get("binaryData") or {}).items():
+            (mount / key).write_bytes(base64.b64decode(value))
+        return str(mount / "input.json")
 
     async def _real(self, job: dict[str, Any], pod: dict[str, Any]) -> tuple[int, str]:
         """Run the real worker as a subprocess with the container's environment."""
@@ -473,6 +503,8 @@ class JobRunner:
         workdir = self.workdir or Path.cwd()
         scratch = workdir / pod["metadata"]["name"]
         scratch.mkdir(parents=True, exist_ok=True)
+        if "VIDEOJOBS_INPUT_FILE" in env:  # the kubelet's part: mount the input ConfigMap
+            env["VIDEOJOBS_INPUT_FILE"] = await self._mount_input(job, scratch)
         env.update({"TMPDIR": str(scratch), "HOME": str(scratch)})
         # The worker authenticates as its pod's ServiceAccount, like a projected token would.
         kubeconfig = scratch / "kubeconfig"

@@ -25,7 +25,7 @@ from tests.mockapi.conftest import (
 from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import Attempt
 from videojobs.models import PERMANENT_EXIT_CODES, WorkerInput
-from videojobs_operator.jobs import job_name
+from videojobs_operator.manifest import job_name
 
 pytestmark = pytest.mark.mockapi
 
@@ -139,7 +139,9 @@ async def test_job_manifest(api: Api, operator: Operator, emulator: Emulator) ->
         "name": "s3-creds",
         "key": "AWS_SECRET_ACCESS_KEY",
     }
-    worker_input = WorkerInput.model_validate_json(env["VIDEOJOBS_INPUT"]["value"])
+    (cm,) = emulator.live("configmaps", NS)  # the run's input, owned by its Job
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    worker_input = WorkerInput.model_validate_json(cm["data"]["input.json"])
     assert worker_input.resource is not None
     assert worker_input.resource.uid == created["metadata"]["uid"]
     assert worker_input.spec.output.storage.s3 is not None
@@ -488,8 +490,8 @@ async def test_transcript_configmap_waited_for(
         "name": "talk",
         "items": [{"key": "talk.vtt", "path": "transcript"}],
     }
-    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
-    assert json.loads(env["VIDEOJOBS_INPUT"])["transcriptPath"] == (
+    inputs = [c for c in api.emulator.live("configmaps", NS) if c["metadata"]["name"] != "talk"]
+    assert json.loads(inputs[0]["data"]["input.json"])["transcriptPath"] == (
         "/var/run/videojobs/transcript/transcript"
     )
 
