@@ -6,6 +6,7 @@ environment; ``docs/configuration.md`` lists them. A test checks that the two st
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -31,6 +32,16 @@ class OperatorSettings(BaseSettings):
     worker_service_account: str = Field(
         default="videojobs-worker",
         description="ServiceAccount the worker pods run as, in each watched namespace.",
+    )
+    worker_service_account_annotations: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="JSON object of annotations for the worker ServiceAccounts the operator "
+        "creates (IRSA, workload identity); kept up to date on existing ones it manages.",
+    )
+    worker_image_pull_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Secret names the worker ServiceAccounts the operator "
+        "creates pull images with (a private worker image).",
     )
     worker_cpu: str = Field(default="1", description="Default CPU request and limit per worker.")
     worker_memory: str = Field(default="1Gi", description="Default memory request and limit.")
@@ -109,9 +120,17 @@ class OperatorSettings(BaseSettings):
         default="INFO", description="Log level."
     )
 
+    @field_validator("worker_service_account_annotations", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
     @field_validator(
         "namespaces",
         "allowed_networks",
+        "worker_image_pull_secrets",
         "s3_allowed_endpoints",
         "s3_allowed_buckets",
         mode="before",

@@ -31,6 +31,8 @@ from videojobs.models.status import (
 from videojobs.models.transcript import Cue, Transcript, Word
 from videojobs.models.worker import (
     INPUT_ENV,
+    INPUT_FILE,
+    INPUT_FILE_ENV,
     PERMANENT_EXIT_CODES,
     ExitCode,
     ResourceRef,
@@ -50,6 +52,8 @@ __all__ = [
     "FINISHED_PHASES",
     "GROUP",
     "INPUT_ENV",
+    "INPUT_FILE",
+    "INPUT_FILE_ENV",
     "KIND",
     "PERMANENT_EXIT_CODES",
     "PLURAL",
