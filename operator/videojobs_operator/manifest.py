@@ -163,7 +163,8 @@ def build_worker_input(
     if spec.transcript is not None and spec.transcript.config_map_key_ref is not None:
         transcript_path = f"{TRANSCRIPT_MOUNT}/transcript"
     return WorkerInput(
-        spec=spec,
+        # the destination spelled out (<namespace>/<name> defaults, the platform's S3 rules)
+        spec=effective_spec(spec, meta["namespace"], meta["name"], settings),
         resource=ResourceRef(
             namespace=meta["namespace"],
             name=meta["name"],
@@ -305,8 +306,6 @@ def build_job(
 ) -> dict[str, Any]:
     """The complete ``batch/v1`` Job of the resource's current run."""
     meta = resource["metadata"]
-    # the destination spelled out (<namespace>/<name> defaults, the platform's S3 rules)
-    spec = effective_spec(spec, meta["namespace"], meta["name"], settings)
     labels = labels_for(resource)
     res = spec.resources
     cpu = (res.cpu if res else None) or settings.worker_cpu

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.operatorunit.fakekube import FakeKube
 from videojobs.models import VideoProcessingJobSpec, WorkerInput
-from videojobs_operator.manifest import build_input_configmap, build_job
+from videojobs_operator.manifest import build_job, build_worker_input
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.storage_policy import effective_spec, storage_problems
 
@@ -35,16 +35,14 @@ def _spec(body: Any) -> VideoProcessingJobSpec:
     return VideoProcessingJobSpec.model_validate(body["spec"])
 
 
-def _worker(
-    body: Any, spec: VideoProcessingJobSpec, settings: OperatorSettings
-) -> tuple[WorkerInput, dict[str, Any]]:
-    """The worker's input (from the run's input ConfigMap) and the container's env."""
+def _worker(body: Any, settings: OperatorSettings) -> tuple[WorkerInput, dict[str, Any]]:
+    """The worker's input (as in its input ConfigMap) and its container env."""
+    spec = _spec(body)
     job = build_job(body, spec, settings)
     container = job["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
-    created = {**job, "metadata": {**job["metadata"], "uid": "job-uid"}}
-    data = build_input_configmap(body, spec, settings, created)["data"]["input.json"]
-    return WorkerInput.model_validate(json.loads(data)), env
+    text = build_worker_input(body, spec, settings).model_dump_json(by_alias=True)
+    return WorkerInput.model_validate(json.loads(text)), env
 
 
 def test_default_destinations_are_namespace_and_name() -> None:
@@ -53,7 +51,7 @@ def test_default_destinations_are_namespace_and_name() -> None:
     for ns, name in (("team-a", "talk"), ("team-a", "other"), ("team-b", "talk")):
         for storage in ({"pvc": {"claimName": "clips"}}, {"s3": {"bucket": "clips"}}):
             body = resource(storage, name, ns)
-            wi, _ = _worker(body, _spec(body), settings)
+            wi, _ = _worker(body, settings)
             out = wi.spec.output.storage
             where = out.pvc.path if out.pvc else out.s3.prefix  # type: ignore[union-attr]
             assert where == f"{ns}/{name}"
@@ -87,7 +85,7 @@ def test_a_tenant_may_only_use_the_platform_s3() -> None:
 
 def test_the_platform_fixes_endpoint_credentials_and_namespace_prefix() -> None:
     body = resource({"s3": {"bucket": "clips-team-a", "prefix": "courses/k8s"}})
-    wi, env = _worker(body, _spec(body), PLATFORM)
+    wi, env = _worker(body, PLATFORM)
     s3 = wi.spec.output.storage.s3
     assert s3 is not None
     assert s3.prefix == "team-a/courses/k8s"
@@ -96,7 +94,7 @@ def test_the_platform_fixes_endpoint_credentials_and_namespace_prefix() -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "videojobs-s3", "key": key}
     default = resource({"s3": {"bucket": "clips-team-a"}})
-    wi, _ = _worker(default, _spec(default), PLATFORM)
+    wi, _ = _worker(default, PLATFORM)
     assert wi.spec.output.storage.s3 is not None
     assert wi.spec.output.storage.s3.prefix == "team-a/talk"
 
