@@ -1,6 +1,6 @@
 """Cutting benchmark per source kind (issue 12): naive re-encode, accurate, smart and copy.
 
-Imported by ``bench_cutting.py --kinds``; see there. Each source is 2 minutes of 640x360 30 fps
+Imported by ``bench_cutting.py --kinds``; see there. Each source is 2 minutes of 1280x720 30 fps
 (1080p60: 30 s) generated once into ``benchmarks/.cache/kinds/`` — shorter than the 10-minute
 main benchmark to spare the shared machine. Plan: 2 segments of 30 s (2 of 10–12 s for
 1080p60), none starting on a keyframe.
@@ -36,7 +36,7 @@ class Kind:
     ext: str
     out: str
     video: list[str]
-    size: str = "640x360"
+    size: str = "1280x720"
     fps: int = 30
     duration: int = 120
     plan: list[tuple[float, float]] = field(default_factory=lambda: PLAN_120)
@@ -119,7 +119,7 @@ def _ffmpeg(args: list[str]) -> None:
 
 
 def source(kind: Kind) -> Path:
-    path = KCACHE / f"{kind.name}-{kind.duration}s.{kind.ext}"
+    path = KCACHE / f"{kind.name}-{kind.duration}s-{kind.size}.{kind.ext}"
     if path.exists():
         return path
     KCACHE.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ def build_table(results: dict, runs: int, names: list[str]) -> str:
         f"minimum wall time of {runs} run(s) per method, the methods of one kind run side by "
         "side (alternating), sequentially, warm page cache.",
         "",
-        "Sources: 2 min of 640x360 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
+        "Sources: 2 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
         "WebM), shorter than the 10-minute main benchmark to spare the shared machine; plan: "
         "2 clips of 30–34 s (1080p60: 10 and 12 s), none starting on a keyframe. Output: MP4, or "
         "WebM for the VP9 source. Ratio = naive re-encode wall time / the method's. Frame-exact: "
