@@ -1,9 +1,9 @@
 """Cutting benchmark per source kind (issue 12): naive re-encode, accurate, smart and copy.
 
-Imported by ``bench_cutting.py --kinds``; see there. Each source is 2 minutes of 640x360 30 fps
+Imported by ``bench_cutting.py --kinds``; see there. Each source is 2 minutes of 1280x720 30 fps
 (1080p60: 30 s) generated once into ``benchmarks/.cache/kinds/`` — shorter than the 10-minute
-main benchmark to spare the shared machine. Plan: 2 segments of 17 s (2 of 7 s for 1080p60),
-none starting on a keyframe.
+main benchmark to spare the shared machine. Plan: 2 segments of 30 s (2 of 10–12 s for
+1080p60), none starting on a keyframe.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 KCACHE = REPO / "benchmarks" / ".cache" / "kinds"
 METHODS = ["naive-reencode", "accurate", "smart", "copy"]
-PLAN_120 = [(7.3, 24.1), (60.45, 77.9)]
-PLAN_30 = [(2.3, 9.6), (17.1, 24.45)]
+PLAN_120 = [(12.4, 41.9), (62.7, 96.3)]
+"""63.1 s of output; the starts fall about mid-GOP for 2 s and 5 s GOPs (10 s GOP: 7.5 s in)."""
+PLAN_30 = [(2.3, 12.6), (15.1, 27.45)]
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Kind:
     ext: str
     out: str
     video: list[str]
-    size: str = "640x360"
+    size: str = "1280x720"
     fps: int = 30
     duration: int = 120
     plan: list[tuple[float, float]] = field(default_factory=lambda: PLAN_120)
@@ -118,7 +119,7 @@ def _ffmpeg(args: list[str]) -> None:
 
 
 def source(kind: Kind) -> Path:
-    path = KCACHE / f"{kind.name}-{kind.duration}s.{kind.ext}"
+    path = KCACHE / f"{kind.name}-{kind.duration}s-{kind.size}.{kind.ext}"
     if path.exists():
         return path
     KCACHE.mkdir(parents=True, exist_ok=True)
@@ -324,9 +325,9 @@ def build_table(results: dict, runs: int, names: list[str]) -> str:
         f"minimum wall time of {runs} run(s) per method, the methods of one kind run side by "
         "side (alternating), sequentially, warm page cache.",
         "",
-        "Sources: 2 min of 640x360 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
+        "Sources: 2 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
         "WebM), shorter than the 10-minute main benchmark to spare the shared machine; plan: "
-        "2 clips of 17 s (1080p60: 2 of 7 s), none starting on a keyframe. Output: MP4, or "
+        "2 clips of 30–34 s (1080p60: 10 and 12 s), none starting on a keyframe. Output: MP4, or "
         "WebM for the VP9 source. Ratio = naive re-encode wall time / the method's. Frame-exact: "
         "every clip has exactly the planned frames (for `copy`: not applicable, it snaps to the "
         "keyframe). Decode errors: lines `ffmpeg -v error` prints decoding every clip. "
