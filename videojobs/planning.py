@@ -35,7 +35,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import accumulate, repeat
 
 from rapidfuzz import fuzz, process
 
@@ -56,6 +60,16 @@ QUOTE_MIN_SCORE = 80.0
 
 QUOTE_AMBIGUITY_MARGIN = 5.0
 """A second, separate place scoring within this margin of the best one makes a quote ambiguous."""
+
+
+MAX_CUES = 200_000
+"""Most cues a transcript may have to be planned (a 1 MiB ConfigMap holds about 20,000)."""
+
+MAX_TRANSCRIPT_WORDS = 4_000_000
+"""Most words a transcript may have when quotes are matched against it."""
+
+MAX_KNOWLEDGE_POINTS = 500
+"""Most knowledge points in a plan (the spec's own list is limited to as many)."""
 
 
 class NeedsTranscript(PlanError):
@@ -105,68 +119,261 @@ class QuoteMatch:
     """Where a quote was found."""
 
     cue: Cue
+    """The cue holding the first matched word."""
     score: float
     word: int
+    """Index of the first matched word among the transcript's normalised words."""
+    start: float = 0.0
+    """Start of the first matched word: its own time when the cue has word timestamps, else
+    the cue's start."""
+    end: float = 0.0
+    """End of the last matched word: its own time when its cue has word timestamps, else that
+    cue's end."""
 
 
 class QuoteIndex:
-    """A transcript's normalised words and their word windows; built once per transcript."""
+    """A transcript's normalised words, indexed for quote matching; built once per transcript.
+
+    The words are kept once each (a vocabulary) and the transcript as one string of them, joined
+    by spaces, with each word's offset, so that any window of consecutive words is a slice of it.
+    ``postings`` lists where each vocabulary word occurs; :func:`match_quote` takes its
+    candidate windows from there instead of scoring every window of the transcript.
+    """
 
     def __init__(self, transcript: Transcript) -> None:
-        self.words: list[tuple[str, Cue]] = [
-            (w, cue) for cue in transcript.cues for w in normalise_words(cue.text)
-        ]
-        self._windows: dict[int, list[str]] = {}
+        self.cues = transcript.cues
+        ids: dict[str, int] = {}
+        self.ids = array("i")  # word → vocabulary id
+        self.cue_of = array("i")  # word → position of its cue in transcript.cues
+        self.word_of = array("i")  # word → position in cue.words (-1: the cue has none)
+        spoken: list[str] = []  # each cue's words, joined
+        for position, cue in enumerate(transcript.cues):
+            if cue.words:
+                split = [(k, normalise_words(w.text)) for k, w in enumerate(cue.words)]
+                tokens = [t for _, ts in split for t in ts]
+                self.word_of.extend(k for k, ts in split for _ in ts)
+            else:
+                tokens = normalise_words(cue.text)
+                self.word_of.extend(repeat(-1, len(tokens)))
+            if len(self.ids) + len(tokens) > MAX_TRANSCRIPT_WORDS:
+                raise PlanError(
+                    Problem(
+                        "spec.transcript",
+                        f"the transcript has more than {MAX_TRANSCRIPT_WORDS} words, over the "
+                        "limit for matching quotes (MAX_TRANSCRIPT_WORDS); use start or cues",
+                    )
+                )
+            if tokens:
+                self.ids.extend([ids.setdefault(t, len(ids)) for t in tokens])
+                self.cue_of.extend(repeat(position, len(tokens)))
+                spoken.append(" ".join(tokens))
+        self.text = " ".join(spoken)
+        del spoken
+        self.vocabulary: list[str] = list(ids)
+        lengths = [len(w) + 1 for w in self.vocabulary]
+        # word → offset in self.text; one more at the end
+        self.offsets = array("q", accumulate(map(lengths.__getitem__, self.ids), initial=0))
+        self.postings: list[array[int]] = [array("i") for _ in self.vocabulary]
+        add = [p.append for p in self.postings]
+        for position, wid in enumerate(self.ids):
+            add[wid](position)
+        self._ids = ids
+        self._similar: dict[str, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.cue_of)
+
+    def window(self, i: int, n: int) -> str:
+        """The ``n`` words from word ``i``, joined by single spaces."""
+        return self.text[self.offsets[i] : self.offsets[i + n] - 1]
 
     def windows(self, n: int) -> list[str]:
         """Every run of ``n`` consecutive words (one shorter run when there are fewer)."""
-        if n not in self._windows:
-            words = [w for w, _ in self.words]
-            self._windows[n] = [
-                " ".join(words[i : i + n]) for i in range(max(1, len(words) - n + 1))
-            ]
-        return self._windows[n]
+        n = min(n, len(self))
+        return [self.window(i, n) for i in range(max(1, len(self) - n + 1))] if n else [""]
+
+    def cue(self, word: int) -> Cue:
+        return self.cues[self.cue_of[word]]
+
+    def word_start(self, word: int) -> float:
+        cue, k = self.cue(word), self.word_of[word]
+        return cue.words[k].start if cue.words and k >= 0 else cue.start
+
+    def word_end(self, word: int) -> float:
+        cue, k = self.cue(word), self.word_of[word]
+        return cue.words[k].end if cue.words and k >= 0 else cue.end
+
+    def similar(self, token: str) -> list[int]:
+        """Vocabulary ids of words within :data:`ANCHOR_MIN_SCORE` of ``token`` (cached)."""
+        found = self._similar.get(token)
+        if found is None:
+            found = sorted(
+                i
+                for _, _, i in process.extract(
+                    token,
+                    self.vocabulary,
+                    scorer=fuzz.ratio,
+                    score_cutoff=ANCHOR_MIN_SCORE,
+                    limit=None,
+                )
+            )
+            exact = self._ids.get(token)
+            if exact is not None and exact not in found:
+                found.append(exact)
+            self._similar[token] = found
+        return found
+
+    def candidates(self, wanted: list[str]) -> tuple[list[int], Callable[[], list[int]]] | None:
+        """Starts of the windows of ``len(wanted)`` words worth scoring for a quote, in order:
+        the likely ones, and a function giving all the possible ones (a superset). None means
+        every window.
+
+        The quote's :data:`QUOTE_ANCHORS` rarest words (counting the transcript words similar to
+        each; words that occur nowhere are skipped) anchor the candidates: where a word similar
+        to the quote's ``k``-th word occurs at ``p``, the windows starting within
+        :data:`QUOTE_SHIFT` words of ``p - k`` are candidates: likely for the
+        :data:`QUOTE_ANCHORS` rarest words, possible for the :data:`QUOTE_FALLBACK_ANCHORS`
+        rarest."""
+        n = min(len(wanted), len(self))
+        last = len(self) - n
+        counted = []
+        for k, token in enumerate(wanted):
+            ids = self.similar(token)
+            total = sum(len(self.postings[i]) for i in ids)
+            if total:
+                counted.append((total, k, ids))
+        counted.sort()
+        # a second anchor only when it is not much more common than the first: "says" next
+        # to a name said once would point at every cue
+        anchors = [
+            a
+            for rank, a in enumerate(counted[:QUOTE_ANCHORS])
+            if rank == 0 or a[0] <= max(8 * counted[0][0], 64)
+        ]
+        if sum(total for total, _, _ in anchors) * (2 * QUOTE_SHIFT + 1) >= last + 1:
+            return None
+
+        def pointed(chosen: list[tuple[int, int, list[int]]]) -> list[int]:
+            starts: set[int] = set()
+            for _, k, ids in chosen:
+                for i in ids:
+                    for p in self.postings[i]:
+                        lo = p - k - QUOTE_SHIFT
+                        starts.update(
+                            range(lo if lo > 0 else 0, min(last, p - k + QUOTE_SHIFT) + 1)
+                        )
+            return sorted(starts)
+
+        likely = pointed(anchors)
+
+        def possible() -> list[int]:
+            wider = counted[:QUOTE_FALLBACK_ANCHORS]
+            if sum(total for total, _, _ in wider) * (2 * QUOTE_SHIFT + 1) >= last + 1:
+                return list(range(last + 1))
+            return pointed(wider)
+
+        return likely, possible
 
 
-def match_quote(quote: str, transcript: Transcript | QuoteIndex, path: str) -> QuoteMatch:
+ANCHOR_MIN_SCORE = 75.0
+"""Least similarity of a transcript word to a quote word for it to anchor a candidate window."""
+
+QUOTE_ANCHORS = 2
+"""How many of a quote's rarest words anchor its likely windows."""
+
+QUOTE_FALLBACK_ANCHORS = 4
+"""How many of a quote's rarest words anchor its possible windows, scored when none of the
+likely ones matches."""
+
+QUOTE_SHIFT = 3
+"""How far (in words) a matching window may start from where an anchor word puts it: the
+quote may have dropped or added a few words before the anchor."""
+
+QUOTE_MAX_COMPARISONS = 20_000_000
+"""Most transcript windows scored for all the quotes of one plan together."""
+
+
+def match_quote(
+    quote: str,
+    transcript: Transcript | QuoteIndex,
+    path: str,
+    budget: list[int] | None = None,
+) -> QuoteMatch:
     """The cue where ``quote`` is spoken.
 
-    Both texts are normalised (:func:`normalise_words`); every window of as many transcript words
-    as the quote has (across cue boundaries) is scored with rapidfuzz's ``ratio``. The best window
+    Both texts are normalised (:func:`normalise_words`); windows of as many transcript words as
+    the quote has (across cue boundaries) are scored with rapidfuzz's ``ratio``. The best window
     (the earliest of equals) wins if it scores at least :data:`QUOTE_MIN_SCORE` and no window that
     does not overlap it scores within :data:`QUOTE_AMBIGUITY_MARGIN` of it.
 
+    Only candidate windows are scored (:meth:`QuoteIndex.candidates`): those holding a word
+    similar to one of the quote's rarest words, which any window close enough to match holds.
+    ``budget`` (a one-item list) counts down the windows a plan may still score.
+
     Raises:
-        PlanError: unmatched or ambiguous, naming ``path``.
+        PlanError: unmatched or ambiguous, naming ``path``; or over the comparison budget.
     """
     index = transcript if isinstance(transcript, QuoteIndex) else QuoteIndex(transcript)
-    words = index.words
     wanted = normalise_words(quote)
     if not wanted:
         raise PlanError(Problem(path, f"quote {quote!r} has no words to match"))
-    if not words:
+    if not len(index):
         raise PlanError(Problem(path, f"quote {quote!r} not found: the transcript has no words"))
     n = len(wanted)
+    width = min(n, len(index))
     target = " ".join(wanted)
-    windows = index.windows(n)
-    best = process.extractOne(target, windows, scorer=fuzz.ratio)
-    assert best is not None
-    _, best_score, best_i = best
-    if best_score < QUOTE_MIN_SCORE:
+    found = index.candidates(wanted)
+    if found is None:
+        every = list(range(len(index) - width + 1))
+        likely, possible = every, lambda: every
+    else:
+        likely, possible = found
+    close: list[tuple[str, float, int]] = []
+    for attempt in range(2):
+        starts = likely if attempt == 0 else possible()
+        if attempt and starts == likely:
+            break
+        if budget is not None:
+            budget[0] -= len(starts)
+            if budget[0] < 0:
+                raise PlanError(
+                    Problem(
+                        path,
+                        f"quote {quote!r} is made of words that occur too often: matching the "
+                        f"quotes needs more than {QUOTE_MAX_COMPARISONS} window comparisons (the "
+                        "limit per plan); quote rarer words, or use start or cues",
+                    )
+                )
+        text, offsets = index.text, index.offsets
+        windows = [text[offsets[i] : offsets[i + width] - 1] for i in starts]
+        close = process.extract(
+            target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=QUOTE_MIN_SCORE
+        )
+        if close:
+            break
+    if not close:
+        best = process.extractOne(target, windows, scorer=fuzz.ratio) if windows else None
+        closest = (
+            f"closest: {best[0]!r} at {_ts(index.cue(starts[best[2]]).start)}, similarity "
+            f"{best[1]:.0f} < {QUOTE_MIN_SCORE:.0f}"
+            if best is not None
+            else "closest: none, no word of it is in the transcript"
+        )
         raise PlanError(
             Problem(
                 path,
-                f"quote {quote!r} not found in the transcript (closest: {windows[best_i]!r} at "
-                f"{_ts(words[best_i][1].start)}, similarity {best_score:.0f} < "
-                f"{QUOTE_MIN_SCORE:.0f}); quote the words as spoken, or use start or cues",
+                f"quote {quote!r} not found in the transcript ({closest}); quote the words as "
+                "spoken, or use start or cues",
             )
         )
+    best_score = max(score for _, score, _ in close)
     cutoff = max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
-    close = process.extract(target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=cutoff)
-    best_i = min(i for _, score, i in close if score == best_score)
-    rivals = [(score, i) for _, score, i in close if abs(i - best_i) >= n]
+    best_i = min(starts[k] for _, score, k in close if score == best_score)
+    rivals = [
+        starts[k] for _, score, k in close if score >= cutoff and abs(starts[k] - best_i) >= n
+    ]
     if rivals:
-        places = sorted({words[best_i][1].start, *(words[i][1].start for _, i in rivals)})
+        places = sorted({index.cue(best_i).start, *(index.cue(i).start for i in rivals)})
         raise PlanError(
             Problem(
                 path,
@@ -174,22 +381,38 @@ def match_quote(quote: str, transcript: Transcript | QuoteIndex, path: str) -> Q
                 f"{', '.join(_ts(t) for t in places[:5])}; quote more words, or use start or cues",
             )
         )
-    return QuoteMatch(cue=words[best_i][1], score=best_score, word=best_i)
+    return QuoteMatch(
+        cue=index.cue(best_i),
+        score=best_score,
+        word=best_i,
+        start=index.word_start(best_i),
+        end=index.word_end(best_i + width - 1),
+    )
 
 
 # --- cues ---------------------------------------------------------------------------------
 
 
-def _find_cue(token: str, transcript: Transcript) -> Cue | None:
-    for cue in transcript.cues:
-        if cue.id == token:
-            return cue
+def _find_cue(token: str, transcript: Transcript, ids: dict[str, Cue]) -> Cue | None:
+    if token in ids:
+        return ids[token]
     if token.isdigit() and 1 <= int(token) <= len(transcript.cues):
         return transcript.cues[int(token) - 1]
     return None
 
 
-def resolve_cues(spec_text: str, transcript: Transcript, path: str) -> tuple[Cue, Cue]:
+def _cue_ids(transcript: Transcript) -> dict[str, Cue]:
+    """The first cue of each id."""
+    ids: dict[str, Cue] = {}
+    for cue in transcript.cues:
+        if cue.id is not None:
+            ids.setdefault(cue.id, cue)
+    return ids
+
+
+def resolve_cues(
+    spec_text: str, transcript: Transcript, path: str, ids: dict[str, Cue] | None = None
+) -> tuple[Cue, Cue]:
     """First and last cue of a ``cues`` value: an id or 1-based index, or ``first-last``.
 
     An end is a cue id when one matches exactly, else a 1-based index. Ids may contain ``-``,
@@ -198,14 +421,15 @@ def resolve_cues(spec_text: str, transcript: Transcript, path: str) -> tuple[Cue
     Raises:
         PlanError: an end names no cue, or the range runs backwards.
     """
+    ids = _cue_ids(transcript) if ids is None else ids
     text = spec_text.strip()
-    single = _find_cue(text, transcript)
+    single = _find_cue(text, transcript, ids)
     if single is not None:
         return single, single
     for m in re.finditer(r"\s*-\s*", text):
         first, last = (
-            _find_cue(text[: m.start()], transcript),
-            _find_cue(text[m.end() :], transcript),
+            _find_cue(text[: m.start()], transcript, ids),
+            _find_cue(text[m.end() :], transcript, ids),
         )
         if first is not None and last is not None:
             if last.index < first.index:
@@ -264,6 +488,8 @@ def _initial_ranges(
         ], notes
     points, base = _knowledge_points(spec, transcript)
     quotes: QuoteIndex | None = None
+    budget = [QUOTE_MAX_COMPARISONS]
+    cue_ids: dict[str, Cue] | None = None
     ranges = []
     for i, kp in enumerate(points):
         path = f"{base}[{i}]"
@@ -277,36 +503,80 @@ def _initial_ranges(
                     )
                 )
             if kp.cues is not None:
-                first, last = resolve_cues(kp.cues, transcript, f"{path}.cues")
+                cue_ids = _cue_ids(transcript) if cue_ids is None else cue_ids
+                first, last = resolve_cues(kp.cues, transcript, f"{path}.cues", cue_ids)
                 start, end = first.start, last.end
             else:
                 assert kp.quote is not None
                 quotes = quotes or QuoteIndex(transcript)
-                found = match_quote(kp.quote, quotes, f"{path}.quote")
-                start = found.cue.start
-                notes.append(
-                    f"{path}: quote matched cue {found.cue.index} at {_ts(start)} "
-                    f"(similarity {found.score:.0f})"
-                )
+                found = match_quote(kp.quote, quotes, f"{path}.quote", budget)
+                if spec.segmentation.snap_to_cues or found.start == found.cue.start:
+                    start = found.cue.start
+                    notes.append(
+                        f"{path}: quote matched cue {found.cue.index} at {_ts(start)} "
+                        f"(similarity {found.score:.0f})"
+                    )
+                else:
+                    start = found.start
+                    notes.append(
+                        f"{path}: quote matched cue {found.cue.index} at its word at "
+                        f"{_ts(start)} (similarity {found.score:.0f})"
+                    )
         assert start is not None
         ranges.append(_Range(i, path, kp.id, kp.title, kp.description, start, end))
     return ranges, notes
 
 
-def _snap(ranges: list[_Range], cues: list[Cue], notes: list[str]) -> list[_Range]:
-    def containing(t: float) -> list[Cue]:
-        return [c for c in cues if c.start < t < c.end]
+class _CueTimes:
+    """Cue starts and ends ordered by start, for finding the cues around a time quickly."""
 
+    def __init__(self, cues: list[Cue]) -> None:
+        self.cues = cues
+        self.ordered = all(a.start <= b.start for a, b in zip(cues, cues[1:], strict=False))
+        by_start = cues if self.ordered else sorted(cues, key=lambda c: c.start)
+        self.starts = [c.start for c in by_start]
+        self.ends = [c.end for c in by_start]
+        self.reach: list[float] = []  # greatest end among the cues up to here
+        for end in self.ends:
+            self.reach.append(max(end, self.reach[-1]) if self.reach else end)
+
+    def earliest_start_around(self, t: float) -> float | None:
+        """Earliest start of the cues with ``start < t < end``."""
+        k = bisect_left(self.starts, t)  # cues [0, k) start before t
+        j = bisect_right(self.reach, t, 0, k)  # first cue whose reach passes t
+        return self.starts[j] if j < k else None
+
+    def latest_end_around(self, t: float) -> float | None:
+        """Latest end of the cues with ``start < t < end``."""
+        k = bisect_left(self.starts, t)
+        return self.reach[k - 1] if k and self.reach[k - 1] > t else None
+
+    def overlapping(self, start: float, end: float) -> tuple[int, int] | None:
+        """Indices of the first and last cue (in transcript order) with ``end > start`` and
+        ``start < end``."""
+        if not self.ordered:
+            inside = [c.index for c in self.cues if c.end > start and c.start < end]
+            return (inside[0], inside[-1]) if inside else None
+        k = bisect_left(self.starts, end)
+        first = bisect_right(self.reach, start, 0, k)
+        if first >= k:
+            return None
+        last = next(p for p in range(k - 1, first - 1, -1) if self.ends[p] > start)
+        return self.cues[first].index, self.cues[last].index
+
+
+def _snap(ranges: list[_Range], cues: list[Cue], notes: list[str]) -> list[_Range]:
+    times = _CueTimes(cues)
     out = []
     for r in ranges:
         start, end = r.start, r.end
-        inside = containing(start)
-        if inside:
-            start = min(c.start for c in inside)
+        around = times.earliest_start_around(start)
+        if around is not None:
+            start = around
         if end is not None:
-            inside = containing(end)
-            if inside:
-                end = max(c.end for c in inside)
+            around = times.latest_end_around(end)
+            if around is not None:
+                end = around
         changes = []
         if start != r.start:
             changes.append(f"start {_ts(r.start)}→{_ts(start)}")
@@ -489,6 +759,27 @@ def _pad(
     return padded
 
 
+def _check_limits(spec: VideoProcessingJobSpec, transcript: Transcript | None) -> None:
+    if transcript is None:
+        return
+    if len(transcript.cues) > MAX_CUES:
+        raise PlanError(
+            Problem(
+                "spec.transcript",
+                f"the transcript has {len(transcript.cues)} cues, over the limit of {MAX_CUES} "
+                "(MAX_CUES); split the video, or give segments instead",
+            )
+        )
+    if not spec.knowledge_points and len(transcript.knowledge_points) > MAX_KNOWLEDGE_POINTS:
+        raise PlanError(
+            Problem(
+                "transcript.knowledge_points",
+                f"the transcript has {len(transcript.knowledge_points)} knowledge points, over "
+                f"the limit of {MAX_KNOWLEDGE_POINTS} (MAX_KNOWLEDGE_POINTS)",
+            )
+        )
+
+
 def plan_segments(
     spec: VideoProcessingJobSpec,
     transcript: Transcript | None,
@@ -504,6 +795,7 @@ def plan_segments(
             missing transcript stands in the way.
     """
     seg = spec.segmentation
+    _check_limits(spec, transcript)
     ranges, notes = _initial_ranges(spec, transcript)
     if transcript is not None and seg.snap_to_cues and spec.segments is None:
         ranges = _snap(ranges, transcript.cues, notes)
@@ -546,12 +838,9 @@ def plan_segments(
             notes.append(f"file stem {raw!r} repeats; renamed {stem!r}")
 
     planned = []
+    times = _CueTimes(transcript.cues) if transcript is not None else None
     for (index, clip, start, end), stem in zip(segments, stems, strict=True):
-        inside = (
-            [c.index for c in transcript.cues if c.end > start and c.start < end]
-            if transcript is not None
-            else []
-        )
+        inside = times.overlapping(start, end) if times is not None else None
         planned.append(
             PlannedSegment(
                 index=index,
@@ -561,7 +850,7 @@ def plan_segments(
                 start=start,
                 end=end,
                 stem=stem,
-                cue_indices=(inside[0], inside[-1]) if inside else None,
+                cue_indices=inside,
             )
         )
     return SegmentPlan(segments=planned, source_duration=duration, notes=notes)

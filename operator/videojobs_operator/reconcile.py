@@ -30,10 +30,9 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from videojobs.errors import InvalidSpec, Problem
+from videojobs.bounded import plan_problems_bounded
+from videojobs.errors import Problem
 from videojobs.models import FINISHED_PHASES, VideoProcessingJobSpec
-from videojobs.planning import plan_segments
-from videojobs.transcripts import parse_transcript
 from videojobs_operator.decide import (
     ACTIVE_PHASES,
     OPERATOR_STATUS_FIELDS,
@@ -405,10 +404,10 @@ class Reconciler:
         spec, problems = validate_spec(resource.get("spec"))
         if spec is None:
             return None, problems, None
-        transcript = None
+        ref, text = None, None
         if spec.transcript is not None:
             ref = spec.transcript.config_map_key_ref
-            text: str | None = spec.transcript.inline
+            text = spec.transcript.inline
             if ref is not None:
                 ns = resource["metadata"]["namespace"]
                 cm = await self.kube.read_configmap(ns, ref.name)
@@ -419,23 +418,12 @@ class Reconciler:
                         what = f"key {ref.key!r} in {what}"
                     return spec, [], f"spec.transcript.configMapKeyRef: waiting for {what}"
                 text = data[ref.key]
-            if text is not None:
-                label = (
-                    f"ConfigMap/{ref.name}[{ref.key}]"
-                    if ref is not None
-                    else "spec.transcript.inline"
-                )
-                try:
-                    transcript = parse_transcript(text, spec.transcript.format, source=label)
-                except InvalidSpec as exc:
-                    return None, list(exc.problems), None
-            else:
+            if text is None:
                 return spec, [], None  # at a URL: the worker fetches and plans it
-        try:
-            plan_segments(spec, transcript)
-        except InvalidSpec as exc:
-            return None, list(exc.problems), None
-        return spec, [], None
+        label = f"ConfigMap/{ref.name}[{ref.key}]" if ref is not None else "spec.transcript.inline"
+        # parsing and planning in a child process with a time and memory budget
+        problems = await plan_problems_bounded(spec, text, label)
+        return (None, problems, None) if problems else (spec, [], None)
 
     async def _delete_stale_jobs(self, key: Key, resource: Mapping[str, Any]) -> None:
         """Remove unfinished Jobs of earlier runs (the rerunToken changed while they ran)."""

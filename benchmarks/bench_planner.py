@@ -1,0 +1,209 @@
+"""The planner at transcript scale: 2k / 20k / 200k cues, 500 quote-anchored knowledge points.
+
+Each measurement runs in a fresh subprocess so that its peak RSS (``ru_maxrss``) is its own:
+
+- ``new``: :func:`videojobs.planning.plan_segments` on the whole spec (index built once, 500
+  quotes matched over candidate windows, snapping, naming);
+- ``old``: the brute-force matcher that scored every window of the transcript for every quote
+  (kept as ``tests/unit/quote_reference.py``), for the 500 quotes; at 200k cues it is run on
+  :data:`OLD_SAMPLE` quotes only and its time is extrapolated to 500 (marked so in the table).
+
+The transcript is synthetic lecture speech: a Zipf-distributed vocabulary of 6,000 made-up
+words, cues of 6-14 words, 1.5-4.5 s long. Quotes are 6-10 word runs from evenly spaced places,
+every fourth with one typo. Peak RSS includes building the transcript models (shown on its own
+as "transcript RSS", measured before planning starts).
+
+Usage: ``python benchmarks/bench_planner.py [--runs N] [--sizes 2000,20000,200000]``; it
+rewrites the "planner" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import REPO, write_section
+
+QUOTES = 500
+OLD_SAMPLE = 25
+"""Quotes the old matcher runs at 200k cues (500 would take about five minutes)."""
+SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in ("a", "e", "i", "o", "u", "ai", "ou", "an")]
+
+
+def _vocabulary(rng: random.Random, size: int) -> list[str]:
+    words: set[str] = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(SYLLABLES) for _ in range(rng.choice([1, 1, 2, 2, 3, 4]))))
+    return sorted(words, key=lambda w: (len(w), w))
+
+
+def build(cues: int, seed: int = 7) -> tuple[Any, Any]:
+    """The transcript and the spec with :data:`QUOTES` quote-anchored knowledge points."""
+    from videojobs.models import Cue, Transcript, VideoProcessingJobSpec
+
+    rng = random.Random(seed)
+    vocab = _vocabulary(rng, 6000)
+    weights = [1.0 / (rank + 1) for rank in range(len(vocab))]
+    out = []
+    t = 0.0
+    spoken: list[str] = []
+    for index in range(1, cues + 1):
+        words = rng.choices(vocab, weights, k=rng.randint(6, 14))
+        length = round(rng.uniform(1.5, 4.5), 3)
+        out.append(
+            Cue(index=index, start=round(t, 3), end=round(t + length, 3), text=" ".join(words))
+        )
+        spoken.extend(words)
+        t += length
+    points = []
+    step = len(spoken) // QUOTES
+    for k in range(QUOTES):
+        at = k * step + rng.randint(0, step // 2)
+        run = spoken[at : at + rng.randint(6, 10)]
+        if k % 4 == 3:
+            w = run[len(run) // 2]
+            run[len(run) // 2] = w[:-1] + ("x" if w[-1] != "x" else "y")
+        points.append({"id": f"kp{k}", "title": f"Topic {k}", "quote": " ".join(run)})
+    spec = VideoProcessingJobSpec.model_validate(
+        {
+            "source": {"url": "https://example.org/v.mp4"},
+            "transcript": {"inline": "x"},
+            "knowledgePoints": points,
+            "segmentation": {"minDuration": "0"},
+            "output": {"storage": {"pvc": {"claimName": "c"}}},
+        }
+    )
+    return Transcript(format="webvtt", cues=out), spec
+
+
+def _rss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child(method: str, cues: int, quotes: int) -> dict[str, Any]:
+    """One measurement, in this (fresh) process."""
+    from tests.unit.quote_reference import reference_match_quote
+    from videojobs.errors import PlanError
+    from videojobs.planning import plan_segments
+
+    transcript, spec = build(cues)
+    base = _rss()
+    points = spec.knowledge_points[:quotes]
+    began = time.perf_counter()
+    matched = 0
+    if method == "new":
+        spec = spec.model_copy(update={"knowledge_points": points})
+        try:
+            plan = plan_segments(spec, transcript)
+            matched = sum(1 for n in plan.notes if "quote matched" in n)
+        except PlanError as exc:
+            raise SystemExit(f"plan failed: {exc}") from None
+    else:
+        for i, kp in enumerate(points):
+            try:
+                reference_match_quote(kp.quote or "", transcript, f"kp[{i}]")
+                matched += 1
+            except PlanError:
+                pass
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds, "rss": _rss(), "base_rss": base, "matched": matched}
+
+
+def measure(method: str, cues: int, quotes: int) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", method, str(cues), str(quotes)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--sizes", default="2000,20000,200000")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
+    args = parser.parse_args()
+    if args.child:
+        method, cues, quotes = args.child
+        print(json.dumps(child(method, int(cues), int(quotes))))
+        return
+    mib = 1024 * 1024
+    rows = []
+    targets = []
+    for cues in (int(s) for s in args.sizes.split(",")):
+        old_quotes = QUOTES if cues <= 20_000 else OLD_SAMPLE
+        new = [measure("new", cues, QUOTES) for _ in range(args.runs)]
+        old = [measure("old", cues, old_quotes) for _ in range(args.runs if cues <= 2000 else 1)]
+        n_best = min(new, key=lambda r: r["seconds"])
+        o_best = min(old, key=lambda r: r["seconds"])
+        old_seconds = o_best["seconds"] * QUOTES / old_quotes
+        note = "" if old_quotes == QUOTES else f" (extrapolated from {old_quotes} quotes)"
+        rows.append(
+            f"| {cues:,} | {QUOTES} | {n_best['seconds']:.2f} | {old_seconds:.1f}{note} | "
+            f"{old_seconds / n_best['seconds']:.0f}× | {n_best['matched']} | "
+            f"{max(r['rss'] for r in new) / mib:.0f} | {n_best['base_rss'] / mib:.0f} | "
+            f"{max(r['rss'] for r in old) / mib:.0f} |"
+        )
+        print(rows[-1], flush=True)
+        limit = {20_000: (2.0, None), 200_000: (20.0, 300)}.get(cues)
+        if limit is not None:
+            seconds, memory = limit
+            peak = max(r["rss"] for r in new) / mib
+            ok = n_best["seconds"] <= seconds and (memory is None or peak <= memory)
+            targets.append(
+                f"- {'met' if ok else 'NOT met'}: {cues:,} cues + {QUOTES} quotes ≤ {seconds:g} s"
+                + (f" and ≤ {memory} MB" if memory else "")
+                + f": {n_best['seconds']:.2f} s"
+                + (f", peak RSS {peak:.0f} MiB" if memory else "")
+            )
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = "\n".join(
+        [
+            f"Measured {now} by `python benchmarks/bench_planner.py --runs {args.runs}` on "
+            f"{os.cpu_count()} CPUs ({platform.machine()}, {platform.system()}), Python "
+            f"{platform.python_version()}; minimum wall time of {args.runs} run(s) for the new "
+            "planner (one run of the old matcher above 2,000 cues), each in a fresh process, "
+            "on a machine shared with other work.",
+            "",
+            "Synthetic lecture transcript (Zipf vocabulary of 6,000 words, 6-14 words per cue); "
+            f"{QUOTES} quote-anchored knowledge points, 6-10 words each, every fourth with a "
+            "typo. **new**: the whole `plan_segments` (index, candidate windows, snapping, "
+            "naming). **old**: the brute-force matcher that scored every transcript window per "
+            "quote (`tests/unit/quote_reference.py`), quote matching only. Peak RSS is the "
+            "process's, transcript models included (shown on their own).",
+            "",
+            "| cues | quotes | new s | old s | speed-up | quotes matched | new peak RSS MiB "
+            "| transcript RSS MiB | old peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|---|",
+            *rows,
+            "",
+            "Targets (issue 14):",
+            "",
+            *targets,
+        ]
+    )
+    if args.no_write:
+        print(body)
+    else:
+        write_section("planner", body)
+        print(body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The quote matcher as it was before the index: every window scored (the brute-force reference).
+
+Kept verbatim (bar names) so that tests can compare :func:`videojobs.planning.match_quote`'s
+candidate-window fast path with scoring every window of the transcript.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from videojobs.errors import PlanError, Problem
+from videojobs.models import Cue, Transcript
+from videojobs.planning import QUOTE_AMBIGUITY_MARGIN, QUOTE_MIN_SCORE, normalise_words
+
+
+@dataclass(frozen=True)
+class ReferenceMatch:
+    cue: Cue
+    score: float
+    word: int
+
+
+def reference_match_quote(quote: str, transcript: Transcript, path: str) -> ReferenceMatch:
+    """Score every window of ``len(quote words)`` transcript words; see ``match_quote``."""
+    words = [(w, cue) for cue in transcript.cues for w in normalise_words(cue.text)]
+    wanted = normalise_words(quote)
+    if not wanted:
+        raise PlanError(Problem(path, f"quote {quote!r} has no words to match"))
+    if not words:
+        raise PlanError(Problem(path, f"quote {quote!r} not found: the transcript has no words"))
+    n = len(wanted)
+    target = " ".join(wanted)
+    plain = [w for w, _ in words]
+    windows = [" ".join(plain[i : i + n]) for i in range(max(1, len(plain) - n + 1))]
+    best = process.extractOne(target, windows, scorer=fuzz.ratio)
+    assert best is not None
+    _, best_score, best_i = best
+    if best_score < QUOTE_MIN_SCORE:
+        raise PlanError(Problem(path, f"quote {quote!r} not found in the transcript"))
+    cutoff = max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
+    close = process.extract(target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=cutoff)
+    best_i = min(i for _, score, i in close if score == best_score)
+    rivals = [(score, i) for _, score, i in close if abs(i - best_i) >= n]
+    if rivals:
+        raise PlanError(Problem(path, f"quote {quote!r} is ambiguous"))
+    return ReferenceMatch(cue=words[best_i][1], score=best_score, word=best_i)
