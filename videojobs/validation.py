@@ -16,7 +16,7 @@ complains about what does not depend on it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,9 @@ from pydantic import ValidationError
 from videojobs.errors import InvalidSpec, PlanError, Problem, TranscriptError
 from videojobs.models import API_VERSION, KIND, SegmentPlan, Transcript
 from videojobs.models.resource import VideoProcessingJob
+from videojobs.models.spec import VideoProcessingJobSpec
 from videojobs.planning import NeedsTranscript, plan_segments
+from videojobs.sourceinfo import CaptionTrack, resolve_from_source
 from videojobs.transcripts import MAX_NESTING, parse_transcript
 
 Loc = tuple[str | int, ...]
@@ -35,9 +37,6 @@ Loc = tuple[str | int, ...]
 MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024
 """Largest transcript file (next to a manifest) or ConfigMap value read (a real ConfigMap holds
 at most 1 MiB)."""
-
-MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-"""Largest manifest file read."""
 
 
 @dataclass
@@ -91,16 +90,17 @@ def read_documents(path: Path) -> list[Document]:
         InvalidSpec: unreadable file or invalid YAML (with the line).
     """
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_MANIFEST_BYTES:
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
             raise InvalidSpec(
                 Problem(
                     "file",
-                    f"{path} is {size} bytes, over the limit of {MAX_MANIFEST_BYTES} bytes "
-                    "(MAX_MANIFEST_BYTES)",
+                    f"{path} is larger than the limit of {MAX_MANIFEST_BYTES} bytes "
+                    "(MAX_MANIFEST_BYTES); an object the API server accepts is far smaller",
                 )
             )
-        text = Path(path).read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidSpec(Problem("file", f"cannot read {path}: {exc}")) from None
     loader = _BoundedLoader(text)
@@ -129,6 +129,11 @@ def read_documents(path: Path) -> list[Document]:
 
 
 MAX_YAML_NESTING = MAX_NESTING
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+"""Largest manifest file ``videojobs validate`` reads (the API server takes ~1.5 MiB objects,
+a ConfigMap at most 1 MiB; a few of them fit)."""
+MAX_SHOWN_VALUE = 120
+"""Longest bad value quoted back in a problem (a huge field is not echoed whole)."""
 """Deepest nesting of YAML collections in a manifest (PyYAML recurses once per level)."""
 
 
@@ -217,7 +222,10 @@ def problems_from_validation_error(
             and isinstance(value, _SCALARS)
             and repr(value) not in message
         ):
-            message += f" (got {value!r})"
+            shown = repr(value)
+            if len(shown) > MAX_SHOWN_VALUE:
+                shown = shown[:MAX_SHOWN_VALUE] + f"... ({len(str(value))} characters)"
+            message += f" (got {shown})"
         full = path_to_loc(prefix) + loc
         problems.append(
             Problem(loc_to_path(full), message, line_of(full) if line_of is not None else None)
@@ -305,7 +313,7 @@ def _load_transcript(
     doc: Document, job: VideoProcessingJob, path: Path, docs: Sequence[Document]
 ) -> Transcript | None:
     source = job.spec.transcript
-    if source is None or source.url is not None:
+    if source is None or source.url is not None or source.from_source is not None:
         return None
     fmt = source.format
     if source.inline is not None:
@@ -381,6 +389,85 @@ def _with_lines(problems: Sequence[Problem], doc: Document) -> list[Problem]:
     ]
 
 
+SOURCE_INFO_HINT = (
+    "chapters or captions, which the worker gets from yt-dlp; to plan offline, save yt-dlp's "
+    "info JSON (yt-dlp --skip-download --write-info-json --write-subs --write-auto-subs URL) "
+    "and give it with --source-info"
+)
+SOURCE_INFO_NOTE = "planned by the worker from the source's " + SOURCE_INFO_HINT
+
+
+class NeedsSourceInfo(NeedsTranscript):
+    """The plan needs the source's chapters or captions (``fromChapters``/``fromSource``)."""
+
+
+SourceInfoInput = tuple[Mapping[str, Any], Callable[[CaptionTrack], str]]
+"""A yt-dlp info dict and a function that reads a chosen caption track's text."""
+
+
+def _source_info_field(spec: VideoProcessingJobSpec) -> str:
+    if spec.segmentation.from_chapters:
+        return "spec.segmentation.fromChapters"
+    return "spec.transcript.fromSource"
+
+
+def _info_duration(info: Mapping[str, Any]) -> float | None:
+    value = info.get("duration")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def read_source_info(path: Path) -> SourceInfoInput:
+    """A saved yt-dlp info JSON (``--write-info-json`` or ``-j``) and a caption reader for it.
+
+    Caption text is taken, in order, from the track's inline ``data``, the file yt-dlp wrote
+    for it (``requested_subtitles[lang].filepath``, relative to the JSON), or a ``url`` that is
+    a local path or ``file://``; an http(s) URL is fetched (at most 16 MiB).
+
+    Raises:
+        InvalidSpec: the file is not a JSON object, or a caption cannot be read.
+    """
+    import json
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    label = str(path)
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidSpec(Problem("--source-info", f"{label}: {exc}")) from None
+    if not isinstance(info, dict):
+        raise InvalidSpec(Problem("--source-info", f"{label}: not a yt-dlp info JSON object"))
+    base = Path(path).absolute().parent
+    limit = 16 * 1024 * 1024
+
+    def read(track: CaptionTrack) -> str:
+        if track.data is not None:
+            return track.data
+        requested = (info.get("requested_subtitles") or {}).get(track.language) or {}
+        candidates = [requested.get("filepath")]
+        url = track.url or ""
+        parts = urlsplit(url)
+        if parts.scheme in ("", "file"):
+            candidates.append(unquote(parts.path))
+        for name in filter(None, candidates):
+            file = base / str(name)
+            if file.is_file():
+                return file.read_bytes()[:limit].decode("utf-8-sig", errors="replace")
+        if parts.scheme in ("http", "https"):
+            try:
+                with urllib.request.urlopen(url, timeout=30) as resp:
+                    return bytes(resp.read(limit)).decode("utf-8-sig", errors="replace")
+            except OSError as exc:
+                raise InvalidSpec(
+                    Problem("--source-info", f"captions {track.describe()}: {url}: {exc}")
+                ) from None
+        raise InvalidSpec(
+            Problem("--source-info", f"captions {track.describe()}: no file and no data in {label}")
+        )
+
+    return info, read
+
+
 def _check_job(
     doc: Document,
     path: Path,
@@ -388,6 +475,7 @@ def _check_job(
     duration: float | None,
     *,
     defer_url: bool,
+    source_info: SourceInfoInput | None = None,
 ) -> LoadedJob:
     """Validate, load the transcript, plan. With ``defer_url``, a plan that needs a transcript
     the worker will download is left to the worker (a note) instead of being an error."""
@@ -395,8 +483,26 @@ def _check_job(
     loaded = LoadedJob(job, doc)
     loaded.transcript = _load_transcript(doc, job, path, docs)
     at_url = job.spec.transcript is not None and job.spec.transcript.url is not None
+    spec = job.spec
+    if spec.needs_source_info:
+        if source_info is None:
+            if defer_url:
+                loaded.notes.append(SOURCE_INFO_NOTE)
+                return loaded
+            raise NeedsSourceInfo(
+                Problem(_source_info_field(spec), "needs the source's " + SOURCE_INFO_HINT)
+            )
+        info, read = source_info
+        try:
+            resolved = resolve_from_source(
+                spec, info, loaded.transcript, read, duration or _info_duration(info)
+            )
+        except InvalidSpec as exc:
+            raise type(exc)(_with_lines(exc.problems, doc)) from None
+        spec, loaded.transcript = resolved.spec, resolved.transcript
+        duration = duration or _info_duration(info)
     try:
-        loaded.plan = plan_segments(job.spec, loaded.transcript, duration)
+        loaded.plan = plan_segments(spec, loaded.transcript, duration)
     except NeedsTranscript as exc:
         if at_url and defer_url:
             loaded.notes.append(
@@ -491,14 +597,16 @@ def destination_collisions(jobs: Sequence[LoadedJob]) -> list[Problem]:
 
 
 def load_job(
-    path: Path, duration: float | None = None
+    path: Path, duration: float | None = None, source_info: SourceInfoInput | None = None
 ) -> tuple[VideoProcessingJob, Transcript | None, SegmentPlan]:
     """The one job in a manifest file, its transcript and its plan.
 
     The transcript is resolved from ``inline``, or ``configMapKeyRef`` (a ConfigMap in the same
     file, else a file next to the manifest named after the key); a ``url`` transcript is not
     fetched, so the plan is made without it and a plan that needs it raises
-    :class:`~videojobs.planning.NeedsTranscript`.
+    :class:`~videojobs.planning.NeedsTranscript`. A job that plans from the source's chapters
+    or captions needs ``source_info`` (:func:`read_source_info`), else raises
+    :class:`NeedsSourceInfo`.
 
     Raises:
         InvalidSpec: (TranscriptError, PlanError) with problems naming fields and lines.
@@ -509,6 +617,6 @@ def load_job(
         raise InvalidSpec(
             Problem("kind", f"expected exactly one {KIND} in {path}, found {len(jobs)}")
         )
-    loaded = _check_job(jobs[0], path, docs, duration, defer_url=False)
+    loaded = _check_job(jobs[0], path, docs, duration, defer_url=False, source_info=source_info)
     assert loaded.plan is not None
     return loaded.job, loaded.transcript, loaded.plan

@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 
 TERMINATION_LOG = Path("/dev/termination-log")
 
+SEGMENTS_STATUS_BUDGET = 512 * 1024
+"""Most bytes of JSON ``status.segments`` may take. A resource (spec and status) must stay under
+etcd's 1.5 MiB; 500 clips with long S3 prefixes, titles and four files each would need ~3.5 MB.
+Past the budget the list keeps its first entries and ``manifest.json`` (``manifestUri``) holds
+them all."""
+
 
 def now_rfc3339() -> str:
     """The current time as Kubernetes writes it."""
@@ -131,7 +137,7 @@ class Reporter:
             if self.source_info is not None:
                 status["source"] = self.source_info.to_dict()
             segments = [self.segments[i] for i in sorted(self.segments)]
-            status["segments"] = [s.to_dict() for s in segments]
+            status["segments"] = _within_budget([s.to_dict() for s in segments])
             if progress.segments_total:
                 status["segmentsSummary"] = f"{len(segments)}/{progress.segments_total}"
             if self.manifest_uri is not None:
@@ -139,6 +145,18 @@ class Reporter:
             if self.error is not None:
                 status["error"] = self.error.to_dict()
         return {"status": status}
+
+
+def _within_budget(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The leading entries whose JSON fits in :data:`SEGMENTS_STATUS_BUDGET`."""
+    kept: list[dict[str, Any]] = []
+    size = 2
+    for entry in entries:
+        size += len(json.dumps(entry, ensure_ascii=False).encode()) + 1
+        if size > SEGMENTS_STATUS_BUDGET:
+            break
+        kept.append(entry)
+    return kept
 
 
 class NullReporter(Reporter):
@@ -219,6 +237,8 @@ class ClusterReporter(Reporter):
         self.disabled = False
         self.fenced_out = False
         """The last write was held back: status.jobName named another run."""
+        self._sent: dict[str, Any] = {}
+        """The large fields as last written (not sent again while unchanged)."""
         self.patches_sent = 0
         self._last_sent = 0.0
         self._pending = False
@@ -287,6 +307,11 @@ class ClusterReporter(Reporter):
             self._pending = False
             self._last_sent = time.monotonic()
         status = self.status_patch()["status"]
+        # Unchanged since the last write that landed: the clip list (up to 512 KiB) and the
+        # source are not sent again with every progress update.
+        for key in ("segments", "source"):
+            if key in status and self._sent.get(key) == status[key]:
+                del status[key]
         # A JSON patch whose first operations test the UID and the run (status.jobName):
         # applied atomically, so a resource re-created under the same name, or the next run of
         # the same resource, is never written to. "add" replaces a member's value.
@@ -303,6 +328,7 @@ class ClusterReporter(Reporter):
             self._patch(ops, "application/json-patch+json")
             self.patches_sent += 1
             self.fenced_out = False
+            self._sent.update({k: status[k] for k in ("segments", "source") if k in status})
             return
         except Exception as exc:  # reporting must never fail the job
             if getattr(exc, "status", None) == 404:

@@ -12,12 +12,17 @@ Rules every backend keeps:
   *recipe* and measured duration): S3 object metadata, or a sidecar JSON file under
   ``.videojobs/`` for directories. A re-run looks these up to resume: a clip whose files all
   exist with the same recipe and an intact checksum is not cut again.
-- The manifest is published last by the runner, so its presence means the job finished.
+- The manifest is published last by the runner, so its presence means the job finished; a re-run
+  that has clips to (re)write removes the old manifest first, so no manifest ever lists a clip
+  that was replaced under it.
+- Orphaned ``.<name>.tmp-*`` files of a killed writer (SIGKILL, OOM) are removed when the name is
+  looked up or written again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import mimetypes
@@ -143,6 +148,10 @@ class Publisher(Protocol):
         """Check that the destination is reachable and writable; a line for ``doctor``."""
         ...
 
+    def discard(self, name: str) -> None:
+        """Remove a published ``name`` (and its record) if it is there."""
+        ...
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
@@ -168,8 +177,17 @@ class DirectoryPublisher:
     def uri(self, name: str) -> str:
         return (self.root / name).as_uri()
 
+    @staticmethod
+    def _discard_temporaries(dest: Path) -> None:
+        """Remove ``.<name>.tmp-*`` left by a writer of the same name that was killed (SIGKILL,
+        OOM, node loss): nothing else writes that name, so they are orphans."""
+        with contextlib.suppress(OSError):
+            for orphan in dest.parent.glob(f".{glob.escape(dest.name)}.tmp-*"):
+                orphan.unlink(missing_ok=True)
+
     def _write_atomic(self, dest: Path, write: Any) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        self._discard_temporaries(dest)
         tmp = dest.with_name(f".{dest.name}.tmp-{secrets.token_hex(4)}")
         try:
             with tmp.open("wb") as fh:
@@ -196,6 +214,8 @@ class DirectoryPublisher:
     def lookup(self, name: str, *, verify: bool = True) -> Published | None:
         path = self.root / name
         sidecar = self.root / STATE_DIR / f"{name}.json"
+        self._discard_temporaries(path)
+        self._discard_temporaries(sidecar)
         try:
             record = Record(**json.loads(sidecar.read_text()))
             size = path.stat().st_size
@@ -215,6 +235,14 @@ class DirectoryPublisher:
         except OSError as exc:
             raise _storage_error(exc, f"output directory {self.root} is not writable") from None
         return f"output directory {self.root} writable, {free / 2**30:.1f} GiB free"
+
+    def discard(self, name: str) -> None:
+        try:
+            (self.root / name).unlink(missing_ok=True)
+            (self.root / STATE_DIR / f"{name}.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc, f"removing {self.root / name}") from None
+        _fsync_dir(self.root)
 
 
 class S3Publisher:
@@ -325,6 +353,15 @@ class S3Publisher:
         except (BotoCoreError, ClientError) as exc:
             raise _storage_error(exc, f"bucket {self.bucket} is not reachable") from None
         return f"bucket s3://{self.bucket} reachable"
+
+    def discard(self, name: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+        except Exception as exc:
+            refused = self._refused(exc)
+            if refused is not None:
+                raise refused from None
+            raise _storage_error(exc, f"removing {self.uri(name)}") from None
 
 
 def _guard_request(policy: NetworkPolicy) -> Any:

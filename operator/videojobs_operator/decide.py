@@ -470,6 +470,9 @@ def foreign_job_decision(resource: Body, ctx: Context, message: str) -> Decision
     )
 
 
+STARTUP_TIMEOUT_REASONS = frozenset({"PodNotCreated", "ContainerCreating", "PodNotStarted"})
+"""Pending-timeout reasons whose cause only the Events tell (the reconciler reads them)."""
+
 REJECTED_CREATE_CODES = frozenset({400, 403, 404, 422})
 """HTTP statuses of a refused Job create that a retry cannot fix (quota, admission webhook,
 policy, invalid object, missing namespace): the run fails with the server's message."""
@@ -506,7 +509,7 @@ def job_create_retry_decision(
     if not status.get("phase"):
         wanted["phase"] = "Queued"
     decision = Decision(status=_changes(status, wanted), requeue_after=delay)
-    previous = next(
+    previous: Mapping[str, Any] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
     )
     if previous.get("reason") != "JobCreateFailed":

@@ -27,11 +27,16 @@ from videojobs_operator.manifest import (
     WORKER_COMPONENT,
     resource_name_of,
 )
+from videojobs_operator.readiness import namespaces_or_cluster
 from videojobs_operator.reconcile import Reconciler
 from videojobs_operator.settings import OperatorSettings
 
-JOB_LABELS = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: kopf.PRESENT}
-POD_LABELS = {
+JOB_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_JOB}"
+POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}={WORKER_COMPONENT},{LABEL_JOB}"
+"""Server-side label selectors of the Job and Pod watches: only our objects stream in (the
+handlers' ``labels=`` filters, which kopf applies client-side, stay as a second check)."""
+JOB_LABELS: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: kopf.PRESENT}
+POD_LABELS: dict[str, Any] = {
     LABEL_MANAGED_BY: MANAGED_BY,
     LABEL_COMPONENT: WORKER_COMPONENT,
     LABEL_JOB: kopf.PRESENT,
@@ -67,6 +72,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     # Watch only the resources and namespaces we were told about: no namespace/CRD listing,
     # so the operator needs no cluster-wide read rights beyond its own resources.
     settings.scanning.disabled = True
+    # kopf's labels= filters are client-side: without these, every Job and Pod in the watched
+    # namespaces would stream into the operator. The API server filters by these instead.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_SELECTOR
+    settings.watching.label_selectors["", "v1", "pods"] = POD_SELECTOR
     # Nothing uses kopf's persistence (no change handlers), but if a future handler does,
     # keep its marks under our own prefix, in annotations (status is for people and workers).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="videojobs.io")
@@ -76,10 +85,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.persistence.finalizer = "videojobs.io/finalizer"
 
     registry = metrics.Metrics()
-    reconciler = Reconciler(config, Kube(make_api_client(), registry), registry)
+    kube = Kube(make_api_client(), registry)
+    reconciler = Reconciler(config, kube, registry)
     reconciler.bind(kwargs["vpj_index"], kwargs["job_index"], kwargs["pod_index"])
     memo.reconciler = reconciler
     memo.resync = asyncio.create_task(reconciler.resync_forever())
+
+    def restart() -> None:
+        # The CRD appeared after the start: stop (exit 1 from videojobs-operator) so that
+        # Kubernetes restarts the operator and kopf watches the CRD from the beginning.
+        memo.setdefault("exit", {})["code"] = 1
+        stop_flag = memo.get("stop_flag")
+        if stop_flag is not None:
+            stop_flag.set()
+
+    scopes = namespaces_or_cluster(config.namespaces)
+    memo.gate = asyncio.create_task(
+        reconciler.readiness.gate(kube.crd_served, lambda: kube.count_resources(scopes), restart)
+    )
     memo.http = None
     if config.metrics_port:
         memo.http = await metrics.serve(registry, config.metrics_port, lambda: reconciler.ready)
@@ -89,6 +112,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     """Stop the reconciler and the metrics endpoint."""
     memo.resync.cancel()
+    memo.gate.cancel()
     await memo.reconciler.close()
     if memo.http is not None:
         await memo.http.cleanup()

@@ -7,6 +7,8 @@ before and never creates a second one.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import re
 from collections.abc import Mapping
@@ -17,16 +19,25 @@ from pydantic import ValidationError
 from videojobs.errors import Problem
 from videojobs.models import (
     API_VERSION,
-    INPUT_ENV,
+    INPUT_FILE,
+    INPUT_FILE_ENV,
     KIND,
     PERMANENT_EXIT_CODES,
     ResourceRef,
     VideoProcessingJobSpec,
     WorkerInput,
 )
-from videojobs.models.worker import COOKIES_MOUNT, OUTPUT_MOUNT, SCRATCH_MOUNT, TRANSCRIPT_MOUNT
+from videojobs.models.worker import (
+    COOKIES_MOUNT,
+    INPUT_KEY,
+    INPUT_MOUNT,
+    OUTPUT_MOUNT,
+    SCRATCH_MOUNT,
+    TRANSCRIPT_MOUNT,
+)
 from videojobs.validation import problems_from_validation_error
 from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.storage_policy import credentials_secret, effective_spec
 
 Body = Mapping[str, Any]
 
@@ -144,13 +155,16 @@ def owner_reference(resource: Body) -> dict[str, Any]:
 def build_worker_input(
     resource: Body, spec: VideoProcessingJobSpec, settings: OperatorSettings
 ) -> WorkerInput:
-    """What the worker gets in ``VIDEOJOBS_INPUT`` (docs/worker-contract.md)."""
+    """What the worker reads from its input ConfigMap (docs/worker-contract.md): the spec with
+    its destination spelled out (``<namespace>/<name>`` defaults, the platform's S3 rules)."""
     meta = resource["metadata"]
+    spec = effective_spec(spec, meta["namespace"], meta["name"], settings)
     transcript_path = None
     if spec.transcript is not None and spec.transcript.config_map_key_ref is not None:
         transcript_path = f"{TRANSCRIPT_MOUNT}/transcript"
     return WorkerInput(
-        spec=spec,
+        # the destination spelled out (<namespace>/<name> defaults, the platform's S3 rules)
+        spec=effective_spec(spec, meta["namespace"], meta["name"], settings),
         resource=ResourceRef(
             namespace=meta["namespace"],
             name=meta["name"],
@@ -161,13 +175,86 @@ def build_worker_input(
         transcript_path=transcript_path,
         allow_private_networks=settings.allow_private_networks,
         allowed_networks=list(settings.allowed_networks),
+        trusted_s3_endpoints=list(settings.s3_allowed_endpoints),
         progress_interval_seconds=settings.progress_interval_seconds,
     )
 
 
-def _volumes(spec: VideoProcessingJobSpec, scratch_size: str) -> tuple[list[Any], list[Any]]:
-    volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": {"sizeLimit": scratch_size}}]
-    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH_MOUNT}]
+CONFIGMAP_DATA_MAX = 1024 * 1024 - 16 * 1024
+"""What the input may take in a ConfigMap: the API server's 1 MiB limit, less room to spare."""
+
+
+class InputTooLarge(ValueError):
+    """The worker input does not fit in a ConfigMap, even compressed."""
+
+
+def input_configmap_name(job: str) -> str:
+    """The name of the run's input ConfigMap (the Job's name + ``-input``)."""
+    return f"{job}-input"
+
+
+def build_input_configmap(
+    resource: Body, spec: VideoProcessingJobSpec, settings: OperatorSettings, job: Body
+) -> dict[str, Any]:
+    """The ConfigMap holding the worker input, owned by the run's (created) Job.
+
+    The input is the whole spec, up to ~1.5 MiB for a CRD-valid resource: far over the 128 KiB
+    Linux allows a single environment string, so it is a mounted file. Owned by the Job (not
+    blocking its deletion), it goes away with it. JSON over the ConfigMap limit goes gzipped
+    into ``binaryData``; :class:`InputTooLarge` when even that does not fit.
+    """
+    text = build_worker_input(resource, spec, settings).model_dump_json(
+        by_alias=True, exclude_none=True
+    )
+    body: dict[str, Any] = {}
+    raw = text.encode()
+    if len(raw) <= CONFIGMAP_DATA_MAX:
+        body["data"] = {INPUT_KEY: text}
+    else:
+        packed = gzip.compress(raw, mtime=0)
+        if len(packed) > CONFIGMAP_DATA_MAX:  # the limit counts binaryData's decoded bytes
+            raise InputTooLarge(
+                f"the spec is too large to hand to the worker: {len(raw)} bytes of input, "
+                f"{len(packed)} gzipped, over the ConfigMap limit of 1 MiB; move the transcript "
+                "to a ConfigMap or a URL"
+            )
+        body["binaryData"] = {f"{INPUT_KEY}.gz": base64.b64encode(packed).decode()}
+    job_meta = job["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": input_configmap_name(job_meta["name"]),
+            "namespace": job_meta["namespace"],
+            "labels": labels_for(resource),
+            "annotations": {ANNOTATION_RESOURCE: resource["metadata"]["name"]},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": job_meta["name"],
+                    "uid": job_meta["uid"],
+                    "controller": True,
+                }
+            ],
+        },
+        "immutable": True,
+        **body,
+    }
+
+
+def _volumes(
+    spec: VideoProcessingJobSpec, scratch_size: str, job: str
+) -> tuple[list[Any], list[Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "scratch", "emptyDir": {"sizeLimit": scratch_size}},
+        # the whole ConfigMap: input.json, or input.json.gz for a very large spec
+        {"name": "input", "configMap": {"name": input_configmap_name(job)}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "scratch", "mountPath": SCRATCH_MOUNT},
+        {"name": "input", "mountPath": INPUT_MOUNT, "readOnly": True},
+    ]
     if spec.transcript is not None and spec.transcript.config_map_key_ref is not None:
         ref = spec.transcript.config_map_key_ref
         volumes.append(
@@ -201,26 +288,16 @@ def _volumes(spec: VideoProcessingJobSpec, scratch_size: str) -> tuple[list[Any]
     return volumes, mounts
 
 
-def _env(worker_input: WorkerInput, spec: VideoProcessingJobSpec) -> list[dict[str, Any]]:
+def _env(spec: VideoProcessingJobSpec, settings: OperatorSettings) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        {
-            "name": INPUT_ENV,
-            "value": worker_input.model_dump_json(by_alias=True, exclude_none=True),
-        },
+        {"name": INPUT_FILE_ENV, "value": INPUT_FILE},
         {"name": "TMPDIR", "value": SCRATCH_MOUNT},
         {"name": "HOME", "value": SCRATCH_MOUNT},
     ]
-    s3 = spec.output.storage.s3
-    if s3 is not None and s3.credentials_secret_ref is not None:
+    secret = credentials_secret(spec, settings)
+    if secret is not None:
         for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            env.append(
-                {
-                    "name": key,
-                    "valueFrom": {
-                        "secretKeyRef": {"name": s3.credentials_secret_ref.name, "key": key}
-                    },
-                }
-            )
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     return env
 
 
@@ -234,13 +311,13 @@ def build_job(
     cpu = (res.cpu if res else None) or settings.worker_cpu
     memory = (res.memory if res else None) or settings.worker_memory
     scratch = (res.scratch_size if res else None) or settings.worker_scratch_size
-    volumes, mounts = _volumes(spec, scratch)
+    volumes, mounts = _volumes(spec, scratch, resource_job_name(resource))
     container = {
         "name": CONTAINER,
         "image": settings.worker_image,
         "imagePullPolicy": settings.worker_image_pull_policy,
         "args": ["run"],
-        "env": _env(build_worker_input(resource, spec, settings), spec),
+        "env": _env(spec, settings),
         "resources": {
             "requests": {"cpu": cpu, "memory": memory},
             "limits": {"cpu": cpu, "memory": memory},

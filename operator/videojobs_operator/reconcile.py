@@ -37,8 +37,10 @@ from videojobs_operator.decide import (
     ACTIVE_PHASES,
     OPERATOR_STATUS_FIELDS,
     REJECTED_CREATE_CODES,
+    STARTUP_TIMEOUT_REASONS,
     Context,
     Decision,
+    Event,
     decide,
     foreign_job_decision,
     job_create_retry_decision,
@@ -49,6 +51,8 @@ from videojobs_operator.kube import ForeignObjectError, Kube
 from videojobs_operator.manifest import (
     LABEL_RUN,
     LABEL_UID,
+    InputTooLarge,
+    build_input_configmap,
     build_job,
     is_owned_by,
     resource_job_name,
@@ -58,7 +62,9 @@ from videojobs_operator.manifest import (
 from videojobs_operator.metrics import Metrics
 from videojobs_operator.observe import job_finished
 from videojobs_operator.queue import QueueEntry, admit, queue_limit_text
+from videojobs_operator.readiness import Readiness
 from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.storage_policy import storage_problems
 from videojobs_operator.timestamps import parse_time
 
 logger = logging.getLogger("videojobs.operator")
@@ -85,6 +91,8 @@ class _KeyState:
     created_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
     failures: int = 0
+    input_for: str | None = None
+    """The Job whose input ConfigMap this process created (or found)."""
     create_failures: int = 0
     """Job creates that failed in a row (429, 5xx): the backoff exponent."""
     create_retry_at: float = 0.0
@@ -119,13 +127,17 @@ class Reconciler:
         self._states: dict[Key, _KeyState] = {}
         self._starting: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.ready = False
+        self.readiness = Readiness()
         metrics.watch_fleet(self.phase_counts, self.queue_depth)
+
+    @property
+    def ready(self) -> bool:
+        """The CRD is served and kopf's indices are filled (``readiness.py``)."""
+        return self.readiness.ready
 
     def bind(self, vpjs: IndexLike, job_index: IndexLike, pod_index: IndexLike) -> None:
         """Attach kopf's indices (they are filled before any handler runs)."""
         self.vpjs, self.job_index, self.pod_index = vpjs, job_index, pod_index
-        self.ready = True
 
     # Views used by metrics and the queue -----------------------------------------------------
 
@@ -265,6 +277,7 @@ class Reconciler:
 
     async def reconcile(self, key: Key) -> None:
         """Bring one resource a step closer to its desired state; passes never overlap."""
+        self.readiness.indexed()  # kopf calls handlers only once every index is filled
         state = self._states.setdefault(key, _KeyState())
         state.dirty = True
         if state.lock.locked():
@@ -321,6 +334,11 @@ class Reconciler:
             self._starting.discard(key)
             state.created_job = None
             state.create_failures = 0
+            if state.input_for != job["metadata"]["name"] and not job_finished(job):
+                # created by an earlier process, or its ConfigMap failed: make sure it exists
+                model, invalid = validate_spec(resource.get("spec"))
+                if model is not None and not invalid:
+                    await self._ensure_input(state, resource, model, job)
         elif state.created_job == expected:
             if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
                 return  # created by this process a moment ago: wait for the watch to show it
@@ -365,6 +383,10 @@ class Reconciler:
             decision = await self._try_create_job(key, state, resource, spec_model, ctx, decision)
         elif admitted and not decision.create_job:
             self._starting.discard(key)
+        if decision.delete_job and (decision.status.get("error") or {}).get("reason") in (
+            STARTUP_TIMEOUT_REASONS
+        ):
+            await self._explain_startup_timeout(resource, job, pods, decision)
         if decision.delete_job:
             await self.kube.delete_job(meta["namespace"], expected)
         await self._write_status(key, state, resource, decision)
@@ -380,6 +402,35 @@ class Reconciler:
             self._starting.discard(key)
             self._count_finish(resource, decision)
             self.kick_queue()
+
+    async def _explain_startup_timeout(
+        self,
+        resource: Mapping[str, Any],
+        job: Mapping[str, Any] | None,
+        pods: list[dict[str, Any]],
+        decision: Decision,
+    ) -> None:
+        """Add the newest Warning Event of the pod (or, without one, of the Job) to a pending
+        timeout's message: the kubelet's FailedMount, the Job controller's FailedCreate."""
+        ns = resource["metadata"]["namespace"]
+        target = ("Pod", pods[-1]["metadata"]["name"]) if pods else None
+        if target is None and job is not None:
+            target = ("Job", job["metadata"]["name"])
+        if target is None:
+            return
+        try:
+            why = await self.kube.latest_warning(ns, *target)
+        except Exception as exc:  # an explanation is never worth failing the pass
+            logger.debug("could not read the events of %s %s: %s", *target, exc)
+            return
+        if not why:
+            return
+        text = f"{decision.status['message']}; last event of {target[0]} {target[1]}: {why}"
+        decision.status["message"] = text[:1024]
+        decision.status["error"] = {**decision.status["error"], "message": text[:1024]}
+        for i, event in enumerate(decision.events):
+            if event.type == "Warning":
+                decision.events[i] = Event(event.type, event.reason, text[:1024])
 
     async def _validate_cached(
         self, state: _KeyState, resource: Mapping[str, Any]
@@ -404,6 +455,11 @@ class Reconciler:
         spec, problems = validate_spec(resource.get("spec"))
         if spec is None:
             return None, problems, None
+        refused = storage_problems(spec, resource["metadata"]["namespace"], self.settings)
+        if refused:
+            return None, refused, None
+        if spec.needs_source_info:
+            return spec, [], None  # chapters or captions: only the worker (yt-dlp) can plan it
         ref, text = None, None
         if spec.transcript is not None:
             ref = spec.transcript.config_map_key_ref
@@ -460,6 +516,9 @@ class Reconciler:
         except ForeignObjectError as exc:
             self._starting.discard(key)
             return foreign_job_decision(resource, ctx, str(exc))
+        except InputTooLarge as exc:
+            self._starting.discard(key)
+            return job_rejected_decision(resource, ctx, 413, str(exc))
         except Exception as exc:
             self._starting.discard(key)
             code, message, retry_after = _api_error(exc)
@@ -493,13 +552,43 @@ class Reconciler:
         meta = resource["metadata"]
         if self.settings.manage_worker_rbac:
             await self.kube.ensure_worker_rbac(
-                meta["namespace"], self.settings.worker_service_account
+                meta["namespace"],
+                self.settings.worker_service_account,
+                annotations=self.settings.worker_service_account_annotations,
+                pull_secrets=self.settings.worker_image_pull_secrets,
             )
         manifest = build_job(resource, spec, self.settings)
-        await self.kube.create_job(manifest, meta["uid"])
+        # the input must fit in its ConfigMap: find out before there is a Job (InputTooLarge)
+        probe = {**manifest, "metadata": {**manifest["metadata"], "uid": "-"}}
+        build_input_configmap(resource, spec, self.settings, probe)
+        created = await self.kube.create_job(manifest, meta["uid"])
         state.created_job = manifest["metadata"]["name"]
         state.created_at = time.monotonic()
         logger.info("created Job %s", state.created_job, extra=_ref(key))
+        await self._ensure_input(state, resource, spec, created)
+
+    async def _ensure_input(
+        self,
+        state: _KeyState,
+        resource: Mapping[str, Any],
+        spec: VideoProcessingJobSpec,
+        job: Mapping[str, Any],
+    ) -> None:
+        """Create the run's input ConfigMap, owned by its Job (once per Job and process).
+
+        The pod waits in ContainerCreating until it exists; a failure here is logged and the
+        next pass about the Job tries again."""
+        name = job["metadata"]["name"]
+        if state.input_for == name or not job["metadata"].get("uid"):
+            return
+        try:
+            await self.kube.create_configmap(
+                build_input_configmap(resource, spec, self.settings, job)
+            )
+        except Exception as exc:
+            logger.warning("could not create the input of Job %s: %s", name, exc)
+            return
+        state.input_for = name
 
     async def _write_status(
         self, key: Key, state: _KeyState, resource: Mapping[str, Any], decision: Decision

@@ -34,6 +34,8 @@ class FakeKube:
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self.status_patches: list[tuple[str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, str]] = []
+        self.warnings: dict[tuple[str, str], str] = {}
+        """The newest Warning Event per (kind, name)."""
         self.fail: collections.defaultdict[str, list[BaseException]] = collections.defaultdict(list)
 
     def _maybe_fail(self, method: str) -> None:
@@ -50,8 +52,15 @@ class FakeKube:
         key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
         if key in self.jobs:
             raise ForeignObjectError("exists")
-        self.jobs[key] = manifest
-        return manifest
+        created = {**manifest, "metadata": {**manifest["metadata"], "uid": f"job-uid-{key[1]}"}}
+        self.jobs[key] = created
+        return created
+
+    async def create_configmap(self, manifest: dict[str, Any]) -> None:
+        self.calls.append(("create_configmap", manifest["metadata"]["name"]))
+        self._maybe_fail("create_configmap")
+        key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        self.configmaps.setdefault(key, manifest)
 
     async def delete_job(self, namespace: str, name: str) -> None:
         self.calls.append(("delete_job", name))
@@ -72,5 +81,9 @@ class FakeKube:
     ) -> None:
         self.events.append((type_, reason, message))
 
-    async def ensure_worker_rbac(self, namespace: str, account: str) -> None:
+    async def latest_warning(self, namespace: str, kind: str, name: str) -> str | None:
+        self.calls.append(("latest_warning", f"{kind}/{name}"))
+        return self.warnings.get((kind, name))
+
+    async def ensure_worker_rbac(self, namespace: str, account: str, **_: Any) -> None:
         self.calls.append(("ensure_worker_rbac", namespace))

@@ -12,6 +12,7 @@ from videojobs.models import PERMANENT_EXIT_CODES, VideoProcessingJobSpec, Worke
 from videojobs_operator.decide import Context, decide, is_finished, set_condition, wants_to_start
 from videojobs_operator.manifest import (
     LABEL_RUN,
+    build_input_configmap,
     build_job,
     job_name,
     resource_job_name,
@@ -131,7 +132,16 @@ def test_job_manifest_mounts_inputs_and_defaults() -> None:
     assert container["resources"]["limits"] == {"cpu": "3", "memory": "5Gi"}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TMPDIR"] == env["HOME"] == "/scratch"
-    data = WorkerInput.model_validate_json(env["VIDEOJOBS_INPUT"])
+    assert env["VIDEOJOBS_INPUT_FILE"] == "/var/run/videojobs/input/input.json"
+    assert mounts["input"] == {
+        "name": "input",
+        "mountPath": "/var/run/videojobs/input",
+        "readOnly": True,
+    }
+    created = {**manifest, "metadata": {**manifest["metadata"], "uid": "job-uid"}}
+    cm = build_input_configmap(r, spec, s, created)
+    assert volumes["input"]["configMap"]["name"] == cm["metadata"]["name"]
+    data = WorkerInput.model_validate_json(cm["data"]["input.json"])
     assert data.transcript_path == "/var/run/videojobs/transcript/transcript"
     assert data.resource is not None and data.resource.uid == UID
     assert data.allow_private_networks is False

@@ -129,3 +129,33 @@ async def test_create_succeeds_after_the_backoff() -> None:
     assert status["phase"] == "Pending" and status["jobName"] == resource_job_name(resource())
     assert rec._running() == {"media": 1}
     await rec.close()
+
+
+async def test_a_startup_timeout_reports_the_jobs_last_warning_event() -> None:
+    """FailedCreate lives only in the Job controller's Events: the timeout message quotes it."""
+    from videojobs.models import VideoProcessingJobSpec
+    from videojobs_operator.manifest import build_job
+
+    body = resource()
+    name = resource_job_name(body)
+    body["status"] = {"phase": "Pending", "jobName": name, "observedGeneration": 1}
+    job = build_job(body, VideoProcessingJobSpec.model_validate(body["spec"]), OperatorSettings())
+    job["metadata"].update({"uid": "job-uid", "creationTimestamp": "2026-11-25T13:40:00Z"})
+    kube = FakeKube()
+    kube.warnings[("Job", name)] = (
+        'FailedCreate: pods "lecture-x" is forbidden: exceeded quota: compute, requested: cpu=1'
+    )
+    rec = Reconciler(
+        OperatorSettings(manage_worker_rbac=False),
+        kube,  # type: ignore[arg-type]
+        Metrics(),
+        clock=lambda: NOW,
+    )
+    rec.bind({KEY: [body]}, {KEY: [job]}, {})
+    await rec.reconcile(KEY)
+    status = last_status(kube)
+    assert status["phase"] == "Failed" and status["error"]["reason"] == "PodNotCreated"
+    assert "exceeded quota" in status["message"] and "exceeded quota" in status["error"]["message"]
+    assert ("delete_job", name) in kube.calls
+    assert any("exceeded quota" in m for t, r, m in kube.events if r == "PodNotCreated")
+    await rec.close()

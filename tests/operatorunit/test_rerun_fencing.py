@@ -8,7 +8,7 @@ import json
 from tests.operatorunit.test_decide_pure import ctx, resource
 from videojobs.models import VideoProcessingJobSpec, WorkerInput
 from videojobs_operator.decide import decide
-from videojobs_operator.manifest import build_job, resource_job_name
+from videojobs_operator.manifest import build_input_configmap, build_job, resource_job_name
 from videojobs_operator.settings import OperatorSettings
 
 
@@ -48,9 +48,8 @@ def test_the_worker_input_names_the_run_it_may_write() -> None:
     rerun = finished_then_rerun()
     spec = VideoProcessingJobSpec.model_validate(rerun["spec"])
     job = build_job(rerun, spec, OperatorSettings())
-    env = {
-        e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
-    }
-    data = WorkerInput.model_validate(json.loads(env["VIDEOJOBS_INPUT"]))
+    created = {**job, "metadata": {**job["metadata"], "uid": "job-uid"}}
+    cm = build_input_configmap(rerun, spec, OperatorSettings(), created)
+    data = WorkerInput.model_validate(json.loads(cm["data"]["input.json"]))
     assert data.resource is not None
     assert data.resource.job_name == job["metadata"]["name"] == resource_job_name(rerun)

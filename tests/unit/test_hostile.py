@@ -44,15 +44,30 @@ def generated(name: str) -> Callable[[Callable[[Path], str]], Callable[[Path], s
     return register
 
 
-@generated("inline-transcript-8mib")
-def _huge_inline(_: Path) -> str:
-    cues = "".join(
+def _srt(cues: int) -> str:
+    return "".join(
         f"{i + 1}\n00:00:{i % 60:02d},000 --> 00:00:{i % 60:02d},500\nword {i}\n\n"
-        for i in range(200_000)
+        for i in range(cues)
     )
+
+
+@generated("manifest-file-16mib")
+def _huge_file(_: Path) -> str:
+    return (
+        "# expect: MAX_MANIFEST_BYTES\n"
+        "apiVersion: videojobs.io/v1alpha1\nkind: VideoProcessingJob\nmetadata: {name: big}\n"
+        "spec:\n  source: {url: 'https://media.example.org/v.mp4'}\n"
+        "  transcript:\n    format: srt\n    inline: |\n"
+        + "".join("      " + line + "\n" for line in _srt(230_000).splitlines())
+    )
+
+
+@generated("inline-transcript-1mib")
+def _huge_inline(_: Path) -> str:
+    cues = _srt(16_000)
     body = "\n".join("      " + line for line in cues.splitlines())
     return (
-        "# expect: spec.transcript.inline\n"
+        "# expect: spec.transcript.inline, line 9: String should have at most 65536\n"
         "apiVersion: videojobs.io/v1alpha1\nkind: VideoProcessingJob\nmetadata: {name: big}\n"
         "spec:\n  source: {url: 'https://media.example.org/v.mp4'}\n"
         "  transcript:\n    format: srt\n    inline: |\n" + body + "\n"
@@ -110,6 +125,7 @@ def _check(path: Path, expected: str) -> None:
     assert "MemoryError" not in output, output[-3000:]
     assert proc.returncode == 1, f"exit {proc.returncode}: {output[-3000:]}"
     assert expected in output, f"{expected!r} not in: {output[-3000:]}"
+    assert len(output) < 64 * 1024, f"{len(output)} bytes of output: a huge value was echoed"
 
 
 @pytest.mark.parametrize("name", _cases())

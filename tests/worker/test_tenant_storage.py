@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.httpserver import MediaServer
+from tests.worker.helpers import make_input, run
 from tests.worker.test_s3 import bucket, s3_endpoint  # noqa: F401 (fixtures)
 from videojobs.models import ExitCode, S3Storage, Storage, WorkerInput
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import NetworkPolicy
 from videojobs_worker.publish import (
     DirectoryPublisher,
+    Published,
     Record,
     S3Publisher,
     publisher_for,
@@ -201,3 +206,105 @@ def test_guarded_s3_publishing_works_where_the_policy_allows(
     publisher.publish(clip, clip.name, record)
     found = publisher.lookup(clip.name)
     assert found is not None and found.record.sha256 == record.sha256
+
+
+# -- re-runs: orphaned temporaries, manifests never pointing at replaced clips -------------------
+
+_SLOW_PUBLISH = """
+import sys
+from pathlib import Path
+from videojobs_worker.publish import DirectoryPublisher, Record
+DirectoryPublisher(Path(sys.argv[1])).publish(Path(sys.argv[2]), "01-a.mp4", Record("x", 1))
+"""
+
+
+def test_an_orphaned_temporary_is_removed_on_rerun_after_sigkill(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    fifo = tmp_path / "source.fifo"
+    os.mkfifo(fifo)
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_PUBLISH, str(out), str(fifo)])
+    try:
+        with fifo.open("wb") as writer:  # the child copies what it gets, then waits for more
+            writer.write(b"x" * (3 * 1024 * 1024 // 2))  # more than one copy chunk
+            writer.flush()
+            deadline = time.monotonic() + 30
+            while not any(p.stat().st_size for p in out.glob(".01-a.mp4.tmp-*")):
+                assert time.monotonic() < deadline, "the child never started writing"
+                assert child.poll() is None
+                time.sleep(0.02)
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert len(list(out.glob(".01-a.mp4.tmp-*"))) == 1  # what a SIGKILL leaves behind
+    # the re-run: a lookup (resume) already cleans up, and so does publishing the name again
+    publisher = DirectoryPublisher(out)
+    assert publisher.lookup("01-a.mp4") is None
+    assert list(out.glob(".*.tmp-*")) == []
+    leftover = out / ".01-a.mp4.tmp-0badf00d"
+    leftover.write_bytes(b"junk")
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"clip")
+    publisher.publish(clip, "01-a.mp4", Record(sha256_file(clip), 4))
+    assert not leftover.exists()
+    assert sorted(p.name for p in out.iterdir()) == ["." + "videojobs", "01-a.mp4"]
+
+
+class _FailingAfter(DirectoryPublisher):
+    """A directory publisher that fails after ``ok`` clip files (a crash mid-run)."""
+
+    def __init__(self, root: Path, ok: int) -> None:
+        super().__init__(root)
+        self.ok = ok
+        self.events: list[str] = []
+
+    def publish(self, local: Path, name: str, record: Record) -> Published:
+        if name != "manifest.json":
+            if self.ok <= 0:
+                raise WorkerError(ExitCode.STORAGE, "PublishFailed", "disk went away")
+            self.ok -= 1
+        self.events.append(f"publish {name}")
+        return super().publish(local, name, record)
+
+    def discard(self, name: str) -> None:
+        self.events.append(f"discard {name}")
+        super().discard(name)
+
+
+def _manifest_matches_files(out: Path) -> None:
+    manifest = json.loads((out / "manifest.json").read_text())
+    for segment in manifest["segments"]:
+        for file in segment["files"]:
+            path = out / Path(file["uri"].removeprefix("file://")).name
+            assert sha256_file(path) == file["sha256"], path.name
+
+
+@pytest.mark.media
+def test_a_rerun_never_leaves_a_manifest_pointing_at_replaced_clips(
+    tmp_path: Path, media: Path
+) -> None:
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    segments = [(0.5, 2.0), (2.5, 4.0)]
+    first = make_input(str(media / "a.mp4"), segments, precision="copy")
+    code, _, _ = run(first, out, scratch, policy=NetworkPolicy.local())
+    assert code == 0
+    _manifest_matches_files(out)
+    # a changed recipe (same stems), and the run dies after replacing the first clip's video
+    changed = make_input(str(media / "a.mp4"), segments, precision="accurate")
+    failing = _FailingAfter(out, ok=1)
+    code, _, _ = run(changed, out, scratch, policy=NetworkPolicy.local(), publisher=failing)
+    assert code == ExitCode.STORAGE
+    assert failing.events[0] == "discard manifest.json"  # before any clip was replaced
+    assert failing.events[1].startswith("publish 0")  # one clip file replaced, then the crash
+    assert not (out / "manifest.json").exists()
+    # the re-run completes: a manifest again, consistent with the files
+    code, result, _ = run(changed, out, scratch, policy=NetworkPolicy.local())
+    assert code == 0 and result is not None
+    _manifest_matches_files(out)
+    # a resume with nothing to cut keeps the manifest (nothing is replaced)
+    kept = _FailingAfter(out, ok=0)
+    code, _, _ = run(changed, out, scratch, policy=NetworkPolicy.local(), publisher=kept)
+    assert code == 0 and "discard manifest.json" not in kept.events

@@ -1,8 +1,10 @@
 """The worker contract: what the operator hands the worker pod, and how the worker answers.
 
 See ``docs/worker-contract.md`` for the prose version. In short: the operator puts a
-:class:`WorkerInput` as JSON in the ``VIDEOJOBS_INPUT`` environment variable of the Job's pod;
-the worker patches ``.status`` fields it owns and exits with one of :class:`ExitCode`.
+:class:`WorkerInput` as JSON in a per-run ConfigMap owned by the Job, mounted in the pod at
+:data:`INPUT_FILE` (named by ``VIDEOJOBS_INPUT_FILE``; ``VIDEOJOBS_INPUT`` holding the JSON itself
+serves local runs); the worker patches ``.status`` fields it owns and exits with one of
+:class:`ExitCode`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,19 @@ from videojobs.models.base import Model
 from videojobs.models.spec import VideoProcessingJobSpec
 
 INPUT_ENV = "VIDEOJOBS_INPUT"
-"""Environment variable holding the :class:`WorkerInput` JSON."""
+"""Environment variable holding the :class:`WorkerInput` JSON (local runs and tests)."""
+
+INPUT_FILE_ENV = "VIDEOJOBS_INPUT_FILE"
+"""Environment variable naming the file that holds the :class:`WorkerInput` JSON."""
+
+INPUT_MOUNT = "/var/run/videojobs/input"
+"""Where the operator mounts the run's input ConfigMap."""
+
+INPUT_KEY = "input.json"
+"""The ConfigMap key (file name) of the input; ``input.json.gz`` (gzip, in ``binaryData``) when
+the JSON alone would not fit in a ConfigMap."""
+
+INPUT_FILE = f"{INPUT_MOUNT}/{INPUT_KEY}"
 
 TRANSCRIPT_MOUNT = "/var/run/videojobs/transcript"
 """Where the operator mounts a transcript ConfigMap key (file name ``transcript``)."""
