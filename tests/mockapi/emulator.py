@@ -487,6 +487,16 @@ class Emulator(kmock.KubernetesEmulator):
                 out.append(obj.raw)
         return out
 
+    def ever(self, plural: str) -> list[dict[str, Any]]:
+        """The first stored version of every object of a resource ever created."""
+        out: list[dict[str, Any]] = []
+        for (res, _ns, _name), obj in list(self._objects.items()):
+            if res.plural == plural:
+                first = next((v for v in obj.history if v is not None), None)
+                if first is not None:
+                    out.append(dict(first.raw))
+        return out
+
     def history(self, plural: str, namespace: str, name: str) -> list[dict[str, Any]]:
         """Every stored version of one object, oldest first (deletions left out)."""
         obj = self._find(plural, namespace, name)

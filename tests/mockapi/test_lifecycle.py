@@ -139,7 +139,8 @@ async def test_job_manifest(api: Api, operator: Operator, emulator: Emulator) ->
         "name": "s3-creds",
         "key": "AWS_SECRET_ACCESS_KEY",
     }
-    (cm,) = emulator.live("configmaps", NS)  # the run's input, owned by its Job
+    # the run's input, owned by its Job (so created right after it)
+    (cm,) = await eventually(lambda: emulator.live("configmaps", NS), what="the input ConfigMap")
     assert cm["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
     worker_input = WorkerInput.model_validate_json(cm["data"]["input.json"])
     assert worker_input.resource is not None

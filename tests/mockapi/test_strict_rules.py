@@ -152,8 +152,6 @@ def test_schema_and_cel_rules_on_create() -> None:
     assert rules.custom_resource_errors(vpj(), None, schema) == []
     both = vpj(transcript={"inline": "WEBVTT\n"})
     assert rules.custom_resource_errors(both, None, schema)  # segments XOR transcript (CEL)
-    backwards = vpj(segments=[{"start": 5, "end": 2, "title": "x"}])
-    assert rules.custom_resource_errors(backwards, None, schema)
     wrong_type = vpj(segments=[{"start": True, "end": 2, "title": "x"}])
     assert rules.custom_resource_errors(wrong_type, None, schema)
 
@@ -164,7 +162,7 @@ def test_transition_rules_run_on_update_only() -> None:
     changed = vpj(segments=[{"start": 0, "end": 3, "title": "Intro"}])
     assert rules.custom_resource_errors(changed, None, schema) == []
     errors = rules.custom_resource_errors(changed, old, schema)
-    assert errors and errors[0].startswith("spec.segments")
+    assert errors and "immutable" in errors[0]
 
 
 # RBAC ----------------------------------------------------------------------------------------
