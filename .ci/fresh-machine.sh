@@ -193,21 +193,27 @@ try_as() {
   rm -rf --one-file-system "$root"
 }
 
-echo "fresh Debian $SUITE ($VARIANT) from $MIRROR in $WORKDIR"
-echo "repository: $REPO @ $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
-if [ -n "${REUSE_BASE:-}" ]; then  # development only: a base kept by an earlier run (KEEP=1)
-  BASE=$REUSE_BASE
-  echo "reusing the base root filesystem $BASE (debootstrap and apt-get skipped)"
-else
-  step "debootstrap $SUITE" make_base || exit 1
-  step "apt-get install ${PACKAGES[*]}" install_packages || exit 1
-fi
-if [ -n "$(host_cas)" ]; then
-  step "trust this machine's extra CAs" trust_host_cas || exit 1
-fi
-try_as root
-try_as "$USER_NAME"
-echo "commands run (verbatim from the clone's README.md):"
-sort -u "$LOGS/commands" 2>/dev/null | sed 's/^/  /'
-if [ "$FAILED" = 0 ]; then echo "fresh-machine: all steps passed"; else echo "fresh-machine: FAILED"; fi
-exit "$FAILED"
+# All in one function, so that bash has read the whole script before it runs any of it (editing
+# the checkout during a 30-minute run must not change what the run does).
+main() {
+  echo "fresh Debian $SUITE ($VARIANT) from $MIRROR in $WORKDIR"
+  echo "repository: $REPO @ $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')"
+  if [ -n "${REUSE_BASE:-}" ]; then  # development only: a base kept by an earlier run (KEEP=1)
+    BASE=$REUSE_BASE
+    echo "reusing the base root filesystem $BASE (debootstrap and apt-get skipped)"
+  else
+    step "debootstrap $SUITE" make_base || exit 1
+    step "apt-get install ${PACKAGES[*]}" install_packages || exit 1
+  fi
+  if [ -n "$(host_cas)" ]; then
+    step "trust this machine's extra CAs" trust_host_cas || exit 1
+  fi
+  try_as root
+  try_as "$USER_NAME"
+  echo "commands run (verbatim from the clone's README.md):"
+  sort -u "$LOGS/commands" 2>/dev/null | sed 's/^/  /'
+  if [ "$FAILED" = 0 ]; then echo "fresh-machine: all steps passed"; else echo "fresh-machine: FAILED"; fi
+  return "$FAILED"
+}
+
+main "$@"; exit $?

@@ -77,10 +77,11 @@ def _table(plan: SegmentPlan) -> str:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from videojobs.validation import load_job
+    from videojobs.validation import load_job, read_source_info
 
     try:
-        _, _, plan = load_job(Path(args.file), args.duration)
+        info = read_source_info(Path(args.source_info)) if args.source_info else None
+        _, _, plan = load_job(Path(args.file), args.duration, info)
     except InvalidSpec as exc:
         _report(args.file, exc)
         return 1
@@ -166,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("file", metavar="FILE", help="YAML manifest with one VideoProcessingJob")
     plan.add_argument("--duration", type=_duration_arg, metavar="T", help=duration_help)
     plan.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    plan.add_argument(
+        "--source-info",
+        metavar="INFO.json",
+        help="a saved yt-dlp info JSON (--write-info-json) for jobs cut by the source's "
+        "chapters or captions (segmentation.fromChapters, transcript.fromSource)",
+    )
     plan.set_defaults(func=_cmd_plan)
 
     run = sub.add_parser("run", help="run a job locally (download, cut, publish)")

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from videojobs.errors import InvalidSpec, Problem
-from videojobs.models.spec import ExplicitSegment
-from videojobs.models.transcript import Cue
+from videojobs.models.spec import ExplicitSegment, VideoProcessingJobSpec
+from videojobs.models.status import CaptionsUsed
+from videojobs.models.transcript import Cue, Transcript
+from videojobs.transcripts import parse_transcript
 
 MAX_CHAPTERS = 500
 """Most chapters a source may have (the spec's own segment limit)."""
@@ -240,9 +242,9 @@ def merge_rolling(cues: Sequence[Cue]) -> list[Cue]:
 
     YouTube's automatic captions show two lines at a time and scroll: a line appears as the
     second line of one cue and again as the first line of the next (often with a 10 ms cue in
-    between that holds it alone). Quotes and ``snapToCues`` need each sentence once. A line that
-    continues from the previous cue extends the earlier entry; new lines start new entries.
-    Captions that do not roll come out unchanged.
+    between that holds it alone). Quotes and ``snapToCues`` need each sentence once, timed as it
+    is spoken: a line starts at its first appearance and ends where the next new line starts
+    (on screen it stays longer, scrolling up). Captions that do not roll come out unchanged.
     """
     merged: list[dict[str, Any]] = []
     open_lines: dict[str, int] = {}  # text -> index in merged, for lines shown by the last cue
@@ -259,6 +261,11 @@ def merge_rolling(cues: Sequence[Cue]) -> list[Cue]:
                 merged.append({"start": cue.start, "end": cue.end, "text": line, "cue": cue})
                 still_open[line] = len(merged) - 1
         open_lines = still_open
+    # A line is spoken while it is the newest one shown: it ends where the next line starts
+    # (it stays on screen longer, scrolling up, but that is display time, not speech time).
+    for item, following in zip(merged, merged[1:], strict=False):
+        if following["start"] > item["start"]:
+            item["end"] = min(item["end"], following["start"])
     out: list[Cue] = []
     for n, item in enumerate(merged, start=1):
         src: Cue = item["cue"]
@@ -267,3 +274,63 @@ def merge_rolling(cues: Sequence[Cue]) -> list[Cue]:
                 line=src.line)
         )  # fmt: skip
     return out
+
+
+# -- applying it to a spec -----------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """A spec made plannable with what the source has."""
+
+    spec: VideoProcessingJobSpec
+    """The spec to plan: with ``segments`` from the chapters when ``fromChapters``."""
+    transcript: Transcript | None
+    captions: CaptionsUsed | None = None
+    chapters: int | None = None
+
+
+def resolve_from_source(
+    spec: VideoProcessingJobSpec,
+    info: Mapping[str, Any],
+    transcript: Transcript | None,
+    read_captions: Callable[[CaptionTrack], str],
+    duration: float | None = None,
+) -> Resolved:
+    """Apply the source's captions (``transcript.fromSource``) and chapters
+    (``segmentation.fromChapters``) to ``spec``; ``transcript`` is the one already resolved
+    from the spec otherwise. ``read_captions`` fetches a chosen track's text (the worker
+    through yt-dlp and the network guard; ``videojobs plan`` from a saved info JSON).
+
+    Raises :class:`InvalidSpec` naming the field: no matching captions (listing the languages
+    the source has), no chapters, or a caption file that does not parse.
+    """
+    captions: CaptionsUsed | None = None
+    chapter_count: int | None = None
+    wanted = spec.transcript.from_source if spec.transcript is not None else None
+    if wanted is not None:
+        track = choose_captions(
+            info,
+            wanted.languages,
+            automatic=wanted.automatic,
+            prefer_automatic=wanted.prefer_automatic,
+        )
+        text = read_captions(track)
+        transcript = parse_transcript(text, "auto", source=f"captions {track.describe()}")
+        if track.automatic:
+            transcript = transcript.model_copy(update={"cues": merge_rolling(transcript.cues)})
+        language = (spec.transcript.language if spec.transcript else None) or track.language
+        transcript = transcript.model_copy(update={"language": language})
+        captions = CaptionsUsed(
+            language=track.language,
+            automatic=track.automatic,
+            format=track.ext,
+            cues=len(transcript.cues),
+        )
+    planned = spec
+    if spec.segmentation.from_chapters:
+        chapters = chapters_from_info(info, duration)
+        chapter_count = len(chapters)
+        segments = chapter_segments(chapters, spec.segmentation.chapter_titles)
+        planned = spec.model_copy(update={"segments": segments})
+    return Resolved(planned, transcript, captions, chapter_count)

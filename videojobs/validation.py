@@ -16,7 +16,7 @@ complains about what does not depend on it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,9 @@ from pydantic import ValidationError
 from videojobs.errors import InvalidSpec, PlanError, Problem, TranscriptError
 from videojobs.models import API_VERSION, KIND, SegmentPlan, Transcript
 from videojobs.models.resource import VideoProcessingJob
+from videojobs.models.spec import VideoProcessingJobSpec
 from videojobs.planning import NeedsTranscript, plan_segments
+from videojobs.sourceinfo import CaptionTrack, resolve_from_source
 from videojobs.transcripts import MAX_NESTING, parse_transcript
 
 Loc = tuple[str | int, ...]
@@ -139,7 +141,7 @@ class _BoundedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_YAML_NESTING:
@@ -148,7 +150,7 @@ class _BoundedLoader(yaml.SafeLoader):
                     "levels (MAX_NESTING)",
                     problem_mark=self.peek_event().start_mark,
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -307,7 +309,7 @@ def _load_transcript(
     doc: Document, job: VideoProcessingJob, path: Path, docs: Sequence[Document]
 ) -> Transcript | None:
     source = job.spec.transcript
-    if source is None or source.url is not None:
+    if source is None or source.url is not None or source.from_source is not None:
         return None
     fmt = source.format
     if source.inline is not None:
@@ -366,6 +368,85 @@ def _with_lines(problems: Sequence[Problem], doc: Document) -> list[Problem]:
     ]
 
 
+SOURCE_INFO_HINT = (
+    "chapters or captions, which the worker gets from yt-dlp; to plan offline, save yt-dlp's "
+    "info JSON (yt-dlp --skip-download --write-info-json --write-subs --write-auto-subs URL) "
+    "and give it with --source-info"
+)
+SOURCE_INFO_NOTE = "planned by the worker from the source's " + SOURCE_INFO_HINT
+
+
+class NeedsSourceInfo(NeedsTranscript):
+    """The plan needs the source's chapters or captions (``fromChapters``/``fromSource``)."""
+
+
+SourceInfoInput = tuple[Mapping[str, Any], Callable[[CaptionTrack], str]]
+"""A yt-dlp info dict and a function that reads a chosen caption track's text."""
+
+
+def _source_info_field(spec: VideoProcessingJobSpec) -> str:
+    if spec.segmentation.from_chapters:
+        return "spec.segmentation.fromChapters"
+    return "spec.transcript.fromSource"
+
+
+def _info_duration(info: Mapping[str, Any]) -> float | None:
+    value = info.get("duration")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def read_source_info(path: Path) -> SourceInfoInput:
+    """A saved yt-dlp info JSON (``--write-info-json`` or ``-j``) and a caption reader for it.
+
+    Caption text is taken, in order, from the track's inline ``data``, the file yt-dlp wrote
+    for it (``requested_subtitles[lang].filepath``, relative to the JSON), or a ``url`` that is
+    a local path or ``file://``; an http(s) URL is fetched (at most 16 MiB).
+
+    Raises:
+        InvalidSpec: the file is not a JSON object, or a caption cannot be read.
+    """
+    import json
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    label = str(path)
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidSpec(Problem("--source-info", f"{label}: {exc}")) from None
+    if not isinstance(info, dict):
+        raise InvalidSpec(Problem("--source-info", f"{label}: not a yt-dlp info JSON object"))
+    base = Path(path).absolute().parent
+    limit = 16 * 1024 * 1024
+
+    def read(track: CaptionTrack) -> str:
+        if track.data is not None:
+            return track.data
+        requested = (info.get("requested_subtitles") or {}).get(track.language) or {}
+        candidates = [requested.get("filepath")]
+        url = track.url or ""
+        parts = urlsplit(url)
+        if parts.scheme in ("", "file"):
+            candidates.append(unquote(parts.path))
+        for name in filter(None, candidates):
+            file = base / str(name)
+            if file.is_file():
+                return file.read_bytes()[:limit].decode("utf-8-sig", errors="replace")
+        if parts.scheme in ("http", "https"):
+            try:
+                with urllib.request.urlopen(url, timeout=30) as resp:
+                    return bytes(resp.read(limit)).decode("utf-8-sig", errors="replace")
+            except OSError as exc:
+                raise InvalidSpec(
+                    Problem("--source-info", f"captions {track.describe()}: {url}: {exc}")
+                ) from None
+        raise InvalidSpec(
+            Problem("--source-info", f"captions {track.describe()}: no file and no data in {label}")
+        )
+
+    return info, read
+
+
 def _check_job(
     doc: Document,
     path: Path,
@@ -373,6 +454,7 @@ def _check_job(
     duration: float | None,
     *,
     defer_url: bool,
+    source_info: SourceInfoInput | None = None,
 ) -> LoadedJob:
     """Validate, load the transcript, plan. With ``defer_url``, a plan that needs a transcript
     the worker will download is left to the worker (a note) instead of being an error."""
@@ -380,8 +462,26 @@ def _check_job(
     loaded = LoadedJob(job, doc)
     loaded.transcript = _load_transcript(doc, job, path, docs)
     at_url = job.spec.transcript is not None and job.spec.transcript.url is not None
+    spec = job.spec
+    if spec.needs_source_info:
+        if source_info is None:
+            if defer_url:
+                loaded.notes.append(SOURCE_INFO_NOTE)
+                return loaded
+            raise NeedsSourceInfo(
+                Problem(_source_info_field(spec), "needs the source's " + SOURCE_INFO_HINT)
+            )
+        info, read = source_info
+        try:
+            resolved = resolve_from_source(
+                spec, info, loaded.transcript, read, duration or _info_duration(info)
+            )
+        except InvalidSpec as exc:
+            raise type(exc)(_with_lines(exc.problems, doc)) from None
+        spec, loaded.transcript = resolved.spec, resolved.transcript
+        duration = duration or _info_duration(info)
     try:
-        loaded.plan = plan_segments(job.spec, loaded.transcript, duration)
+        loaded.plan = plan_segments(spec, loaded.transcript, duration)
     except NeedsTranscript as exc:
         if at_url and defer_url:
             loaded.notes.append(
@@ -476,14 +576,16 @@ def destination_collisions(jobs: Sequence[LoadedJob]) -> list[Problem]:
 
 
 def load_job(
-    path: Path, duration: float | None = None
+    path: Path, duration: float | None = None, source_info: SourceInfoInput | None = None
 ) -> tuple[VideoProcessingJob, Transcript | None, SegmentPlan]:
     """The one job in a manifest file, its transcript and its plan.
 
     The transcript is resolved from ``inline``, or ``configMapKeyRef`` (a ConfigMap in the same
     file, else a file next to the manifest named after the key); a ``url`` transcript is not
     fetched, so the plan is made without it and a plan that needs it raises
-    :class:`~videojobs.planning.NeedsTranscript`.
+    :class:`~videojobs.planning.NeedsTranscript`. A job that plans from the source's chapters
+    or captions needs ``source_info`` (:func:`read_source_info`), else raises
+    :class:`NeedsSourceInfo`.
 
     Raises:
         InvalidSpec: (TranscriptError, PlanError) with problems naming fields and lines.
@@ -494,6 +596,6 @@ def load_job(
         raise InvalidSpec(
             Problem("kind", f"expected exactly one {KIND} in {path}, found {len(jobs)}")
         )
-    loaded = _check_job(jobs[0], path, docs, duration, defer_url=False)
+    loaded = _check_job(jobs[0], path, docs, duration, defer_url=False, source_info=source_info)
     assert loaded.plan is not None
     return loaded.job, loaded.transcript, loaded.plan

@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.middleware.cors import CORSMiddleware
 
 from videojobs_gateway import problems
-from videojobs_gateway.auth import Authenticator, build_authenticator
+from videojobs_gateway.auth import Authenticator, Reviewer, build_authenticator
 from videojobs_gateway.backend import Backend
 from videojobs_gateway.limits import RateLimiter
 from videojobs_gateway.metrics import Metrics
@@ -26,7 +26,8 @@ def create_app(
     settings: GatewaySettings | None = None,
     *,
     authenticator: Authenticator | None = None,
-    console: bool = False,
+    reviewer: Reviewer | None = None,
+    console: bool = True,
 ) -> FastAPI:
     """The gateway over ``backend``; the backend is started and stopped with the app."""
     settings = settings or GatewaySettings()
@@ -38,6 +39,9 @@ def create_app(
             yield
         finally:
             await backend.stop()
+            close = getattr(reviewer, "close", None)
+            if close is not None:
+                await close()
 
     app = FastAPI(
         title="videojobs gateway",
@@ -47,7 +51,7 @@ def create_app(
     )
     app.state.backend = backend
     app.state.settings = settings
-    app.state.auth = authenticator or build_authenticator(settings)
+    app.state.auth = authenticator or build_authenticator(settings, reviewer)
     app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
     app.state.metrics = Metrics(backend.counts)
     problems.install(app)

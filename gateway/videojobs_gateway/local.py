@@ -110,7 +110,8 @@ class LocalBackend:
         self._idem: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._interrupts: dict[str, int] = {}
         self._changed: dict[str, asyncio.Event] = {}
-        self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._running: dict[str, asyncio.subprocess.Process | None] = {}
+        """Jobs given a worker slot; None until their process has started."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancelling: set[str] = set()
         self._wake = asyncio.Event()
@@ -193,8 +194,9 @@ class LocalBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
         for proc in list(self._running.values()):
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGTERM)
+            if proc is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=30)
         for task in list(self._tasks):
@@ -309,11 +311,12 @@ class LocalBackend:
         phase = job.status.phase
         if phase in FINISHED_PHASES:
             raise BackendError(409, "Conflict", f"job {job_id} is already {rest_status(phase)}")
-        proc = self._running.get(job_id)
-        if proc is not None:
+        if job_id in self._running:
             self._cancelling.add(job_id)
-            with contextlib.suppress(OSError):
-                os.killpg(proc.pid, signal.SIGTERM)
+            proc = self._running[job_id]
+            if proc is not None:  # else _run stops it as soon as it has started
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGTERM)
             self._set(job, message="cancelling")
         else:
             self._set(
@@ -425,12 +428,22 @@ class LocalBackend:
                     break
                 if job.id in self._running:
                     continue
+                self._running[job.id] = None  # the slot is taken before the first await
+                self._set(job, phase="Running", stage="Starting", message="starting")
                 task = asyncio.create_task(self._run(job))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-                await asyncio.sleep(0)  # let the task register its process
 
     async def _run(self, job: JobRecord) -> None:
+        try:
+            await self._run_worker(job)
+        except Exception as exc:  # a bug or a full disk: the job fails, the slot is freed
+            log.exception("job %s: cannot run the worker", job.id)
+            self._running.pop(job.id, None)
+            self._finish_failed(job, "Internal", type(exc).__name__, str(exc), None)
+            self._wake.set()
+
+    async def _run_worker(self, job: JobRecord) -> None:
         directory = self.job_dir(job.id)
         (directory / "clips").mkdir(parents=True, exist_ok=True)
         worker_input = WorkerInput.model_validate(
@@ -458,9 +471,13 @@ class LocalBackend:
                     limit=16 * 2**20,
                 )
             except OSError as exc:
+                self._running.pop(job.id, None)
                 self._finish_failed(job, "Internal", "WorkerNotStarted", str(exc), None)
                 return
         self._running[job.id] = proc
+        if job.id in self._cancelling:  # cancelled while the process was starting
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGTERM)
         job.status = job.status.model_copy(
             update={
                 "phase": "Running",

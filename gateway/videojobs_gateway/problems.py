@@ -84,6 +84,16 @@ def install(app: FastAPI) -> None:
     async def _backend(request: Request, exc: BackendError) -> Response:
         return problem_response(request, exc.status, exc.title, exc.detail)
 
+    from videojobs_gateway.kube import KubeError
+
+    @app.exception_handler(KubeError)
+    async def _kube(request: Request, exc: KubeError) -> Response:
+        if exc.status in (403, 404, 409, 422):
+            return problem_response(request, exc.status, "Kubernetes API", exc.message)
+        return problem_response(
+            request, 502, "Bad Gateway", f"the Kubernetes API answered {exc.status}"
+        )
+
     @app.exception_handler(InvalidSpec)
     async def _invalid(request: Request, exc: InvalidSpec) -> Response:
         return invalid_response(request, exc)

@@ -74,11 +74,30 @@ _VP9_SPEED = {
     "medium": 5,
     "slow": 4,
 }
-_COPYABLE_VIDEO = {"mp4": {"h264"}, "webm": {"vp8", "vp9", "av1"}}
-_COPYABLE_AUDIO = {"mp4": {"aac"}, "webm": {"opus", "vorbis"}}
+_COPYABLE_VIDEO = {"mp4": {"h264", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
+_COPYABLE_AUDIO = {"mp4": {"aac", "opus"}, "webm": {"opus", "vorbis"}}
+_VP9_PIX_FMTS = {"yuv420p": "0", "yuv420p10le": "2"}
+# ffprobe colour names -> ffmpeg output options.
+_COLOUR_OPTIONS = {
+    "color_range": "-color_range",
+    "color_space": "-colorspace",
+    "color_transfer": "-color_trc",
+    "color_primaries": "-color_primaries",
+}
 _SMART_PIX_FMTS = {"yuv420p", "yuvj420p"}
 PREFER_SAME_IDS = True
-"""For x264-made sources, first try re-encoding with the source's own settings and ids."""
+"""For x264-made sources, first try re-encoding with the source's own settings and ids (when
+those are not slower than the requested preset, see :func:`same_ids_affordable`)."""
+# x264's subpixel refinement (subme) per preset: a proxy for how slow the source's settings are.
+_PRESET_SUBME = {
+    "ultrafast": 0,
+    "superfast": 1,
+    "veryfast": 2,
+    "faster": 4,
+    "fast": 6,
+    "medium": 7,
+    "slow": 8,
+}
 # x264 SEI option -> x264-params key, for the options that shape the SPS/PPS or the frame order.
 _X264_HEADER_OPTIONS = {
     "cabac": "cabac",
@@ -405,6 +424,9 @@ def smart_encode_args(
         # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
         # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
         args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(count * frame + 0.5)]
+        if info.video.rotation:
+            # Keep the pixels as stored, like the copied middle; the clip gets the rotation tag.
+            args += ["-noautorotate"]
         args += ["-i", str(info.path)]
     profile = (info.video.profile or "").lower().replace("constrained ", "")
     if sps_id is not None or not options:
@@ -460,11 +482,20 @@ def _fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
         return "the source has a variable frame rate"
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
-    if video.rotation:
-        return "the source is rotated (the re-encoded pieces would be turned upright)"
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
-        return f"the source audio is {info.audio.codec}, not AAC"
+        return f"the source audio is {info.audio.codec}, which MP4 cannot carry as it is"
     return None
+
+
+def same_ids_affordable(options: dict[str, str], quality: Quality) -> bool:
+    """True when encoding with the source's x264 settings costs no more than ``quality``'s
+    preset (pure): a source made at ``medium`` re-encoded with ``medium``'s analysis is about
+    2.5× slower per frame than ``veryfast``, so such heads get their own parameter sets instead."""
+    try:
+        subme = int(options.get("subme", "99"))
+    except ValueError:
+        return False
+    return subme <= _PRESET_SUBME.get(quality.preset, 7)
 
 
 def x264_match_reason(options: dict[str, str]) -> str | None:
@@ -607,9 +638,14 @@ def _cut(
             return "accurate", 0.0, note
         return _run_copy(info, frames, start, end, fmt, quality, dest, on_progress, stop)
     if precision == "smart":
-        reason = _fallback_reason(info, fmt)
+        if info.video.codec == "vp9":
+            reason = _vp9_fallback_reason(info, fmt)
+            runner = _run_smart_vp9
+        else:
+            reason = _fallback_reason(info, fmt)
+            runner = _run_smart
         if reason is None:
-            result = _run_smart(info, frames, quality, dest, work, threads, on_progress, stop)
+            result = runner(info, frames, fmt, quality, dest, work, threads, on_progress, stop)
             if isinstance(result, str):
                 reason = result
             else:
@@ -669,12 +705,16 @@ def _run_copy(
         f"({-offset:.3f}s before the planned start) and ends at {actual_end:.3f}s "
         f"(planned {end:.3f}s); stream copy cannot start between keyframes"
     )
+    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO[fmt]:
+        codec = audio_encoder_args(fmt, quality)[1].removeprefix("lib")
+        note += f"; the {info.audio.codec} audio was re-encoded to {codec} ({fmt} cannot carry it)"
     return "copy", offset, note
 
 
 def _run_smart(
     info: MediaInfo,
     frames: FrameRange,
+    fmt: Format,
     quality: Quality,
     dest: Path,
     work: Path,
@@ -706,7 +746,7 @@ def _run_smart(
             i
             for i in keys
             if not has_leading_pictures(packets, i)
-            and h264_is_idr(info.path, float(packets[i].pts * tb))
+            and h264_is_idr(info.path, float(packets[i].pts * tb), packets[i].dts)
         ),
         None,
     )
@@ -741,7 +781,11 @@ def _run_smart(
     except BitstreamError as exc:
         return f"the source's H.264 parameter sets cannot be parsed ({exc})"
     options = source_headers(info.path).x264_options
-    same_ids = PREFER_SAME_IDS and x264_match_reason(options) is None
+    same_ids = (
+        PREFER_SAME_IDS
+        and x264_match_reason(options) is None
+        and same_ids_affordable(options, quality)
+    )
     how = "same parameter sets as the source (x264 settings matched)"
     head, tail = work / "head.mp4", work / "tail.mp4"
     encodes = [(frames.first, head_count, head)] if head_count else []
@@ -816,6 +860,10 @@ def _run_smart(
         args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
     args += ["-c:v", "copy", "-video_track_timescale", str(tb.denominator)]
     args += ["-map_metadata", "-1", "-map_chapters", "-1"]
+    if info.video.rotation:
+        # Stored pixels everywhere; the MP4 muxer writes the display matrix from this tag
+        # (ffprobe then reports the same rotation as the source's).
+        args += ["-metadata:s:v:0", f"rotate={info.video.rotation}"]
     if same_ids or not encodes:
         args += [*container_args("mp4"), str(dest)]
     else:
@@ -883,6 +931,115 @@ def _piece_problems(
             if ids != {new_id, (new_id, new_id)}:
                 return f"the re-encoded {piece.stem} does not use parameter-set id {new_id}"
     return ""
+
+
+def _vp9_fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
+    """Why a VP9 source cannot be smart-cut into ``fmt``, or None."""
+    video = info.video
+    if video.pix_fmt not in _VP9_PIX_FMTS:
+        return f"the source pixel format is {video.pix_fmt} (VP9 smart cutting: 4:2:0 only)"
+    if info.vfr:
+        return "the source has a variable frame rate"
+    if video.index != 0:
+        return "the video is not the source's first stream (the concat demuxer needs that)"
+    if video.rotation:
+        return "the source is rotated (the re-encoded head would be turned upright)"
+    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO[fmt]:
+        return f"the source audio is {info.audio.codec}, which {fmt} cannot carry as it is"
+    return None
+
+
+def vp9_head_args(
+    info: MediaInfo, frames: FrameRange, count: int, quality: Quality, threads: int, dest: Path
+) -> list[str]:
+    """Re-encode the first ``count`` frames of ``frames`` with libvpx-vp9 in the source's
+    profile, bit depth and colour (Matroska, the source's millisecond time base)."""
+    pix_fmt = info.video.pix_fmt or "yuv420p"
+    args: list[str] = []
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    args += ["-ss", seconds_arg(frames.start_s)]
+    args += ["-t", seconds_arg(count * info.video.frame_duration + 0.5), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn"]
+    args += ["-fps_mode", "passthrough", "-frames:v", str(count)]
+    args += ["-c:v", "libvpx-vp9", "-crf", str(quality.crf or VP9_CRF_DEFAULT), "-b:v", "0"]
+    args += ["-deadline", "realtime", "-cpu-used", str(_VP9_SPEED.get(quality.preset, 8))]
+    args += ["-row-mt", "1", "-pix_fmt", pix_fmt, "-profile:v", _VP9_PIX_FMTS[pix_fmt]]
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    for key, value in info.video.colour:
+        args += [_COLOUR_OPTIONS[key], value]
+    args += ["-map_metadata", "-1", "-f", "matroska", str(dest)]
+    return args
+
+
+def _run_smart_vp9(
+    info: MediaInfo,
+    frames: FrameRange,
+    fmt: Format,
+    quality: Quality,
+    dest: Path,
+    work: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> tuple[PrecisionMode, float, str | None] | str:
+    """VP9: re-encoded head up to the first keyframe, then the source copied to the exact end.
+
+    VP9 packets come in presentation order (a hidden alt-ref frame travels inside the packet of
+    the frame shown with it), so any prefix of the packets from a keyframe shows exactly those
+    frames: no tail needs re-encoding. A keyframe resets every reference, so the copied part does
+    not depend on the head's encoder settings beyond profile, bit depth and frame size.
+    """
+    tb = info.video.time_base
+    packets = list(frames.packets)
+    key_index = next(
+        (i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last),
+        None,
+    )
+    if key_index is None:
+        return "no keyframe inside the segment, so nothing can be stream-copied"
+    if has_leading_pictures(packets, key_index):
+        return "the source's packets are not in presentation order"
+    keyframe = packets[key_index].pts
+    head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
+    mid_count = frames.count - head_count
+    stages = _Stages([head_count * 1.0, mid_count * 0.03], on_progress)
+    mid_start = float(keyframe * tb)
+    entries: list[str] = []
+    if head_count:
+        head = work / "head.mkv"
+        run_ffmpeg(
+            vp9_head_args(info, frames, head_count, quality, threads, head),
+            duration=mid_start - frames.start_s,
+            on_progress=stages.callback(0),
+            stop=stop,
+        )
+        entries.append(f"file '{head.name}'\n")
+    entry = f"file '{_concat_quote(info.path.resolve())}'\ninpoint {seconds_arg(mid_start)}\n"
+    if not frames.at_eof:
+        entry += f"outpoint {_floor_us(frames.end * tb)}\n"
+    entry += f"duration {seconds_arg(float((frames.end - keyframe) * tb))}\n"
+    entries.append(entry)
+    listing = work / "pieces.ffconcat"
+    listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")
+    args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+    if info.audio is not None:
+        args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
+        args += ["-i", str(info.path)]
+    args += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(frames.count)]
+    if info.audio is not None:
+        args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
+    if fmt == "mp4":
+        args += ["-video_track_timescale", str(tb.denominator)]
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", *container_args(fmt), str(dest)]
+    run_ffmpeg(args, duration=frames.duration_s, on_progress=stages.callback(1), stop=stop)
+    note = (
+        f"smart: re-encoded {head_count} head frame(s) with libvpx-vp9 "
+        f"({info.video.pix_fmt}, profile {_VP9_PIX_FMTS[info.video.pix_fmt or 'yuv420p']}), "
+        f"stream-copied {mid_count} (of {frames.count} frames) to the exact end"
+    )
+    return "smart", 0.0, note
 
 
 def has_leading_pictures(packets: Sequence[Packet], index: int) -> bool:

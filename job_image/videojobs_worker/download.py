@@ -121,9 +121,15 @@ def default_format(max_height: int | None) -> str:
     return f"bv*{limit}+ba/b{limit}/bv*+ba/b"
 
 
-def format_sort(max_height: int | None) -> list[str]:
-    """Prefer H.264 video, AAC audio and MP4 (cheap to cut), within ``max_height``."""
-    fields = ["vcodec:h264", "acodec:aac", "ext:mp4:m4a", "proto:https"]
+def format_sort(max_height: int | None, outputs: Sequence[str] = ("mp4",)) -> list[str]:
+    """Prefer what the ``smart`` cut can stream-copy into every requested output, within
+    ``max_height``: H.264 + AAC in MP4 for MP4 clips only; VP9 + Opus (WebM) when WebM clips are
+    wanted (VP9 and Opus go into MP4 as well, H.264 and AAC not into WebM). AV1 ranks below
+    either (``vcodec:X`` prefers X, then codecs yt-dlp ranks lower)."""
+    if "webm" in outputs:
+        fields = ["vcodec:vp9", "acodec:opus", "ext:webm", "proto:https"]
+    else:
+        fields = ["vcodec:h264", "acodec:aac", "ext:mp4:m4a", "proto:https"]
     if max_height:
         fields.insert(0, f"res:{max_height}")
     return fields
@@ -150,6 +156,7 @@ def build_ydl_opts(
     ffmpeg_proxy: str | None = None,
     js_runtime: JsRuntime | None = None,
     http_headers: Mapping[str, str] | None = None,
+    outputs: Sequence[str] = ("mp4",),
 ) -> dict[str, Any]:
     """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key).
 
@@ -179,7 +186,7 @@ def build_ydl_opts(
     stem = "source.%(section_start)s-%(section_end)s" if ranges else "source"
     opts: dict[str, Any] = {
         "format": fmt or default_format(max_height),
-        "format_sort": format_sort(max_height),
+        "format_sort": format_sort(max_height, outputs),
         "merge_output_format": "mp4/webm/mkv",
         "outtmpl": {"default": f"{stem}.%(ext)s"},
         "paths": {"home": str(dest_dir), "temp": str(dest_dir)},
@@ -488,6 +495,7 @@ class Downloader:
         proxy: GuardProxy | None = None,
         http_headers: Mapping[str, str] | None = None,
         js_runtime: JsRuntime | None | bool = True,
+        outputs: Sequence[str] = ("mp4",),
     ) -> None:
         """``js_runtime``: ``True`` finds one (:func:`find_js_runtime`), ``None``/``False`` none."""
         self.scratch = scratch
@@ -504,6 +512,7 @@ class Downloader:
             # the runtime inherits our environment: keep Deno's cache off the read-only root
             for key, value in runtime_env(scratch).items():
                 os.environ.setdefault(key, value)
+        self.outputs = tuple(outputs)
         self.proxy = proxy
         self.policy = policy
         self.max_height = max_height
@@ -533,6 +542,7 @@ class Downloader:
             ffmpeg_proxy=self.proxy.url if self.proxy is not None else None,
             js_runtime=self.js_runtime,
             http_headers=self.http_headers,
+            outputs=self.outputs,
         )
 
     def _hook(self, d: dict[str, Any]) -> None:
@@ -660,6 +670,55 @@ class Downloader:
                         elif (urlsplit(absolute).hostname or "") not in hosts:
                             hosts.add(urlsplit(absolute).hostname or "")
                             self.policy.check_url(absolute)
+
+    def fetch_captions(self, info: dict[str, Any], language: str, automatic: bool, ext: str) -> str:
+        """The text of one caption track of ``info``, downloaded by yt-dlp (under the guard).
+
+        yt-dlp knows how each site serves captions (a plain file, an HLS subtitle rendition of
+        WebVTT segments, YouTube's formats), so it fetches exactly the chosen track: language,
+        uploaded or automatic, format. At most :data:`TRANSCRIPT_MAX_BYTES`.
+        """
+        folder = self.scratch / "captions"
+
+        def run(logger: _Logger) -> str:
+            import yt_dlp
+
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            opts = self._opts(None, logger)
+            opts.update(
+                {
+                    "skip_download": True,
+                    "writesubtitles": not automatic,
+                    "writeautomaticsub": automatic,
+                    "subtitleslangs": [re.escape(language)],
+                    "subtitlesformat": f"{ext}/best",
+                    "outtmpl": {"default": "captions.%(ext)s", "subtitle": "captions.%(ext)s"},
+                    "paths": {"home": str(folder), "temp": str(folder)},
+                }
+            )
+            with yt_dlp.YoutubeDL(opts) as ydl:
+                result = ydl.process_ie_result(dict(info), download=True)
+            track = (result.get("requested_subtitles") or {}).get(language) or {}
+            path = Path(track.get("filepath") or "")
+            if not path.is_file():
+                found = sorted(folder.glob("captions.*"))
+                if not found:
+                    raise WorkerError(
+                        ExitCode.UNAVAILABLE,
+                        "CaptionsUnavailable",
+                        f"yt-dlp wrote no {language} captions for {info.get('webpage_url')}",
+                    )
+                path = found[0]
+            if path.stat().st_size > TRANSCRIPT_MAX_BYTES:
+                raise WorkerError(
+                    ExitCode.INVALID_SPEC,
+                    "TranscriptTooLarge",
+                    f"the {language} captions exceed {TRANSCRIPT_MAX_BYTES} bytes",
+                )
+            return path.read_text(encoding="utf-8-sig", errors="replace")
+
+        return str(self._with_retries("fetching captions", run))
 
     def download(
         self,
@@ -811,6 +870,34 @@ def restore_x264_sei(
         return 0
 
 
+def _ffprobe_json(
+    target: str,
+    args: Sequence[str],
+    *,
+    timeout: float,
+    proxy_url: str | None,
+    headers: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """ffprobe's JSON for ``target`` (a URL or a local path), ``{}`` on any failure."""
+    if shutil.which("ffprobe") is None:
+        return {}
+    remote = target.startswith(("http://", "https://"))
+    cmd = [
+        "ffprobe", "-v", "error", "-of", "json", *args,
+        *(["-rw_timeout", str(int(timeout * 1e6))] if remote else []),
+        *(["-http_proxy", proxy_url] if proxy_url and remote else []),
+        *(["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+          if headers and remote else []),
+        target,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        value = json.loads(proc.stdout or "{}")
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def remote_duration(
     url: str,
     *,
@@ -823,21 +910,31 @@ def remote_duration(
     Used to decide on a ranged download when the site reports no duration (direct URLs).
     The caller checks the URL with the network guard first.
     """
-    if shutil.which("ffprobe") is None:
-        return None
-    cmd = [
-        "ffprobe", "-v", "error", "-of", "json", "-show_entries", "format=duration",
-        "-rw_timeout", str(int(timeout * 1e6)),
-        *(["-http_proxy", proxy_url] if proxy_url else []),
-        *(["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())] if headers else []),
-        url,
-    ]  # fmt: skip
+    probed = _ffprobe_json(
+        url, ["-show_entries", "format=duration"],
+        timeout=timeout, proxy_url=proxy_url, headers=headers,
+    )  # fmt: skip
+    value = probed.get("format", {}).get("duration")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        value = json.loads(proc.stdout or "{}").get("format", {}).get("duration")
         return float(value) if value not in (None, "N/A") else None
-    except (subprocess.TimeoutExpired, ValueError, OSError):
+    except (TypeError, ValueError):
         return None
+
+
+def probe_chapters(
+    target: str,
+    *,
+    timeout: float = 60.0,
+    proxy_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The container's chapters (MP4, Matroska) of a URL or local file, as ffprobe lists
+    them (``start_time``, ``end_time``, ``tags.title``); ``[]`` when there are none."""
+    probed = _ffprobe_json(
+        target, ["-show_chapters"], timeout=timeout, proxy_url=proxy_url, headers=headers
+    )
+    chapters = probed.get("chapters")
+    return chapters if isinstance(chapters, list) else []
 
 
 def fetch_text(

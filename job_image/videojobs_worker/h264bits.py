@@ -335,12 +335,15 @@ def differences(a: ParameterSets, b: ParameterSets) -> list[str]:
     out: list[str] = []
     if len(a.sps) != len(b.sps) or len(a.pps) != len(b.pps):
         return [f"{len(a.sps)} SPS/{len(a.pps)} PPS vs {len(b.sps)} SPS/{len(b.pps)} PPS"]
-    for kind, xs, ys in (("SPS", a.sps, b.sps), ("PPS", a.pps, b.pps)):
-        for x, y in zip(xs, ys, strict=True):
-            fx, fy = decode_fields(x), decode_fields(y)
-            for key in sorted(set(fx) | set(fy)):
-                if fx.get(key) != fy.get(key):
-                    out.append(f"{kind} {key}: {fx.get(key)!r} vs {fy.get(key)!r}")
+    pairs: list[tuple[str, Sps | Pps, Sps | Pps]] = [
+        ("SPS", x, y) for x, y in zip(a.sps, b.sps, strict=True)
+    ]
+    pairs += [("PPS", x, y) for x, y in zip(a.pps, b.pps, strict=True)]
+    for kind, x, y in pairs:
+        fx, fy = decode_fields(x), decode_fields(y)
+        for key in sorted(set(fx) | set(fy)):
+            if fx.get(key) != fy.get(key):
+                out.append(f"{kind} {key}: {fx.get(key)!r} vs {fy.get(key)!r}")
     return out
 
 

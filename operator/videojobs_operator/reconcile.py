@@ -458,6 +458,8 @@ class Reconciler:
         refused = storage_problems(spec, resource["metadata"]["namespace"], self.settings)
         if refused:
             return None, refused, None
+        if spec.needs_source_info:
+            return spec, [], None  # chapters or captions: only the worker (yt-dlp) can plan it
         ref, text = None, None
         if spec.transcript is not None:
             ref = spec.transcript.config_map_key_ref

@@ -168,7 +168,7 @@ def test_idempotency_key_returns_the_same_job(gw: Gateway, media_server: MediaSe
 def test_list_is_newest_first_paginated_and_filtered(
     gw: Gateway, media_server: MediaServer
 ) -> None:
-    slow = media_server.slow_url("talk.mp4", 20_000)
+    slow = media_server.slow_url("talk.mp4", 4_000)
     ids = [gw.submit(rest_body(slow, name=f"j{i}"))["job_id"] for i in range(5)]
     page1 = gw.client.get(f"{API}/jobs", params={"limit": 2}).json()
     assert [j["job_id"] for j in page1["jobs"]] == ids[::-1][:2]
@@ -177,7 +177,9 @@ def test_list_is_newest_first_paginated_and_filtered(
     assert [j["job_id"] for j in page2.json()["jobs"]] == ids[::-1][2:4]
     assert [j["job_id"] for j in page3.json()["jobs"]] == ids[:1]
     assert page3.json()["next_cursor"] is None
-    # two run at a time (FIFO): the three newest wait
+    # two run at a time (FIFO): the two oldest start, the three newest wait
+    gw.wait(ids[0], "processing")
+    gw.wait(ids[1], "processing")
     queued = gw.client.get(f"{API}/jobs", params={"status": "queued"}).json()["jobs"]
     assert [j["job_id"] for j in queued] == ids[::-1][:3]
     assert gw.client.get(f"{API}/jobs", params={"cursor": "garbage!"}).status_code == 400
@@ -188,7 +190,7 @@ def test_list_is_newest_first_paginated_and_filtered(
 
 
 def test_cancel_retry_delete(gw: Gateway, media_server: MediaServer) -> None:
-    slow = media_server.slow_url("talk.mp4", 20_000)
+    slow = media_server.slow_url("talk.mp4", 4_000)
     job_id = gw.submit(rest_body(slow))["job_id"]
     gw.wait(job_id, "processing")
     assert gw.client.delete(f"{API}/jobs/{job_id}").status_code == 409  # still running

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from videojobs.models import Quality
 from videojobs_worker import h264bits as hb
-from videojobs_worker.cut import has_leading_pictures, x264_chroma_qp_lowering, x264_params_like
+from videojobs_worker.cut import (
+    has_leading_pictures,
+    same_ids_affordable,
+    x264_chroma_qp_lowering,
+    x264_params_like,
+)
 from videojobs_worker.probe import Packet
 
 # x264 preset medium, 320x240, High profile level 1.3 (sps-id 0), and the same with sps-id=3.
@@ -126,3 +132,10 @@ def test_leading_pictures() -> None:
     assert not has_leading_pictures(closed, 0)
     open_gop = [Packet(9, 6, True), Packet(7, 7, False), Packet(8, 8, False)]
     assert has_leading_pictures(open_gop, 0)
+
+
+def test_same_ids_only_when_the_source_settings_are_not_slower() -> None:
+    assert same_ids_affordable({"subme": "2"}, Quality(preset="veryfast"))
+    assert not same_ids_affordable({"subme": "7"}, Quality(preset="veryfast"))
+    assert same_ids_affordable({"subme": "7"}, Quality(preset="medium"))
+    assert not same_ids_affordable({}, Quality())

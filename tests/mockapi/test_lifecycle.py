@@ -139,7 +139,7 @@ async def test_job_manifest(api: Api, operator: Operator, emulator: Emulator) ->
         "name": "s3-creds",
         "key": "AWS_SECRET_ACCESS_KEY",
     }
-    # the run's input, owned by its Job (so created right after it)
+    # the run's input, created right after the Job and owned by it
     (cm,) = await eventually(lambda: emulator.live("configmaps", NS), what="the input ConfigMap")
     assert cm["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
     worker_input = WorkerInput.model_validate_json(cm["data"]["input.json"])
@@ -413,7 +413,8 @@ async def test_ttl_deletes_finished_resource(
 ) -> None:
     await runner_factory()
     await operator.start()
-    await api.create(manifest("shortlived", ttlSecondsAfterFinished=1))
+    # 3 s, not 1: a loaded machine must still see Succeeded before the TTL deletes it
+    await api.create(manifest("shortlived", ttlSecondsAfterFinished=3))
     await api.create(manifest("keeper"))
     await eventually(phase_is(api, "shortlived", "Succeeded"), what="Succeeded")
     await eventually(lambda: api.vpj("shortlived") is None, timeout=10, what="TTL deletion")

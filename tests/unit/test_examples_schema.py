@@ -115,7 +115,8 @@ def test_example_is_valid_everywhere(path: Path) -> None:
     assert jobs
     for checked in check_file(path):
         spec = checked.job.spec
-        assert checked.plan is not None or (spec.transcript and spec.transcript.url)
+        deferred = (spec.transcript and spec.transcript.url) or spec.needs_source_info
+        assert checked.plan is not None or (deferred and checked.notes)
     for doc in job_documents(path):
         assert schema_errors(doc) == []
         assert cel_violations(doc) == []
@@ -198,6 +199,27 @@ CEL_BROKEN = [
         "spec.output.storage.s3",
         {"bucket": "abc"},
         "exactly one of pvc or s3",
+    ),
+    (
+        "chapters with knowledge points",
+        _base,
+        "spec.segmentation",
+        {"fromChapters": True},
+        "segmentation.fromChapters (which takes no segments or knowledgePoints)",
+    ),
+    (
+        "chapters with segments",
+        _explicit,
+        "spec.segmentation",
+        {"fromChapters": True},
+        "segmentation.fromChapters (which takes no segments or knowledgePoints)",
+    ),
+    (
+        "captions from the source and inline",
+        _base,
+        "spec.transcript.fromSource",
+        {"languages": ["en"]},
+        "exactly one of inline, configMapKeyRef, url or fromSource",
     ),
     ("no storage backend", _base, "spec.output.storage.pvc", _DELETE, "exactly one of pvc or s3"),
     ("absolute pvc path", _base, "spec.output.storage.pvc.path", "/etc", "path must be relative"),

@@ -116,8 +116,8 @@ def test_rolling_automatic_captions_are_merged() -> None:
     ]
     merged = merge_rolling(rolling)
     assert [(c.index, c.start, c.end, c.text) for c in merged] == [
-        (1, 0.0, 4.0, "welcome to the course"),
-        (2, 2.01, 6.5, "today we talk about pods"),
+        (1, 0.0, 2.01, "welcome to the course"),
+        (2, 2.01, 4.01, "today we talk about pods"),
         (3, 4.01, 8.0, "and then services"),
     ]
 

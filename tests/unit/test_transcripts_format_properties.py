@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from videojobs.transcripts import parse_transcript
+from videojobs.errors import TranscriptError
+from videojobs.transcripts import detect_format, parse_transcript
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("VIDEOJOBS_HYPOTHESIS_EXAMPLES", "100")), deadline=None
@@ -238,3 +240,57 @@ def test_sami_sync_lasts_until_the_next(cues: list[Cue]) -> None:
     ]
     # cues that start together: sorting keeps them in order, each ends at the next start
     assert _parsed(text, "sami") == expected
+
+
+# --- damaged files: a TranscriptError or a transcript, never another exception ---------------
+
+_DATA = Path(__file__).resolve().parents[1] / "data" / "transcripts"
+_SAMPLES = sorted(p.name for p in _DATA.glob("sample.*"))
+FORMAT_OF = {name: detect_format((_DATA / name).read_text()) or "auto" for name in _SAMPLES}
+_JUNK = st.sampled_from(
+    [
+        "",
+        "<",
+        ">",
+        "{",
+        "}",
+        "[",
+        "]",
+        '"',
+        ",",
+        ":",
+        "-->",
+        "\n",
+        "\n\n",
+        "&",
+        "-1",
+        "x",
+        "é",
+        "<br/>",
+        "</p>",
+        '="',
+        "99999999999999999999",
+        "1e999",
+        "NaN",
+        "\\N",
+        "{\\i1}",
+        "Dialogue:",
+    ]
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("VIDEOJOBS_HYPOTHESIS_EXAMPLES", "100")) * 3, deadline=None
+)
+@given(name=st.sampled_from(_SAMPLES), data=st.data())
+def test_damaged_examples_fail_only_with_transcript_errors(name: str, data: st.DataObject) -> None:
+    text = (_DATA / name).read_text(encoding="utf-8")
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(text)))
+        cut = data.draw(st.integers(0, 8))
+        text = text[:at] + data.draw(_JUNK) + text[at + cut :]
+    fmt = data.draw(st.sampled_from(["auto", FORMAT_OF[name]]))
+    try:
+        parse_transcript(text, fmt)
+    except TranscriptError as exc:
+        assert exc.problems and exc.problems[0].message

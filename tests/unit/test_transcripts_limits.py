@@ -169,3 +169,37 @@ def test_yaml_manifest_nesting_bomb_is_an_invalid_spec_with_its_line(tmp_path: P
     # nesting a manifest actually uses is fine
     path.write_text("a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 20)) + "  " * 20 + "v")
     assert read_documents(path)
+
+
+def test_cli_refuses_a_transcript_over_the_cue_limit_quickly(tmp_path: Path) -> None:
+    """A ConfigMap-sized transcript file with one cue too many: exit 1 naming the limit, in a
+    bounded subprocess (no traceback)."""
+    import subprocess
+    import sys
+
+    cues = "".join(
+        f"{i + 1}\n{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},000 --> "
+        f"{i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},500\nw\n\n"
+        for i in range(MAX_CUES + 1)
+    )
+    (tmp_path / "talk.srt").write_text(cues)
+    (tmp_path / "job.yaml").write_text(
+        "apiVersion: videojobs.io/v1alpha1\nkind: VideoProcessingJob\nmetadata: {name: big}\n"
+        "spec:\n  source: {url: 'https://media.example.org/v.mp4'}\n"
+        "  transcript: {configMapKeyRef: {name: t, key: talk.srt}}\n"
+        "  knowledgePoints: [{id: a, title: A, start: '0'}]\n"
+        "  output: {storage: {pvc: {claimName: clips}}}\n"
+    )
+    started = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "videojobs.cli", "validate", str(tmp_path / "job.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.perf_counter() - started
+    assert run.returncode == 1, run.stderr
+    output = run.stdout + run.stderr
+    assert f"more than the limit of {MAX_CUES} cues (MAX_CUES)" in output
+    assert "Traceback" not in output
+    assert elapsed < 30

@@ -3,6 +3,7 @@
 from videojobs.models.base import DurationValue, Model, StatusModel, TimeValue
 from videojobs.models.plan import PlannedSegment, SegmentPlan
 from videojobs.models.spec import (
+    CaptionsFromSource,
     ConfigMapKeyRef,
     ExplicitSegment,
     KnowledgePoint,
@@ -20,6 +21,7 @@ from videojobs.models.spec import (
 )
 from videojobs.models.status import (
     FINISHED_PHASES,
+    CaptionsUsed,
     Condition,
     ErrorInfo,
     OutputFile,
@@ -60,6 +62,8 @@ __all__ = [
     "SHORT_NAMES",
     "SINGULAR",
     "VERSION",
+    "CaptionsFromSource",
+    "CaptionsUsed",
     "Condition",
     "ConfigMapKeyRef",
     "Cue",

@@ -277,15 +277,42 @@ class Source(Model):
         return headers
 
 
+LanguagePattern = Annotated[
+    str, StringConstraints(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9*?_-]+$")
+]
+"""A caption language code or glob: ``en``, ``en-*``, ``pt-BR``, ``*``."""
+
+
+class CaptionsFromSource(Model):
+    """Use the source's own captions (uploaded or automatic) as the transcript."""
+
+    languages: list[LanguagePattern] = Field(
+        default_factory=lambda: ["en", "en-*"],
+        min_length=1,
+        max_length=20,
+        description="Languages to look for, in order; codes or globs such as en-* or *.",
+    )
+    automatic: bool = Field(
+        default=True,
+        description="Also accept automatic (speech-recognised) captions when no uploaded ones "
+        "match; their rolling duplicates are merged.",
+    )
+    prefer_automatic: bool = Field(
+        default=False,
+        description="For a language that has both, take the automatic captions over the "
+        "uploaded ones.",
+    )
+
+
 class TranscriptSource(Model):
-    """A transcript with timestamps; exactly one of inline, configMapKeyRef or url."""
+    """A transcript with timestamps; exactly one of inline, configMapKeyRef, url or fromSource."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    _one_of("inline", "configMapKeyRef", "url"),
-                    "transcript needs exactly one of inline, configMapKeyRef or url",
+                    _one_of("inline", "configMapKeyRef", "url", "fromSource"),
+                    "transcript needs exactly one of inline, configMapKeyRef, url or fromSource",
                 )
             ]
         }
@@ -312,15 +339,23 @@ class TranscriptSource(Model):
         pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
         description="An http(s) URL the worker downloads.",
     )
+    from_source: CaptionsFromSource | None = Field(
+        default=None,
+        description="The source's own captions, fetched by the worker with yt-dlp (uploaded "
+        "before automatic, WebVTT preferred); format is then detected.",
+    )
     language: str | None = Field(
         default=None, max_length=35, description="BCP 47 language tag, written into subtitles."
     )
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> TranscriptSource:
-        given = [n for n in ("inline", "config_map_key_ref", "url") if getattr(self, n) is not None]
+        names = ("inline", "config_map_key_ref", "url", "from_source")
+        given = [n for n in names if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("transcript needs exactly one of inline, configMapKeyRef or url")
+            raise ValueError(
+                "transcript needs exactly one of inline, configMapKeyRef, url or fromSource"
+            )
         return self
 
 
@@ -419,6 +454,19 @@ class Segmentation(Model):
     snap_to_cues: bool = Field(
         default=True,
         description="Move boundaries to transcript cue edges so clips do not cut mid-sentence.",
+    )
+    from_chapters: bool = Field(
+        default=False,
+        description="Cut the source by its own chapters (yt-dlp's, or the container's for "
+        "direct files), each clip titled by its chapter; no segments or knowledgePoints then.",
+    )
+    chapter_titles: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = (
+        Field(
+            default=None,
+            max_length=50,
+            description="With fromChapters: keep only chapters whose title matches one of these "
+            "case-insensitive globs (e.g. 'Part *').",
+        )
     )
 
 
@@ -599,6 +647,12 @@ class WorkerResources(Model):
     )
 
 
+_FROM_CHAPTERS = (
+    "has(self.segmentation) && has(self.segmentation.fromChapters) && "
+    "self.segmentation.fromChapters"
+)
+
+
 class VideoProcessingJobSpec(Model):
     """The desired state of a VideoProcessingJob."""
 
@@ -606,8 +660,11 @@ class VideoProcessingJobSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    "has(self.segments) != has(self.transcript)",
-                    "give exactly one of segments (explicit ranges) or transcript",
+                    f"({_FROM_CHAPTERS}) ? (!has(self.segments) && "
+                    "(!has(self.knowledgePoints) || size(self.knowledgePoints) == 0)) "
+                    ": has(self.segments) != has(self.transcript)",
+                    "give exactly one of segments (explicit ranges), transcript or "
+                    "segmentation.fromChapters (which takes no segments or knowledgePoints)",
                 ),
                 _cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || self.cancel || "
@@ -676,10 +733,30 @@ class VideoProcessingJobSpec(Model):
         "published with matching checksums are not cut again).",
     )
 
+    @property
+    def needs_source_info(self) -> bool:
+        """True when the plan needs the source's chapters or captions (only the worker, which
+        asks yt-dlp, can plan it; the operator never downloads)."""
+        return self.segmentation.from_chapters or (
+            self.transcript is not None and self.transcript.from_source is not None
+        )
+
     @model_validator(mode="after")
     def _segmentation_mode(self) -> VideoProcessingJobSpec:
+        if self.segmentation.from_chapters:
+            if self.segments is not None or self.knowledge_points:
+                raise ValueError(
+                    "segmentation.fromChapters makes the segments: give no segments or "
+                    "knowledgePoints with it"
+                )
+            return self
+        if self.segmentation.chapter_titles is not None:
+            raise ValueError("segmentation.chapterTitles needs segmentation.fromChapters: true")
         if (self.segments is None) == (self.transcript is None):
-            raise ValueError("give exactly one of segments (explicit ranges) or transcript")
+            raise ValueError(
+                "give exactly one of segments (explicit ranges), transcript or "
+                "segmentation.fromChapters"
+            )
         if self.segments is not None and self.knowledge_points:
             raise ValueError("knowledgePoints go with a transcript, not with explicit segments")
         return self

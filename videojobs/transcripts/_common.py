@@ -48,6 +48,22 @@ def line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
+class LineIndex:
+    """1-based line of offsets into ``text``; ascending offsets cost one pass in all."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.offset = 0
+        self.line = 1
+
+    def __call__(self, offset: int) -> int:
+        if offset < self.offset:
+            return line_of(self.text, offset)
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+
 def check_size(text: str, err: _Errors) -> None:
     """Refuse text over :data:`MAX_TRANSCRIPT_BYTES` before any parsing."""
     # 4 bytes per character at most: only count when it could be over

@@ -19,6 +19,7 @@ from pysubs2.formats.substation import EVENT_FIELDS, TIMESTAMP, TIMESTAMP_SHORT
 from videojobs.models import Transcript
 from videojobs.transcripts._common import (
     MAX_NESTING,
+    LineIndex,
     _Errors,
     check_cue_count,
     clean_text,
@@ -38,6 +39,9 @@ _TTP_NAMESPACES = (
     *(ns + "#parameter" for ns in DFXP_NAMESPACES),
 )
 _DTD = re.compile(r"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+_LIBRARY_ERRORS = (ValueError, KeyError, IndexError, NotImplementedError, pysubs2.Pysubs2Error)
 
 
 class _TooDeep(Exception):
@@ -187,7 +191,10 @@ def parse_ttml(text: str, *, source: str = "transcript") -> Transcript:
             )
     read = [line for _element, line in paragraph_lines]
     check_cue_count(len(read), err)
-    subs = pysubs2.SSAFile.from_string(ET.tostring(root, encoding="unicode"), format_="ttml")
+    try:
+        subs = pysubs2.SSAFile.from_string(ET.tostring(root, encoding="unicode"), format_="ttml")
+    except _LIBRARY_ERRORS as exc:  # what the checks above did not foresee
+        raise err(f"cannot read this TTML: {exc}") from None
     raw = [
         {"start": e.start / 1000, "end": e.end / 1000, "text": clean_text(e.plaintext), "line": ln}
         for e, ln in zip(subs.events, read, strict=False)
@@ -270,8 +277,9 @@ def parse_sami(text: str, *, source: str = "transcript") -> Transcript:
     err = _Errors(source)
     body = text.removeprefix("\ufeff")
     lines = []
+    line_at = LineIndex(body)
     for match in _SYNC.finditer(body):
-        line = body.count("\n", 0, match.start()) + 1
+        line = line_at(match.start())
         start = _START.search(match[1])
         if not start or not start[1].isdigit():
             got = start[1] if start else None
@@ -280,7 +288,10 @@ def parse_sami(text: str, *, source: str = "transcript") -> Transcript:
     check_cue_count(len(lines), err)
     if not lines:
         raise err("expected <SYNC Start=...> elements (SAMI)", 1)
-    events = pysubs2.SSAFile.from_string("\n".join(split_lines(body)), format_="sami").events
+    try:
+        events = pysubs2.SSAFile.from_string("\n".join(split_lines(body)), format_="sami").events
+    except _LIBRARY_ERRORS as exc:  # what the checks above did not foresee
+        raise err(f"cannot read this SAMI: {exc}") from None
     raw = []
     for i, (event, line) in enumerate(zip(events, lines, strict=False)):
         end = events[i + 1].start if i + 1 < len(events) else event.end
@@ -336,7 +347,7 @@ def parse_substation(text: str, *, source: str = "transcript", fmt: str = "ass")
             events = pysubs2.SSAFile.from_string(
                 "\n".join(split_lines(text)), format_=flavour
             ).events
-    except (ValueError, KeyError) as exc:
+    except _LIBRARY_ERRORS as exc:
         raise err(f"invalid {flavour.upper()} style or header line: {exc}") from None
     raw: list[dict[str, Any]] = [
         {

@@ -12,7 +12,15 @@ from webvtt.models import Caption
 
 from videojobs.errors import TranscriptError
 from videojobs.models import Transcript
-from videojobs.transcripts._common import _Errors, clean_text, line_of, make_transcript, split_lines
+from videojobs.transcripts._common import (
+    LineIndex,
+    _Errors,
+    check_cue_count,
+    clean_text,
+    line_of,
+    make_transcript,
+    split_lines,
+)
 
 _VTT_TIMESTAMP = r"(?:\d+:)?\d{1,2}:\d{1,2}\.\d{1,3}"
 _VTT_TIMINGS = re.compile(
@@ -20,6 +28,7 @@ _VTT_TIMINGS = re.compile(
 )
 _VTT_EXPECTED = "cue timings 'HH:MM:SS.mmm --> HH:MM:SS.mmm' (optionally followed by settings)"
 _SRT_EXPECTED_TIMINGS = "timings 'HH:MM:SS,mmm --> HH:MM:SS,mmm'"
+_HUGE = re.compile(r"\d{6,}")
 
 
 # --- WebVTT -------------------------------------------------------------------------------
@@ -134,17 +143,24 @@ def parse_srt(text: str, *, source: str = "transcript") -> Transcript:
     body = text[1:] if text.startswith("\ufeff") else text
     lines = body.split("\n")
     matches = list(srt.SRT_REGEX.finditer(body))
+    check_cue_count(len(matches), err)
+    line_at = LineIndex(body)
     try:
         subtitles = list(srt.parse(body))
     except srt.SRTParseError as exc:
         raise _srt_problem(body, exc.expected_start, err) from None
+    except (OverflowError, ValueError):  # a time too large for a timedelta
+        line = next(
+            (n for n, t in enumerate(lines, start=1) if "-->" in t and _HUGE.search(t)), None
+        )
+        raise err(f"a time is out of range; expected {_SRT_EXPECTED_TIMINGS}", line) from None
     raw = []
     for subtitle, match in zip(subtitles, matches, strict=True):
-        line = line_of(body, match.start())
+        line = line_at(match.start())
         while not lines[line - 1].strip():
             line += 1
         # srt reads a malformed block (e.g. a bad number line) as text of the previous cue
-        content_line = line_of(body, match.start(5))
+        content_line = line_at(match.start(5))
         for j, text_line in enumerate(subtitle.content.split("\n")):
             if "-->" in text_line:
                 bad = content_line + j - 1

@@ -37,7 +37,7 @@ router = APIRouter(prefix=PREFIX, tags=["videos"])
 JobId = Annotated[
     str, Path(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", description="The job id.")
 ]
-COMMON = responses(401, 403, 404, 422, 429)
+COMMON = responses(400, 401, 403, 404, 422, 429)
 
 
 def links(job_id: str) -> dict[str, str]:
