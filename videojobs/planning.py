@@ -62,6 +62,16 @@ QUOTE_AMBIGUITY_MARGIN = 5.0
 """A second, separate place scoring within this margin of the best one makes a quote ambiguous."""
 
 
+MAX_CUES = 200_000
+"""Most cues a transcript may have to be planned (a 1 MiB ConfigMap holds about 20,000)."""
+
+MAX_TRANSCRIPT_WORDS = 4_000_000
+"""Most words a transcript may have when quotes are matched against it."""
+
+MAX_KNOWLEDGE_POINTS = 500
+"""Most knowledge points in a plan (the spec's own list is limited to as many)."""
+
+
 class NeedsTranscript(PlanError):
     """The plan needs the transcript's text or length, and none was given.
 
@@ -145,6 +155,14 @@ class QuoteIndex:
             else:
                 tokens = normalise_words(cue.text)
                 self.word_of.extend(repeat(-1, len(tokens)))
+            if len(self.ids) + len(tokens) > MAX_TRANSCRIPT_WORDS:
+                raise PlanError(
+                    Problem(
+                        "spec.transcript",
+                        f"the transcript has more than {MAX_TRANSCRIPT_WORDS} words, over the "
+                        "limit for matching quotes (MAX_TRANSCRIPT_WORDS); use start or cues",
+                    )
+                )
             if tokens:
                 self.ids.extend([ids.setdefault(t, len(ids)) for t in tokens])
                 self.cue_of.extend(repeat(position, len(tokens)))
@@ -225,7 +243,13 @@ class QuoteIndex:
             if total:
                 counted.append((total, k, ids))
         counted.sort()
-        anchors = counted[:QUOTE_ANCHORS]
+        # a second anchor only when it is not much more common than the first: "says" next
+        # to a name said once would point at every cue
+        anchors = [
+            a
+            for rank, a in enumerate(counted[:QUOTE_ANCHORS])
+            if rank == 0 or a[0] <= max(8 * counted[0][0], 64)
+        ]
         if sum(total for total, _, _ in anchors) * (2 * QUOTE_SHIFT + 1) >= last + 1:
             return None
 
@@ -735,6 +759,27 @@ def _pad(
     return padded
 
 
+def _check_limits(spec: VideoProcessingJobSpec, transcript: Transcript | None) -> None:
+    if transcript is None:
+        return
+    if len(transcript.cues) > MAX_CUES:
+        raise PlanError(
+            Problem(
+                "spec.transcript",
+                f"the transcript has {len(transcript.cues)} cues, over the limit of {MAX_CUES} "
+                "(MAX_CUES); split the video, or give segments instead",
+            )
+        )
+    if not spec.knowledge_points and len(transcript.knowledge_points) > MAX_KNOWLEDGE_POINTS:
+        raise PlanError(
+            Problem(
+                "transcript.knowledge_points",
+                f"the transcript has {len(transcript.knowledge_points)} knowledge points, over "
+                f"the limit of {MAX_KNOWLEDGE_POINTS} (MAX_KNOWLEDGE_POINTS)",
+            )
+        )
+
+
 def plan_segments(
     spec: VideoProcessingJobSpec,
     transcript: Transcript | None,
@@ -750,6 +795,7 @@ def plan_segments(
             missing transcript stands in the way.
     """
     seg = spec.segmentation
+    _check_limits(spec, transcript)
     ranges, notes = _initial_ranges(spec, transcript)
     if transcript is not None and seg.snap_to_cues and spec.segments is None:
         ranges = _snap(ranges, transcript.cues, notes)

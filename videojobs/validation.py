@@ -34,6 +34,10 @@ from videojobs.transcripts import MAX_NESTING, parse_transcript
 
 Loc = tuple[str | int, ...]
 
+MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024
+"""Largest transcript file (next to a manifest) or ConfigMap value read (a real ConfigMap holds
+at most 1 MiB)."""
+
 
 @dataclass
 class Document:
@@ -337,7 +341,24 @@ def _load_transcript(
                         doc.line_of(("spec", "transcript", "configMapKeyRef")),
                     )
                 )
+            size = sibling.stat().st_size
+            if size > MAX_TRANSCRIPT_BYTES:
+                raise InvalidSpec(
+                    Problem(
+                        ref.key,
+                        f"the transcript is {size} bytes, over the limit of "
+                        f"{MAX_TRANSCRIPT_BYTES} bytes (MAX_TRANSCRIPT_BYTES)",
+                    )
+                )
             label, offset, text = ref.key, 0, sibling.read_text(encoding="utf-8")
+    if len(text) > MAX_TRANSCRIPT_BYTES // 4 and len(text.encode()) > MAX_TRANSCRIPT_BYTES:
+        raise InvalidSpec(
+            Problem(
+                label,
+                f"the transcript is {len(text.encode())} bytes, over the limit of "
+                f"{MAX_TRANSCRIPT_BYTES} bytes (MAX_TRANSCRIPT_BYTES)",
+            )
+        )
     try:
         transcript = parse_transcript(text, fmt, source=label)
     except TranscriptError as exc:

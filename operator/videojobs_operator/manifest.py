@@ -155,10 +155,8 @@ def owner_reference(resource: Body) -> dict[str, Any]:
 def build_worker_input(
     resource: Body, spec: VideoProcessingJobSpec, settings: OperatorSettings
 ) -> WorkerInput:
-    """What the worker reads from its input ConfigMap (docs/worker-contract.md): the spec with
-    its destination spelled out (``<namespace>/<name>`` defaults, the platform's S3 rules)."""
+    """What the worker reads from its input ConfigMap (docs/worker-contract.md)."""
     meta = resource["metadata"]
-    spec = effective_spec(spec, meta["namespace"], meta["name"], settings)
     transcript_path = None
     if spec.transcript is not None and spec.transcript.config_map_key_ref is not None:
         transcript_path = f"{TRANSCRIPT_MOUNT}/transcript"

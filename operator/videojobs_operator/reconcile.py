@@ -247,7 +247,10 @@ class Reconciler:
         state = self._states.setdefault(key, _KeyState())
         loop = asyncio.get_running_loop()
         if delay > 0:
-            if state.timer is not None:
+            # a timer that has fired (its time is past) plans nothing any more
+            pending = state.timer is not None and state.timer.when() > loop.time()
+            if pending:
+                assert state.timer is not None
                 if state.timer.when() <= loop.time() + delay:
                     return  # an earlier look is already planned
                 state.timer.cancel()

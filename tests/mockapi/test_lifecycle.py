@@ -417,7 +417,7 @@ async def test_ttl_deletes_finished_resource(
     await api.create(manifest("shortlived", ttlSecondsAfterFinished=3))
     await api.create(manifest("keeper"))
     await eventually(phase_is(api, "shortlived", "Succeeded"), what="Succeeded")
-    await eventually(lambda: api.vpj("shortlived") is None, timeout=10, what="TTL deletion")
+    await eventually(lambda: api.vpj("shortlived") is None, timeout=30, what="TTL deletion")
     await eventually(phase_is(api, "keeper", "Succeeded"), what="keeper Succeeded")
     await asyncio.sleep(1.5)
     assert api.vpj("keeper") is not None  # no TTL given and no operator default

@@ -81,3 +81,51 @@ def test_plan_on_other_formats_places_quotes_at_their_cues(
         (6.0, 3),
         (9.25, 4),
     ]
+
+
+WORDS_MANIFEST = """\
+apiVersion: videojobs.io/v1alpha1
+kind: VideoProcessingJob
+metadata:
+  name: talk
+spec:
+  source:
+    url: "https://media.example.org/talk.mp4"
+  transcript:
+    configMapKeyRef: {{name: talk, key: {key}}}
+  segmentation: {{snapToCues: false, minDuration: 0s, shortSegments: keep}}
+  knowledgePoints:
+    - {{id: welcome, title: Welcome, quote: "welcome to the course"}}
+    - {{id: pods, title: Pods, quote: "pods and services"}}
+    - {{id: containers, title: Containers, quote: "one or more containers"}}
+  output:
+    storage:
+      pvc: {{claimName: clips}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("sample", "starts"),
+    [
+        # word times (-ojf tokens, WhisperX, AWS, YouTube automatic captions): the first word
+        ("sample.whisper-cpp-full.json", [0.0, 4.5, 7.38]),
+        ("sample.whisperx.json", [0.0, 4.5, 7.38]),
+        ("sample.aws-transcribe.json", [0.0, 4.5, 7.38]),
+        ("sample.json3", [0.0, 4.5, 7.38]),
+        ("sample.srv3", [0.0, 4.5, 7.38]),
+        # no word times: the start of the cue the quote starts in
+        ("sample.whisper-cpp.json", [0.0, 2.5, 6.0]),
+        ("sample.srt", [0.0, 2.5, 6.0]),
+    ],
+)
+def test_a_quote_that_starts_mid_cue_is_cut_at_its_first_word_when_word_times_exist(
+    tmp_path: Path, sample: str, starts: list[float], capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(DATA / sample, tmp_path / sample)
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(WORDS_MANIFEST.format(key=sample))
+    assert main(["plan", str(manifest), "--output", "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [s["start"] for s in result["segments"]] == starts
+    # "pods": word 5 of cue 2 (2.5 s + 4 x 0.5 s); "one": word 4 of cue 3 (6.0 s + 3 x 0.46 s)
+    assert [s["cueIndices"][0] for s in result["segments"]] == [1, 2, 3]
