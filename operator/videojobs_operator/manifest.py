@@ -161,7 +161,8 @@ def build_worker_input(
     if spec.transcript is not None and spec.transcript.config_map_key_ref is not None:
         transcript_path = f"{TRANSCRIPT_MOUNT}/transcript"
     return WorkerInput(
-        spec=spec,
+        # the destination spelled out (<namespace>/<name> defaults, the platform's S3 rules)
+        spec=effective_spec(spec, meta["namespace"], meta["name"], settings),
         resource=ResourceRef(
             namespace=meta["namespace"],
             name=meta["name"],
