@@ -20,7 +20,9 @@ time; hidden pre-roll is the number of video packets the decoder gets but never 
 list) plus any video packet with a negative timestamp.
 
 Usage: ``python benchmarks/bench_cutting.py [--runs N] [--no-write]``; writes the table into
-``docs/benchmarks.md`` between the cutting markers.
+``docs/benchmarks.md`` between the cutting markers. ``--kinds [NAMES]`` runs the per-source-kind
+benchmark instead (``bench_cutting_kinds.py``: x264 medium/veryfast, open GOP, SEI-stripped
+H.264, VP9 WebM, AV1, 1080p60, 10 s GOP, VFR, rotated) into the cutting-kinds markers.
 """
 
 from __future__ import annotations
@@ -94,7 +96,17 @@ def run_method(method: str, out_dir: Path) -> dict:
                 )
             else:
                 _ffmpeg(
-                    ["-ss", f"{start}", "-to", f"{end}", "-i", str(SOURCE), "-c", "copy", str(out)]
+                    [
+                        "-ss",
+                        f"{start}",
+                        "-to",
+                        f"{end}",
+                        "-i",
+                        str(SOURCE),
+                        "-c",
+                        "copy",
+                        str(out),
+                    ]
                 )
             outputs.append(str(out))
     else:
@@ -189,7 +201,16 @@ def measure(path: Path, start: float, end: float, src: SourceFrames) -> dict:
     """Real start/end (source frame numbers), durations and hidden pre-roll of one output."""
     probe = json.loads(
         subprocess.run(
-            ["ffprobe", "-v", "error", "-of", "json", "-select_streams", "v:0", "-count_frames"]
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-of",
+                "json",
+                "-select_streams",
+                "v:0",
+                "-count_frames",
+            ]
             + ["-count_packets", "-show_entries"]
             + ["stream=start_time,duration,nb_read_frames,nb_read_packets", str(path)],
             capture_output=True,
@@ -198,7 +219,15 @@ def measure(path: Path, start: float, end: float, src: SourceFrames) -> dict:
         ).stdout
     )["streams"][0]
     negative = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts"]
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts",
+        ]
         + ["-of", "csv=p=0", "-read_intervals", "%+#30", str(path)],
         capture_output=True,
         text=True,
@@ -237,14 +266,15 @@ def _ms(values: list[float]) -> str:
 
 
 def build_table(results: dict[str, dict], runs: int, when: dt.datetime | None = None) -> str:
-    naive, copy = results["naive-reencode"]["wall"], results["naive-copy"]["wall"]
+    naive = results["naive-reencode"]["wall"]
+    copy = results["naive-copy"]["wall"] if "naive-copy" in results else None
     frame_ms = 1000 / FPS
     lines = [
         "| method | wall s | speed-up vs naive re-encode | × naive stream copy | start error "
         "| end error | duration error | hidden pre-roll | bytes | peak RSS ffmpeg / Python |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for method in METHODS:
+    for method in [m for m in METHODS if m in results]:
         r = results[method]
         m = r.get("measured") or []
         if m:
@@ -256,12 +286,13 @@ def build_table(results: dict[str, dict], runs: int, when: dt.datetime | None = 
             size = f"{sum(x['bytes'] for x in m) / 1e6:.1f} MB"
         else:
             start = endv = dur = hidden_s = size = "–"
+        vs_copy = f"{r['wall'] / copy:.2f}" if copy else "–"
         lines.append(
             f"| {LABELS[method]} | {r['wall']:.2f} | {naive / r['wall']:.2f}× | "
-            f"{r['wall'] / copy:.2f} | {start} | {endv} | {dur} | {hidden_s} | {size} | "
+            f"{vs_copy} | {start} | {endv} | {dur} | {hidden_s} | {size} | "
             f"{r['children_maxrss_kib'] / 1024:.0f} / {r['self_maxrss_kib'] / 1024:.0f} MiB |"
         )
-    smart, accurate, ours_copy = (results[k] for k in ("smart", "accurate", "copy"))
+    smart = results["smart"]
 
     def exact(r: dict) -> bool:
         m = r["measured"]
@@ -272,37 +303,51 @@ def build_table(results: dict[str, dict], runs: int, when: dt.datetime | None = 
             for x in m
         )
 
-    checks = [
+    checks: list[tuple[str, bool]] = []
+    checks.append(
         (
             f"`smart` at least 8× faster than the naive re-encode: {naive / smart['wall']:.2f}×, "
             f"starts and ends within one frame with no hidden pre-roll: "
             f"{'yes' if exact(smart) else 'NO'}",
             naive / smart["wall"] >= 8 and exact(smart),
-        ),
-        (
-            f"`accurate` no slower than the naive re-encode (2 % allowed for run-to-run noise): "
-            f"{accurate['wall']:.1f} s vs {naive:.1f} s; frame-exact: "
-            f"{'yes' if exact(accurate) else 'NO'}",
-            accurate["wall"] <= naive * 1.02 and exact(accurate),
-        ),
-        (
-            f"`smart` as the worker runs it (2 segments at a time): "
-            f"{naive / results['smart-parallel']['wall']:.1f}× faster than the naive re-encode, "
-            f"frame-exact: {'yes' if exact(results['smart-parallel']) else 'NO'}",
-            naive / results["smart-parallel"]["wall"] >= 8 and exact(results["smart-parallel"]),
-        ),
-        (
-            f"`copy` within 2× of the naive stream copy: {ours_copy['wall'] / copy:.2f}×",
-            ours_copy["wall"] <= 2 * copy,
-        ),
-    ]
+        )
+    )
+    if "accurate" in results:
+        accurate = results["accurate"]
+        checks.append(
+            (
+                "`accurate` no slower than the naive re-encode (2 % allowed for run-to-run noise): "
+                f"{accurate['wall']:.1f} s vs {naive:.1f} s; frame-exact: "
+                f"{'yes' if exact(accurate) else 'NO'}",
+                accurate["wall"] <= naive * 1.02 and exact(accurate),
+            )
+        )
+    if "smart-parallel" in results:
+        checks.append(
+            (
+                f"`smart` as the worker runs it (2 segments at a time): "
+                f"{naive / results['smart-parallel']['wall']:.1f}× faster than the naive "
+                "re-encode, "
+                f"frame-exact: {'yes' if exact(results['smart-parallel']) else 'NO'}",
+                naive / results["smart-parallel"]["wall"] >= 8 and exact(results["smart-parallel"]),
+            )
+        )
+    if "copy" in results and copy:
+        ours_copy = results["copy"]
+        checks.append(
+            (
+                f"`copy` within 2× of the naive stream copy: {ours_copy['wall'] / copy:.2f}×",
+                ours_copy["wall"] <= 2 * copy,
+            )
+        )
     used = ", ".join(sorted(set(smart.get("used") or [])))
     out = [
         f"Measured {(when or dt.datetime.now(dt.UTC)).strftime('%Y-%m-%d %H:%M UTC')} by "
         f"`python benchmarks/bench_cutting.py` on {os.cpu_count()} CPUs "
         f"({platform.machine()}, {platform.system()}), {ffmpeg_version()}, "
         f"Python {platform.python_version()}; minimum wall time of {runs} run(s), sequential, "
-        "warm page cache.",
+        f"warm page cache; 1-minute load average {os.getloadavg()[0]:.1f} when the table was "
+        "written (the machine is shared).",
         "",
         f"Source: 10 min 1280x720 30 fps H.264 (x264 veryfast crf 20, keyframe every {GOP} "
         f"frames = {GOP / FPS:.2f} s) + AAC 128k, {SOURCE.stat().st_size / 1e6:.0f} MB. Plan: "
@@ -338,11 +383,39 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument(
-        "--render", action="store_true", help="rewrite the table from the last run's results"
+        "--render",
+        action="store_true",
+        help="rewrite the table from the last run's results",
     )
+    parser.add_argument(
+        "--kinds",
+        nargs="?",
+        const="all",
+        help="benchmark per source kind instead (comma-separated names, default all)",
+    )
+    parser.add_argument("--kind-child", help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.kind_child:
+        sys.path.insert(0, str(REPO))
+        import bench_cutting_kinds as kinds
+
+        name, _, method = args.kind_child.partition(":")
+        print(json.dumps(kinds.run_method(name, method, Path(args.out))))
+        return
+    if args.kinds:
+        import bench_cutting_kinds as kinds
+
+        names = [k.name for k in kinds.KINDS] if args.kinds == "all" else args.kinds.split(",")
+        data = kinds.run_all(names, args.runs)
+        saved = CACHE / "last-kinds-results.json"
+        saved.write_text(json.dumps({"runs": args.runs, "results": data}), encoding="utf-8")
+        table = kinds.build_table(data, args.runs, names)
+        print(table)
+        if not args.no_write:
+            write_section("cutting-kinds", table)
+        return
     if args.child:
         sys.path.insert(0, str(REPO))
         print(json.dumps(run_method(args.child, Path(args.out))))

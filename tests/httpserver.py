@@ -15,6 +15,8 @@ Fixed routes (they shadow files of the same name):
 - ``/slow/<bytes per second>/<path>``: ``<path>``, throttled;
 - ``/lavf-redirect/<path>?to=<url>``: a ``302`` to ``to`` for ffmpeg (User-Agent ``Lavf``),
   ``<path>`` for everyone else.
+- ``/needs-referer/<path>``: ``<path>`` only for requests whose ``Referer`` is
+  :data:`EMBED_REFERER`, ``403`` for the rest (a video that plays only embedded).
 
 Usage::
 
@@ -67,6 +69,9 @@ HTML_PAGE = b"""<!DOCTYPE html>
 <html><head><title>Nothing to see</title></head>
 <body><h1>A page without any video</h1><p>Just text.</p></body></html>
 """
+
+EMBED_REFERER = "https://lessons.example/embedding-page"
+"""The only ``Referer`` that ``/needs-referer/`` serves."""
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 64 * 1024
@@ -137,6 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
                     self.end_headers()
                 else:
                     self._file(rest, head, counted_as=rest)
+            elif path.startswith("needs-referer/"):
+                rest = path.split("/", 1)[1]
+                if self.headers.get("Referer") == EMBED_REFERER:
+                    self._file(rest, head, counted_as=rest)
+                else:
+                    self._plain(HTTPStatus.FORBIDDEN, path, head)
             elif path.startswith("flaky/"):
                 _, count, rest = path.split("/", 2)
                 with self.server.lock:

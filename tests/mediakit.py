@@ -64,6 +64,8 @@ def make_video(
     rotation: int | None = None,
     vfr: bool = False,
     preset: str = "ultrafast",
+    x264_params: str | None = None,
+    strip_sei: bool = False,
 ) -> Path:
     """Write a test video to ``path``; the container follows the suffix (.mp4, .webm, .mkv, ...).
 
@@ -73,6 +75,9 @@ def make_video(
     rate variable: the first half runs at ``fps``, the second half at ``fps / 2`` (every other
     frame dropped, timestamps kept). ``preset`` is the x264 preset: ``ultrafast`` (the default)
     makes no B-frames; ``veryfast`` makes B-frames and CABAC like typical downloads.
+    ``x264_params`` goes to ``-x264-params`` (``open-gop=1`` for an open-GOP source).
+    ``strip_sei`` removes every SEI NAL unit (x264 writes its settings into one), as
+    hardware encoders and platform re-encodes deliver H.264. ``vcodec="libsvtav1"`` makes AV1.
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +104,12 @@ def make_video(
     args += ["-pix_fmt", "yuv420p", "-c:v", vcodec]
     if vcodec == "libx264":
         args += ["-preset", preset, "-crf", "28"]
+        if x264_params:
+            args += ["-x264-params", x264_params]
+        if strip_sei:
+            args += ["-bsf:v", "filter_units=remove_types=6"]
+    elif vcodec == "libsvtav1":
+        args += ["-preset", "12", "-crf", "45"]
     elif vcodec == "libvpx-vp9":
         args += ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "40"]
     if gop is not None:

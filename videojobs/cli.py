@@ -1,4 +1,4 @@
-"""The ``videojobs`` command line: validate, plan, run, demo, crd.
+"""The ``videojobs`` command line: validate, plan, run, demo, serve, crd.
 
 Exit codes: 0 success; 1 invalid input (one ``FILE: path[, line N]: message`` line per problem on
 stderr); 2 usage errors and missing optional parts (the worker package for ``run``/``demo``).
@@ -77,10 +77,11 @@ def _table(plan: SegmentPlan) -> str:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from videojobs.validation import load_job
+    from videojobs.validation import load_job, read_source_info
 
     try:
-        _, _, plan = load_job(Path(args.file), args.duration)
+        info = read_source_info(Path(args.source_info)) if args.source_info else None
+        _, _, plan = load_job(Path(args.file), args.duration, info)
     except InvalidSpec as exc:
         _report(args.file, exc)
         return 1
@@ -116,6 +117,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return int(run_demo(args.out, progress=not args.no_progress))
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from videojobs_gateway.serve import serve_local
+        from videojobs_gateway.settings import GatewaySettings
+    except ImportError as exc:
+        print(
+            f"videojobs: serve needs the gateway (videojobs_gateway), which cannot be imported: "
+            f"{exc}. Install it with: pip install 'videojobs[gateway,worker]'",
+            file=sys.stderr,
+        )
+        return 2
+    settings = GatewaySettings()
+    if args.auth is not None:
+        settings = settings.model_copy(update={"auth_mode": args.auth})
+    return serve_local(
+        args.data,
+        host=args.host,
+        port=args.port,
+        concurrency=args.concurrency,
+        settings=settings,
+        allow_unauthenticated=args.allow_unauthenticated,
+    )
+
+
 def _cmd_crd(args: argparse.Namespace) -> int:
     from videojobs.crd import render_crd
 
@@ -142,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("file", metavar="FILE", help="YAML manifest with one VideoProcessingJob")
     plan.add_argument("--duration", type=_duration_arg, metavar="T", help=duration_help)
     plan.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    plan.add_argument(
+        "--source-info",
+        metavar="INFO.json",
+        help="a saved yt-dlp info JSON (--write-info-json) for jobs cut by the source's "
+        "chapters or captions (segmentation.fromChapters, transcript.fromSource)",
+    )
     plan.set_defaults(func=_cmd_plan)
 
     run = sub.add_parser("run", help="run a job locally (download, cut, publish)")
@@ -156,6 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--no-progress", action="store_true", help="no progress output")
     demo.set_defaults(func=_cmd_demo)
+
+    serve = sub.add_parser("serve", help="run the REST gateway and web console on this machine")
+    serve.add_argument("--data", type=Path, required=True, metavar="DIR", help="jobs and clips")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="jobs run at a time (FIFO)"
+    )
+    serve.add_argument(
+        "--auth",
+        choices=("none", "apikey", "header"),
+        default=None,
+        help="auth mode (default: VIDEOJOBS_GATEWAY_AUTH_MODE or none)",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="allow auth mode none on a non-loopback address",
+    )
+    serve.set_defaults(func=_cmd_serve)
 
     crd = sub.add_parser("crd", help="print the CustomResourceDefinition generated from the models")
     crd.set_defaults(func=_cmd_crd)

@@ -16,7 +16,7 @@ complains about what does not depend on it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,17 +27,12 @@ from pydantic import ValidationError
 from videojobs.errors import InvalidSpec, PlanError, Problem, TranscriptError
 from videojobs.models import API_VERSION, KIND, SegmentPlan, Transcript
 from videojobs.models.resource import VideoProcessingJob
+from videojobs.models.spec import VideoProcessingJobSpec
 from videojobs.planning import NeedsTranscript, plan_segments
-from videojobs.transcripts import parse_transcript
+from videojobs.sourceinfo import CaptionTrack, resolve_from_source
+from videojobs.transcripts import MAX_NESTING, MAX_TRANSCRIPT_BYTES, parse_transcript
 
 Loc = tuple[str | int, ...]
-
-MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024
-"""Largest transcript file (next to a manifest) or ConfigMap value read (a real ConfigMap holds
-at most 1 MiB)."""
-
-MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-"""Largest manifest file read."""
 
 
 @dataclass
@@ -91,19 +86,20 @@ def read_documents(path: Path) -> list[Document]:
         InvalidSpec: unreadable file or invalid YAML (with the line).
     """
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_MANIFEST_BYTES:
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
+        if len(raw) > MAX_MANIFEST_BYTES:
             raise InvalidSpec(
                 Problem(
                     "file",
-                    f"{path} is {size} bytes, over the limit of {MAX_MANIFEST_BYTES} bytes "
-                    "(MAX_MANIFEST_BYTES)",
+                    f"{path} is larger than the limit of {MAX_MANIFEST_BYTES} bytes "
+                    "(MAX_MANIFEST_BYTES); an object the API server accepts is far smaller",
                 )
             )
-        text = Path(path).read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidSpec(Problem("file", f"cannot read {path}: {exc}")) from None
-    loader = yaml.SafeLoader(text)
+    loader = _BoundedLoader(text)
     docs = []
     try:
         index = 0
@@ -128,6 +124,37 @@ def read_documents(path: Path) -> list[Document]:
     return docs
 
 
+MAX_YAML_NESTING = MAX_NESTING
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
+"""Largest manifest file ``videojobs validate`` reads (the API server takes ~1.5 MiB objects,
+a ConfigMap at most 1 MiB; a few of them fit)."""
+MAX_SHOWN_VALUE = 120
+"""Longest bad value quoted back in a problem (a huge field is not echoed whole)."""
+"""Deepest nesting of YAML collections in a manifest (PyYAML recurses once per level)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses nesting deeper than :data:`MAX_YAML_NESTING` (a
+    RecursionError otherwise) with a YAML error that has the line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_NESTING:
+                raise yaml.composer.ComposerError(
+                    problem=f"collections nest deeper than the limit of {MAX_YAML_NESTING} "
+                    "levels (MAX_NESTING)",
+                    problem_mark=self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def loc_to_path(loc: Loc, prefix: str = "") -> str:
     """``("spec", "knowledgePoints", 1, "start")`` → ``spec.knowledgePoints[1].start``."""
     path = prefix
@@ -148,6 +175,15 @@ def path_to_loc(path: str) -> Loc:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+
+_PATTERN_MESSAGES = {
+    r"^[-._a-zA-Z0-9]+$": "must be a plain key: letters, digits, '-', '_' and '.' only "
+    "(no '/'; it is never a path)",
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$": "must be an http:// or https:// URL "
+    "without spaces or control characters",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$": "must be a bucket name: letters, digits, '.', "
+    "'-' and '_', starting and ending with a letter or digit",
+}
 
 
 def problems_from_validation_error(
@@ -171,6 +207,9 @@ def problems_from_validation_error(
             message = f"unknown field {loc[-1]!r}; check its spelling and indentation"
         elif kind == "missing":
             message = "required field is missing"
+        elif kind == "string_pattern_mismatch":
+            pattern = str((error.get("ctx") or {}).get("pattern", ""))
+            message = _PATTERN_MESSAGES.get(pattern, message)
         elif kind == "value_error" and re.match(r"end( \(| must)", message):
             loc = (*loc, "end")  # a model-level check about one field
         if (
@@ -179,7 +218,10 @@ def problems_from_validation_error(
             and isinstance(value, _SCALARS)
             and repr(value) not in message
         ):
-            message += f" (got {value!r})"
+            shown = repr(value)
+            if len(shown) > MAX_SHOWN_VALUE:
+                shown = shown[:MAX_SHOWN_VALUE] + f"... ({len(str(value))} characters)"
+            message += f" (got {shown})"
         full = path_to_loc(prefix) + loc
         problems.append(
             Problem(loc_to_path(full), message, line_of(full) if line_of is not None else None)
@@ -267,7 +309,7 @@ def _load_transcript(
     doc: Document, job: VideoProcessingJob, path: Path, docs: Sequence[Document]
 ) -> Transcript | None:
     source = job.spec.transcript
-    if source is None or source.url is not None:
+    if source is None or source.url is not None or source.from_source is not None:
         return None
     fmt = source.format
     if source.inline is not None:
@@ -282,8 +324,11 @@ def _load_transcript(
         if value is not None:
             text = value
         else:
-            sibling = Path(path).parent / ref.key
-            if not sibling.is_file():
+            # The key is a plain file name (the model refuses '/' and '..'); still, only ever
+            # read a regular file directly next to the manifest, never somewhere else.
+            directory = Path(path).absolute().parent
+            sibling = directory / ref.key
+            if sibling.parent != directory or not sibling.is_file():
                 raise InvalidSpec(
                     Problem(
                         "spec.transcript.configMapKeyRef",
@@ -302,14 +347,6 @@ def _load_transcript(
                     )
                 )
             label, offset, text = ref.key, 0, sibling.read_text(encoding="utf-8")
-    if len(text) > MAX_TRANSCRIPT_BYTES // 4 and len(text.encode()) > MAX_TRANSCRIPT_BYTES:
-        raise InvalidSpec(
-            Problem(
-                label,
-                f"the transcript is {len(text.encode())} bytes, over the limit of "
-                f"{MAX_TRANSCRIPT_BYTES} bytes (MAX_TRANSCRIPT_BYTES)",
-            )
-        )
     try:
         transcript = parse_transcript(text, fmt, source=label)
     except TranscriptError as exc:
@@ -340,6 +377,85 @@ def _with_lines(problems: Sequence[Problem], doc: Document) -> list[Problem]:
     ]
 
 
+SOURCE_INFO_HINT = (
+    "chapters or captions, which the worker gets from yt-dlp; to plan offline, save yt-dlp's "
+    "info JSON (yt-dlp --skip-download --write-info-json --write-subs --write-auto-subs URL) "
+    "and give it with --source-info"
+)
+SOURCE_INFO_NOTE = "planned by the worker from the source's " + SOURCE_INFO_HINT
+
+
+class NeedsSourceInfo(NeedsTranscript):
+    """The plan needs the source's chapters or captions (``fromChapters``/``fromSource``)."""
+
+
+SourceInfoInput = tuple[Mapping[str, Any], Callable[[CaptionTrack], str]]
+"""A yt-dlp info dict and a function that reads a chosen caption track's text."""
+
+
+def _source_info_field(spec: VideoProcessingJobSpec) -> str:
+    if spec.segmentation.from_chapters:
+        return "spec.segmentation.fromChapters"
+    return "spec.transcript.fromSource"
+
+
+def _info_duration(info: Mapping[str, Any]) -> float | None:
+    value = info.get("duration")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def read_source_info(path: Path) -> SourceInfoInput:
+    """A saved yt-dlp info JSON (``--write-info-json`` or ``-j``) and a caption reader for it.
+
+    Caption text is taken, in order, from the track's inline ``data``, the file yt-dlp wrote
+    for it (``requested_subtitles[lang].filepath``, relative to the JSON), or a ``url`` that is
+    a local path or ``file://``; an http(s) URL is fetched (at most 16 MiB).
+
+    Raises:
+        InvalidSpec: the file is not a JSON object, or a caption cannot be read.
+    """
+    import json
+    import urllib.request
+    from urllib.parse import unquote, urlsplit
+
+    label = str(path)
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidSpec(Problem("--source-info", f"{label}: {exc}")) from None
+    if not isinstance(info, dict):
+        raise InvalidSpec(Problem("--source-info", f"{label}: not a yt-dlp info JSON object"))
+    base = Path(path).absolute().parent
+    limit = 16 * 1024 * 1024
+
+    def read(track: CaptionTrack) -> str:
+        if track.data is not None:
+            return track.data
+        requested = (info.get("requested_subtitles") or {}).get(track.language) or {}
+        candidates = [requested.get("filepath")]
+        url = track.url or ""
+        parts = urlsplit(url)
+        if parts.scheme in ("", "file"):
+            candidates.append(unquote(parts.path))
+        for name in filter(None, candidates):
+            file = base / str(name)
+            if file.is_file():
+                return file.read_bytes()[:limit].decode("utf-8-sig", errors="replace")
+        if parts.scheme in ("http", "https"):
+            try:
+                with urllib.request.urlopen(url, timeout=30) as resp:
+                    return bytes(resp.read(limit)).decode("utf-8-sig", errors="replace")
+            except OSError as exc:
+                raise InvalidSpec(
+                    Problem("--source-info", f"captions {track.describe()}: {url}: {exc}")
+                ) from None
+        raise InvalidSpec(
+            Problem("--source-info", f"captions {track.describe()}: no file and no data in {label}")
+        )
+
+    return info, read
+
+
 def _check_job(
     doc: Document,
     path: Path,
@@ -347,6 +463,7 @@ def _check_job(
     duration: float | None,
     *,
     defer_url: bool,
+    source_info: SourceInfoInput | None = None,
 ) -> LoadedJob:
     """Validate, load the transcript, plan. With ``defer_url``, a plan that needs a transcript
     the worker will download is left to the worker (a note) instead of being an error."""
@@ -354,8 +471,26 @@ def _check_job(
     loaded = LoadedJob(job, doc)
     loaded.transcript = _load_transcript(doc, job, path, docs)
     at_url = job.spec.transcript is not None and job.spec.transcript.url is not None
+    spec = job.spec
+    if spec.needs_source_info:
+        if source_info is None:
+            if defer_url:
+                loaded.notes.append(SOURCE_INFO_NOTE)
+                return loaded
+            raise NeedsSourceInfo(
+                Problem(_source_info_field(spec), "needs the source's " + SOURCE_INFO_HINT)
+            )
+        info, read = source_info
+        try:
+            resolved = resolve_from_source(
+                spec, info, loaded.transcript, read, duration or _info_duration(info)
+            )
+        except InvalidSpec as exc:
+            raise type(exc)(_with_lines(exc.problems, doc)) from None
+        spec, loaded.transcript = resolved.spec, resolved.transcript
+        duration = duration or _info_duration(info)
     try:
-        loaded.plan = plan_segments(job.spec, loaded.transcript, duration)
+        loaded.plan = plan_segments(spec, loaded.transcript, duration)
     except NeedsTranscript as exc:
         if at_url and defer_url:
             loaded.notes.append(
@@ -406,20 +541,60 @@ def check_file(path: Path, duration: float | None = None) -> list[LoadedJob]:
             loaded.append(_check_job(doc, path, docs, duration, defer_url=True))
         except InvalidSpec as exc:
             problems += exc.problems
+    problems += destination_collisions(loaded)
     if problems:
         raise InvalidSpec(problems)
     return loaded
 
 
+def destination_of(job: VideoProcessingJob) -> tuple[str, ...]:
+    """Where a job publishes (backend, claim or endpoint and bucket, directory or prefix)."""
+    namespace = job.metadata.namespace or "default"
+    name = job.metadata.name or ""
+    storage = job.spec.output.storage
+    if storage.pvc is not None:
+        return ("pvc", storage.pvc.claim_name, storage.pvc.directory(namespace, name))
+    assert storage.s3 is not None
+    s3 = storage.s3
+    return ("s3", s3.endpoint or "", s3.bucket, s3.key_prefix(namespace, name))
+
+
+def destination_collisions(jobs: Sequence[LoadedJob]) -> list[Problem]:
+    """A problem for every job that publishes where an earlier job of the file does: the two
+    would overwrite each other's ``manifest.json`` and same-named clips."""
+    problems = []
+    seen: dict[tuple[str, ...], str] = {}
+    for loaded in jobs:
+        where = destination_of(loaded.job)
+        name = loaded.job.metadata.name or "(unnamed)"
+        if where in seen:
+            field = "spec.output.storage." + where[0]
+            shown = "/".join(p for p in where[1:] if p) or "the root"
+            problems.append(
+                Problem(
+                    field,
+                    f"{name} publishes to the same place as {seen[where]} ({where[0]} {shown}); "
+                    "they would overwrite each other's manifest.json and clips: give each its "
+                    "own path/prefix (or leave it out: the default is <namespace>/<name>)",
+                    loaded.document.line_of(tuple(path_to_loc(field))),
+                )
+            )
+        else:
+            seen[where] = name
+    return problems
+
+
 def load_job(
-    path: Path, duration: float | None = None
+    path: Path, duration: float | None = None, source_info: SourceInfoInput | None = None
 ) -> tuple[VideoProcessingJob, Transcript | None, SegmentPlan]:
     """The one job in a manifest file, its transcript and its plan.
 
     The transcript is resolved from ``inline``, or ``configMapKeyRef`` (a ConfigMap in the same
     file, else a file next to the manifest named after the key); a ``url`` transcript is not
     fetched, so the plan is made without it and a plan that needs it raises
-    :class:`~videojobs.planning.NeedsTranscript`.
+    :class:`~videojobs.planning.NeedsTranscript`. A job that plans from the source's chapters
+    or captions needs ``source_info`` (:func:`read_source_info`), else raises
+    :class:`NeedsSourceInfo`.
 
     Raises:
         InvalidSpec: (TranscriptError, PlanError) with problems naming fields and lines.
@@ -430,6 +605,6 @@ def load_job(
         raise InvalidSpec(
             Problem("kind", f"expected exactly one {KIND} in {path}, found {len(jobs)}")
         )
-    loaded = _check_job(jobs[0], path, docs, duration, defer_url=False)
+    loaded = _check_job(jobs[0], path, docs, duration, defer_url=False, source_info=source_info)
     assert loaded.plan is not None
     return loaded.job, loaded.transcript, loaded.plan

@@ -14,7 +14,12 @@
 #   7. dumps diagnostics on failure and deletes the cluster
 #
 # Needs: docker, kind, kubectl, helm, python3. Usage: .ci/e2e/kind-e2e.sh
+# The job namespace is labelled pod-security.kubernetes.io/enforce=restricted: every pod in it
+# (the operator's workers, MinIO, the media server, the checks) must pass the restricted profile.
+#
 # Environment: KIND_CLUSTER (default videojobs-e2e), KIND_NODE_IMAGE (kind's default),
+# E2E_RBAC_SCOPE (namespaced or cluster, default namespaced), E2E_REPLICAS (operator replicas,
+# default 1; with more, exactly one must hold the leader Lease),
 # KEEP_CLUSTER=1 (leave the cluster for debugging), E2E_TIMEOUT (default 600s),
 # E2E_ARTIFACTS (diagnostics directory, default .ci/e2e/artifacts),
 # MINIO_IMAGE (default the pinned tag in manifests/minio.yaml).
@@ -31,6 +36,15 @@ RELEASE=videojobs
 OPERATOR_IMAGE=videojobs-operator:e2e
 WORKER_IMAGE=videojobs-worker:e2e
 MANIFESTS="$HERE/manifests"
+RBAC_SCOPE="${E2E_RBAC_SCOPE:-namespaced}"
+REPLICAS="${E2E_REPLICAS:-1}"
+case "$RBAC_SCOPE" in
+  namespaced | cluster) ;;
+  *) printf 'E2E_RBAC_SCOPE must be namespaced or cluster, not %s\n' "$RBAC_SCOPE" >&2 && exit 2 ;;
+esac
+case "$REPLICAS" in
+  '' | *[!0-9]*) printf 'E2E_REPLICAS must be a number, not %s\n' "$REPLICAS" >&2 && exit 2 ;;
+esac
 KUBECONFIG_FILE="$(mktemp -d)/kubeconfig"
 export KUBECONFIG="$KUBECONFIG_FILE"
 
@@ -103,16 +117,38 @@ docker pull -q "$minio_image"
 kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$WORKER_IMAGE" "$minio_image"
 
 log "installing the chart"
-# Helm installs crds/ before the templates; the CRD must be established before jobs are applied.
+# The chart installs the CRD (a template, crds.install); it must be established before jobs are
+# applied.
 kubectl create namespace "$NS"
+# The strictest Pod Security Standard, enforced: a pod that breaks it is refused at admission.
+kubectl label namespace "$NS" \
+  pod-security.kubernetes.io/enforce=restricted \
+  pod-security.kubernetes.io/enforce-version=latest \
+  pod-security.kubernetes.io/warn=restricted
 # No --wait: Helm would wait for the clips PVC to bind, and kind's local-path storage class
 # binds only when the first pod uses the claim (WaitForFirstConsumer).
 helm install "$RELEASE" "$REPO/charts/videojobs" \
   --namespace "$SYSTEM_NS" --create-namespace \
   --values "$HERE/values-kind.yaml" \
+  --set "rbac.scope=$RBAC_SCOPE" \
+  --set "replicaCount=$REPLICAS" \
   --timeout 5m
 kubectl wait --for=condition=Established crd/videoprocessingjobs.videojobs.io --timeout=60s
 kubectl -n "$SYSTEM_NS" rollout status deployment/"$RELEASE" --timeout=180s
+# One replica holds the Lease (the others stand by, answering their probes): find the leader.
+leader=""
+for _ in $(seq 60); do
+  leader="$(kubectl -n "$SYSTEM_NS" get lease videojobs-operator \
+    -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true)"
+  [ -n "$leader" ] && break
+  sleep 2
+done
+[ -n "$leader" ] || fail "no operator replica holds the leader Lease"
+pods="$(kubectl -n "$SYSTEM_NS" get pods -l app.kubernetes.io/component=operator \
+  -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')"
+[ "$(grep -c . <<<"$pods")" -eq "$REPLICAS" ] || fail "expected $REPLICAS operator pods: $pods"
+grep -qx "$leader" <<<"$pods" || fail "the Lease holder $leader is not an operator pod"
+echo "leader: $leader of $REPLICAS replica(s), RBAC scope $RBAC_SCOPE"
 
 log "starting the media server and MinIO"
 kubectl apply -f "$MANIFESTS/media-server.yaml"
@@ -219,7 +255,10 @@ print(f"clips OK: {len(pvc)} files on the PVC, {len(s3)} objects in MinIO")
 PY
 
 log "checking metrics"
-metrics="$(kubectl get --raw "/api/v1/namespaces/$SYSTEM_NS/services/$RELEASE-metrics:metrics/proxy/metrics")"
+# From the leader itself: a standby behind the Service has no metrics to show.
+metrics_port="$(kubectl -n "$SYSTEM_NS" get pod "$leader" \
+  -o jsonpath='{.spec.containers[0].ports[?(@.name=="metrics")].containerPort}')"
+metrics="$(kubectl get --raw "/api/v1/namespaces/$SYSTEM_NS/pods/$leader:$metrics_port/proxy/metrics")"
 grep -Eq '^videojobs_jobs\{phase="Succeeded"\} 2(\.0)?$' <<<"$metrics" \
   || fail "metrics do not show 2 succeeded jobs: $(grep '^videojobs_jobs' <<<"$metrics")"
 

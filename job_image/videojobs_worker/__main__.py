@@ -1,9 +1,11 @@
 """``videojobs-worker``: the entry point of the job image.
 
 - ``videojobs-worker run``: cluster mode. Reads :class:`~videojobs.models.WorkerInput` JSON from
-  ``VIDEOJOBS_INPUT`` (or ``--input FILE``), reports to the resource's status, publishes to the PVC
-  mount or S3, exits with a code from ``docs/worker-contract.md``.
-- ``videojobs-worker doctor``: checks ffmpeg, ffprobe, scratch space and (with an input) the
+  the file named by ``VIDEOJOBS_INPUT_FILE`` (the run's mounted input ConfigMap; ``--input
+  FILE`` or ``VIDEOJOBS_INPUT`` itself for local runs), reports to the resource's status,
+  publishes to the PVC mount or S3, exits with a code from ``docs/worker-contract.md``.
+- ``videojobs-worker doctor``: checks ffmpeg, ffprobe, yt-dlp (and its age), the JavaScript
+  runtime yt-dlp needs for YouTube, the EJS solver scripts, scratch space and (with an input) the
   storage backend; one line per check, non-zero exit when one fails.
 
 Paths can be moved for tests and odd clusters with ``VIDEOJOBS_SCRATCH`` (default ``/scratch``),
@@ -13,6 +15,7 @@ Paths can be moved for tests and odd clusters with ``VIDEOJOBS_SCRATCH`` (defaul
 from __future__ import annotations
 
 import argparse
+import gzip
 import logging
 import os
 import re
@@ -25,7 +28,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from videojobs.models import INPUT_ENV, ExitCode, WorkerInput
+from videojobs.models import INPUT_ENV, INPUT_FILE_ENV, ExitCode, WorkerInput
 from videojobs.models.worker import COOKIES_MOUNT, OUTPUT_MOUNT, SCRATCH_MOUNT
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.progress import (
@@ -63,24 +66,50 @@ def _usage_error(message: str) -> int:
     return int(ExitCode.USAGE)
 
 
-def load_input(path: str | None) -> WorkerInput:
-    """The WorkerInput from ``--input FILE`` or the environment; raises WorkerError(USAGE)."""
-    if path:
+def destination(worker_input: WorkerInput) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the resource, for default output paths (``publisher_for``)."""
+    ref = worker_input.resource
+    return (ref.namespace, ref.name) if ref is not None else None
+
+
+def _read_input_file(path: str) -> str:
+    """The input file, or its gzipped sibling ``<path>.gz`` (a very large spec)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        packed = Path(f"{path}.gz")
+        if not packed.exists():
+            raise WorkerError(
+                ExitCode.USAGE, "InputUnreadable", f"{path}: no such file (nor {packed.name})"
+            ) from None
         try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise WorkerError(ExitCode.USAGE, "InputUnreadable", f"{path}: {exc}") from None
+            return gzip.decompress(packed.read_bytes()).decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError) as exc:
+            raise WorkerError(ExitCode.USAGE, "InputUnreadable", f"{packed}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WorkerError(ExitCode.USAGE, "InputUnreadable", f"{path}: {exc}") from None
+
+
+def load_input(path: str | None) -> WorkerInput:
+    """The WorkerInput from ``--input FILE``, the file named by ``VIDEOJOBS_INPUT_FILE`` (the
+    run's mounted input ConfigMap) or ``VIDEOJOBS_INPUT``; raises WorkerError(USAGE)."""
+    source = INPUT_ENV
+    if path or os.environ.get(INPUT_FILE_ENV):
+        source = path or os.environ[INPUT_FILE_ENV]
+        text = _read_input_file(source)
     else:
         text = os.environ.get(INPUT_ENV, "")
         if not text.strip():
-            raise WorkerError(ExitCode.USAGE, "NoInput", f"{INPUT_ENV} is not set")
+            raise WorkerError(
+                ExitCode.USAGE, "NoInput", f"neither {INPUT_FILE_ENV} nor {INPUT_ENV} is set"
+            )
     try:
         return WorkerInput.model_validate_json(text)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise WorkerError(
-            ExitCode.USAGE, "InvalidInput", f"{INPUT_ENV}: {where}: {first['msg']}"
+            ExitCode.USAGE, "InvalidInput", f"{source}: {where}: {first['msg']}"
         ) from None
 
 
@@ -116,8 +145,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cookies = Path(os.environ.get("VIDEOJOBS_COOKIES_FILE", f"{COOKIES_MOUNT}/cookies.txt"))
     try:
         try:
-            publisher = publisher_for(spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=policy,
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
+            )
         except WorkerError as err:
+            log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
             reporter.fail(err.to_error_info())
             write_termination_log(int(err.exit_code), err.category, err.message)
             return int(err.exit_code)
@@ -160,14 +196,16 @@ def _tool_version(tool: str) -> tuple[bool, str]:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    checks: list[tuple[bool, str]] = [_tool_version("ffmpeg"), _tool_version("ffprobe")]
-    try:
-        import yt_dlp.version
+    from videojobs_worker.jsruntime import doctor_checks
 
-        checks.append((True, f"yt-dlp: {yt_dlp.version.__version__}"))
-    except ImportError:
-        checks.append((False, "yt-dlp: not installed"))
+    checks: list[tuple[bool, str]] = [_tool_version("ffmpeg"), _tool_version("ffprobe")]
+    warnings: list[str] = []
     scratch = scratch_dir()
+    for status, line in doctor_checks(scratch):
+        if status == "warn":
+            warnings.append(line)
+        else:
+            checks.append((status == "ok", line))
     try:
         scratch.mkdir(parents=True, exist_ok=True)
         probe = scratch / ".doctor"
@@ -181,12 +219,22 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except OSError as exc:
         checks.append((False, f"scratch: {scratch} not writable: {exc.strerror or exc}"))
-    if args.input or os.environ.get(INPUT_ENV):
+    if args.input or os.environ.get(INPUT_FILE_ENV) or os.environ.get(INPUT_ENV):
+        from videojobs_worker.guard import NetworkPolicy
         from videojobs_worker.publish import publisher_for
 
         try:
             worker_input = load_input(args.input)
-            publisher = publisher_for(worker_input.spec.output.storage, pvc_root=output_root())
+            publisher = publisher_for(
+                worker_input.spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=NetworkPolicy.cluster(
+                    allow_private=worker_input.allow_private_networks,
+                    allowed_networks=worker_input.allowed_networks,
+                ),
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
+            )
             checks.append((True, f"storage: {publisher.check()}"))
         except WorkerError as err:
             checks.append((False, f"storage: {err.message}"))
@@ -194,6 +242,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         checks.append((True, f"storage: not checked ({INPUT_ENV} not set)"))
     for ok, line in checks:
         print(f"{'ok  ' if ok else 'FAIL'} {line}")
+    for line in warnings:
+        print(f"warn {line}")
     return 0 if all(ok for ok, _ in checks) else 1
 
 

@@ -33,11 +33,24 @@ from typing import Literal
 from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import compile_args, ffprobe, run_ffmpeg, seconds_arg
+from videojobs_worker.h264bits import (
+    AvcC,
+    BitstreamError,
+    ParameterSets,
+    build_avcc,
+    differences,
+    merge_avcc,
+    parse_avcc,
+    parse_parameter_sets,
+)
+from videojobs_worker.mp4edit import read_avcc, rewrite_mp4
 from videojobs_worker.probe import (
     H264Headers,
     MediaInfo,
     Packet,
+    _mp4_moov,
     h264_headers,
+    h264_is_idr,
     h264_parameter_sets,
     mp4_sample_table,
     video_packets,
@@ -61,9 +74,30 @@ _VP9_SPEED = {
     "medium": 5,
     "slow": 4,
 }
-_COPYABLE_VIDEO = {"mp4": {"h264"}, "webm": {"vp8", "vp9", "av1"}}
-_COPYABLE_AUDIO = {"mp4": {"aac"}, "webm": {"opus", "vorbis"}}
+_COPYABLE_VIDEO = {"mp4": {"h264", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
+_COPYABLE_AUDIO = {"mp4": {"aac", "opus"}, "webm": {"opus", "vorbis"}}
+_VP9_PIX_FMTS = {"yuv420p": "0", "yuv420p10le": "2"}
+# ffprobe colour names -> ffmpeg output options.
+_COLOUR_OPTIONS = {
+    "color_range": "-color_range",
+    "color_space": "-colorspace",
+    "color_transfer": "-color_trc",
+    "color_primaries": "-color_primaries",
+}
 _SMART_PIX_FMTS = {"yuv420p", "yuvj420p"}
+PREFER_SAME_IDS = True
+"""For x264-made sources, first try re-encoding with the source's own settings and ids (when
+those are not slower than the requested preset, see :func:`same_ids_affordable`)."""
+# x264's subpixel refinement (subme) per preset: a proxy for how slow the source's settings are.
+_PRESET_SUBME = {
+    "ultrafast": 0,
+    "superfast": 1,
+    "veryfast": 2,
+    "faster": 4,
+    "fast": 6,
+    "medium": 7,
+    "slow": 8,
+}
 # x264 SEI option -> x264-params key, for the options that shape the SPS/PPS or the frame order.
 _X264_HEADER_OPTIONS = {
     "cabac": "cabac",
@@ -294,13 +328,46 @@ def copy_args(
     return [*args, str(dest)]
 
 
-def x264_params_like(options: dict[str, str], level: int | None) -> str:
-    """``-x264-params`` reproducing the header-relevant options of an x264-made source."""
+def x264_chroma_qp_lowering(options: dict[str, str]) -> int:
+    """How much x264 lowers the chroma QP offset it is given, for these options (pure).
+
+    x264 compensates psy-RD (active from subme 6) and psy-trellis (active with trellis) by
+    lowering ``chroma_qp_offset`` by 1 (strength < 0.25) or 2 each; its SEI reports the lowered
+    value, which is also what the PPS carries. Passing the SEI's value back would lower it again.
+    """
+    if options.get("psy", "1") == "0":
+        return 0
+    rd_text, _, trellis_text = options.get("psy_rd", "0:0").partition(":")
+    try:
+        psy_rd, psy_trellis = float(rd_text or 0), float(trellis_text or 0)
+        subme, trellis = int(options.get("subme", "0")), int(options.get("trellis", "0"))
+    except ValueError:
+        return 0
+    lowering = 0
+    if subme >= 6 and psy_rd > 0:
+        lowering += 1 if psy_rd < 0.25 else 2
+    if trellis > 0 and psy_trellis > 0:
+        lowering += 1 if psy_trellis < 0.25 else 2
+    return lowering
+
+
+def x264_params_like(
+    options: dict[str, str], level: int | None, chroma_qp_offset: int | None = None
+) -> str:
+    """``-x264-params`` reproducing the header-relevant options of an x264-made source.
+
+    ``chroma_qp_offset`` is the source PPS's ``chroma_qp_index_offset`` (the SEI's value when
+    None); x264's own lowering of it (:func:`x264_chroma_qp_lowering`) is added back so that the
+    re-encoded PPS carries the same value.
+    """
     params = []
     for key, name in _X264_HEADER_OPTIONS.items():
         if key in options:
             value = options[key]
-            if key == "deadzone":
+            if key == "chroma_qp_offset":
+                final = chroma_qp_offset if chroma_qp_offset is not None else int(value)
+                value = str(max(-12, min(12, final + x264_chroma_qp_lowering(options))))
+            elif key == "deadzone":
                 value = value.split(",")[0]
             elif key == "direct":
                 value = _X264_DIRECT.get(value, value)
@@ -330,12 +397,20 @@ def _cpus() -> int:
 def smart_encode_args(
     info: MediaInfo,
     pieces: Sequence[tuple[int, int, Path]],
-    options: dict[str, str],
+    options: dict[str, str] | None,
     quality: Quality,
     threads: int,
+    *,
+    chroma_qp_offset: int | None = None,
+    sps_id: int | None = None,
 ) -> list[str]:
-    """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece with the source's
-    H.264 parameters (the head and the tail of a smart cut: one process, encoded side by side)."""
+    """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece (the head and the
+    tail of a smart cut: one process, encoded side by side).
+
+    With ``sps_id`` the pieces are encoded with ``quality``'s settings under that (unused)
+    SPS/PPS id, in the source's profile and level; otherwise with the source's x264 ``options``
+    so that the parameter sets come out the same as the source's.
+    """
     tb = info.video.time_base
     args: list[str] = []
     frame = info.video.frame_duration
@@ -349,13 +424,22 @@ def smart_encode_args(
         # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
         # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
         args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(count * frame + 0.5)]
+        if info.video.rotation:
+            # Keep the pixels as stored, like the copied middle; the clip gets the rotation tag.
+            args += ["-noautorotate"]
         args += ["-i", str(info.path)]
-    crf = options.get("crf")
-    encoder = video_encoder_args("mp4", quality, threads, crf=int(float(crf)) if crf else None)
     profile = (info.video.profile or "").lower().replace("constrained ", "")
+    if sps_id is not None or not options:
+        encoder = video_encoder_args("mp4", quality, threads)
+        params = f"sps-id={sps_id or 0}"
+        if info.video.level:
+            params += f":level={info.video.level / 10:.1f}"
+    else:
+        crf = options.get("crf")
+        encoder = video_encoder_args("mp4", quality, threads, crf=int(float(crf)) if crf else None)
+        params = x264_params_like(options, info.video.level, chroma_qp_offset)
     if profile in ("baseline", "main", "high"):
         encoder += ["-profile:v", profile]
-    params = x264_params_like(options, info.video.level)
     if params:
         encoder += ["-x264-params", params]
     for i, (_, count, dest) in enumerate(pieces):
@@ -364,6 +448,13 @@ def smart_encode_args(
         args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
         args += ["-f", "mp4", str(dest)]
     return args
+
+
+def unused_parameter_set_id(sets: ParameterSets) -> int | None:
+    """The lowest id used by neither an SPS nor a PPS of ``sets`` (pure); None when all 32 SPS
+    ids are taken."""
+    used = {s.sps_id for s in sets.sps} | {p.pps_id for p in sets.pps}
+    return next((i for i in range(32) if i not in used), None)
 
 
 @functools.lru_cache(maxsize=16)
@@ -378,7 +469,7 @@ def source_headers(path: Path) -> H264Headers:
     return _source_headers(path, stat.st_size, stat.st_mtime_ns)
 
 
-def _fallback_reason(info: MediaInfo, fmt: Format, options: dict[str, str] | None) -> str | None:
+def _fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
     """Why smart cannot be used for this source/format, or None."""
     video = info.video
     if fmt != "mp4":
@@ -391,16 +482,30 @@ def _fallback_reason(info: MediaInfo, fmt: Format, options: dict[str, str] | Non
         return "the source has a variable frame rate"
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
-    if video.rotation:
-        return "the source is rotated (the re-encoded pieces would be turned upright)"
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
-        return f"the source audio is {info.audio.codec}, not AAC"
-    if options is not None and not options:
-        return "the source was not encoded by x264, so its H.264 parameter sets cannot be matched"
-    if options and options.get("interlaced", "0") != "0":
-        return "the source is interlaced"
-    if options and options.get("rc") not in (None, "crf"):
-        return f"the source was encoded in x264 {options.get('rc')} mode, not CRF"
+        return f"the source audio is {info.audio.codec}, which MP4 cannot carry as it is"
+    return None
+
+
+def same_ids_affordable(options: dict[str, str], quality: Quality) -> bool:
+    """True when encoding with the source's x264 settings costs no more than ``quality``'s
+    preset (pure): a source made at ``medium`` re-encoded with ``medium``'s analysis is about
+    2.5× slower per frame than ``veryfast``, so such heads get their own parameter sets instead."""
+    try:
+        subme = int(options.get("subme", "99"))
+    except ValueError:
+        return False
+    return subme <= _PRESET_SUBME.get(quality.preset, 7)
+
+
+def x264_match_reason(options: dict[str, str]) -> str | None:
+    """Why the source's x264 settings cannot be reproduced for a same-id join, or None."""
+    if not options:
+        return "not encoded by x264"
+    if options.get("interlaced", "0") != "0":
+        return "interlaced"
+    if options.get("rc") not in (None, "crf"):
+        return f"x264 {options.get('rc')} mode, not CRF"
     return None
 
 
@@ -533,13 +638,14 @@ def _cut(
             return "accurate", 0.0, note
         return _run_copy(info, frames, start, end, fmt, quality, dest, on_progress, stop)
     if precision == "smart":
-        options = source_headers(info.path).x264_options if info.video.codec == "h264" else None
-        reason = _fallback_reason(info, fmt, options)
+        if info.video.codec == "vp9":
+            reason = _vp9_fallback_reason(info, fmt)
+            runner = _run_smart_vp9
+        else:
+            reason = _fallback_reason(info, fmt)
+            runner = _run_smart
         if reason is None:
-            assert options is not None
-            result = _run_smart(
-                info, frames, options, quality, dest, work, threads, on_progress, stop
-            )
+            result = runner(info, frames, fmt, quality, dest, work, threads, on_progress, stop)
             if isinstance(result, str):
                 reason = result
             else:
@@ -599,13 +705,16 @@ def _run_copy(
         f"({-offset:.3f}s before the planned start) and ends at {actual_end:.3f}s "
         f"(planned {end:.3f}s); stream copy cannot start between keyframes"
     )
+    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO[fmt]:
+        codec = audio_encoder_args(fmt, quality)[1].removeprefix("lib")
+        note += f"; the {info.audio.codec} audio was re-encoded to {codec} ({fmt} cannot carry it)"
     return "copy", offset, note
 
 
 def _run_smart(
     info: MediaInfo,
     frames: FrameRange,
-    options: dict[str, str],
+    fmt: Format,
     quality: Quality,
     dest: Path,
     work: Path,
@@ -613,15 +722,39 @@ def _run_smart(
     on_progress: Callable[[float], None] | None,
     stop: threading.Event | None,
 ) -> tuple[PrecisionMode, float, str | None] | str:
-    """Head + copied middle + tail, joined by the concat demuxer; a string says why not."""
+    """Head + copied middle + tail, joined by the concat demuxer; a string says why not.
+
+    Two ways to make the re-encoded pieces fit the copied middle (which starts on an IDR):
+
+    * **same ids** (x264-made CRF sources): encode with the source's x264 settings, check that
+      the parameter sets come out structurally equal to the source's, and keep one set of
+      parameter sets in ``avcC``;
+    * **new ids** (any encoder, and x264 sources whose settings did not reproduce): encode with
+      ``quality``'s settings under SPS/PPS ids the source does not use, and write every SPS/PPS
+      into the clip's ``avcC`` after muxing. Each piece starts on an IDR, so each activates its
+      own parameter sets.
+
+    No parameter sets are put in-band (``auto_convert`` off).
+    """
     tb = info.video.time_base
     packets = list(frames.packets)
+    keys = [i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last]
+    if not keys:
+        return "no keyframe inside the segment, so nothing can be stream-copied"
     key_index = next(
-        (i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last),
+        (
+            i
+            for i in keys
+            if not has_leading_pictures(packets, i)
+            and h264_is_idr(info.path, float(packets[i].pts * tb), packets[i].dts)
+        ),
         None,
     )
     if key_index is None:
-        return "no keyframe inside the segment, so nothing can be stream-copied"
+        return (
+            "open GOP: no keyframe inside the segment is an IDR picture without leading "
+            "pictures, so a copied part would refer to frames before the cut"
+        )
     keyframe = packets[key_index].pts
     head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
     end_of_stream = frames.end if frames.at_eof else None
@@ -640,25 +773,58 @@ def _run_smart(
         [(head_count + tail_count) * frame_cost, 0.0, 0.0, mid_count * copy_cost],
         on_progress,
     )
-    source_sets = source_headers(info.path).parameter_sets
+    source_avcc = _source_avcc(info.path)
+    if isinstance(source_avcc, str):
+        return source_avcc
+    try:
+        source_sets = parse_parameter_sets((*source_avcc.sps, *source_avcc.pps))
+    except BitstreamError as exc:
+        return f"the source's H.264 parameter sets cannot be parsed ({exc})"
+    options = source_headers(info.path).x264_options
+    same_ids = (
+        PREFER_SAME_IDS
+        and x264_match_reason(options) is None
+        and same_ids_affordable(options, quality)
+    )
+    how = "same parameter sets as the source (x264 settings matched)"
     head, tail = work / "head.mp4", work / "tail.mp4"
     encodes = [(frames.first, head_count, head)] if head_count else []
     if tail_count:
         encodes.append((mid_end, tail_count, tail))
-    if encodes:
-        args = smart_encode_args(info, encodes, options, quality, threads)
+    new_id = unused_parameter_set_id(source_sets)
+    for attempt in ("same", "new") if same_ids else ("new",):
+        if not encodes:
+            break
+        if attempt == "new" and new_id is None:
+            return "the source uses every SPS id, none is left for the re-encoded pieces"
+        chroma = source_sets.pps[0].fields["chroma_qp_index_offset"] if source_sets.pps else None
+        args = smart_encode_args(
+            info,
+            encodes,
+            options,
+            quality,
+            threads,
+            chroma_qp_offset=chroma,
+            sps_id=new_id if attempt == "new" else None,
+        )
         run_ffmpeg(
             args,
             duration=float((keyframe - frames.first) * tb) if head_count else None,
             on_progress=stages.callback(0),
             stop=stop,
         )
-        for _, _, piece in encodes:
-            if h264_parameter_sets(piece) != source_sets:
-                return (
-                    f"the re-encoded {piece.stem}'s H.264 parameter sets (SPS/PPS) differ from "
-                    "the source's"
-                )
+        problems = _piece_problems(encodes, source_sets, None if attempt == "same" else new_id)
+        if not problems:
+            same_ids = attempt == "same"
+            break
+        if attempt == "new":
+            return problems
+        how = f"own parameter sets under id {new_id} ({problems}, so not reused)"
+    if not same_ids:
+        if new_id is None:
+            return "the source uses every SPS id, none is left for the re-encoded pieces"
+        if not encodes or not how.startswith("own"):
+            how = f"own parameter sets under id {new_id}"
     entries: list[str] = []
     if head_count:
         entries.append(f"file '{head.name}'\n")
@@ -684,7 +850,8 @@ def _run_smart(
         entries.append(f"file '{tail.name}'\n")
     listing = work / "pieces.ffconcat"
     listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")
-    args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+    # auto_convert 0: packets stay as they are in the pieces (no in-band parameter sets).
+    args = ["-f", "concat", "-safe", "0", "-auto_convert", "0", "-i", str(listing)]
     if info.audio is not None:
         args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
         args += ["-i", str(info.path)]
@@ -692,13 +859,194 @@ def _run_smart(
     if info.audio is not None:
         args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
     args += ["-c:v", "copy", "-video_track_timescale", str(tb.denominator)]
-    args += ["-map_metadata", "-1", "-map_chapters", "-1", *container_args("mp4"), str(dest)]
+    args += ["-map_metadata", "-1", "-map_chapters", "-1"]
+    if info.video.rotation:
+        # Stored pixels everywhere; the MP4 muxer writes the display matrix from this tag
+        # (ffprobe then reports the same rotation as the source's).
+        args += ["-metadata:s:v:0", f"rotate={info.video.rotation}"]
+    if same_ids or not encodes:
+        args += [*container_args("mp4"), str(dest)]
+    else:
+        joined = work / "joined.mp4"
+        args += ["-f", "mp4", str(joined)]
     run_ffmpeg(args, duration=frames.duration_s, on_progress=stages.callback(3), stop=stop)
+    if not same_ids and encodes:
+        try:
+            pieces_avcc = parse_avcc(read_avcc(_read_moov(joined)))
+            merged = merge_avcc(pieces_avcc, source_avcc)
+            for _, _, piece in encodes:
+                merged = merge_avcc(merged, parse_avcc(read_avcc(_read_moov(piece))))
+            rewrite_mp4(joined, dest, build_avcc(merged))
+        except BitstreamError as exc:
+            return f"the clip's avcC could not be rewritten ({exc})"
     parts = [f"re-encoded {head_count} head frame(s)"]
     if tail_count:
         parts.append(f"{tail_count} tail frame(s)")
     note = f"smart: {' and '.join(parts)}, stream-copied {mid_count} (of {frames.count} frames)"
+    if encodes:
+        note += f"; re-encoded pieces use {how}"
     return "smart", 0.0, note
+
+
+def _read_moov(path: Path) -> bytes:
+    moov = _mp4_moov(path)
+    if moov is None:
+        raise BitstreamError(f"{path.name} has no moov box")
+    return moov
+
+
+def _source_avcc(path: Path) -> AvcC | str:
+    """The source's ``avcC`` record, or why there is none to join to."""
+    moov = _mp4_moov(path)
+    if moov is None:
+        return "the source is not an MP4 file, so its H.264 configuration (avcC) cannot be reused"
+    try:
+        record = parse_avcc(read_avcc(moov))
+    except BitstreamError as exc:
+        return f"the source's avcC cannot be read ({exc})"
+    if record.length_size != 4:
+        return f"the source uses {record.length_size}-byte NAL lengths (x264 writes 4)"
+    return record
+
+
+def _piece_problems(
+    encodes: Sequence[tuple[int, int, Path]], source: ParameterSets, new_id: int | None
+) -> str:
+    """Why the re-encoded pieces cannot be joined to the source (empty: they can).
+
+    ``new_id`` None: the pieces must carry parameter sets structurally equal to the source's;
+    otherwise every SPS and PPS of theirs must use ``new_id``.
+    """
+    for _, _, piece in encodes:
+        try:
+            sets = parse_parameter_sets(h264_parameter_sets(piece))
+        except BitstreamError as exc:
+            return f"the re-encoded {piece.stem}'s parameter sets cannot be parsed ({exc})"
+        if new_id is None:
+            diff = differences(source, sets)
+            if diff:
+                return f"the re-encoded {piece.stem}'s parameter sets differ: {'; '.join(diff[:3])}"
+        else:
+            ids = {s.sps_id for s in sets.sps} | {(p.pps_id, p.sps_id) for p in sets.pps}
+            if ids != {new_id, (new_id, new_id)}:
+                return f"the re-encoded {piece.stem} does not use parameter-set id {new_id}"
+    return ""
+
+
+def _vp9_fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
+    """Why a VP9 source cannot be smart-cut into ``fmt``, or None."""
+    video = info.video
+    if video.pix_fmt not in _VP9_PIX_FMTS:
+        return f"the source pixel format is {video.pix_fmt} (VP9 smart cutting: 4:2:0 only)"
+    if info.vfr:
+        return "the source has a variable frame rate"
+    if video.index != 0:
+        return "the video is not the source's first stream (the concat demuxer needs that)"
+    if video.rotation:
+        return "the source is rotated (the re-encoded head would be turned upright)"
+    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO[fmt]:
+        return f"the source audio is {info.audio.codec}, which {fmt} cannot carry as it is"
+    return None
+
+
+def vp9_head_args(
+    info: MediaInfo, frames: FrameRange, count: int, quality: Quality, threads: int, dest: Path
+) -> list[str]:
+    """Re-encode the first ``count`` frames of ``frames`` with libvpx-vp9 in the source's
+    profile, bit depth and colour (Matroska, the source's millisecond time base)."""
+    pix_fmt = info.video.pix_fmt or "yuv420p"
+    args: list[str] = []
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    args += ["-ss", seconds_arg(frames.start_s)]
+    args += ["-t", seconds_arg(count * info.video.frame_duration + 0.5), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn"]
+    args += ["-fps_mode", "passthrough", "-frames:v", str(count)]
+    args += ["-c:v", "libvpx-vp9", "-crf", str(quality.crf or VP9_CRF_DEFAULT), "-b:v", "0"]
+    args += ["-deadline", "realtime", "-cpu-used", str(_VP9_SPEED.get(quality.preset, 8))]
+    args += ["-row-mt", "1", "-pix_fmt", pix_fmt, "-profile:v", _VP9_PIX_FMTS[pix_fmt]]
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    for key, value in info.video.colour:
+        args += [_COLOUR_OPTIONS[key], value]
+    args += ["-map_metadata", "-1", "-f", "matroska", str(dest)]
+    return args
+
+
+def _run_smart_vp9(
+    info: MediaInfo,
+    frames: FrameRange,
+    fmt: Format,
+    quality: Quality,
+    dest: Path,
+    work: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> tuple[PrecisionMode, float, str | None] | str:
+    """VP9: re-encoded head up to the first keyframe, then the source copied to the exact end.
+
+    VP9 packets come in presentation order (a hidden alt-ref frame travels inside the packet of
+    the frame shown with it), so any prefix of the packets from a keyframe shows exactly those
+    frames: no tail needs re-encoding. A keyframe resets every reference, so the copied part does
+    not depend on the head's encoder settings beyond profile, bit depth and frame size.
+    """
+    tb = info.video.time_base
+    packets = list(frames.packets)
+    key_index = next(
+        (i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last),
+        None,
+    )
+    if key_index is None:
+        return "no keyframe inside the segment, so nothing can be stream-copied"
+    if has_leading_pictures(packets, key_index):
+        return "the source's packets are not in presentation order"
+    keyframe = packets[key_index].pts
+    head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
+    mid_count = frames.count - head_count
+    stages = _Stages([head_count * 1.0, mid_count * 0.03], on_progress)
+    mid_start = float(keyframe * tb)
+    entries: list[str] = []
+    if head_count:
+        head = work / "head.mkv"
+        run_ffmpeg(
+            vp9_head_args(info, frames, head_count, quality, threads, head),
+            duration=mid_start - frames.start_s,
+            on_progress=stages.callback(0),
+            stop=stop,
+        )
+        entries.append(f"file '{head.name}'\n")
+    entry = f"file '{_concat_quote(info.path.resolve())}'\ninpoint {seconds_arg(mid_start)}\n"
+    if not frames.at_eof:
+        entry += f"outpoint {_floor_us(frames.end * tb)}\n"
+    entry += f"duration {seconds_arg(float((frames.end - keyframe) * tb))}\n"
+    entries.append(entry)
+    listing = work / "pieces.ffconcat"
+    listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")
+    args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+    if info.audio is not None:
+        args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
+        args += ["-i", str(info.path)]
+    args += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(frames.count)]
+    if info.audio is not None:
+        args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
+    if fmt == "mp4":
+        args += ["-video_track_timescale", str(tb.denominator)]
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", *container_args(fmt), str(dest)]
+    run_ffmpeg(args, duration=frames.duration_s, on_progress=stages.callback(1), stop=stop)
+    note = (
+        f"smart: re-encoded {head_count} head frame(s) with libvpx-vp9 "
+        f"({info.video.pix_fmt}, profile {_VP9_PIX_FMTS[info.video.pix_fmt or 'yuv420p']}), "
+        f"stream-copied {mid_count} (of {frames.count} frames) to the exact end"
+    )
+    return "smart", 0.0, note
+
+
+def has_leading_pictures(packets: Sequence[Packet], index: int) -> bool:
+    """True when a packet after ``packets[index]`` in decode order is shown before it (pure):
+    leading pictures, as an open GOP has, which may refer to the previous GOP."""
+    key = packets[index].pts
+    return any(p.pts < key for p in packets[index + 1 :])
 
 
 def _concat_quote(path: Path) -> str:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,20 @@ from urllib.parse import urljoin, urlsplit
 from videojobs.models import ExitCode
 from videojobs_worker.errors import WorkerError, exception_chain
 from videojobs_worker.guard import (
+    BlockedAddressError,
     GuardProxy,
     NetworkPolicy,
     find_blocked,
     guarded,
     last_blocked,
+)
+from videojobs_worker.jsruntime import (
+    FIX_HINT,
+    JsRuntime,
+    RuntimeNotFound,
+    find_js_runtime,
+    runtime_env,
+    ydl_js_options,
 )
 
 log = logging.getLogger(__name__)
@@ -51,6 +61,14 @@ AUTO_PARTIAL_MIN_DURATION = 60.0
 AUTO_PARTIAL_MAX_FRACTION = 0.5
 """...whose planned ranges (with margins) cover at most this fraction of the source."""
 TRANSCRIPT_MAX_BYTES = 16 * 1024 * 1024
+FRAGMENT_RETRIES = 3
+"""Retries of one HLS/DASH fragment before the download fails (not skipped: never truncated)."""
+FRAGMENT_RETRY_SLEEP_CAP = 4.0
+"""Longest wait between two tries of a fragment: a missing fragment fails in seconds."""
+TRUNCATION_TOLERANCE = 0.02
+"""A downloaded source may be this fraction (at least ``TRUNCATION_MIN_SECONDS``) shorter than
+the site or playlist said before it counts as truncated."""
+TRUNCATION_MIN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -103,9 +121,15 @@ def default_format(max_height: int | None) -> str:
     return f"bv*{limit}+ba/b{limit}/bv*+ba/b"
 
 
-def format_sort(max_height: int | None) -> list[str]:
-    """Prefer H.264 video, AAC audio and MP4 (cheap to cut), within ``max_height``."""
-    fields = ["vcodec:h264", "acodec:aac", "ext:mp4:m4a", "proto:https"]
+def format_sort(max_height: int | None, outputs: Sequence[str] = ("mp4",)) -> list[str]:
+    """Prefer what the ``smart`` cut can stream-copy into every requested output, within
+    ``max_height``: H.264 + AAC in MP4 for MP4 clips only; VP9 + Opus (WebM) when WebM clips are
+    wanted (VP9 and Opus go into MP4 as well, H.264 and AAC not into WebM). AV1 ranks below
+    either (``vcodec:X`` prefers X, then codecs yt-dlp ranks lower)."""
+    if "webm" in outputs:
+        fields = ["vcodec:vp9", "acodec:opus", "ext:webm", "proto:https"]
+    else:
+        fields = ["vcodec:h264", "acodec:aac", "ext:mp4:m4a", "proto:https"]
     if max_height:
         fields.insert(0, f"res:{max_height}")
     return fields
@@ -130,17 +154,39 @@ def build_ydl_opts(
     socket_timeout: float = 30.0,
     allow_files: bool = False,
     ffmpeg_proxy: str | None = None,
+    js_runtime: JsRuntime | None = None,
+    http_headers: Mapping[str, str] | None = None,
+    outputs: Sequence[str] = ("mp4",),
 ) -> dict[str, Any]:
-    """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key)."""
+    """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key).
+
+    ``js_runtime`` is handed to yt-dlp explicitly, with no remote components, so it never
+    fetches challenge-solver scripts at run time (they come from the ``yt-dlp-ejs`` package);
+    ``None`` disables JavaScript (yt-dlp then says so, and YouTube may offer few formats).
+    ``http_headers`` (the spec's allow-listed ``source.httpHeaders``) go with every request
+    yt-dlp makes, and with the formats it hands to ffmpeg.
+    """
     import yt_dlp.utils
 
+    def refused() -> None:
+        # The guard refused an address in this thread: every retry would be refused too, so
+        # stop yt-dlp's own retry loops at once (the refusal is classified BLOCKED_ADDRESS).
+        blocked = last_blocked()
+        if blocked is not None:
+            raise BlockedAddressError(blocked)
+
     def sleep(n: int) -> float:
+        refused()
         return min(60.0, backoff * 2**n)
+
+    def fragment_sleep(n: int) -> float:
+        refused()
+        return min(FRAGMENT_RETRY_SLEEP_CAP, backoff * 2**n)
 
     stem = "source.%(section_start)s-%(section_end)s" if ranges else "source"
     opts: dict[str, Any] = {
         "format": fmt or default_format(max_height),
-        "format_sort": format_sort(max_height),
+        "format_sort": format_sort(max_height, outputs),
         "merge_output_format": "mp4/webm/mkv",
         "outtmpl": {"default": f"{stem}.%(ext)s"},
         "paths": {"home": str(dest_dir), "temp": str(dest_dir)},
@@ -151,10 +197,13 @@ def build_ydl_opts(
         "noprogress": True,
         "progress_hooks": list(progress_hooks),
         "retries": retries,
-        "fragment_retries": retries,
+        "fragment_retries": min(retries, FRAGMENT_RETRIES),
+        # A fragment that stays unavailable fails the download (yt-dlp's default skips it and
+        # silently yields a truncated source); classify_download_error names the category.
+        "skip_unavailable_fragments": False,
         "extractor_retries": min(retries, 3),
         "file_access_retries": 2,
-        "retry_sleep_functions": {"http": sleep, "fragment": sleep, "extractor": sleep},
+        "retry_sleep_functions": {"http": sleep, "fragment": fragment_sleep, "extractor": sleep},
         "socket_timeout": socket_timeout,
         # One thread: the network guard is per thread (see guard.py).
         "concurrent_fragment_downloads": 1,
@@ -166,7 +215,10 @@ def build_ydl_opts(
         "writethumbnail": False,
         "enable_file_urls": allow_files,
         "color": "never",
+        **ydl_js_options(js_runtime),
     }
+    if http_headers:
+        opts["http_headers"] = dict(http_headers)
     if logger is not None:
         opts["logger"] = logger
     if cookies_file is not None:
@@ -227,8 +279,23 @@ def part_for(parts: Sequence[DownloadedPart], start: float, end: float) -> Downl
 
 
 _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
+    # A redirect to file:// (or another scheme no handler serves) is refused, and a retry
+    # cannot change that: permanent, like every other refusal of the guard.
+    (re.compile(r"no connection adapters were found|unsupported url scheme|"
+                r"file:// urls are (?:disabled|not allowed)|unsupported request", re.I),
+     ExitCode.BLOCKED_ADDRESS, "BlockedScheme"),
     (re.compile(r"no space left on device|disk quota exceeded", re.I),
      ExitCode.NO_SPACE, "NoSpace"),
+    # YouTube's bot check ("Sign in to confirm you're not a bot") and captcha walls: only a
+    # logged-in session (cookies) gets past them; retrying from the same address does not help.
+    (re.compile(r"not a bot|not a robot|captcha", re.I), ExitCode.LOGIN_REQUIRED, "BotCheck"),
+    (re.compile(r"embed-only video|embedding URL|domain[- ]restrict", re.I),
+     ExitCode.LOGIN_REQUIRED, "EmbedOnly"),
+    (re.compile(r"protected by a password|wrong password", re.I),
+     ExitCode.LOGIN_REQUIRED, "PasswordProtected"),
+    # "This content isn't available, try again later": YouTube's rate limit, which passes
+    (re.compile(r"content isn.t available, try again later|rate[- ]limited", re.I),
+     ExitCode.NETWORK, "RateLimited"),
     (re.compile(r"private video|video is private|this video is private", re.I),
      ExitCode.PRIVATE, "PrivateVideo"),
     (re.compile(r"confirm your age|age[- ]restricted|inappropriate for some users|age "
@@ -257,10 +324,61 @@ _PATTERNS: list[tuple[re.Pattern[str], ExitCode, str]] = [
 ]  # fmt: skip
 
 
+_FRAGMENT_LOST = re.compile(r"fragment \d+ not found, unable to continue", re.I)
+_HTTP_STATUS = re.compile(r"HTTP Error (\d{3})")
+
+
+def check_complete(expected: float | None, actual: float | None) -> None:
+    """Raise when a whole download is shorter than the site or playlist said it is.
+
+    A source that lost its end (or fragments) must never be cut as if it were whole: clips past
+    the gap would be wrong or missing without anyone noticing.
+    """
+    if not expected or actual is None:
+        return
+    tolerance = max(TRUNCATION_MIN_SECONDS, TRUNCATION_TOLERANCE * expected)
+    if actual < expected - tolerance:
+        raise WorkerError(
+            ExitCode.NETWORK,
+            "TruncatedSource",
+            f"the downloaded source is {actual:.1f}s long, but the site/playlist says "
+            f"{expected:.1f}s: refusing to cut a truncated source",
+        )
+
+
 def _clean(message: str) -> str:
     message = re.sub(r"^ERROR:\s*", "", message.strip())
     message = re.sub(r"\s*; please report this issue.*$", "", message, flags=re.S)
     return message[:500]
+
+
+COOKIES_HINT = (
+    "put a Netscape-format cookies file of a logged-in browser session in a Secret and set "
+    'spec.source.cookiesSecretRef (docs/worker.md, "YouTube and Vimeo")'
+)
+REFERER_HINT = (
+    "the video plays only embedded: set spec.source.httpHeaders.Referer to the URL of the page "
+    "that embeds it"
+)
+_HINTS = {
+    ExitCode.LOGIN_REQUIRED: COOKIES_HINT,
+    ExitCode.PRIVATE: COOKIES_HINT + " (of an account that was granted access)",
+    ExitCode.AGE_RESTRICTED: COOKIES_HINT + " (of an account that may watch it)",
+}
+# yt-dlp's own advice names its command-line flags, which mean nothing in a resource
+_YTDLP_ADVICE = re.compile(
+    r"[.\s]*(?:Use --(?:cookies|username|video-password)|Also see\s|See\s+https://github\.com/"
+    r"yt-dlp|This helps protect our community).*$",
+    re.S,
+)
+
+
+def with_hint(message: str, code: ExitCode, reason: str) -> str:
+    """``message`` without yt-dlp's command-line advice, plus what to do in a resource."""
+    hint = REFERER_HINT if reason == "EmbedOnly" else _HINTS.get(code)
+    if hint is None:
+        return message
+    return f"{_YTDLP_ADVICE.sub('', message).rstrip('. ')}. Fix: {hint}"
 
 
 def classify_download_error(exc: BaseException) -> WorkerError:
@@ -293,7 +411,8 @@ def classify_download_error(exc: BaseException) -> WorkerError:
             if status in (401, 403):
                 # 403 is also what CDNs answer for geo or signed-URL problems; login is the
                 # most common remedy and the message keeps the detail.
-                return WorkerError(ExitCode.LOGIN_REQUIRED, f"Http{status}", message)
+                code = ExitCode.LOGIN_REQUIRED
+                return WorkerError(code, f"Http{status}", with_hint(message, code, ""))
             if status == 408:
                 return WorkerError(ExitCode.TIMEOUT, "Http408", message)
             if status == 429 or status >= 500:
@@ -303,9 +422,18 @@ def classify_download_error(exc: BaseException) -> WorkerError:
             return WorkerError(ExitCode.TIMEOUT, "Timeout", message)
         if isinstance(cause, OSError) and cause.errno == 28:  # ENOSPC
             return WorkerError(ExitCode.NO_SPACE, "NoSpace", message)
+    fragment = _FRAGMENT_LOST.search(message)
+    if fragment is not None:
+        status = _HTTP_STATUS.search(message)
+        code_ = int(status.group(1)) if status else 0
+        if code_ in (404, 410):
+            return WorkerError(ExitCode.UNAVAILABLE, "FragmentUnavailable", message)
+        if code_ in (401, 403):
+            return WorkerError(ExitCode.LOGIN_REQUIRED, "FragmentForbidden", message)
+        return WorkerError(ExitCode.NETWORK, "FragmentFailed", message)
     for pattern, code, reason in _PATTERNS:
         if pattern.search(message):
-            return WorkerError(code, reason, message)
+            return WorkerError(code, reason, with_hint(message, code, reason))
     if any(isinstance(c, TransportError) for c in causes):
         return WorkerError(ExitCode.NETWORK, "NetworkError", message)
     return WorkerError(ExitCode.NETWORK, "DownloadFailed", message)
@@ -319,6 +447,7 @@ class _Logger:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.http_errors: list[str] = []
 
     def debug(self, msg: str) -> None:
         if msg.startswith("[debug] "):
@@ -330,6 +459,8 @@ class _Logger:
         log.info("yt-dlp: %s", msg)
 
     def warning(self, msg: str) -> None:
+        if "HTTP Error" in msg:
+            self.http_errors.append(msg)
         log.warning("yt-dlp: %s", msg)
 
     def error(self, msg: str) -> None:
@@ -362,8 +493,26 @@ class Downloader:
         on_progress: Callable[[DownloadProgress], None] | None = None,
         stop: threading.Event | None = None,
         proxy: GuardProxy | None = None,
+        http_headers: Mapping[str, str] | None = None,
+        js_runtime: JsRuntime | None | bool = True,
+        outputs: Sequence[str] = ("mp4",),
     ) -> None:
+        """``js_runtime``: ``True`` finds one (:func:`find_js_runtime`), ``None``/``False`` none."""
         self.scratch = scratch
+        self.http_headers = dict(http_headers or {})
+        self.js_runtime: JsRuntime | None = None
+        if js_runtime is True:
+            try:
+                self.js_runtime = find_js_runtime()
+            except RuntimeNotFound as exc:
+                log.warning("%s (YouTube may offer only a few formats)", exc)
+        elif isinstance(js_runtime, JsRuntime):
+            self.js_runtime = js_runtime
+        if self.js_runtime is not None:
+            # the runtime inherits our environment: keep Deno's cache off the read-only root
+            for key, value in runtime_env(scratch).items():
+                os.environ.setdefault(key, value)
+        self.outputs = tuple(outputs)
         self.proxy = proxy
         self.policy = policy
         self.max_height = max_height
@@ -391,6 +540,9 @@ class Downloader:
             socket_timeout=self.socket_timeout,
             allow_files=self.policy is None or self.policy.allow_files,
             ffmpeg_proxy=self.proxy.url if self.proxy is not None else None,
+            js_runtime=self.js_runtime,
+            http_headers=self.http_headers,
+            outputs=self.outputs,
         )
 
     def _hook(self, d: dict[str, Any]) -> None:
@@ -419,6 +571,16 @@ class Downloader:
         err = classify_download_error(exc)
         if err.reason == "DownloadFailed" and logger.errors:
             err = classify_download_error(Exception(logger.errors[-1]))
+        if err.reason == "FragmentFailed" and logger.http_errors:
+            # yt-dlp's final message names the fragment, its retry warnings the HTTP status
+            err = classify_download_error(Exception(f"{err.message} ({logger.http_errors[-1]})"))
+        if err.reason == "FormatNotAvailable" and self.js_runtime is None:
+            err = WorkerError(
+                err.exit_code,
+                err.reason,
+                f"{err.message} (no JavaScript runtime: YouTube hides most formats without one; "
+                f"{FIX_HINT})",
+            )
         return err
 
     def _with_retries(self, what: str, fn: Callable[[_Logger], Any]) -> Any:
@@ -508,6 +670,55 @@ class Downloader:
                         elif (urlsplit(absolute).hostname or "") not in hosts:
                             hosts.add(urlsplit(absolute).hostname or "")
                             self.policy.check_url(absolute)
+
+    def fetch_captions(self, info: dict[str, Any], language: str, automatic: bool, ext: str) -> str:
+        """The text of one caption track of ``info``, downloaded by yt-dlp (under the guard).
+
+        yt-dlp knows how each site serves captions (a plain file, an HLS subtitle rendition of
+        WebVTT segments, YouTube's formats), so it fetches exactly the chosen track: language,
+        uploaded or automatic, format. At most :data:`TRANSCRIPT_MAX_BYTES`.
+        """
+        folder = self.scratch / "captions"
+
+        def run(logger: _Logger) -> str:
+            import yt_dlp
+
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            opts = self._opts(None, logger)
+            opts.update(
+                {
+                    "skip_download": True,
+                    "writesubtitles": not automatic,
+                    "writeautomaticsub": automatic,
+                    "subtitleslangs": [re.escape(language)],
+                    "subtitlesformat": f"{ext}/best",
+                    "outtmpl": {"default": "captions.%(ext)s", "subtitle": "captions.%(ext)s"},
+                    "paths": {"home": str(folder), "temp": str(folder)},
+                }
+            )
+            with yt_dlp.YoutubeDL(opts) as ydl:
+                result = ydl.process_ie_result(dict(info), download=True)
+            track = (result.get("requested_subtitles") or {}).get(language) or {}
+            path = Path(track.get("filepath") or "")
+            if not path.is_file():
+                found = sorted(folder.glob("captions.*"))
+                if not found:
+                    raise WorkerError(
+                        ExitCode.UNAVAILABLE,
+                        "CaptionsUnavailable",
+                        f"yt-dlp wrote no {language} captions for {info.get('webpage_url')}",
+                    )
+                path = found[0]
+            if path.stat().st_size > TRANSCRIPT_MAX_BYTES:
+                raise WorkerError(
+                    ExitCode.INVALID_SPEC,
+                    "TranscriptTooLarge",
+                    f"the {language} captions exceed {TRANSCRIPT_MAX_BYTES} bytes",
+                )
+            return path.read_text(encoding="utf-8-sig", errors="replace")
+
+        return str(self._with_retries("fetching captions", run))
 
     def download(
         self,
@@ -659,27 +870,71 @@ def restore_x264_sei(
         return 0
 
 
+def _ffprobe_json(
+    target: str,
+    args: Sequence[str],
+    *,
+    timeout: float,
+    proxy_url: str | None,
+    headers: Mapping[str, str] | None,
+) -> dict[str, Any]:
+    """ffprobe's JSON for ``target`` (a URL or a local path), ``{}`` on any failure."""
+    if shutil.which("ffprobe") is None:
+        return {}
+    remote = target.startswith(("http://", "https://"))
+    cmd = [
+        "ffprobe", "-v", "error", "-of", "json", *args,
+        *(["-rw_timeout", str(int(timeout * 1e6))] if remote else []),
+        *(["-http_proxy", proxy_url] if proxy_url and remote else []),
+        *(["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+          if headers and remote else []),
+        target,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        value = json.loads(proc.stdout or "{}")
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def remote_duration(
-    url: str, *, timeout: float = 60.0, proxy_url: str | None = None
+    url: str,
+    *,
+    timeout: float = 60.0,
+    proxy_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> float | None:
     """Duration of a remote media URL from ffprobe (reads the index only), or ``None``.
 
     Used to decide on a ranged download when the site reports no duration (direct URLs).
     The caller checks the URL with the network guard first.
     """
-    if shutil.which("ffprobe") is None:
-        return None
-    cmd = [
-        "ffprobe", "-v", "error", "-of", "json", "-show_entries", "format=duration",
-        "-rw_timeout", str(int(timeout * 1e6)),
-        *(["-http_proxy", proxy_url] if proxy_url else []), url,
-    ]  # fmt: skip
+    probed = _ffprobe_json(
+        url, ["-show_entries", "format=duration"],
+        timeout=timeout, proxy_url=proxy_url, headers=headers,
+    )  # fmt: skip
+    value = probed.get("format", {}).get("duration")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
-        value = json.loads(proc.stdout or "{}").get("format", {}).get("duration")
         return float(value) if value not in (None, "N/A") else None
-    except (subprocess.TimeoutExpired, ValueError, OSError):
+    except (TypeError, ValueError):
         return None
+
+
+def probe_chapters(
+    target: str,
+    *,
+    timeout: float = 60.0,
+    proxy_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The container's chapters (MP4, Matroska) of a URL or local file, as ffprobe lists
+    them (``start_time``, ``end_time``, ``tags.title``); ``[]`` when there are none."""
+    probed = _ffprobe_json(
+        target, ["-show_chapters"], timeout=timeout, proxy_url=proxy_url, headers=headers
+    )
+    chapters = probed.get("chapters")
+    return chapters if isinstance(chapters, list) else []
 
 
 def fetch_text(

@@ -7,12 +7,14 @@ refuses:
 
 - every scheme but ``http`` and ``https`` (``file://`` in particular);
 - a host that resolves to *any* address that is not globally routable: private (RFC 1918, ULA),
-  loopback, link-local, shared (CGNAT), reserved, multicast, unspecified, plus the well-known
-  metadata endpoints (``169.254.169.254``, ``fd00:ec2::254``, ``metadata.google.internal``).
+  loopback, link-local, site-local (``fec0::/10``), shared (CGNAT), reserved, multicast,
+  unspecified, plus the well-known metadata endpoints (``169.254.169.254``, ``fd00:ec2::254``,
+  the EKS Pod Identity agent ``169.254.170.23`` / ``fd00:ec2::23``, ``metadata.google.internal``).
 
 ``allowPrivateNetworks`` (operator setting) lifts the private-address rule; ``allowedNetworks``
 lists CIDRs allowed anyway (an in-cluster MinIO, a media server on the LAN). Metadata addresses
-are refused even with ``allowPrivateNetworks``; list them in ``allowedNetworks`` if you truly must.
+are refused even with ``allowPrivateNetworks``; list them in ``allowedNetworks`` if you truly must
+(the metadata host names stay refused until a metadata address is listed).
 
 Three layers enforce it:
 
@@ -54,7 +56,9 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
     for a in (
         "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, ...
         "169.254.170.2",  # AWS ECS task metadata
+        "169.254.170.23",  # AWS EKS Pod Identity agent
         "fd00:ec2::254",  # AWS IMDS over IPv6
+        "fd00:ec2::23",  # AWS EKS Pod Identity agent over IPv6
         "100.100.100.200",  # Alibaba Cloud
     )
 )
@@ -64,7 +68,8 @@ METADATA_HOSTS: frozenset[str] = frozenset(
 
 # Not "global" in the IANA sense but missing from ipaddress' flags in some Python versions.
 _EXTRA_BLOCKED: tuple[IPNetwork, ...] = tuple(
-    ipaddress.ip_network(n) for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15")
+    ipaddress.ip_network(n)
+    for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "fec0::/10")  # fec0: site-local
 )
 
 
@@ -109,6 +114,17 @@ class NetworkPolicy:
                 ) from None
         return cls(allow_private=allow_private, allowed_networks=tuple(networks))
 
+    @property
+    def allows_metadata(self) -> bool:
+        """True only when ``allowedNetworks`` explicitly lists a metadata address."""
+        return any(a in net for net in self.allowed_networks for a in METADATA_ADDRESSES)
+
+    def check_host_name(self, host: str) -> None:
+        """Refuse the well-known metadata host names (whatever they resolve to)."""
+        name = host.strip("[]").rstrip(".").lower()
+        if name in METADATA_HOSTS and not self.allows_metadata:
+            raise _blocked_error(f"refusing {name}: a cloud metadata endpoint")
+
     @classmethod
     def local(cls) -> NetworkPolicy:
         """``videojobs run`` on a workstation: local files and any address."""
@@ -130,8 +146,9 @@ class NetworkPolicy:
             return "a cloud metadata endpoint"
         if self.allow_private:
             return None
-        for flag in ("loopback", "link_local", "multicast", "unspecified", "reserved", "private"):
-            if getattr(address, f"is_{flag}"):
+        flags = ("loopback", "link_local", "site_local", "multicast", "unspecified", "reserved")
+        for flag in (*flags, "private"):
+            if getattr(address, f"is_{flag}", False):
                 return f"a {flag.replace('_', '-')} address"
         if any(address in net for net in _EXTRA_BLOCKED) or not address.is_global:
             return "not a public address"
@@ -164,8 +181,7 @@ class NetworkPolicy:
         host = (parts.hostname or "").rstrip(".").lower()
         if not host:
             raise WorkerError(ExitCode.UNSUPPORTED_URL, "InvalidUrl", f"no host in {url!r}")
-        if host in METADATA_HOSTS and not self.allowed_networks:
-            raise _blocked_error(f"refusing {host}: a cloud metadata endpoint")
+        self.check_host_name(host)
         if not resolve:
             return
         try:
@@ -183,16 +199,35 @@ _original_getaddrinfo = socket.getaddrinfo
 _state = threading.local()
 _install_lock = threading.Lock()
 _installed = False
+_host_policies: dict[str, NetworkPolicy] = {}
+"""Hosts checked in *every* thread (S3 endpoints a tenant chose: boto3 uses its own threads)."""
+
+
+def _host_key(host: object) -> str:
+    name = host.decode() if isinstance(host, bytes) else str(host)
+    return name.strip("[]").rstrip(".").lower()
+
+
+def guard_host(host: str, policy: NetworkPolicy) -> None:
+    """Check every resolution of ``host`` against ``policy``, in any thread, from now on.
+
+    For clients that make requests from their own thread pools (boto3's transfers): the checked
+    answer is the one connected to, so DNS rebinding between a check and the connect fails.
+    """
+    _install()
+    with _install_lock:
+        _host_policies[_host_key(host)] = policy
 
 
 def _guarded_getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
     answers = _original_getaddrinfo(host, port, *args, **kwargs)
     policy: NetworkPolicy | None = getattr(_state, "policy", None)
+    if policy is None and _host_policies:
+        policy = _host_policies.get(_host_key(host))
     if policy is not None:
         name = host.decode() if isinstance(host, bytes) else str(host)
         try:
-            if name.rstrip(".").lower() in METADATA_HOSTS and not policy.allowed_networks:
-                raise _blocked_error(f"refusing {name}: a cloud metadata endpoint")
+            policy.check_host_name(name)
             policy.check_addresses(name, [a[4][0] for a in answers])
         except WorkerError as err:
             _state.blocked = err
@@ -291,8 +326,7 @@ class GuardProxy:
         """Connect to ``host:port`` if the policy allows every address it resolves to."""
         name = host.strip("[]").rstrip(".").lower()
         try:
-            if name in METADATA_HOSTS and not self.policy.allowed_networks:
-                raise _blocked_error(f"refusing {name}: a cloud metadata endpoint")
+            self.policy.check_host_name(name)
             infos = _original_getaddrinfo(name, port, 0, socket.SOCK_STREAM)
             self.policy.check_addresses(name, [info[4][0] for info in infos])
         except WorkerError as err:

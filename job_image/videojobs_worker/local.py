@@ -80,8 +80,9 @@ def _note(seg: SegmentResult, result: RunResult) -> str:
     return "; ".join(parts)
 
 
-def _load(manifest: Path) -> tuple[WorkerInput, Transcript | None, str]:
-    """WorkerInput, transcript and resource name from a manifest file; raises InvalidSpec."""
+def _load(manifest: Path) -> tuple[WorkerInput, Transcript | None, str, str]:
+    """WorkerInput, transcript, resource name and namespace from a manifest file; raises
+    InvalidSpec."""
     from videojobs.validation import load_job
 
     try:
@@ -97,7 +98,8 @@ def _load(manifest: Path) -> tuple[WorkerInput, Transcript | None, str]:
         jobs = load_manifests(manifest)
         job, transcript = jobs[0], None
     name = job.metadata.name or manifest.stem
-    return WorkerInput(spec=job.spec, allow_private_networks=True), transcript, name
+    namespace = job.metadata.namespace or "default"
+    return WorkerInput(spec=job.spec, allow_private_networks=True), transcript, name, namespace
 
 
 def run_local(
@@ -116,7 +118,7 @@ def run_local(
     """
     manifest = Path(manifest)
     try:
-        worker_input, transcript, name = _load(manifest)
+        worker_input, transcript, name, namespace = _load(manifest)
     except InvalidSpec as exc:
         for problem in exc.problems:
             print(f"{manifest}: {problem}", file=sys.stderr)
@@ -127,7 +129,7 @@ def run_local(
     storage = worker_input.spec.output.storage
     if out_dir is None and storage.s3 is None:
         out_dir = Path("videojobs-output") / name
-    publisher: Publisher = publisher_for(storage, out_dir=out_dir)
+    publisher: Publisher = publisher_for(storage, out_dir=out_dir, destination=(namespace, name))
     policy = (
         NetworkPolicy.local()
         if allow_private_networks

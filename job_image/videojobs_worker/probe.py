@@ -6,6 +6,7 @@ no video stream) are ``WorkerError(ExitCode.NOT_A_VIDEO)`` with a message saying
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 from videojobs.models import ExitCode, SourceInfo
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import FFMPEG, ffprobe, ffprobe_csv
+from videojobs_worker.h264bits import NAL_IDR, annexb_nal_types, first_vcl_type, nal_types
 
 # Container names as users know them, from ffprobe's comma-separated format_name.
 _CONTAINERS = {
@@ -52,6 +54,9 @@ class VideoStream:
     nb_frames: int | None
     duration: float | None = None
     """Duration of the video stream itself, when the container says."""
+    colour: tuple[tuple[str, str], ...] = ()
+    """ffprobe's ``color_range``, ``color_space``, ``color_transfer``, ``color_primaries`` (those
+    present and not "unknown")."""
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -188,6 +193,11 @@ def parse_probe(path: Path, data: dict[str, Any], size_bytes: int) -> MediaInfo:
         start_time=_float(v.get("start_time")) or 0.0,
         nb_frames=_int(v.get("nb_frames")),
         duration=_float(v.get("duration")),
+        colour=tuple(
+            (k, str(v[k]))
+            for k in ("color_range", "color_space", "color_transfer", "color_primaries")
+            if v.get(k) not in (None, "unknown", "unspecified", "reserved")
+        ),
     )
     audio = None
     audios = [s for s in streams if s.get("codec_type") == "audio"]
@@ -592,3 +602,110 @@ def h264_headers(path: Path) -> H264Headers:
             if sep:
                 options[key] = value
     return H264Headers(tuple(units), options)
+
+
+def h264_packet_nal_types(path: Path, at: float) -> list[int]:
+    """NAL unit types of the video packet that a copy seek to ``at`` (the exact time of a
+    keyframe) starts with: one ffmpeg run, demux only."""
+    argv = [FFMPEG, "-nostdin", "-loglevel", "error", "-ss", f"{max(0.0, at):.6f}"]
+    argv += ["-i", str(path), "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb"]
+    argv += ["-frames:v", "1", "-f", "h264", "pipe:1"]
+    proc = subprocess.run(argv, capture_output=True, check=False)
+    return annexb_nal_types(proc.stdout) if proc.returncode == 0 else []
+
+
+@dataclass(frozen=True)
+class SampleLayout:
+    """Where the video samples of an MP4 lie in the file, in decode order."""
+
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+    length_size: int
+    """NAL length-prefix size from ``avcC`` (4 when there is none)."""
+
+
+def _sample_layout(moov: bytes) -> SampleLayout | None:
+    """Sample offsets and sizes of the first video track (``stsz``, ``stsc``, ``stco``/``co64``)."""
+    for kind, lo, hi in _mp4_child_boxes(moov, 8, len(moov)):
+        if kind != b"trak":
+            continue
+        mdia = _find(moov, b"mdia", lo, hi)
+        hdlr = mdia and _find(moov, b"hdlr", *mdia)
+        if not mdia or not hdlr or moov[hdlr[0] + 8 : hdlr[0] + 12] != b"vide":
+            continue
+        minf = _find(moov, b"minf", *mdia)
+        stbl = minf and _find(moov, b"stbl", *minf)
+        if not stbl:
+            return None
+        stsz = _find(moov, b"stsz", *stbl)
+        stsc = _find(moov, b"stsc", *stbl)
+        stco = _find(moov, b"stco", *stbl)
+        co64 = _find(moov, b"co64", *stbl)
+        if not stsz or not stsc or not (stco or co64):
+            return None
+        fixed, count = _u32(moov, stsz[0] + 4), _u32(moov, stsz[0] + 8)
+        sizes = (
+            [fixed] * count if fixed else [_u32(moov, stsz[0] + 12 + 4 * i) for i in range(count)]
+        )
+        if stco:
+            chunks = [_u32(moov, stco[0] + 8 + 4 * i) for i in range(_u32(moov, stco[0] + 4))]
+        else:
+            assert co64 is not None
+            chunks = [
+                int.from_bytes(moov[co64[0] + 8 + 8 * i : co64[0] + 16 + 8 * i], "big")
+                for i in range(_u32(moov, co64[0] + 4))
+            ]
+        runs = [
+            (_u32(moov, stsc[0] + 8 + 12 * i), _u32(moov, stsc[0] + 12 + 12 * i))
+            for i in range(_u32(moov, stsc[0] + 4))
+        ]
+        offsets: list[int] = []
+        sample = 0
+        for r, (first_chunk, per_chunk) in enumerate(runs):
+            last_chunk = runs[r + 1][0] - 1 if r + 1 < len(runs) else len(chunks)
+            for chunk in range(first_chunk, last_chunk + 1):
+                pos = chunks[chunk - 1]
+                for _ in range(per_chunk):
+                    if sample >= count:
+                        break
+                    offsets.append(pos)
+                    pos += sizes[sample]
+                    sample += 1
+        if len(offsets) != count:
+            return None
+        length_size = 4
+        index = moov.find(b"avcC", lo, hi)
+        if index > 0:
+            length_size = (moov[index + 8] & 3) + 1
+        return SampleLayout(tuple(offsets), tuple(sizes), length_size)
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_layout(path: Path, size: int, mtime_ns: int) -> SampleLayout | None:
+    del size, mtime_ns  # cache key only
+    try:
+        moov = _mp4_moov(path)
+        return _sample_layout(moov) if moov is not None else None
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def h264_is_idr(path: Path, at: float, dts: int | None = None) -> bool:
+    """True when the keyframe at ``at`` seconds (decode time ``dts`` in stream ticks) is an IDR
+    picture: a clean random access point, nothing after it refers to anything before it.
+
+    In an MP4 the sample is found in the sample table and read in Python; otherwise one ffmpeg
+    run demuxes the packet.
+    """
+    stat = path.stat()
+    table = _cached_sample_table(path, stat.st_size, stat.st_mtime_ns) if dts is not None else None
+    layout = _cached_layout(path, stat.st_size, stat.st_mtime_ns) if table is not None else None
+    if table is not None and layout is not None and len(layout.offsets) == len(table.packets):
+        index = bisect.bisect_left([p.dts for p in table.packets], dts)
+        if index < len(table.packets) and table.packets[index].dts == dts:
+            with path.open("rb") as f:
+                f.seek(layout.offsets[index])
+                data = f.read(min(layout.sizes[index], 1 << 16))
+            return first_vcl_type(nal_types(data, layout.length_size)) == NAL_IDR
+    return first_vcl_type(h264_packet_nal_types(path, at)) == NAL_IDR

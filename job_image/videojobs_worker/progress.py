@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 
 TERMINATION_LOG = Path("/dev/termination-log")
 
+SEGMENTS_STATUS_BUDGET = 512 * 1024
+"""Most bytes of JSON ``status.segments`` may take. A resource (spec and status) must stay under
+etcd's 1.5 MiB; 500 clips with long S3 prefixes, titles and four files each would need ~3.5 MB.
+Past the budget the list keeps its first entries and ``manifest.json`` (``manifestUri``) holds
+them all."""
+
 
 def now_rfc3339() -> str:
     """The current time as Kubernetes writes it."""
@@ -131,7 +137,7 @@ class Reporter:
             if self.source_info is not None:
                 status["source"] = self.source_info.to_dict()
             segments = [self.segments[i] for i in sorted(self.segments)]
-            status["segments"] = [s.to_dict() for s in segments]
+            status["segments"] = _within_budget([s.to_dict() for s in segments])
             if progress.segments_total:
                 status["segmentsSummary"] = f"{len(segments)}/{progress.segments_total}"
             if self.manifest_uri is not None:
@@ -139,6 +145,18 @@ class Reporter:
             if self.error is not None:
                 status["error"] = self.error.to_dict()
         return {"status": status}
+
+
+def _within_budget(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The leading entries whose JSON fits in :data:`SEGMENTS_STATUS_BUDGET`."""
+    kept: list[dict[str, Any]] = []
+    size = 2
+    for entry in entries:
+        size += len(json.dumps(entry, ensure_ascii=False).encode()) + 1
+        if size > SEGMENTS_STATUS_BUDGET:
+            break
+        kept.append(entry)
+    return kept
 
 
 class NullReporter(Reporter):
@@ -217,6 +235,10 @@ class ClusterReporter(Reporter):
         self.interval = interval
         self.api = api if api is not None else self._make_api()
         self.disabled = False
+        self.fenced_out = False
+        """The last write was held back: status.jobName named another run."""
+        self._sent: dict[str, Any] = {}
+        """The large fields as last written (not sent again while unchanged)."""
         self.patches_sent = 0
         self._last_sent = 0.0
         self._pending = False
@@ -258,6 +280,13 @@ class ClusterReporter(Reporter):
                 force = closing or bool(item)
             self._send()
             if closing:
+                # The final write (manifestUri, error) waits briefly for the operator to write
+                # this run's status.jobName, should it not have done so yet.
+                for _ in range(3):
+                    if not self.fenced_out or self.disabled:
+                        break
+                    time.sleep(1.0)
+                    self._send()
                 return
 
     def _patch(self, body: Any, content_type: str) -> Any:
@@ -278,15 +307,28 @@ class ClusterReporter(Reporter):
             self._pending = False
             self._last_sent = time.monotonic()
         status = self.status_patch()["status"]
-        # A JSON patch whose first operation tests the UID: applied atomically, so a resource
-        # re-created under the same name is never written to. "add" replaces a member's value.
+        # Unchanged since the last write that landed: the clip list (up to 512 KiB) and the
+        # source are not sent again with every progress update.
+        for key in ("segments", "source"):
+            if key in status and self._sent.get(key) == status[key]:
+                del status[key]
+        # A JSON patch whose first operations test the UID and the run (status.jobName):
+        # applied atomically, so a resource re-created under the same name, or the next run of
+        # the same resource, is never written to. "add" replaces a member's value.
         uid_test = {"op": "test", "path": "/metadata/uid", "value": self.resource.uid}
-        ops = [uid_test] + [
+        fences = [uid_test]
+        if self.resource.job_name:
+            fences.append(
+                {"op": "test", "path": "/status/jobName", "value": self.resource.job_name}
+            )
+        ops = fences + [
             {"op": "add", "path": f"/status/{key}", "value": value} for key, value in status.items()
         ]
         try:
             self._patch(ops, "application/json-patch+json")
             self.patches_sent += 1
+            self.fenced_out = False
+            self._sent.update({k: status[k] for k in ("segments", "source") if k in status})
             return
         except Exception as exc:  # reporting must never fail the job
             if getattr(exc, "status", None) == 404:
@@ -309,6 +351,15 @@ class ClusterReporter(Reporter):
                 self.disabled = True
             else:
                 log.warning("status patch failed: %s", exc)
+            return
+        if self.resource.job_name:
+            # Same resource, another run in status.jobName: the operator has not written this
+            # run's status yet (a moment after creating the Job), or a newer run replaced it.
+            # Either way this write must not land; keep the state and try again later.
+            with self._lock:
+                self._pending = True
+            self.fenced_out = True
+            log.info("status.jobName is not %s (yet); status report held", self.resource.job_name)
             return
         try:  # same resource, no .status yet: a merge patch creates it without touching others
             self._patch({"status": status}, "application/merge-patch+json")

@@ -12,24 +12,32 @@ Rules every backend keeps:
   *recipe* and measured duration): S3 object metadata, or a sidecar JSON file under
   ``.videojobs/`` for directories. A re-run looks these up to resume: a clip whose files all
   exist with the same recipe and an intact checksum is not cut again.
-- The manifest is published last by the runner, so its presence means the job finished.
+- The manifest is published last by the runner, so its presence means the job finished; a re-run
+  that has clips to (re)write removes the old manifest first, so no manifest ever lists a clip
+  that was replaced under it.
+- Orphaned ``.<name>.tmp-*`` files of a killed writer (SIGKILL, OOM) are removed when the name is
+  looked up or written again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import mimetypes
 import os
 import secrets
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from videojobs.models import ExitCode, S3Storage
 from videojobs_worker.errors import WorkerError
+from videojobs_worker.guard import NetworkPolicy, find_blocked, guard_host
 
 STATE_DIR = ".videojobs"
 """Sidecar directory of the directory backend (one JSON record per published file)."""
@@ -140,6 +148,10 @@ class Publisher(Protocol):
         """Check that the destination is reachable and writable; a line for ``doctor``."""
         ...
 
+    def discard(self, name: str) -> None:
+        """Remove a published ``name`` (and its record) if it is there."""
+        ...
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
@@ -165,8 +177,17 @@ class DirectoryPublisher:
     def uri(self, name: str) -> str:
         return (self.root / name).as_uri()
 
+    @staticmethod
+    def _discard_temporaries(dest: Path) -> None:
+        """Remove ``.<name>.tmp-*`` left by a writer of the same name that was killed (SIGKILL,
+        OOM, node loss): nothing else writes that name, so they are orphans."""
+        with contextlib.suppress(OSError):
+            for orphan in dest.parent.glob(f".{glob.escape(dest.name)}.tmp-*"):
+                orphan.unlink(missing_ok=True)
+
     def _write_atomic(self, dest: Path, write: Any) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        self._discard_temporaries(dest)
         tmp = dest.with_name(f".{dest.name}.tmp-{secrets.token_hex(4)}")
         try:
             with tmp.open("wb") as fh:
@@ -193,6 +214,8 @@ class DirectoryPublisher:
     def lookup(self, name: str, *, verify: bool = True) -> Published | None:
         path = self.root / name
         sidecar = self.root / STATE_DIR / f"{name}.json"
+        self._discard_temporaries(path)
+        self._discard_temporaries(sidecar)
         try:
             record = Record(**json.loads(sidecar.read_text()))
             size = path.stat().st_size
@@ -213,6 +236,14 @@ class DirectoryPublisher:
             raise _storage_error(exc, f"output directory {self.root} is not writable") from None
         return f"output directory {self.root} writable, {free / 2**30:.1f} GiB free"
 
+    def discard(self, name: str) -> None:
+        try:
+            (self.root / name).unlink(missing_ok=True)
+            (self.root / STATE_DIR / f"{name}.json").unlink(missing_ok=True)
+        except OSError as exc:
+            raise _storage_error(exc, f"removing {self.root / name}") from None
+        _fsync_dir(self.root)
+
 
 class S3Publisher:
     """An S3-compatible bucket (AWS, MinIO, Ceph, moto...)."""
@@ -224,13 +255,15 @@ class S3Publisher:
         multipart_threshold: int = 64 * 1024 * 1024,
         multipart_chunksize: int = 16 * 1024 * 1024,
         client: Any = None,
+        prefix: str | None = None,
+        policy: NetworkPolicy | None = None,
     ) -> None:
         import boto3
         from boto3.s3.transfer import TransferConfig
         from botocore.config import Config
 
         self.bucket = storage.bucket
-        self.prefix = storage.prefix.strip("/")
+        self.prefix = (prefix if prefix is not None else storage.prefix or "").strip("/")
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold,
             multipart_chunksize=multipart_chunksize,
@@ -246,22 +279,34 @@ class S3Publisher:
             )
             # Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the Secret via env, or
             # the pod's identity (IRSA, instance profile) through boto3's default chain.
+            endpoint = storage.endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+            if policy is not None and storage.endpoint:
+                # A tenant's endpoint passes the same guard as downloads, before any request
+                # (which would carry the access key id) leaves the pod.
+                policy.check_url(storage.endpoint)
             client = boto3.client(
                 "s3",
-                endpoint_url=storage.endpoint or os.environ.get("AWS_ENDPOINT_URL") or None,
+                endpoint_url=endpoint,
                 region_name=storage.region or os.environ.get("AWS_REGION") or None,
                 config=config,
             )
+            if policy is not None:
+                client.meta.events.register("before-send.s3", _guard_request(policy))
         self.client = client
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 
+    @staticmethod
+    def _refused(exc: BaseException) -> WorkerError | None:
+        if isinstance(exc, WorkerError):
+            return exc
+        return find_blocked(exc)
+
     def uri(self, name: str) -> str:
         return f"s3://{self.bucket}/{self.key(name)}"
 
     def publish(self, local: Path, name: str, record: Record) -> Published:
-        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             self.client.upload_file(
@@ -271,9 +316,10 @@ class S3Publisher:
                 ExtraArgs={"Metadata": record.to_metadata(), "ContentType": content_type(name)},
                 Config=self.transfer,
             )
-        except (BotoCoreError, ClientError, OSError) as exc:
-            raise _storage_error(exc, f"uploading {self.uri(name)}") from None
-        except Exception as exc:  # boto3's S3UploadFailedError and friends
+        except Exception as exc:  # botocore, OSError, boto3's S3UploadFailedError and friends
+            refused = self._refused(exc)
+            if refused is not None:
+                raise refused from None
             raise _storage_error(exc, f"uploading {self.uri(name)}") from None
         return Published(self.uri(name), record)
 
@@ -282,6 +328,8 @@ class S3Publisher:
 
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key(name))
+        except WorkerError:
+            raise
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("404", "NoSuchKey", "NotFound"):
@@ -300,23 +348,61 @@ class S3Publisher:
 
         try:
             self.client.head_bucket(Bucket=self.bucket)
+        except WorkerError:
+            raise
         except (BotoCoreError, ClientError) as exc:
             raise _storage_error(exc, f"bucket {self.bucket} is not reachable") from None
         return f"bucket s3://{self.bucket} reachable"
 
+    def discard(self, name: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+        except Exception as exc:
+            refused = self._refused(exc)
+            if refused is not None:
+                raise refused from None
+            raise _storage_error(exc, f"removing {self.uri(name)}") from None
+
+
+def _guard_request(policy: NetworkPolicy) -> Any:
+    """A botocore ``before-send`` handler: every S3 request's URL passes the network guard."""
+
+    def check(request: Any, **_: Any) -> None:
+        policy.check_url(request.url)
+        host = urlsplit(request.url).hostname
+        if host:
+            guard_host(host, policy)  # the connect, in whatever thread, is checked again
+        return None
+
+    return check
+
 
 def publisher_for(
-    storage: Any, *, out_dir: Path | None = None, pvc_root: Path | None = None
+    storage: Any,
+    *,
+    out_dir: Path | None = None,
+    pvc_root: Path | None = None,
+    destination: tuple[str, str] | None = None,
+    policy: NetworkPolicy | None = None,
+    trusted_endpoints: Sequence[str] = (),
 ) -> Publisher:
     """The publisher for a spec's ``output.storage``.
 
     ``out_dir`` (local runs) overrides the storage: clips go to that directory. In the cluster a
     PVC is mounted at ``pvc_root`` (``/output``) and clips go to ``<pvc_root>/<pvc.path>``.
+    ``destination`` is the resource's ``(namespace, name)``: a ``pvc.path`` or ``s3.prefix`` left
+    out defaults to ``<namespace>/<name>``, so two resources never share a directory or prefix
+    unless they ask for it. ``policy`` (cluster mode) guards a tenant's S3 endpoint like a
+    download, unless the endpoint is one of the platform's ``trusted_endpoints``.
     """
+    namespace, name = destination or ("default", "videojobs")
     if out_dir is not None:
         return DirectoryPublisher(out_dir)
     if storage.s3 is not None:
-        return S3Publisher(storage.s3)
+        trusted = {e.rstrip("/") for e in trusted_endpoints}
+        endpoint = (storage.s3.endpoint or "").rstrip("/")
+        guard = None if endpoint and endpoint in trusted else policy
+        return S3Publisher(storage.s3, prefix=storage.s3.key_prefix(namespace, name), policy=guard)
     if pvc_root is None:
         raise WorkerError(ExitCode.USAGE, "NoOutput", "PVC storage needs the volume mount")
-    return DirectoryPublisher(pvc_root / storage.pvc.path)
+    return DirectoryPublisher(pvc_root / storage.pvc.directory(namespace, name))

@@ -50,18 +50,22 @@ from videojobs.models import (
     Transcript,
     WorkerInput,
 )
+from videojobs.sourceinfo import CaptionTrack, Resolved
 from videojobs_worker.download import (
     Downloaded,
     DownloadedPart,
     Downloader,
     DownloadProgress,
+    check_complete,
     part_for,
     plan_ranges,
+    probe_chapters,
     remote_duration,
     want_partial,
 )
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import GuardProxy, NetworkPolicy
+from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
 from videojobs_worker.progress import Reporter, write_termination_log
 from videojobs_worker.publish import Published, Publisher, Record, sha256_file
 
@@ -198,6 +202,8 @@ class Runner:
         self.options = options
         self.transcript = transcript
         self.stop = stop or threading.Event()
+        self.js_runtime: JsRuntime | None = None
+        self.resolved: Resolved | None = None
         self.interruptible = False
         """True while the main thread may be interrupted by the SIGTERM handler (downloads)."""
         self.work_dir: Path | None = None
@@ -209,6 +215,8 @@ class Runner:
         """The transcript from the spec (inline, mounted file or URL), parsed."""
         if self.transcript is not None or self.spec.transcript is None:
             return self.transcript
+        if self.spec.transcript.from_source is not None:
+            return None  # the source's captions: resolved with the source (resolve_source)
         from videojobs.transcripts import parse_transcript
 
         ts = self.spec.transcript
@@ -244,12 +252,44 @@ class Runner:
         self.transcript = transcript
         return transcript
 
+    def resolve_source(
+        self, info: dict[str, Any], downloader: Downloader | None, duration: float | None
+    ) -> Resolved:
+        """Apply the source's captions and chapters to the spec (``fromSource``,
+        ``fromChapters``); captions are fetched by ``downloader`` (yt-dlp, under the guard)."""
+        from videojobs.sourceinfo import resolve_from_source
+
+        if downloader is None and self.spec.transcript and self.spec.transcript.from_source:
+            raise WorkerError(
+                ExitCode.INVALID_SPEC,
+                "NoCaptions",
+                "transcript.fromSource needs a source that yt-dlp reads (a URL); a local file "
+                "has no caption tracks to fetch",
+            )
+
+        def read(track: CaptionTrack) -> str:
+            if track.data is not None or downloader is None:
+                return track.data or ""
+            return downloader.fetch_captions(info, track.language, track.automatic, track.ext)
+
+        try:
+            self.resolved = resolve_from_source(self.spec, info, self.transcript, read, duration)
+        except InvalidSpec as exc:
+            raise WorkerError(ExitCode.INVALID_SPEC, type(exc).__name__, str(exc)) from None
+        self.transcript = self.resolved.transcript
+        if self.resolved.captions is not None:
+            log.info("transcript from the source's captions: %s", self.resolved.captions)
+        if self.resolved.chapters is not None:
+            log.info("segments from the source's %d chapters", self.resolved.chapters)
+        return self.resolved
+
     def plan(self, duration: float | None) -> SegmentPlan:
         """Plan the clips; errors are INVALID_SPEC without a duration, PLAN_ERROR with one."""
         from videojobs.planning import plan_segments
 
         try:
-            plan = plan_segments(self.spec, self.transcript, duration)
+            spec = self.resolved.spec if self.resolved is not None else self.spec
+            plan = plan_segments(spec, self.transcript, duration)
         except PlanError as exc:
             code = ExitCode.PLAN_ERROR if duration is not None else ExitCode.INVALID_SPEC
             raise WorkerError(code, type(exc).__name__, str(exc)) from None
@@ -292,8 +332,10 @@ class Runner:
         assert self.work_dir is not None
         self.reporter.stage("Starting", "reading the transcript")
         self.resolve_transcript()
-        plan = self.plan(None)
-        self.reporter.update(segments_total=len(plan.segments))
+        plan: SegmentPlan | None = None
+        if not self.spec.needs_source_info:  # else planned once the source's info is known
+            plan = self.plan(None)
+            self.reporter.update(segments_total=len(plan.segments))
         self._check_stop()
 
         url = self.spec.source.url
@@ -307,6 +349,8 @@ class Runner:
                 raise WorkerError(ExitCode.UNAVAILABLE, "FileNotFound", f"no such file: {local}")
             parts = [DownloadedPart(local)]
             partial = False
+            if self.spec.needs_source_info:
+                self.resolve_source({"chapters": probe_chapters(str(local))}, None, None)
         else:
             if self.options.policy is not None:
                 self.options.policy.check_url(url)
@@ -326,9 +370,19 @@ class Runner:
             duration = known_duration
         else:
             duration = first.duration
+            if local is None:  # never cut a download that lost its end as if it were whole
+                check_complete(known_duration, duration)
             plan = self.plan(duration)
+        assert plan is not None
         source = to_source_info(first, title=title or self._title_from(url), partial=partial)
-        updates: dict[str, Any] = {"duration_seconds": round(duration, 3) if duration else None}
+        updates: dict[str, Any] = {
+            "duration_seconds": round(duration, 3) if duration else None,
+            "downloader": f"yt-dlp {ytdlp_version()}" if downloaded else None,
+            "js_runtime": str(self.js_runtime) if self.js_runtime else None,
+        }
+        if self.resolved is not None:
+            updates["captions"] = self.resolved.captions
+            updates["chapters"] = self.resolved.chapters
         if partial:
             updates["size_bytes"] = downloaded.bytes if downloaded else first.size_bytes
         source = source.model_copy(update=updates)
@@ -374,7 +428,7 @@ class Runner:
     # -- download --------------------------------------------------------------------------
 
     def _download(
-        self, url: str, plan: SegmentPlan
+        self, url: str, plan: SegmentPlan | None
     ) -> tuple[Downloaded | None, float | None, SegmentPlan, str | None]:
         """Look up and download the source; ``None`` instead of the download when every clip
         of the (duration-checked) plan is already published."""
@@ -404,7 +458,7 @@ class Runner:
     def _fetch(
         self,
         url: str,
-        plan: SegmentPlan,
+        plan: SegmentPlan | None,
         download_dir: Path,
         proxy: GuardProxy | None,
         on_progress: Callable[[DownloadProgress], None],
@@ -422,17 +476,34 @@ class Runner:
             on_progress=on_progress,
             stop=self.stop,
             proxy=proxy,
+            http_headers=source.http_headers,
+            outputs=tuple(self.spec.output.formats),
         )
+        self.js_runtime = downloader.js_runtime
         self.interruptible = True
         try:
             info = downloader.extract(url)
             duration = info.get("duration")
             direct_url = info.get("url")
             if duration is None and direct_url:  # the header tells (needed for resume, ranges)
-                duration = remote_duration(direct_url, proxy_url=proxy.url if proxy else None)
+                duration = remote_duration(
+                    direct_url,
+                    proxy_url=proxy.url if proxy else None,
+                    headers=info.get("http_headers"),
+                )
             duration = float(duration) if duration else None
+            if self.spec.needs_source_info:
+                if self.spec.segmentation.from_chapters and not info.get("chapters") and direct_url:
+                    # direct files: the container's chapters (ffprobe reads the index only)
+                    chapters = probe_chapters(
+                        direct_url,
+                        proxy_url=proxy.url if proxy else None,
+                        headers=info.get("http_headers"),
+                    )
+                    info = {**info, "chapters": chapters}
+                self.resolve_source(info, downloader, duration)
             ranges: list[tuple[float, float]] | None = None
-            if duration is not None:
+            if duration is not None or plan is None:
                 plan = self.plan(duration)
                 if all(self._published(seg) is not None for seg in plan.segments):
                     return None, duration, plan, info.get("title")
@@ -547,6 +618,11 @@ class Runner:
                 overall = sum(fractions.values()) / total
             self.reporter.update(percent=40 + int(60 * overall))
 
+        if todo:
+            # Clips are about to be (re)written: an older manifest may list files of the same
+            # names with other contents. Remove it first, so no manifest ever points at replaced
+            # clips; the new one is published once every clip is in place.
+            self.publisher.discard(MANIFEST_NAME)
         self.reporter.update(message=f"cutting {len(todo)} clip(s) with {jobs} worker(s)")
         clips_dir = self.work_dir / "clips"
         clips_dir.mkdir()

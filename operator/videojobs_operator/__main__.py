@@ -139,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threading.Thread(target=elector.renew_until, args=(halt, lost), daemon=True).start()
 
     logger.info("starting; watching %s", ", ".join(namespaces) if namespaces else "all namespaces")
+    exit_request: dict[str, int] = {}  # set by the startup handler: the CRD appeared late
     try:
         kopf.run(
             loop=loop,
@@ -147,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespaces=namespaces,
             liveness_endpoint=args.liveness or None,
             stop_flag=stop,
-            memo=kopf.Memo(stop_flag=stop),
+            memo=kopf.Memo(stop_flag=stop, exit=exit_request),
         )
     finally:
         loop.close()
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elector.release()
     if elector is not None and elector.lost.is_set():
         return 1
-    return 0
+    return exit_request.get("code", 0)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,29 @@ from typing import Any
 import kopf
 
 from videojobs.models import GROUP, PLURAL, VERSION
-from videojobs_operator import jobs, metrics
+from videojobs_operator import metrics
 from videojobs_operator.kube import Kube, make_api_client
+from videojobs_operator.manifest import (
+    LABEL_COMPONENT,
+    LABEL_JOB,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    WORKER_COMPONENT,
+    resource_name_of,
+)
+from videojobs_operator.readiness import namespaces_or_cluster
 from videojobs_operator.reconcile import Reconciler
 from videojobs_operator.settings import OperatorSettings
 
-JOB_LABELS = {jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY, jobs.LABEL_JOB: kopf.PRESENT}
-POD_LABELS = {
-    jobs.LABEL_MANAGED_BY: jobs.MANAGED_BY,
-    jobs.LABEL_COMPONENT: jobs.WORKER_COMPONENT,
-    jobs.LABEL_JOB: kopf.PRESENT,
+JOB_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_JOB}"
+POD_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_COMPONENT}={WORKER_COMPONENT},{LABEL_JOB}"
+"""Server-side label selectors of the Job and Pod watches: only our objects stream in (the
+handlers' ``labels=`` filters, which kopf applies client-side, stay as a second check)."""
+JOB_LABELS: dict[str, Any] = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: kopf.PRESENT}
+POD_LABELS: dict[str, Any] = {
+    LABEL_MANAGED_BY: MANAGED_BY,
+    LABEL_COMPONENT: WORKER_COMPONENT,
+    LABEL_JOB: kopf.PRESENT,
 }
 
 
@@ -59,6 +72,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     # Watch only the resources and namespaces we were told about: no namespace/CRD listing,
     # so the operator needs no cluster-wide read rights beyond its own resources.
     settings.scanning.disabled = True
+    # kopf's labels= filters are client-side: without these, every Job and Pod in the watched
+    # namespaces would stream into the operator. The API server filters by these instead.
+    settings.watching.label_selectors["batch", "v1", "jobs"] = JOB_SELECTOR
+    settings.watching.label_selectors["", "v1", "pods"] = POD_SELECTOR
     # Nothing uses kopf's persistence (no change handlers), but if a future handler does,
     # keep its marks under our own prefix, in annotations (status is for people and workers).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="videojobs.io")
@@ -68,10 +85,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.persistence.finalizer = "videojobs.io/finalizer"
 
     registry = metrics.Metrics()
-    reconciler = Reconciler(config, Kube(make_api_client(), registry), registry)
+    kube = Kube(make_api_client(), registry)
+    reconciler = Reconciler(config, kube, registry)
     reconciler.bind(kwargs["vpj_index"], kwargs["job_index"], kwargs["pod_index"])
     memo.reconciler = reconciler
     memo.resync = asyncio.create_task(reconciler.resync_forever())
+
+    def restart() -> None:
+        # The CRD appeared after the start: stop (exit 1 from videojobs-operator) so that
+        # Kubernetes restarts the operator and kopf watches the CRD from the beginning.
+        memo.setdefault("exit", {})["code"] = 1
+        stop_flag = memo.get("stop_flag")
+        if stop_flag is not None:
+            stop_flag.set()
+
+    scopes = namespaces_or_cluster(config.namespaces)
+    memo.gate = asyncio.create_task(
+        reconciler.readiness.gate(kube.crd_served, lambda: kube.count_resources(scopes), restart)
+    )
     memo.http = None
     if config.metrics_port:
         memo.http = await metrics.serve(registry, config.metrics_port, lambda: reconciler.ready)
@@ -81,6 +112,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
 async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     """Stop the reconciler and the metrics endpoint."""
     memo.resync.cancel()
+    memo.gate.cancel()
     await memo.reconciler.close()
     if memo.http is not None:
         await memo.http.cleanup()
@@ -97,16 +129,23 @@ def vpj_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any,
     return {(namespace, name): _slim(body, keep_spec=True)}
 
 
+def _owner_key(namespace: str, body: kopf.Body) -> tuple[str, str] | None:
+    name = resource_name_of(body)
+    return (namespace, name) if name else None
+
+
 @kopf.index("batch", "v1", "jobs", labels=JOB_LABELS)
-def job_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def job_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """Our Jobs by the (namespace, name) of their VideoProcessingJob."""
-    return {(namespace, labels[jobs.LABEL_JOB]): _slim(body, keep_spec=False)}
+    key = _owner_key(namespace, body)
+    return {key: _slim(body, keep_spec=False)} if key else {}
 
 
 @kopf.index("", "v1", "pods", labels=POD_LABELS)
-def pod_index(namespace: str, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def pod_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """Worker pods by the (namespace, name) of their VideoProcessingJob."""
-    return {(namespace, labels[jobs.LABEL_JOB]): _slim(body, keep_spec=False)}
+    key = _owner_key(namespace, body)
+    return {key: _slim(body, keep_spec=False)} if key else {}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -116,12 +155,16 @@ async def videojob_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=JOB_LABELS)
-async def job_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """One of our Jobs changed: look at its VideoProcessingJob."""
-    await memo.reconciler.reconcile((namespace, labels[jobs.LABEL_JOB]))
+    key = _owner_key(namespace, body)
+    if key is not None:
+        await memo.reconciler.reconcile(key)
 
 
 @kopf.on.event("", "v1", "pods", labels=POD_LABELS)
-async def worker_pod_event(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+async def worker_pod_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A worker pod changed (scheduling, image pulls, exits): look at its VideoProcessingJob."""
-    await memo.reconciler.reconcile((namespace, labels[jobs.LABEL_JOB]))
+    key = _owner_key(namespace, body)
+    if key is not None:
+        await memo.reconciler.reconcile(key)

@@ -137,7 +137,74 @@ class Kube:
         """The ConfigMap, or None when missing (rbac: configmaps get)."""
         return await self._read("configmaps", self.core.read_namespaced_config_map, name, namespace)
 
-    # videojobs.io: patch status, delete ------------------------------------------------------
+    async def create_configmap(self, manifest: dict[str, Any]) -> None:
+        """Create a ConfigMap; one that exists already is left as it is (rbac: configmaps
+        create). The run's input ConfigMap has the run's name, so it is the same one."""
+        try:
+            await self._call(
+                "create",
+                "configmaps",
+                self.core.create_namespaced_config_map,
+                manifest["metadata"]["namespace"],
+                manifest,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    # videojobs.io: discovery, list, patch status, delete ------------------------------------
+
+    async def crd_served(self) -> bool:
+        """True when the API server serves videoprocessingjobs (discovery: every
+        authenticated client may read it, no rule needed)."""
+        try:
+            resp = await self._call(
+                "get",
+                "discovery",
+                self.api.call_api,
+                f"/apis/{GROUP}/{VERSION}",
+                "GET",
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("name") == PLURAL for r in _data(resp).get("resources") or [])
+
+    async def count_resources(self, namespaces: list[str | None]) -> int:
+        """Whether VideoProcessingJobs exist: 0 or at least 1 (rbac: videoprocessingjobs
+        list; one item per scope is enough)."""
+        total = 0
+        for ns in namespaces:
+            if ns is None:
+                resp = await self._call(
+                    "list",
+                    "videoprocessingjobs",
+                    self.custom.list_cluster_custom_object,
+                    GROUP,
+                    VERSION,
+                    PLURAL,
+                    limit=1,
+                    _preload_content=False,
+                )
+            else:
+                resp = await self._call(
+                    "list",
+                    "videoprocessingjobs",
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    ns,
+                    PLURAL,
+                    limit=1,
+                    _preload_content=False,
+                )
+            total += len(_data(resp).get("items") or [])
+        return total
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         """JSON-merge-patch the status subresource (rbac: videoprocessingjobs/status patch)."""
@@ -174,7 +241,30 @@ class Kube:
             if exc.status not in (404, 409):
                 raise
 
-    # events: create --------------------------------------------------------------------------
+    # events: create, list ----------------------------------------------------------------------
+
+    async def latest_warning(self, namespace: str, kind: str, name: str) -> str | None:
+        """``reason: message`` of the newest Warning Event about one object, e.g. the Job
+        controller's FailedCreate or the kubelet's FailedMount (rbac: events list)."""
+        resp = await self._call(
+            "list",
+            "events",
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.kind={kind},involvedObject.name={name},type=Warning",
+            _preload_content=False,
+        )
+        items = _data(resp).get("items") or []
+        if not items:
+            return None
+
+        def when(event: dict[str, Any]) -> str:
+            return str(event.get("lastTimestamp") or event.get("eventTime") or "") or str(
+                (event.get("metadata") or {}).get("creationTimestamp") or ""
+            )
+
+        newest = max(items, key=when)
+        return f"{newest.get('reason', '')}: {newest.get('message', '')}".strip(": ")
 
     async def post_event(
         self, resource: dict[str, Any], type_: str, reason: str, message: str
@@ -186,7 +276,8 @@ class Kube:
             "apiVersion": "v1",
             "kind": "Event",
             "metadata": {
-                "name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                # at most 253 characters, however long the resource's name
+                "name": f"{meta['name'][: 253 - 17]}.{uuid.uuid4().hex[:16]}",
                 "namespace": meta["namespace"],
             },
             "involvedObject": {
@@ -219,32 +310,53 @@ class Kube:
 
     # worker RBAC: serviceaccounts, roles, rolebindings get/create ------------------------------
 
-    async def ensure_worker_rbac(self, namespace: str, account: str) -> None:
-        """Create the worker ServiceAccount, Role and RoleBinding when missing (once per namespace).
+    async def ensure_worker_rbac(
+        self,
+        namespace: str,
+        account: str,
+        *,
+        annotations: dict[str, str] | None = None,
+        pull_secrets: list[str] | None = None,
+    ) -> None:
+        """Create the worker ServiceAccount, Role and RoleBinding when missing, and bring the
+        ones the operator manages up to date (once per namespace and process).
 
-        rbac: serviceaccounts get/create, roles get/create, rolebindings get/create. The Role
-        grants exactly ``rbac.WORKER_RULES``.
+        rbac: serviceaccounts get/create/patch, roles get/create/patch, rolebindings
+        get/create. The Role grants exactly ``rbac.WORKER_RULES`` (an older operator's Role is
+        patched to them); the ServiceAccount carries the configured annotations (IRSA, workload
+        identity) and imagePullSecrets (a private worker image).
         """
         if namespace in self._rbac_ready:
             return
         lock = self._rbac_locks.setdefault(namespace, asyncio.Lock())
         async with lock:  # concurrent first Jobs in a namespace: one of them provisions
             if namespace not in self._rbac_ready:
-                await self._provision_worker_rbac(namespace, account)
+                await self._provision_worker_rbac(
+                    namespace, account, dict(annotations or {}), list(pull_secrets or [])
+                )
                 self._rbac_ready.add(namespace)
 
-    async def _provision_worker_rbac(self, namespace: str, account: str) -> None:
+    async def _provision_worker_rbac(
+        self, namespace: str, account: str, annotations: dict[str, str], pull_secrets: list[str]
+    ) -> None:
         labels = {
             "app.kubernetes.io/managed-by": "videojobs-operator",
             "app.kubernetes.io/part-of": "videojobs",
         }
         meta = {"name": account, "namespace": namespace, "labels": labels}
+        account_body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {**meta, "annotations": annotations} if annotations else meta,
+        }
+        if pull_secrets:
+            account_body["imagePullSecrets"] = [{"name": n} for n in pull_secrets]
         objects: list[tuple[str, Callable[..., Any], Callable[..., Any], dict[str, Any]]] = [
             (
                 "serviceaccounts",
                 self.core.read_namespaced_service_account,
                 self.core.create_namespaced_service_account,
-                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+                account_body,
             ),
             (
                 "roles",
@@ -278,11 +390,15 @@ class Kube:
         ]
         for resource, read, create, body in objects:
             try:
-                await self._call("get", resource, read, account, namespace, _preload_content=False)
-                continue
+                resp = await self._call(
+                    "get", resource, read, account, namespace, _preload_content=False
+                )
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+            else:
+                await self._update_worker_object(resource, _data(resp), body)
+                continue
             try:
                 await self._call(
                     "create", resource, create, namespace, body, _preload_content=False
@@ -290,3 +406,35 @@ class Kube:
             except ApiException as exc:
                 if exc.status != 409:
                     raise
+
+    async def _update_worker_object(
+        self, resource: str, current: dict[str, Any], wanted: dict[str, Any]
+    ) -> None:
+        """Patch an existing worker ServiceAccount or Role the operator manages to what it
+        would create now (objects someone else made are left alone)."""
+        meta = current.get("metadata") or {}
+        if (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") != "videojobs-operator":
+            return
+        patch: dict[str, Any] = {}
+        if resource == "roles" and current.get("rules") != wanted["rules"]:
+            patch["rules"] = wanted["rules"]
+        if resource == "serviceaccounts":
+            have = meta.get("annotations") or {}
+            extra = {k: v for k, v in (wanted["metadata"].get("annotations") or {}).items()
+                     if have.get(k) != v}  # fmt: skip
+            if extra:
+                patch["metadata"] = {"annotations": extra}
+            secrets = list(current.get("imagePullSecrets") or [])
+            missing = [s for s in wanted.get("imagePullSecrets", []) if s not in secrets]
+            if missing:
+                patch["imagePullSecrets"] = secrets + missing
+        if not patch:
+            return
+        name, namespace = meta["name"], meta["namespace"]
+        fn = (
+            self.rbac_api.patch_namespaced_role
+            if resource == "roles"
+            else self.core.patch_namespaced_service_account
+        )
+        logger.info("updating worker %s %s/%s", resource, namespace, name)
+        await self._call("patch", resource, fn, name, namespace, patch, _preload_content=False)

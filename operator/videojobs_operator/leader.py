@@ -1,9 +1,13 @@
 """Leader election with a ``coordination.k8s.io/v1`` Lease, so extra replicas stand by.
 
 The holder renews ``spec.renewTime`` every few seconds; a candidate takes the Lease over when
-the holder has not renewed it for ``leaseDurationSeconds``. Writes are merge patches carrying
-``metadata.resourceVersion``, which the API server treats as a precondition: of two candidates
-racing for an expired Lease, one gets 409 Conflict and keeps waiting.
+the holder has not renewed it for ``leaseDurationSeconds``. "Not renewed" is measured as
+client-go does, on the candidate's own monotonic clock: the time since it last *saw the Lease
+record change*, never the holder's ``renewTime`` against the local wall clock, so a holder whose
+clock is behind (or a candidate whose clock is ahead) cannot have a live Lease stolen. Writes,
+the release included, are merge patches carrying ``metadata.resourceVersion``, which the API
+server treats as a precondition: of two candidates racing for an expired Lease, one gets 409
+Conflict and keeps waiting, and a release never clears a Lease someone else holds by then.
 
 The elector runs in a plain thread (the kubernetes client is synchronous); when the leader
 cannot renew in time it sets the stop flag, kopf stops, and the process exits non-zero so that
@@ -17,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,14 +41,6 @@ def _fmt(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
 class LeaseElector:
     """Acquire, renew and release one Lease (rbac: leases get, create, patch)."""
 
@@ -56,6 +53,7 @@ class LeaseElector:
         name: str = "videojobs-operator",
         lease_seconds: int = 15,
         renew_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.leases = kubernetes.client.CoordinationV1Api(api)
         self.namespace = namespace
@@ -64,7 +62,40 @@ class LeaseElector:
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
         self.lost = threading.Event()
-        self._last_renew: dt.datetime | None = None
+        self.clock = clock
+        self._last_renew: float | None = None
+        """Our clock's time of our last successful write."""
+        self._observed: tuple[Any, ...] | None = None
+        """The Lease record as last seen (holder, times, transitions, resourceVersion)."""
+        self._observed_at = 0.0
+        """Our clock's time when the record was last seen to change."""
+        self._version: str | None = None
+        """resourceVersion after our last successful write (the release's precondition)."""
+
+    def _observe(self, body: dict[str, Any]) -> float:
+        """Remember the record; return for how long (our clock) it has not changed."""
+        spec = body.get("spec") or {}
+        record = (
+            spec.get("holderIdentity"),
+            spec.get("renewTime"),
+            spec.get("acquireTime"),
+            spec.get("leaseTransitions"),
+            (body.get("metadata") or {}).get("resourceVersion"),
+        )
+        now = self.clock()
+        if record != self._observed:
+            self._observed, self._observed_at = record, now
+        return now - self._observed_at
+
+    def _wrote(self, response: Any) -> None:
+        self._last_renew = self.clock()
+        try:
+            data = json.loads(response.data) if getattr(response, "data", None) else {}
+        except (TypeError, ValueError):
+            data = {}
+        self._version = (data.get("metadata") or {}).get("resourceVersion") or self._version
+        if data:
+            self._observe(data)
 
     def try_acquire(self) -> bool:
         """One attempt to become (or stay) the holder; True when we hold the Lease now."""
@@ -80,9 +111,9 @@ class LeaseElector:
         body = json.loads(lease.data)
         spec = body.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = _parse(spec.get("renewTime"))
         duration = int(spec.get("leaseDurationSeconds") or self.lease_seconds)
-        expired = renewed is None or renewed + dt.timedelta(seconds=duration) < now
+        unchanged_for = self._observe(body)
+        expired = unchanged_for > duration
         if holder and holder != self.identity and not expired:
             return False
         patch_spec: dict[str, Any] = {
@@ -98,7 +129,7 @@ class LeaseElector:
             "spec": patch_spec,
         }
         try:
-            self.leases.patch_namespaced_lease(
+            response = self.leases.patch_namespaced_lease(
                 self.name, self.namespace, patch, _preload_content=False
             )
         except ApiException as exc:
@@ -107,7 +138,7 @@ class LeaseElector:
             raise
         if holder != self.identity:
             logger.info("acquired Lease %s/%s as %s", self.namespace, self.name, self.identity)
-        self._last_renew = now
+        self._wrote(response)
         return True
 
     def _create(self, now: dt.datetime) -> bool:
@@ -124,13 +155,15 @@ class LeaseElector:
             },
         }
         try:
-            self.leases.create_namespaced_lease(self.namespace, body, _preload_content=False)
+            response = self.leases.create_namespaced_lease(
+                self.namespace, body, _preload_content=False
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return False
             raise
         logger.info("created Lease %s/%s as %s", self.namespace, self.name, self.identity)
-        self._last_renew = now
+        self._wrote(response)
         return True
 
     def acquire(self, stop: threading.Event) -> bool:
@@ -154,8 +187,8 @@ class LeaseElector:
                     continue
             except Exception as exc:
                 logger.warning("could not renew the Lease: %s", exc)
-            last = self._last_renew or _now()
-            if (_now() - last).total_seconds() >= self.lease_seconds:
+            last = self._last_renew if self._last_renew is not None else self.clock()
+            if self.clock() - last >= self.lease_seconds:
                 logger.error("lost the Lease %s/%s; stopping", self.namespace, self.name)
                 self.lost.set()
                 on_lost()
@@ -166,10 +199,19 @@ class LeaseElector:
         if self.lost.is_set() or self._last_renew is None:
             return
         try:
-            patch = {"spec": {"holderIdentity": None, "renewTime": None}}
+            # Precondition: the Lease is still as we last wrote it. If a standby took it over
+            # meanwhile (we were paused past the lease duration), 409 leaves its claim alone.
+            patch: dict[str, Any] = {"spec": {"holderIdentity": None, "renewTime": None}}
+            if self._version is not None:
+                patch["metadata"] = {"resourceVersion": self._version}
             self.leases.patch_namespaced_lease(
                 self.name, self.namespace, patch, _preload_content=False
             )
+        except ApiException as exc:
+            if exc.status == 409:
+                logger.info("not releasing the Lease: someone else holds it now")
+                return
+            logger.warning("could not release the Lease: %s", exc)
         except Exception as exc:
             logger.warning("could not release the Lease: %s", exc)
 

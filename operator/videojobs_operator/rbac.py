@@ -22,21 +22,39 @@ OPERATOR_RULES: list[Rule] = [
         "verbs": ["get", "patch"],
     },
     {
+        # The Job's owner reference sets blockOwnerDeletion: with the
+        # OwnerReferencesPermissionEnforcement admission plugin (OpenShift, hardened clusters)
+        # that needs update on the owner's finalizers, or the Job create is refused with 403.
+        "apiGroups": ["videojobs.io"],
+        "resources": ["videoprocessingjobs/finalizers"],
+        "verbs": ["update"],
+    },
+    {
         "apiGroups": ["batch"],
         "resources": ["jobs"],
         "verbs": ["get", "list", "watch", "create", "delete"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+    # get: transcripts in ConfigMaps; create: each run's input ConfigMap (owned by its Job)
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+    # list: why a Job's pod never started (FailedCreate, FailedMount), read at the pending timeout
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
 ]
 """What the operator does in every watched namespace."""
 
 WORKER_RBAC_RULES: list[Rule] = [
-    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create"]},
+    # patch: bring the annotations and imagePullSecrets of a ServiceAccount it made up to date
+    {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "create", "patch"]},
+    # patch: an existing worker Role it made gets today's WORKER_RULES
     {
         "apiGroups": ["rbac.authorization.k8s.io"],
-        "resources": ["roles", "rolebindings"],
+        "resources": ["roles"],
+        "verbs": ["get", "create", "patch"],
+    },
+    {
+        "apiGroups": ["rbac.authorization.k8s.io"],
+        "resources": ["rolebindings"],
         "verbs": ["get", "create"],
     },
 ]

@@ -1,9 +1,9 @@
-"""The reconciler: level-triggered, one pass per resource at a time, I/O around ``jobs.decide``.
+"""The reconciler: level-triggered, one pass per resource at a time, I/O around ``decide``.
 
 kopf keeps three in-memory indices (VideoProcessingJobs, their Jobs, the Jobs' pods), filled from
 its watch streams and fully listed before any handler runs. Every event about a resource, its Job
 or a pod calls :meth:`Reconciler.reconcile` for the resource; the pass reads the indices, asks the
-pure :func:`jobs.decide` what to do and does it. Nothing is remembered that the cluster does not
+pure :func:`decide` what to do and does it. Nothing is remembered that the cluster does not
 also say: a restarted operator reads the same indices and continues (a Job of the current run is
 found by its deterministic name, so it is never created twice).
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import time
 from collections import Counter
@@ -27,13 +28,44 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from videojobs.bounded import plan_problems_bounded
 from videojobs.errors import Problem
 from videojobs.models import FINISHED_PHASES, VideoProcessingJobSpec
-from videojobs_operator import jobs
+from videojobs_operator.decide import (
+    ACTIVE_PHASES,
+    OPERATOR_STATUS_FIELDS,
+    REJECTED_CREATE_CODES,
+    STARTUP_TIMEOUT_REASONS,
+    Context,
+    Decision,
+    Event,
+    decide,
+    foreign_job_decision,
+    job_create_retry_decision,
+    job_rejected_decision,
+    wants_to_start,
+)
 from videojobs_operator.kube import ForeignObjectError, Kube
+from videojobs_operator.manifest import (
+    LABEL_RUN,
+    LABEL_UID,
+    InputTooLarge,
+    build_input_configmap,
+    build_job,
+    is_owned_by,
+    resource_job_name,
+    run_id,
+    validate_spec,
+)
 from videojobs_operator.metrics import Metrics
+from videojobs_operator.observe import job_finished
+from videojobs_operator.queue import QueueEntry, admit, queue_limit_text
+from videojobs_operator.readiness import Readiness
 from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.storage_policy import storage_problems
+from videojobs_operator.timestamps import parse_time
 
 logger = logging.getLogger("videojobs.operator")
 
@@ -59,6 +91,12 @@ class _KeyState:
     created_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
     failures: int = 0
+    input_for: str | None = None
+    """The Job whose input ConfigMap this process created (or found)."""
+    create_failures: int = 0
+    """Job creates that failed in a row (429, 5xx): the backoff exponent."""
+    create_retry_at: float = 0.0
+    """Monotonic time before which a failed create is not tried again."""
     validated: tuple[Any, ...] | None = None
     """(generation, rerunToken, spec model, problems) of the last successful validation."""
 
@@ -89,13 +127,17 @@ class Reconciler:
         self._states: dict[Key, _KeyState] = {}
         self._starting: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.ready = False
+        self.readiness = Readiness()
         metrics.watch_fleet(self.phase_counts, self.queue_depth)
+
+    @property
+    def ready(self) -> bool:
+        """The CRD is served and kopf's indices are filled (``readiness.py``)."""
+        return self.readiness.ready
 
     def bind(self, vpjs: IndexLike, job_index: IndexLike, pod_index: IndexLike) -> None:
         """Attach kopf's indices (they are filled before any handler runs)."""
         self.vpjs, self.job_index, self.pod_index = vpjs, job_index, pod_index
-        self.ready = True
 
     # Views used by metrics and the queue -----------------------------------------------------
 
@@ -119,9 +161,9 @@ class Reconciler:
         return {**body, "status": status}
 
     def _run_job(self, key: Key, resource: Mapping[str, Any]) -> dict[str, Any] | None:
-        name = jobs.resource_job_name(resource)
+        name = resource_job_name(resource)
         for job in _values(self.job_index, key):
-            if job["metadata"]["name"] == name and jobs.is_owned_by(job, resource):
+            if job["metadata"]["name"] == name and is_owned_by(job, resource):
                 return job
         return None
 
@@ -145,7 +187,7 @@ class Reconciler:
         for key in list(self.job_index):
             resource = self._resource(key)
             job = self._run_job(key, resource) if resource is not None else None
-            if job is not None and not jobs.job_finished(job):
+            if job is not None and not job_finished(job):
                 running[key[0]] += 1
                 seen.add(key)
         for key in list(self._starting):
@@ -155,24 +197,28 @@ class Reconciler:
                 running[key[0]] += 1
         return running
 
-    def _waiting(self) -> list[jobs.QueueEntry]:
+    def _waiting(self) -> list[QueueEntry]:
         entries = []
+        now = time.monotonic()
         for key in list(self.vpjs):
             if key in self._starting:
                 continue
+            state = self._states.get(key)
+            if state is not None and state.create_retry_at > now:
+                continue  # its create failed and backs off: the slot goes to the next one
             resource = self._resource(key)
-            if resource is None or not jobs.wants_to_start(resource):
+            if resource is None or not wants_to_start(resource):
                 continue
             if self._run_job(key, resource) is not None:
                 continue
             created = resource["metadata"].get("creationTimestamp") or ""
-            entries.append(jobs.QueueEntry(key[0], key[1], created))
+            entries.append(QueueEntry(key[0], key[1], created))
         return entries
 
     def _admit(self, key: Key) -> bool:
         # No await between computing and marking: the event loop cannot interleave another
         # admission, so the limits hold without a lock.
-        admitted = jobs.admit(
+        admitted = admit(
             self._waiting(),
             self._running(),
             self.settings.max_running_jobs,
@@ -185,7 +231,7 @@ class Reconciler:
 
     def kick_queue(self) -> None:
         """Look at the resources the queue would admit now."""
-        admitted = jobs.admit(
+        admitted = admit(
             self._waiting(),
             self._running(),
             self.settings.max_running_jobs,
@@ -231,6 +277,7 @@ class Reconciler:
 
     async def reconcile(self, key: Key) -> None:
         """Bring one resource a step closer to its desired state; passes never overlap."""
+        self.readiness.indexed()  # kopf calls handlers only once every index is filled
         state = self._states.setdefault(key, _KeyState())
         state.dirty = True
         if state.lock.locked():
@@ -275,16 +322,23 @@ class Reconciler:
         now = self.clock()
         status = resource.get("status") or {}
         job = self._run_job(key, resource)
-        expected = jobs.resource_job_name(resource)
+        expected = resource_job_name(resource)
+        run = run_id(meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
         pods = [
             p
             for p in _values(self.pod_index, key)
-            if (p.get("metadata", {}).get("labels") or {}).get(jobs.LABEL_RUN)
-            == jobs.run_id(meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
+            if (labels := p.get("metadata", {}).get("labels") or {}).get(LABEL_RUN) == run
+            and labels.get(LABEL_UID) == meta["uid"]
         ]
         if job is not None:
             self._starting.discard(key)
             state.created_job = None
+            state.create_failures = 0
+            if state.input_for != job["metadata"]["name"] and not job_finished(job):
+                # created by an earlier process, or its ConfigMap failed: make sure it exists
+                model, invalid = validate_spec(resource.get("spec"))
+                if model is not None and not invalid:
+                    await self._ensure_input(state, resource, model, job)
         elif state.created_job == expected:
             if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
                 return  # created by this process a moment ago: wait for the watch to show it
@@ -297,37 +351,42 @@ class Reconciler:
         spec_model: VideoProcessingJobSpec | None = None
         job_missing = False
         admitted = False
-        if job is None and jobs.wants_to_start(resource):
+        if job is None and wants_to_start(resource):
+            wait = state.create_retry_at - time.monotonic()
+            if wait > 0 and not (resource.get("spec") or {}).get("cancel"):
+                self.enqueue(key, wait)  # a failed create backs off; the next try is planned
+                return
             spec_model, problems, waiting_for = await self._validate_cached(state, resource)
             if not problems and not waiting_for and not (resource.get("spec") or {}).get("cancel"):
                 admitted = self._admit(key)
         elif (
             job is None
             and status.get("jobName") == expected
-            and status.get("phase") in jobs.ACTIVE_PHASES
+            and status.get("phase") in ACTIVE_PHASES
         ):
             # The index says the Job is gone: make sure before declaring it deleted.
             job = await self.kube.get_job(meta["namespace"], expected)
             job_missing = job is None
 
-        ctx = jobs.Context(
+        ctx = Context(
             now=now,
             settings=self.settings,
             problems=problems,
             waiting_for=waiting_for,
             admitted=admitted,
             job_missing=job_missing,
-            queue_limit=jobs.queue_limit_text(self.settings),
+            queue_limit=queue_limit_text(self.settings),
         )
-        decision = jobs.decide(resource, job, pods, ctx)
+        decision = decide(resource, job, pods, ctx)
 
         if decision.create_job and spec_model is not None:
-            try:
-                await self._create_job(key, state, resource, spec_model)
-            except ForeignObjectError as exc:
-                decision = jobs.foreign_job_decision(resource, ctx, str(exc))
+            decision = await self._try_create_job(key, state, resource, spec_model, ctx, decision)
         elif admitted and not decision.create_job:
             self._starting.discard(key)
+        if decision.delete_job and (decision.status.get("error") or {}).get("reason") in (
+            STARTUP_TIMEOUT_REASONS
+        ):
+            await self._explain_startup_timeout(resource, job, pods, decision)
         if decision.delete_job:
             await self.kube.delete_job(meta["namespace"], expected)
         await self._write_status(key, state, resource, decision)
@@ -343,6 +402,35 @@ class Reconciler:
             self._starting.discard(key)
             self._count_finish(resource, decision)
             self.kick_queue()
+
+    async def _explain_startup_timeout(
+        self,
+        resource: Mapping[str, Any],
+        job: Mapping[str, Any] | None,
+        pods: list[dict[str, Any]],
+        decision: Decision,
+    ) -> None:
+        """Add the newest Warning Event of the pod (or, without one, of the Job) to a pending
+        timeout's message: the kubelet's FailedMount, the Job controller's FailedCreate."""
+        ns = resource["metadata"]["namespace"]
+        target = ("Pod", pods[-1]["metadata"]["name"]) if pods else None
+        if target is None and job is not None:
+            target = ("Job", job["metadata"]["name"])
+        if target is None:
+            return
+        try:
+            why = await self.kube.latest_warning(ns, *target)
+        except Exception as exc:  # an explanation is never worth failing the pass
+            logger.debug("could not read the events of %s %s: %s", *target, exc)
+            return
+        if not why:
+            return
+        text = f"{decision.status['message']}; last event of {target[0]} {target[1]}: {why}"
+        decision.status["message"] = text[:1024]
+        decision.status["error"] = {**decision.status["error"], "message": text[:1024]}
+        for i, event in enumerate(decision.events):
+            if event.type == "Warning":
+                decision.events[i] = Event(event.type, event.reason, text[:1024])
 
     async def _validate_cached(
         self, state: _KeyState, resource: Mapping[str, Any]
@@ -364,9 +452,14 @@ class Reconciler:
         self, resource: Mapping[str, Any]
     ) -> tuple[VideoProcessingJobSpec | None, list[Problem], str | None]:
         """The spec model, problems that make it invalid, or what it still waits for."""
-        spec, problems = jobs.validate_spec(resource.get("spec"))
+        spec, problems = validate_spec(resource.get("spec"))
         if spec is None:
             return None, problems, None
+        refused = storage_problems(spec, resource["metadata"]["namespace"], self.settings)
+        if refused:
+            return None, refused, None
+        if spec.needs_source_info:
+            return spec, [], None  # chapters or captions: only the worker (yt-dlp) can plan it
         ref, text = None, None
         if spec.transcript is not None:
             ref = spec.transcript.config_map_key_ref
@@ -390,17 +483,64 @@ class Reconciler:
 
     async def _delete_stale_jobs(self, key: Key, resource: Mapping[str, Any]) -> None:
         """Remove unfinished Jobs of earlier runs (the rerunToken changed while they ran)."""
-        expected = jobs.resource_job_name(resource)
+        expected = resource_job_name(resource)
         for job in _values(self.job_index, key):
             meta = job["metadata"]
             if (
                 meta["name"] != expected
-                and jobs.is_owned_by(job, resource)
-                and not jobs.job_finished(job)
+                and is_owned_by(job, resource)
+                and not job_finished(job)
                 and not meta.get("deletionTimestamp")
             ):
                 logger.info("deleting Job %s of an earlier run", meta["name"])
                 await self.kube.delete_job(meta["namespace"], meta["name"])
+
+    async def _try_create_job(
+        self,
+        key: Key,
+        state: _KeyState,
+        resource: Mapping[str, Any],
+        spec: VideoProcessingJobSpec,
+        ctx: Context,
+        decision: Decision,
+    ) -> Decision:
+        """Create the Job; on any failure release the admitted slot and decide again.
+
+        A refusal a retry cannot fix (403 quota/admission/policy, 422 invalid, …) fails the run
+        with the server's message; anything else (429, 5xx, no connection) keeps the phase,
+        says why in the Progressing condition and tries again with exponential backoff
+        (``Retry-After`` when the server sends one).
+        """
+        try:
+            await self._create_job(key, state, resource, spec)
+        except ForeignObjectError as exc:
+            self._starting.discard(key)
+            return foreign_job_decision(resource, ctx, str(exc))
+        except InputTooLarge as exc:
+            self._starting.discard(key)
+            return job_rejected_decision(resource, ctx, 413, str(exc))
+        except Exception as exc:
+            self._starting.discard(key)
+            code, message, retry_after = _api_error(exc)
+            if code in REJECTED_CREATE_CODES:
+                logger.warning("the API server refused the Job: %s", message, extra=_ref(key))
+                return job_rejected_decision(resource, ctx, code, message)
+            state.create_failures += 1
+            self.metrics.reconcile_errors.inc()
+            delay = min(300.0, 2.0 ** min(state.create_failures, 8))
+            if retry_after is not None:
+                delay = max(1.0, min(300.0, retry_after))
+            state.create_retry_at = time.monotonic() + delay
+            logger.warning(
+                "creating the Job failed (%s); retrying in %.0fs",
+                message,
+                delay,
+                extra=_ref(key),
+            )
+            return job_create_retry_decision(resource, ctx, code, message, delay)
+        state.create_failures = 0
+        state.create_retry_at = 0.0
+        return decision
 
     async def _create_job(
         self,
@@ -412,20 +552,46 @@ class Reconciler:
         meta = resource["metadata"]
         if self.settings.manage_worker_rbac:
             await self.kube.ensure_worker_rbac(
-                meta["namespace"], self.settings.worker_service_account
+                meta["namespace"],
+                self.settings.worker_service_account,
+                annotations=self.settings.worker_service_account_annotations,
+                pull_secrets=self.settings.worker_image_pull_secrets,
             )
-        manifest = jobs.build_job(resource, spec, self.settings)
-        try:
-            await self.kube.create_job(manifest, meta["uid"])
-        except ForeignObjectError:
-            self._starting.discard(key)
-            raise
+        manifest = build_job(resource, spec, self.settings)
+        # the input must fit in its ConfigMap: find out before there is a Job (InputTooLarge)
+        probe = {**manifest, "metadata": {**manifest["metadata"], "uid": "-"}}
+        build_input_configmap(resource, spec, self.settings, probe)
+        created = await self.kube.create_job(manifest, meta["uid"])
         state.created_job = manifest["metadata"]["name"]
         state.created_at = time.monotonic()
         logger.info("created Job %s", state.created_job, extra=_ref(key))
+        await self._ensure_input(state, resource, spec, created)
+
+    async def _ensure_input(
+        self,
+        state: _KeyState,
+        resource: Mapping[str, Any],
+        spec: VideoProcessingJobSpec,
+        job: Mapping[str, Any],
+    ) -> None:
+        """Create the run's input ConfigMap, owned by its Job (once per Job and process).
+
+        The pod waits in ContainerCreating until it exists; a failure here is logged and the
+        next pass about the Job tries again."""
+        name = job["metadata"]["name"]
+        if state.input_for == name or not job["metadata"].get("uid"):
+            return
+        try:
+            await self.kube.create_configmap(
+                build_input_configmap(resource, spec, self.settings, job)
+            )
+        except Exception as exc:
+            logger.warning("could not create the input of Job %s: %s", name, exc)
+            return
+        state.input_for = name
 
     async def _write_status(
-        self, key: Key, state: _KeyState, resource: Mapping[str, Any], decision: jobs.Decision
+        self, key: Key, state: _KeyState, resource: Mapping[str, Any], decision: Decision
     ) -> None:
         patch = dict(decision.status)
         if not patch:
@@ -440,10 +606,10 @@ class Reconciler:
         await self.kube.patch_status(meta["namespace"], meta["name"], patch)
         state.last_write = time.monotonic()
         for k, v in patch.items():
-            if k in jobs.OPERATOR_STATUS_FIELDS:
+            if k in OPERATOR_STATUS_FIELDS:
                 state.written[k] = v
 
-    def _count_finish(self, resource: Mapping[str, Any], decision: jobs.Decision) -> None:
+    def _count_finish(self, resource: Mapping[str, Any], decision: Decision) -> None:
         phase = decision.status.get("phase")
         if phase not in FINISHED_PHASES:
             return
@@ -455,12 +621,35 @@ class Reconciler:
         else:
             self.metrics.cancellations.inc()
         status = resource.get("status") or {}
-        start = jobs.parse_time(status.get("startTime"))
-        end = jobs.parse_time(decision.status.get("completionTime")) or self.clock()
+        start = parse_time(status.get("startTime"))
+        end = parse_time(decision.status.get("completionTime")) or self.clock()
         if start is not None:
             self.metrics.duration.labels(phase=phase).observe(
                 max(0.0, (end - start).total_seconds())
             )
+
+
+def _api_error(exc: BaseException) -> tuple[int | None, str, float | None]:
+    """(HTTP status, the server's message, Retry-After seconds) of a failed API call."""
+    code = getattr(exc, "status", None)
+    if not isinstance(code, int) or not isinstance(exc, ApiException):
+        return None, f"{type(exc).__name__}: {exc}"[:512], None
+    message = str(exc.reason or "")
+    try:
+        body = json.loads(exc.body or "{}")
+        if isinstance(body, dict) and body.get("message"):
+            message = str(body["message"])
+    except (TypeError, ValueError):
+        if exc.body:
+            message = str(exc.body)[:512]
+    retry_after = None
+    header = (exc.headers or {}).get("Retry-After") if exc.headers else None
+    if header is not None:
+        try:
+            retry_after = float(header)
+        except ValueError:
+            retry_after = None
+    return code, message[:900], retry_after
 
 
 def _ref(key: Key) -> dict[str, Any]:

@@ -6,6 +6,7 @@ environment; ``docs/configuration.md`` lists them. A test checks that the two st
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
@@ -31,6 +32,16 @@ class OperatorSettings(BaseSettings):
     worker_service_account: str = Field(
         default="videojobs-worker",
         description="ServiceAccount the worker pods run as, in each watched namespace.",
+    )
+    worker_service_account_annotations: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="JSON object of annotations for the worker ServiceAccounts the operator "
+        "creates (IRSA, workload identity); kept up to date on existing ones it manages.",
+    )
+    worker_image_pull_secrets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Secret names the worker ServiceAccounts the operator "
+        "creates pull images with (a private worker image).",
     )
     worker_cpu: str = Field(default="1", description="Default CPU request and limit per worker.")
     worker_memory: str = Field(default="1Gi", description="Default memory request and limit.")
@@ -63,6 +74,25 @@ class OperatorSettings(BaseSettings):
         default_factory=list,
         description="Comma-separated CIDRs workers may download from although they are private.",
     )
+    s3_allowed_endpoints: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated S3 endpoint URLs specs may use (an absent endpoint takes "
+        "the first); workers trust them. Empty: any endpoint that passes the network guard.",
+    )
+    s3_allowed_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated buckets specs may use; {namespace} stands for the "
+        "resource's namespace. Empty: any bucket.",
+    )
+    s3_credentials_secret: str | None = Field(
+        default=None,
+        description="Secret (in each tenant namespace) the worker's S3 keys come from; specs "
+        "naming another Secret are refused. Unset: the spec's credentialsSecretRef.",
+    )
+    s3_namespace_prefix: bool = Field(
+        default=False,
+        description="Put every S3 key under '<namespace>/'; the spec's prefix is relative to it.",
+    )
     progress_interval_seconds: float = Field(
         default=5.0, gt=0, description="Least time between two progress patches by a worker."
     )
@@ -90,7 +120,21 @@ class OperatorSettings(BaseSettings):
         default="INFO", description="Log level."
     )
 
-    @field_validator("namespaces", "allowed_networks", mode="before")
+    @field_validator("worker_service_account_annotations", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator(
+        "namespaces",
+        "allowed_networks",
+        "worker_image_pull_secrets",
+        "s3_allowed_endpoints",
+        "s3_allowed_buckets",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

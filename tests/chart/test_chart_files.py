@@ -11,7 +11,15 @@ import helm_python as helm
 import pytest
 import yaml
 
-from tests.chart.chartkit import CHART_DIR, CRD_FILE, RELEASE_NAMESPACE, chart, render
+from tests.chart.chartkit import (
+    CHART_DIR,
+    CRD_FILE,
+    RELEASE_NAMESPACE,
+    chart,
+    objects,
+    render,
+    validate_k8s,
+)
 from tests.chart.test_render import COMBINATIONS
 
 WARNING = 2
@@ -42,19 +50,36 @@ def test_chart_metadata() -> None:
 
 
 def test_chart_crd_is_the_repository_crd() -> None:
-    link = CHART_DIR / "crds" / "videoprocessingjobs.yaml"
+    link = CHART_DIR / "files" / "crds" / "videoprocessingjobs.yaml"
     assert link.is_symlink(), "the chart's CRD must stay a symlink to crds/"
     assert link.resolve() == CRD_FILE.resolve()
-    crds = chart().crds
-    assert [c["name"] for c in crds] == ["crds/videoprocessingjobs.yaml"]
-    assert crds[0]["data"] == CRD_FILE.read_text()
+    assert chart().crds == [], "a crds/ folder would be installed once and never upgraded"
+
+
+def test_the_crd_is_a_template_that_upgrades_and_is_kept_on_uninstall() -> None:
+    """crds.install (default true) renders the repository's CRD, so `helm upgrade` applies a
+    changed schema; crds.keep (default true) keeps it, and every resource, on uninstall."""
+    repository = yaml.safe_load(CRD_FILE.read_text())
+    (crd,) = [o for o in objects() if o["kind"] == "CustomResourceDefinition"]
+    assert crd["spec"] == repository["spec"]
+    assert crd["metadata"]["name"] == repository["metadata"]["name"]
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    validate_k8s(crd)
+    (unkept,) = [
+        o for o in objects({"crds": {"keep": False}}) if o["kind"] == "CustomResourceDefinition"
+    ]
+    assert "helm.sh/resource-policy" not in (unkept["metadata"].get("annotations") or {})
+    assert not [
+        o for o in objects({"crds": {"install": False}}) if o["kind"] == "CustomResourceDefinition"
+    ]
 
 
 def test_packaged_chart_carries_the_crd_contents(tmp_path: Path) -> None:
     """`helm package` follows the symlink: the archive holds the file itself."""
     archive = helm.package(CHART_DIR, destination=tmp_path)
     with tarfile.open(archive) as tar:
-        member = tar.getmember("videojobs/crds/videoprocessingjobs.yaml")
+        member = tar.getmember("videojobs/files/crds/videoprocessingjobs.yaml")
         assert member.isfile()
         data = tar.extractfile(member)
         assert data is not None

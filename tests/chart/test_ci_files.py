@@ -23,6 +23,10 @@ from tests.chart.chartkit import REPO, load_manifests, objects, validate_any, va
 
 E2E = REPO / ".ci" / "e2e"
 SCRIPTS = sorted(E2E.glob("*.sh"))
+# The front door: set-up, the CI entry point, the README's commands and the fresh-machine check.
+CI_SCRIPTS = [REPO / ".ci" / name for name in ("setup", "run", "readme-commands.sh")] + [
+    REPO / ".ci" / "fresh-machine.sh"
+]
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.y*ml"))
 MANIFESTS = sorted((E2E / "manifests").glob("*.yaml"))
 E2E_NS = "videojobs-e2e"
@@ -41,14 +45,14 @@ def _values() -> dict[str, Any]:
 
 def test_scripts_exist_and_are_executable() -> None:
     assert [p.name for p in SCRIPTS] == ["kind-e2e.sh"]
-    for script in SCRIPTS:
+    for script in SCRIPTS + CI_SCRIPTS:
         assert script.stat().st_mode & 0o111, f"{script} is not executable"
         subprocess.run(["bash", "-n", str(script)], check=True)
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
 def test_shellcheck() -> None:
-    scripts = [str(p) for p in SCRIPTS]
+    scripts = [str(p) for p in SCRIPTS + CI_SCRIPTS]
     result = subprocess.run(
         ["shellcheck", "--external-sources", "--severity=style", *scripts],
         capture_output=True,
@@ -106,7 +110,7 @@ def _run_lines(workflow: dict[Any, Any]) -> list[str]:
 
 
 def test_workflows_parse_and_run_the_real_entry_points() -> None:
-    assert {p.name for p in WORKFLOWS} == {"ci.yaml", "e2e.yaml"}
+    assert {p.name for p in WORKFLOWS} == {"ci.yaml", "e2e.yaml", "worker-image.yaml"}
     for path in WORKFLOWS:
         workflow = _workflow(path.name)
         assert workflow.get(True) or workflow.get("on"), f"{path.name}: no triggers"
@@ -118,6 +122,15 @@ def test_workflows_parse_and_run_the_real_entry_points() -> None:
     for run in e2e_runs:
         for path in re.findall(r"(?:charts|\.ci)/[\w./-]+", run):
             assert (REPO / path).exists(), f"e2e.yaml refers to missing {path}"
+
+
+def test_worker_image_workflow_builds_a_fresh_yt_dlp_and_runs_doctor() -> None:
+    workflow = _workflow("worker-image.yaml")
+    assert workflow.get(True, workflow.get("on"))["schedule"], "runs on a schedule"
+    build, doctor = _run_lines(workflow)
+    assert "-f job_image/Dockerfile" in build and "YTDLP_VERSION=" in build
+    assert "ARG YTDLP_VERSION" in (REPO / "job_image" / "Dockerfile").read_text()
+    assert "--read-only" in doctor and doctor.rstrip().endswith("doctor")
 
 
 def test_e2e_chart_values_render_and_validate() -> None:
@@ -366,3 +379,157 @@ def test_e2e_inline_programs_compile() -> None:
         for name, container in _containers(path).items():
             if container.get("command", [])[:2] == ["python3", "-c"]:
                 compile(container["command"][2], f"{path.name}:{name}", "exec")
+
+
+def _writable(container: dict[str, Any], path: str) -> bool:
+    """True when ``path`` lies in a volume the container mounts read-write."""
+    for mount in container.get("volumeMounts", []):
+        root = mount["mountPath"].rstrip("/") + "/"
+        if (path.rstrip("/") + "/").startswith(root) and not mount.get("readOnly"):
+            return True
+    return not (container.get("securityContext") or {}).get("readOnlyRootFilesystem")
+
+
+def test_e2e_minio_can_create_its_certs_dir() -> None:
+    """MinIO's start fails when it cannot mkdir its certs dir (${HOME}/.minio/certs by default);
+    non-root with a read-only root filesystem and HOME unset, that is /.minio/certs."""
+    (minio,) = [
+        c
+        for c in _containers(REPO / ".ci/e2e/manifests/minio.yaml").values()
+        if c["image"].startswith("minio/")
+    ]
+    args = minio.get("args", [])
+    if "--certs-dir" in args:
+        certs = args[args.index("--certs-dir") + 1]
+    else:
+        home = next((e["value"] for e in minio.get("env", []) if e["name"] == "HOME"), "/")
+        certs = f"{home.rstrip('/')}/.minio/certs"
+    assert _writable(minio, certs), f"MinIO cannot create {certs}"
+    data = args[-1]
+    assert _writable(minio, data), f"MinIO cannot write its data dir {data}"
+
+
+# The kind matrix: oldest Kubernetes, restricted Pod Security, cluster RBAC + 2 replicas ------
+
+
+def _matrix() -> list[dict[str, Any]]:
+    include: list[dict[str, Any]] = _workflow("e2e.yaml")["jobs"]["kind"]["strategy"]["matrix"][
+        "include"
+    ]
+    return include
+
+
+def test_e2e_matrix_runs_the_oldest_supported_kubernetes() -> None:
+    chart = yaml.safe_load((REPO / "charts/videojobs/Chart.yaml").read_text())
+    floor = re.match(r">=\s*(\d+)\.(\d+)", chart["kubeVersion"])
+    assert floor, chart["kubeVersion"]
+    images = [m["node_image"] for m in _matrix() if m["node_image"]]
+    versions = [re.fullmatch(r"kindest/node:v(\d+)\.(\d+)\.\d+(@sha256:[0-9a-f]{64})?", i)
+                for i in images]  # fmt: skip
+    assert all(versions), images
+    assert (floor.group(1), floor.group(2)) in {(v.group(1), v.group(2)) for v in versions if v}
+    steps = _workflow("e2e.yaml")["jobs"]["kind"]["steps"]
+    env = next(s["env"] for s in steps if s.get("run") == "bash .ci/e2e/kind-e2e.sh")
+    assert "matrix.node_image" in env["KIND_NODE_IMAGE"]
+    assert env["E2E_RBAC_SCOPE"] == "${{ matrix.rbac_scope }}"
+    assert env["E2E_REPLICAS"] == "${{ matrix.replicas }}"
+
+
+def test_e2e_matrix_runs_cluster_rbac_with_two_replicas_and_the_chart_renders_it() -> None:
+    combos = {(m["rbac_scope"], int(m["replicas"])) for m in _matrix()}
+    assert ("cluster", 2) in combos and ("namespaced", 1) in combos
+    for scope, replicas in combos:
+        values = _values()
+        values["rbac"] = {**values.get("rbac", {}), "scope": scope}
+        values["replicaCount"] = replicas
+        objs = objects(values)
+        for obj in objs:
+            validate_k8s(obj)
+        deployment = next(o for o in objs if o["kind"] == "Deployment")
+        assert deployment["spec"]["replicas"] == replicas
+        kinds = {o["kind"] for o in objs}
+        assert ("ClusterRole" in kinds) == (scope == "cluster"), scope
+        if replicas > 1:
+            assert "PodDisruptionBudget" in kinds
+
+
+def test_e2e_script_uses_the_matrix_and_labels_the_namespace_restricted() -> None:
+    script = (E2E / "kind-e2e.sh").read_text()
+    assert 'RBAC_SCOPE="${E2E_RBAC_SCOPE:-namespaced}"' in script
+    assert 'REPLICAS="${E2E_REPLICAS:-1}"' in script
+    assert '--set "rbac.scope=$RBAC_SCOPE"' in script and '--set "replicaCount=$REPLICAS"' in script
+    label = script.index("pod-security.kubernetes.io/enforce=restricted \\")
+    assert script.index('kubectl create namespace "$NS"') < label < script.index("helm install")
+    assert "get lease videojobs-operator" in script, "the script checks who leads"
+    assert "/pods/$leader:$metrics_port/proxy/metrics" in script, "metrics from the leader"
+
+
+def test_the_script_refuses_a_bad_matrix_value(tmp_path: Path) -> None:
+    """The script's own argument checks run before it needs docker or kind."""
+    script = (E2E / "kind-e2e.sh").read_text()
+    start = script.index('RBAC_SCOPE="${E2E_RBAC_SCOPE')
+    end = script.index("esac", script.index("E2E_REPLICAS must be")) + len("esac")
+    check = tmp_path / "check.sh"
+    check.write_text("set -euo pipefail\n" + script[start:end] + "\necho ok\n")
+    cases: list[tuple[dict[str, str], bool]] = [
+        ({}, True),
+        ({"E2E_RBAC_SCOPE": "cluster", "E2E_REPLICAS": "2"}, True),
+        ({"E2E_RBAC_SCOPE": "everything"}, False),
+        ({"E2E_REPLICAS": "two"}, False),
+    ]
+    for env, ok in cases:
+        proc = subprocess.run(["bash", str(check)], env={"PATH": "/usr/bin:/bin", **env},
+                              capture_output=True, text=True)  # fmt: skip
+        assert (proc.returncode == 0) == ok, (env, proc.stderr)
+
+
+def _all_e2e_pod_specs() -> dict[str, dict[str, Any]]:
+    specs = {}
+    for path in MANIFESTS:
+        for doc in load_manifests(path):
+            for spec in _pod_specs(doc):
+                specs[f"{path.name}/{doc['metadata']['name']}"] = spec
+    return specs
+
+
+def test_every_pod_in_the_e2e_namespace_passes_the_restricted_profile() -> None:
+    from tests.chart.podsecurity import restricted_violations
+    from videojobs.models import VideoProcessingJobSpec
+    from videojobs_operator.manifest import build_job
+    from videojobs_operator.settings import OperatorSettings
+
+    specs = _all_e2e_pod_specs()
+    assert len(specs) >= 4
+    for doc in load_manifests(E2E / "manifests/jobs.yaml"):
+        if doc["kind"] != "VideoProcessingJob":
+            continue
+        body = {**doc, "metadata": {**doc["metadata"], "uid": "u", "generation": 1}}
+        spec = VideoProcessingJobSpec.model_validate(doc["spec"])
+        job = build_job(body, spec, OperatorSettings())
+        specs[f"worker of {doc['metadata']['name']}"] = job["spec"]["template"]["spec"]
+    for name, spec in specs.items():
+        assert restricted_violations(spec) == [], name
+
+
+def test_the_restricted_check_can_fail() -> None:
+    from tests.chart.podsecurity import restricted_violations
+
+    ok = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {
+                "name": "c",
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
+    assert restricted_violations(ok) == []
+    bad = yaml.safe_load(yaml.safe_dump(ok))
+    bad["containers"][0]["securityContext"]["capabilities"] = {"drop": ["NET_RAW"]}
+    bad["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]
+    del bad["securityContext"]["seccompProfile"]
+    found = restricted_violations(bad)
+    assert len(found) == 3, found

@@ -12,7 +12,7 @@ import yaml
 
 from tests.chart.chartkit import REPO, load_manifests, objects, validate_k8s
 from videojobs.models.resource import VideoProcessingJob
-from videojobs_operator import jobs
+from videojobs_operator.manifest import build_job
 from videojobs_operator.settings import OperatorSettings
 
 E2E = REPO / ".ci" / "e2e"
@@ -54,7 +54,7 @@ def test_operator_jobs_fit_the_chart(
     settings = _settings(objs, monkeypatch)
     for resource in _resources():
         spec = VideoProcessingJob.from_manifest(resource).spec
-        job = jobs.build_job(resource, spec, settings)
+        job = build_job(resource, spec, settings)
         namespace = resource["metadata"]["namespace"]
         job["metadata"].setdefault("namespace", namespace)
         validate_k8s(job)

@@ -106,3 +106,39 @@ def test_every_rule_set_of_rbac_py_is_rendered_somewhere() -> None:
     for name, rules in rule_sets.items():
         for rule in rules:
             assert rule in flat, f"{name} rule {rule} is not rendered"
+
+
+def test_block_owner_deletion_comes_with_update_on_the_owners_finalizers() -> None:
+    """OwnerReferencesPermissionEnforcement refuses an owner reference with blockOwnerDeletion
+    unless the creator may update the owner's ``finalizers`` subresource."""
+    from videojobs.models import VideoProcessingJobSpec
+    from videojobs_operator.manifest import build_job
+    from videojobs_operator.settings import OperatorSettings
+
+    body = {
+        "metadata": {"name": "lecture", "namespace": "media", "uid": "u", "generation": 1},
+        "spec": {
+            "source": {"url": "https://example.com/v.mp4"},
+            "segments": [{"start": 0, "end": 5, "title": "Intro"}],
+            "output": {"storage": {"pvc": {"claimName": "clips"}}},
+        },
+    }
+    job = build_job(body, VideoProcessingJobSpec.model_validate(body["spec"]), OperatorSettings())
+    for ref in job["metadata"]["ownerReferences"]:
+        if not ref.get("blockOwnerDeletion"):
+            continue
+        group = ref["apiVersion"].split("/")[0]
+        assert any(
+            group in rule["apiGroups"]
+            and "videoprocessingjobs/finalizers" in rule["resources"]
+            and "update" in rule["verbs"]
+            for rule in rbac.OPERATOR_RULES
+        ), f"{ref['kind']}: blockOwnerDeletion needs update on videoprocessingjobs/finalizers"
+    for combo in ("cluster-with-namespaces", "namespaced"):
+        for obj in objects(COMBINATIONS[combo]):
+            if obj["kind"] in ROLE_KINDS and obj["metadata"]["name"] == FULLNAME:
+                assert {
+                    "apiGroups": ["videojobs.io"],
+                    "resources": ["videoprocessingjobs/finalizers"],
+                    "verbs": ["update"],
+                } in obj["rules"], combo

@@ -265,20 +265,40 @@ def test_network_policies() -> None:
     operator_np = one(objs, "NetworkPolicy", f"{FULLNAME}-operator")
     assert operator_np["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     egress = operator_np["spec"]["egress"]
-    assert len(egress) == 2, "operator egress: DNS and the API server only"
+    assert len(egress) == 3, "operator egress: DNS (cluster and node-local) and the API server"
     assert {p["port"] for p in egress[0]["ports"]} == {53}
-    assert egress[1]["to"] == [{"ipBlock": {"cidr": "172.18.0.0/16"}}]
+    assert egress[1]["to"] == [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
+    assert {p["port"] for p in egress[1]["ports"]} == {53}
+    assert egress[2]["to"] == [{"ipBlock": {"cidr": "172.18.0.0/16"}}]
 
     worker_np = one(objs, "NetworkPolicy", f"{FULLNAME}-worker")
     assert worker_np["metadata"]["namespace"] == "media"
     assert worker_np["spec"]["policyTypes"] == ["Ingress", "Egress"]
     assert "ingress" not in worker_np["spec"], "no ingress to workers"
-    internet = worker_np["spec"]["egress"][2]["to"]
+    internet = worker_np["spec"]["egress"][3]["to"]
     assert internet[0]["ipBlock"]["cidr"] == "0.0.0.0/0"
     assert "169.254.0.0/16" in internet[0]["ipBlock"]["except"]
     assert "10.0.0.0/8" in internet[0]["ipBlock"]["except"]
-    assert worker_np["spec"]["egress"][3]["to"] == [{"ipBlock": {"cidr": "10.96.0.0/12"}}]
+    assert worker_np["spec"]["egress"][4]["to"] == [{"ipBlock": {"cidr": "10.96.0.0/12"}}]
     assert not find(objects(), "NetworkPolicy")
+
+
+def test_network_policies_allow_nodelocal_dns_only_on_port_53() -> None:
+    """NodeLocal DNSCache answers on 169.254.20.10 on every node (outside any pod, inside the
+    link-local range the worker policy denies): without a rule, every lookup times out."""
+    for name in (f"{FULLNAME}-operator", f"{FULLNAME}-worker"):
+        objs = objects(COMBINATIONS["network-policy"])
+        rules = one(objs, "NetworkPolicy", name)["spec"]["egress"]
+        local = [r for r in rules if {"ipBlock": {"cidr": "169.254.20.10/32"}} in r.get("to", [])]
+        assert len(local) == 1, name
+        assert sorted((p["protocol"], p["port"]) for p in local[0]["ports"]) == [
+            ("TCP", 53),
+            ("UDP", 53),
+        ]
+    values = {**COMBINATIONS["network-policy"]}
+    values["networkPolicy"] = {**values["networkPolicy"], "dns": {"nodeLocalAddresses": []}}
+    rules = one(objects(values), "NetworkPolicy", f"{FULLNAME}-operator")["spec"]["egress"]
+    assert not any("169.254.20.10" in str(r) for r in rules)
 
 
 def test_clips_pvc_per_namespace() -> None:

@@ -63,6 +63,8 @@ def _all_set() -> dict[str, Any]:
         "workerImage": "registry.local/worker:dev",
         "workerImagePullPolicy": "Never",
         "workerServiceAccount": "clipper",
+        "workerServiceAccountAnnotations": {"iam.gke.io/gcp-service-account": "clips@p.iam"},
+        "workerImagePullSecrets": ["regcred", "mirror"],
         "workerCpu": "2",
         "workerMemory": "3Gi",
         "workerScratchSize": "40Gi",
@@ -73,6 +75,10 @@ def _all_set() -> dict[str, Any]:
         "jobTtlSecondsAfterFinished": 60,
         "allowPrivateNetworks": True,
         "allowedNetworks": ["10.96.0.0/12", "fd00::/8"],
+        "s3AllowedEndpoints": ["https://minio.storage.svc:9000", "https://s3.example.org"],
+        "s3AllowedBuckets": ["clips-{namespace}", "shared"],
+        "s3CredentialsSecret": "videojobs-s3",
+        "s3NamespacePrefix": True,
         "progressIntervalSeconds": 2.5,
         "pendingTimeoutSeconds": 120,
         "manageWorkerRbac": False,
@@ -146,7 +152,10 @@ def test_configuration_doc_lists_every_setting_and_value() -> None:
     for field in FIELDS:
         assert f"`{PREFIX}{field.upper()}`" in doc, f"{PREFIX}{field.upper()} undocumented"
         assert f"`operator.config.{camel(field)}`" in doc
-    documented = set(re.findall(r"`(VIDEOJOBS_[A-Z_]+)`", doc)) - {"VIDEOJOBS_INPUT"}
+    documented = set(re.findall(r"`(VIDEOJOBS_[A-Z_]+)`", doc)) - {
+        "VIDEOJOBS_INPUT",
+        "VIDEOJOBS_INPUT_FILE",
+    }
     assert documented <= {PREFIX + f.upper() for f in FIELDS}, "doc lists a removed setting"
 
 
@@ -158,3 +167,25 @@ def test_configuration_doc_tables_are_current() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
     for key in ("operator.config.maxRunningJobs", "operator.livenessProbe", "s3.existingSecret"):
         assert f"`{key}`" in doc
+
+
+def test_worker_account_settings_join_the_worker_rbac_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """workerRbac.imagePullSecrets/serviceAccountAnnotations (for the chart's own worker
+    ServiceAccounts) reach the operator too, for the ServiceAccounts it creates itself."""
+    values = {
+        "workerRbac": {
+            "imagePullSecrets": [{"name": "regcred"}],
+            "serviceAccountAnnotations": {"a": "1"},
+        },
+        "operator": {"config": {"workerImagePullSecrets": ["mirror"]}},
+    }
+    for name in list(os.environ):
+        if name.startswith(PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in _env(values).items():
+        monkeypatch.setenv(name, value)
+    parsed = OperatorSettings()
+    assert parsed.worker_image_pull_secrets == ["regcred", "mirror"]
+    assert parsed.worker_service_account_annotations == {"a": "1"}

@@ -189,9 +189,10 @@ def test_smart_webm_falls_back_to_accurate(sources: Sources, tmp_path: Path) -> 
 
 
 def test_webm_source(sources: Sources, tmp_path: Path) -> None:
-    accurate = cut(sources.webm, 0.9, 4.2, "mp4", "smart", tmp_path)
-    assert accurate.precision_used == "accurate" and "vp9" in (accurate.note or "")
-    assert_frame_exact(sources.webm, accurate.path, 0.9, 4.2)
+    smart = cut(sources.webm, 0.9, 4.2, "mp4", "smart", tmp_path)
+    assert smart.precision_used == "smart" and "libvpx-vp9" in (smart.note or "")
+    assert_frame_exact(sources.webm, smart.path, 0.9, 4.2)
+    assert probe_streams(smart.path)["video"]["codec_name"] == "vp9"  # vp09 in MP4
     copied = cut(sources.webm, 2.0, 4.5, "webm", "copy", tmp_path)
     assert copied.precision_used == "copy"
     keyframe = keyframes(sources.webm, 2.0, 2.0)[-1]  # 1.5 s after the source's 7 ms shift
@@ -220,7 +221,9 @@ def test_rotated_source(sources: Sources, tmp_path: Path) -> None:
     assert (video["width"], video["height"]) == (240, 320)
     assert not any("rotation" in s for s in video.get("side_data_list", []))
     smart = cut(sources.rotated, 1.0, 3.0, "mp4", "smart", tmp_path)
-    assert smart.precision_used == "accurate" and "rotated" in (smart.note or "")
+    assert smart.precision_used == "smart", smart.note
+    # Smart keeps the stored pixels (copied or re-encoded alike) and the display rotation.
+    assert probe(smart.path).video.rotation == probe(sources.rotated).video.rotation
     copied = cut(sources.rotated, 1.6, 3.0, "mp4", "copy", tmp_path)
     info = probe(copied.path)
     assert info.video.display_size == (240, 320)

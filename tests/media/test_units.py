@@ -274,24 +274,52 @@ def test_slice_vtt_empty_and_invalid() -> None:
 
 
 @pytest.mark.parametrize(
-    ("video", "fmt", "options", "words"),
+    ("video", "fmt", "words"),
     [
-        ({}, "webm", {"crf": "20"}, "WebM"),
-        ({"codec_name": "hevc"}, "mp4", None, "hevc"),
-        ({"pix_fmt": "yuv422p"}, "mp4", {"crf": "20"}, "yuv422p"),
-        ({"avg_frame_rate": "20/1"}, "mp4", {"crf": "20"}, "variable frame rate"),
-        ({"side_data_list": [{"rotation": 90}]}, "mp4", {"crf": "20"}, "rotated"),
-        ({}, "mp4", {}, "not encoded by x264"),
-        ({}, "mp4", {"rc": "abr"}, "abr"),
-        ({"index": 1}, "mp4", {"crf": "20"}, "first stream"),
+        ({}, "webm", "WebM"),
+        ({"codec_name": "hevc"}, "mp4", "hevc"),
+        ({"pix_fmt": "yuv422p"}, "mp4", "yuv422p"),
+        ({"avg_frame_rate": "20/1"}, "mp4", "variable frame rate"),
+        ({"side_data_list": [{"rotation": 90}]}, "mp4", "rotated"),
+        ({"index": 1}, "mp4", "first stream"),
     ],
 )
-def test_smart_fallback_reasons(video: dict, fmt: str, options: dict | None, words: str) -> None:
+def test_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
     from videojobs_worker.cut import _fallback_reason
 
-    reason = _fallback_reason(_info(**video), fmt, options)
+    reason = _fallback_reason(_info(**video), fmt)
     assert reason is not None and words in reason
-    assert _fallback_reason(_info(), "mp4", {"crf": "20", "rc": "crf"}) is None
+    assert _fallback_reason(_info(), "mp4") is None
+
+
+@pytest.mark.parametrize(
+    ("video", "fmt", "words"),
+    [
+        ({"codec_name": "vp9", "pix_fmt": "yuv444p"}, "webm", "yuv444p"),
+        ({"codec_name": "vp9", "avg_frame_rate": "20/1"}, "webm", "variable frame rate"),
+        ({"codec_name": "vp9", "side_data_list": [{"rotation": 90}]}, "mp4", "rotated"),
+    ],
+)
+def test_vp9_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
+    from videojobs_worker.cut import _vp9_fallback_reason
+
+    reason = _vp9_fallback_reason(_info(**video), fmt)
+    assert reason is not None and words in reason
+    assert _vp9_fallback_reason(_info(codec_name="vp9"), "mp4") is None
+    # AAC audio cannot go into WebM as it is: said so.
+    assert "aac" in (_vp9_fallback_reason(_info(codec_name="vp9"), "webm") or "")
+
+
+def test_vp9_head_args_match_the_source() -> None:
+    from videojobs_worker.cut import vp9_head_args
+
+    info = _info(codec_name="vp9", pix_fmt="yuv420p10le", color_primaries="bt709")
+    frames = FrameRange(TB, 300 * FRAME, 449 * FRAME, 150, 450 * FRAME, (), 15.0)
+    args = vp9_head_args(info, frames, 12, Quality(), 2, Path("/tmp/h.mkv"))
+    assert args[args.index("-pix_fmt") + 1] == "yuv420p10le"
+    assert args[args.index("-profile:v") + 1] == "2"
+    assert args[args.index("-color_primaries") + 1] == "bt709"
+    assert args[args.index("-frames:v") + 1] == "12" and args[-1] == "/tmp/h.mkv"
 
 
 def test_missing_tool_is_a_media_tool_error() -> None:

@@ -20,7 +20,7 @@ import kubernetes
 import pytest
 from kopf.testing import KopfRunner
 
-from tests.mockapi.emulator import Emulator
+from tests.mockapi.emulator import OPERATOR_SA, Emulator, token
 from tests.mockapi.jobrunner import JobRunner, Script, default_script
 
 NS = "media"
@@ -147,7 +147,7 @@ def kubeconfig(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     path.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: kmock\n"
         f"clusters:\n- name: kmock\n  cluster:\n    server: {emulator.url}\n"
-        "users:\n- name: kmock\n  user:\n    token: test-token\n"
+        f"users:\n- name: kmock\n  user:\n    token: {token(OPERATOR_SA)}\n"
         "contexts:\n- name: kmock\n  context:\n    cluster: kmock\n    user: kmock\n"
     )
     monkeypatch.setenv("KUBECONFIG", str(path))

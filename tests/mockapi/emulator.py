@@ -1,33 +1,153 @@
-"""A kmock Kubernetes emulator that behaves a little more like an API server.
+"""A kmock Kubernetes emulator that behaves like a strict API server.
 
-kmock stores objects exactly as sent. The operator needs what a real API server adds: ``uid``
-(owner references), ``resourceVersion``, ``generation`` (bumped on spec changes only) and
-``creationTimestamp`` (FIFO queueing). The subclass also counts requests and writes so tests
-and the benchmark can report API usage.
+kmock stores objects exactly as sent. This subclass does what a real API server does on every
+request (the rules themselves are pure functions in ``tests/mockapi/strict/rules.py``):
+
+- **server-assigned metadata**: ``uid``, ``resourceVersion``, ``generation`` (bumped when the spec
+  changes, only), ``creationTimestamp``; ``generateName``;
+- **authentication and RBAC**: the bearer token names a ServiceAccount
+  (``sa:<namespace>:<name>``); each request is authorized against the Roles and ClusterRoles the
+  Helm chart renders (``tests/chart/chartkit.py``, from ``operator/videojobs_operator/rbac.py``)
+  plus those created in the emulator (the worker's Role), answering 403 otherwise. The test's own
+  client (no token) and the Job runner (``system:controller``) are cluster admins;
+- **validation**: metadata rules (DNS-1123 names, label syntax and 63 characters, annotations
+  256 KiB, objects 1.5 MiB, environment strings 128 KiB); built-in objects validated strictly with
+  ``kubernetes-validate`` for the oldest and newest Kubernetes the chart supports; custom resources
+  pruned to the CRD's structural schema and validated with it and its CEL rules, transition rules
+  included; 422 otherwise;
+- **status subresource**: a ``/status`` write changes only ``status``, a main-resource write never
+  ``status``; ``resourceVersion`` in a write is a precondition (409 when stale);
+- **fault injection** (off unless ``faults`` is set): see ``strict/faults.py``.
+
+Every refused request is recorded in ``refused`` so tests can assert that nothing was.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import datetime
+import functools
 import itertools
+import json
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp.web
 import attrs
 import kmock
+import kubernetes_validate
+import yaml
 from kmock._internal import enums, rendering
 
+from tests.mockapi.strict import rules
+from tests.mockapi.strict.faults import FaultPlan
 from videojobs.models import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 
 WRITE_ACTIONS = (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE)
+REPO = Path(__file__).resolve().parents[2]
+CRD_FILE = REPO / "crds" / "videoprocessingjobs.yaml"
+
+OPERATOR_SA = rules.ServiceAccount("videojobs-system", "vj-videojobs")
+"""The operator's identity in the rendered chart (release ``vj`` in ``videojobs-system``)."""
+CONTROLLER_TOKEN = "system:controller"
+"""The Job runner (kubelet, Job controller, garbage collector): a system component."""
+
+HAS_STATUS = {"videoprocessingjobs", "pods", "jobs"}
+"""Resources served with a status subresource."""
+
+VERBS = {
+    enums.action.FETCH: "get",
+    enums.action.LIST: "list",
+    enums.action.WATCH: "watch",
+    enums.action.CREATE: "create",
+    enums.action.DELETE: "delete",
+}
+
+
+def token(who: rules.ServiceAccount) -> str:
+    """The bearer token the emulator reads as this ServiceAccount."""
+    return f"sa:{who.namespace}:{who.name}"
 
 
 def _now() -> str:
     # Fractional seconds keep creation order visible for resources created within one second
     # (a real API server writes whole seconds; the operator's FIFO breaks ties by name).
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@functools.cache
+def crd_schema() -> dict[str, Any]:
+    crd = yaml.safe_load(CRD_FILE.read_text())
+    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+RBAC_KINDS = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
+
+
+def render_rbac(chart_dir: Path) -> tuple[dict[str, Any], ...]:
+    """The Roles, ClusterRoles and bindings a chart directory renders with default values."""
+    import helm_python as helm
+
+    from tests.chart.chartkit import RELEASE, RELEASE_NAMESPACE
+
+    rendered = helm.Chart.load(chart_dir).render({}, name=RELEASE, namespace=RELEASE_NAMESPACE)
+    found = []
+    for path, text in rendered.items():
+        if path.endswith("NOTES.txt"):
+            continue
+        for doc in yaml.safe_load_all(text):
+            if isinstance(doc, dict) and doc.get("kind") in RBAC_KINDS:
+                found.append(doc)
+    return tuple(found)
+
+
+@functools.cache
+def chart_rbac() -> tuple[dict[str, Any], ...]:
+    """What the repository's chart renders (its rules come from ``rbac.py``)."""
+    from tests.chart.chartkit import CHART_DIR
+
+    return render_rbac(CHART_DIR)
+
+
+@functools.cache
+def kube_versions() -> tuple[str, ...]:
+    from tests.chart.chartkit import KUBE_VERSIONS
+
+    return KUBE_VERSIONS
+
+
+@functools.lru_cache(maxsize=4096)
+def _builtin_errors(text: str) -> tuple[str, ...]:
+    obj = json.loads(text)
+    out = []
+    for version in kube_versions():
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(map(str, exc.path)) or "<root>"
+            out.append(f"Kubernetes {version}: {path}: {exc.message}")
+    return tuple(out)
+
+
+def builtin_errors(obj: dict[str, Any]) -> list[str]:
+    """Strict OpenAPI errors of a built-in object for the oldest and newest Kubernetes."""
+    if not obj.get("apiVersion") or not obj.get("kind"):
+        return []
+    return list(_builtin_errors(json.dumps(obj, sort_keys=True)))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    identity: str
+    code: int
+    what: str
+    message: str
 
 
 class _InFlightLog(list):  # type: ignore[type-arg]
@@ -58,9 +178,32 @@ class _InFlightLog(list):  # type: ignore[type-arg]
         return iter(list(self.active.values()))
 
 
+def _status_body(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
+
+
+REASONS = {
+    403: "Forbidden",
+    409: "Conflict",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+}
+
+
 @attrs.define(kw_only=True)
 class Emulator(kmock.KubernetesEmulator):
-    """kmock's emulator plus server-assigned metadata and request counters."""
+    """kmock's emulator as a strict API server, plus request counters."""
 
     counts: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
     """Requests by ``"<action> <plural>[/<subresource>]"``, e.g. ``"UPDATE jobs/status"``."""
@@ -69,7 +212,16 @@ class Emulator(kmock.KubernetesEmulator):
     )
     """Requests by (client, ``"<action> <what>"``); client is ``operator`` (kopf or the
     kubernetes client) or ``other`` (the Job runner, the tests)."""
+    refused: list[Refusal] = attrs.field(factory=list, init=False)
+    """Every request answered 403/409/422 by the strict rules (injected faults excluded)."""
+    faults: FaultPlan | None = attrs.field(default=None, init=False)
+    """Set to inject faults into the requests of the plan's identities."""
+    validating: bool = attrs.field(default=True, init=False)
+    rbac_source: tuple[dict[str, Any], ...] = attrs.field(factory=chart_rbac, init=False)
+    """The rendered chart's RBAC objects; a test may swap in a mutated chart's."""
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _cuts: dict[int, float] = attrs.field(factory=dict, init=False)
+    _gone: set[int] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -84,38 +236,228 @@ class Emulator(kmock.KubernetesEmulator):
             "subresources": {"status"},
         }
 
+    # Identity --------------------------------------------------------------------------------
+
+    @staticmethod
+    def identity(request: rendering.Request) -> rules.ServiceAccount | str:
+        """The ServiceAccount of the bearer token, ``controller`` or ``admin``."""
+        auth = request.headers.get("Authorization", "")
+        value = auth.removeprefix("Bearer ").strip()
+        if value == CONTROLLER_TOKEN:
+            return "controller"
+        if value.startswith("sa:") and value.count(":") == 2:
+            _, ns, name = value.split(":")
+            return rules.ServiceAccount(ns, name)
+        return "admin"
+
+    @staticmethod
+    def role_of(who: rules.ServiceAccount | str) -> str:
+        if who == OPERATOR_SA:
+            return "operator"
+        if isinstance(who, rules.ServiceAccount):
+            return "worker"
+        return who
+
+    def rbac_objects(self) -> list[dict[str, Any]]:
+        found = list(self.rbac_source)
+        for plural in ("roles", "rolebindings", "clusterroles", "clusterrolebindings"):
+            found += self.live(plural)
+        return found
+
+    # Request handling ------------------------------------------------------------------------
+
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        if request.resource is not None and request.action is not None:
-            what = request.resource.plural or "?"
-            if request.subresource:
-                what += f"/{request.subresource}"
-            self.counts[f"{request.action.value} {what}"] += 1
-            agent = request.headers.get("User-Agent", "")
-            client = "operator" if ("kopf" in agent or "OpenAPI-Generator" in agent) else "other"
-            self.by_client[(client, f"{request.action.value} {what}")] += 1
-            self._stamp(request)
         try:
+            if request.resource is not None and request.action is not None:
+                what = request.resource.plural or "?"
+                if request.subresource:
+                    what += f"/{request.subresource}"
+                self.counts[f"{request.action.value} {what}"] += 1
+                agent = request.headers.get("User-Agent", "")
+                client = (
+                    "operator" if ("kopf" in agent or "OpenAPI-Generator" in agent) else "other"
+                )
+                self.by_client[(client, f"{request.action.value} {what}")] += 1
+                if request.resource.plural:  # discovery (/api/v1, /apis/x/v1) is open to all
+                    early = await self._screen(request, what)
+                    if early is not None:
+                        return early
             return await super()._handle(request)
         finally:
             self._requests.finish(request)
 
-    def _stamp(self, request: rendering.Request) -> None:
+    async def _screen(
+        self, request: rendering.Request, what: str
+    ) -> aiohttp.web.StreamResponse | None:
+        """Faults, RBAC and validation; a response when the request is refused."""
+        who = self.identity(request)
+        role = self.role_of(who)
+        if self.faults is not None:
+            resumed = "resourceVersion" in request.params
+            fault = self.faults.pick(role, request.action.value.lower(), resumed)
+            if fault in ("429", "500", "409"):
+                code = int(fault)
+                headers = (
+                    {"Retry-After": str(self.faults.retry_after_seconds)} if code == 429 else {}
+                )
+                return self._error(code, f"injected fault {fault}", headers)
+            if fault == "cut":
+                self._cuts[id(request)] = self.faults.cut_after()
+            if fault == "410":
+                self._gone.add(id(request))
+        verb = VERBS.get(request.action)
+        if request.action == enums.action.UPDATE:
+            verb = "update" if request.method == enums.method.PUT else "patch"
+        if request.action == enums.action.DELETE and request.name is None:
+            verb = "deletecollection"
+        assert request.resource is not None
+        if isinstance(who, rules.ServiceAccount) and verb is not None:
+            attrs_ = rules.RequestAttributes(
+                verb=verb,
+                group=request.resource.group or "",
+                resource=request.resource.plural or "",
+                subresource=request.subresource,
+                namespace=request.namespace,
+                name=request.name,
+            )
+            if not rules.authorize(self.rbac_objects(), who, attrs_):
+                scope = f' in the namespace "{request.namespace}"' if request.namespace else ""
+                msg = (
+                    f'{what} is forbidden: User "{who.username}" cannot {verb} resource '
+                    f'"{what}" in API group "{attrs_.group}"{scope}'
+                )
+                return self._refuse(role, 403, what, msg)
+        try:
+            if request.action == enums.action.CREATE and isinstance(request.data, dict):
+                self._on_create(request, role)
+            elif request.action == enums.action.UPDATE and request.name is not None:
+                self._on_update(request, role)
+        except rules.Invalid as exc:
+            return self._refuse(role, exc.code, what, f"{what} {request.name or ''}: {exc}")
+        return None
+
+    def _error(
+        self, code: int, message: str, headers: dict[str, str] | None = None
+    ) -> aiohttp.web.StreamResponse:
+        body = _status_body(code, REASONS.get(code, "Failure"), message)
+        return aiohttp.web.json_response(body, status=code, headers=headers or {})
+
+    def _refuse(self, role: str, code: int, what: str, message: str) -> aiohttp.web.StreamResponse:
+        self.refused.append(Refusal(role, code, what, message))
+        return self._error(code, message)
+
+    def _check(
+        self,
+        plural: str,
+        obj: dict[str, Any],
+        role: str,
+        old: Any = None,
+        subresource: str | None = None,
+    ) -> Any:
+        """Validate (and for custom resources prune) a prospective stored object."""
+        if not self.validating:
+            return obj
+        if plural == PLURAL:
+            schema = crd_schema()
+            obj = rules.prune(obj, schema)
+            errors = rules.metadata_errors(plural, obj)
+            errors += rules.custom_resource_errors(obj, old, schema, subresource)
+        else:
+            errors = rules.metadata_errors(plural, obj)
+            if role != "controller":
+                errors += builtin_errors(obj)
+        if errors:
+            raise rules.Invalid(422, "Invalid", errors)
+        return obj
+
+    def _on_create(self, request: rendering.Request, role: str) -> None:
+        assert request.resource is not None
+        plural = request.resource.plural or ""
         data = request.data
-        if request.action == enums.action.CREATE and isinstance(data, dict):
-            meta = data.setdefault("metadata", {})
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
-            meta["uid"] = str(uuid.uuid4())
-            meta["resourceVersion"] = str(next(self._versions))
-            meta["generation"] = 1
-            meta["creationTimestamp"] = _now()
-        elif request.action == enums.action.UPDATE and isinstance(data, dict):
-            meta = data.setdefault("metadata", {})
-            meta["resourceVersion"] = str(next(self._versions))
-            if "spec" in data and request.subresource is None:
-                current = self._find(request.resource.plural, request.namespace, request.name)
-                if current is not None and not current.deleted:
-                    meta["generation"] = int(current.get("metadata", {}).get("generation", 1)) + 1
+        meta = data.setdefault("metadata", {})
+        if request.namespace and not meta.get("namespace"):
+            meta["namespace"] = request.namespace
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if plural in HAS_STATUS:
+            data.pop("status", None)  # the server resets status on create
+            if plural == "pods":
+                data["status"] = {"phase": "Pending"}
+        meta["uid"] = str(uuid.uuid4())
+        meta["generation"] = 1
+        meta["creationTimestamp"] = _now()
+        meta.pop("resourceVersion", None)
+        checked = copy_json(self._check(plural, data, role))
+        checked["metadata"]["resourceVersion"] = str(next(self._versions))
+        data.clear()
+        data.update(checked)
+
+    def _on_update(self, request: rendering.Request, role: str) -> None:
+        assert request.resource is not None
+        plural = request.resource.plural or ""
+        current_obj = self._find(plural, request.namespace, request.name)
+        if current_obj is None or current_obj.deleted:
+            return  # kmock answers 404
+        current = copy_json(current_obj.raw)
+        conflict = rules.resource_version_conflict(current, request.data)
+        if conflict:
+            raise rules.Invalid(409, "Conflict", [conflict])
+        ctype = request.headers.get("Content-Type", "application/merge-patch+json")
+        if request.method == enums.method.PUT:
+            proposed = copy_json(request.data)
+        else:
+            proposed = rules.apply_patch(current, request.data, ctype)
+        settled = rules.settle_update(current, proposed, request.subresource, plural in HAS_STATUS)
+        if role == "controller" and isinstance(request.data, dict):
+            # The Job runner's time travel: it backdates a Job's creationTimestamp.
+            stamp = (request.data.get("metadata") or {}).get("creationTimestamp")
+            if stamp:
+                settled["metadata"]["creationTimestamp"] = stamp
+        if settled == current:
+            object.__setattr__(request, "data", {})
+            return
+        # Custom resources: transition rules see the old object.
+        checked = self._check(plural, settled, role, old=current, subresource=request.subresource)
+        checked["metadata"]["resourceVersion"] = str(next(self._versions))
+        object.__setattr__(request, "data", rules.merge_diff(current, checked))
+
+    # Watches: cut streams and 410 Gone on resumed watches ------------------------------------
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+        if id(request) in self._gone:
+            self._gone.discard(id(request))
+            yield b""
+            too_old = _status_body(410, "Expired", "too old resource version (injected)")
+            yield {"type": "ERROR", "object": too_old}
+            return
+        cut = self._cuts.pop(id(request), None)
+        stream = super()._serve_watch(request)
+        if cut is None:
+            async for event in stream:
+                yield event
+            return
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def pump() -> None:
+            async for event in stream:
+                await queue.put(event)
+
+        task = asyncio.create_task(pump())
+        deadline = asyncio.get_running_loop().time() + cut
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    break
+                yield event
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     def _find(self, plural: str | None, namespace: str | None, name: str | None) -> Any:
         for (res, ns, nm), obj in list(self._objects.items()):
@@ -149,3 +491,7 @@ class Emulator(kmock.KubernetesEmulator):
         """Every stored version of one object, oldest first (deletions left out)."""
         obj = self._find(plural, namespace, name)
         return [] if obj is None else [dict(v.raw) for v in obj.history if v is not None]
+
+
+def copy_json(value: Any) -> Any:
+    return json.loads(json.dumps(value))

@@ -23,11 +23,13 @@ No pytest in here: the benchmark uses it too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -37,6 +39,8 @@ from typing import Any
 
 import aiohttp
 
+CONTROLLER_TOKEN = "system:controller"
+"""The token the strict emulator treats as a system component (see ``emulator.py``)."""
 JOBS = "/apis/batch/v1"
 PODS = "/api/v1"
 VPJS = "/apis/videojobs.io/v1alpha1"
@@ -44,6 +48,12 @@ VPJS = "/apis/videojobs.io/v1alpha1"
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def worker_token(job: dict[str, Any]) -> str:
+    """The bearer token of the ServiceAccount the Job's pods run as."""
+    account = job["spec"]["template"]["spec"].get("serviceAccountName") or "default"
+    return f"sa:{job['metadata']['namespace']}:{account}"
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,11 @@ class JobRunner:
         self._pods: dict[str, list[dict[str, Any]]] = {}
 
     async def __aenter__(self) -> JobRunner:
-        self._session = aiohttp.ClientSession(self.base)
+        # The runner is a system component (kubelet, controllers): cluster admin. What it does on
+        # behalf of a worker pod (the fake worker's status patches) uses the pod's ServiceAccount.
+        self._session = aiohttp.ClientSession(
+            self.base, headers={"Authorization": f"Bearer {CONTROLLER_TOKEN}"}
+        )
         self._watchers = [
             asyncio.create_task(self._watch(f"{JOBS}/jobs", self._on_job)),
             asyncio.create_task(self._watch(f"{VPJS}/videoprocessingjobs", self._on_vpj)),
@@ -136,8 +150,12 @@ class JobRunner:
         assert self._session is not None
         return self._session
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+    async def _request(
+        self, method: str, path: str, body: Any = None, *, as_token: str | None = None
+    ) -> Any:
         headers = {"Content-Type": "application/merge-patch+json"} if method == "PATCH" else {}
+        if as_token is not None:
+            headers["Authorization"] = f"Bearer {as_token}"
         async with self.session.request(method, path, json=body, headers=headers) as resp:
             if resp.status == 404:
                 return None
@@ -216,7 +234,9 @@ class JobRunner:
     async def _run_job(self, job: dict[str, Any]) -> None:
         meta, spec = job["metadata"], job["spec"]
         ns, name = meta["namespace"], meta["name"]
-        resource = (meta.get("labels") or {}).get("videojobs.io/job", name)
+        resource = (meta.get("annotations") or {}).get("videojobs.io/resource-name") or (
+            meta.get("labels") or {}
+        ).get("videojobs.io/job", name)
         backoff = int(spec.get("backoffLimit", 6))
         deadline = spec.get("activeDeadlineSeconds")
         fail_codes: set[int] = set()
@@ -301,6 +321,7 @@ class JobRunner:
                 "name": f"{meta['name']}-{uuid.uuid4().hex[:5]}",
                 "namespace": meta["namespace"],
                 "labels": labels,
+                "annotations": dict(template["metadata"].get("annotations") or {}),
                 "ownerReferences": [
                     {
                         "apiVersion": "batch/v1",
@@ -426,10 +447,12 @@ class JobRunner:
         """Do what the worker contract says a worker does, without doing the work."""
         ns = job["metadata"]["namespace"]
         path = f"{VPJS}/namespaces/{ns}/videoprocessingjobs/{resource}/status"
+        worker = worker_token(job)
         await self._request(
             "PATCH",
             path,
             {"status": {"progress": {"stage": "Downloading", "percent": 0, "updatedAt": _now()}}},
+            as_token=worker,
         )
         if attempt.hang:
             await asyncio.Event().wait()
@@ -437,12 +460,37 @@ class JobRunner:
             await attempt.gate.wait()
         await asyncio.sleep(attempt.seconds)
         if attempt.exit_code != 0:
-            from videojobs_operator.jobs import error_from_exit
+            from videojobs_operator.observe import error_from_exit
 
             error = error_from_exit(attempt.exit_code, attempt.message)
-            await self._request("PATCH", path, {"status": {"error": error}})
+            await self._request("PATCH", path, {"status": {"error": error}}, as_token=worker)
         summary = {"exitCode": attempt.exit_code, "message": attempt.message or "done"}
         return attempt.exit_code, json.dumps(summary)
+
+    async def _mount_input(self, job: dict[str, Any], scratch: Path) -> str:
+        """Write the run's input ConfigMap into ``scratch`` (waiting for it, as the kubelet
+        waits for a pod's ConfigMap volume) and return the input file's path there."""
+        ns = job["metadata"]["namespace"]
+        volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "input")
+        path = f"{PODS}/namespaces/{ns}/configmaps/{volume['configMap']['name']}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                cm = await self._request("GET", path)
+            except aiohttp.ClientResponseError:
+                cm = None
+            if cm:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"input ConfigMap of {job['metadata']['name']} never appeared")
+            await asyncio.sleep(0.05)
+        mount = scratch / "input"
+        mount.mkdir(exist_ok=True)
+        for key, value in (cm.get("data") or {}).items():
+            (mount / key).write_text(value, encoding="utf-8")
+        for key, value in (cm.get("binaryData") or {}).items():
+            (mount / key).write_bytes(base64.b64decode(value))
+        return str(mount / "input.json")
 
     async def _real(self, job: dict[str, Any], pod: dict[str, Any]) -> tuple[int, str]:
         """Run the real worker as a subprocess with the container's environment."""
@@ -455,7 +503,21 @@ class JobRunner:
         workdir = self.workdir or Path.cwd()
         scratch = workdir / pod["metadata"]["name"]
         scratch.mkdir(parents=True, exist_ok=True)
+        if "VIDEOJOBS_INPUT_FILE" in env:  # the kubelet's part: mount the input ConfigMap
+            env["VIDEOJOBS_INPUT_FILE"] = await self._mount_input(job, scratch)
         env.update({"TMPDIR": str(scratch), "HOME": str(scratch)})
+        # The pod's /scratch and /output mounts: directories of the test, never the real paths.
+        env.setdefault("VIDEOJOBS_SCRATCH", str(scratch))
+        env.setdefault("VIDEOJOBS_OUTPUT_ROOT", str(workdir / "output"))
+        # The worker authenticates as its pod's ServiceAccount, like a projected token would.
+        kubeconfig = scratch / "kubeconfig"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: kmock\n"
+            f"clusters:\n- name: kmock\n  cluster:\n    server: {self.base}\n"
+            f"users:\n- name: worker\n  user:\n    token: {worker_token(job)}\n"
+            "contexts:\n- name: kmock\n  context:\n    cluster: kmock\n    user: worker\n"
+        )
+        env["KUBECONFIG"] = str(kubeconfig)
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -179,14 +179,14 @@ async def eventually_get(url: str) -> tuple[int, str]:
 async def test_lease_has_one_holder_until_released(kubeconfig: Path, emulator: Emulator) -> None:
     def scenario() -> list[bool]:
         api = make_api_client()
-        first = LeaseElector(api, "ops", "first", lease_seconds=60)
-        second = LeaseElector(api, "ops", "second", lease_seconds=60)
+        first = LeaseElector(api, "videojobs-system", "first", lease_seconds=60)
+        second = LeaseElector(api, "videojobs-system", "second", lease_seconds=60)
         steps = [first.try_acquire(), second.try_acquire(), first.try_acquire()]
         first.release()
         steps += [second.try_acquire(), first.try_acquire()]
         return steps
 
     assert await asyncio.to_thread(scenario) == [True, False, True, True, False]
-    (lease,) = emulator.live("leases", "ops")
+    (lease,) = emulator.live("leases", "videojobs-system")
     assert lease["spec"]["holderIdentity"] == "second"
     assert lease["spec"]["leaseTransitions"] == 1

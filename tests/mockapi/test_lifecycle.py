@@ -10,6 +10,7 @@ import asyncio
 import json
 from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.mockapi.conftest import (
@@ -24,7 +25,7 @@ from tests.mockapi.conftest import (
 from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import Attempt
 from videojobs.models import PERMANENT_EXIT_CODES, WorkerInput
-from videojobs_operator.jobs import job_name
+from videojobs_operator.manifest import job_name
 
 pytestmark = pytest.mark.mockapi
 
@@ -138,7 +139,10 @@ async def test_job_manifest(api: Api, operator: Operator, emulator: Emulator) ->
         "name": "s3-creds",
         "key": "AWS_SECRET_ACCESS_KEY",
     }
-    worker_input = WorkerInput.model_validate_json(env["VIDEOJOBS_INPUT"]["value"])
+    # the run's input, created right after the Job and owned by it
+    (cm,) = await eventually(lambda: emulator.live("configmaps", NS), what="the input ConfigMap")
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    worker_input = WorkerInput.model_validate_json(cm["data"]["input.json"])
     assert worker_input.resource is not None
     assert worker_input.resource.uid == created["metadata"]["uid"]
     assert worker_input.spec.output.storage.s3 is not None
@@ -158,12 +162,21 @@ async def test_job_manifest(api: Api, operator: Operator, emulator: Emulator) ->
     ]
 
 
-async def test_invalid_spec(api: Api, operator: Operator, runner_factory: RunnerFactory) -> None:
+async def test_invalid_spec(
+    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+) -> None:
     await runner_factory()
     await operator.start()
     bad = manifest("broken")
     bad["spec"]["output"]["formats"] = ["avi"]
+    with pytest.raises(aiohttp.ClientResponseError) as refused:
+        await api.create(bad)
+    assert refused.value.status == 422  # the CRD's schema refuses it on a real server, too
+    assert "spec.output.formats" in emulator.refused[-1].message
+    # Stored before the schema said so (an older CRD): the operator still refuses it.
+    emulator.validating = False
     await api.create(bad)
+    emulator.validating = True
     await eventually(phase_is(api, "broken", "Failed"), what="Failed")
     status = api.status("broken")
     conds = conditions(status)
@@ -400,7 +413,8 @@ async def test_ttl_deletes_finished_resource(
 ) -> None:
     await runner_factory()
     await operator.start()
-    await api.create(manifest("shortlived", ttlSecondsAfterFinished=1))
+    # 3 s, not 1: a loaded machine must still see Succeeded before the TTL deletes it
+    await api.create(manifest("shortlived", ttlSecondsAfterFinished=3))
     await api.create(manifest("keeper"))
     await eventually(phase_is(api, "shortlived", "Succeeded"), what="Succeeded")
     await eventually(lambda: api.vpj("shortlived") is None, timeout=10, what="TTL deletion")
@@ -478,8 +492,8 @@ async def test_transcript_configmap_waited_for(
         "name": "talk",
         "items": [{"key": "talk.vtt", "path": "transcript"}],
     }
-    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
-    assert json.loads(env["VIDEOJOBS_INPUT"])["transcriptPath"] == (
+    inputs = [c for c in api.emulator.live("configmaps", NS) if c["metadata"]["name"] != "talk"]
+    assert json.loads(inputs[0]["data"]["input.json"])["transcriptPath"] == (
         "/var/run/videojobs/transcript/transcript"
     )
 

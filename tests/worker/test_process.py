@@ -33,6 +33,35 @@ def _env(tmp_path: Path, worker_input_json: str) -> dict[str, str]:
     return env
 
 
+def _processes_mentioning(text: str) -> list[str]:
+    """Command lines of running processes that contain ``text`` (``pgrep -f`` without procps)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path("/proc", pid, "cmdline").read_bytes().split(b"\0")
+        except OSError:  # the process ended meanwhile
+            continue
+        line = " ".join(a.decode(errors="replace") for a in args)
+        if text in line:
+            found.append(line)
+    return found
+
+
+def test_processes_mentioning_finds_a_running_process(tmp_path: Path):
+    marker = str(tmp_path / "marker")
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()", marker],
+                            stdin=subprocess.PIPE)  # fmt: skip
+    try:  # the new process's command line shows up in /proc once it has started
+        deadline = time.monotonic() + 30
+        while not _processes_mentioning(marker):
+            assert proc.poll() is None and time.monotonic() < deadline, "never seen in /proc"
+            time.sleep(0.01)
+        assert all(marker in line for line in _processes_mentioning(marker))
+    finally:
+        proc.communicate(b"")
+    assert _processes_mentioning(marker) == []
+
+
 def _worker(*args: str) -> list[str]:
     return [sys.executable, "-m", "videojobs_worker", *args]
 
@@ -102,8 +131,7 @@ def test_sigterm_while_cutting(tmp_path: Path, server: MediaServer):
         record = json.loads((out / STATE_DIR / f"{name}.json").read_text())
         assert record["sha256"] == sha256_file(out / name)
     assert not [p for p in out.parent.rglob("*") if ".tmp-" in p.name]
-    leftover = subprocess.run(["pgrep", "-f", str(scratch)], capture_output=True, text=True)
-    assert leftover.stdout.strip() == ""  # no ffmpeg left running on our scratch files
+    assert _processes_mentioning(str(scratch)) == []  # no ffmpeg left running on our scratch files
 
 
 def test_sigterm_while_downloading(tmp_path: Path, server: MediaServer):

@@ -22,7 +22,20 @@ BODY = {
     "apiVersion": "videojobs.io/v1alpha1",
     "kind": "VideoProcessingJob",
     "metadata": {"name": "lecture", "namespace": "media"},
-    "spec": {"source": {"url": "https://example.com/v.mp4"}},
+    "spec": {
+        "source": {"url": "https://example.com/v.mp4"},
+        "segments": [{"start": 0, "end": 5, "title": "Intro"}],
+        "output": {"storage": {"pvc": {"claimName": "clips"}}},
+    },
+}
+
+
+CONDITION = {
+    "type": "Progressing",
+    "status": "True",
+    "reason": "Running",
+    "message": "the worker is running",
+    "lastTransitionTime": "2026-11-25T13:00:00Z",
 }
 
 
@@ -55,7 +68,7 @@ async def _setup(
             resp.raise_for_status()
             created = await resp.json()
         if operator_status:  # what the operator writes before it creates the Job
-            patch = {"status": {"phase": "Running", "conditions": [{"type": "Progressing"}]}}
+            patch = {"status": {"phase": "Running", "conditions": [CONDITION]}}
             headers = {"Content-Type": "application/merge-patch+json"}
             async with session.patch(f"{PATH}/lecture/status", json=patch, headers=headers) as resp:
                 resp.raise_for_status()
@@ -114,7 +127,7 @@ async def test_cluster_reporter_patches_only_worker_fields(
     reporter = await asyncio.to_thread(work)
     assert reporter.patches_sent == 4
     status = _status(kmock)
-    assert status["phase"] == "Running" and status["conditions"] == [{"type": "Progressing"}]
+    assert status["phase"] == "Running" and status["conditions"] == [CONDITION]
     assert status["progress"]["stage"] == "Finished" and status["progress"]["percent"] == 100
     assert status["segmentsSummary"] == "2/2" and status["manifestUri"] == "s3://b/manifest.json"
     assert [s["stem"] for s in status["segments"]] == ["01-clip", "02-clip"]

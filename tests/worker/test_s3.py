@@ -162,7 +162,8 @@ def test_doctor_checks_the_bucket(tmp_path: Path, bucket):
     _, storage = bucket
     env = dict(os.environ, VIDEOJOBS_SCRATCH=str(tmp_path / "scratch"))
     for s3, expected in ((storage, 0), (storage.model_copy(update={"bucket": "nope-nope"}), 1)):
-        wi = make_input("https://example.com/v.mp4")
+        # moto listens on loopback: in cluster mode that takes allowPrivateNetworks
+        wi = make_input("https://example.com/v.mp4", allow_private_networks=True)
         spec = wi.spec.model_copy(
             update={"output": wi.spec.output.model_copy(update={"storage": Storage(s3=s3)})}
         )

@@ -3,6 +3,7 @@
 from videojobs.models.base import DurationValue, Model, StatusModel, TimeValue
 from videojobs.models.plan import PlannedSegment, SegmentPlan
 from videojobs.models.spec import (
+    CaptionsFromSource,
     ConfigMapKeyRef,
     ExplicitSegment,
     KnowledgePoint,
@@ -20,6 +21,7 @@ from videojobs.models.spec import (
 )
 from videojobs.models.status import (
     FINISHED_PHASES,
+    CaptionsUsed,
     Condition,
     ErrorInfo,
     OutputFile,
@@ -31,6 +33,8 @@ from videojobs.models.status import (
 from videojobs.models.transcript import Cue, Transcript, Word
 from videojobs.models.worker import (
     INPUT_ENV,
+    INPUT_FILE,
+    INPUT_FILE_ENV,
     PERMANENT_EXIT_CODES,
     ExitCode,
     ResourceRef,
@@ -50,12 +54,16 @@ __all__ = [
     "FINISHED_PHASES",
     "GROUP",
     "INPUT_ENV",
+    "INPUT_FILE",
+    "INPUT_FILE_ENV",
     "KIND",
     "PERMANENT_EXIT_CODES",
     "PLURAL",
     "SHORT_NAMES",
     "SINGULAR",
     "VERSION",
+    "CaptionsFromSource",
+    "CaptionsUsed",
     "Condition",
     "ConfigMapKeyRef",
     "Cue",

@@ -7,7 +7,10 @@ pydantic validators so that ``videojobs validate`` and the operator give the sam
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import JsonDict
@@ -15,7 +18,23 @@ from pydantic.json_schema import JsonDict
 from videojobs.models.base import DurationValue, Identifier, Model, TimeValue
 from videojobs.naming import check_template
 
-TranscriptFormat = Literal["auto", "webvtt", "srt", "json", "whisper-json", "seed-json"]
+TranscriptFormat = Literal[
+    "auto",
+    "webvtt",
+    "srt",
+    "sbv",
+    "json",
+    "whisper-json",
+    "whisper-cpp-json",
+    "aws-transcribe-json",
+    "youtube-json3",
+    "youtube-srv3",
+    "ttml",
+    "sami",
+    "ass",
+    "ssa",
+    "seed-json",
+]
 OutputFormat = Literal["mp4", "webm"]
 Precision = Literal["copy", "accurate", "smart"]
 OverlapPolicy = Literal["merge", "trim", "allow", "reject"]
@@ -25,20 +44,31 @@ PartialDownload = Literal["auto", "always", "never"]
 NAMING_FIELDS = ("index", "knowledge_id", "title", "start", "end")
 """Placeholders a naming template may use (Python format syntax, e.g. ``{index:02d}``)."""
 
+HTTP_HEADERS_ALLOWED = ("Referer", "User-Agent", "Accept-Language")
+"""The only HTTP headers a resource may set for its source (no credentials, no hop-by-hop)."""
+HTTP_HEADER_MAX = 1024
+"""Longest header value."""
+
 INLINE_TRANSCRIPT_MAX = 65536
 """Largest inline transcript; larger ones go in a ConfigMap (the spec travels in an env var)."""
 
-# CEL helpers. Times are int-or-string, so CEL can compare them only when both are whole seconds
-# or both are zero-padded HH:MM:SS(.mmm) (lexicographic order is then time order); the operator
-# checks every other form with the same models and fails the resource with InvalidSpec.
-_CLOCK_RE = r"^[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{3})?$"
-_COMPARABLE_TIMES = (
-    "(type(self.start) == int && type(self.end) == int) || "
-    "(type(self.start) == string && type(self.end) == string && "
-    f"self.start.matches('{_CLOCK_RE}') && self.end.matches('{_CLOCK_RE}'))"
-)
-_END_AFTER_START = f"!({_COMPARABLE_TIMES}) || self.end > self.start"
-_OPTIONAL_END_AFTER_START = f"!has(self.start) || !has(self.end) || {_END_AFTER_START}"
+# No CEL rule compares times: they are int-or-string, and before Kubernetes 1.34 the CEL cost
+# estimator sizes every int-or-string value at the 3 MiB request limit whatever its maxLength, so
+# one ``matches`` or comparison per segment (times maxItems 500) costs ~3.6e9 against the API
+# server's limits of 1e7 per rule and 1e8 per CRD, and the CRD is refused. "end after start" is
+# checked by these models instead (``videojobs validate``, and the operator fails the resource
+# with InvalidSpec); tests/unit/test_crd_cel_cost.py keeps every rule within budget.
+IMMUTABLE_FIELDS = ("source", "segments", "transcript", "knowledgePoints")
+"""Spec fields that cannot change after creation (one transition rule over the whole spec)."""
+
+
+def _unchanged(field: str) -> str:
+    # has() on both sides: a field-level transition rule runs only when the field exists in the
+    # old and the new object, so adding, removing or swapping a field would pass it.
+    return (
+        f"has(self.{field}) == has(oldSelf.{field}) && "
+        f"(!has(self.{field}) || self.{field} == oldSelf.{field})"
+    )
 
 
 def _cel(rule: str, message: str, **extra: str) -> JsonDict:
@@ -49,26 +79,145 @@ def _one_of(*fields: str) -> str:
     return " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields) + " == 1"
 
 
+# -- paths and keys a tenant gives -------------------------------------------------------------
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_CEL_NO_CONTROL = "!self.{f}.matches('[\\\\x00-\\\\x1f\\\\x7f]')"
+_CEL_NO_CLIMB = "!self.{f}.startsWith('/') && !self.{f}.matches('(^|/)[.][.](/|$)')"
+
+
+def _relative_path_rule(field: str, what: str) -> JsonDict:
+    return _cel(
+        f"!has(self.{field}) || ("
+        + _CEL_NO_CONTROL.format(f=field)
+        + " && "
+        + _CEL_NO_CLIMB.format(f=field)
+        + ")",
+        f"{what} must be relative, without '..' segments or control characters",
+        fieldPath=f".{field}",
+    )
+
+
+def clean_relative_path(value: str, what: str = "path") -> str:
+    """``value`` as a normalised relative path (``a//b/./c/`` -> ``a/b/c``).
+
+    Raises:
+        ValueError: NUL or another control character, an absolute path (``/...``), or a ``..``
+            segment (climbing out of the tenant's directory or prefix).
+    """
+    if _CONTROL_RE.search(value):
+        raise ValueError(f"{what} must not contain NUL or other control characters")
+    if value.startswith("/"):
+        raise ValueError(f"{what} must be relative, not start with '/'")
+    parts = value.split("/")
+    if ".." in parts:
+        raise ValueError(f"{what} must not contain '..' segments")
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
+"""A ConfigMap or Secret key as Kubernetes allows it (no ``/``, so never a path)."""
+
+_NOT_DOTS = "self.key != '.' && self.key != '..'"
+
+
+def _plain_key(key: str) -> str:
+    if key in (".", ".."):
+        raise ValueError("key must not be '.' or '..'")
+    return key
+
+
+# Addresses that are never an S3 endpoint: link-local (cloud metadata lives there) and the
+# well-known metadata addresses outside it. Loopback and private ranges are left to the worker's
+# network guard (cluster mode) or the operator's list of allowed endpoints.
+_METADATA_IPS = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23",
+              "100.100.100.200")
+)  # fmt: skip
+_METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
+
+
+def check_endpoint(url: str) -> str:
+    """An S3 endpoint URL: ``http(s)://host[:port][/path]``, no credentials, not a metadata or
+    link-local address. Raises ValueError."""
+    if _CONTROL_RE.search(url):
+        raise ValueError("endpoint must not contain control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise ValueError(f"endpoint is not a valid URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("endpoint must be an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("endpoint must not carry credentials; use credentialsSecretRef")
+    if parts.query or parts.fragment:
+        raise ValueError("endpoint must not have a query or fragment")
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        raise ValueError("endpoint has no host")
+    if host in _METADATA_NAMES:
+        raise ValueError(f"endpoint {host} is a cloud metadata service")
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return url
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in _METADATA_IPS:
+        raise ValueError(f"endpoint {host} is a cloud metadata address")
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        raise ValueError(f"endpoint {host} is a link-local, unspecified or multicast address")
+    return url
+
+
 class SecretKeyRef(Model):
     """A key in a Secret in the resource's namespace."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(_NOT_DOTS, "key must not be '.' or '..'", fieldPath=".key")
+            ]
+        }
+    )
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
         description="Name of the Secret."
     )
-    key: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
-        description="Key within the Secret."
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=KEY_PATTERN)] = (
+        Field(description="Key within the Secret (letters, digits, '-', '_', '.').")
     )
+
+    @field_validator("key")
+    @classmethod
+    def _plain(cls, key: str) -> str:
+        return _plain_key(key)
 
 
 class ConfigMapKeyRef(Model):
     """A key in a ConfigMap in the resource's namespace."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(_NOT_DOTS, "key must not be '.' or '..'", fieldPath=".key")
+            ]
+        }
+    )
+
     name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
         description="Name of the ConfigMap."
     )
-    key: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
-        description="Key within the ConfigMap."
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=KEY_PATTERN)] = (
+        Field(description="Key within the ConfigMap (letters, digits, '-', '_', '.').")
     )
+
+    @field_validator("key")
+    @classmethod
+    def _plain(cls, key: str) -> str:
+        return _plain_key(key)
 
 
 class Source(Model):
@@ -98,17 +247,72 @@ class Source(Model):
         default=None,
         description="Netscape-format cookies file for videos that need a login.",
     )
+    http_headers: (
+        dict[str, Annotated[str, StringConstraints(min_length=1, max_length=HTTP_HEADER_MAX)]]
+        | None
+    ) = Field(
+        default=None,
+        max_length=len(HTTP_HEADERS_ALLOWED),
+        description="HTTP headers sent with every request for the video, for sources that play "
+        "only embedded (e.g. Vimeo's domain-restricted embeds): only "
+        + ", ".join(HTTP_HEADERS_ALLOWED)
+        + ".",
+    )
+
+    @field_validator("http_headers")
+    @classmethod
+    def _allowed_headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        canonical = {h.lower(): h for h in HTTP_HEADERS_ALLOWED}
+        headers: dict[str, str] = {}
+        for name, text in value.items():
+            if name.lower() not in canonical:
+                raise ValueError(
+                    f"header {name!r} is not allowed (only {', '.join(HTTP_HEADERS_ALLOWED)})"
+                )
+            if any(ord(c) < 32 or ord(c) == 127 for c in text):
+                raise ValueError(f"header {name!r}: control characters are not allowed")
+            headers[canonical[name.lower()]] = text
+        return headers
+
+
+LanguagePattern = Annotated[
+    str, StringConstraints(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9*?_-]+$")
+]
+"""A caption language code or glob: ``en``, ``en-*``, ``pt-BR``, ``*``."""
+
+
+class CaptionsFromSource(Model):
+    """Use the source's own captions (uploaded or automatic) as the transcript."""
+
+    languages: list[LanguagePattern] = Field(
+        default_factory=lambda: ["en", "en-*"],
+        min_length=1,
+        max_length=20,
+        description="Languages to look for, in order; codes or globs such as en-* or *.",
+    )
+    automatic: bool = Field(
+        default=True,
+        description="Also accept automatic (speech-recognised) captions when no uploaded ones "
+        "match; their rolling duplicates are merged.",
+    )
+    prefer_automatic: bool = Field(
+        default=False,
+        description="For a language that has both, take the automatic captions over the "
+        "uploaded ones.",
+    )
 
 
 class TranscriptSource(Model):
-    """A transcript with timestamps; exactly one of inline, configMapKeyRef or url."""
+    """A transcript with timestamps; exactly one of inline, configMapKeyRef, url or fromSource."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    _one_of("inline", "configMapKeyRef", "url"),
-                    "transcript needs exactly one of inline, configMapKeyRef or url",
+                    _one_of("inline", "configMapKeyRef", "url", "fromSource"),
+                    "transcript needs exactly one of inline, configMapKeyRef, url or fromSource",
                 )
             ]
         }
@@ -116,8 +320,10 @@ class TranscriptSource(Model):
 
     format: TranscriptFormat = Field(
         default="auto",
-        description="auto detects WebVTT, SRT, JSON cue lists, Whisper JSON and the seed JSON "
-        "document (transcript + knowledge_points).",
+        description="auto detects the format from the document (see docs/resource.md, "
+        "transcript formats): caption files (WebVTT, SRT, SBV, TTML/DFXP, SAMI, ASS/SSA, YouTube "
+        "json3/srv3), speech-to-text JSON (Whisper, WhisperX, faster-whisper, whisper.cpp, AWS "
+        "Transcribe), JSON cue lists and the seed JSON document (transcript + knowledge_points).",
     )
     inline: str | None = Field(
         default=None,
@@ -128,7 +334,15 @@ class TranscriptSource(Model):
         default=None, description="A ConfigMap key holding the transcript."
     )
     url: str | None = Field(
-        default=None, max_length=4096, description="An http(s) URL the worker downloads."
+        default=None,
+        max_length=4096,
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
+        description="An http(s) URL the worker downloads.",
+    )
+    from_source: CaptionsFromSource | None = Field(
+        default=None,
+        description="The source's own captions, fetched by the worker with yt-dlp (uploaded "
+        "before automatic, WebVTT preferred); format is then detected.",
     )
     language: str | None = Field(
         default=None, max_length=35, description="BCP 47 language tag, written into subtitles."
@@ -136,9 +350,12 @@ class TranscriptSource(Model):
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> TranscriptSource:
-        given = [n for n in ("inline", "config_map_key_ref", "url") if getattr(self, n) is not None]
+        names = ("inline", "config_map_key_ref", "url", "from_source")
+        given = [n for n in names if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("transcript needs exactly one of inline, configMapKeyRef or url")
+            raise ValueError(
+                "transcript needs exactly one of inline, configMapKeyRef, url or fromSource"
+            )
         return self
 
 
@@ -153,7 +370,6 @@ class KnowledgePoint(Model):
                     "a knowledge point needs exactly one of start, quote or cues",
                 ),
                 _cel("!has(self.end) || !has(self.cues)", "end cannot be combined with cues"),
-                _cel(_OPTIONAL_END_AFTER_START, "end must be after start", fieldPath=".end"),
             ]
         }
     )
@@ -199,14 +415,6 @@ class KnowledgePoint(Model):
 class ExplicitSegment(Model):
     """A clip given by its time range."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(_END_AFTER_START, "end must be after start", fieldPath=".end")
-            ]
-        }
-    )
-
     start: TimeValue = Field(description="Start time in the source.")
     end: TimeValue = Field(description="End time in the source (exclusive).")
     title: Annotated[str, StringConstraints(min_length=1, max_length=200)] = Field(
@@ -247,6 +455,19 @@ class Segmentation(Model):
         default=True,
         description="Move boundaries to transcript cue edges so clips do not cut mid-sentence.",
     )
+    from_chapters: bool = Field(
+        default=False,
+        description="Cut the source by its own chapters (yt-dlp's, or the container's for "
+        "direct files), each clip titled by its chapter; no segments or knowledgePoints then.",
+    )
+    chapter_titles: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None = (
+        Field(
+            default=None,
+            max_length=50,
+            description="With fromChapters: keep only chapters whose title matches one of these "
+            "case-insensitive globs (e.g. 'Part *').",
+        )
+    )
 
 
 class Quality(Model):
@@ -273,40 +494,50 @@ class PvcStorage(Model):
     """Clips go to a shared PersistentVolumeClaim."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel(
-                    "!has(self.path) || (!self.path.startsWith('/') && !self.path.contains('..'))",
-                    "path must be relative and must not contain '..'",
-                    fieldPath=".path",
-                )
-            ]
-        }
+        json_schema_extra={"x-kubernetes-validations": [_relative_path_rule("path", "path")]}
     )
 
     claim_name: Annotated[str, StringConstraints(min_length=1, max_length=253)] = Field(
         description="Name of the PersistentVolumeClaim (ReadWriteMany for shared access)."
     )
-    path: Annotated[str, StringConstraints(max_length=1024)] = Field(
-        default="", description="Directory inside the volume (relative, no '..')."
+    path: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None,
+        description="Directory inside the volume (relative, no '..'); default "
+        "'<namespace>/<name>', unique per resource; '' is the volume's root.",
     )
 
     @field_validator("path")
     @classmethod
-    def _relative(cls, path: str) -> str:
-        if path.startswith("/") or ".." in path:
-            raise ValueError("path must be relative and must not contain '..'")
-        return path
+    def _relative(cls, path: str | None) -> str | None:
+        return None if path is None else clean_relative_path(path, "path")
+
+    def directory(self, namespace: str, name: str) -> str:
+        """The directory clips go to: ``path``, or ``<namespace>/<name>`` when not given."""
+        return self.path if self.path is not None else default_destination(namespace, name)
+
+
+def default_destination(namespace: str, name: str) -> str:
+    """The per-resource default of ``pvc.path`` and ``s3.prefix``: ``<namespace>/<name>``."""
+    return clean_relative_path(f"{namespace}/{name}", "destination")
 
 
 class S3Storage(Model):
     """Clips go to an S3-compatible object store."""
 
-    bucket: Annotated[str, StringConstraints(min_length=3, max_length=63)] = Field(
-        description="Bucket name."
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [_relative_path_rule("prefix", "prefix")]}
     )
-    prefix: Annotated[str, StringConstraints(max_length=1024)] = Field(
-        default="", description="Key prefix, e.g. courses/k8s."
+
+    bucket: Annotated[
+        str,
+        StringConstraints(
+            min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"
+        ),
+    ] = Field(description="Bucket name.")
+    prefix: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None,
+        description="Key prefix, e.g. courses/k8s (relative, no '..'); default "
+        "'<namespace>/<name>', unique per resource; '' is the bucket's root.",
     )
     endpoint: str | None = Field(
         default=None,
@@ -322,6 +553,27 @@ class S3Storage(Model):
         description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY keys (the key "
         "field is ignored); when absent the pod's own identity is used.",
     )
+
+    @field_validator("prefix")
+    @classmethod
+    def _relative(cls, prefix: str | None) -> str | None:
+        return None if prefix is None else clean_relative_path(prefix, "prefix")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, bucket: str) -> str:
+        if ".." in bucket:
+            raise ValueError("bucket must not contain '..'")
+        return bucket
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, endpoint: str | None) -> str | None:
+        return None if endpoint is None else check_endpoint(endpoint)
+
+    def key_prefix(self, namespace: str, name: str) -> str:
+        """The key prefix clips go to: ``prefix``, or ``<namespace>/<name>`` when not given."""
+        return self.prefix if self.prefix is not None else default_destination(namespace, name)
 
 
 class Storage(Model):
@@ -395,6 +647,12 @@ class WorkerResources(Model):
     )
 
 
+_FROM_CHAPTERS = (
+    "has(self.segmentation) && has(self.segmentation.fromChapters) && "
+    "self.segmentation.fromChapters"
+)
+
+
 class VideoProcessingJobSpec(Model):
     """The desired state of a VideoProcessingJob."""
 
@@ -402,8 +660,11 @@ class VideoProcessingJobSpec(Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    "has(self.segments) != has(self.transcript)",
-                    "give exactly one of segments (explicit ranges) or transcript",
+                    f"({_FROM_CHAPTERS}) ? (!has(self.segments) && "
+                    "(!has(self.knowledgePoints) || size(self.knowledgePoints) == 0)) "
+                    ": has(self.segments) != has(self.transcript)",
+                    "give exactly one of segments (explicit ranges), transcript or "
+                    "segmentation.fromChapters (which takes no segments or knowledgePoints)",
                 ),
                 _cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || self.cancel || "
@@ -411,48 +672,33 @@ class VideoProcessingJobSpec(Model):
                     "self.rerunToken != oldSelf.rerunToken))",
                     "cancel cannot be undone on its own; set a new rerunToken to run again",
                 ),
+                _cel(
+                    " && ".join(_unchanged(f) for f in IMMUTABLE_FIELDS),
+                    "source, segments, transcript and knowledgePoints are immutable; create a new "
+                    "resource instead",
+                ),
             ]
         }
     )
 
     source: Source = Field(
         description="The video to cut.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel("self == oldSelf", "source is immutable; create a new resource instead")
-            ]
-        },
     )
     segments: list[ExplicitSegment] | None = Field(
         default=None,
         min_length=1,
         max_length=500,
         description="Explicit time ranges (instead of transcript + knowledgePoints).",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel("self == oldSelf", "segments are immutable; create a new resource instead")
-            ]
-        },
     )
     transcript: TranscriptSource | None = Field(
         default=None,
         description="A timed transcript; knowledge points are mapped onto it.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel("self == oldSelf", "transcript is immutable; create a new resource instead")
-            ]
-        },
     )
     knowledge_points: list[KnowledgePoint] = Field(
         default_factory=list,
         max_length=500,
         description="Topics to cut; with the seed JSON transcript format they may come from "
         "the transcript document instead.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                _cel("self == oldSelf", "knowledgePoints are immutable; create a new resource")
-            ]
-        },
     )
     segmentation: Segmentation = Field(
         default_factory=Segmentation, description="Boundary and overlap rules."
@@ -487,10 +733,30 @@ class VideoProcessingJobSpec(Model):
         "published with matching checksums are not cut again).",
     )
 
+    @property
+    def needs_source_info(self) -> bool:
+        """True when the plan needs the source's chapters or captions (only the worker, which
+        asks yt-dlp, can plan it; the operator never downloads)."""
+        return self.segmentation.from_chapters or (
+            self.transcript is not None and self.transcript.from_source is not None
+        )
+
     @model_validator(mode="after")
     def _segmentation_mode(self) -> VideoProcessingJobSpec:
+        if self.segmentation.from_chapters:
+            if self.segments is not None or self.knowledge_points:
+                raise ValueError(
+                    "segmentation.fromChapters makes the segments: give no segments or "
+                    "knowledgePoints with it"
+                )
+            return self
+        if self.segmentation.chapter_titles is not None:
+            raise ValueError("segmentation.chapterTitles needs segmentation.fromChapters: true")
         if (self.segments is None) == (self.transcript is None):
-            raise ValueError("give exactly one of segments (explicit ranges) or transcript")
+            raise ValueError(
+                "give exactly one of segments (explicit ranges), transcript or "
+                "segmentation.fromChapters"
+            )
         if self.segments is not None and self.knowledge_points:
             raise ValueError("knowledgePoints go with a transcript, not with explicit segments")
         return self

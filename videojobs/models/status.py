@@ -52,6 +52,15 @@ class Progress(StatusModel):
     updated_at: Timestamp | None = Field(default=None, description="When this was written.")
 
 
+class CaptionsUsed(StatusModel):
+    """Where the transcript came from, when it is the source's own captions."""
+
+    language: str = Field(description="Caption language, as the site names it (e.g. en).")
+    automatic: bool = Field(description="True for automatic (speech-recognised) captions.")
+    format: str = Field(description="The caption format fetched, e.g. vtt.")
+    cues: int = Field(ge=0, description="Cues after merging rolling duplicates.")
+
+
 class SourceInfo(StatusModel):
     """What the worker found when it probed the source."""
 
@@ -67,6 +76,21 @@ class SourceInfo(StatusModel):
     size_bytes: int | None = Field(default=None, description="Size of the downloaded media.")
     partial: bool = Field(
         default=False, description="True when only the needed time ranges were downloaded."
+    )
+    downloader: str | None = Field(
+        default=None, description="The downloader and its version, e.g. 'yt-dlp 2026.10.26'."
+    )
+    js_runtime: str | None = Field(
+        default=None,
+        description="The JavaScript runtime yt-dlp used (e.g. 'deno 2.9.8'), or absent.",
+    )
+    captions: CaptionsUsed | None = Field(
+        default=None, description="The source's captions used as the transcript (fromSource)."
+    )
+    chapters: int | None = Field(
+        default=None,
+        ge=0,
+        description="Chapters the source has, when its segments came from them (fromChapters).",
     )
 
 

@@ -1,8 +1,10 @@
 """The worker contract: what the operator hands the worker pod, and how the worker answers.
 
 See ``docs/worker-contract.md`` for the prose version. In short: the operator puts a
-:class:`WorkerInput` as JSON in the ``VIDEOJOBS_INPUT`` environment variable of the Job's pod;
-the worker patches ``.status`` fields it owns and exits with one of :class:`ExitCode`.
+:class:`WorkerInput` as JSON in a per-run ConfigMap owned by the Job, mounted in the pod at
+:data:`INPUT_FILE` (named by ``VIDEOJOBS_INPUT_FILE``; ``VIDEOJOBS_INPUT`` holding the JSON itself
+serves local runs); the worker patches ``.status`` fields it owns and exits with one of
+:class:`ExitCode`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,19 @@ from videojobs.models.base import Model
 from videojobs.models.spec import VideoProcessingJobSpec
 
 INPUT_ENV = "VIDEOJOBS_INPUT"
-"""Environment variable holding the :class:`WorkerInput` JSON."""
+"""Environment variable holding the :class:`WorkerInput` JSON (local runs and tests)."""
+
+INPUT_FILE_ENV = "VIDEOJOBS_INPUT_FILE"
+"""Environment variable naming the file that holds the :class:`WorkerInput` JSON."""
+
+INPUT_MOUNT = "/var/run/videojobs/input"
+"""Where the operator mounts the run's input ConfigMap."""
+
+INPUT_KEY = "input.json"
+"""The ConfigMap key (file name) of the input; ``input.json.gz`` (gzip, in ``binaryData``) when
+the JSON alone would not fit in a ConfigMap."""
+
+INPUT_FILE = f"{INPUT_MOUNT}/{INPUT_KEY}"
 
 TRANSCRIPT_MOUNT = "/var/run/videojobs/transcript"
 """Where the operator mounts a transcript ConfigMap key (file name ``transcript``)."""
@@ -31,7 +45,7 @@ COOKIES_MOUNT = "/var/run/videojobs/cookies"
 
 
 class ExitCode(IntEnum):
-    """Worker exit codes. 10-19 are permanent (the Job fails at once), 20-29 transient."""
+    """Worker exit codes. 2 and 10-19 are permanent (the Job fails at once), 20-29 transient."""
 
     OK = 0
     INTERNAL = 1
@@ -69,6 +83,12 @@ class ResourceRef(Model):
     name: str = Field(description="Name of the resource.")
     uid: str = Field(description="UID of the resource (guards against a re-created namesake).")
     generation: int | None = Field(default=None, description="Spec generation being run.")
+    job_name: str | None = Field(
+        default=None,
+        description="The run's Job, as the operator writes it into status.jobName; the worker's "
+        "status writes test it, so a worker of an earlier run (a changed rerunToken) in its "
+        "grace period never writes into the new run's status.",
+    )
 
 
 class WorkerInput(Model):
@@ -87,6 +107,11 @@ class WorkerInput(Model):
     )
     allowed_networks: list[str] = Field(
         default_factory=list, description="CIDRs allowed even though they are private."
+    )
+    trusted_s3_endpoints: list[str] = Field(
+        default_factory=list,
+        description="S3 endpoints the platform vouches for (operator setting s3AllowedEndpoints):"
+        " exempt from the network guard. Any other endpoint passes the guard like a download.",
     )
     progress_interval_seconds: float = Field(
         default=5.0, gt=0, description="Least time between two progress patches."

@@ -143,6 +143,19 @@ by commas (the operator splits them), numbers and booleans as JSON (no 1e+06 for
       port: 53
     - protocol: TCP
       port: 53
+{{- with .Values.networkPolicy.dns.nodeLocalAddresses }}
+# NodeLocal DNSCache: pods' resolv.conf points at a link-local address on the node, not a pod.
+- to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ contains ":" . | ternary (printf "%s/128" .) (printf "%s/32" .) }}
+    {{- end }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- end }}
 # The Kubernetes API server{{ if not .Values.networkPolicy.apiServer.cidrs }} (any address on its ports: set networkPolicy.apiServer.cidrs){{ end }}.
 {{- if .Values.networkPolicy.apiServer.cidrs }}
 - to:
@@ -158,4 +171,25 @@ by commas (the operator splits them), numbers and booleans as JSON (no 1e+06 for
     - protocol: TCP
       port: {{ . }}
     {{- end }}
+{{- end }}
+
+{{/* Annotations of every worker ServiceAccount (chart-made or operator-made), as a dict. */}}
+{{- define "videojobs.workerSaAnnotations" -}}
+{{- merge (deepCopy (.Values.operator.config.workerServiceAccountAnnotations | default dict)) (.Values.workerRbac.serviceAccountAnnotations | default dict) | toJson }}
+{{- end }}
+
+{{/* Secret names every worker ServiceAccount pulls images with, as a JSON list. */}}
+{{- define "videojobs.workerPullSecrets" -}}
+{{- $names := list }}
+{{- range .Values.workerRbac.imagePullSecrets }}
+{{- if kindIs "map" . }}
+{{- $names = append $names .name }}
+{{- else }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- range .Values.operator.config.workerImagePullSecrets }}
+{{- $names = append $names . }}
+{{- end }}
+{{- $names | uniq | toJson }}
 {{- end }}

@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from videojobs.models import PERMANENT_EXIT_CODES, VideoProcessingJobSpec, WorkerInput
-from videojobs_operator import jobs
+from videojobs_operator.decide import Context, decide, is_finished, set_condition, wants_to_start
+from videojobs_operator.manifest import (
+    LABEL_RUN,
+    build_input_configmap,
+    build_job,
+    job_name,
+    resource_job_name,
+    run_id,
+    validate_spec,
+)
+from videojobs_operator.queue import QueueEntry, admit
 from videojobs_operator.settings import OperatorSettings
 
 NOW = dt.datetime(2026, 11, 25, 14, 0, 0, tzinfo=dt.UTC)
@@ -42,15 +52,15 @@ def resource(name: str = "lecture", status: dict[str, Any] | None = None, **spec
     }
 
 
-def ctx(**kw: Any) -> jobs.Context:
+def ctx(**kw: Any) -> Context:
     kw.setdefault("settings", settings())
-    return jobs.Context(now=kw.pop("now", NOW), **kw)
+    return Context(now=kw.pop("now", NOW), **kw)
 
 
 def running_status(r: dict[str, Any]) -> dict[str, Any]:
     return {
         "phase": "Running",
-        "jobName": jobs.resource_job_name(r),
+        "jobName": resource_job_name(r),
         "observedGeneration": 1,
         "startTime": "2026-11-25T13:00:00Z",
     }
@@ -86,10 +96,10 @@ def pod(
 
 
 def test_job_name_is_deterministic_short_and_per_run() -> None:
-    assert jobs.job_name("lecture", UID, None) == jobs.job_name("lecture", UID, None)
-    assert jobs.job_name("lecture", UID, None) != jobs.job_name("lecture", UID, "2")
-    assert jobs.job_name("lecture", UID, None) != jobs.job_name("lecture", UID + "x", None)
-    long = jobs.job_name("a." + "b" * 250, UID, "t")
+    assert job_name("lecture", UID, None) == job_name("lecture", UID, None)
+    assert job_name("lecture", UID, None) != job_name("lecture", UID, "2")
+    assert job_name("lecture", UID, None) != job_name("lecture", UID + "x", None)
+    long = job_name("a." + "b" * 250, UID, "t")
     assert len(long) <= 63
     assert all(c.isalnum() or c == "-" for c in long)
     assert not long.startswith("-")
@@ -108,7 +118,7 @@ def test_job_manifest_mounts_inputs_and_defaults() -> None:
     r["spec"]["source"]["cookiesSecretRef"] = {"name": "cookies", "key": "c.txt"}
     spec = VideoProcessingJobSpec.model_validate(r["spec"])
     s = settings(worker_cpu="3", worker_memory="5Gi", worker_scratch_size="9Gi")
-    manifest = jobs.build_job(r, spec, s)
+    manifest = build_job(r, spec, s)
     pod_spec = manifest["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
     assert volumes["transcript"]["configMap"]["items"] == [{"key": "t.vtt", "path": "transcript"}]
@@ -122,13 +132,22 @@ def test_job_manifest_mounts_inputs_and_defaults() -> None:
     assert container["resources"]["limits"] == {"cpu": "3", "memory": "5Gi"}
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TMPDIR"] == env["HOME"] == "/scratch"
-    data = WorkerInput.model_validate_json(env["VIDEOJOBS_INPUT"])
+    assert env["VIDEOJOBS_INPUT_FILE"] == "/var/run/videojobs/input/input.json"
+    assert mounts["input"] == {
+        "name": "input",
+        "mountPath": "/var/run/videojobs/input",
+        "readOnly": True,
+    }
+    created = {**manifest, "metadata": {**manifest["metadata"], "uid": "job-uid"}}
+    cm = build_input_configmap(r, spec, s, created)
+    assert volumes["input"]["configMap"]["name"] == cm["metadata"]["name"]
+    data = WorkerInput.model_validate_json(cm["data"]["input.json"])
     assert data.transcript_path == "/var/run/videojobs/transcript/transcript"
     assert data.resource is not None and data.resource.uid == UID
     assert data.allow_private_networks is False
     assert manifest["spec"]["activeDeadlineSeconds"] == s.default_active_deadline_seconds
     assert manifest["spec"]["template"]["metadata"]["labels"] == manifest["metadata"]["labels"]
-    assert manifest["metadata"]["labels"][jobs.LABEL_RUN] == jobs.run_id(UID, None)
+    assert manifest["metadata"]["labels"][LABEL_RUN] == run_id(UID, None)
     codes = manifest["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]
     assert codes == list(PERMANENT_EXIT_CODES) and 2 in codes and 20 not in codes
     json.dumps(manifest)  # plain JSON all the way down
@@ -138,39 +157,39 @@ def test_job_manifest_mounts_inputs_and_defaults() -> None:
 
 
 def test_condition_keeps_transition_time_while_status_unchanged() -> None:
-    first = jobs.set_condition([], "Progressing", "True", "Running", "a", "T1", 1)
-    same = jobs.set_condition(first, "Progressing", "True", "Retrying", "b", "T2", 2)
+    first = set_condition([], "Progressing", "True", "Running", "a", "T1", 1)
+    same = set_condition(first, "Progressing", "True", "Retrying", "b", "T2", 2)
     assert same[0]["lastTransitionTime"] == "T1"
     assert same[0]["reason"] == "Retrying" and same[0]["observedGeneration"] == 2
-    flipped = jobs.set_condition(same, "Progressing", "False", "Succeeded", "c", "T3", 2)
+    flipped = set_condition(same, "Progressing", "False", "Succeeded", "c", "T3", 2)
     assert flipped[0]["lastTransitionTime"] == "T3"
 
 
 # Queue ----------------------------------------------------------------------------------------
 
 
-def entry(ns: str, name: str, minute: int) -> jobs.QueueEntry:
-    return jobs.QueueEntry(ns, name, f"2026-11-25T13:{minute:02d}:00Z")
+def entry(ns: str, name: str, minute: int) -> QueueEntry:
+    return QueueEntry(ns, name, f"2026-11-25T13:{minute:02d}:00Z")
 
 
 def test_admit_is_fifo_within_the_global_limit() -> None:
     waiting = [entry("a", "late", 9), entry("a", "early", 1), entry("a", "mid", 5)]
-    assert jobs.admit(waiting, {}, 2, 0) == [("a", "early"), ("a", "mid")]
-    assert jobs.admit(waiting, {"a": 1}, 2, 0) == [("a", "early")]
-    assert jobs.admit(waiting, {"b": 2}, 2, 0) == []
-    assert len(jobs.admit(waiting, {"a": 50}, 0, 0)) == 3  # 0 = unlimited
+    assert admit(waiting, {}, 2, 0) == [("a", "early"), ("a", "mid")]
+    assert admit(waiting, {"a": 1}, 2, 0) == [("a", "early")]
+    assert admit(waiting, {"b": 2}, 2, 0) == []
+    assert len(admit(waiting, {"a": 50}, 0, 0)) == 3  # 0 = unlimited
 
 
 def test_admit_per_namespace_does_not_block_other_namespaces() -> None:
     waiting = [entry("a", "a1", 1), entry("a", "a2", 2), entry("b", "b1", 3)]
-    assert jobs.admit(waiting, {"a": 1}, 0, 1) == [("b", "b1")]
-    assert jobs.admit(waiting, {}, 0, 1) == [("a", "a1"), ("b", "b1")]
-    assert jobs.admit(waiting, {}, 1, 1) == [("a", "a1")]
+    assert admit(waiting, {"a": 1}, 0, 1) == [("b", "b1")]
+    assert admit(waiting, {}, 0, 1) == [("a", "a1"), ("b", "b1")]
+    assert admit(waiting, {}, 1, 1) == [("a", "a1")]
 
 
 def test_ties_in_creation_time_break_by_name() -> None:
     waiting = [entry("a", "b", 1), entry("a", "a", 1)]
-    assert jobs.admit(waiting, {}, 1, 0) == [("a", "a")]
+    assert admit(waiting, {}, 1, 0) == [("a", "a")]
 
 
 # Decisions ------------------------------------------------------------------------------------
@@ -178,16 +197,16 @@ def test_ties_in_creation_time_break_by_name() -> None:
 
 def test_new_resource_is_created_when_admitted_and_queued_otherwise() -> None:
     r = resource()
-    started = jobs.decide(r, None, [], ctx(admitted=True))
+    started = decide(r, None, [], ctx(admitted=True))
     assert started.create_job
     assert started.status["phase"] == "Pending"
-    assert started.status["jobName"] == jobs.resource_job_name(r)
-    queued = jobs.decide(r, None, [], ctx(admitted=False, queue_limit="at most 2 running"))
+    assert started.status["jobName"] == resource_job_name(r)
+    queued = decide(r, None, [], ctx(admitted=False, queue_limit="at most 2 running"))
     assert not queued.create_job
     assert queued.status["phase"] == "Queued"
     assert "at most 2 running" in queued.status["message"]
     assert [e.reason for e in queued.events] == ["Queued"]
-    again = jobs.decide(
+    again = decide(
         resource(status=queued.status),
         None,
         [],
@@ -198,9 +217,9 @@ def test_new_resource_is_created_when_admitted_and_queued_otherwise() -> None:
 
 def test_invalid_spec_fails_with_the_field() -> None:
     r = resource()
-    spec, problems = jobs.validate_spec({**r["spec"], "backoffLimit": 99})
+    spec, problems = validate_spec({**r["spec"], "backoffLimit": 99})
     assert spec is None
-    d = jobs.decide(r, None, [], ctx(problems=problems))
+    d = decide(r, None, [], ctx(problems=problems))
     assert d.status["phase"] == "Failed"
     assert "spec.backoffLimit" in d.status["error"]["message"]
     assert d.events[0].type == "Warning" and d.events[0].reason == "InvalidSpec"
@@ -211,9 +230,7 @@ def test_permanent_exit_code_becomes_an_actionable_error() -> None:
     r = resource(status={})
     r["status"] = running_status(r)
     failed = job([{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}], failed=1)
-    d = jobs.decide(
-        r, failed, [pod("Failed", exit_code=13, message='{"message": "sign in"}')], ctx()
-    )
+    d = decide(r, failed, [pod("Failed", exit_code=13, message='{"message": "sign in"}')], ctx())
     err = d.status["error"]
     assert d.status["phase"] == "Failed"
     assert err["category"] == "LoginRequired" and err["exitCode"] == 13 and err["permanent"]
@@ -232,7 +249,7 @@ def test_worker_error_is_preferred_when_it_matches_the_exit_code() -> None:
         }
     }
     failed = job([{"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}])
-    d = jobs.decide(r, failed, [pod("Failed", exit_code=11)], ctx())
+    d = decide(r, failed, [pod("Failed", exit_code=11)], ctx())
     assert "error" not in d.status  # the worker's own error stays as it is
     assert d.status["phase"] == "Failed"
     assert d.status["message"] == "removed by uploader"
@@ -243,7 +260,7 @@ def test_deadline_exceeded_is_a_timeout() -> None:
     r = resource()
     r["status"] = running_status(r)
     failed = job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}])
-    d = jobs.decide(r, failed, [pod("Failed", exit_code=143)], ctx())
+    d = decide(r, failed, [pod("Failed", exit_code=143)], ctx())
     assert d.status["phase"] == "Failed"
     assert d.status["error"]["category"] == "Timeout"
     assert d.status["error"]["reason"] == "DeadlineExceeded"
@@ -255,7 +272,7 @@ def test_backoff_limit_exceeded_mentions_attempts() -> None:
     r["status"] = running_status(r)
     failed = job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}], failed=3)
     pods = [pod("Failed", exit_code=21, created=f"2026-11-25T13:5{i}:00Z") for i in range(3)]
-    d = jobs.decide(r, failed, pods, ctx())
+    d = decide(r, failed, pods, ctx())
     assert d.status["error"]["category"] == "Timeout"
     assert d.status["error"]["permanent"] is False
     assert d.status["error"]["message"].startswith("gave up after 3 attempts")
@@ -278,12 +295,12 @@ def test_stuck_pod_waits_then_fails(reason: str) -> None:
     else:
         p = pod("Pending", waiting=reason)
     s = settings(pending_timeout_seconds=120)
-    early = jobs.decide(r, job(active=1), [p], ctx(settings=s))
+    early = decide(r, job(active=1), [p], ctx(settings=s))
     assert early.status.get("phase", "Pending") == "Pending"
     assert reason in early.status["message"]
     assert early.requeue_after == pytest.approx(60)
     assert not early.delete_job
-    late = jobs.decide(r, job(active=1), [p], ctx(settings=s, now=NOW + dt.timedelta(minutes=2)))
+    late = decide(r, job(active=1), [p], ctx(settings=s, now=NOW + dt.timedelta(minutes=2)))
     assert late.status["phase"] == "Failed"
     assert late.status["error"]["reason"] == reason
     assert late.delete_job
@@ -292,7 +309,7 @@ def test_stuck_pod_waits_then_fails(reason: str) -> None:
 def test_job_gone_fails_with_job_deleted() -> None:
     r = resource()
     r["status"] = running_status(r)
-    d = jobs.decide(r, None, [], ctx(job_missing=True, admitted=True))
+    d = decide(r, None, [], ctx(job_missing=True, admitted=True))
     assert d.status["phase"] == "Failed"
     assert d.status["error"]["reason"] == "JobDeleted"
     assert not d.create_job  # never a second Job for one run
@@ -302,18 +319,18 @@ def test_ttl_after_finish() -> None:
     r = resource(ttlSecondsAfterFinished=600)
     r["status"] = {
         "phase": "Succeeded",
-        "jobName": jobs.resource_job_name(r),
+        "jobName": resource_job_name(r),
         "observedGeneration": 1,
         "completionTime": "2026-11-25T13:55:00Z",
     }
-    soon = jobs.decide(r, None, [], ctx())
+    soon = decide(r, None, [], ctx())
     assert not soon.delete_resource and soon.requeue_after == pytest.approx(300)
     assert soon.status == {}
-    due = jobs.decide(r, None, [], ctx(now=NOW + dt.timedelta(minutes=5)))
+    due = decide(r, None, [], ctx(now=NOW + dt.timedelta(minutes=5)))
     assert due.delete_resource
     r["spec"].pop("ttlSecondsAfterFinished")
-    assert jobs.decide(r, None, [], ctx()).requeue_after is None  # kept forever by default
-    default = jobs.decide(r, None, [], ctx(settings=settings(default_ttl_seconds_after_finished=0)))
+    assert decide(r, None, [], ctx()).requeue_after is None  # kept forever by default
+    default = decide(r, None, [], ctx(settings=settings(default_ttl_seconds_after_finished=0)))
     assert default.delete_resource
 
 
@@ -321,23 +338,23 @@ def test_rerun_token_makes_a_finished_resource_start_again() -> None:
     r = resource()
     r["status"] = {
         "phase": "Succeeded",
-        "jobName": jobs.resource_job_name(r),
+        "jobName": resource_job_name(r),
         "observedGeneration": 1,
         "progress": {"stage": "Uploading", "percent": 100},
     }
-    assert jobs.is_finished(r) and not jobs.wants_to_start(r)
+    assert is_finished(r) and not wants_to_start(r)
     r["spec"]["rerunToken"] = "again"
     r["metadata"]["generation"] = 2
-    assert not jobs.is_finished(r) and jobs.wants_to_start(r)
-    d = jobs.decide(r, None, [], ctx(admitted=True))
-    assert d.create_job and d.status["jobName"] == jobs.resource_job_name(r)
+    assert not is_finished(r) and wants_to_start(r)
+    d = decide(r, None, [], ctx(admitted=True))
+    assert d.create_job and d.status["jobName"] == resource_job_name(r)
     assert d.status["progress"] is None  # the last run's progress is reset
 
 
 def test_cancel_deletes_the_job_and_keeps_outputs() -> None:
     r = resource(cancel=True)
     r["status"] = running_status(r) | {"segments": [{"index": 1}]}
-    d = jobs.decide(r, job(active=1), [pod("Running")], ctx())
+    d = decide(r, job(active=1), [pod("Running")], ctx())
     assert d.delete_job
     assert d.status["phase"] == "Cancelled"
     assert "segments" not in d.status
@@ -347,10 +364,10 @@ def test_retry_is_reported_once_a_new_pod_runs() -> None:
     r = resource()
     r["status"] = running_status(r) | {"attempts": 1}
     first = pod("Failed", exit_code=20, created="2026-11-25T13:50:00Z")
-    between = jobs.decide(r, job(failed=1), [first], ctx())
+    between = decide(r, job(failed=1), [first], ctx())
     assert between.status.get("phase") is None  # still Running, nothing new to say
     second = pod("Running", created="2026-11-25T13:51:00Z")
-    retry = jobs.decide(r, job(failed=1, active=1), [first, second], ctx())
+    retry = decide(r, job(failed=1, active=1), [first, second], ctx())
     assert retry.status["attempts"] == 2
     assert "exit code 20 (Network)" in retry.status["message"]
 
@@ -358,6 +375,6 @@ def test_retry_is_reported_once_a_new_pod_runs() -> None:
 def test_job_gone_after_the_worker_published_everything_is_a_success() -> None:
     r = resource()
     r["status"] = running_status(r) | {"manifestUri": "s3://clips/lecture/manifest.json"}
-    d = jobs.decide(r, None, [], ctx(job_missing=True))
+    d = decide(r, None, [], ctx(job_missing=True))
     assert d.status["phase"] == "Succeeded"
     assert "error" not in d.status

@@ -1,0 +1,364 @@
+"""Cutting benchmark per source kind (issue 12): naive re-encode, accurate, smart and copy.
+
+Imported by ``bench_cutting.py --kinds``; see there. Each source is 2 minutes of 1280x720 30 fps
+(1080p60: 30 s) generated once into ``benchmarks/.cache/kinds/`` — shorter than the 10-minute
+main benchmark to spare the shared machine. Plan: 2 segments of 30 s (2 of 10–12 s for
+1080p60), none starting on a keyframe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KCACHE = REPO / "benchmarks" / ".cache" / "kinds"
+METHODS = ["naive-reencode", "accurate", "smart", "copy"]
+PLAN_120 = [(12.4, 41.9), (62.7, 96.3)]
+"""63.1 s of output; the starts fall about mid-GOP for 2 s and 5 s GOPs (10 s GOP: 7.5 s in)."""
+PLAN_30 = [(2.3, 12.6), (15.1, 27.45)]
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str
+    ext: str
+    out: str
+    video: list[str]
+    size: str = "1280x720"
+    fps: int = 30
+    duration: int = 120
+    plan: list[tuple[float, float]] = field(default_factory=lambda: PLAN_120)
+    extra: list[str] = field(default_factory=list)
+    post: list[str] = field(default_factory=list)
+
+
+def _x264(preset: str, gop: int, params: str = "") -> list[str]:
+    args = ["-c:v", "libx264", "-preset", preset, "-crf", "23", "-g", str(gop)]
+    args += ["-keyint_min", str(gop), "-sc_threshold", "0"]
+    return args + (["-x264-params", params] if params else [])
+
+
+KINDS = [
+    Kind("x264-medium", "x264 medium, 5 s GOP", "mp4", "mp4", _x264("medium", 150)),
+    Kind("x264-veryfast", "x264 veryfast, 2 s GOP", "mp4", "mp4", _x264("veryfast", 60)),
+    Kind(
+        "open-gop",
+        "x264 veryfast open GOP, 5 s",
+        "mp4",
+        "mp4",
+        _x264("veryfast", 150, "open-gop=1"),
+    ),
+    Kind(
+        "sei-stripped",
+        "H.264 without x264 SEI (as YouTube/hardware), 5 s GOP",
+        "mp4",
+        "mp4",
+        _x264("veryfast", 150) + ["-bsf:v", "filter_units=remove_types=6"],
+    ),
+    Kind(
+        "vp9-webm",
+        "VP9 + Opus WebM, 5 s GOP → WebM",
+        "webm",
+        "webm",
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0"]
+        + ["-crf", "36", "-g", "150", "-keyint_min", "150", "-row-mt", "1"],
+    ),
+    Kind(
+        "av1",
+        "AV1 (SVT-AV1) + AAC MP4, 5 s GOP → MP4",
+        "mp4",
+        "mp4",
+        ["-c:v", "libsvtav1", "-preset", "12", "-crf", "45", "-g", "150"],
+    ),
+    Kind(
+        "1080p60",
+        "x264 veryfast 1080p60, 2 s GOP (30 s source)",
+        "mp4",
+        "mp4",
+        _x264("veryfast", 120),
+        size="1920x1080",
+        fps=60,
+        duration=30,
+        plan=PLAN_30,
+    ),
+    Kind("gop10s", "x264 veryfast, 10 s GOP", "mp4", "mp4", _x264("veryfast", 300)),
+    Kind(
+        "vfr",
+        "x264 veryfast VFR (30 fps, then 15 fps)",
+        "mp4",
+        "mp4",
+        _x264("veryfast", 60),
+        extra=["-vf", "select='lt(n\\,1800)+not(mod(n\\,2))'", "-fps_mode", "vfr"],
+    ),
+    Kind(
+        "rotated",
+        "x264 veryfast, 90° display rotation",
+        "mp4",
+        "mp4",
+        _x264("veryfast", 60),
+        post=["-metadata:s:v:0", "rotate=90"],
+    ),
+]
+BY_NAME = {k.name: k for k in KINDS}
+
+
+def _ffmpeg(args: list[str]) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def source(kind: Kind) -> Path:
+    path = KCACHE / f"{kind.name}-{kind.duration}s-{kind.size}.{kind.ext}"
+    if path.exists():
+        return path
+    KCACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    audio = ["-c:a", "libopus" if kind.ext == "webm" else "aac", "-b:a", "96k", "-ac", "2"]
+    args = [
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={kind.size}:rate={kind.fps}:duration={kind.duration}",
+    ]
+    args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={kind.duration}"]
+    args += ["-map", "0:v", "-map", "1:a", *kind.extra, "-pix_fmt", "yuv420p", *kind.video, *audio]
+    if kind.ext == "mp4":
+        args += ["-movflags", "+faststart"]
+    _ffmpeg([*args, str(tmp)])
+    if kind.post:
+        rotated = tmp.with_name(f".rot-{path.name}")
+        _ffmpeg(["-i", str(tmp), "-map", "0", "-c", "copy", *kind.post, str(rotated)])
+        rotated.replace(tmp)
+    tmp.rename(path)
+    return path
+
+
+def naive_args(src: Path, start: float, end: float, out_fmt: str, dest: Path) -> list[str]:
+    """What a loop of ffmpeg calls does: input seek, re-encode with the same encoder settings
+    videojobs uses for that container (x264 veryfast crf 20 + AAC; VP9 realtime + Opus)."""
+    args = ["-ss", f"{start}", "-i", str(src), "-t", f"{end - start:.3f}"]
+    if out_fmt == "webm":
+        args += ["-c:v", "libvpx-vp9", "-crf", "32", "-b:v", "0", "-deadline", "realtime"]
+        args += ["-cpu-used", "8", "-row-mt", "1", "-c:a", "libopus", "-b:a", "128k"]
+    else:
+        args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
+        args += ["-c:a", "aac", "-b:a", "128k"]
+    return [*args, str(dest)]
+
+
+def run_method(name: str, method: str, out_dir: Path) -> dict:
+    """One method over one kind's plan, in this (child) process."""
+    kind = BY_NAME[name]
+    src = source(kind)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs, used, notes = [], [], []
+    started = time.perf_counter()
+    if method == "naive-reencode":
+        for i, (s, e) in enumerate(kind.plan, 1):
+            out = out_dir / f"{i:02d}.{kind.out}"
+            _ffmpeg(naive_args(src, s, e, kind.out, out))
+            outputs.append(str(out))
+    else:
+        from videojobs.models import PlannedSegment, Quality
+        from videojobs_worker.cut import cut_clip
+        from videojobs_worker.probe import probe
+
+        info = probe(src)
+        for i, (s, e) in enumerate(kind.plan, 1):
+            seg = PlannedSegment(index=i, title=f"s{i}", start=s, end=e, stem=f"{i:02d}")
+            out = out_dir / f"{i:02d}.{kind.out}"
+            outcome = cut_clip(src, info, seg, kind.out, method, Quality(), out, threads=0)
+            outputs.append(str(out))
+            used.append(outcome.precision_used)
+            notes.append(outcome.note or "")
+    wall = time.perf_counter() - started
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "wall": wall,
+        "cpu": children.ru_utime + children.ru_stime + me.ru_utime + me.ru_stime,
+        "outputs": outputs,
+        "used": used,
+        "notes": notes,
+        "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+        "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def _probe_times(path: Path) -> list[float]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time"]
+        + ["-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted(float(v) for v in out.split() if v.strip() not in ("", "N/A"))
+
+
+def decode_errors(path: Path) -> int:
+    proc = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return len([line for line in proc.stderr.splitlines() if line.strip()]) + (
+        1 if proc.returncode else 0
+    )
+
+
+def decoded_frames(path: Path) -> int:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0"]
+        + ["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out.strip().split(",")[0] or 0)
+
+
+def measure(kind: Kind, result: dict, method: str) -> dict:
+    times = _probe_times(source(kind))
+    exact = True
+    errors = 0
+    for out, (s, e) in zip(result["outputs"], kind.plan, strict=True):
+        errors += decode_errors(Path(out))
+        planned = sum(1 for t in times if s - 0.0005 <= t < e - 0.0005)
+        if kind.name == "vfr" and method != "copy":
+            planned = round((e - s) * 30)  # re-encoded at a constant 30 fps
+        got = decoded_frames(Path(out))
+        if got != planned:
+            exact = False
+            result.setdefault("frame_mismatch", []).append((Path(out).name, got, planned))
+    return {"exact": exact, "errors": errors}
+
+
+def run_child(name: str, method: str, out_dir: Path) -> dict:
+    script = REPO / "benchmarks" / "bench_cutting.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--kind-child", f"{name}:{method}", "--out", str(out_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} {method} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_all(names: list[str], runs: int) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bench-kinds-"))
+    results: dict = {}
+    loads = [os.getloadavg()[0]]
+    try:
+        for name in names:
+            kind = BY_NAME[name]
+            src = source(kind)
+            subprocess.run(["cat", str(src)], stdout=subprocess.DEVNULL, check=True)
+            for run in range(runs):
+                for method in METHODS:
+                    out_dir = work / f"{name}-{method}-{run}"
+                    r = run_child(name, method, out_dir)
+                    print(f"{name:14s} run {run + 1}: {method:15s} {r['wall']:7.2f} s", flush=True)
+                    best = results.get((name, method))
+                    if best is None or r["wall"] < best["wall"]:
+                        r["dir"] = str(out_dir)
+                        if best is not None:
+                            shutil.rmtree(best["dir"], ignore_errors=True)
+                        results[(name, method)] = r
+                    else:
+                        shutil.rmtree(out_dir, ignore_errors=True)
+            loads.append(os.getloadavg()[0])
+            for method in METHODS:
+                r = results[(name, method)]
+                r.update(measure(kind, r, method))
+                shutil.rmtree(r["dir"], ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out: dict = {f"{n}|{m}": v for (n, m), v in results.items()}
+    out["load"] = f"{min(loads):.1f}–{max(loads):.1f}"
+    return out
+
+
+def _path(r: dict, method: str) -> str:
+    if method == "naive-reencode":
+        return "–"
+    used = r["used"]
+    smart = used.count("smart")
+    if method == "smart":
+        return "yes" if smart == len(used) else f"no ({smart}/{len(used)})"
+    if method == "copy":
+        copied = used.count("copy")
+        return "copy" if copied == len(used) else f"re-encoded ({len(used) - copied}/{len(used)})"
+    return "–"
+
+
+def _reason(r: dict) -> str:
+    for note in r["notes"]:
+        if note.startswith("smart fell back"):
+            return note.removeprefix("smart fell back to accurate: ")
+    return ""
+
+
+def build_table(results: dict, runs: int, names: list[str]) -> str:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    import re as _re
+
+    version = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
+    match = _re.match(r"ffmpeg version (\S+)", version)
+    lines = [
+        f"Per source kind: measured {now} by `python benchmarks/bench_cutting.py --kinds` on "
+        f"{os.cpu_count()} CPUs ({platform.machine()}), ffmpeg {match.group(1) if match else '?'}; "
+        f"minimum wall time of {runs} run(s) per method, the methods of one kind run side by "
+        "side (alternating), sequentially, warm page cache.",
+        "",
+        "Sources: 2 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
+        "WebM), shorter than the 10-minute main benchmark to spare the shared machine; plan: "
+        "2 clips of 30–34 s (1080p60: 10 and 12 s), none starting on a keyframe. Output: MP4, or "
+        "WebM for the VP9 source. Ratio = naive re-encode wall time / the method's. Frame-exact: "
+        "every clip has exactly the planned frames (for `copy`: not applicable, it snaps to the "
+        "keyframe). Decode errors: lines `ffmpeg -v error` prints decoding every clip. "
+        "CPU s: user + system time of the method's process and its ffmpeg children, less "
+        "sensitive than wall time to the other work on the shared machine (1-minute load "
+        f"average {results.get('load', '?')} during the run). Peak RSS: largest ffmpeg child / "
+        "the Python process.",
+        "",
+        "| source | method | wall s | ratio vs naive (wall) | CPU s | ratio (CPU) | fast path "
+        "| frame-exact | decode errors | peak RSS ffmpeg / Python |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    reasons = []
+    for name in names:
+        kind = BY_NAME[name]
+        naive = results[f"{name}|naive-reencode"]
+        for method in METHODS:
+            r = results[f"{name}|{method}"]
+            ratio = naive["wall"] / r["wall"] if r["wall"] else 0
+            cpu_ratio = naive["cpu"] / r["cpu"] if r["cpu"] else 0
+            exact = "n/a" if method == "copy" else ("yes" if r["exact"] else "**no**")
+            rss = f"{r['children_maxrss_kib'] // 1024} / {r['self_maxrss_kib'] // 1024} MiB"
+            label = kind.label if method == "naive-reencode" else ""
+            bold = "**" if method == "smart" else ""
+            lines.append(
+                f"| {label} | {method} | {r['wall']:.2f} | {bold}{ratio:.2f}×{bold} | "
+                f"{r['cpu']:.1f} | {cpu_ratio:.2f}× | {_path(r, method)} | {exact} | "
+                f"{r['errors']} | {rss} |"
+            )
+            if method == "smart" and _reason(r):
+                reasons.append(f"- {kind.label}: {_reason(r)}")
+    if reasons:
+        lines += ["", "Why `smart` fell back (the clip's note):", "", *reasons]
+    return "\n".join(lines)

@@ -1,0 +1,103 @@
+"""The FastAPI app: routers per resource, a backend, an authenticator, limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.middleware.cors import CORSMiddleware
+
+from videojobs_gateway import problems
+from videojobs_gateway.auth import Authenticator, Reviewer, build_authenticator
+from videojobs_gateway.backend import Backend
+from videojobs_gateway.limits import RateLimiter
+from videojobs_gateway.metrics import Metrics
+from videojobs_gateway.middleware import GatewayMiddleware
+from videojobs_gateway.routes import health, videos
+from videojobs_gateway.schemas import ProcessRequest, SpecRequest
+from videojobs_gateway.settings import GatewaySettings
+
+
+def create_app(
+    backend: Backend,
+    settings: GatewaySettings | None = None,
+    *,
+    authenticator: Authenticator | None = None,
+    reviewer: Reviewer | None = None,
+    console: bool = True,
+) -> FastAPI:
+    """The gateway over ``backend``; the backend is started and stopped with the app."""
+    settings = settings or GatewaySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await backend.start()
+        try:
+            yield
+        finally:
+            await backend.stop()
+            close = getattr(reviewer, "close", None)
+            if close is not None:
+                await close()
+
+    app = FastAPI(
+        title="videojobs gateway",
+        version="1",
+        description="Submit a video with its transcript and knowledge points; get named clips.",
+        lifespan=lifespan,
+    )
+    app.state.backend = backend
+    app.state.settings = settings
+    app.state.auth = authenticator or build_authenticator(settings, reviewer)
+    app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+    app.state.metrics = Metrics(backend.counts)
+    problems.install(app)
+    app.include_router(videos.router)
+    app.include_router(health.router)
+    if console:
+        from videojobs_gateway.routes import console as console_routes
+
+        app.include_router(console_routes.router)
+        console_routes.mount_static(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Api-Key"],
+            expose_headers=["Location", "Retry-After", "X-Request-ID"],
+        )
+    app.add_middleware(
+        GatewayMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+    )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )  # fmt: skip
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (ProcessRequest, SpecRequest):
+                doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(doc.pop("$defs", {}))
+                components[model.__name__] = doc
+            _problem_content(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _problem_content(schema: dict[str, Any]) -> None:
+    """Error responses are ``application/problem+json`` only."""
+    ref = {"$ref": "#/components/schemas/ProblemDoc"}
+    for path in schema.get("paths", {}).values():
+        for op in path.values():
+            for code, response in op.get("responses", {}).items():
+                if code.startswith(("4", "5")) and code != "503":
+                    response["content"] = {problems.PROBLEM: {"schema": ref}}

@@ -1,0 +1,177 @@
+"""The job store interface both backends implement (local SQLite, cluster resources).
+
+Routes talk only to a :class:`Backend`. Reads (:meth:`Backend.get`, :meth:`Backend.list_jobs`)
+are synchronous and served from memory (the local backend's table mirror, the cluster
+backend's watch-fed cache): a status read costs no I/O. Writes are coroutines.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from videojobs.models import VideoProcessingJobStatus
+from videojobs_gateway.convert import Submission
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is calling: the namespace their jobs live in, and how to act for them."""
+
+    name: str
+    namespace: str
+    rate: float | None = None
+    """Requests per second allowed to this identity (None: the gateway's default)."""
+    token: str | None = None
+    """The caller's bearer token (``client`` mode), for acting on their behalf."""
+    groups: tuple[str, ...] = ()
+
+
+@dataclass
+class JobRecord:
+    """One job as the store holds it."""
+
+    id: str
+    namespace: str
+    created_at: str
+    seq: int
+    """Creation order (newest first in lists; FIFO in the local queue)."""
+    spec: dict[str, Any]
+    status: VideoProcessingJobStatus = field(default_factory=VideoProcessingJobStatus)
+    version: int = 0
+    """Bumped on every change; progress streams wait for a newer one."""
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """Where a job's file is: a local path, or a (presigned) URL to redirect to."""
+
+    path: Path | None = None
+    url: str | None = None
+    media_type: str | None = None
+
+
+class BackendError(Exception):
+    """A store refusal with its HTTP status (404, 409, 403...)."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+
+
+def not_found(job_id: str) -> BackendError:
+    return BackendError(404, "Not Found", f"no job {job_id!r}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The job store."""
+
+    kind: str
+    """``local`` or ``cluster``."""
+
+    def default_storage(self, identity: Identity) -> dict[str, Any]:
+        """The ``output.storage`` of a REST submission."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def submit(
+        self,
+        identity: Identity,
+        submission: Submission,
+        *,
+        idempotency_key: str | None = None,
+        digest: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Create a job; with an idempotency key already used, the existing job and False.
+
+        Raises:
+            BackendError: 422 when the key was used with a different body.
+        """
+        ...
+
+    def get(self, identity: Identity, job_id: str) -> JobRecord:
+        """A job of the caller (from memory). Raises BackendError(404)."""
+        ...
+
+    def list_jobs(
+        self, identity: Identity, *, phase: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        """The caller's jobs, newest first, and the cursor of the next page."""
+        ...
+
+    async def cancel(self, identity: Identity, job_id: str) -> JobRecord: ...
+
+    async def retry(self, identity: Identity, job_id: str) -> JobRecord: ...
+
+    async def delete(self, identity: Identity, job_id: str, *, files: bool) -> None: ...
+
+    async def wait_change(
+        self, identity: Identity, job_id: str, version: int, timeout: float
+    ) -> JobRecord:
+        """The job once its version is above ``version`` (or after ``timeout``)."""
+        ...
+
+    def file(self, identity: Identity, job_id: str, name: str) -> FileRef:
+        """A published file of the job by plain name. Raises BackendError(404)."""
+        ...
+
+    async def checks(self) -> list[Check]:
+        """Readiness: the store, storage writable with free space, ffmpeg where jobs run."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Jobs by REST status, for /metrics."""
+        ...
+
+
+def encode_cursor(seq: int, job_id: str) -> str:
+    raw = json.dumps([seq, job_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The position a cursor names. Raises BackendError(400) for a malformed one."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        seq, job_id = json.loads(raw)
+        if not isinstance(seq, int) or not isinstance(job_id, str):
+            raise ValueError
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise BackendError(
+            400, "Bad Request", "cursor: not a cursor from a previous page"
+        ) from None
+    return seq, job_id
+
+
+def page(
+    jobs: list[JobRecord], *, phase: str | None, limit: int, cursor: str | None
+) -> tuple[list[JobRecord], str | None]:
+    """Newest-first page of ``jobs`` after ``cursor``, filtered by phase."""
+    ordered = sorted(jobs, key=lambda j: (j.seq, j.id), reverse=True)
+    if cursor:
+        after = decode_cursor(cursor)
+        ordered = [j for j in ordered if (j.seq, j.id) < after]
+    if phase is not None:
+        ordered = [j for j in ordered if (j.status.phase or "Pending") == phase]
+    chunk = ordered[: limit + 1]
+    nxt = encode_cursor(chunk[limit - 1].seq, chunk[limit - 1].id) if len(chunk) > limit else None
+    return chunk[:limit], nxt

@@ -1,0 +1,567 @@
+"""The local backend: jobs in SQLite under a data directory, run as worker subprocesses.
+
+``DIR/videojobs.sqlite3`` holds one row per job (spec, status, idempotency key); the rows are
+mirrored in memory, so reads never touch the database. ``DIR/jobs/<id>/`` holds the worker's
+input, its log and the published clips (``clips/``). Up to ``concurrency`` jobs run at a time, in
+submission order (FIFO); each is ``python -m videojobs_gateway.localworker``, the worker's own
+:class:`~videojobs_worker.runner.Runner`, which streams its status patches as JSON lines.
+
+A restart loses nothing: finished jobs stay; a job that was running when the gateway stopped is
+queued again at its old place and resumes (the runner skips clips already published), unless it
+was interrupted ``max_interrupts`` times already: then it ends ``failed`` with reason
+``Interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from videojobs.models import ErrorInfo, ExitCode, Progress, VideoProcessingJobStatus, WorkerInput
+from videojobs.models.status import FINISHED_PHASES
+from videojobs_gateway.backend import (
+    BackendError,
+    Check,
+    FileRef,
+    Identity,
+    JobRecord,
+    not_found,
+    page,
+)
+from videojobs_gateway.convert import Submission, rest_status, safe_file_name
+
+log = logging.getLogger("videojobs_gateway.local")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    namespace TEXT NOT NULL,
+    owner TEXT,
+    created_at TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    idem_key TEXT,
+    digest TEXT,
+    interrupts INTEGER NOT NULL DEFAULT 0,
+    pid INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(namespace, idem_key);
+"""
+
+_EXIT_CATEGORY = {
+    int(ExitCode.INTERNAL): "Internal",
+    int(ExitCode.USAGE): "Usage",
+    int(ExitCode.TERMINATED): "Terminated",
+}
+
+
+def _is_our_worker(pid: int) -> bool:
+    """True when ``pid`` is still a local worker (not a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"videojobs_gateway.localworker" in cmdline
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class LocalBackend:
+    """Jobs in SQLite, run by worker subprocesses; see the module docstring."""
+
+    kind = "local"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        concurrency: int = 1,
+        allow_files: bool = True,
+        allow_private_networks: bool = True,
+        base_dir: Path | None = None,
+        max_interrupts: int = 3,
+        min_free_bytes: int = 256 * 2**20,
+        python: str = sys.executable,
+    ) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.concurrency = max(1, concurrency)
+        self.allow_files = allow_files
+        self.allow_private_networks = allow_private_networks
+        self.base_dir = (base_dir or Path.cwd()).absolute()
+        self.max_interrupts = max_interrupts
+        self.min_free_bytes = min_free_bytes
+        self.python = python
+        self._db: sqlite3.Connection | None = None
+        self._jobs: dict[str, JobRecord] = {}
+        self._idem: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self._interrupts: dict[str, int] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._running: dict[str, asyncio.subprocess.Process | None] = {}
+        """Jobs given a worker slot; None until their process has started."""
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cancelling: set[str] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._scheduler: asyncio.Task[None] | None = None
+        self._seq = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the local backend is not started")
+        return self._db
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "jobs").mkdir(exist_ok=True)
+        self._db = sqlite3.connect(self.data_dir / "videojobs.sqlite3", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        rows = self._db.execute(
+            "SELECT id, seq, namespace, owner, created_at, spec, status, idem_key, digest,"
+            " interrupts, pid FROM jobs"
+        ).fetchall()
+        for jid, seq, ns, owner, created, spec, status, key, digest, interrupts, pid in rows:
+            job = JobRecord(
+                id=jid,
+                namespace=ns,
+                created_at=created,
+                seq=seq,
+                spec=json.loads(spec),
+                status=VideoProcessingJobStatus.model_validate_json(status),
+                owner=owner,
+            )
+            self._jobs[jid] = job
+            self._interrupts[jid] = interrupts
+            if key:
+                self._idem[(ns, key)] = (jid, digest)
+            self._seq = max(self._seq, seq)
+            if job.status.phase == "Running":
+                self._recover(job, pid)
+        self._scheduler = asyncio.create_task(self._schedule())
+        self._wake.set()
+
+    def _recover(self, job: JobRecord, pid: int | None) -> None:
+        """A job that was running when the gateway stopped: resume it, or end it."""
+        if pid and _is_our_worker(pid):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)  # a worker that outlived a crashed gateway
+        count = self._interrupts.get(job.id, 0) + 1
+        self._interrupts[job.id] = count
+        if count > self.max_interrupts:
+            self._set(
+                job,
+                phase="Failed",
+                stage=None,
+                message=f"interrupted {count} times by gateway restarts",
+                completion_time=now_rfc3339(),
+                error=ErrorInfo(
+                    category="Interrupted",
+                    reason="Interrupted",
+                    message=f"the gateway stopped while the job ran, {count} times; retry it",
+                    permanent=False,
+                ),
+            )
+        else:
+            self._set(
+                job,
+                phase="Queued",
+                stage=None,
+                error=None,
+                message="interrupted by a gateway restart; resumes where it stopped",
+            )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scheduler
+        for proc in list(self._running.values()):
+            if proc is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=30)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- storage of records ------------------------------------------------------------------
+
+    def _save(self, job: JobRecord, **extra: Any) -> None:
+        status = job.status.model_dump_json(by_alias=True, exclude_none=True)
+        self.db.execute(
+            "UPDATE jobs SET status = ?, interrupts = ? WHERE id = ?",
+            (status, self._interrupts.get(job.id, 0), job.id),
+        )
+        if "pid" in extra:
+            self.db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (extra["pid"], job.id))
+
+    def _set(self, job: JobRecord, **fields: Any) -> None:
+        job.status = job.status.model_copy(update=fields)
+        self._bump(job)
+
+    def _bump(self, job: JobRecord, **extra: Any) -> None:
+        job.version += 1
+        if self._db is not None:
+            self._save(job, **extra)
+        event = self._changed.pop(job.id, None)
+        if event is not None:
+            event.set()
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.data_dir / "jobs" / job_id
+
+    # -- the Backend interface ---------------------------------------------------------------
+
+    def default_storage(self, identity: Identity) -> dict[str, Any]:
+        # the worker publishes into the job's directory; the claim name is only a placeholder
+        return {"pvc": {"claimName": "local", "path": ""}}
+
+    async def submit(
+        self,
+        identity: Identity,
+        submission: Submission,
+        *,
+        idempotency_key: str | None = None,
+        digest: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        if idempotency_key is not None:
+            seen = self._idem.get((identity.namespace, idempotency_key))
+            if seen is not None:
+                jid, old = seen
+                if old != digest:
+                    raise BackendError(
+                        422,
+                        "Idempotency-Key reused",
+                        "this Idempotency-Key was used with a different request body",
+                    )
+                if jid in self._jobs:
+                    return self._jobs[jid], False
+        stem = submission.name or "job"
+        jid = f"{stem}-{secrets.token_hex(4)}"
+        while jid in self._jobs:
+            jid = f"{stem}-{secrets.token_hex(4)}"
+        self._seq += 1
+        job = JobRecord(
+            id=jid,
+            namespace=identity.namespace,
+            created_at=now_rfc3339(),
+            seq=self._seq,
+            spec=submission.spec,
+            status=VideoProcessingJobStatus(
+                phase="Queued", message="waiting for a free worker", queued_at=now_rfc3339()
+            ),
+            owner=identity.name,
+        )
+        self.db.execute(
+            "INSERT INTO jobs (id, seq, namespace, owner, created_at, spec, status, idem_key,"
+            " digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.id,
+                job.seq,
+                job.namespace,
+                job.owner,
+                job.created_at,
+                json.dumps(job.spec),
+                job.status.model_dump_json(by_alias=True, exclude_none=True),
+                idempotency_key,
+                digest,
+            ),
+        )
+        self._jobs[jid] = job
+        if idempotency_key is not None:
+            self._idem[(identity.namespace, idempotency_key)] = (jid, digest)
+        self._wake.set()
+        return job, True
+
+    def get(self, identity: Identity, job_id: str) -> JobRecord:
+        job = self._jobs.get(job_id)
+        if job is None or job.namespace != identity.namespace:
+            raise not_found(job_id)
+        return job
+
+    def list_jobs(
+        self, identity: Identity, *, phase: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        mine = [j for j in self._jobs.values() if j.namespace == identity.namespace]
+        return page(mine, phase=phase, limit=limit, cursor=cursor)
+
+    async def cancel(self, identity: Identity, job_id: str) -> JobRecord:
+        job = self.get(identity, job_id)
+        phase = job.status.phase
+        if phase in FINISHED_PHASES:
+            raise BackendError(409, "Conflict", f"job {job_id} is already {rest_status(phase)}")
+        if job_id in self._running:
+            self._cancelling.add(job_id)
+            proc = self._running[job_id]
+            if proc is not None:  # else _run stops it as soon as it has started
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+            self._set(job, message="cancelling")
+        else:
+            self._set(
+                job,
+                phase="Cancelled",
+                stage=None,
+                message="cancelled before it started",
+                completion_time=now_rfc3339(),
+            )
+        return job
+
+    async def retry(self, identity: Identity, job_id: str) -> JobRecord:
+        job = self.get(identity, job_id)
+        if job.status.phase not in ("Failed", "Cancelled"):
+            raise BackendError(
+                409,
+                "Conflict",
+                f"job {job_id} is {rest_status(job.status.phase)}; only failed or cancelled "
+                "jobs can be retried",
+            )
+        self._interrupts[job.id] = 0
+        job.status = VideoProcessingJobStatus(
+            phase="Queued",
+            message="retry: waiting for a free worker (published clips are kept)",
+            queued_at=now_rfc3339(),
+        )
+        self._bump(job)
+        self._wake.set()
+        return job
+
+    async def delete(self, identity: Identity, job_id: str, *, files: bool) -> None:
+        job = self.get(identity, job_id)
+        if job.status.phase not in FINISHED_PHASES:
+            raise BackendError(
+                409,
+                "Conflict",
+                f"job {job_id} is {rest_status(job.status.phase)}; cancel it before deleting",
+            )
+        self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        del self._jobs[job_id]
+        self._idem = {k: v for k, v in self._idem.items() if v[0] != job_id}
+        if files:
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        self._bump(job)
+
+    async def wait_change(
+        self, identity: Identity, job_id: str, version: int, timeout: float
+    ) -> JobRecord:
+        job = self.get(identity, job_id)
+        if job.version > version:
+            return job
+        event = self._changed.setdefault(job_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return self.get(identity, job_id)
+
+    def file(self, identity: Identity, job_id: str, name: str) -> FileRef:
+        self.get(identity, job_id)
+        if not safe_file_name(name):
+            raise BackendError(400, "Bad Request", f"file name {name!r} is not a plain name")
+        root = (self.job_dir(job_id) / "clips").resolve()
+        path = (root / name).resolve()
+        if path.parent != root or not path.is_file():
+            raise BackendError(404, "Not Found", f"job {job_id} has no file {name!r}")
+        return FileRef(path=path)
+
+    async def checks(self) -> list[Check]:
+        out = []
+        try:
+            self.db.execute("SELECT 1").fetchone()
+            out.append(Check("store", True, f"SQLite {self.data_dir / 'videojobs.sqlite3'}"))
+        except (sqlite3.Error, RuntimeError) as exc:
+            out.append(Check("store", False, f"SQLite: {exc}"))
+        probe = self.data_dir / ".ready-probe"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+            free = shutil.disk_usage(self.data_dir).free
+            ok = free >= self.min_free_bytes
+            out.append(
+                Check("storage", ok, f"{self.data_dir} writable, {free / 2**30:.1f} GiB free")
+            )
+        except OSError as exc:
+            out.append(Check("storage", False, f"{self.data_dir} not writable: {exc}"))
+        for tool in ("ffmpeg", "ffprobe"):
+            found = shutil.which(tool)
+            out.append(Check(tool, found is not None, found or f"{tool} is not on PATH"))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for job in self._jobs.values():
+            word = rest_status(job.status.phase)
+            out[word] = out.get(word, 0) + 1
+        return out
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def _schedule(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            queued = sorted(
+                (j for j in self._jobs.values() if j.status.phase == "Queued"),
+                key=lambda j: j.seq,
+            )
+            for job in queued:
+                if len(self._running) >= self.concurrency or self._stopping:
+                    break
+                if job.id in self._running:
+                    continue
+                self._running[job.id] = None  # the slot is taken before the first await
+                self._set(job, phase="Running", stage="Starting", message="starting")
+                task = asyncio.create_task(self._run(job))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: JobRecord) -> None:
+        try:
+            await self._run_worker(job)
+        except Exception as exc:  # a bug or a full disk: the job fails, the slot is freed
+            log.exception("job %s: cannot run the worker", job.id)
+            self._running.pop(job.id, None)
+            self._finish_failed(job, "Internal", type(exc).__name__, str(exc), None)
+            self._wake.set()
+
+    async def _run_worker(self, job: JobRecord) -> None:
+        directory = self.job_dir(job.id)
+        (directory / "clips").mkdir(parents=True, exist_ok=True)
+        worker_input = WorkerInput.model_validate(
+            {"spec": job.spec, "allowPrivateNetworks": self.allow_private_networks}
+        )
+        (directory / "input.json").write_text(
+            worker_input.model_dump_json(by_alias=True, exclude_none=True), encoding="utf-8"
+        )
+        argv = [
+            self.python, "-m", "videojobs_gateway.localworker",
+            "--input", str(directory / "input.json"),
+            "--out", str(directory / "clips"),
+            "--base-dir", str(self.base_dir),
+        ]  # fmt: skip
+        if self.allow_files:
+            argv.append("--allow-files")
+        with open(directory / "worker.log", "ab") as logfile:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=logfile,
+                    start_new_session=True,
+                    limit=16 * 2**20,
+                )
+            except OSError as exc:
+                self._running.pop(job.id, None)
+                self._finish_failed(job, "Internal", "WorkerNotStarted", str(exc), None)
+                return
+        self._running[job.id] = proc
+        if job.id in self._cancelling:  # cancelled while the process was starting
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        job.status = job.status.model_copy(
+            update={
+                "phase": "Running",
+                "stage": "Starting",
+                "message": "running",
+                "start_time": now_rfc3339(),
+                "completion_time": None,
+                "error": None,
+            }
+        )
+        self._bump(job, pid=proc.pid)
+        try:
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                self._apply(job, line)
+            code = await proc.wait()
+        finally:
+            self._running.pop(job.id, None)
+        if self._stopping and job.id not in self._cancelling:
+            return  # interrupted by the gateway's own stop: resumed at the next start
+        self._finish(job, code)
+        self._wake.set()
+
+    def _apply(self, job: JobRecord, line: bytes) -> None:
+        try:
+            patch = json.loads(line)["status"]
+            current = job.status.model_dump(by_alias=True, exclude_none=True)
+            current.update(patch)
+            status = VideoProcessingJobStatus.model_validate(current)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("job %s: unreadable worker line (%s)", job.id, exc)
+            return
+        if status.progress is not None and status.phase == "Running":
+            status = status.model_copy(update={"stage": status.progress.stage})
+        job.status = status
+        self._bump(job)
+
+    def _finish(self, job: JobRecord, code: int) -> None:
+        self.db.execute("UPDATE jobs SET pid = NULL WHERE id = ?", (job.id,))
+        if job.id in self._cancelling:
+            self._cancelling.discard(job.id)
+            self._set(
+                job,
+                phase="Cancelled",
+                stage=None,
+                message="cancelled while running",
+                completion_time=now_rfc3339(),
+                error=None,
+            )
+        elif code == 0:
+            progress = job.status.progress or Progress(stage="Finished")
+            self._set(
+                job,
+                phase="Succeeded",
+                stage="Finished",
+                message=f"{len(job.status.segments)} clips published",
+                completion_time=now_rfc3339(),
+                progress=progress.model_copy(update={"percent": 100, "stage": "Finished"}),
+            )
+        else:
+            err = job.status.error
+            if err is None:
+                category = _EXIT_CATEGORY.get(code, "Internal")
+                self._finish_failed(
+                    job, category, category, f"the worker exited with code {code}", code
+                )
+            else:
+                self._set(
+                    job,
+                    phase="Failed",
+                    stage=None,
+                    message=err.message,
+                    completion_time=now_rfc3339(),
+                    error=err.model_copy(update={"exit_code": code}),
+                )
+
+    def _finish_failed(
+        self, job: JobRecord, category: str, reason: str, message: str, code: int | None
+    ) -> None:
+        self._set(
+            job,
+            phase="Failed",
+            stage=None,
+            message=message,
+            completion_time=now_rfc3339(),
+            error=ErrorInfo(category=category, reason=reason, message=message, exit_code=code),
+        )

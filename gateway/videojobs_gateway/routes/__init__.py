@@ -1,0 +1,1 @@
+"""One router module per resource; :func:`videojobs_gateway.app.create_app` assembles them."""

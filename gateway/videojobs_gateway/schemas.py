@@ -1,0 +1,184 @@
+"""The REST documents, as pydantic models: they feed the OpenAPI spec at ``/openapi.json``.
+
+Routes build plain dicts (:mod:`videojobs_gateway.convert`) and return them as JSON; these models
+describe them (and schemathesis checks every response against them). The request models are
+documentation only: the body is checked by the code behind ``videojobs validate``, so its
+messages are the CLI's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StatusWord = Literal["pending", "queued", "processing", "completed", "failed", "cancelled"]
+TimeValue = float | str
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TranscriptEntry(_Doc):
+    start_time: TimeValue = Field(description="Seconds (a number) or a time string.")
+    end_time: TimeValue = Field(description="Seconds (a number) or a time string.")
+    text: str
+
+
+class KnowledgePointIn(_Doc):
+    knowledge_id: str = Field(description="Unique id; used in file names.")
+    title: str
+    description: str = ""
+    start_time: TimeValue | None = Field(default=None, description="Or give a quote.")
+    end_time: TimeValue | None = Field(
+        default=None, description="Default: the next knowledge point's start, or the end."
+    )
+    quote: str | None = Field(
+        default=None, description="Words spoken at the start (instead of start_time)."
+    )
+
+
+class OutputIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    formats: list[Literal["mp4", "webm"]] = Field(default=["mp4"])
+    precision: Literal["copy", "accurate", "smart"] = "smart"
+
+
+class ProcessRequest(_Doc):
+    """The REST body: a video URL, its timed transcript and the knowledge points to cut."""
+
+    video_url: str
+    transcript: list[TranscriptEntry]
+    knowledge_points: list[KnowledgePointIn] = Field(default_factory=list)
+    output: OutputIn | None = None
+    name: str | None = Field(default=None, description="Job id prefix (a DNS label).")
+
+
+class SpecRequest(_Doc):
+    """A ``VideoProcessingJob`` spec (camelCase, as in ``docs/resource.md``)."""
+
+    spec: dict[str, Any]
+    name: str | None = None
+
+
+class Links(_Doc):
+    self: str
+    status: str
+    progress: str
+    stream: str
+    results: str
+
+
+class Accepted(_Doc):
+    job_id: str
+    status: StatusWord
+    created: bool = Field(description="False when an Idempotency-Key returned an earlier job.")
+    notes: list[str] = Field(default_factory=list)
+    links: Links
+
+
+class ErrorDoc(_Doc):
+    category: str
+    reason: str
+    message: str
+    permanent: bool
+
+
+class StatusDoc(_Doc):
+    job_id: str
+    status: StatusWord
+    stage: str | None
+    message: str | None
+    error: ErrorDoc | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class ProgressDoc(_Doc):
+    job_id: str
+    status: StatusWord
+    stage: str | None
+    percent: int
+    segments_done: int
+    segments_total: int
+    eta_seconds: int | None
+    message: str
+
+
+class FileDoc(_Doc):
+    kind: str
+    format: str
+    name: str
+    url: str
+    bytes: int
+    sha256: str
+    duration: float | None
+
+
+class SegmentDoc(_Doc):
+    index: int
+    knowledge_id: str | None
+    title: str
+    description: str
+    start: float
+    end: float
+    precision: str
+    files: list[FileDoc]
+    note: str | None
+
+
+class ResultsDoc(_Doc):
+    job_id: str
+    status: StatusWord
+    segments: list[SegmentDoc]
+    manifest_url: str | None
+
+
+class JobSummary(_Doc):
+    job_id: str
+    status: StatusWord
+    stage: str | None
+    percent: int
+    segments_done: int
+    segments_total: int
+    video_url: str
+    created_at: str
+    message: str | None
+    links: Links
+
+
+class JobList(_Doc):
+    jobs: list[JobSummary]
+    next_cursor: str | None
+
+
+class FieldProblem(_Doc):
+    field: str
+    message: str
+
+
+class ProblemDoc(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[FieldProblem] | None = None
+
+
+class CheckDoc(_Doc):
+    name: str
+    ok: bool
+    detail: str
+
+
+class ReadyDoc(_Doc):
+    ready: bool
+    backend: str
+    checks: list[CheckDoc]

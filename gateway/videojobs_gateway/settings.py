@@ -1,0 +1,52 @@
+"""Gateway settings: ``VIDEOJOBS_GATEWAY_*`` environment variables (the chart renders them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AuthMode = Literal["none", "apikey", "header", "client"]
+
+
+class GatewaySettings(BaseSettings):
+    """How the gateway authenticates, limits and serves."""
+
+    model_config = SettingsConfigDict(env_prefix="VIDEOJOBS_GATEWAY_", extra="ignore")
+
+    auth_mode: AuthMode = Field(default="none", description="none, apikey, header or client.")
+    namespace: str = Field(
+        default="default", description="The namespace of every job in auth mode none."
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="apikey mode: YAML/JSON list of {name, sha256, namespace, rate} (a mounted "
+        "Secret key); re-read when it changes, so a removed key is revoked at once.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="header mode: CIDRs of the authenticating proxy; identity headers from "
+        "any other address are ignored.",
+    )
+    user_header: str = Field(default="X-Remote-User", description="header mode: user name.")
+    group_header: str = Field(default="X-Remote-Group", description="header mode: groups.")
+    namespace_header: str = Field(
+        default="X-Remote-Namespace",
+        description="header mode: the caller's namespace (else the setting namespace).",
+    )
+    token_cache_seconds: float = Field(
+        default=60.0, description="client mode: how long a TokenReview answer is reused."
+    )
+    rate_per_second: float = Field(
+        default=50.0, description="Requests per second per identity (token bucket refill)."
+    )
+    rate_burst: int = Field(default=100, description="Bucket size per identity.")
+    max_body_bytes: int = Field(default=4 * 2**20, description="Largest request body.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS (exact matches)."
+    )
+    stream_heartbeat_seconds: float = Field(
+        default=15.0, description="SSE comment line interval while nothing changes."
+    )

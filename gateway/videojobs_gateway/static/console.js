@@ -1,0 +1,201 @@
+// The videojobs console: plain DOM + fetch + EventSource against /api/v1/videos.
+"use strict";
+const VJ = (() => {
+  const API = "/api/v1/videos";
+  const FINISHED = new Set(["completed", "failed", "cancelled"]);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
+    }
+    for (const c of children) node.append(c);
+    return node;
+  }
+
+  async function api(method, path, body) {
+    const opts = { method, headers: {} };
+    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
+    const r = await fetch(API + path, opts);
+    const text = await r.text();
+    const doc = text ? JSON.parse(text) : null;
+    if (!r.ok) { const err = new Error((doc && (doc.detail || doc.title)) || r.statusText); err.problem = doc; throw err; }
+    return doc;
+  }
+
+  function follow(jobId, onProgress) {
+    // Server-Sent Events until the job ends (the `end` event), then the stream is closed.
+    const es = new EventSource(`${API}/progress/${encodeURIComponent(jobId)}/stream`);
+    es.addEventListener("progress", (e) => onProgress(JSON.parse(e.data)));
+    es.addEventListener("end", () => es.close());
+    return es;
+  }
+
+  function fmtTime(s) {
+    const t = Math.max(0, Number(s));
+    const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = (t % 60).toFixed(1).padStart(4, "0");
+    return (h ? `${h}:${String(m).padStart(2, "0")}` : `${m}`) + `:${sec}`;
+  }
+
+  function slug(text, n) {
+    const s = text.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40);
+    return s || `point-${n}`;
+  }
+
+  function parsePoints(text) {
+    const trimmed = text.trim();
+    if (!trimmed) return [];
+    if (trimmed.startsWith("[")) return JSON.parse(trimmed);
+    return trimmed.split("\n").filter((l) => l.trim()).map((line, i) => {
+      const m = line.trim().match(/^(\S+?)(?:\s*-\s*(\S+))?\s+(.+)$/);
+      if (!m) throw new Error(`knowledge points, line ${i + 1}: expected "START[-END] Title"`);
+      const point = { knowledge_id: slug(m[3], i + 1), title: m[3].trim(), start_time: m[1] };
+      if (m[2]) point.end_time = m[2];
+      return point;
+    });
+  }
+
+  function buildBody(form) {
+    const url = form.video_url.value.trim();
+    const transcript = form.transcript.value.trim();
+    const points = parsePoints(form.knowledge_points.value);
+    const output = { formats: document.getElementById("formats").value.split(","), precision: document.getElementById("precision").value };
+    let entries = null;
+    if (transcript.startsWith("[")) { try { entries = JSON.parse(transcript); } catch (e) { entries = null; } }
+    if (entries !== null) return { video_url: url, transcript: entries, knowledge_points: points, output };
+    // WebVTT, SRT or another format: send a spec; the server detects the format
+    const kps = points.map((p) => {
+      const k = { id: p.knowledge_id, title: p.title, description: p.description || "" };
+      if (p.start_time !== undefined) k.start = String(p.start_time);
+      if (p.end_time !== undefined) k.end = String(p.end_time);
+      if (p.quote) k.quote = p.quote;
+      return k;
+    });
+    return { spec: { source: { url }, transcript: { inline: transcript + "\n", format: "auto" }, knowledgePoints: kps, output } };
+  }
+
+  function jobRow(job) {
+    const bar = el("progress", { max: "100", value: String(job.percent) });
+    const status = el("span", { class: `status ${job.status}`, text: job.status });
+    const link = el("a", { href: `/console/jobs/${job.job_id}`, text: job.job_id });
+    const row = el("tr", { "data-job": job.job_id },
+      el("td", {}, link), el("td", { class: "muted", text: job.video_url.slice(0, 60) }),
+      el("td", {}, status), el("td", {}, bar, el("span", { class: "muted", text: ` ${job.percent}%` })),
+      el("td", { class: "muted", text: job.created_at }));
+    if (!FINISHED.has(job.status)) {
+      follow(job.job_id, (p) => {
+        bar.value = p.percent; bar.nextSibling.textContent = ` ${p.percent}%`;
+        status.textContent = p.status; status.className = `status ${p.status}`;
+      });
+    }
+    return row;
+  }
+
+  async function indexPage() {
+    const form = document.getElementById("submit");
+    const tbody = document.querySelector("#jobs tbody");
+    const more = document.getElementById("more");
+    let cursor = null;
+    async function load(reset) {
+      const q = new URLSearchParams({ limit: "25" });
+      if (!reset && cursor) q.set("cursor", cursor);
+      const doc = await api("GET", `/jobs?${q}`);
+      if (reset) tbody.replaceChildren();
+      for (const job of doc.jobs) tbody.append(jobRow(job));
+      cursor = doc.next_cursor; more.hidden = !cursor;
+    }
+    more.addEventListener("click", () => load(false));
+    document.getElementById("transcript_file").addEventListener("change", async (e) => {
+      const file = e.target.files[0];
+      if (file) form.transcript.value = await file.text();
+    });
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const error = document.getElementById("submit_error");
+      error.textContent = "";
+      let body;
+      try { body = buildBody(form); } catch (err) { error.textContent = err.message; return; }
+      const button = document.getElementById("submit_button");
+      button.disabled = true;
+      try {
+        const doc = await api("POST", "/process", body);
+        window.location.href = `/console/jobs/${doc.job_id}`;
+      } catch (err) {
+        const p = err.problem;
+        error.textContent = p && p.errors ? p.errors.map((x) => `${x.field}: ${x.message}`).join("\n") : err.message;
+      } finally { button.disabled = false; }
+    });
+    await load(true);
+  }
+
+  function clipCard(seg) {
+    const videos = seg.files.filter((f) => f.kind === "video");
+    const thumb = seg.files.find((f) => f.kind === "thumbnail");
+    const card = el("div", { class: "clip", "data-clip": String(seg.index) });
+    const poster = thumb ? el("img", { src: thumb.url, alt: `thumbnail of ${seg.title}`, class: "thumb" }) : null;
+    const player = el("video", { controls: "", preload: "metadata", playsinline: "" });
+    if (thumb) player.setAttribute("poster", thumb.url);
+    for (const f of [...videos].sort((a) => (a.format === "webm" ? -1 : 1))) {
+      player.append(el("source", { src: f.url, type: `video/${f.format}` }));
+    }
+    const links = videos.map((f) => el("a", { href: f.url, download: f.name, text: `${f.format} (${(f.bytes / 1024).toFixed(0)} KiB)` }));
+    const play = el("button", { class: "secondary play", text: "Play" });
+    play.addEventListener("click", () => { if (poster) poster.hidden = true; player.hidden = false; player.play(); });
+    player.hidden = Boolean(poster);
+    const body = el("div", { class: "body" },
+      el("h3", { text: `${seg.index}. ${seg.title}` }),
+      el("div", { class: "muted", text: `${seg.knowledge_id || ""}  ${fmtTime(seg.start)} – ${fmtTime(seg.end)}` }),
+      el("div", { text: seg.description || "" }),
+      el("div", { class: "actions" }, play, ...links));
+    if (poster) card.append(poster);
+    card.append(player, body);
+    return card;
+  }
+
+  async function jobPage() {
+    const jobId = decodeURIComponent(window.location.pathname.split("/").pop());
+    document.getElementById("job_id").textContent = jobId;
+    const bar = document.getElementById("progress");
+    let shown = -1;
+    async function showResults() {
+      const res = await api("GET", `/results/${jobId}`);
+      if (res.segments.length === shown) return;
+      shown = res.segments.length;
+      const box = document.getElementById("clips");
+      box.replaceChildren(...res.segments.map(clipCard));
+      document.getElementById("no_clips").hidden = res.segments.length > 0;
+    }
+    async function showStatus() {
+      const st = await api("GET", `/status/${jobId}`);
+      const s = document.getElementById("status");
+      s.textContent = st.status; s.className = `status ${st.status}`;
+      document.getElementById("stage").textContent = st.stage || "";
+      document.getElementById("error").textContent = st.error ? `${st.error.category}: ${st.error.message}` : "";
+      document.getElementById("cancel").disabled = FINISHED.has(st.status);
+      document.getElementById("retry").disabled = !(st.status === "failed" || st.status === "cancelled");
+      return st;
+    }
+    const job = await api("GET", `/jobs/${jobId}`);
+    document.getElementById("video_url").textContent = job.video_url;
+    function onProgress(p) {
+      bar.value = p.percent;
+      document.getElementById("percent").textContent = `${p.percent}%  ${p.segments_done}/${p.segments_total} clips`;
+      document.getElementById("eta").textContent = p.eta_seconds ? `about ${p.eta_seconds}s left` : "";
+      showStatus();
+      if (p.segments_done !== shown || FINISHED.has(p.status)) showResults();
+    }
+    let stream = null;
+    const st = await showStatus();
+    onProgress(await api("GET", `/progress/${jobId}`));
+    if (!FINISHED.has(st.status)) stream = follow(jobId, onProgress);
+    document.getElementById("cancel").addEventListener("click", async () => { await api("POST", `/jobs/${jobId}/cancel`); showStatus(); });
+    document.getElementById("retry").addEventListener("click", async () => {
+      await api("POST", `/jobs/${jobId}/retry`);
+      await showStatus();
+      if (stream) stream.close();
+      stream = follow(jobId, onProgress);
+    });
+  }
+
+  return { indexPage, jobPage, parsePoints, buildBody };
+})();

@@ -1,0 +1,517 @@
+"""The state machine: from a resource, its run's Job and pods, to the next step (pure).
+
+:func:`decide` reads what was observed (the resource, its Job, the Job's pods, "now" and what
+the reconciler found out: validation problems, queue admission) and returns a
+:class:`Decision`: a status patch, events, and actions (create or delete the Job, delete the
+resource, look again later). It never talks to the API or reads the clock; ``reconcile.py`` does
+the I/O around it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from videojobs.errors import Problem
+from videojobs.models import FINISHED_PHASES
+from videojobs_operator.manifest import resource_job_name
+from videojobs_operator.observe import (
+    STUCK_WAITING_REASONS,
+    WAITING_FOR_POD,
+    job_finished,
+    observe_run,
+)
+from videojobs_operator.settings import OperatorSettings
+from videojobs_operator.timestamps import format_time, parse_time
+
+Body = Mapping[str, Any]
+Patch = dict[str, Any]
+
+OPERATOR_STATUS_FIELDS = (
+    "phase",
+    "stage",
+    "message",
+    "observedGeneration",
+    "conditions",
+    "jobName",
+    "attempts",
+    "queuedAt",
+    "startTime",
+    "completionTime",
+)
+"""Status fields only the operator writes (``error`` is shared with the worker)."""
+
+ACTIVE_PHASES = frozenset({"Pending", "Running"})
+
+
+# Conditions -----------------------------------------------------------------------------------
+
+
+def set_condition(
+    conditions: Iterable[Mapping[str, Any]],
+    kind: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """Conditions with ``kind`` set; lastTransitionTime moves only when ``status`` changes."""
+    out: list[dict[str, Any]] = []
+    found = False
+    for cond in conditions:
+        if cond.get("type") != kind:
+            out.append(dict(cond))
+            continue
+        found = True
+        same = cond.get("status") == status
+        out.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": cond.get("lastTransitionTime", now) if same else now,
+                "observedGeneration": generation,
+            }
+        )
+    if not found:
+        out.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now,
+                "observedGeneration": generation,
+            }
+        )
+    order = {"Accepted": 0, "Progressing": 1, "Complete": 2, "Failed": 3}
+    return sorted(out, key=lambda c: order.get(str(c.get("type")), 9))
+
+
+def drop_condition(conditions: Iterable[Mapping[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """Conditions without ``kind``."""
+    return [dict(c) for c in conditions if c.get("type") != kind]
+
+
+# Decisions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post about the resource."""
+
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Decision:
+    """What the reconciler should do for one resource."""
+
+    status: Patch = field(default_factory=dict)
+    """Status fields to set (None removes a field)."""
+    events: list[Event] = field(default_factory=list)
+    create_job: bool = False
+    delete_job: bool = False
+    delete_resource: bool = False
+    requeue_after: float | None = None
+    """Look again after this many seconds (timeouts, TTL)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the decision needs besides the resource."""
+
+    now: dt.datetime
+    settings: OperatorSettings
+    problems: Sequence[Problem] = ()
+    """Why the spec (or its transcript or plan) is invalid; empty when valid or not checked."""
+    waiting_for: str | None = None
+    """A reason the run cannot start yet (e.g. its transcript ConfigMap is missing)."""
+    admitted: bool = False
+    """The queue lets this resource start a Job now."""
+    job_missing: bool = False
+    """The run's Job was created before and is confirmed gone."""
+    queue_limit: str = ""
+
+
+def is_finished(resource: Body) -> bool:
+    """True when the status reports a finished phase for the current run and generation."""
+    status = resource.get("status") or {}
+    phase = status.get("phase")
+    if phase not in FINISHED_PHASES:
+        return False
+    if status.get("jobName") not in (None, resource_job_name(resource)):
+        return False  # rerunToken changed: a new run
+    if phase == "Failed" and status.get("jobName") is None:
+        # failed before a Job existed (invalid spec): look again when the spec changes
+        gen = (resource.get("metadata") or {}).get("generation")
+        return status.get("observedGeneration") == gen
+    return True
+
+
+def wants_to_start(resource: Body) -> bool:
+    """True when the resource needs a Job for its current run (it may have to queue)."""
+    if (resource.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    if (resource.get("spec") or {}).get("cancel") or is_finished(resource):
+        return False
+    status = resource.get("status") or {}
+    return status.get("jobName") != resource_job_name(resource) or status.get("phase") is None
+
+
+def _changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> Patch:
+    return {k: v for k, v in wanted.items() if current.get(k) != v}
+
+
+def _finish(
+    resource: Body,
+    ctx: Context,
+    phase: str,
+    reason: str,
+    message: str,
+    *,
+    error: dict[str, Any] | None,
+    completion_time: str | None = None,
+) -> Patch:
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    now = format_time(ctx.now)
+    conds = status.get("conditions") or []
+    conds = set_condition(conds, "Progressing", "False", reason, message, now, gen)
+    if phase == "Succeeded":
+        conds = set_condition(conds, "Complete", "True", reason, message, now, gen)
+        conds = drop_condition(conds, "Failed")
+    elif phase == "Failed":
+        conds = set_condition(conds, "Failed", "True", reason, message, now, gen)
+        conds = set_condition(conds, "Complete", "False", reason, message, now, gen)
+    else:  # Cancelled: neither complete nor failed
+        conds = drop_condition(drop_condition(conds, "Complete"), "Failed")
+    wanted: Patch = {
+        "phase": phase,
+        "stage": "Finished" if phase == "Succeeded" else None,
+        "message": message,
+        "observedGeneration": gen,
+        "conditions": conds,
+        "completionTime": status.get("completionTime") or completion_time or now,
+        "error": error,
+    }
+    return _changes(status, wanted)
+
+
+def ttl_seconds(resource: Body, settings: OperatorSettings) -> int | None:
+    """How long a finished resource is kept (spec, else the operator default; None = forever)."""
+    ttl = (resource.get("spec") or {}).get("ttlSecondsAfterFinished")
+    return settings.default_ttl_seconds_after_finished if ttl is None else int(ttl)
+
+
+def decide(
+    resource: Body,
+    job: Body | None,
+    pods: Sequence[Body],
+    ctx: Context,
+) -> Decision:
+    """The next step for one resource, given its current run's Job and pods."""
+    meta = resource["metadata"]
+    spec = resource.get("spec") or {}
+    status = resource.get("status") or {}
+    gen = meta.get("generation")
+    now = format_time(ctx.now)
+    expected = resource_job_name(resource)
+    decision = Decision()
+
+    if meta.get("deletionTimestamp"):
+        return decision
+
+    if is_finished(resource):
+        if job is not None and not job_finished(job):
+            decision.delete_job = True  # e.g. cancelled while the Job was being created
+        ttl = ttl_seconds(resource, ctx.settings)
+        finished_at = parse_time(status.get("completionTime"))
+        if ttl is not None and finished_at is not None:
+            left = (finished_at + dt.timedelta(seconds=ttl) - ctx.now).total_seconds()
+            if left <= 0:
+                decision.delete_resource = True
+            else:
+                decision.requeue_after = left
+        if status.get("observedGeneration") != gen:
+            decision.status = {"observedGeneration": gen}
+        return decision
+
+    new_run = status.get("jobName") not in (None, expected)
+
+    if ctx.problems:
+        text = "; ".join(str(p) for p in ctx.problems)
+        error = {
+            "category": "InvalidSpec",
+            "reason": "InvalidSpec",
+            "message": text[:2048],
+            "permanent": True,
+        }
+        patch = _finish(resource, ctx, "Failed", "InvalidSpec", text[:1024], error=error)
+        conds = set_condition(
+            patch.get("conditions", status.get("conditions") or []),
+            "Accepted",
+            "False",
+            "InvalidSpec",
+            text[:1024],
+            now,
+            gen,
+        )
+        patch["conditions"] = conds
+        patch["jobName"] = None
+        decision.status = patch
+        decision.events.append(Event("Warning", "InvalidSpec", text[:1024]))
+        return decision
+
+    if spec.get("cancel"):
+        decision.delete_job = job is not None
+        decision.status = _finish(
+            resource,
+            ctx,
+            "Cancelled",
+            "Cancelled",
+            "cancelled by spec.cancel; clips already published are kept",
+            error=None,
+        )
+        decision.events.append(
+            Event(
+                "Normal",
+                "Cancelled",
+                "cancelled; the Job was removed"
+                if job is not None
+                else "cancelled before it started",
+            )
+        )
+        return decision
+
+    accepted = set_condition(
+        status.get("conditions") or [],
+        "Accepted",
+        "True",
+        "Validated",
+        "the spec is valid",
+        now,
+        gen,
+    )
+
+    if job is None:
+        if ctx.job_missing and not new_run and status.get("jobName") == expected:
+            if status.get("manifestUri") and not status.get("error"):
+                # The worker writes the manifest last, after every clip: the run succeeded and
+                # its Job was removed afterwards (its own TTL while the operator was down).
+                message = "all clips published (the Job is gone)"
+                decision.status = _finish(
+                    resource, ctx, "Succeeded", "Succeeded", message, error=None
+                )
+                decision.events.append(Event("Normal", "Succeeded", message))
+                return decision
+            message = (
+                f"the Job {expected} was deleted before it finished; set a new "
+                "spec.rerunToken to run again"
+            )
+            error = {
+                "category": "JobDeleted",
+                "reason": "JobDeleted",
+                "message": message,
+                "permanent": True,
+            }
+            decision.status = _finish(resource, ctx, "Failed", "JobDeleted", message, error=error)
+            decision.events.append(Event("Warning", "JobDeleted", message))
+            return decision
+        if ctx.waiting_for:
+            conds = set_condition(
+                accepted, "Accepted", "False", "Waiting", ctx.waiting_for, now, gen
+            )
+            wanted = {
+                "phase": "Pending",
+                "message": ctx.waiting_for,
+                "conditions": conds,
+                "observedGeneration": gen,
+            }
+            decision.status = _changes(status, wanted)
+            if decision.status.get("message"):
+                decision.events.append(Event("Warning", "Waiting", ctx.waiting_for))
+            decision.requeue_after = 15.0
+            return decision
+        if ctx.admitted:
+            conds = set_condition(
+                accepted, "Progressing", "True", "JobCreated", WAITING_FOR_POD, now, gen
+            )
+            conds = drop_condition(drop_condition(conds, "Complete"), "Failed")
+            wanted = {
+                "phase": "Pending",
+                "stage": "Starting",
+                "message": WAITING_FOR_POD,
+                "observedGeneration": gen,
+                "conditions": conds,
+                "jobName": expected,
+                "attempts": 1,
+                "startTime": now,
+                "completionTime": None,
+            }
+            if new_run:  # the previous run's live fields would be misleading now; its
+                # manifestUri would even declare this run Succeeded should its Job disappear
+                wanted.update({"progress": None, "error": None, "manifestUri": None})
+            decision.status = _changes(status, wanted)
+            decision.create_job = True
+            decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
+            return decision
+        message = (
+            f"waiting for a free slot ({ctx.queue_limit})"
+            if ctx.queue_limit
+            else ("waiting for a free slot")
+        )
+        conds = set_condition(accepted, "Progressing", "True", "Queued", message, now, gen)
+        wanted = {
+            "phase": "Queued",
+            "message": message,
+            "observedGeneration": gen,
+            "conditions": conds,
+            "queuedAt": status.get("queuedAt") or now,
+        }
+        if new_run:
+            wanted.update({"jobName": None, "completionTime": None, "manifestUri": None})
+        decision.status = _changes(status, wanted)
+        if status.get("phase") != "Queued":
+            decision.events.append(Event("Normal", "Queued", message))
+        return decision
+
+    run = observe_run(job, pods, status.get("error"))
+    if run.phase == "Succeeded":
+        summary = status.get("segmentsSummary")
+        message = f"{summary} clips published" if summary else "all clips published"
+        decision.status = _finish(
+            resource,
+            ctx,
+            "Succeeded",
+            "Succeeded",
+            message,
+            error=None,
+            completion_time=run.completion_time,
+        )
+        decision.status.update(_changes(status, {"attempts": run.attempts}))
+        decision.events.append(Event("Normal", "Succeeded", message))
+        return decision
+    if run.phase == "Failed":
+        # e.g. evicted for space while the Job controller would start another pod: stop it
+        decision.delete_job = not job_finished(job)
+        decision.status = _finish(
+            resource,
+            ctx,
+            "Failed",
+            run.reason,
+            run.message,
+            error=run.error,
+            completion_time=run.completion_time,
+        )
+        decision.status.update(_changes(status, {"attempts": run.attempts}))
+        decision.events.append(Event("Warning", run.reason, run.message))
+        return decision
+    if run.phase == "Pending" and run.stuck_since is not None:
+        timeout = ctx.settings.pending_timeout_seconds
+        left = (run.stuck_since + dt.timedelta(seconds=timeout) - ctx.now).total_seconds()
+        if left <= 0:
+            reason = run.timeout_reason or run.reason
+            message = f"{run.timeout_message or run.message} (for more than {timeout}s)"
+            error = {
+                "category": reason,
+                "reason": reason,
+                "message": message[:1024],
+                "permanent": True,
+            }
+            decision.status = _finish(resource, ctx, "Failed", reason, message[:1024], error=error)
+            decision.delete_job = True
+            decision.events.append(Event("Warning", reason, message[:1024]))
+            return decision
+        decision.requeue_after = left
+
+    stage = "Starting"
+    if run.phase == "Running":
+        stage = ((status.get("progress") or {}).get("stage")) or "Starting"
+        if stage == "Finished":
+            stage = "Uploading"
+    conds = set_condition(accepted, "Progressing", "True", run.reason, run.message, now, gen)
+    wanted = {
+        "phase": run.phase,
+        "stage": stage,
+        "message": run.message,
+        "observedGeneration": gen,
+        "conditions": conds,
+        "jobName": expected,
+        "attempts": run.attempts,
+    }
+    decision.status = _changes(status, wanted)
+    if decision.status.get("phase") == "Running" or (
+        run.reason == "Retrying" and "attempts" in decision.status
+    ):
+        decision.events.append(Event("Normal", run.reason, run.message))
+    elif run.reason in STUCK_WAITING_REASONS | {"Unschedulable"} and "message" in decision.status:
+        decision.events.append(Event("Warning", run.reason, run.message))
+    return decision
+
+
+def foreign_job_decision(resource: Body, ctx: Context, message: str) -> Decision:
+    """The run's Job name is taken by a Job this resource does not own: fail with a reason."""
+    error = {
+        "category": "JobConflict",
+        "reason": "JobConflict",
+        "message": message,
+        "permanent": True,
+    }
+    return Decision(
+        status=_finish(resource, ctx, "Failed", "JobConflict", message, error=error),
+        events=[Event("Warning", "JobConflict", message)],
+    )
+
+
+STARTUP_TIMEOUT_REASONS = frozenset({"PodNotCreated", "ContainerCreating", "PodNotStarted"})
+"""Pending-timeout reasons whose cause only the Events tell (the reconciler reads them)."""
+
+REJECTED_CREATE_CODES = frozenset({400, 403, 404, 422})
+"""HTTP statuses of a refused Job create that a retry cannot fix (quota, admission webhook,
+policy, invalid object, missing namespace): the run fails with the server's message."""
+
+
+def job_rejected_decision(resource: Body, ctx: Context, code: int, message: str) -> Decision:
+    """The API server refused the run's Job for good (403, 422, …): fail with its message."""
+    text = f"the API server refused the Job ({code}): {message}"[:1024]
+    error = {"category": "JobRejected", "reason": "JobRejected", "message": text, "permanent": True}
+    patch = _finish(resource, ctx, "Failed", "JobRejected", text, error=error)
+    patch["jobName"] = None  # no Job of this run exists
+    return Decision(status=patch, events=[Event("Warning", "JobRejected", text)])
+
+
+def job_create_retry_decision(
+    resource: Body, ctx: Context, code: int | None, message: str, delay: float
+) -> Decision:
+    """Creating the Job failed for a reason that may pass (429, 5xx, no connection): keep the
+    phase, say why in the Progressing condition, and try again after ``delay`` seconds."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    what = f"{code}: {message}" if code else message
+    text = f"creating the Job failed ({what}); retrying in {delay:.0f}s"[:1024]
+    conds = set_condition(
+        status.get("conditions") or [],
+        "Progressing",
+        "True",
+        "JobCreateFailed",
+        text,
+        format_time(ctx.now),
+        gen,
+    )
+    wanted = {"message": text, "conditions": conds, "observedGeneration": gen}
+    if not status.get("phase"):
+        wanted["phase"] = "Queued"
+    decision = Decision(status=_changes(status, wanted), requeue_after=delay)
+    previous: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
+    )
+    if previous.get("reason") != "JobCreateFailed":
+        decision.events.append(Event("Warning", "JobCreateFailed", text))
+    return decision

@@ -1,0 +1,300 @@
+"""Reading a Job and its pods into a :class:`RunState` (pure; no timeouts applied here).
+
+The Job controller and the kubelet say what happened to a run in conditions, pod phases, waiting
+reasons and termination states; this module turns them into one phase, a reason and, for a
+failed run, the ``status.error`` a user can act on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from videojobs.models import PERMANENT_EXIT_CODES, ExitCode
+from videojobs_operator.manifest import CONTAINER
+from videojobs_operator.timestamps import parse_time
+
+Body = Mapping[str, Any]
+
+STUCK_WAITING_REASONS = frozenset(
+    {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError"}
+)
+
+
+def _exit_names() -> dict[int, str]:
+    return {c.value: "".join(p.capitalize() for p in c.name.split("_")) for c in ExitCode}
+
+
+EXIT_CATEGORIES = _exit_names()
+"""Exit code -> category (the ExitCode name in CamelCase, as the worker reports it)."""
+
+EXIT_HINTS: dict[int, str] = {
+    1: "the worker hit an unexpected error (a bug); see the pod's log",
+    2: "the worker could not read its input; check operator and worker versions match",
+    10: "the spec or transcript does not validate",
+    11: "the video is unavailable (removed or HTTP 404/410)",
+    12: "the video is private",
+    13: "the video needs a login: add source.cookiesSecretRef",
+    14: "the video is not available in the cluster's region",
+    15: "the video is age-restricted: supply cookies of an age-verified account",
+    16: "no extractor supports the URL, or it points to a page without media",
+    17: "the download is not a playable video (no video stream, truncated or empty)",
+    18: "the URL resolves to a private or local address, which workers may not reach",
+    19: "the segment plan does not fit the source (a range starts past its end)",
+    20: "network failure while downloading or publishing",
+    21: "a download or tool timed out",
+    22: "the scratch or output volume is full: raise resources.scratchSize",
+    23: "publishing the clips to storage failed",
+    24: "ffmpeg failed unexpectedly",
+    137: "the worker was killed (out of memory?): raise resources.memory",
+    143: "the worker was terminated",
+}
+
+
+def error_from_exit(exit_code: int, detail: str = "") -> dict[str, Any]:
+    """``status.error`` for a worker that exited with ``exit_code`` and said ``detail``."""
+    category = EXIT_CATEGORIES.get(exit_code, "OOMKilled" if exit_code == 137 else "Unknown")
+    hint = EXIT_HINTS.get(exit_code, f"the worker exited with code {exit_code}")
+    message = f"{hint}: {detail}" if detail and detail not in hint else hint
+    return {
+        "category": category,
+        "reason": category,
+        "message": message[:1024],
+        "exitCode": exit_code,
+        "permanent": exit_code in PERMANENT_EXIT_CODES,
+    }
+
+
+def _termination(pod: Body) -> dict[str, Any] | None:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == CONTAINER:
+            term = (cs.get("state") or {}).get("terminated")
+            if term:
+                return dict(term)
+    return None
+
+
+def _waiting(pod: Body) -> tuple[str, str] | None:
+    status = pod.get("status") or {}
+    for cs in status.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in STUCK_WAITING_REASONS:
+            return waiting["reason"], waiting.get("message", "")
+    for cond in status.get("conditions") or []:
+        if (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            return "Unschedulable", cond.get("message", "")
+    return None
+
+
+def _termination_detail(term: Mapping[str, Any]) -> str:
+    text = (term.get("message") or "").strip()
+    if not text:
+        return str(term.get("reason") or "")
+    try:  # the worker writes {"exitCode", "category", "message"} to /dev/termination-log
+        data = json.loads(text.splitlines()[-1])
+        return str(data.get("message") or text) if isinstance(data, dict) else text
+    except ValueError:
+        return text[-300:]
+
+
+_SPACE_WORDS = ("ephemeral", "emptydir", "storage", "disk")
+
+
+def evicted_for_space(pod: Body) -> str | None:
+    """The kubelet's message when it evicted the pod for using too much local storage (a
+    scratch emptyDir over its ``sizeLimit``, or the node's disk pressure), else None.
+
+    Such a pod is killed with exit code 137, which alone reads as out of memory."""
+    status = pod.get("status") or {}
+    texts = []
+    if status.get("reason") == "Evicted":
+        texts.append(str(status.get("message") or "evicted"))
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            if cond.get("reason") == "TerminationByKubelet":
+                texts.append(str(cond.get("message") or ""))
+    for text in texts:
+        if any(word in text.lower() for word in _SPACE_WORDS):
+            return text
+    return None
+
+
+def _no_space_error(pod: Body, why: str) -> dict[str, Any]:
+    name = (pod.get("metadata") or {}).get("name", "")
+    error = error_from_exit(22, f"pod {name} was evicted: {why}")
+    term = _termination(pod)
+    if term is not None and term.get("exitCode") is not None:
+        error["exitCode"] = int(term["exitCode"])
+    error["permanent"] = True
+    return error
+
+
+def _pod_time(pod: Body) -> str:
+    return (pod.get("metadata") or {}).get("creationTimestamp") or ""
+
+
+_STARTED_POD_PHASES = frozenset({"Running", "Succeeded", "Failed"})
+
+
+def job_condition(job: Body, kind: str) -> Mapping[str, Any] | None:
+    """The Job's condition of this type when it is True."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return dict(cond)
+    return None
+
+
+def job_finished(job: Body) -> bool:
+    """True when the Job completed or failed (its pods are gone or going)."""
+    return bool(job_condition(job, "Complete") or job_condition(job, "Failed"))
+
+
+WAITING_FOR_POD = "waiting for the worker pod to start"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a Job and its pods say about a run."""
+
+    phase: str
+    """Pending, Running, Succeeded or Failed."""
+    reason: str
+    message: str
+    attempts: int
+    error: dict[str, Any] | None = None
+    stuck_since: dt.datetime | None = None
+    """For Pending: since when a pod cannot be scheduled or pulled, else since the Job's
+    creation (the pending timeout applies to every run whose pod never started)."""
+    completion_time: str | None = None
+    timeout_reason: str | None = None
+    """For Pending: the reason to report when the pending timeout passes (default ``reason``)."""
+    timeout_message: str | None = None
+
+
+def observe_run(
+    job: Body, pods: Sequence[Body], worker_error: Mapping[str, Any] | None
+) -> RunState:
+    """Read a Job and its pods into a :class:`RunState` (pure; no timeouts applied here)."""
+    status = job.get("status") or {}
+    pods = sorted(pods, key=_pod_time)
+    counted = int(status.get("failed") or 0) + int(status.get("succeeded") or 0)
+    ran = [p for p in pods if (p.get("status") or {}).get("phase") in _STARTED_POD_PHASES]
+    attempts = max(1, len(pods), counted)
+    last_term = next((t for t in (_termination(p) for p in reversed(pods)) if t), None)
+
+    done = job_condition(job, "Complete")
+    if done:
+        return RunState(
+            "Succeeded",
+            "Succeeded",
+            "all clips published",
+            attempts,
+            completion_time=status.get("completionTime") or done.get("lastTransitionTime"),
+        )
+    # A pod evicted for its scratch space: the same run would fill it again, and the Job
+    # controller may not even count it (podFailurePolicy ignores DisruptionTarget pods).
+    evicted = next(
+        ((p, why) for p in reversed(pods) if (why := evicted_for_space(p)) is not None), None
+    )
+    failed = job_condition(job, "Failed")
+    if evicted is not None and (failed or evicted[0] is pods[-1]):
+        error = _no_space_error(*evicted)
+        when = (failed or {}).get("lastTransitionTime")
+        return RunState("Failed", "NoSpace", error["message"], attempts, error, None, when)
+    if failed:
+        reason = str(failed.get("reason") or "JobFailed")
+        when = failed.get("lastTransitionTime")
+        if reason == "DeadlineExceeded":
+            error = {
+                "category": "Timeout",
+                "reason": "DeadlineExceeded",
+                "message": "the job ran longer than activeDeadlineSeconds; raise "
+                "spec.activeDeadlineSeconds or use a smaller maxHeight",
+                "permanent": True,
+            }
+        elif last_term is not None and last_term.get("exitCode") is not None:
+            code = int(last_term["exitCode"])
+            error = error_from_exit(code, _termination_detail(last_term))
+            if worker_error and worker_error.get("exitCode") == code:
+                error = {**error, **dict(worker_error)}
+            if reason == "BackoffLimitExceeded":
+                error["message"] = f"gave up after {attempts} attempts; last: {error['message']}"
+        elif worker_error:
+            error = dict(worker_error)
+        else:
+            error = {
+                "category": "JobFailed",
+                "reason": reason,
+                "message": str(failed.get("message") or "the Job failed"),
+                "permanent": True,
+            }
+        return RunState("Failed", error["reason"], error["message"], attempts, error, None, when)
+
+    running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+    waiting = [(p, w) for p in pods if (w := _waiting(p)) is not None]
+    if waiting and not running:
+        pod, (why, detail) = waiting[-1]
+        since = parse_time(_pod_time(pod)) or parse_time(status.get("startTime"))
+        msg = f"pod {pod['metadata'].get('name', '')} waiting: {why}"
+        msg = f"{msg}: {detail}" if detail else msg
+        return RunState("Pending", why, msg, attempts, None, since)
+    # Between two attempts (or before the Job controller marks it done) the run is still
+    # Running: a pod has run, and nothing says it is over.
+    if ran or (not pods and int(status.get("ready") or 0) > 0):
+        # Failures of earlier pods; the latest pod's own exit is news only once the Job
+        # controller has decided about it (Complete/Failed above, or a new pod here).
+        retried = [t for t in (_termination(p) for p in pods[:-1]) if t and t.get("exitCode")]
+        if retried:
+            code = int(retried[-1]["exitCode"])
+            name = EXIT_CATEGORIES.get(code, str(code))
+            message = f"attempt {len(pods)} after exit code {code} ({name})"
+            return RunState("Running", "Retrying", message, attempts)
+        return RunState("Running", "Running", "the worker is running", attempts)
+    # No pod has started: the pending timeout counts from the Job's creation, whatever keeps
+    # the pod from starting (the Job controller's FailedCreate, a pod in ContainerCreating).
+    name = (job.get("metadata") or {}).get("name", "")
+    created = parse_time((job.get("metadata") or {}).get("creationTimestamp")) or parse_time(
+        status.get("startTime")
+    )
+    if not pods:
+        return RunState(
+            "Pending",
+            "JobCreated",
+            WAITING_FOR_POD,
+            attempts,
+            stuck_since=created,
+            timeout_reason="PodNotCreated",
+            timeout_message=(
+                f"the Job controller created no worker pod for Job {name} (FailedCreate: a "
+                "ResourceQuota or LimitRange, an admission policy or webhook, a missing "
+                f"ServiceAccount); see kubectl describe job {name}"
+            ),
+        )
+    pod = pods[-1]
+    pod_name = (pod.get("metadata") or {}).get("name", "")
+    creating = any(
+        ((cs.get("state") or {}).get("waiting") or {}).get("reason") == "ContainerCreating"
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []
+    )
+    return RunState(
+        "Pending",
+        "ContainerCreating" if creating else "JobCreated",
+        f"pod {pod_name} is being created (ContainerCreating)" if creating else WAITING_FOR_POD,
+        attempts,
+        stuck_since=created,
+        timeout_reason="ContainerCreating" if creating else "PodNotStarted",
+        timeout_message=(
+            f"pod {pod_name} never left ContainerCreating: a Secret, ConfigMap or volume it "
+            f"mounts may be missing; see kubectl describe pod {pod_name}"
+            if creating
+            else f"pod {pod_name} was never scheduled or started; see kubectl describe pod "
+            f"{pod_name}"
+        ),
+    )

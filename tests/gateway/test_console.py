@@ -1,0 +1,100 @@
+"""The web console in a real headless browser (Debian's chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.gateway.conftest import API, TRANSCRIPT, Gateway
+from tests.httpserver import MediaServer
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "gateway-console.png"
+
+
+def test_submit_follow_play_in_the_console(
+    gw: Gateway, media_server: MediaServer, tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists() or shutil.which("ffmpeg") is None:
+        pytest.fail("the console test needs /usr/bin/chromium and ffmpeg")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            outside: list[str] = []
+            page.on(
+                "request",
+                lambda r: None if r.url.startswith(("http://127.0.0.1", "data:"))
+                else outside.append(r.url),
+            )  # fmt: skip
+            page.goto(gw.server.url("/"))
+            page.fill("#video_url", media_server.url("talk.mp4"))
+            page.fill("#transcript", json.dumps(TRANSCRIPT))
+            page.fill(
+                "#knowledge_points",
+                "3-6 Commits and snapshots\n00:00:06-9 Branches\n9-12 Merging",
+            )
+            page.select_option("#formats", "mp4,webm")
+            page.select_option("#precision", "accurate")
+            page.click("#submit_button")
+            page.wait_for_url("**/console/jobs/*")
+            job_id = page.url.rsplit("/", 1)[1]
+            page.wait_for_function(
+                "document.getElementById('status').textContent === 'completed'", timeout=180_000
+            )
+            page.wait_for_selector(".clip img.thumb")
+            assert page.locator(".clip").count() == 3
+            titles = page.locator(".clip h3").all_text_contents()
+            assert titles == ["1. Commits and snapshots", "2. Branches", "3. Merging"]
+            # thumbnails loaded (decoded by the browser), downloads link to the files
+            assert page.evaluate(
+                "Array.from(document.querySelectorAll('.clip img.thumb'))"
+                ".every(i => i.complete && i.naturalWidth > 0)"
+            )
+            href = page.locator(".clip a[download]").first.get_attribute("href")
+            assert href is not None and href.startswith(f"{API}/files/{job_id}/")
+            # play the first clip in the page: its currentTime advances
+            page.evaluate("document.querySelector('.clip video').muted = true")
+            page.locator(".clip button.play").first.click()
+            page.wait_for_function(
+                "document.querySelector('.clip video').currentTime > 0.5", timeout=30_000
+            )
+            page.evaluate("document.querySelector('.clip video').pause()")
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            # back on the list, the job shows completed with a full bar
+            page.goto(gw.server.url("/"))
+            row = page.locator(f"tr[data-job='{job_id}']")
+            row.wait_for()
+            assert row.locator(".status").text_content() == "completed"
+            assert row.locator("progress").get_attribute("value") == "100"
+            assert outside == []
+        finally:
+            browser.close()
+
+
+def test_console_shows_field_problems(gw: Gateway) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(gw.server.url("/"))
+            page.fill("#video_url", "https://example.com/v.mp4")
+            page.fill("#transcript", json.dumps(TRANSCRIPT))
+            page.fill("#knowledge_points", "5-2 Backwards")
+            page.click("#submit_button")
+            page.wait_for_function("document.getElementById('submit_error').textContent !== ''")
+            text = page.locator("#submit_error").text_content() or ""
+            assert "knowledge_points" in text and "after start" in text, text
+        finally:
+            browser.close()

@@ -1,0 +1,136 @@
+"""Leader election against an in-memory Lease API that enforces resourceVersion preconditions:
+expiry is measured on the candidate's own clock (clock skew cannot steal a live Lease), and a
+release never clears a Lease someone else holds by then."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from videojobs_operator.leader import LeaseElector
+
+
+class FakeLeases:
+    """coordination.k8s.io/v1 leases: get, create, merge patch with a resourceVersion check."""
+
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+
+    def _response(self) -> SimpleNamespace:
+        return SimpleNamespace(data=json.dumps(self.lease).encode())
+
+    def read_namespaced_lease(self, name: str, ns: str, **_: Any) -> SimpleNamespace:
+        if self.lease is None:
+            raise ApiException(status=404)
+        return self._response()
+
+    def create_namespaced_lease(self, ns: str, body: dict[str, Any], **_: Any) -> SimpleNamespace:
+        if self.lease is not None:
+            raise ApiException(status=409)
+        self.version += 1
+        self.lease = copy.deepcopy(body)
+        self.lease["metadata"]["resourceVersion"] = str(self.version)
+        return self._response()
+
+    def patch_namespaced_lease(
+        self, name: str, ns: str, patch: dict[str, Any], **_: Any
+    ) -> SimpleNamespace:
+        if self.lease is None:
+            raise ApiException(status=404)
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted is not None and wanted != self.lease["metadata"]["resourceVersion"]:
+            raise ApiException(status=409, reason="Conflict")
+        for key, value in (patch.get("spec") or {}).items():
+            if value is None:
+                self.lease["spec"].pop(key, None)
+            else:
+                self.lease["spec"][key] = value
+        self.version += 1
+        self.lease["metadata"]["resourceVersion"] = str(self.version)
+        return self._response()
+
+    def renew_as(self, holder: str, renew_time: dt.datetime) -> None:
+        """Another replica renews, writing its own (skewed) wall-clock time."""
+        assert self.lease is not None
+        self.patch_namespaced_lease(
+            "l",
+            "ops",
+            {
+                "spec": {
+                    "holderIdentity": holder,
+                    "renewTime": renew_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    "leaseDurationSeconds": 15,
+                }
+            },
+        )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def elector(leases: FakeLeases, identity: str, clock: Clock) -> LeaseElector:
+    e = LeaseElector(SimpleNamespace(), "ops", identity, lease_seconds=15, clock=clock)  # type: ignore[arg-type]
+    e.leases = leases  # type: ignore[assignment]
+    return e
+
+
+def test_a_live_lease_renewed_by_a_skewed_clock_is_not_stolen() -> None:
+    leases, clock = FakeLeases(), Clock()
+    holder = elector(leases, "holder", clock)
+    assert holder.try_acquire()
+    candidate = elector(leases, "candidate", clock)
+    skewed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)  # the holder's clock is 1 h behind
+    for _ in range(10):
+        leases.renew_as("holder", skewed)
+        assert not candidate.try_acquire(), "the holder renews: its Lease is live"
+        clock.now += 5
+        skewed += dt.timedelta(seconds=5)
+    assert leases.lease is not None and leases.lease["spec"]["holderIdentity"] == "holder"
+
+
+def test_a_lease_that_stops_changing_expires_on_the_candidates_clock() -> None:
+    leases, clock = FakeLeases(), Clock()
+    assert elector(leases, "holder", clock).try_acquire()
+    candidate = elector(leases, "candidate", clock)
+    assert not candidate.try_acquire()
+    clock.now += 10
+    assert not candidate.try_acquire(), "not expired yet (10 s of 15)"
+    clock.now += 6
+    assert candidate.try_acquire(), "unchanged for 16 s on the candidate's clock"
+    assert leases.lease is not None
+    assert leases.lease["spec"]["holderIdentity"] == "candidate"
+    assert leases.lease["spec"]["leaseTransitions"] == 1
+
+
+def test_release_does_not_clear_a_lease_taken_over_meanwhile() -> None:
+    leases, clock = FakeLeases(), Clock()
+    old = elector(leases, "old", clock)
+    assert old.try_acquire()
+    # the old leader is paused past the lease duration; a standby takes over
+    standby = elector(leases, "standby", clock)
+    assert not standby.try_acquire()
+    clock.now += 20
+    assert standby.try_acquire()
+    old.release()
+    assert leases.lease is not None
+    assert leases.lease["spec"]["holderIdentity"] == "standby"
+
+
+def test_release_frees_our_own_lease_at_once() -> None:
+    leases, clock = FakeLeases(), Clock()
+    first = elector(leases, "first", clock)
+    assert first.try_acquire() and first.try_acquire()  # created, then renewed
+    first.release()
+    assert leases.lease is not None and "holderIdentity" not in leases.lease["spec"]
+    assert elector(leases, "second", clock).try_acquire(), "a released Lease is free at once"

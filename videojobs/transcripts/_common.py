@@ -1,0 +1,162 @@
+"""What every transcript parser shares: errors with lines, limits, cue and word building."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from videojobs.errors import Problem, TranscriptError
+from videojobs.models import Cue, KnowledgePoint, Transcript, Word
+from videojobs.times import round_ms
+
+MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024
+"""Largest transcript text read (UTF-8 bytes); a ConfigMap holds at most 1 MiB."""
+MAX_CUES = 50_000
+"""Most cues in one transcript (about 14 hours at one cue every second)."""
+MAX_WORDS = 250_000
+"""Most timed words in one transcript (about 28 hours of speech)."""
+MAX_NESTING = 64
+"""Deepest nesting of JSON arrays/objects or XML elements (real transcripts need 6 or fewer)."""
+
+_TAGS = re.compile(r"<[^>]*>|\{\\[^}]*\}")
+
+
+class _Errors:
+    """Builds TranscriptErrors with one source label (``spec.transcript.inline``, a file name)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, message: str, line: int | None = None) -> TranscriptError:
+        return TranscriptError(Problem(self.source, message, line))
+
+
+def split_lines(text: str) -> list[str]:
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def clean_text(text: str) -> str:
+    lines = [html.unescape(_TAGS.sub("", line)).strip() for line in text.split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+class LineIndex:
+    """1-based line of offsets into ``text``; ascending offsets cost one pass in all."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.offset = 0
+        self.line = 1
+
+    def __call__(self, offset: int) -> int:
+        if offset < self.offset:
+            return line_of(self.text, offset)
+        self.line += self.text.count("\n", self.offset, offset)
+        self.offset = offset
+        return self.line
+
+
+def check_size(text: str, err: _Errors) -> None:
+    """Refuse text over :data:`MAX_TRANSCRIPT_BYTES` before any parsing."""
+    # 4 bytes per character at most: only count when it could be over
+    if len(text) * 4 > MAX_TRANSCRIPT_BYTES and len(text.encode()) > MAX_TRANSCRIPT_BYTES:
+        raise err(
+            f"the transcript is larger than the limit of {MAX_TRANSCRIPT_BYTES} bytes "
+            f"(MAX_TRANSCRIPT_BYTES, {MAX_TRANSCRIPT_BYTES // 1048576} MiB); split it or cut "
+            "the video in parts"
+        )
+
+
+def check_cue_count(count: int, err: _Errors) -> None:
+    if count > MAX_CUES:
+        raise err(f"the transcript has more than the limit of {MAX_CUES} cues (MAX_CUES)")
+
+
+def words_between(
+    timed: Sequence[tuple[float | None, float | None, str]], start: float, end: float
+) -> list[dict[str, Any]] | None:
+    """Words with times; a word missing a time gets its neighbours' (or the cue's) edges.
+
+    ``timed`` is ``(start, end, text)`` per word, in order; ``None`` where the format has no time
+    for that word (WhisperX leaves numbers unaligned). None when there are no words at all.
+    """
+    words = [(s, e, t.strip()) for s, e, t in timed if t.strip()]
+    if not words:
+        return None
+    out: list[dict[str, Any]] = []
+    previous_end = start
+    for i, (s, e, text) in enumerate(words):
+        if s is None:
+            s = previous_end
+        if e is None:
+            e = next((w[0] for w in words[i + 1 :] if w[0] is not None), end)
+        if out and s < out[-1]["start"]:
+            s = out[-1]["start"]  # keep words in time order
+        e = max(e, s)
+        out.append({"start": s, "end": e, "text": text})
+        previous_end = e
+    return out
+
+
+def make_transcript(
+    fmt: str,
+    raw: list[dict[str, Any]],
+    err: _Errors,
+    *,
+    language: str | None = None,
+    knowledge_points: list[KnowledgePoint] | None = None,
+) -> Transcript:
+    """Sort raw cues (dicts with start, end, text, id, line, words) and build the model."""
+    if not raw:
+        raise err("the transcript has no cues; expected at least one timed cue")
+    check_cue_count(len(raw), err)
+    word_count = 0
+    for item in raw:
+        if item["start"] < 0:
+            raise err(
+                f"cue starts at a negative time ({item['start']:g}s); expected 0 or later",
+                item.get("line"),
+            )
+        if item["end"] < item["start"]:
+            raise err(
+                f"cue ends ({item['end']:g}s) before it starts ({item['start']:g}s); "
+                "expected the end time after the start time",
+                item.get("line"),
+            )
+        word_count += len(item.get("words") or ())
+    if word_count > MAX_WORDS:
+        raise err(f"the transcript has more than the limit of {MAX_WORDS} timed words (MAX_WORDS)")
+    ordered = sorted(raw, key=lambda c: (c["start"], c["end"]))
+    cues = [
+        Cue(
+            index=i,
+            id=c.get("id"),
+            start=round_ms(c["start"]),
+            end=round_ms(c["end"]),
+            text=c["text"],
+            line=c.get("line"),
+            words=_words(c.get("words")),
+        )
+        for i, c in enumerate(ordered, start=1)
+    ]
+    return Transcript(
+        format=fmt, cues=cues, language=language, knowledge_points=knowledge_points or []
+    )
+
+
+def _words(words: Iterable[dict[str, Any]] | None) -> list[Word] | None:
+    if words is None:
+        return None
+    out = [
+        Word(start=round_ms(max(w["start"], 0.0)), end=round_ms(max(w["end"], 0.0)), text=w["text"])
+        for w in words
+    ]
+    return out or None

@@ -1,0 +1,237 @@
+"""Line-based caption formats: WebVTT, SRT and YouTube's SBV."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import srt  # type: ignore[import-untyped]
+from webvtt.errors import MalformedCaptionError
+from webvtt.models import Caption
+
+from videojobs.errors import TranscriptError
+from videojobs.models import Transcript
+from videojobs.transcripts._common import (
+    LineIndex,
+    _Errors,
+    check_cue_count,
+    clean_text,
+    line_of,
+    make_transcript,
+    split_lines,
+)
+
+_VTT_TIMESTAMP = r"(?:\d+:)?\d{1,2}:\d{1,2}\.\d{1,3}"
+_VTT_TIMINGS = re.compile(
+    rf"^\s*({_VTT_TIMESTAMP})[ \t]+-->[ \t]+({_VTT_TIMESTAMP})(?:[ \t]+(.*))?$"
+)
+_VTT_EXPECTED = "cue timings 'HH:MM:SS.mmm --> HH:MM:SS.mmm' (optionally followed by settings)"
+_SRT_EXPECTED_TIMINGS = "timings 'HH:MM:SS,mmm --> HH:MM:SS,mmm'"
+_HUGE = re.compile(r"\d{6,}")
+
+
+# --- WebVTT -------------------------------------------------------------------------------
+
+
+def _vtt_blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """Blocks of non-blank lines with the 1-based number of their first line.
+
+    As in webvtt-py, a ``-->`` line that cannot be the timings line of the current block (a
+    missing blank line) starts a new block.
+    """
+    block: list[str] = []
+    first = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            if block:
+                yield first, block
+                block = []
+            continue
+        if block and "-->" in line and (first == 1 or len(block) > 1 or "-->" in block[0]):
+            yield first, block
+            block = []
+        if not block:
+            first = number
+        block.append(line)
+    if block:
+        yield first, block
+
+
+def _is_keyword_block(line: str, keyword: str) -> bool:
+    return line == keyword or line.startswith((keyword + " ", keyword + "\t"))
+
+
+def parse_webvtt(text: str, *, source: str = "transcript") -> Transcript:
+    """Parse WebVTT (see the module docstring)."""
+    err = _Errors(source)
+    lines = split_lines(text)
+    if not _is_keyword_block(lines[0], "WEBVTT"):
+        raise err(f"expected the 'WEBVTT' header, got {lines[0][:40]!r}", 1)
+    raw: list[dict[str, Any]] = []
+    for first, block in _vtt_blocks(lines):
+        if first == 1:
+            continue  # the header: WEBVTT, header text and metadata lines
+        head = block[0]
+        if _is_keyword_block(head, "NOTE"):
+            continue
+        if "-->" not in head and (
+            _is_keyword_block(head, "STYLE") or _is_keyword_block(head, "REGION")
+        ):
+            continue
+        if "-->" in head:
+            cue_id, timing_at = None, 0
+        elif len(block) > 1 and "-->" in block[1]:
+            cue_id, timing_at = head.strip(), 1
+        else:
+            raise err(
+                f"expected {_VTT_EXPECTED}, a cue id followed by them, or a NOTE, STYLE or "
+                f"REGION block; got {head[:60]!r}",
+                first,
+            )
+        timing_line = first + timing_at
+        match = _VTT_TIMINGS.match(block[timing_at])
+        if not match:
+            raise err(f"expected {_VTT_EXPECTED}, got {block[timing_at][:60]!r}", timing_line)
+        try:
+            caption = Caption(match[1], match[2], block[timing_at + 1 :])
+        except MalformedCaptionError as exc:
+            raise err(f"expected {_VTT_EXPECTED}: {exc}", timing_line) from None
+        raw.append(
+            {
+                "id": cue_id,
+                "start": caption.start_time.in_milliseconds() / 1000,
+                "end": caption.end_time.in_milliseconds() / 1000,
+                "text": clean_text(caption.text),
+                "line": first,
+            }
+        )
+    return make_transcript("webvtt", raw, err)
+
+
+# --- SRT ----------------------------------------------------------------------------------
+
+
+def _srt_problem(text: str, offset: int, err: _Errors) -> TranscriptError:
+    """Explain why the block at ``offset`` is not a subtitle."""
+    line = line_of(text, offset)
+    rest = text[offset:].replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    while rest and not rest[0].strip():
+        rest.pop(0)
+        line += 1
+    if not rest:
+        return err("unexpected end of input", line)
+    head = rest[0].strip()
+    if "-->" in head:
+        number_ok, timing_at = True, 0
+    else:
+        number_ok, timing_at = head.isdigit(), 1
+    if not number_ok:
+        return err(f"expected a subtitle number (a line with digits only), got {head[:60]!r}", line)
+    if timing_at >= len(rest) or "-->" not in rest[timing_at]:
+        got = rest[timing_at][:60] if timing_at < len(rest) else ""
+        return err(f"expected {_SRT_EXPECTED_TIMINGS}, got {got!r}", line + timing_at)
+    return err(
+        f"expected {_SRT_EXPECTED_TIMINGS}, got {rest[timing_at].strip()[:60]!r}",
+        line + timing_at,
+    )
+
+
+def parse_srt(text: str, *, source: str = "transcript") -> Transcript:
+    """Parse SRT (see the module docstring)."""
+    err = _Errors(source)
+    body = text[1:] if text.startswith("\ufeff") else text
+    lines = body.split("\n")
+    matches = list(srt.SRT_REGEX.finditer(body))
+    check_cue_count(len(matches), err)
+    line_at = LineIndex(body)
+    try:
+        subtitles = list(srt.parse(body))
+    except srt.SRTParseError as exc:
+        raise _srt_problem(body, exc.expected_start, err) from None
+    except (OverflowError, ValueError):  # a time too large for a timedelta
+        line = next(
+            (n for n, t in enumerate(lines, start=1) if "-->" in t and _HUGE.search(t)), None
+        )
+        raise err(f"a time is out of range; expected {_SRT_EXPECTED_TIMINGS}", line) from None
+    raw = []
+    for subtitle, match in zip(subtitles, matches, strict=True):
+        line = line_at(match.start())
+        while not lines[line - 1].strip():
+            line += 1
+        # srt reads a malformed block (e.g. a bad number line) as text of the previous cue
+        content_line = line_at(match.start(5))
+        for j, text_line in enumerate(subtitle.content.split("\n")):
+            if "-->" in text_line:
+                bad = content_line + j - 1
+                if lines[bad - 1].strip():
+                    raise err(
+                        "expected a subtitle number (a line with digits only), got "
+                        f"{lines[bad - 1].strip()[:60]!r}",
+                        bad,
+                    )
+                raise err("expected a subtitle number before the timings", bad + 1)
+        # srt reads "00:00:0x,000" as the end time "00:00:0" followed by settings "x,000"
+        if body[match.end(3) : match.end(3) + 1] not in ("", " ", "\t", "\r", "\n"):
+            timing_line = line_of(body, match.start(2))
+            raise err(
+                f"expected {_SRT_EXPECTED_TIMINGS}, got {lines[timing_line - 1].strip()[:60]!r}",
+                timing_line,
+            )
+        raw.append(
+            {
+                "id": str(subtitle.index) if subtitle.index is not None else None,
+                "start": subtitle.start.total_seconds(),
+                "end": subtitle.end.total_seconds(),
+                "text": clean_text(subtitle.content),
+                "line": line,
+            }
+        )
+    return make_transcript("srt", raw, err)
+
+
+# --- SBV (YouTube's SubViewer-like captions) ----------------------------------------------
+
+_SBV_TIME = r"(\d+):(\d{1,2}):(\d{1,2})(?:\.(\d{1,3}))?"
+SBV_TIMINGS = re.compile(rf"^\s*{_SBV_TIME}\s*,\s*{_SBV_TIME}\s*$")
+_SBV_EXPECTED = "timings 'H:MM:SS.mmm,H:MM:SS.mmm'"
+
+
+def _sbv_seconds(parts: tuple[str | None, ...]) -> float:
+    h, m, s, ms = parts
+    return (
+        int(h or 0) * 3600 + int(m or 0) * 60 + int(s or 0) + int((ms or "0").ljust(3, "0")) / 1000
+    )
+
+
+def parse_sbv(text: str, *, source: str = "transcript") -> Transcript:
+    """Parse SBV: blocks of a ``H:MM:SS.mmm,H:MM:SS.mmm`` line and text lines."""
+    err = _Errors(source)
+    raw: list[dict[str, Any]] = []
+    block: list[str] = []
+    first = 0
+    lines = split_lines(text)
+    for number, line in enumerate([*lines, ""], start=1):
+        if line.strip():
+            if not block:
+                first = number
+            block.append(line)
+            continue
+        if not block:
+            continue
+        match = SBV_TIMINGS.match(block[0])
+        if not match:
+            raise err(f"expected {_SBV_EXPECTED}, got {block[0].strip()[:60]!r}", first)
+        for j, extra in enumerate(block[1:], start=1):
+            if SBV_TIMINGS.match(extra):
+                raise err("expected a blank line before the next timings", first + j)
+        raw.append(
+            {
+                "start": _sbv_seconds(match.groups()[:4]),
+                "end": _sbv_seconds(match.groups()[4:]),
+                "text": clean_text("\n".join(block[1:]).replace("[br]", "\n")),
+                "line": first,
+            }
+        )
+        block = []
+    return make_transcript("sbv", raw, err)
