@@ -93,7 +93,7 @@ def _rss() -> int:
 
 def child(method: str, cues: int, quotes: int) -> dict[str, Any]:
     """One measurement, in this (fresh) process."""
-    from tests.unit.quote_reference import reference_match_quote
+    from tests.unit.quote_reference import ReferenceIndex, reference_match_quote
     from videojobs.errors import PlanError
     from videojobs.planning import plan_segments
 
@@ -110,9 +110,10 @@ def child(method: str, cues: int, quotes: int) -> dict[str, Any]:
         except PlanError as exc:
             raise SystemExit(f"plan failed: {exc}") from None
     else:
+        index = ReferenceIndex(transcript)  # built once, windows cached per length, as before
         for i, kp in enumerate(points):
             try:
-                reference_match_quote(kp.quote or "", transcript, f"kp[{i}]")
+                reference_match_quote(kp.quote or "", index, f"kp[{i}]")
                 matched += 1
             except PlanError:
                 pass

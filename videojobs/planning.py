@@ -283,7 +283,11 @@ QUOTE_ANCHORS = 2
 
 QUOTE_FALLBACK_ANCHORS = 4
 """How many of a quote's rarest words anchor its possible windows, scored when none of the
-likely ones matches."""
+likely ones matches, or only weakly (:data:`QUOTE_RECHECK_BELOW`)."""
+
+QUOTE_RECHECK_BELOW = 90.0
+"""A best likely window scoring less than this is checked against the possible ones too: a weak
+match is the kind another place may rival."""
 
 QUOTE_SHIFT = 3
 """How far (in words) a matching window may start from where an anchor word puts it: the
@@ -349,7 +353,7 @@ def match_quote(
         close = process.extract(
             target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=QUOTE_MIN_SCORE
         )
-        if close:
+        if close and max(score for _, score, _ in close) >= QUOTE_RECHECK_BELOW:
             break
     if not close:
         best = process.extractOne(target, windows, scorer=fuzz.ratio) if windows else None

@@ -30,13 +30,9 @@ from videojobs.models.resource import VideoProcessingJob
 from videojobs.models.spec import VideoProcessingJobSpec
 from videojobs.planning import NeedsTranscript, plan_segments
 from videojobs.sourceinfo import CaptionTrack, resolve_from_source
-from videojobs.transcripts import MAX_NESTING, parse_transcript
+from videojobs.transcripts import MAX_NESTING, MAX_TRANSCRIPT_BYTES, parse_transcript
 
 Loc = tuple[str | int, ...]
-
-MAX_TRANSCRIPT_BYTES = 16 * 1024 * 1024
-"""Largest transcript file (next to a manifest) or ConfigMap value read (a real ConfigMap holds
-at most 1 MiB)."""
 
 
 @dataclass
@@ -351,14 +347,6 @@ def _load_transcript(
                     )
                 )
             label, offset, text = ref.key, 0, sibling.read_text(encoding="utf-8")
-    if len(text) > MAX_TRANSCRIPT_BYTES // 4 and len(text.encode()) > MAX_TRANSCRIPT_BYTES:
-        raise InvalidSpec(
-            Problem(
-                label,
-                f"the transcript is {len(text.encode())} bytes, over the limit of "
-                f"{MAX_TRANSCRIPT_BYTES} bytes (MAX_TRANSCRIPT_BYTES)",
-            )
-        )
     try:
         transcript = parse_transcript(text, fmt, source=label)
     except TranscriptError as exc:

@@ -1,7 +1,7 @@
 """The quote matcher as it was before the index: every window scored (the brute-force reference).
 
-Kept verbatim (bar names) so that tests can compare :func:`videojobs.planning.match_quote`'s
-candidate-window fast path with scoring every window of the transcript.
+Kept as it was (bar names and error texts) so that tests can compare the candidate-window
+fast path of :func:`videojobs.planning.match_quote` with scoring every window.
 """
 
 from __future__ import annotations
@@ -22,9 +22,28 @@ class ReferenceMatch:
     word: int
 
 
-def reference_match_quote(quote: str, transcript: Transcript, path: str) -> ReferenceMatch:
+class ReferenceIndex:
+    """The old ``QuoteIndex``: every word with its cue, and every window per length (cached)."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.words = [(w, cue) for cue in transcript.cues for w in normalise_words(cue.text)]
+        self._windows: dict[int, list[str]] = {}
+
+    def windows(self, n: int) -> list[str]:
+        if n not in self._windows:
+            plain = [w for w, _ in self.words]
+            self._windows[n] = [
+                " ".join(plain[i : i + n]) for i in range(max(1, len(plain) - n + 1))
+            ]
+        return self._windows[n]
+
+
+def reference_match_quote(
+    quote: str, transcript: Transcript | ReferenceIndex, path: str
+) -> ReferenceMatch:
     """Score every window of ``len(quote words)`` transcript words; see ``match_quote``."""
-    words = [(w, cue) for cue in transcript.cues for w in normalise_words(cue.text)]
+    index = transcript if isinstance(transcript, ReferenceIndex) else ReferenceIndex(transcript)
+    words = index.words
     wanted = normalise_words(quote)
     if not wanted:
         raise PlanError(Problem(path, f"quote {quote!r} has no words to match"))
@@ -32,8 +51,7 @@ def reference_match_quote(quote: str, transcript: Transcript, path: str) -> Refe
         raise PlanError(Problem(path, f"quote {quote!r} not found: the transcript has no words"))
     n = len(wanted)
     target = " ".join(wanted)
-    plain = [w for w, _ in words]
-    windows = [" ".join(plain[i : i + n]) for i in range(max(1, len(plain) - n + 1))]
+    windows = index.windows(n)
     best = process.extractOne(target, windows, scorer=fuzz.ratio)
     assert best is not None
     _, best_score, best_i = best
