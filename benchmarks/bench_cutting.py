@@ -394,6 +394,9 @@ def main() -> None:
         help="benchmark per source kind instead (comma-separated names, default all)",
     )
     parser.add_argument("--kind-child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--kinds-render", action="store_true", help="render the kinds measured so far"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -403,6 +406,16 @@ def main() -> None:
 
         name, _, method = args.kind_child.partition(":")
         print(json.dumps(kinds.run_method(name, method, Path(args.out))))
+        return
+    if args.kinds_render:
+        import bench_cutting_kinds as kinds
+
+        data = json.loads(kinds.PARTIAL.read_text(encoding="utf-8"))
+        names = [k.name for k in kinds.KINDS if f"{k.name}|smart" in data["results"]]
+        table = kinds.build_table(data["results"], data["runs"], names)
+        print(table)
+        if not args.no_write:
+            write_section("cutting-kinds", table)
         return
     if args.kinds:
         import bench_cutting_kinds as kinds

@@ -1,9 +1,9 @@
 """Cutting benchmark per source kind (issue 12): naive re-encode, accurate, smart and copy.
 
-Imported by ``bench_cutting.py --kinds``; see there. Each source is 2 minutes of 1280x720 30 fps
-(1080p60: 30 s) generated once into ``benchmarks/.cache/kinds/`` — shorter than the 10-minute
-main benchmark to spare the shared machine. Plan: 2 segments of 30 s (2 of 10–12 s for
-1080p60), none starting on a keyframe.
+Imported by ``bench_cutting.py --kinds``; see there. Each source is 1 minute of 1280x720 30 fps
+(1080p60: 30 s) generated once into ``benchmarks/.cache/kinds/`` — much shorter than the
+10-minute main benchmark to spare the shared (heavily loaded) machine. Plan: one clip of 29.6 s
+(12.35 s for 1080p60), not starting on a keyframe.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 KCACHE = REPO / "benchmarks" / ".cache" / "kinds"
 METHODS = ["naive-reencode", "accurate", "smart", "copy"]
-PLAN_120 = [(12.4, 41.9), (62.7, 96.3)]
-"""63.1 s of output; the starts fall about mid-GOP for 2 s and 5 s GOPs (10 s GOP: 7.5 s in)."""
-PLAN_30 = [(2.3, 12.6), (15.1, 27.45)]
+PLAN_120 = [(22.7, 52.3)]
+"""29.6 s of output; the start falls 0.7 s before a keyframe for a 2 s GOP, 2.3 s for 5 s and
+7.3 s for 10 s (the head is what smart re-encodes)."""
+PLAN_30 = [(15.1, 27.45)]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Kind:
     video: list[str]
     size: str = "1280x720"
     fps: int = 30
-    duration: int = 120
+    duration: int = 60
     plan: list[tuple[float, float]] = field(default_factory=lambda: PLAN_120)
     extra: list[str] = field(default_factory=list)
     post: list[str] = field(default_factory=list)
@@ -100,7 +101,7 @@ KINDS = [
         "mp4",
         "mp4",
         _x264("veryfast", 60),
-        extra=["-vf", "select='lt(n\\,1800)+not(mod(n\\,2))'", "-fps_mode", "vfr"],
+        extra=["-vf", "select='lt(n\\,900)+not(mod(n\\,2))'", "-fps_mode", "vfr"],
     ),
     Kind(
         "rotated",
@@ -112,6 +113,7 @@ KINDS = [
     ),
 ]
 BY_NAME = {k.name: k for k in KINDS}
+PARTIAL = REPO / "benchmarks" / ".cache" / "kinds-partial.json"
 
 
 def _ffmpeg(args: list[str]) -> None:
@@ -286,6 +288,10 @@ def run_all(names: list[str], runs: int) -> dict:
                 r = results[(name, method)]
                 r.update(measure(kind, r, method))
                 shutil.rmtree(r["dir"], ignore_errors=True)
+            # Kinds measured so far, so that a long run can be rendered part-way (--kinds-render).
+            partial = {f"{n}|{m}": v for (n, m), v in results.items()}
+            partial["load"] = f"{min(loads):.1f}–{max(loads):.1f}"
+            PARTIAL.write_text(json.dumps({"runs": runs, "results": partial}), encoding="utf-8")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out: dict = {f"{n}|{m}": v for (n, m), v in results.items()}
@@ -325,9 +331,10 @@ def build_table(results: dict, runs: int, names: list[str]) -> str:
         f"minimum wall time of {runs} run(s) per method, the methods of one kind run side by "
         "side (alternating), sequentially, warm page cache.",
         "",
-        "Sources: 2 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
-        "WebM), shorter than the 10-minute main benchmark to spare the shared machine; plan: "
-        "2 clips of 30–34 s (1080p60: 10 and 12 s), none starting on a keyframe. Output: MP4, or "
+        "Sources: 1 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
+        "WebM), much shorter than the 10-minute main benchmark to spare the shared machine; "
+        "plan: one clip of 29.6 s from 22.7 s (1080p60: 12.35 s from 15.1 s), so the head "
+        "smart re-encodes is 0.7 s (2 s GOP), 2.3 s (5 s GOP) or 7.3 s (10 s GOP). Output: MP4, or "
         "WebM for the VP9 source. Ratio = naive re-encode wall time / the method's. Frame-exact: "
         "every clip has exactly the planned frames (for `copy`: not applicable, it snaps to the "
         "keyframe). Decode errors: lines `ffmpeg -v error` prints decoding every clip. "

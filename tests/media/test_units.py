@@ -280,7 +280,6 @@ def test_slice_vtt_empty_and_invalid() -> None:
         ({"codec_name": "hevc"}, "mp4", "hevc"),
         ({"pix_fmt": "yuv422p"}, "mp4", "yuv422p"),
         ({"avg_frame_rate": "20/1"}, "mp4", "variable frame rate"),
-        ({"side_data_list": [{"rotation": 90}]}, "mp4", "rotated"),
         ({"index": 1}, "mp4", "first stream"),
     ],
 )
