@@ -21,6 +21,19 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "gateway-consol
 """Refreshed only with VIDEOJOBS_UPDATE_SCREENSHOTS=1: a test run leaves the checkout alone."""
 
 
+def _browser_env(tmp_path: Path) -> dict[str, str]:
+    """Chromium's environment: its home, config and cache (dconf, pulse) in the test's tmp."""
+    home = tmp_path / "browser-home"
+    home.mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_RUNTIME_DIR": str(home),
+    }
+
+
 def test_submit_follow_play_in_the_console(
     gw: Gateway, media_server: MediaServer, tmp_path: Path
 ) -> None:
@@ -29,7 +42,9 @@ def test_submit_follow_play_in_the_console(
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+        )
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             outside: list[str] = []
@@ -87,11 +102,13 @@ def test_submit_follow_play_in_the_console(
             browser.close()
 
 
-def test_console_shows_field_problems(gw: Gateway) -> None:
+def test_console_shows_field_problems(gw: Gateway, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+        )
         try:
             page = browser.new_page()
             page.goto(gw.server.url("/"))
