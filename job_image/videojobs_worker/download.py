@@ -803,13 +803,18 @@ def _video_url(result: dict[str, Any], fallback: str) -> tuple[str, dict[str, st
     return fallback, {}
 
 
+def ffmpeg_headers(headers: Mapping[str, str]) -> list[str]:
+    """ffmpeg's ``-headers`` option for HTTP inputs (one ``Name: value`` CRLF line each)."""
+    return ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+
+
 def _first_video_packet(
     source: str, headers: dict[str, str], timeout: float, proxy_url: str | None = None
 ) -> bytes:
     argv = ["ffmpeg", "-nostdin", "-loglevel", "error"]
     if source.startswith(("http://", "https://")):
         if headers:
-            argv += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+            argv += ffmpeg_headers(headers)
         if proxy_url:
             argv += ["-http_proxy", proxy_url]
     argv += ["-i", source, "-map", "0:v:0", "-c", "copy", "-bsf:v", "h264_mp4toannexb"]
@@ -886,8 +891,7 @@ def _ffprobe_json(
         "ffprobe", "-v", "error", "-of", "json", *args,
         *(["-rw_timeout", str(int(timeout * 1e6))] if remote else []),
         *(["-http_proxy", proxy_url] if proxy_url and remote else []),
-        *(["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
-          if headers and remote else []),
+        *(ffmpeg_headers(headers) if headers and remote else []),
         target,
     ]  # fmt: skip
     try:
