@@ -182,6 +182,28 @@ def test_json3_window_events_and_appended_newlines_are_skipped() -> None:
     ]
 
 
+def test_json3_line_break_inside_a_cue_does_not_cut_the_word_before_it() -> None:
+    # A "\n" seg has no tOffsetMs (offset 0): it must not end "Hello" at the cue's start.
+    doc = {
+        "events": [
+            {
+                "tStartMs": 1000,
+                "dDurationMs": 2000,
+                "segs": [
+                    {"utf8": "Hello"},
+                    {"utf8": "\n"},
+                    {"utf8": " world", "tOffsetMs": 500},
+                ],
+            }
+        ]
+    }
+    (cue,) = parse_transcript(json.dumps(doc)).cues
+    assert [(w.start, w.end, w.text) for w in cue.words or []] == [
+        (1.0, 1.5, "Hello"),
+        (1.5, 3.0, "world"),
+    ]
+
+
 def test_ttml_time_expressions_and_nested_div_begin() -> None:
     text = (
         '<tt xmlns="http://www.w3.org/ns/ttml" xmlns:ttp="http://www.w3.org/ns/ttml#parameter" '

@@ -106,6 +106,20 @@ def words_between(
     return out
 
 
+def chained_words(
+    pieces: Sequence[tuple[float, str]], start: float, end: float
+) -> list[dict[str, Any]] | None:
+    """Words from text pieces that carry only a start time (YouTube's json3 ``segs`` and srv3
+    ``<s>``): each spoken piece lasts until the next spoken one starts, the last until ``end``.
+    Blank pieces (line breaks) take no time of their own."""
+    spoken = [(at, text) for at, text in pieces if text.strip()]
+    timed = [
+        (at, spoken[k + 1][0] if k + 1 < len(spoken) else end, text)
+        for k, (at, text) in enumerate(spoken)
+    ]
+    return words_between(timed, start, end)
+
+
 def make_transcript(
     fmt: str,
     raw: list[dict[str, Any]],

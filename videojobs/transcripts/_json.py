@@ -14,6 +14,7 @@ from videojobs.times import TimeValueError, parse_time
 from videojobs.transcripts._common import (
     MAX_NESTING,
     _Errors,
+    chained_words,
     check_cue_count,
     clean_text,
     make_transcript,
@@ -560,19 +561,14 @@ def parse_youtube_json3(text: str, *, source: str = "transcript") -> Transcript:
         cue_text = clean_text("".join(p[1] for p in pieces))
         if not cue_text:
             continue
-        timed = None
-        if len(pieces) > 1 and any("tOffsetMs" in s for s in segs):
-            timed = [
-                (at, pieces[k + 1][0] if k + 1 < len(pieces) else end, piece)
-                for k, (at, piece) in enumerate(pieces)
-            ]
+        word_timed = len(pieces) > 1 and any("tOffsetMs" in s for s in segs)
         raw.append(
             {
                 "start": start,
                 "end": end,
                 "text": cue_text,
                 "line": line,
-                "words": None if timed is None else words_between(timed, start, end),
+                "words": chained_words(pieces, start, end) if word_timed else None,
             }
         )
     return make_transcript("youtube-json3", raw, err)

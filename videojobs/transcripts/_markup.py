@@ -21,11 +21,11 @@ from videojobs.transcripts._common import (
     MAX_NESTING,
     LineIndex,
     _Errors,
+    chained_words,
     check_cue_count,
     clean_text,
     make_transcript,
     split_lines,
-    words_between,
 )
 
 TTML_NS = "http://www.w3.org/ns/ttml"
@@ -246,20 +246,14 @@ def parse_youtube_srv3(text: str, *, source: str = "transcript") -> Transcript:
         cue_text = clean_text("".join(t for _, t in pieces))
         if not cue_text:
             continue
-        timed = None
-        if any("t" in s.attrib for s in spans):
-            spoken = [(at, t) for at, t in pieces if t.strip()]
-            timed = [
-                (at, spoken[k + 1][0] if k + 1 < len(spoken) else end, t)
-                for k, (at, t) in enumerate(spoken)
-            ]
+        word_timed = any("t" in s.attrib for s in spans)
         raw.append(
             {
                 "start": start,
                 "end": end,
                 "text": cue_text,
                 "line": line,
-                "words": None if timed is None else words_between(timed, start, end),
+                "words": chained_words(pieces, start, end) if word_timed else None,
             }
         )
     return make_transcript("youtube-srv3", raw, err)
