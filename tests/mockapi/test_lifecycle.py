@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,9 +27,76 @@ from tests.mockapi.conftest import (
 from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import Attempt
 from videojobs.models import PERMANENT_EXIT_CODES, WorkerInput
+from videojobs_operator import reconcile
+from videojobs_operator.decide import Decision
 from videojobs_operator.manifest import job_name
 
 pytestmark = pytest.mark.mockapi
+
+NUDGE = "test.videojobs.io/nudge"
+"""An annotation the tests change to make the operator look at a resource again."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One decision of the operator: the resource as its pass saw it, and what it decided."""
+
+    namespace: str
+    name: str
+    phase: str | None
+    nudge: str | None
+    decision: Decision
+
+
+@pytest.fixture
+def decisions(monkeypatch: pytest.MonkeyPatch) -> list[Seen]:
+    """Every decision the operator makes (the pure ``decide`` the reconciler calls), in order.
+
+    "Nothing happened" is asserted after the operator has decided about the resource in the
+    state that matters (a pass that saw it, or a nudge): passes of one resource never overlap,
+    so whatever an earlier decision asked for (creating a Job...) is done by then."""
+    seen: list[Seen] = []
+    real = reconcile.decide
+
+    def recording(resource: Any, job: Any, pods: Any, ctx: Any) -> Decision:
+        decision = real(resource, job, pods, ctx)
+        meta = resource["metadata"]
+        seen.append(
+            Seen(
+                meta.get("namespace", ""),
+                meta["name"],
+                (resource.get("status") or {}).get("phase"),
+                (meta.get("annotations") or {}).get(NUDGE),
+                decision,
+            )
+        )
+        return decision
+
+    monkeypatch.setattr(reconcile, "decide", recording)
+    return seen
+
+
+def decided(
+    seen: list[Seen], name: str, *, after: int = 0, phase: str | None = None, nudge: str = ""
+) -> Callable[[], list[Seen]]:
+    """The decisions about ``name`` (from index ``after`` on, that saw ``phase``/``nudge``)."""
+
+    def check() -> list[Seen]:
+        return [
+            s
+            for s in seen[after:]
+            if s.name == name
+            and (phase is None or s.phase == phase)
+            and (not nudge or s.nudge == nudge)
+        ]
+
+    return check
+
+
+async def nudge(api: Api, name: str, value: str, ns: str = NS) -> None:
+    """Change an annotation: the operator gets an event and decides about ``name`` again."""
+    path = f"/apis/videojobs.io/v1alpha1/namespaces/{ns}/videoprocessingjobs/{name}"
+    await api._send("PATCH", path, {"metadata": {"annotations": {NUDGE: value}}})
 
 
 def conditions(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -284,7 +353,11 @@ async def test_cancel_mid_run(api: Api, operator: Operator, runner_factory: Runn
 
 
 async def test_operator_restarted_mid_run(
-    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+    api: Api,
+    operator: Operator,
+    runner_factory: RunnerFactory,
+    emulator: Emulator,
+    decisions: list[Seen],
 ) -> None:
     gate = asyncio.Event()
     runner = await runner_factory(script_for(survivor=[Attempt(gate=gate)]))
@@ -293,8 +366,13 @@ async def test_operator_restarted_mid_run(
     await eventually(phase_is(api, "survivor", "Running"), what="Running")
     await operator.stop()  # killed mid-run
 
+    before = len(decisions)
     await operator.start()
-    await asyncio.sleep(0.5)  # let the new operator see everything before the run ends
+    # the new operator has looked at the running resource (its Job from the earlier process)
+    (first, *_) = await eventually(decided(decisions, "survivor", after=before), what="a pass")
+    assert first.phase == "Running"
+    assert not first.decision.create_job and not first.decision.delete_job
+    assert first.decision.status.get("phase") in (None, "Running")
     assert api.status("survivor")["phase"] == "Running"
     gate.set()
     await eventually(phase_is(api, "survivor", "Succeeded"), what="Succeeded")
@@ -328,7 +406,11 @@ async def test_operator_down_while_job_finishes(
 
 
 async def test_job_deleted_externally(
-    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+    api: Api,
+    operator: Operator,
+    runner_factory: RunnerFactory,
+    emulator: Emulator,
+    decisions: list[Seen],
 ) -> None:
     runner = await runner_factory(script_for(orphan=[Attempt(hang=True)]))
     await operator.start()
@@ -341,7 +423,9 @@ async def test_job_deleted_externally(
     assert status["error"]["reason"] == "JobDeleted"
     assert job_name in status["error"]["message"]
     assert conditions(status)["Failed"]["reason"] == "JobDeleted"
-    await asyncio.sleep(0.3)
+    # a pass that saw the resource Failed has decided: whatever an earlier pass asked for is done
+    await eventually(decided(decisions, "orphan", phase="Failed"), what="a pass after Failed")
+    assert not any(s.decision.create_job for s in decided(decisions, "orphan", phase="Failed")())
     assert api.jobs() == []  # never a second Job for the same run
     assert emulator.counts["CREATE jobs"] == 1
     assert runner.stats.jobs_seen == [job_name]
@@ -350,7 +434,11 @@ async def test_job_deleted_externally(
 
 
 async def test_queue_limits_and_fifo(
-    api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
+    api: Api,
+    operator: Operator,
+    runner_factory: RunnerFactory,
+    emulator: Emulator,
+    decisions: list[Seen],
 ) -> None:
     names = ["echo", "delta", "charlie", "bravo", "alpha"]  # created in this order
     gates = {name: asyncio.Event() for name in names}
@@ -368,9 +456,18 @@ async def test_queue_limits_and_fifo(
         # Finish the running ones one at a time: the oldest queued one starts each time.
         running = ["echo", "delta"]
         waiting = names[2:]
+        round_ = 0
         while running:
             await eventually(lambda: all(has_job(n) for n in running), what=f"{running} run")
-            await asyncio.sleep(0.2)
+            # Make the operator decide about every queued one again, with these running.
+            round_ += 1
+            for name in waiting:
+                await nudge(api, name, str(round_))
+            for name in waiting:
+                seen = await eventually(
+                    decided(decisions, name, nudge=str(round_)), what=f"{name} looked at"
+                )
+                assert not any(s.decision.create_job for s in seen), f"{name} started too early"
             assert not any(has_job(n) for n in waiting), "a queued job started too early"
             assert all(api.status(n)["phase"] == "Queued" for n in waiting)
             done = running.pop(0)
@@ -409,7 +506,7 @@ async def test_per_namespace_limit(
 
 
 async def test_ttl_deletes_finished_resource(
-    api: Api, operator: Operator, runner_factory: RunnerFactory
+    api: Api, operator: Operator, runner_factory: RunnerFactory, decisions: list[Seen]
 ) -> None:
     await runner_factory()
     await operator.start()
@@ -419,7 +516,15 @@ async def test_ttl_deletes_finished_resource(
     await eventually(phase_is(api, "shortlived", "Succeeded"), what="Succeeded")
     await eventually(lambda: api.vpj("shortlived") is None, timeout=30, what="TTL deletion")
     await eventually(phase_is(api, "keeper", "Succeeded"), what="keeper Succeeded")
-    await asyncio.sleep(1.5)
+    # The TTL is a planned look (requeue) that deletes: planned for shortlived, never for keeper.
+    assert any(
+        s.decision.requeue_after for s in decided(decisions, "shortlived", phase="Succeeded")()
+    )
+    finished = await eventually(
+        decided(decisions, "keeper", phase="Succeeded"), what="a pass that saw keeper Succeeded"
+    )
+    assert all(not s.decision.delete_resource for s in decided(decisions, "keeper")())
+    assert all(s.decision.requeue_after is None for s in finished)
     assert api.vpj("keeper") is not None  # no TTL given and no operator default
 
 
@@ -499,14 +604,36 @@ async def test_transcript_configmap_waited_for(
 
 
 async def test_watching_one_namespace(
-    api: Api, operator: Operator, runner_factory: RunnerFactory
+    api: Api,
+    operator: Operator,
+    runner_factory: RunnerFactory,
+    emulator: Emulator,
+    decisions: list[Seen],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    scopes: set[tuple[str, str, str | None]] = set()  # the operator's (action, plural, ns)
+    handle = Emulator._handle
+
+    async def recording(self: Emulator, request: Any) -> Any:
+        if request.resource is not None and self.role_of(self.identity(request)) == "operator":
+            scopes.add((request.action.value, request.resource.plural or "", request.namespace))
+        return await handle(self, request)
+
+    monkeypatch.setattr(Emulator, "_handle", recording)
     await runner_factory()
     await operator.start(NS)
-    await api.create(manifest("inside"))
     await api.create(manifest("outside", namespace="elsewhere"))
+    await api.create(manifest("inside"))
     await eventually(phase_is(api, "inside", "Succeeded"), what="Succeeded")
-    await asyncio.sleep(0.5)
+    # The operator never watches another namespace (and never lists Jobs or pods there), so
+    # it cannot see "outside".
+    watched = {
+        (action, plural, ns)
+        for action, plural, ns in scopes
+        if action == "WATCH" or plural in ("jobs", "pods")
+    }
+    assert {ns for *_, ns in watched} == {NS}, scopes
+    assert not [s for s in decisions if s.namespace != NS]
     assert api.status("outside", "elsewhere") == {}
     assert api.jobs("elsewhere") == []
 

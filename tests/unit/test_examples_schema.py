@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.mockapi.strict.rules import _int_or_string_errors
 from videojobs.crd import build_crd
 from videojobs.models import KIND
 from videojobs.validation import check_file, load_manifests
@@ -44,21 +45,6 @@ def schema_errors(obj: Any, schema: dict[str, Any] = SCHEMA, path: str = "") -> 
         f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(obj)
     ]
     return errors + _int_or_string_errors(obj, schema, path)
-
-
-def _int_or_string_errors(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
-    if schema.get("x-kubernetes-int-or-string"):
-        ok = isinstance(obj, str) or (isinstance(obj, int) and not isinstance(obj, bool))
-        return [] if ok else [f"{path}: {obj!r} is neither an integer nor a string"]
-    out = []
-    if isinstance(obj, dict):
-        for key, child in schema.get("properties", {}).items():
-            if key in obj:
-                out += _int_or_string_errors(obj[key], child, f"{path}.{key}")
-    if isinstance(obj, list) and "items" in schema:
-        for i, item in enumerate(obj):
-            out += _int_or_string_errors(item, schema["items"], f"{path}[{i}]")
-    return out
 
 
 def cel_violations(

@@ -116,7 +116,7 @@ def test_sigterm_while_cutting(tmp_path: Path, server: MediaServer):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "cutting never started"
             time.sleep(0.05)
-        time.sleep(0.3)
+        time.sleep(0.3)  # part of the scenario: the signal comes while ffmpeg is mid-clip
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:

@@ -103,10 +103,18 @@ async def test_cluster_reporter_patches_only_worker_fields(
         sent(reporter, 1)
         for n in range(50):  # updates within the interval wait for the next write
             reporter.update(percent=n // 2, bytes_done=n * 1000)
-        time.sleep(0.2)
-        assert reporter.patches_sent == 1
+        # The reporter's thread has taken every wake-up of the updates (it sends at once when
+        # it takes one it should not hold), then a forced write: the next patch is that one.
+        deadline = time.monotonic() + 10
+        while not reporter._wake.empty():
+            assert time.monotonic() < deadline, "the updates were never taken"
+            time.sleep(0.01)
         reporter.source(SourceInfo(duration_seconds=90.0, video_codec="h264"))
-        sent(reporter, 2)  # carries the latest progress too
+        while not any("source" in s for s in _sends):
+            assert time.monotonic() < deadline, "the source was never sent"
+            time.sleep(0.01)
+        assert reporter.patches_sent == 2 and len(_sends) == 2
+        assert "source" not in _sends[0]
         assert _status_sync["progress"]["bytesDone"] == 49000
         reporter.stage("Cutting")
         sent(reporter, 3)
@@ -117,11 +125,15 @@ async def test_cluster_reporter_patches_only_worker_fields(
         return reporter
 
     _status_sync: dict[str, Any] = {}
+    _sends: list[dict[str, Any]] = []  # the status of every patch written, in order
     real_send = ClusterReporter._send
 
     def spy(self: ClusterReporter) -> None:
-        _status_sync.update(self.status_patch()["status"])
+        status = self.status_patch()["status"]
+        _status_sync.update(status)
         real_send(self)
+        if self.patches_sent > len(_sends):  # it was written
+            _sends.append(status)
 
     monkeypatch.setattr(ClusterReporter, "_send", spy)
     reporter = await asyncio.to_thread(work)

@@ -5,6 +5,13 @@ targets with one of: ``429`` (Too Many Requests, with ``Retry-After``), ``500``,
 updates: a conflicting write), ``cut`` (a watch stream ends after a short while) and ``410``
 (a resumed watch, one with a ``resourceVersion``, is told the version is too old). The choice is a
 pure function of the seed and the order of requests, so a failing run can be replayed.
+
+An operator opens few watches and keeps them open for minutes, so a per-request rate seldom
+lands on one. Watches therefore have rates of their own: ``gone_rate`` of the resumed watches
+are answered 410, ``watch_cut_rate`` of the others are cut after a seeded time. And with
+``guarantee`` every kind fires at least once: each kind is due at a seeded position among the
+first requests that can take it (the first few watches, the first 20 updates or requests), and
+is injected there unless the rates already injected it.
 """
 
 from __future__ import annotations
@@ -15,6 +22,18 @@ from dataclasses import dataclass, field
 
 KINDS = ("429", "500", "409", "cut", "410")
 
+GUARANTEE_WITHIN = {"429": 20, "500": 20, "409": 20, "cut": 3, "410": 3}
+"""A guaranteed kind is due at a seeded position below this among the requests it fits."""
+
+
+def eligible(action: str, resumed_watch: bool) -> tuple[str, ...]:
+    """The kinds of fault a request can take."""
+    if action == "watch":
+        return ("429", "500", "cut") + (("410",) if resumed_watch else ())
+    if action == "update":
+        return ("429", "500", "409")
+    return ("429", "500")
+
 
 @dataclass
 class FaultPlan:
@@ -23,25 +42,51 @@ class FaultPlan:
     identities: frozenset[str] = frozenset({"operator"})
     retry_after_seconds: int = 1
     cut_after_seconds: tuple[float, float] = (0.2, 3.0)
+    watch_cut_rate: float = 0.0
+    """Of the watches not otherwise faulted, the fraction whose stream is cut."""
+    gone_rate: float = 0.0
+    """Of the resumed watches, the fraction answered 410 Gone."""
+    guarantee: bool = False
+    """Inject every kind at least once (see the module's text)."""
     injected: collections.Counter[str] = field(default_factory=collections.Counter)
     _rng: random.Random = field(init=False, repr=False)
+    _due: dict[str, int] = field(init=False, repr=False)
+    _seen: collections.Counter[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._due = {kind: self._rng.randrange(GUARANTEE_WITHIN[kind]) for kind in KINDS}
+        self._seen = collections.Counter()
 
     def pick(self, identity: str, action: str, resumed_watch: bool) -> str | None:
         """The fault for one request, or None. ``action`` is kmock's (``watch``, ``update``…)."""
-        if identity not in self.identities or self._rng.random() >= self.rate:
+        if identity not in self.identities:
             return None
-        if action == "watch":
-            choices = ["429", "500", "cut"] + (["410"] if resumed_watch else [])
-        elif action == "update":
-            choices = ["429", "500", "409"]
-        else:
-            choices = ["429", "500"]
-        kind = self._rng.choice(choices)
-        self.injected[kind] += 1
+        kinds = eligible(action, resumed_watch)
+        kind = self._guaranteed(kinds) if self.guarantee else None
+        if kind is None and action == "watch":
+            if resumed_watch and self._rng.random() < self.gone_rate:
+                kind = "410"
+            elif self._rng.random() < self.watch_cut_rate:
+                kind = "cut"
+        if kind is None and self._rng.random() < self.rate:
+            kind = self._rng.choice(kinds)
+        if kind is not None:
+            self.injected[kind] += 1
         return kind
+
+    def _guaranteed(self, kinds: tuple[str, ...]) -> str | None:
+        """A guaranteed kind not injected yet that is due at this request, if any."""
+        due = None
+        for kind in kinds:
+            self._seen[kind] += 1
+            if due is None and not self.injected[kind] and self._seen[kind] > self._due[kind]:
+                due = kind
+        return due
+
+    def missing(self) -> list[str]:
+        """The kinds never injected so far."""
+        return [kind for kind in KINDS if not self.injected[kind]]
 
     def cut_after(self) -> float:
         low, high = self.cut_after_seconds
