@@ -43,6 +43,7 @@ import socketserver
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from videojobs.models import ExitCode
@@ -190,7 +191,7 @@ class NetworkPolicy:
             raise WorkerError(
                 ExitCode.NETWORK, "DnsFailure", f"cannot resolve {host}: {exc.strerror}"
             ) from None
-        self.check_addresses(host, [info[4][0] for info in infos])
+        self.check_addresses(host, [str(info[4][0]) for info in infos])
 
 
 # -- the resolver hook -----------------------------------------------------------------------
@@ -219,7 +220,9 @@ def guard_host(host: str, policy: NetworkPolicy) -> None:
         _host_policies[_host_key(host)] = policy
 
 
-def _guarded_getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _guarded_getaddrinfo(
+    host: bytes | str | None, port: bytes | str | int | None, *args: Any, **kwargs: Any
+) -> list[Any]:
     answers = _original_getaddrinfo(host, port, *args, **kwargs)
     policy: NetworkPolicy | None = getattr(_state, "policy", None)
     if policy is None and _host_policies:
@@ -228,7 +231,7 @@ def _guarded_getaddrinfo(host, port, *args, **kwargs):  # type: ignore[no-untype
         name = host.decode() if isinstance(host, bytes) else str(host)
         try:
             policy.check_host_name(name)
-            policy.check_addresses(name, [a[4][0] for a in answers])
+            policy.check_addresses(name, [str(a[4][0]) for a in answers])
         except WorkerError as err:
             _state.blocked = err
             raise BlockedAddressError(err) from None
@@ -328,7 +331,7 @@ class GuardProxy:
         try:
             self.policy.check_host_name(name)
             infos = _original_getaddrinfo(name, port, 0, socket.SOCK_STREAM)
-            self.policy.check_addresses(name, [info[4][0] for info in infos])
+            self.policy.check_addresses(name, [str(info[4][0]) for info in infos])
         except WorkerError as err:
             self.refusals.append(err)
             raise

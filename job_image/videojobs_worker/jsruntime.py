@@ -102,7 +102,7 @@ def _probe(name: str, path: str) -> JsRuntime | None:
 
 def _deno_from_package() -> str | None:
     try:
-        import deno  # type: ignore[import-untyped]
+        import deno
     except ImportError:
         return None
     try:
@@ -171,7 +171,7 @@ def runtime_env(scratch: Path) -> dict[str, str]:
 def ejs_version() -> str | None:
     """Version of the installed EJS challenge-solver scripts (``yt-dlp-ejs``), or ``None``."""
     try:
-        import yt_dlp_ejs  # type: ignore[import-untyped]
+        import yt_dlp_ejs
     except ImportError:
         return None
     version = getattr(yt_dlp_ejs, "version", None) or getattr(yt_dlp_ejs, "__version__", None)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import srt  # type: ignore[import-untyped]
+import srt
 from webvtt.errors import MalformedCaptionError
 from webvtt.models import Caption
 
