@@ -142,7 +142,7 @@ class QuoteIndex:
         self.ids = array("i")  # word → vocabulary id
         # word → position in its cue's words (-1: the cue has none); None: no cue has words
         self.word_of: array[int] | None = array("i") if any(c.words for c in self.cues) else None
-        counts = array("i", bytes(4 * len(self.cues)))  # cue position → how many words
+        counts = array("i", [0]) * len(self.cues)  # cue position → how many words
         pieces: list[str] = []  # the words of each chunk of texts, joined
         chunk: list[tuple[int, int, str]] = []
         for unit in chain(self._texts(), [None]):
