@@ -4,6 +4,9 @@ Each measurement runs in a fresh subprocess so that its peak RSS (``ru_maxrss``)
 
 - ``new``: :func:`videojobs.planning.plan_segments` on the whole spec (index built once, 500
   quotes matched over candidate windows, snapping, naming);
+- ``before`` (with ``--baseline REV``): the same call with ``videojobs/`` as it was at git
+  revision ``REV`` (exported to a temporary directory), run side by side on the same input; the
+  table says whether both gave the same plan (a hash of the plan's JSON);
 - ``old``: the brute-force matcher that scored every window of the transcript for every quote
   (kept as ``tests/unit/quote_reference.py``), for the 500 quotes; at 200k cues it is run on
   :data:`OLD_SAMPLE` quotes only and its time is extrapolated to 500 (marked so in the table).
@@ -11,15 +14,18 @@ Each measurement runs in a fresh subprocess so that its peak RSS (``ru_maxrss``)
 The transcript is synthetic lecture speech: a Zipf-distributed vocabulary of 6,000 made-up
 words, cues of 6-14 words, 1.5-4.5 s long. Quotes are 6-10 word runs from evenly spaced places,
 every fourth with one typo. Peak RSS includes building the transcript models (shown on its own
-as "transcript RSS", measured before planning starts).
+as "transcript RSS", measured before planning starts). Next to each wall time is the CPU time
+(user + system, ``time.process_time`` in the child) of the same section: on a shared machine it
+is the less load-dependent figure.
 
-Usage: ``python benchmarks/bench_planner.py [--runs N] [--sizes 2000,20000,200000]``; it
-rewrites the "planner" section of docs/benchmarks.md.
+Usage: ``python benchmarks/bench_planner.py [--runs N] [--sizes 2000,20000,200000]
+[--baseline REV]``; it rewrites the "planner" section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -27,6 +33,7 @@ import random
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -100,13 +107,15 @@ def child(method: str, cues: int, quotes: int) -> dict[str, Any]:
     transcript, spec = build(cues)
     base = _rss()
     points = spec.knowledge_points[:quotes]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     matched = 0
+    digest = ""
     if method == "new":
         spec = spec.model_copy(update={"knowledge_points": points})
         try:
             plan = plan_segments(spec, transcript)
             matched = sum(1 for n in plan.notes if "quote matched" in n)
+            digest = hashlib.sha256(plan.model_dump_json().encode()).hexdigest()[:16]
         except PlanError as exc:
             raise SystemExit(f"plan failed: {exc}") from None
     else:
@@ -117,20 +126,48 @@ def child(method: str, cues: int, quotes: int) -> dict[str, Any]:
                 matched += 1
             except PlanError:
                 pass
-    seconds = time.perf_counter() - began
-    return {"seconds": seconds, "rss": _rss(), "base_rss": base, "matched": matched}
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "rss": _rss(),
+        "base_rss": base,
+        "matched": matched,
+        "plan": digest,
+        "module": sys.modules["videojobs.planning"].__file__,
+    }
 
 
-def measure(method: str, cues: int, quotes: int) -> dict[str, Any]:
+def measure(method: str, cues: int, quotes: int, root: str | None = None) -> dict[str, Any]:
+    """One child process; ``root``: where its ``videojobs`` package comes from (the baseline)."""
+    path = str(REPO) if root is None else f"{root}{os.pathsep}{REPO}"
     result = subprocess.run(
         [sys.executable, __file__, "--child", method, str(cues), str(quotes)],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": path, "BENCH_PLANNER_ROOT": root or ""},
     )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["module"].startswith(root or str(REPO)), out["module"]
+    return out
+
+
+def export(rev: str, into: str) -> None:
+    """``videojobs/`` (and the reference matcher) as at git revision ``rev``, into ``into``."""
+    paths = ["videojobs", "tests/__init__.py", "tests/unit/__init__.py"]
+    paths.append("tests/unit/quote_reference.py")
+    archive = subprocess.run(
+        ["git", "archive", rev, *paths], cwd=REPO, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+
+
+def _s(runs: list[dict[str, Any]]) -> str:
+    """Best wall time (and that run's CPU time) of ``runs``."""
+    best = min(runs, key=lambda r: r["seconds"])
+    return f"{best['seconds']:.2f} ({best['cpu']:.2f})"
 
 
 def main() -> None:
@@ -139,24 +176,48 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,20000,200000")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print, do not edit the docs")
+    parser.add_argument("--baseline", help="git revision whose planner runs side by side")
     args = parser.parse_args()
     if args.child:
+        root = os.environ.get("BENCH_PLANNER_ROOT")
+        if root:  # the baseline's videojobs before this checkout's
+            sys.path.insert(0, root)
         method, cues, quotes = args.child
         print(json.dumps(child(method, int(cues), int(quotes))))
         return
+    with tempfile.TemporaryDirectory(prefix="bench-planner-") as tmp:
+        if args.baseline:
+            export(args.baseline, tmp)
+        run(args, tmp if args.baseline else None)
+
+
+def run(args: argparse.Namespace, baseline: str | None) -> None:
     mib = 1024 * 1024
     rows = []
     targets = []
     for cues in (int(s) for s in args.sizes.split(",")):
         old_quotes = QUOTES if cues <= 20_000 else OLD_SAMPLE
-        new = [measure("new", cues, QUOTES) for _ in range(args.runs)]
+        new, before = [], []
+        for _ in range(args.runs):  # alternated, so that both see the same load
+            new.append(measure("new", cues, QUOTES))
+            if baseline is not None:
+                before.append(measure("new", cues, QUOTES, baseline))
         old = [measure("old", cues, old_quotes) for _ in range(args.runs if cues <= 2000 else 1)]
         n_best = min(new, key=lambda r: r["seconds"])
         o_best = min(old, key=lambda r: r["seconds"])
         old_seconds = o_best["seconds"] * QUOTES / old_quotes
         note = "" if old_quotes == QUOTES else f" (extrapolated from {old_quotes} quotes)"
+        if before:
+            b_best = min(before, key=lambda r: r["seconds"])
+            same = {r["plan"] for r in new} == {r["plan"] for r in before}
+            versus = (
+                f"{_s(before)} | {b_best['seconds'] / n_best['seconds']:.2f}× | "
+                f"{'yes' if same else 'NO'} | {max(r['rss'] for r in before) / mib:.0f} | "
+            )
+        else:
+            versus = ""
         rows.append(
-            f"| {cues:,} | {QUOTES} | {n_best['seconds']:.2f} | {old_seconds:.1f}{note} | "
+            f"| {cues:,} | {QUOTES} | {_s(new)} | {versus}{old_seconds:.1f}{note} | "
             f"{old_seconds / n_best['seconds']:.0f}× | {n_best['matched']} | "
             f"{max(r['rss'] for r in new) / mib:.0f} | {n_best['base_rss'] / mib:.0f} | "
             f"{max(r['rss'] for r in old) / mib:.0f} |"
@@ -165,22 +226,33 @@ def main() -> None:
         limit = {20_000: (2.0, None), 200_000: (20.0, 300)}.get(cues)
         if limit is not None:
             seconds, memory = limit
-            peak = max(r["rss"] for r in new) / mib
-            ok = n_best["seconds"] <= seconds and (memory is None or peak <= memory)
+            peak = max(r["rss"] for r in new)
+            ok = n_best["seconds"] <= seconds and (memory is None or peak / 1e6 <= memory)
             targets.append(
                 f"- {'met' if ok else 'NOT met'}: {cues:,} cues + {QUOTES} quotes ≤ {seconds:g} s"
                 + (f" and ≤ {memory} MB" if memory else "")
-                + f": {n_best['seconds']:.2f} s"
-                + (f", peak RSS {peak:.0f} MiB" if memory else "")
+                + f": {n_best['seconds']:.2f} s wall ({n_best['cpu']:.2f} s CPU)"
+                + (f", peak RSS {peak / 1e6:.0f} MB ({peak / mib:.0f} MiB)" if memory else "")
             )
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    command = f"python benchmarks/bench_planner.py --runs {args.runs}" + (
+        f" --baseline {args.baseline}" if args.baseline else ""
+    )
+    versus_head = (
+        f"before s ({args.baseline}) | new vs before | same plan | before peak RSS MiB | "
+        if baseline
+        else ""
+    )
     body = "\n".join(
         [
-            f"Measured {now} by `python benchmarks/bench_planner.py --runs {args.runs}` on "
+            f"Measured {now} by `{command}` on "
             f"{os.cpu_count()} CPUs ({platform.machine()}, {platform.system()}), Python "
             f"{platform.python_version()}; minimum wall time of {args.runs} run(s) for the new "
             "planner (one run of the old matcher above 2,000 cues), each in a fresh process, "
-            "on a machine shared with other work.",
+            f"on a machine shared with other work (load average {load} at the end, 1/5/15 min). "
+            "Times are wall seconds with the same run's CPU seconds (user + system) in "
+            "brackets.",
             "",
             "Synthetic lecture transcript (Zipf vocabulary of 6,000 words, 6-14 words per cue); "
             f"{QUOTES} quote-anchored knowledge points, 6-10 words each, every fourth with a "
@@ -189,9 +261,9 @@ def main() -> None:
             "quote (`tests/unit/quote_reference.py`), quote matching only. Peak RSS is the "
             "process's, transcript models included (shown on their own).",
             "",
-            "| cues | quotes | new s | old s | speed-up | quotes matched | new peak RSS MiB "
-            "| transcript RSS MiB | old peak RSS MiB |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| cues | quotes | new s | {versus_head}old s | speed-up | quotes matched "
+            "| new peak RSS MiB | transcript RSS MiB | old peak RSS MiB |",
+            "|---|---|---|" + ("---|---|---|---|" if baseline else "") + "---|---|---|---|---|---|",
             *rows,
             "",
             "Targets (issue 14):",

@@ -34,14 +34,8 @@ it does no I/O. The steps, in order (each change is recorded in ``SegmentPlan.no
 from __future__ import annotations
 
 import re
-import unicodedata
-from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from itertools import accumulate, repeat
-
-from rapidfuzz import fuzz, process
 
 from videojobs.errors import PlanError, Problem
 from videojobs.models import (
@@ -53,20 +47,21 @@ from videojobs.models import (
     VideoProcessingJobSpec,
 )
 from videojobs.naming import make_stem, unique_stems
+from videojobs.quotes import (  # noqa: F401  (re-exported: the planner's quote matching)
+    MAX_TRANSCRIPT_WORDS,
+    QUOTE_AMBIGUITY_MARGIN,
+    QUOTE_MAX_COMPARISONS,
+    QUOTE_MIN_SCORE,
+    QuoteIndex,
+    QuoteMatch,
+    match_quote,
+    normalise_words,
+)
 from videojobs.times import format_timestamp, round_ms
-
-QUOTE_MIN_SCORE = 80.0
-"""Least similarity (0-100, rapidfuzz ratio of normalised words) for a quote to match."""
-
-QUOTE_AMBIGUITY_MARGIN = 5.0
-"""A second, separate place scoring within this margin of the best one makes a quote ambiguous."""
-
 
 MAX_CUES = 200_000
 """Most cues a transcript may have to be planned (a 1 MiB ConfigMap holds about 20,000)."""
 
-MAX_TRANSCRIPT_WORDS = 4_000_000
-"""Most words a transcript may have when quotes are matched against it."""
 
 MAX_KNOWLEDGE_POINTS = 500
 """Most knowledge points in a plan (the spec's own list is limited to as many)."""
@@ -95,303 +90,6 @@ class _Range:
 
 def _ts(seconds: float) -> str:
     return format_timestamp(seconds)
-
-
-# --- quotes -------------------------------------------------------------------------------
-
-_NON_WORD = re.compile(r"[^\w]+")
-# Scripts written without spaces between words: each character counts as a word.
-_UNSPACED = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
-
-
-def normalise_words(text: str) -> list[str]:
-    """Words for matching: case-folded, accents removed, punctuation dropped; in Chinese and
-    Japanese text, which has no spaces, every character is a word."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    plain = plain.replace("'", "").replace("\u2019", "")  # let's == lets
-    plain = _UNSPACED.sub(r" \1 ", unicodedata.normalize("NFC", plain))
-    return [w for w in _NON_WORD.sub(" ", plain).split() if w]
-
-
-@dataclass(frozen=True)
-class QuoteMatch:
-    """Where a quote was found."""
-
-    cue: Cue
-    """The cue holding the first matched word."""
-    score: float
-    word: int
-    """Index of the first matched word among the transcript's normalised words."""
-    start: float = 0.0
-    """Start of the first matched word: its own time when the cue has word timestamps, else
-    the cue's start."""
-    end: float = 0.0
-    """End of the last matched word: its own time when its cue has word timestamps, else that
-    cue's end."""
-
-
-class QuoteIndex:
-    """A transcript's normalised words, indexed for quote matching; built once per transcript.
-
-    The words are kept once each (a vocabulary) and the transcript as one string of them, joined
-    by spaces, with each word's offset, so that any window of consecutive words is a slice of it.
-    ``postings`` lists where each vocabulary word occurs; :func:`match_quote` takes its
-    candidate windows from there instead of scoring every window of the transcript.
-    """
-
-    def __init__(self, transcript: Transcript) -> None:
-        self.cues = transcript.cues
-        ids: dict[str, int] = {}
-        self.ids = array("i")  # word → vocabulary id
-        self.cue_of = array("i")  # word → position of its cue in transcript.cues
-        self.word_of = array("i")  # word → position in cue.words (-1: the cue has none)
-        spoken: list[str] = []  # each cue's words, joined
-        for position, cue in enumerate(transcript.cues):
-            if cue.words:
-                split = [(k, normalise_words(w.text)) for k, w in enumerate(cue.words)]
-                tokens = [t for _, ts in split for t in ts]
-                self.word_of.extend(k for k, ts in split for _ in ts)
-            else:
-                tokens = normalise_words(cue.text)
-                self.word_of.extend(repeat(-1, len(tokens)))
-            if len(self.ids) + len(tokens) > MAX_TRANSCRIPT_WORDS:
-                raise PlanError(
-                    Problem(
-                        "spec.transcript",
-                        f"the transcript has more than {MAX_TRANSCRIPT_WORDS} words, over the "
-                        "limit for matching quotes (MAX_TRANSCRIPT_WORDS); use start or cues",
-                    )
-                )
-            if tokens:
-                self.ids.extend([ids.setdefault(t, len(ids)) for t in tokens])
-                self.cue_of.extend(repeat(position, len(tokens)))
-                spoken.append(" ".join(tokens))
-        self.text = " ".join(spoken)
-        del spoken
-        self.vocabulary: list[str] = list(ids)
-        lengths = [len(w) + 1 for w in self.vocabulary]
-        # word → offset in self.text; one more at the end
-        self.offsets = array("q", accumulate(map(lengths.__getitem__, self.ids), initial=0))
-        self.postings: list[array[int]] = [array("i") for _ in self.vocabulary]
-        add = [p.append for p in self.postings]
-        for position, wid in enumerate(self.ids):
-            add[wid](position)
-        self._ids = ids
-        self._similar: dict[str, list[int]] = {}
-
-    def __len__(self) -> int:
-        return len(self.cue_of)
-
-    def window(self, i: int, n: int) -> str:
-        """The ``n`` words from word ``i``, joined by single spaces."""
-        return self.text[self.offsets[i] : self.offsets[i + n] - 1]
-
-    def windows(self, n: int) -> list[str]:
-        """Every run of ``n`` consecutive words (one shorter run when there are fewer)."""
-        n = min(n, len(self))
-        return [self.window(i, n) for i in range(max(1, len(self) - n + 1))] if n else [""]
-
-    def cue(self, word: int) -> Cue:
-        return self.cues[self.cue_of[word]]
-
-    def word_start(self, word: int) -> float:
-        cue, k = self.cue(word), self.word_of[word]
-        return cue.words[k].start if cue.words and k >= 0 else cue.start
-
-    def word_end(self, word: int) -> float:
-        cue, k = self.cue(word), self.word_of[word]
-        return cue.words[k].end if cue.words and k >= 0 else cue.end
-
-    def similar(self, token: str) -> list[int]:
-        """Vocabulary ids of words within :data:`ANCHOR_MIN_SCORE` of ``token`` (cached)."""
-        found = self._similar.get(token)
-        if found is None:
-            found = sorted(
-                i
-                for _, _, i in process.extract(
-                    token,
-                    self.vocabulary,
-                    scorer=fuzz.ratio,
-                    score_cutoff=ANCHOR_MIN_SCORE,
-                    limit=None,
-                )
-            )
-            exact = self._ids.get(token)
-            if exact is not None and exact not in found:
-                found.append(exact)
-            self._similar[token] = found
-        return found
-
-    def candidates(self, wanted: list[str]) -> tuple[list[int], Callable[[], list[int]]] | None:
-        """Starts of the windows of ``len(wanted)`` words worth scoring for a quote, in order:
-        the likely ones, and a function giving all the possible ones (a superset). None means
-        every window.
-
-        The quote's :data:`QUOTE_ANCHORS` rarest words (counting the transcript words similar to
-        each; words that occur nowhere are skipped) anchor the candidates: where a word similar
-        to the quote's ``k``-th word occurs at ``p``, the windows starting within
-        :data:`QUOTE_SHIFT` words of ``p - k`` are candidates: likely for the
-        :data:`QUOTE_ANCHORS` rarest words, possible for the :data:`QUOTE_FALLBACK_ANCHORS`
-        rarest."""
-        n = min(len(wanted), len(self))
-        last = len(self) - n
-        counted = []
-        for k, token in enumerate(wanted):
-            ids = self.similar(token)
-            total = sum(len(self.postings[i]) for i in ids)
-            if total:
-                counted.append((total, k, ids))
-        counted.sort()
-        # a second anchor only when it is not much more common than the first: "says" next
-        # to a name said once would point at every cue
-        anchors = [
-            a
-            for rank, a in enumerate(counted[:QUOTE_ANCHORS])
-            if rank == 0 or a[0] <= max(8 * counted[0][0], 64)
-        ]
-        if sum(total for total, _, _ in anchors) * (2 * QUOTE_SHIFT + 1) >= last + 1:
-            return None
-
-        def pointed(chosen: list[tuple[int, int, list[int]]]) -> list[int]:
-            starts: set[int] = set()
-            for _, k, ids in chosen:
-                for i in ids:
-                    for p in self.postings[i]:
-                        lo = p - k - QUOTE_SHIFT
-                        starts.update(
-                            range(lo if lo > 0 else 0, min(last, p - k + QUOTE_SHIFT) + 1)
-                        )
-            return sorted(starts)
-
-        likely = pointed(anchors)
-
-        def possible() -> list[int]:
-            wider = counted[:QUOTE_FALLBACK_ANCHORS]
-            if sum(total for total, _, _ in wider) * (2 * QUOTE_SHIFT + 1) >= last + 1:
-                return list(range(last + 1))
-            return pointed(wider)
-
-        return likely, possible
-
-
-ANCHOR_MIN_SCORE = 75.0
-"""Least similarity of a transcript word to a quote word for it to anchor a candidate window."""
-
-QUOTE_ANCHORS = 2
-"""How many of a quote's rarest words anchor its likely windows."""
-
-QUOTE_FALLBACK_ANCHORS = 4
-"""How many of a quote's rarest words anchor its possible windows, scored when none of the
-likely ones matches, or only weakly (:data:`QUOTE_RECHECK_BELOW`)."""
-
-QUOTE_RECHECK_BELOW = 90.0
-"""A best likely window scoring less than this is checked against the possible ones too: a weak
-match is the kind another place may rival."""
-
-QUOTE_SHIFT = 3
-"""How far (in words) a matching window may start from where an anchor word puts it: the
-quote may have dropped or added a few words before the anchor."""
-
-QUOTE_MAX_COMPARISONS = 20_000_000
-"""Most transcript windows scored for all the quotes of one plan together."""
-
-
-def match_quote(
-    quote: str,
-    transcript: Transcript | QuoteIndex,
-    path: str,
-    budget: list[int] | None = None,
-) -> QuoteMatch:
-    """The cue where ``quote`` is spoken.
-
-    Both texts are normalised (:func:`normalise_words`); windows of as many transcript words as
-    the quote has (across cue boundaries) are scored with rapidfuzz's ``ratio``. The best window
-    (the earliest of equals) wins if it scores at least :data:`QUOTE_MIN_SCORE` and no window that
-    does not overlap it scores within :data:`QUOTE_AMBIGUITY_MARGIN` of it.
-
-    Only candidate windows are scored (:meth:`QuoteIndex.candidates`): those holding a word
-    similar to one of the quote's rarest words, which any window close enough to match holds.
-    ``budget`` (a one-item list) counts down the windows a plan may still score.
-
-    Raises:
-        PlanError: unmatched or ambiguous, naming ``path``; or over the comparison budget.
-    """
-    index = transcript if isinstance(transcript, QuoteIndex) else QuoteIndex(transcript)
-    wanted = normalise_words(quote)
-    if not wanted:
-        raise PlanError(Problem(path, f"quote {quote!r} has no words to match"))
-    if not len(index):
-        raise PlanError(Problem(path, f"quote {quote!r} not found: the transcript has no words"))
-    n = len(wanted)
-    width = min(n, len(index))
-    target = " ".join(wanted)
-    found = index.candidates(wanted)
-    if found is None:
-        every = list(range(len(index) - width + 1))
-        likely, possible = every, lambda: every
-    else:
-        likely, possible = found
-    close: list[tuple[str, float, int]] = []
-    for attempt in range(2):
-        starts = likely if attempt == 0 else possible()
-        if attempt and starts == likely:
-            break
-        if budget is not None:
-            budget[0] -= len(starts)
-            if budget[0] < 0:
-                raise PlanError(
-                    Problem(
-                        path,
-                        f"quote {quote!r} is made of words that occur too often: matching the "
-                        f"quotes needs more than {QUOTE_MAX_COMPARISONS} window comparisons (the "
-                        "limit per plan); quote rarer words, or use start or cues",
-                    )
-                )
-        text, offsets = index.text, index.offsets
-        windows = [text[offsets[i] : offsets[i + width] - 1] for i in starts]
-        close = process.extract(
-            target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=QUOTE_MIN_SCORE
-        )
-        if close and max(score for _, score, _ in close) >= QUOTE_RECHECK_BELOW:
-            break
-    if not close:
-        best = process.extractOne(target, windows, scorer=fuzz.ratio) if windows else None
-        closest = (
-            f"closest: {best[0]!r} at {_ts(index.cue(starts[best[2]]).start)}, similarity "
-            f"{best[1]:.0f} < {QUOTE_MIN_SCORE:.0f}"
-            if best is not None
-            else "closest: none, no word of it is in the transcript"
-        )
-        raise PlanError(
-            Problem(
-                path,
-                f"quote {quote!r} not found in the transcript ({closest}); quote the words as "
-                "spoken, or use start or cues",
-            )
-        )
-    best_score = max(score for _, score, _ in close)
-    cutoff = max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
-    best_i = min(starts[k] for _, score, k in close if score == best_score)
-    rivals = [
-        starts[k] for _, score, k in close if score >= cutoff and abs(starts[k] - best_i) >= n
-    ]
-    if rivals:
-        places = sorted({index.cue(best_i).start, *(index.cue(i).start for i in rivals)})
-        raise PlanError(
-            Problem(
-                path,
-                f"quote {quote!r} is ambiguous: it matches at "
-                f"{', '.join(_ts(t) for t in places[:5])}; quote more words, or use start or cues",
-            )
-        )
-    return QuoteMatch(
-        cue=index.cue(best_i),
-        score=best_score,
-        word=best_i,
-        start=index.word_start(best_i),
-        end=index.word_end(best_i + width - 1),
-    )
 
 
 # --- cues ---------------------------------------------------------------------------------
@@ -569,8 +267,7 @@ class _CueTimes:
         return self.cues[first].index, self.cues[last].index
 
 
-def _snap(ranges: list[_Range], cues: list[Cue], notes: list[str]) -> list[_Range]:
-    times = _CueTimes(cues)
+def _snap(ranges: list[_Range], times: _CueTimes, notes: list[str]) -> list[_Range]:
     out = []
     for r in ranges:
         start, end = r.start, r.end
@@ -801,8 +498,9 @@ def plan_segments(
     seg = spec.segmentation
     _check_limits(spec, transcript)
     ranges, notes = _initial_ranges(spec, transcript)
-    if transcript is not None and seg.snap_to_cues and spec.segments is None:
-        ranges = _snap(ranges, transcript.cues, notes)
+    times = _CueTimes(transcript.cues) if transcript is not None else None
+    if times is not None and seg.snap_to_cues and spec.segments is None:
+        ranges = _snap(ranges, times, notes)
     source_end = duration if duration is not None else (transcript.duration if transcript else None)
     with_ends = _clamp(_fill_ends(ranges, source_end, transcript, duration), duration, notes)
     for r, end in with_ends:
@@ -842,7 +540,6 @@ def plan_segments(
             notes.append(f"file stem {raw!r} repeats; renamed {stem!r}")
 
     planned = []
-    times = _CueTimes(transcript.cues) if transcript is not None else None
     for (index, clip, start, end), stem in zip(segments, stems, strict=True):
         inside = times.overlapping(start, end) if times is not None else None
         planned.append(
