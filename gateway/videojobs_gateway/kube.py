@@ -190,6 +190,14 @@ class KubeApi:
                 if line.strip():
                     yield json.loads(line)
 
+    async def get_vpj(
+        self, namespace: str, name: str, as_user: Impersonate | None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "GET", self.vpj_path(namespace, name), as_user=as_user
+        )
+        return result
+
     async def create_vpj(
         self, namespace: str, body: dict[str, Any], as_user: Impersonate | None
     ) -> dict[str, Any]:
