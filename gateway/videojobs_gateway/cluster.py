@@ -73,6 +73,18 @@ def record_of(obj: dict[str, Any], version: int) -> JobRecord:
         log.warning("%s/%s: unreadable status (%s)", meta.get("namespace"), meta.get("name"), exc)
         status = VideoProcessingJobStatus()
     annotations = meta.get("annotations") or {}
+    spec = obj.get("spec") or {}
+    if (
+        status.phase in FINISHED_PHASES
+        and spec.get("rerunToken")
+        and not spec.get("cancel")
+        and int(meta.get("generation") or 0) > int(status.observed_generation or 0)
+    ):
+        # a retry the operator has not picked up yet: the status still tells of the last run
+        status = status.model_copy(
+            update={"phase": "Queued", "stage": None, "error": None,
+                    "message": "retry requested; waiting for the operator"}
+        )  # fmt: skip
     return JobRecord(
         id=str(meta.get("name", "")),
         namespace=str(meta.get("namespace", "")),
@@ -110,6 +122,14 @@ def local_path(uri: str, worker_root: str, clips_root: Path) -> Path | None:
     return clips_root / path.relative_to(root)
 
 
+def _key_reused() -> BackendError:
+    return BackendError(
+        422,
+        "Idempotency-Key reused",
+        "this Idempotency-Key was used with a different request body",
+    )
+
+
 class ClusterBackend:
     """VideoProcessingJobs as the job store; see the module docstring."""
 
@@ -137,6 +157,8 @@ class ClusterBackend:
         self.relist_backoff = relist_backoff
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._rvs: dict[tuple[str, str], str] = {}
+        self._idem: dict[tuple[str, str], tuple[str, str | None]] = {}
+        """(namespace, Idempotency-Key) -> (job name, body digest), from the annotations."""
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
         self._synced: dict[str | None, bool] = dict.fromkeys(self.namespaces, False)
         self._errors: dict[str | None, str] = {}
@@ -175,10 +197,15 @@ class ClusterBackend:
         record = record_of(obj, self._version)
         self._rvs[key] = rv
         self._jobs[key] = record
+        annotations = meta.get("annotations") or {}
+        if ANNOTATION_KEY in annotations:
+            idem = (key[0], annotations[ANNOTATION_KEY])
+            self._idem[idem] = (key[1], annotations.get(ANNOTATION_DIGEST))
         self._notify(key)
 
     def _drop(self, namespace: str, name: str) -> None:
         self._rvs.pop((namespace, name), None)
+        self._idem = {k: v for k, v in self._idem.items() if (k[0], v[0]) != (namespace, name)}
         if self._jobs.pop((namespace, name), None) is not None:
             self._notify((namespace, name))
 
@@ -269,6 +296,11 @@ class ClusterBackend:
     ) -> tuple[JobRecord, bool]:
         stem = (submission.name or "job")[:50].rstrip("-") or "job"
         if idempotency_key is not None:
+            seen = self._idem.get((identity.namespace, idempotency_key[:200]))
+            if seen is not None and (identity.namespace, seen[0]) in self._jobs:
+                if seen[1] != digest:
+                    raise _key_reused()
+                return self._jobs[(identity.namespace, seen[0])], False
             name = idempotent_name(stem, identity.namespace, idempotency_key)
         else:
             name = f"{stem}-{secrets.token_hex(4)}"
@@ -300,11 +332,7 @@ class ClusterBackend:
                 raise self._refusal(again, name) from None
             old = ((existing.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_DIGEST)
             if old != digest:
-                raise BackendError(
-                    422,
-                    "Idempotency-Key reused",
-                    "this Idempotency-Key was used with a different request body",
-                ) from None
+                raise _key_reused() from None
             self._put(existing)
             return self._jobs[(identity.namespace, name)], False
         self._put(created)
