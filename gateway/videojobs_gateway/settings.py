@@ -47,6 +47,14 @@ class GatewaySettings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (exact matches)."
     )
+    signing_key: str | None = Field(
+        default=None,
+        description="Key of the signed file URLs (browsers' <video> and <img> carry no "
+        "credentials); random per process when unset: set one for several replicas.",
+    )
+    file_url_seconds: float = Field(
+        default=900.0, description="How long a signed file URL stays valid."
+    )
     stream_heartbeat_seconds: float = Field(
         default=15.0, description="SSE comment line interval while nothing changes."
     )
