@@ -239,3 +239,44 @@ def test_rate_limit_and_reads_without_api_requests(
     for path in ("status", "progress", "results", "jobs"):
         assert client.get(f"{API}/{path}/{job_id}", headers=other).status_code == 200
     assert backend.kube.requests == gateway_requests
+
+
+def test_a_large_resource_reaches_the_cache_through_the_watch(
+    cluster_stack: ClusterStack, served: list[LiveServer]
+) -> None:
+    """A watch event of about 200 KB (a large annotation) is read whole into the cache."""
+    import time
+
+    import aiohttp
+
+    settings = GatewaySettings(auth_mode="header", trusted_proxies=["127.0.0.1/32"])
+    client, backend = start(cluster_stack, served, settings)
+    cues = "".join(
+        f"\n\n00:{i // 60:02d}:{i % 60:02d}.000 --> 00:{i // 60:02d}:{i % 60:02d}.900\n"
+        f"cue {i} {'words ' * 20}"
+        for i in range(400)
+    )
+    spec = {
+        "source": {"url": "http://127.0.0.1:9/never.mp4"},
+        "transcript": {"inline": "WEBVTT" + cues + "\n"},
+        "knowledgePoints": [{"id": "a", "title": "A", "start": 0}],
+        "output": {"formats": ["mp4"], "storage": {"pvc": {"claimName": "c", "path": ""}}},
+    }
+    note = {"example.com/note": "n" * 200_000}  # annotations may hold 256 KiB
+    meta = {"name": "big", "namespace": "team-big", "annotations": note}
+    body = {"apiVersion": "videojobs.io/v1alpha1", "kind": "VideoProcessingJob",
+            "metadata": meta, "spec": spec}  # fmt: skip
+
+    async def create() -> None:
+        async with aiohttp.ClientSession(cluster_stack.url) as s:
+            path = "/apis/videojobs.io/v1alpha1/namespaces/team-big/videoprocessingjobs"
+            async with s.post(path, json=body) as r:
+                r.raise_for_status()
+
+    cluster_stack.run(create())
+    who = {"X-Remote-User": "u", "X-Remote-Namespace": "team-big"}
+    deadline = time.monotonic() + 30
+    while client.get(f"{API}/status/big", headers=who).status_code != 200:
+        assert time.monotonic() < deadline, "the watch did not deliver the large resource"
+        time.sleep(0.05)
+    assert client.get("/readyz").json()["ready"] is True
