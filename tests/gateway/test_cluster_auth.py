@@ -220,7 +220,7 @@ def test_rate_limit_and_reads_without_api_requests(
     stack = cluster_stack
     assert stack.emulator is not None
     settings = GatewaySettings(
-        auth_mode="header", trusted_proxies=["127.0.0.1/32"], rate_per_second=1, rate_burst=3
+        auth_mode="header", trusted_proxies=["127.0.0.1/32"], rate_per_second=0.01, rate_burst=3
     )
     client, backend = start(stack, served, settings)
     who = {"X-Remote-User": "u", "X-Remote-Namespace": "team-r"}
