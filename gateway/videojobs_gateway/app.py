@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,6 +53,9 @@ def create_app(
     app.state.backend = backend
     app.state.settings = settings
     app.state.auth = authenticator or build_authenticator(settings, reviewer)
+    app.state.signing_key = (
+        settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)
+    )
     app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
     app.state.metrics = Metrics(backend.counts)
     problems.install(app)

@@ -186,9 +186,25 @@ class KubeApi:
         ) as resp:
             if resp.status >= 300:
                 raise KubeError(resp.status, await resp.text())
-            async for line in resp.content:
-                if line.strip():
-                    yield json.loads(line)
+            # one JSON object per line; objects can be large (up to 1.5 MiB), so lines are split
+            # here rather than left to the client's line reader and its limits
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if buffer.strip():
+                yield json.loads(buffer)
+
+    async def get_vpj(
+        self, namespace: str, name: str, as_user: Impersonate | None
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call(
+            "GET", self.vpj_path(namespace, name), as_user=as_user
+        )
+        return result
 
     async def create_vpj(
         self, namespace: str, body: dict[str, Any], as_user: Impersonate | None

@@ -47,6 +47,39 @@ class GatewaySettings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (exact matches)."
     )
+    signing_key: str | None = Field(
+        default=None,
+        description="Key of the signed file URLs (browsers' <video> and <img> carry no "
+        "credentials); random per process when unset: set one for several replicas.",
+    )
+    file_url_seconds: float = Field(
+        default=900.0, description="How long a signed file URL stays valid."
+    )
     stream_heartbeat_seconds: float = Field(
         default=15.0, description="SSE comment line interval while nothing changes."
     )
+
+    # -- the cluster backend (``videojobs-gateway``, the chart's gateway Deployment) ----------
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="cluster: namespaces whose VideoProcessingJobs are served (one watch "
+        "each); empty watches the whole cluster.",
+    )
+    claim_name: str = Field(
+        default="videojobs-clips",
+        description="cluster: storage.pvc.claimName of a REST submission without storage.",
+    )
+    claim_path: str = Field(
+        default="", description="cluster: storage.pvc.path of such a submission."
+    )
+    clips_root: Path | None = Field(
+        default=None,
+        description="cluster: where the clips claim is mounted (read-only) in the gateway "
+        "pod; unset serves no files from a volume.",
+    )
+    worker_root: str = Field(
+        default="/output",
+        description="cluster: where the worker mounts the claim (the prefix of its file:// URIs).",
+    )
+    host: str = Field(default="0.0.0.0", description="cluster: the address to listen on.")
+    port: int = Field(default=8000, description="cluster: the port to listen on.")

@@ -52,6 +52,15 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         },
     },
     "replicas-2": {"replicaCount": 2},
+    "gateway": {
+        "gateway": {
+            "enabled": True,
+            "auth": {"apiKeys": {"existingSecret": "gateway-keys"}},
+            "ingress": {"enabled": True, "className": "nginx"},
+        },
+        "clipsPvc": {"create": True},
+        "networkPolicy": {"enabled": True},
+    },
     "everything": {
         "replicaCount": 3,
         "rbac": {"scope": "namespaced"},

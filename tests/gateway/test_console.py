@@ -7,10 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.gateway.conftest import API, TRANSCRIPT, Gateway
+from tests.gateway.conftest import API, TRANSCRIPT, Gateway, start_local
 from tests.httpserver import MediaServer
+from videojobs_gateway.auth import hash_key
+from videojobs_gateway.settings import GatewaySettings
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -121,3 +124,61 @@ def test_console_shows_field_problems(gw: Gateway, tmp_path: Path) -> None:
             assert "knowledge_points" in text and "after start" in text, text
         finally:
             browser.close()
+
+
+def test_console_with_an_api_key(tmp_path: Path, media_server: MediaServer) -> None:
+    """apikey mode: the key pasted into the console (sessionStorage) authenticates every fetch
+    and the progress stream; clips, thumbnails and downloads use signed URLs."""
+    if not Path(CHROMIUM).exists() or shutil.which("ffmpeg") is None:
+        pytest.fail("the console test needs /usr/bin/chromium and ffmpeg")
+    from playwright.sync_api import sync_playwright
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps([{"name": "web", "sha256": hash_key("key-web"), "namespace": "w"}]))
+    gw = start_local(
+        tmp_path / "data", settings=GatewaySettings(auth_mode="apikey", api_keys_file=keys)
+    )
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+            )
+            try:
+                page = browser.new_page()
+                page.goto(gw.server.url("/"))
+                page.fill("#credential", "key-web")
+                with page.expect_navigation():  # the console reloads with the credential
+                    page.dispatch_event("#credential", "change")
+                assert page.evaluate("sessionStorage.getItem('videojobs.credential')") == "key-web"
+                page.fill("#video_url", media_server.url("talk.mp4"))
+                page.fill("#transcript", json.dumps(TRANSCRIPT))
+                page.fill("#knowledge_points", "3-6 Commits\n6-9 Branches")
+                page.click("#submit_button")
+                page.wait_for_url("**/console/jobs/*")
+                job_id = page.url.rsplit("/", 1)[1]
+                page.wait_for_function(
+                    "document.getElementById('status').textContent === 'completed'",
+                    timeout=180_000,
+                )
+                page.wait_for_selector(".clip img.thumb")
+                assert page.evaluate(
+                    "Array.from(document.querySelectorAll('.clip img.thumb'))"
+                    ".every(i => i.complete && i.naturalWidth > 0)"
+                )
+                href = page.locator(".clip a[download]").first.get_attribute("href")
+                assert href is not None and "?access=" in href
+                page.evaluate("document.querySelector('.clip video').muted = true")
+                page.locator(".clip button.play").first.click()
+                page.wait_for_function(
+                    "document.querySelector('.clip video').currentTime > 0.5", timeout=30_000
+                )
+                # the signed URL opens this job's file and nothing else; the API needs the key
+                assert httpx.get(gw.server.url(href)).status_code == 200
+                other = href.replace(f"/files/{job_id}/", "/files/other-1/")
+                assert httpx.get(gw.server.url(other)).status_code == 401
+                assert httpx.get(gw.server.url(f"{API}/results/{job_id}")).status_code == 401
+            finally:
+                browser.close()
+    finally:
+        gw.client.close()
+        gw.server.stop()

@@ -10,6 +10,8 @@ request (the rules themselves are pure functions in ``tests/mockapi/strict/rules
   Helm chart renders (``tests/chart/chartkit.py``, from ``operator/videojobs_operator/rbac.py``)
   plus those created in the emulator (the worker's Role), answering 403 otherwise. The test's own
   client (no token) and the Job runner (``system:controller``) are cluster admins;
+  ``Impersonate-User``/``Impersonate-Group`` make a request the named user's, after the caller's
+  ``impersonate`` rights on those users and groups are checked (recorded in ``impersonated``);
 - **validation**: metadata rules (DNS-1123 names, label syntax and 63 characters, annotations
   256 KiB, objects 1.5 MiB, environment strings 128 KiB); built-in objects validated strictly with
   ``kubernetes-validate`` for the oldest and newest Kubernetes the chart supports; custom resources
@@ -212,6 +214,8 @@ class Emulator(kmock.KubernetesEmulator):
     )
     """Requests by (client, ``"<action> <what>"``); client is ``operator`` (kopf or the
     kubernetes client) or ``other`` (the Job runner, the tests)."""
+    impersonated: list[tuple[str, str, tuple[str, ...]]] = attrs.field(factory=list, init=False)
+    """(caller, impersonated user, groups) of every request made by impersonation."""
     refused: list[Refusal] = attrs.field(factory=list, init=False)
     """Every request answered 403/409/422 by the strict rules (injected faults excluded)."""
     faults: FaultPlan | None = attrs.field(default=None, init=False)
@@ -251,12 +255,39 @@ class Emulator(kmock.KubernetesEmulator):
         return "admin"
 
     @staticmethod
-    def role_of(who: rules.ServiceAccount | str) -> str:
+    def role_of(who: rules.ServiceAccount | rules.User | str) -> str:
         if who == OPERATOR_SA:
             return "operator"
         if isinstance(who, rules.ServiceAccount):
             return "worker"
+        if isinstance(who, rules.User):
+            return "user"
         return who
+
+    def impersonation(
+        self, request: rendering.Request, who: rules.ServiceAccount | str
+    ) -> rules.User | Refusal | None:
+        """The user a request impersonates (None: none; a Refusal: not allowed to)."""
+        user = request.headers.get("Impersonate-User")
+        if not user:
+            return None
+        raw = request._raw_request
+        groups = tuple(raw.headers.getall("Impersonate-Group", [])) if raw is not None else ()
+        if isinstance(who, rules.ServiceAccount):
+            wanted = [("users", user)] + [("groups", g) for g in groups]
+            for resource, name in wanted:
+                attrs_ = rules.RequestAttributes(
+                    verb="impersonate", group="", resource=resource, name=name
+                )
+                if not rules.authorize(self.rbac_objects(), who, attrs_):
+                    msg = (
+                        f'{resource} "{name}" is forbidden: User "{who.username}" cannot '
+                        f'impersonate resource "{resource}" in API group ""'
+                    )
+                    return Refusal(self.role_of(who), 403, resource, msg)
+        caller = who.username if isinstance(who, rules.ServiceAccount) else who
+        self.impersonated.append((caller, user, groups))
+        return rules.User(user, groups)
 
     def rbac_objects(self) -> list[dict[str, Any]]:
         found = list(self.rbac_source)
@@ -290,7 +321,12 @@ class Emulator(kmock.KubernetesEmulator):
         self, request: rendering.Request, what: str
     ) -> aiohttp.web.StreamResponse | None:
         """Faults, RBAC and validation; a response when the request is refused."""
-        who = self.identity(request)
+        caller = self.identity(request)
+        impersonated = self.impersonation(request, caller)
+        if isinstance(impersonated, Refusal):
+            self.refused.append(impersonated)
+            return self._error(403, impersonated.message)
+        who: rules.ServiceAccount | rules.User | str = impersonated or caller
         role = self.role_of(who)
         if self.faults is not None:
             resumed = "resourceVersion" in request.params
@@ -311,7 +347,7 @@ class Emulator(kmock.KubernetesEmulator):
         if request.action == enums.action.DELETE and request.name is None:
             verb = "deletecollection"
         assert request.resource is not None
-        if isinstance(who, rules.ServiceAccount) and verb is not None:
+        if isinstance(who, rules.ServiceAccount | rules.User) and verb is not None:
             attrs_ = rules.RequestAttributes(
                 verb=verb,
                 group=request.resource.group or "",

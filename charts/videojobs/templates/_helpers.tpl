@@ -193,3 +193,44 @@ by commas (the operator splits them), numbers and booleans as JSON (no 1e+06 for
 {{- end }}
 {{- $names | uniq | toJson }}
 {{- end }}
+
+{{/* The gateway: names, selector, image, served namespaces, clips claim. */}}
+{{- define "videojobs.gatewayName" -}}
+{{- printf "%s-gateway" (include "videojobs.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "videojobs.gatewaySelectorLabels" -}}
+{{ include "videojobs.selectorLabels" . }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{- define "videojobs.gatewayServiceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "videojobs.gatewayName" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- required "gateway.serviceAccount.name is required when gateway.serviceAccount.create is false" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "videojobs.gatewayImage" -}}
+{{- $img := .Values.gateway.image }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces the gateway serves, as JSON (empty: every namespace). */}}
+{{- define "videojobs.gatewayNamespaces" -}}
+{{- toJson (default (default (list) .Values.operator.config.namespaces) .Values.gateway.namespaces) }}
+{{- end }}
+
+{{/* The clips claim the gateway mounts read-only ("" for none). */}}
+{{- define "videojobs.gatewayClaim" -}}
+{{- if .Values.gateway.clips.claimName }}
+{{- .Values.gateway.clips.claimName }}
+{{- else if .Values.clipsPvc.create }}
+{{- .Values.clipsPvc.name }}
+{{- end }}
+{{- end }}

@@ -15,7 +15,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 
-from videojobs_gateway import convert
+from videojobs_gateway import access, convert
 from videojobs_gateway.backend import JobRecord
 from videojobs_gateway.deps import BackendDep, IdentityDep
 from videojobs_gateway.problems import ProblemError, invalid_response, responses
@@ -50,8 +50,9 @@ def links(job_id: str) -> dict[str, str]:
     }
 
 
-def file_url(job_id: str) -> Any:
-    return lambda name: f"{PREFIX}/files/{job_id}/{name}"
+def file_url(job_id: str, token: str | None = None) -> Any:
+    suffix = f"?{access.PARAM}={token}" if token else ""
+    return lambda name: f"{PREFIX}/files/{job_id}/{name}{suffix}"
 
 
 def summary(job: JobRecord) -> dict[str, Any]:
@@ -192,10 +193,21 @@ async def progress_stream(
 
 
 @router.get("/results/{job_id}", response_model=ResultsDoc, responses=COMMON)
-async def results(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> Response:
-    """Every clip with title, description, knowledge id, start, end and its files."""
+async def results(
+    request: Request, job_id: JobId, backend: BackendDep, identity: IdentityDep
+) -> Response:
+    """Every clip with title, description, knowledge id, start, end and its files.
+
+    When the gateway requires credentials, each file URL carries a short-lived signed
+    ``access`` token, so that a browser's ``<video>`` and ``<img>`` can fetch it."""
     job = backend.get(identity, job_id)
-    doc = convert.results_document(job.id, job.status, file_url(job.id))
+    token = None
+    settings = request.app.state.settings
+    if settings.auth_mode != "none":
+        token = access.sign(
+            request.app.state.signing_key, identity, job.id, settings.file_url_seconds
+        )
+    doc = convert.results_document(job.id, job.status, file_url(job.id, token))
     descriptions = convert.descriptions(job.spec)
     for seg in doc["segments"]:
         seg["description"] = descriptions.get(seg["knowledge_id"] or "", "")

@@ -13,8 +13,24 @@ const VJ = (() => {
     return node;
   }
 
+  // Credentials (API key or bearer token) live in sessionStorage: this tab only, gone when it
+  // closes. They go out as the Authorization header; files come with signed URLs from /results.
+  const CRED = "videojobs.credential";
+  function credential() { return sessionStorage.getItem(CRED) || ""; }
+  function credentialBox() {
+    const box = document.getElementById("credential");
+    if (!box) return;
+    box.value = credential();
+    box.addEventListener("change", () => {
+      const v = box.value.trim();
+      if (v) sessionStorage.setItem(CRED, v); else sessionStorage.removeItem(CRED);
+      window.location.reload();
+    });
+  }
+
   async function api(method, path, body) {
     const opts = { method, headers: {} };
+    if (credential()) opts.headers["Authorization"] = `Bearer ${credential()}`;
     if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
     const r = await fetch(API + path, opts);
     const text = await r.text();
@@ -23,9 +39,36 @@ const VJ = (() => {
     return doc;
   }
 
+  function followWithCredential(url, onProgress) {
+    // EventSource cannot send headers: read the same stream with fetch.
+    const ctl = new AbortController();
+    (async () => {
+      const r = await fetch(url, { headers: { Authorization: `Bearer ${credential()}` }, signal: ctl.signal });
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += dec.decode(value, { stream: true });
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          const chunk = buf.slice(0, cut); buf = buf.slice(cut + 2);
+          const ev = (chunk.match(/^event: (.*)$/m) || [])[1];
+          const data = (chunk.match(/^data: (.*)$/m) || [])[1];
+          if (ev === "progress") onProgress(JSON.parse(data));
+          if (ev === "end") { ctl.abort(); return; }
+        }
+      }
+    })().catch(() => {});
+    return { close: () => ctl.abort() };
+  }
+
   function follow(jobId, onProgress) {
     // Server-Sent Events until the job ends (the `end` event), then the stream is closed.
-    const es = new EventSource(`${API}/progress/${encodeURIComponent(jobId)}/stream`);
+    const url = `${API}/progress/${encodeURIComponent(jobId)}/stream`;
+    if (credential()) return followWithCredential(url, onProgress);
+    const es = new EventSource(url);
     es.addEventListener("progress", (e) => onProgress(JSON.parse(e.data)));
     es.addEventListener("end", () => es.close());
     return es;
@@ -92,6 +135,7 @@ const VJ = (() => {
   }
 
   async function indexPage() {
+    credentialBox();
     const form = document.getElementById("submit");
     const tbody = document.querySelector("#jobs tbody");
     const more = document.getElementById("more");
@@ -153,6 +197,7 @@ const VJ = (() => {
   }
 
   async function jobPage() {
+    credentialBox();
     const jobId = decodeURIComponent(window.location.pathname.split("/").pop());
     document.getElementById("job_id").textContent = jobId;
     const bar = document.getElementById("progress");

@@ -541,6 +541,18 @@ class ServiceAccount:
 
 
 @dataclass(frozen=True)
+class User:
+    """A user acting by impersonation (``Impersonate-User``/``Impersonate-Group``)."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+
+    @property
+    def username(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
 class RequestAttributes:
     """What RBAC looks at: verb, API group, resource[/subresource], namespace, name."""
 
@@ -567,7 +579,14 @@ def rule_allows(rule: dict[str, Any], req: RequestAttributes) -> bool:
     )
 
 
-def _binds(binding: dict[str, Any], who: ServiceAccount) -> bool:
+def _binds(binding: dict[str, Any], who: ServiceAccount | User) -> bool:
+    if isinstance(who, User):
+        groups = {*who.groups, "system:authenticated"}
+        return any(
+            (s.get("kind") == "User" and s.get("name") == who.name)
+            or (s.get("kind") == "Group" and s.get("name") in groups)
+            for s in binding.get("subjects") or []
+        )
     for subject in binding.get("subjects") or []:
         kind = subject.get("kind")
         if (
@@ -589,7 +608,7 @@ def _binds(binding: dict[str, Any], who: ServiceAccount) -> bool:
 
 
 def authorize(
-    objects: Iterable[dict[str, Any]], who: ServiceAccount, req: RequestAttributes
+    objects: Iterable[dict[str, Any]], who: ServiceAccount | User, req: RequestAttributes
 ) -> bool:
     """Whether the Roles, ClusterRoles and their bindings in ``objects`` allow the request."""
     objs = list(objects)
