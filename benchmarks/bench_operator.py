@@ -61,7 +61,7 @@ def vm_hwm_mib(pid: int) -> float:
     return vm_hwm_bytes(pid) / 2**20
 
 
-async def run(jobs: int, namespaces: int) -> dict[str, object]:
+async def run(jobs: int, namespaces: int, profile: Path | None = None) -> dict[str, object]:
     async with Emulator() as emulator, kmock.Server(emulator) as server:
         tmp = Path(tempfile.mkdtemp(prefix="bench-operator-"))
         print(f"operator log: {tmp}/operator.log", file=sys.stderr)
@@ -81,8 +81,10 @@ async def run(jobs: int, namespaces: int) -> dict[str, object]:
             VIDEOJOBS_LOG_FORMAT="text",
         )
         log = (tmp / "operator.log").open("wb")
+        prof = ["-m", "cProfile", "-o", str(profile / f"operator-{jobs}.prof")] if profile else []
         operator = await asyncio.create_subprocess_exec(
             sys.executable,
+            *prof,
             "-m",
             "videojobs_operator",
             "-A",
@@ -207,8 +209,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--namespaces", type=int, default=4)
     parser.add_argument("--no-write", action="store_true", help="print, do not update the doc")
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of both processes here")
     args = parser.parse_args()
-    result = asyncio.run(run(args.jobs, args.namespaces))
+    if args.profile:
+        import cProfile
+
+        args.profile.mkdir(parents=True, exist_ok=True)
+        harness = cProfile.Profile()
+        harness.enable()
+    result = asyncio.run(run(args.jobs, args.namespaces, args.profile))
+    if args.profile:
+        harness.disable()
+        harness.dump_stats(args.profile / f"harness-{args.jobs}.prof")
     text = render(result)
     print(text)
     if not args.no_write:
