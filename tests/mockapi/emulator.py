@@ -44,7 +44,7 @@ import jsonschema
 import kmock
 import kubernetes_validate
 import yaml
-from kmock._internal import enums, rendering
+from kmock._internal import apps, enums, rendering
 from referencing import Registry, Resource
 
 from tests.mockapi.strict import rules
@@ -259,6 +259,58 @@ class _IndexedObjects(dict):  # type: ignore[type-arg]
         return [(key, self[key]) for key in list(self.by_plural.get(plural, ()))]
 
 
+class _CachedRouting(apps.RawHandler):  # type: ignore[misc]
+    """kmock's routing (the first payload by priority whose filters take the request), with the
+    answer remembered per kind of resource request.
+
+    kmock sorts its payloads and runs every filter of every payload on each request, which is
+    most of the emulator's time per request. A resource request's route depends on its method,
+    action and shape; the remembered payload is still checked against the request, and anything
+    else (discovery, a changed payload list, a mismatch) takes kmock's own way.
+    """
+
+    __slots__ = ()
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        routes: dict[Any, Any] = self._routes  # type: ignore[attr-defined]
+        resource = request.resource
+        if resource is None or resource.plural is None or request.action is None:
+            return await super()._handle(request)
+        payloads = tuple(id(p) for p in self._payloads)
+        if routes.get("payloads") != payloads:
+            routes.clear()
+            routes["payloads"] = payloads
+        shape = (
+            request.method,
+            request.action,
+            request.namespace is None,
+            request.name is None,
+            request.subresource,
+        )
+        payload = routes.get(shape)
+        if payload is None:
+            for candidate in self._sorted_payloads():
+                if request in candidate._source and not candidate._disabled.is_set():
+                    payload = candidate
+                    break
+            if payload is None:
+                return await super()._handle(request)
+            routes[shape] = payload
+            return await payload(request)
+        if payload._disabled.is_set() or request not in payload._source:
+            routes.pop(shape, None)
+            return await super()._handle(request)
+        return await payload(request)
+
+    def _sorted_payloads(self) -> list[Any]:
+        # as RawHandler._handle orders them
+        priorities = [payload.priorities for payload in self._payloads]
+        width = max((len(p) for p in priorities), default=0)
+        padded = [tuple(-x for x in p) + (0,) * (width - len(p)) for p in priorities]
+        order = sorted(range(len(padded)), key=lambda i: padded[i])
+        return [self._payloads[i] for i in order]
+
+
 def _status_body(code: int, reason: str, message: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -283,7 +335,7 @@ REASONS = {
 
 
 @attrs.define(kw_only=True)
-class Emulator(kmock.KubernetesEmulator):
+class Emulator(kmock.KubernetesEmulator, _CachedRouting):
     """kmock's emulator as a strict API server, plus request counters."""
 
     counts: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
@@ -304,6 +356,7 @@ class Emulator(kmock.KubernetesEmulator):
     _cuts: dict[int, float] = attrs.field(factory=dict, init=False)
     _gone: set[int] = attrs.field(factory=set, init=False)
     _store: _IndexedObjects = attrs.field(factory=_IndexedObjects, init=False)
+    _routes: dict[Any, Any] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
