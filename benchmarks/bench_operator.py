@@ -1,4 +1,4 @@
-"""Operator at scale: 200 VideoProcessingJobs through the operator against the kmock emulator.
+"""Operator at scale: 200, 1,000 and 5,000 VideoProcessingJobs against the kmock emulator.
 
 The operator runs as its own process (``python -m videojobs_operator -A``, default settings except
 no leader election and no metrics port), so its peak memory is its own (``VmHWM``). The emulator
@@ -6,10 +6,12 @@ and the fake Job runner (``tests/mockapi/jobrunner.py``: each pod "runs" 50 ms, 
 progress patch like a worker, exits 0) share this process. Requests are counted in the emulator
 and attributed by User-Agent (kopf or the kubernetes client = operator).
 
-Writes the table between ``<!-- operator:start -->`` and ``<!-- operator:end -->`` in
-``docs/benchmarks.md``.
+Each size runs with a fresh emulator and operator. Prints, and writes between
+``<!-- operator:start -->`` and ``<!-- operator:end -->`` in ``docs/benchmarks.md``, one row per
+size and the growth exponent ``log(t2/t1) / log(n2/n1)`` of each step and overall (1 is linear).
 
-    python benchmarks/bench_operator.py [--jobs 200] [--namespaces 4] [--no-write]
+    python benchmarks/bench_operator.py [--sizes 200,1000,5000] [--namespaces 4] [--no-write]
+        [--profile DIR]
 
 ``BENCH_LOG_LEVEL=INFO`` makes the operator log more (its log file is printed to stderr).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import platform
 import signal
@@ -61,7 +64,7 @@ def vm_hwm_mib(pid: int) -> float:
     return vm_hwm_bytes(pid) / 2**20
 
 
-async def run(jobs: int, namespaces: int) -> dict[str, object]:
+async def run(jobs: int, namespaces: int, profile: Path | None = None) -> dict[str, object]:
     async with Emulator() as emulator, kmock.Server(emulator) as server:
         tmp = Path(tempfile.mkdtemp(prefix="bench-operator-"))
         print(f"operator log: {tmp}/operator.log", file=sys.stderr)
@@ -81,8 +84,10 @@ async def run(jobs: int, namespaces: int) -> dict[str, object]:
             VIDEOJOBS_LOG_FORMAT="text",
         )
         log = (tmp / "operator.log").open("wb")
+        prof = ["-m", "cProfile", "-o", str(profile / f"operator-{jobs}.prof")] if profile else []
         operator = await asyncio.create_subprocess_exec(
             sys.executable,
+            *prof,
             "-m",
             "videojobs_operator",
             "-A",
@@ -99,6 +104,7 @@ async def run(jobs: int, namespaces: int) -> dict[str, object]:
             await asyncio.sleep(2.0)  # let the operator start and list (empty) resources
             idle_mib = vm_hwm_mib(operator.pid)
             names = [(f"team-{i % namespaces}", f"lecture-{i:03d}") for i in range(jobs)]
+            cpu_before = time.process_time()
             async with aiohttp.ClientSession(str(server.url)) as session:
                 started = time.monotonic()
                 for ns, name in names:
@@ -119,14 +125,14 @@ async def run(jobs: int, namespaces: int) -> dict[str, object]:
                     )
                     if phases.get("Succeeded", 0) == jobs:
                         break
-                    if time.monotonic() - started > 600:
-                        raise SystemExit(f"not done after 600 s: {dict(phases)}")
-                    await asyncio.sleep(0.05)
+                    if time.monotonic() - started > max(600, jobs * 0.5):
+                        raise SystemExit(f"{jobs}: not done in time: {dict(phases)}")
+                    await asyncio.sleep(0.2)
                 elapsed = time.monotonic() - started
             await asyncio.sleep(1.0)  # late writes (events) still count
             peak_mib = vm_hwm_mib(operator.pid)
             op_cpu = cpu_seconds(operator.pid)
-            own_cpu = time.process_time()
+            own_cpu = time.process_time() - cpu_before
         finally:
             await runner.__aexit__(None, None, None)
             operator.send_signal(signal.SIGTERM)
@@ -152,64 +158,129 @@ async def run(jobs: int, namespaces: int) -> dict[str, object]:
         }
 
 
-def render(r: dict[str, object]) -> str:
-    jobs = int(r["jobs"])  # type: ignore[call-overload]
-    kinds: dict[str, int] = r["op_write_kinds"]  # type: ignore[assignment]
-    status = kinds.get("UPDATE videoprocessingjobs/status", 0)
-    rows = "\n".join(f"| {what} | {n} | {n / jobs:.2f} |" for what, n in sorted(kinds.items()))
-    per_job = int(r["op_writes"]) / jobs  # type: ignore[call-overload]
-    elapsed = float(r["elapsed_s"])  # type: ignore[arg-type]
-    peak = float(r["peak_mib"])  # type: ignore[arg-type]
-    create_s = float(r["create_s"])  # type: ignore[arg-type]
+def exponent(n1: float, t1: float, n2: float, t2: float) -> float:
+    """Growth exponent between two sizes: 1 is linear, 2 quadratic."""
+    return math.log(t2 / t1) / math.log(n2 / n1)
+
+
+def render(results: list[dict[str, object]], load: str) -> str:
+    f = lambda r, k: float(r[k])  # type: ignore[arg-type]  # noqa: E731
     verdict = lambda ok: "**met**" if ok else "**missed**"  # noqa: E731
-    spaces = r["namespaces"]
-    return f"""Setup: {jobs} VideoProcessingJobs in {spaces} namespaces created back to back \
-against kmock's emulator (`tests/mockapi/emulator.py`); the operator is `python -m \
-videojobs_operator -A` in its own process with default settings (at most 20 Jobs running, no \
-leader election); the fake Job runner (`tests/mockapi/jobrunner.py`) plays kubelet and Job \
-controller, each pod "runs" 50 ms and writes one progress patch as a worker would. Python \
-{platform.python_version()}, kopf 1.45.2, kmock 0.8, {os.cpu_count()} cores; emulator and runner \
-share one process, the operator has its own.
+    sizes = [int(f(r, "jobs")) for r in results]
+    times = [f(r, "elapsed_s") for r in results]
+    summary = "\n".join(
+        f"| time until all {n} are `Succeeded` (from the first create) | {t:.1f} s |"
+        for n, t in zip(sizes, times, strict=True)
+    )
+    rows = []
+    steps = []
+    for i, r in enumerate(results):
+        n = sizes[i]
+        kinds: dict[str, int] = r["op_write_kinds"]  # type: ignore[assignment]
+        status = kinds.get("UPDATE videoprocessingjobs/status", 0)
+        step = ""
+        if i:
+            e = exponent(sizes[i - 1], times[i - 1], n, times[i])
+            steps.append(e)
+            step = f"{e:.2f}"
+        rows.append(
+            f"| {n:,} | {times[i]:.1f} s | {f(r, 'create_s'):.1f} s | {times[i] / n * 1000:.0f} ms "
+            f"| {step or '–'} | {f(r, 'op_writes') / n:.2f} | {status / n:.2f} "
+            f"| {f(r, 'op_requests') / n:.2f} | {r['max_running']} | {f(r, 'op_cpu_s'):.1f} s "
+            f"| {f(r, 'harness_cpu_s'):.1f} s "
+            f"| {f(r, 'idle_mib'):.0f} / {f(r, 'peak_mib'):.0f} MiB |"
+        )
+    overall = exponent(sizes[0], times[0], sizes[-1], times[-1]) if len(sizes) > 1 else None
+    last = results[-1]
+    kinds = last["op_write_kinds"]  # type: ignore[assignment]
+    n_last = sizes[-1]
+    by_kind = "\n".join(
+        f"| {what} | {n} | {n / n_last:.2f} |"
+        for what, n in sorted(kinds.items())  # type: ignore[attr-defined]
+    )
+    checks = []
+    for n, r in zip(sizes, results, strict=True):
+        t, peak, writes = f(r, "elapsed_s"), f(r, "peak_mib"), f(r, "op_writes") / n
+        parts = [f"≤ 8 writes per job {verdict(writes <= 8)} ({writes:.1f})"]
+        if n == 1000:
+            parts.append(f"≤ 60 s {verdict(t <= 60)} ({t:.1f} s)")
+            parts.append(f"≤ 150 MiB {verdict(peak <= 150)} ({peak:.0f} MiB)")
+        if n == 5000:
+            parts.append(f"≤ 5 min {verdict(t <= 300)} ({t:.1f} s)")
+            parts.append(f"≤ 300 MiB {verdict(peak <= 300)} ({peak:.0f} MiB)")
+        checks.append(f"- {n:,}: " + "; ".join(parts))
+    if overall is not None:
+        checks.append(
+            f"- growth exponent {sizes[0]:,} → {sizes[-1]:,} ≤ 1.2: {verdict(overall <= 1.2)} "
+            f"({overall:.2f}; per step {', '.join(f'{e:.2f}' for e in steps)})"
+        )
+    sizes_arg = ",".join(map(str, sizes))
+    return f"""Setup: VideoProcessingJobs in {results[0]["namespaces"]} namespaces created back to \
+back against kmock's emulator (`tests/mockapi/emulator.py`, with every strict check); the \
+operator is `python -m videojobs_operator -A` in its own process with default settings (at most \
+20 Jobs running, no leader election); the fake Job runner (`tests/mockapi/jobrunner.py`) plays \
+kubelet and Job controller, each pod "runs" 50 ms and writes one progress patch as a worker \
+would. Each size runs with a fresh emulator and operator. Python {platform.python_version()}, \
+kopf 1.45.2, kmock 0.8, {os.cpu_count()} cores shared with other work (load average before the \
+run: {load}); emulator and runner share one process, the operator has its own.
+
+Reproduce: `python benchmarks/bench_operator.py --sizes {sizes_arg}` (one run; `--profile DIR`
+writes cProfile stats of both processes).
 
 | measure | value |
 |---|---|
-| time until all {jobs} are `Succeeded` (from the first create) | {elapsed:.1f} s |
-| creating the {jobs} resources | {create_s:.1f} s |
-| most Jobs running at once (limit 20) | {r["max_running"]} |
-| operator API requests (incl. list/watch/discovery) per job | \
-{int(r["op_requests"]) / jobs:.2f} |
-| operator API writes per job (create/patch/delete, events included) | {per_job:.2f} |
-| of which status patches per job | {status / jobs:.2f} |
-| all API requests (operator, runner, fake worker, this script) | {r["all_requests"]} |
-| CPU: operator process / emulator + runner process | {float(r["op_cpu_s"]):.1f} s / \
-{float(r["harness_cpu_s"]):.1f} s |
-| operator peak RSS (VmHWM) idle / after {jobs} jobs | {float(r["idle_mib"]):.0f} MiB / \
-{peak:.0f} MiB |
+{summary}
 
-Operator writes by kind:
+| resources | all `Succeeded` | creating them | per resource | growth exponent from the \
+previous size | operator writes / job | status patches / job | operator requests / job | most \
+Jobs running (limit 20) | operator CPU | emulator + runner CPU | operator RSS idle / peak (VmHWM) |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Operator writes by kind at {n_last:,}:
 
 | request | total | per job |
 |---|---|---|
-{rows}
+{by_kind}
 
-The operator never writes progress (the worker does); its per-job writes are the Job, its
-status transitions (Pending, Running, Succeeded) and one Event per transition; the worker
-ServiceAccount/Role/RoleBinding are created once per namespace.
+The operator never writes progress (the worker does); its per-job writes are the Job, its input
+ConfigMap, its status transitions (Queued, Pending, Running, Succeeded) and one Event per
+transition; the worker ServiceAccount/Role/RoleBinding are created once per namespace.
 
-Targets: ≤ 15 operator writes per job: {verdict(per_job <= 15)} ({per_job:.1f}); all {jobs} \
-done within 60 s: {verdict(elapsed <= 60)} ({elapsed:.1f} s); peak memory < 150 MiB: \
-{verdict(peak < 150)} ({peak:.0f} MiB).
+Targets:
+
+{chr(10).join(checks)}
 """
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--sizes", default="200,1000,5000", help="comma-separated job counts")
     parser.add_argument("--namespaces", type=int, default=4)
     parser.add_argument("--no-write", action="store_true", help="print, do not update the doc")
+    parser.add_argument("--profile", type=Path, help="write cProfile stats of both processes here")
     args = parser.parse_args()
-    result = asyncio.run(run(args.jobs, args.namespaces))
-    text = render(result)
+    if args.profile:
+        import cProfile
+
+        args.profile.mkdir(parents=True, exist_ok=True)
+        harness = cProfile.Profile()
+        harness.enable()
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    results = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        results.append(asyncio.run(run(n, args.namespaces, args.profile)))
+        r = results[-1]
+        print(
+            f"{n}: {r['elapsed_s']:.1f} s, {int(r['op_writes']) / n:.2f} writes/job, "  # type: ignore[call-overload]
+            f"peak {r['peak_mib']:.0f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.profile:
+        harness.disable()
+        harness.dump_stats(args.profile / f"harness-{args.sizes}.prof")
+    text = render(results, load)
     print(text)
     if not args.no_write:
         write_section("operator", text)

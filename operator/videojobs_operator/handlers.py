@@ -18,6 +18,7 @@ import kopf
 
 from videojobs.models import GROUP, PLURAL, VERSION
 from videojobs_operator import metrics
+from videojobs_operator.decide import is_finished
 from videojobs_operator.kube import Kube, make_api_client
 from videojobs_operator.manifest import (
     LABEL_COMPONENT,
@@ -123,10 +124,26 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
         stop_flag.set()
 
 
+FINISHED_SPEC = ("cancel", "rerunToken", "ttlSecondsAfterFinished")
+"""What a finished run still needs of its spec: what ends it (TTL) or starts the next run."""
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 @kopf.index(GROUP, VERSION, PLURAL)
 def vpj_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    """VideoProcessingJobs by (namespace, name)."""
-    return {(namespace, name): _slim(body, keep_spec=True)}
+    """VideoProcessingJobs by (namespace, name).
+
+    A finished run is kept slim: its segments, transcript and plan are never read again (a new
+    run, by rerunToken or a new generation of a failed spec, is not finished and comes in with
+    the whole spec), so thousands of finished resources cost only their metadata and status."""
+    slim = _slim(body, keep_spec=True)
+    if is_finished(slim):
+        slim["spec"] = {k: v for k, v in slim["spec"].items() if k in FINISHED_SPEC}
+        if LAST_APPLIED in (slim["metadata"].get("annotations") or {}):
+            annotations = dict(slim["metadata"]["annotations"])
+            annotations.pop(LAST_APPLIED)
+            slim["metadata"]["annotations"] = annotations
+    return {(namespace, name): slim}
 
 
 def _owner_key(namespace: str, body: kopf.Body) -> tuple[str, str] | None:

@@ -14,6 +14,11 @@ Two small pieces of in-memory state make it efficient without making it wrong:
   write the resource's own event has not shown yet;
 - ``starting``: runs admitted by the queue whose Job is not in the index yet, so that the
   running-job limits hold while the watch catches up.
+
+The queue is kept incrementally (``queue.py``'s :class:`AdmissionQueue`): every pass tells it
+what it saw of its own resource (waiting, running, neither) and its phase, so admitting, kicking
+the queue and the fleet gauges cost the same with ten resources or ten thousand. The first pass
+and every resync fill it from the whole index once (a safety net, as the resync is for events).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from videojobs_operator.manifest import (
 )
 from videojobs_operator.metrics import Metrics
 from videojobs_operator.observe import job_finished
-from videojobs_operator.queue import QueueEntry, admit, queue_limit_text
+from videojobs_operator.queue import AdmissionQueue, QueueEntry, queue_limit_text
 from videojobs_operator.readiness import Readiness
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.storage_policy import storage_problems
@@ -127,6 +132,10 @@ class Reconciler:
         self._states: dict[Key, _KeyState] = {}
         self._starting: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.queue = AdmissionQueue()
+        self._phases: dict[Key, str] = {}
+        self._phase_counts: Counter[str] = Counter()
+        self._seeded = False
         self.readiness = Readiness()
         metrics.watch_fleet(self.phase_counts, self.queue_depth)
 
@@ -168,76 +177,76 @@ class Reconciler:
         return None
 
     def phase_counts(self) -> Mapping[str, int]:
-        """Resources by phase (for the jobs gauge)."""
-        counts: Counter[str] = Counter()
-        for key in list(self.vpjs):
-            body = self._resource(key)
-            if body is not None:
-                counts[(body.get("status") or {}).get("phase") or "Pending"] += 1
-        return counts
+        """Resources by phase (for the jobs gauge), as their last passes saw them."""
+        return +self._phase_counts
 
     def queue_depth(self) -> int:
         """Resources in phase Queued."""
-        return self.phase_counts().get("Queued", 0)
+        return self._phase_counts.get("Queued", 0)
 
     def _running(self) -> Counter[str]:
         """Active Jobs (not finished) per namespace, plus admitted runs not yet indexed."""
-        running: Counter[str] = Counter()
-        seen: set[Key] = set()
-        for key in list(self.job_index):
-            resource = self._resource(key)
-            job = self._run_job(key, resource) if resource is not None else None
-            if job is not None and not job_finished(job):
-                running[key[0]] += 1
-                seen.add(key)
-        for key in list(self._starting):
-            if key in seen or key not in self.vpjs:
-                self._starting.discard(key)
-            else:
-                running[key[0]] += 1
-        return running
+        return self.queue.running()
 
-    def _waiting(self) -> list[QueueEntry]:
-        entries = []
-        now = time.monotonic()
-        for key in list(self.vpjs):
-            if key in self._starting:
-                continue
+    def _track(self, key: Key) -> None:
+        """Tell the queue and the phase counts what the index (and this process) says of
+        ``key`` now: O(1) in the number of resources."""
+        resource = self._resource(key)
+        if resource is None:
+            self._starting.discard(key)
+            self.queue.discard(key)
+            self._set_phase(key, None)
+            return
+        self._set_phase(key, (resource.get("status") or {}).get("phase") or "Pending")
+        job = self._run_job(key, resource)
+        if job is not None:
+            self._starting.discard(key)
+        if key in self._starting or (job is not None and not job_finished(job)):
+            self.queue.set_running(key)
+        elif job is None and wants_to_start(resource):
             state = self._states.get(key)
-            if state is not None and state.create_retry_at > now:
-                continue  # its create failed and backs off: the slot goes to the next one
-            resource = self._resource(key)
-            if resource is None or not wants_to_start(resource):
-                continue
-            if self._run_job(key, resource) is not None:
-                continue
             created = resource["metadata"].get("creationTimestamp") or ""
-            entries.append(QueueEntry(key[0], key[1], created))
-        return entries
+            retry_at = state.create_retry_at if state is not None else 0.0
+            self.queue.set_waiting(QueueEntry(key[0], key[1], created), retry_at)
+        else:
+            self.queue.discard(key)
+
+    def _set_phase(self, key: Key, phase: str | None) -> None:
+        old = self._phases.pop(key, None)
+        if old is not None:
+            self._phase_counts[old] -= 1
+        if phase is not None:
+            self._phases[key] = phase
+            self._phase_counts[phase] += 1
+
+    def _seed(self) -> None:
+        """Fill the queue from the whole index (first pass, resync)."""
+        self._seeded = True
+        for key in set(self._phases) - set(self.vpjs):
+            self._track(key)
+        for key in list(self.vpjs):
+            self._track(key)
+
+    def _admissible(self) -> list[Key]:
+        return self.queue.admissible(
+            self.settings.max_running_jobs,
+            self.settings.max_running_jobs_per_namespace,
+            time.monotonic(),
+        )
 
     def _admit(self, key: Key) -> bool:
         # No await between computing and marking: the event loop cannot interleave another
         # admission, so the limits hold without a lock.
-        admitted = admit(
-            self._waiting(),
-            self._running(),
-            self.settings.max_running_jobs,
-            self.settings.max_running_jobs_per_namespace,
-        )
-        if key in admitted:
+        self._track(key)
+        if key in self._admissible():
             self._starting.add(key)
+            self.queue.set_running(key)
             return True
         return False
 
     def kick_queue(self) -> None:
         """Look at the resources the queue would admit now."""
-        admitted = admit(
-            self._waiting(),
-            self._running(),
-            self.settings.max_running_jobs,
-            self.settings.max_running_jobs_per_namespace,
-        )
-        for key in admitted:
+        for key in self._admissible():
             self.enqueue(key)
 
     # Scheduling --------------------------------------------------------------------------------
@@ -264,6 +273,7 @@ class Reconciler:
         """Reconcile everything every :data:`RESYNC_SECONDS` (a safety net for missed events)."""
         while True:
             await asyncio.sleep(RESYNC_SECONDS)
+            self._seed()
             for key in list(self.vpjs):
                 self.enqueue(key)
 
@@ -281,6 +291,8 @@ class Reconciler:
     async def reconcile(self, key: Key) -> None:
         """Bring one resource a step closer to its desired state; passes never overlap."""
         self.readiness.indexed()  # kopf calls handlers only once every index is filled
+        if not self._seeded:
+            self._seed()
         state = self._states.setdefault(key, _KeyState())
         state.dirty = True
         if state.lock.locked():
@@ -289,7 +301,10 @@ class Reconciler:
             while state.dirty:
                 state.dirty = False
                 try:
-                    await self._reconcile_once(key, state)
+                    try:
+                        await self._reconcile_once(key, state)
+                    finally:
+                        self._track(key)
                     state.failures = 0
                 except asyncio.CancelledError:
                     raise
@@ -311,11 +326,14 @@ class Reconciler:
         if state is not None and state.timer is not None:
             state.timer.cancel()
         self._starting.discard(key)
+        self.queue.discard(key)
+        self._set_phase(key, None)
 
     async def _reconcile_once(self, key: Key, state: _KeyState) -> None:
         resource = self._resource(key)
         if resource is None:  # deleted: its slot (if any) is free now
             self._starting.discard(key)
+            self._track(key)
             self.kick_queue()
             return
         meta = resource["metadata"]
@@ -403,7 +421,9 @@ class Reconciler:
         new_phase = decision.status.get("phase")
         if new_phase in FINISHED_PHASES or decision.delete_job:
             self._starting.discard(key)
+            state.validated = None  # the finished run's spec model is not needed again
             self._count_finish(resource, decision)
+            self._track(key)
             self.kick_queue()
 
     async def _explain_startup_timeout(

@@ -33,6 +33,7 @@ import datetime
 import functools
 import itertools
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -41,10 +42,12 @@ from typing import Any
 
 import aiohttp.web
 import attrs
+import jsonschema
 import kmock
 import kubernetes_validate
 import yaml
-from kmock._internal import enums, rendering
+from kmock._internal import apps, enums, rendering
+from referencing import Registry, Resource
 
 from tests.mockapi.strict import rules
 from tests.mockapi.strict.faults import FaultPlan
@@ -124,13 +127,48 @@ def kube_versions() -> tuple[str, ...]:
     return KUBE_VERSIONS
 
 
+@functools.cache
+def _kv_validator(desired: str, kind: str, api_version: str) -> Any:
+    """``kubernetes_validate.validate(obj, desired, strict=True)``'s validator, built once.
+
+    The library reads and parses its JSON schema files (megabytes) on every call; this builds the
+    same ``Draft202012Validator`` over the same schema and registry once per (Kubernetes version,
+    kind, apiVersion). Unknown kinds fall back to the library (which raises as before)."""
+    from kubernetes_validate import utils
+
+    if desired.startswith("v"):
+        desired = desired[1:]
+    mm = utils.major_minor(desired)
+    if mm > utils.latest_version():
+        return None
+    version = [v for v in utils.all_versions() if utils.major_minor(v) <= mm][-1]
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema_dir = f"v{version}-local-strict"
+    try:
+        schema = utils.schema_contents(
+            f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group_version}.json", desired
+        )
+    except FileNotFoundError:
+        return None
+    defs = utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", desired)
+    registry = Resource.from_contents(defs) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
 @functools.lru_cache(maxsize=4096)
 def _builtin_errors(text: str) -> tuple[str, ...]:
     obj = json.loads(text)
     out = []
     for version in kube_versions():
+        validator = _kv_validator(version, str(obj["kind"]), str(obj["apiVersion"]))
         try:
-            kubernetes_validate.validate(obj, version, strict=True)
+            if validator is None:  # not a kind the library knows: let it say so
+                kubernetes_validate.validate(obj, version, strict=True)
+            else:
+                try:
+                    validator.validate(obj)
+                except jsonschema.ValidationError as exc:
+                    raise kubernetes_validate.ValidationError(exc, version=version) from exc
         except kubernetes_validate.ValidationError as exc:
             path = ".".join(map(str, exc.path)) or "<root>"
             out.append(f"Kubernetes {version}: {path}: {exc.message}")
@@ -180,6 +218,101 @@ class _InFlightLog(list):  # type: ignore[type-arg]
         return iter(list(self.active.values()))
 
 
+class _IndexedObjects(dict):  # type: ignore[type-arg]
+    """kmock's object store (a dict keyed by (resource, namespace, name)), plus the keys of each
+    plural in insertion order, so that reading one object or one resource's objects costs the
+    same with ten objects stored or ten thousand (kmock scans every stored object per request)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.by_plural: dict[str | None, dict[Any, None]] = collections.defaultdict(dict)
+        self.names: dict[tuple[str | None, str | None, str], Any] = {}
+        for key in self:
+            self._add(key)
+
+    def _add(self, key: Any) -> None:
+        self.by_plural[key[0].plural][key] = None
+        self.names[(key[0].plural, key[1], key[2])] = key
+
+    def _drop(self, key: Any) -> None:
+        self.by_plural[key[0].plural].pop(key, None)
+        self.names.pop((key[0].plural, key[1], key[2]), None)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._add(key)
+
+    def __delitem__(self, key: Any) -> None:
+        super().__delitem__(key)
+        self._drop(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        if key in self:
+            self._drop(key)
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_plural.clear()
+        self.names.clear()
+
+    def of(self, plural: str | None) -> list[tuple[Any, Any]]:
+        """(key, object) of one plural, in insertion order."""
+        return [(key, self[key]) for key in list(self.by_plural.get(plural, ()))]
+
+
+class _CachedRouting(apps.RawHandler):  # type: ignore[misc]
+    """kmock's routing (the first payload by priority whose filters take the request), with the
+    answer remembered per kind of resource request.
+
+    kmock sorts its payloads and runs every filter of every payload on each request, which is
+    most of the emulator's time per request. A resource request's route depends on its method,
+    action and shape; the remembered payload is still checked against the request, and anything
+    else (discovery, a changed payload list, a mismatch) takes kmock's own way.
+    """
+
+    __slots__ = ()
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        routes: dict[Any, Any] = self._routes  # type: ignore[attr-defined]
+        resource = request.resource
+        if resource is None or resource.plural is None or request.action is None:
+            return await super()._handle(request)
+        payloads = tuple(id(p) for p in self._payloads)
+        if routes.get("payloads") != payloads:
+            routes.clear()
+            routes["payloads"] = payloads
+        shape = (
+            request.method,
+            request.action,
+            request.namespace is None,
+            request.name is None,
+            request.subresource,
+        )
+        payload = routes.get(shape)
+        if payload is None:
+            for candidate in self._sorted_payloads():
+                if request in candidate._source and not candidate._disabled.is_set():
+                    payload = candidate
+                    break
+            if payload is None:
+                return await super()._handle(request)
+            routes[shape] = payload
+            return await payload(request)
+        if payload._disabled.is_set() or request not in payload._source:
+            routes.pop(shape, None)
+            return await super()._handle(request)
+        return await payload(request)
+
+    def _sorted_payloads(self) -> list[Any]:
+        # as RawHandler._handle orders them
+        priorities = [payload.priorities for payload in self._payloads]
+        width = max((len(p) for p in priorities), default=0)
+        padded = [tuple(-x for x in p) + (0,) * (width - len(p)) for p in priorities]
+        order = sorted(range(len(padded)), key=lambda i: padded[i])
+        return [self._payloads[i] for i in order]
+
+
 def _status_body(code: int, reason: str, message: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -204,7 +337,7 @@ REASONS = {
 
 
 @attrs.define(kw_only=True)
-class Emulator(kmock.KubernetesEmulator):
+class Emulator(kmock.KubernetesEmulator, _CachedRouting):
     """kmock's emulator as a strict API server, plus request counters."""
 
     counts: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
@@ -226,10 +359,16 @@ class Emulator(kmock.KubernetesEmulator):
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
     _cuts: dict[int, float] = attrs.field(factory=dict, init=False)
     _gone: set[int] = attrs.field(factory=set, init=False)
+    _store: _IndexedObjects = attrs.field(factory=_IndexedObjects, init=False)
+    _routes: dict[Any, Any] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._requests = _InFlightLog()
+        self._store.update(self._objects._objects)  # (empty: nothing is stored yet)
+        for key in self._store:
+            self._store._add(key)
+        object.__setattr__(self._objects, "_objects", self._store)
         self.resources.load_bundled()
         self.resources[f"{GROUP}/{VERSION}/{PLURAL}"] = {
             "kind": KIND,
@@ -496,10 +635,27 @@ class Emulator(kmock.KubernetesEmulator):
                 await task
 
     def _find(self, plural: str | None, namespace: str | None, name: str | None) -> Any:
-        for (res, ns, nm), obj in list(self._objects.items()):
-            if res.plural == plural and ns == namespace and nm == name:
-                return obj
-        return None
+        key = self._store.names.get((plural, namespace, name))
+        return None if key is None else self._store.get(key)
+
+    def _KubernetesEmulator__get_objs(self, request: rendering.Request, strict: bool) -> list[Any]:
+        """kmock's object lookup (same matching), by key or by plural instead of a full scan."""
+        if request.resource is None:
+            return []
+        if request.name is not None and (strict or request.namespace is not None):
+            obj = self._store.get((request.resource, request.namespace, request.name))
+            return [] if obj is None else [obj]
+        out = []
+        for (resource, namespace, name), obj in self._store.of(request.resource.plural):
+            namespace_ok = (
+                namespace == request.namespace
+                if strict
+                else (request.namespace is None or namespace == request.namespace)
+            )
+            name_ok = request.name is None or name == request.name
+            if resource == request.resource and namespace_ok and name_ok:
+                out.append(obj)
+        return out
 
     # Convenience accessors for assertions ------------------------------------------------
 
@@ -518,19 +674,18 @@ class Emulator(kmock.KubernetesEmulator):
     def live(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Raw bodies of the objects of one resource that currently exist."""
         out: list[dict[str, Any]] = []
-        for (res, ns, _name), obj in list(self._objects.items()):
-            if res.plural == plural and (namespace is None or ns == namespace) and not obj.deleted:
+        for (_res, ns, _name), obj in self._store.of(plural):
+            if (namespace is None or ns == namespace) and not obj.deleted:
                 out.append(obj.raw)
         return out
 
     def ever(self, plural: str) -> list[dict[str, Any]]:
         """The first stored version of every object of a resource ever created."""
         out: list[dict[str, Any]] = []
-        for (res, _ns, _name), obj in list(self._objects.items()):
-            if res.plural == plural:
-                first = next((v for v in obj.history if v is not None), None)
-                if first is not None:
-                    out.append(dict(first.raw))
+        for _key, obj in self._store.of(plural):
+            first = next((v for v in obj.history if v is not None), None)
+            if first is not None:
+                out.append(dict(first.raw))
         return out
 
     def history(self, plural: str, namespace: str, name: str) -> list[dict[str, Any]]:
