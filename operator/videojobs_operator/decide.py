@@ -447,9 +447,9 @@ def decide(
         "attempts": run.attempts,
     }
     decision.status = _changes(status, wanted)
-    if decision.status.get("phase") == "Running" or (
-        run.reason == "Retrying" and "attempts" in decision.status
-    ):
+    if run.reason == "Retrying" and "attempts" in decision.status:
+        # No Event for the pod starting: the phase says it, and a run's writes stay at most 8
+        # (Job, input ConfigMap, 4 status transitions, JobCreated/Queued and the final Event).
         decision.events.append(Event("Normal", run.reason, run.message))
     elif run.reason in STUCK_WAITING_REASONS | {"Unschedulable"} and "message" in decision.status:
         decision.events.append(Event("Warning", run.reason, run.message))

@@ -78,6 +78,10 @@ Key = tuple[str, str]
 IndexLike = Mapping[Key, Any]  # kopf.Index: key -> kopf.Store (an iterable of values)
 
 RESYNC_SECONDS = 60.0
+FINISHED_RESYNC_ROUNDS = 10
+"""Finished resources are looked at by the resync only every this many rounds: their TTL has
+its own timer and a re-run arrives as a watch event, so a pass over each of them every minute
+only made the operator's cost grow with (resources x time)."""
 """Every resource is looked at again this often, whatever the watches say."""
 CREATED_GRACE_SECONDS = 30.0
 """How long a Job this process created may take to appear in the watch before it is looked up."""
@@ -270,12 +274,22 @@ class Reconciler:
         task.add_done_callback(self._tasks.discard)
 
     async def resync_forever(self) -> None:
-        """Reconcile everything every :data:`RESYNC_SECONDS` (a safety net for missed events)."""
+        """Reconcile what is not finished every :data:`RESYNC_SECONDS`, and everything every
+        :data:`FINISHED_RESYNC_ROUNDS` rounds (a safety net for missed events)."""
+        rounds = 0
         while True:
             await asyncio.sleep(RESYNC_SECONDS)
+            rounds += 1
             self._seed()
-            for key in list(self.vpjs):
+            for key in self.resync_keys(everything=rounds % FINISHED_RESYNC_ROUNDS == 0):
                 self.enqueue(key)
+
+    def resync_keys(self, *, everything: bool) -> list[Key]:
+        """The resources a resync round looks at: all, or those whose last pass saw them
+        unfinished."""
+        if everything:
+            return list(self.vpjs)
+        return [key for key in self.vpjs if self._phases.get(key) not in FINISHED_PHASES]
 
     async def close(self) -> None:
         """Cancel timers and running passes."""

@@ -136,7 +136,7 @@ async def test_happy_path_fake_worker(
     assert [j["metadata"]["name"] for j in api.jobs()] == [status["jobName"]]
     assert runner.stats.pods_created[status["jobName"]] == 1
     await event_posted(api, "lecture", "Succeeded")
-    assert api.reasons("lecture") == ["JobCreated", "Running", "Succeeded"]
+    assert api.reasons("lecture") == ["JobCreated", "Succeeded"]
     assert all(e["type"] == "Normal" for e in api.events("lecture"))
 
 

@@ -87,3 +87,19 @@ async def test_a_finished_run_frees_its_slot_for_the_oldest_waiting_one() -> Non
     created = [c[1] for c in kube.calls if c[0] == "create_job"]
     assert created == [resource_job_name(first), resource_job_name(second)]
     await rec.close()
+
+
+async def test_the_minutely_resync_skips_finished_resources_but_every_tenth_takes_all() -> None:
+    settings = OperatorSettings(manage_worker_rbac=False)
+    done = resource("done", "u-1", 1, phase="Succeeded")
+    failed = resource("failed", "u-2", 2, phase="Failed")
+    busy = resource("busy", "u-3", 3)
+    busy["status"] = {"phase": "Running", "jobName": resource_job_name(busy)}
+    waiting = resource("waiting", "u-4", 4)
+    vpjs = {("media", r["metadata"]["name"]): [r] for r in (done, failed, busy, waiting)}
+    rec = Reconciler(settings, FakeKube(), Metrics(), clock=lambda: NOW)  # type: ignore[arg-type]
+    rec.bind(vpjs, {("media", "busy"): [running_job(busy, settings)]}, {})
+    rec._seed()
+    assert rec.resync_keys(everything=False) == [("media", "busy"), ("media", "waiting")]
+    assert rec.resync_keys(everything=True) == list(vpjs)
+    await rec.close()
