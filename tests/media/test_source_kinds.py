@@ -76,7 +76,7 @@ KINDS = {
             {"vcodec": "libsvtav1"},
             (1.37, 4.61),
             outputs=("mp4", "webm"),
-            fallback="av1",
+            fast=("mp4", "webm"),
         ),
         Kind(
             "hd1080p60",
