@@ -113,6 +113,12 @@ _AOM_TOOL_OPTIONS = {
     "enable_cdef": "-enable-cdef",
     "enable_restoration": "-enable-restoration",
 }
+FAST_PIECES_SECONDS = 1.0
+FAST_PIECES_PRESET = "ultrafast"
+"""When the H.264 frames a smart cut re-encodes span more than this (a long GOP puts seconds
+of frames before the first copyable IDR), they are encoded with this preset under their own
+parameter sets: that encode is most of the cut's cost, and ultrafast is about twice as fast as
+veryfast at the same CRF (larger, not worse)."""
 PREFER_SAME_IDS = True
 """For x264-made sources, first try re-encoding with the source's own settings and ids (when
 those are not slower than the requested preset, see :func:`same_ids_affordable`)."""
@@ -431,6 +437,7 @@ def smart_encode_args(
     *,
     chroma_qp_offset: int | None = None,
     sps_id: int | None = None,
+    packets: Sequence[Packet] = (),
 ) -> list[str]:
     """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece (the head and the
     tail of a smart cut: one process, encoded side by side).
@@ -451,7 +458,12 @@ def smart_encode_args(
             args += ["-threads", str(decoder_threads)]
         # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
         # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
-        args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(count * frame + 0.5)]
+        span = count * frame
+        if info.vfr:  # frames may be farther apart than the nominal rate says
+            later = sorted(p.pts for p in packets if p.pts >= start) if packets else []
+            if later:
+                span = float((later[min(count, len(later) - 1)] - start) * tb)
+        args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(span + 0.5)]
         if info.video.rotation:
             # Keep the pixels as stored, like the copied middle; the clip gets the rotation tag.
             args += ["-noautorotate"]
@@ -472,7 +484,9 @@ def smart_encode_args(
         encoder += ["-x264-params", params]
     for i, (_, count, dest) in enumerate(pieces):
         args += ["-map", f"{i}:{info.video.index}", "-an", "-sn", "-dn"]
-        args += ["-fps_mode", "passthrough", "-frames:v", str(count), *encoder]
+        # Source timestamps go through unchanged (a variable frame rate stays as it is).
+        args += ["-fps_mode", "passthrough", "-enc_time_base:v", "-1"]
+        args += ["-frames:v", str(count), *encoder]
         args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
         args += ["-f", "mp4", str(dest)]
     return args
@@ -506,8 +520,6 @@ def _fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
         return f"the source video is {video.codec}, not H.264"
     if video.pix_fmt not in _SMART_PIX_FMTS:
         return f"the source pixel format is {video.pix_fmt}, not yuv420p"
-    if info.vfr:
-        return "the source has a variable frame rate"
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
@@ -822,10 +834,16 @@ def _run_smart(job: SmartCut) -> SmartResult:
     except BitstreamError as exc:
         return f"the source's H.264 parameter sets cannot be parsed ({exc})"
     options = source_headers(info.path).x264_options
+    piece_seconds = (head_count + tail_count) * info.video.frame_duration
+    fast_pieces = piece_seconds > FAST_PIECES_SECONDS and quality.preset != FAST_PIECES_PRESET
     same_ids = (
         PREFER_SAME_IDS
+        and not fast_pieces
         and x264_match_reason(options) is None
         and same_ids_affordable(options, quality)
+    )
+    piece_quality = (
+        quality.model_copy(update={"preset": FAST_PIECES_PRESET}) if fast_pieces else quality
     )
     how = "same parameter sets as the source (x264 settings matched)"
     head, tail = work / "head.mp4", work / "tail.mp4"
@@ -843,10 +861,11 @@ def _run_smart(job: SmartCut) -> SmartResult:
             info,
             encodes,
             options,
-            quality,
+            piece_quality if attempt == "new" else quality,
             threads,
             chroma_qp_offset=chroma,
             sps_id=new_id if attempt == "new" else None,
+            packets=packets,
         )
         run_ffmpeg(
             args,
@@ -866,9 +885,17 @@ def _run_smart(job: SmartCut) -> SmartResult:
             return "the source uses every SPS id, none is left for the re-encoded pieces"
         if not encodes or not how.startswith("own"):
             how = f"own parameter sets under id {new_id}"
+        if fast_pieces:
+            how += (
+                f", x264 {FAST_PIECES_PRESET} (the re-encoded frames span {piece_seconds:.1f} s,"
+                f" more than {FAST_PIECES_SECONDS:g} s)"
+            )
     entries: list[str] = []
     if head_count:
-        entries.append(f"file '{head.name}'\n")
+        # Explicit durations: each piece ends where the next source frame starts (VFR-exact).
+        entries.append(
+            f"file '{head.name}'\nduration {seconds_arg(float((keyframe - frames.first) * tb))}\n"
+        )
         # The middle is read straight from the source by the concat demuxer: from the keyframe
         # (inpoint, microsecond-exact, so the seek lands on it) until the first packet not to
         # copy (outpoint compares decode timestamps), placed by an explicit duration.
@@ -888,7 +915,9 @@ def _run_smart(job: SmartCut) -> SmartResult:
         run_ffmpeg(mid_args, duration=float((mid_end - keyframe) * tb), stop=stop)
         entries.append(f"file '{mid.name}'\n")
     if tail_count:
-        entries.append(f"file '{tail.name}'\n")
+        entries.append(
+            f"file '{tail.name}'\nduration {seconds_arg(float((frames.end - mid_end) * tb))}\n"
+        )
     listing = work / "pieces.ffconcat"
     listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")
     # auto_convert 0: packets stay as they are in the pieces (no in-band parameter sets).
@@ -926,6 +955,8 @@ def _run_smart(job: SmartCut) -> SmartResult:
     note = f"smart: {' and '.join(parts)}, stream-copied {mid_count} (of {frames.count} frames)"
     if encodes:
         note += f"; re-encoded pieces use {how}"
+    if info.vfr:
+        note += "; variable frame rate kept (source timestamps)"
     return "smart", 0.0, note
 
 
