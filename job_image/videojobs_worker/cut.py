@@ -113,6 +113,9 @@ _AOM_TOOL_OPTIONS = {
     "enable_cdef": "-enable-cdef",
     "enable_restoration": "-enable-restoration",
 }
+_FEW_FRAMES = 8
+_BIG_FRAME = 1280 * 720
+"""Frames larger than 720p get fewer encoder threads and a shorter lookahead (peak RSS)."""
 FAST_PIECES_SECONDS = 1.0
 FAST_PIECES_PRESET = "ultrafast"
 """When the H.264 frames a smart cut re-encodes span more than this (a long GOP puts seconds
@@ -454,8 +457,10 @@ def smart_encode_args(
     # passes when it cuts one segment at a time) is faster on benchmarks/bench_cutting.py.
     decoder_threads = threads if threads > 0 else _cpus()
     for start, count, _ in pieces:
-        if decoder_threads > 0:
-            args += ["-threads", str(decoder_threads)]
+        # A tail of a few frames gains nothing from frame threads, each holding a picture.
+        piece_threads = 1 if count <= _FEW_FRAMES else decoder_threads
+        if piece_threads > 0:
+            args += ["-threads", str(piece_threads)]
         # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
         # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
         span = count * frame
@@ -474,22 +479,45 @@ def smart_encode_args(
         params = f"sps-id={sps_id or 0}"
         if info.video.level:
             params += f":level={info.video.level / 10:.1f}"
+        params += _reorder_params(info.video.has_b_frames)
     else:
         crf = options.get("crf")
         encoder = video_encoder_args("mp4", quality, threads, crf=int(float(crf)) if crf else None)
         params = x264_params_like(options, info.video.level, chroma_qp_offset)
     if profile in ("baseline", "main", "high"):
         encoder += ["-profile:v", profile]
-    if params:
-        encoder += ["-x264-params", params]
+    big = info.video.width * info.video.height > _BIG_FRAME
+    if big and threads <= 0:
+        # x264's automatic count is 1.5 threads per CPU, each with frames in flight: at 1080p
+        # the two encoders of one run peaked near 400 MiB.
+        encoder += ["-threads", str(max(1, _cpus()))]
     for i, (_, count, dest) in enumerate(pieces):
+        # The lookahead never needs more frames than the piece has (memory at 1080p); it
+        # changes neither SPS nor PPS.
+        lookahead = f"rc-lookahead={max(1, min(count, 5 if big else 40))}"
+        if big:
+            lookahead += ":sync-lookahead=0"
+        piece_params = f"{params}:{lookahead}" if params else lookahead
         args += ["-map", f"{i}:{info.video.index}", "-an", "-sn", "-dn"]
         # Source timestamps go through unchanged (a variable frame rate stays as it is).
         args += ["-fps_mode", "passthrough", "-enc_time_base:v", "-1"]
-        args += ["-frames:v", str(count), *encoder]
+        args += ["-frames:v", str(count), *encoder, "-x264-params", piece_params]
+        if big and count <= _FEW_FRAMES:
+            args += ["-threads", "1"]
         args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
         args += ["-f", "mp4", str(dest)]
     return args
+
+
+def _reorder_params(delay: int) -> str:
+    """x264 options giving the source's frame reordering delay (pure): the pieces' decode
+    timestamps then run on from the copied middle's without overlap (x264's delay is 0 without
+    B-frames, 1 with B-frames and 2 with a B-pyramid)."""
+    if delay <= 0:
+        return ":bframes=0"
+    if delay == 1:
+        return ":bframes=3:b-pyramid=none"
+    return ":bframes=3:b-pyramid=normal"
 
 
 def unused_parameter_set_id(sets: ParameterSets) -> int | None:
