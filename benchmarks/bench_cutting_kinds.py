@@ -190,8 +190,9 @@ def measure(kind: Kind, result: dict, method: str) -> dict:
     for out, (s, e) in zip(result["outputs"], kind.plan, strict=True):
         errors += decode_errors(Path(out))
         planned = sum(1 for t in times if s - 0.0005 <= t < e - 0.0005)
-        if kind.name == "vfr" and method != "copy":
+        if kind.name == "vfr" and method in ("naive-reencode", "accurate"):
             planned = round((e - s) * 30)  # re-encoded at a constant 30 fps
+        # smart keeps the source's frames (and, for VFR, their times): the planned ones.
         got = decoded_frames(Path(out))
         if got != planned:
             exact = False
@@ -283,12 +284,17 @@ def build_table(results: dict, runs: int, names: list[str]) -> str:
         "side (alternating), sequentially, warm page cache.",
         "",
         "Sources: 1 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
-        "WebM), much shorter than the 10-minute main benchmark to spare the shared machine; "
+        "WebM), made by `tests.mediakit.make_video` with the options of "
+        "`tests.mediakit.SOURCE_KINDS` (the media tests' generator: x264 CRF 28, SVT-AV1 "
+        "preset 12, VP9 realtime), much shorter than the 10-minute main benchmark to spare the "
+        "shared machine; "
         "plan: one clip of 29.6 s from 22.7 s (1080p60: 12.35 s from 15.1 s), so the head "
         "smart re-encodes is 0.7 s (2 s GOP), 2.3 s (5 s GOP) or 7.3 s (10 s GOP). Output: MP4, or "
         "WebM for the VP9 source. Ratio = naive re-encode wall time / the method's. Frame-exact: "
         "every clip has exactly the planned frames (for `copy`: not applicable, it snaps to the "
-        "keyframe). Decode errors: lines `ffmpeg -v error` prints decoding every clip. "
+        "keyframe; VFR: naive and `accurate` re-encode at a constant 30 fps, `smart` keeps the "
+        "source's frames and times). Decode errors: lines `ffmpeg -v error` prints decoding "
+        "every clip. "
         "CPU s: user + system time of the method's process and its ffmpeg children, less "
         "sensitive than wall time to the other work on the shared machine (1-minute load "
         f"average {results.get('load', '?')} during the run). Peak RSS: largest ffmpeg child / "

@@ -1141,7 +1141,11 @@ def _av1_header(path: Path, at: float | None = None) -> av1bits.SequenceHeader |
 
 
 def _encode_av1_head(
-    job: SmartCut, count: int, dest: Path, keyframe_s: float
+    job: SmartCut,
+    count: int,
+    dest: Path,
+    keyframe_s: float,
+    on_progress: Callable[[float], None] | None = None,
 ) -> tuple[str, str] | str:
     """Encode the AV1 head with the first encoder whose sequence header matches the source's:
     (encoder, note) or why none did."""
@@ -1154,6 +1158,7 @@ def _encode_av1_head(
         run_ffmpeg(
             av1_head_args(info, frames, count, job.quality, job.threads, dest, encoder, source),
             duration=keyframe_s - frames.start_s,
+            on_progress=on_progress,
             stop=job.stop,
         )
         head = _av1_header(dest)
@@ -1203,7 +1208,7 @@ def _run_smart_keyframes(job: SmartCut) -> SmartResult:
     if head_count:
         head = work / "head.mp4"
         if codec == "av1":
-            encoded = _encode_av1_head(job, head_count, head, mid_start)
+            encoded = _encode_av1_head(job, head_count, head, mid_start, stages.callback(0))
             if isinstance(encoded, str):
                 return encoded
             how = f" with {encoded[0]} (sequence header matches the source's)"
