@@ -36,81 +36,42 @@ class Kind:
     label: str
     ext: str
     out: str
-    video: list[str]
-    size: str = "1280x720"
-    fps: int = 30
+    source_kind: str
+    """Key of ``tests.mediakit.SOURCE_KINDS`` (shared with tests/media/test_source_kinds.py)."""
+    gop: int
+    size: tuple[int, int] = (1280, 720)
     duration: int = 60
     plan: list[tuple[float, float]] = field(default_factory=lambda: PLAN_120)
-    extra: list[str] = field(default_factory=list)
-    post: list[str] = field(default_factory=list)
-
-
-def _x264(preset: str, gop: int, params: str = "") -> list[str]:
-    args = ["-c:v", "libx264", "-preset", preset, "-crf", "23", "-g", str(gop)]
-    args += ["-keyint_min", str(gop), "-sc_threshold", "0"]
-    return args + (["-x264-params", params] if params else [])
 
 
 KINDS = [
-    Kind("x264-medium", "x264 medium, 5 s GOP", "mp4", "mp4", _x264("medium", 150)),
-    Kind("x264-veryfast", "x264 veryfast, 2 s GOP", "mp4", "mp4", _x264("veryfast", 60)),
-    Kind(
-        "open-gop",
-        "x264 veryfast open GOP, 5 s",
-        "mp4",
-        "mp4",
-        _x264("veryfast", 150, "open-gop=1"),
-    ),
+    Kind("x264-medium", "x264 medium, 5 s GOP", "mp4", "mp4", "x264_medium", 150),
+    Kind("x264-veryfast", "x264 veryfast, 2 s GOP", "mp4", "mp4", "x264_veryfast", 60),
+    Kind("open-gop", "x264 veryfast open GOP, 5 s", "mp4", "mp4", "open_gop", 150),
     Kind(
         "sei-stripped",
         "H.264 without x264 SEI (as YouTube/hardware), 5 s GOP",
         "mp4",
         "mp4",
-        _x264("veryfast", 150) + ["-bsf:v", "filter_units=remove_types=6"],
+        "sei_stripped",
+        150,
     ),
-    Kind(
-        "vp9-webm",
-        "VP9 + Opus WebM, 5 s GOP → WebM",
-        "webm",
-        "webm",
-        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "0"]
-        + ["-crf", "36", "-g", "150", "-keyint_min", "150", "-row-mt", "1"],
-    ),
-    Kind(
-        "av1",
-        "AV1 (SVT-AV1) + AAC MP4, 5 s GOP → MP4",
-        "mp4",
-        "mp4",
-        ["-c:v", "libsvtav1", "-preset", "12", "-crf", "45", "-g", "150"],
-    ),
+    Kind("vp9-webm", "VP9 + Opus WebM, 5 s GOP → WebM", "webm", "webm", "vp9_webm", 150),
+    Kind("av1", "AV1 (SVT-AV1) + AAC MP4, 5 s GOP → MP4", "mp4", "mp4", "av1", 150),
     Kind(
         "1080p60",
         "x264 veryfast 1080p60, 2 s GOP (30 s source)",
         "mp4",
         "mp4",
-        _x264("veryfast", 120),
-        size="1920x1080",
-        fps=60,
+        "hd1080p60",
+        120,
+        size=(1920, 1080),
         duration=30,
         plan=PLAN_30,
     ),
-    Kind("gop10s", "x264 veryfast, 10 s GOP", "mp4", "mp4", _x264("veryfast", 300)),
-    Kind(
-        "vfr",
-        "x264 veryfast VFR (30 fps, then 15 fps)",
-        "mp4",
-        "mp4",
-        _x264("veryfast", 60),
-        extra=["-vf", "select='lt(n\\,900)+not(mod(n\\,2))'", "-fps_mode", "vfr"],
-    ),
-    Kind(
-        "rotated",
-        "x264 veryfast, 90° display rotation",
-        "mp4",
-        "mp4",
-        _x264("veryfast", 60),
-        post=["-metadata:s:v:0", "rotate=90"],
-    ),
+    Kind("gop10s", "x264 veryfast, 10 s GOP", "mp4", "mp4", "gop10s", 300),
+    Kind("vfr", "x264 veryfast VFR (30 fps, then 15 fps)", "mp4", "mp4", "vfr", 60),
+    Kind("rotated", "x264 veryfast, 90° display rotation", "mp4", "mp4", "rotated", 60),
 ]
 BY_NAME = {k.name: k for k in KINDS}
 PARTIAL = REPO / "benchmarks" / ".cache" / "kinds-partial.json"
@@ -121,27 +82,17 @@ def _ffmpeg(args: list[str]) -> None:
 
 
 def source(kind: Kind) -> Path:
-    path = KCACHE / f"{kind.name}-{kind.duration}s-{kind.size}.{kind.ext}"
+    """The kind's source, made once by ``tests.mediakit.make_video`` (the tests' generator)."""
+    width, height = kind.size
+    path = KCACHE / f"{kind.name}-{kind.duration}s-{width}x{height}-shared.{kind.ext}"
     if path.exists():
         return path
-    KCACHE.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(REPO))
+    from tests.mediakit import SOURCE_KINDS, make_video
+
+    options = {**SOURCE_KINDS[kind.source_kind], "size": kind.size}
     tmp = path.with_name(f".tmp-{path.name}")
-    audio = ["-c:a", "libopus" if kind.ext == "webm" else "aac", "-b:a", "96k", "-ac", "2"]
-    args = [
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={kind.size}:rate={kind.fps}:duration={kind.duration}",
-    ]
-    args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={kind.duration}"]
-    args += ["-map", "0:v", "-map", "1:a", *kind.extra, "-pix_fmt", "yuv420p", *kind.video, *audio]
-    if kind.ext == "mp4":
-        args += ["-movflags", "+faststart"]
-    _ffmpeg([*args, str(tmp)])
-    if kind.post:
-        rotated = tmp.with_name(f".rot-{path.name}")
-        _ffmpeg(["-i", str(tmp), "-map", "0", "-c", "copy", *kind.post, str(rotated)])
-        rotated.replace(tmp)
+    make_video(tmp, duration=kind.duration, gop=kind.gop, **options)
     tmp.rename(path)
     return path
 
@@ -239,8 +190,9 @@ def measure(kind: Kind, result: dict, method: str) -> dict:
     for out, (s, e) in zip(result["outputs"], kind.plan, strict=True):
         errors += decode_errors(Path(out))
         planned = sum(1 for t in times if s - 0.0005 <= t < e - 0.0005)
-        if kind.name == "vfr" and method != "copy":
+        if kind.name == "vfr" and method in ("naive-reencode", "accurate"):
             planned = round((e - s) * 30)  # re-encoded at a constant 30 fps
+        # smart keeps the source's frames (and, for VFR, their times): the planned ones.
         got = decoded_frames(Path(out))
         if got != planned:
             exact = False
@@ -332,12 +284,17 @@ def build_table(results: dict, runs: int, names: list[str]) -> str:
         "side (alternating), sequentially, warm page cache.",
         "",
         "Sources: 1 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
-        "WebM), much shorter than the 10-minute main benchmark to spare the shared machine; "
+        "WebM), made by `tests.mediakit.make_video` with the options of "
+        "`tests.mediakit.SOURCE_KINDS` (the media tests' generator: x264 CRF 28, SVT-AV1 "
+        "preset 12, VP9 realtime), much shorter than the 10-minute main benchmark to spare the "
+        "shared machine; "
         "plan: one clip of 29.6 s from 22.7 s (1080p60: 12.35 s from 15.1 s), so the head "
         "smart re-encodes is 0.7 s (2 s GOP), 2.3 s (5 s GOP) or 7.3 s (10 s GOP). Output: MP4, or "
         "WebM for the VP9 source. Ratio = naive re-encode wall time / the method's. Frame-exact: "
         "every clip has exactly the planned frames (for `copy`: not applicable, it snaps to the "
-        "keyframe). Decode errors: lines `ffmpeg -v error` prints decoding every clip. "
+        "keyframe; VFR: naive and `accurate` re-encode at a constant 30 fps, `smart` keeps the "
+        "source's frames and times). Decode errors: lines `ffmpeg -v error` prints decoding "
+        "every clip. "
         "CPU s: user + system time of the method's process and its ffmpeg children, less "
         "sensitive than wall time to the other work on the shared machine (1-minute load "
         f"average {results.get('load', '?')} during the run). Peak RSS: largest ffmpeg child / "

@@ -13,7 +13,23 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["ffprobe_json", "make_hls", "make_video", "run_ffmpeg"]
+__all__ = ["SOURCE_KINDS", "ffprobe_json", "make_hls", "make_video", "run_ffmpeg"]
+
+SOURCE_KINDS: dict[str, dict] = {
+    "x264_medium": {"preset": "medium"},
+    "x264_veryfast": {"preset": "veryfast"},
+    "open_gop": {"preset": "veryfast", "x264_params": "open-gop=1"},
+    "sei_stripped": {"preset": "veryfast", "strip_sei": True},
+    "vp9_webm": {"vcodec": "libvpx-vp9"},
+    "av1": {"vcodec": "libsvtav1"},
+    "hd1080p60": {"preset": "veryfast", "size": (1920, 1080), "fps": 60},
+    "gop10s": {"preset": "veryfast"},
+    "vfr": {"preset": "veryfast", "vfr": True},
+    "rotated": {"preset": "veryfast", "rotation": 90},
+}
+"""The kinds of source people really have (issue 12), as :func:`make_video` options: shared by
+``tests/media/test_source_kinds.py`` (tiny sources) and ``benchmarks/bench_cutting_kinds.py``
+(1-minute 720p ones), which add their own duration, size and GOP."""
 
 _AUDIO_FOR_CONTAINER = {
     "mp4": "aac",
@@ -66,6 +82,7 @@ def make_video(
     preset: str = "ultrafast",
     x264_params: str | None = None,
     strip_sei: bool = False,
+    crf: int | None = None,
 ) -> Path:
     """Write a test video to ``path``; the container follows the suffix (.mp4, .webm, .mkv, ...).
 
@@ -103,15 +120,16 @@ def make_video(
         args += ["-map", "1:a"]
     args += ["-pix_fmt", "yuv420p", "-c:v", vcodec]
     if vcodec == "libx264":
-        args += ["-preset", preset, "-crf", "28"]
+        args += ["-preset", preset, "-crf", str(crf or 28)]
         if x264_params:
             args += ["-x264-params", x264_params]
         if strip_sei:
             args += ["-bsf:v", "filter_units=remove_types=6"]
     elif vcodec == "libsvtav1":
-        args += ["-preset", "12", "-crf", "45"]
+        args += ["-preset", "12", "-crf", str(crf or 45)]
     elif vcodec == "libvpx-vp9":
-        args += ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", "40"]
+        args += ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", str(crf or 40)]
+        args += ["-row-mt", "1"]
     if gop is not None:
         args += ["-g", str(gop), "-keyint_min", str(gop)]
         if vcodec == "libx264":

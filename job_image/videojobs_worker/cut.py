@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from videojobs.models import ExitCode, PlannedSegment, Quality
+from videojobs_worker import av1bits
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import compile_args, ffprobe, run_ffmpeg, seconds_arg
 from videojobs_worker.h264bits import (
@@ -49,6 +50,7 @@ from videojobs_worker.probe import (
     MediaInfo,
     Packet,
     _mp4_moov,
+    first_video_packet,
     h264_headers,
     h264_is_idr,
     h264_parameter_sets,
@@ -85,6 +87,41 @@ _COLOUR_OPTIONS = {
     "color_primaries": "-color_primaries",
 }
 _SMART_PIX_FMTS = {"yuv420p", "yuvj420p"}
+_AV1_PIX_FMTS = {"yuv420p", "yuv420p10le"}
+AV1_CRF_DEFAULT = 35
+AV1_HEAD_ENCODERS = ("libsvtav1", "libaom-av1")
+"""Tried in this order for an AV1 head; the first whose sequence header matches is kept."""
+# x264 presets mapped to SVT-AV1 presets (13 is the fastest).
+_SVT_PRESET = {
+    "ultrafast": 12,
+    "superfast": 12,
+    "veryfast": 12,
+    "faster": 11,
+    "fast": 10,
+    "medium": 8,
+    "slow": 6,
+}
+# AV1 sequence-header tool flags -> libaom-av1 options asking for the same.
+_AOM_TOOL_OPTIONS = {
+    "enable_filter_intra": "-enable-filter-intra",
+    "enable_intra_edge_filter": "-enable-intra-edge-filter",
+    "enable_interintra_compound": "-enable-interintra-comp",
+    "enable_masked_compound": "-enable-masked-comp",
+    "enable_dual_filter": "-enable-dual-filter",
+    "enable_jnt_comp": "-enable-dist-wtd-comp",
+    "enable_ref_frame_mvs": "-enable-ref-frame-mvs",
+    "enable_cdef": "-enable-cdef",
+    "enable_restoration": "-enable-restoration",
+}
+_FEW_FRAMES = 8
+_BIG_FRAME = 1280 * 720
+"""Frames larger than 720p get fewer encoder threads and a shorter lookahead (peak RSS)."""
+FAST_PIECES_SECONDS = 1.0
+FAST_PIECES_PRESET = "ultrafast"
+"""When the H.264 frames a smart cut re-encodes span more than this (a long GOP puts seconds
+of frames before the first copyable IDR), they are encoded with this preset under their own
+parameter sets: that encode is most of the cut's cost, and ultrafast is about twice as fast as
+veryfast at the same CRF (larger, not worse)."""
 PREFER_SAME_IDS = True
 """For x264-made sources, first try re-encoding with the source's own settings and ids (when
 those are not slower than the requested preset, see :func:`same_ids_affordable`)."""
@@ -403,6 +440,7 @@ def smart_encode_args(
     *,
     chroma_qp_offset: int | None = None,
     sps_id: int | None = None,
+    packets: Sequence[Packet] = (),
 ) -> list[str]:
     """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece (the head and the
     tail of a smart cut: one process, encoded side by side).
@@ -419,11 +457,18 @@ def smart_encode_args(
     # passes when it cuts one segment at a time) is faster on benchmarks/bench_cutting.py.
     decoder_threads = threads if threads > 0 else _cpus()
     for start, count, _ in pieces:
-        if decoder_threads > 0:
-            args += ["-threads", str(decoder_threads)]
+        # A tail of a few frames gains nothing from frame threads, each holding a picture.
+        piece_threads = 1 if count <= _FEW_FRAMES else decoder_threads
+        if piece_threads > 0:
+            args += ["-threads", str(piece_threads)]
         # The input-side -t lets ffmpeg stop reading each input after its piece (with a margin;
         # -frames:v makes the count exact): without it, the finished input is decoded to EOF.
-        args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(count * frame + 0.5)]
+        span = count * frame
+        if info.vfr:  # frames may be farther apart than the nominal rate says
+            later = sorted(p.pts for p in packets if p.pts >= start) if packets else []
+            if later:
+                span = float((later[min(count, len(later) - 1)] - start) * tb)
+        args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(span + 0.5)]
         if info.video.rotation:
             # Keep the pixels as stored, like the copied middle; the clip gets the rotation tag.
             args += ["-noautorotate"]
@@ -434,20 +479,45 @@ def smart_encode_args(
         params = f"sps-id={sps_id or 0}"
         if info.video.level:
             params += f":level={info.video.level / 10:.1f}"
+        params += _reorder_params(info.video.has_b_frames)
     else:
         crf = options.get("crf")
         encoder = video_encoder_args("mp4", quality, threads, crf=int(float(crf)) if crf else None)
         params = x264_params_like(options, info.video.level, chroma_qp_offset)
     if profile in ("baseline", "main", "high"):
         encoder += ["-profile:v", profile]
-    if params:
-        encoder += ["-x264-params", params]
+    big = info.video.width * info.video.height > _BIG_FRAME
+    if big and threads <= 0:
+        # x264's automatic count is 1.5 threads per CPU, each with frames in flight: at 1080p
+        # the two encoders of one run peaked near 400 MiB.
+        encoder += ["-threads", str(max(1, _cpus()))]
     for i, (_, count, dest) in enumerate(pieces):
+        # The lookahead never needs more frames than the piece has (memory at 1080p); it
+        # changes neither SPS nor PPS.
+        lookahead = f"rc-lookahead={max(1, min(count, 5 if big else 40))}"
+        if big:
+            lookahead += ":sync-lookahead=0"
+        piece_params = f"{params}:{lookahead}" if params else lookahead
         args += ["-map", f"{i}:{info.video.index}", "-an", "-sn", "-dn"]
-        args += ["-fps_mode", "passthrough", "-frames:v", str(count), *encoder]
+        # Source timestamps go through unchanged (a variable frame rate stays as it is).
+        args += ["-fps_mode", "passthrough", "-enc_time_base:v", "-1"]
+        args += ["-frames:v", str(count), *encoder, "-x264-params", piece_params]
+        if big and count <= _FEW_FRAMES:
+            args += ["-threads", "1"]
         args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
         args += ["-f", "mp4", str(dest)]
     return args
+
+
+def _reorder_params(delay: int) -> str:
+    """x264 options giving the source's frame reordering delay (pure): the pieces' decode
+    timestamps then run on from the copied middle's without overlap (x264's delay is 0 without
+    B-frames, 1 with B-frames and 2 with a B-pyramid)."""
+    if delay <= 0:
+        return ":bframes=0"
+    if delay == 1:
+        return ":bframes=3:b-pyramid=none"
+    return ":bframes=3:b-pyramid=normal"
 
 
 def unused_parameter_set_id(sets: ParameterSets) -> int | None:
@@ -478,8 +548,6 @@ def _fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
         return f"the source video is {video.codec}, not H.264"
     if video.pix_fmt not in _SMART_PIX_FMTS:
         return f"the source pixel format is {video.pix_fmt}, not yuv420p"
-    if info.vfr:
-        return "the source has a variable frame rate"
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
@@ -638,14 +706,15 @@ def _cut(
             return "accurate", 0.0, note
         return _run_copy(info, frames, start, end, fmt, quality, dest, on_progress, stop)
     if precision == "smart":
-        if info.video.codec == "vp9":
-            reason = _vp9_fallback_reason(info, fmt)
-            runner = _run_smart_vp9
+        job = SmartCut(info, frames, fmt, quality, dest, work, threads, on_progress, stop)
+        if info.video.codec in ("vp9", "av1"):
+            reason = _keyframe_codec_fallback_reason(info, fmt)
+            runner = _run_smart_keyframes
         else:
             reason = _fallback_reason(info, fmt)
             runner = _run_smart
         if reason is None:
-            result = runner(info, frames, fmt, quality, dest, work, threads, on_progress, stop)
+            result = runner(job)
             if isinstance(result, str):
                 reason = result
             else:
@@ -711,17 +780,27 @@ def _run_copy(
     return "copy", offset, note
 
 
-def _run_smart(
-    info: MediaInfo,
-    frames: FrameRange,
-    fmt: Format,
-    quality: Quality,
-    dest: Path,
-    work: Path,
-    threads: int,
-    on_progress: Callable[[float], None] | None,
-    stop: threading.Event | None,
-) -> tuple[PrecisionMode, float, str | None] | str:
+@dataclass(frozen=True)
+class SmartCut:
+    """What one smart cut works on: the source, its frames, the output and how to run."""
+
+    info: MediaInfo
+    frames: FrameRange
+    fmt: Format
+    quality: Quality
+    dest: Path
+    work: Path
+    """Temporary directory for the pieces (removed by ``cut_clip``)."""
+    threads: int
+    on_progress: Callable[[float], None] | None
+    stop: threading.Event | None
+
+
+SmartResult = tuple[PrecisionMode, float, str | None] | str
+"""A smart runner's outcome: (precision used, start offset, note), or why it fell back."""
+
+
+def _run_smart(job: SmartCut) -> SmartResult:
     """Head + copied middle + tail, joined by the concat demuxer; a string says why not.
 
     Two ways to make the re-encoded pieces fit the copied middle (which starts on an IDR):
@@ -736,6 +815,8 @@ def _run_smart(
 
     No parameter sets are put in-band (``auto_convert`` off).
     """
+    info, frames, quality, work, threads = job.info, job.frames, job.quality, job.work, job.threads
+    dest, on_progress, stop = job.dest, job.on_progress, job.stop
     tb = info.video.time_base
     packets = list(frames.packets)
     keys = [i for i, p in enumerate(packets) if p.key and frames.first <= p.pts <= frames.last]
@@ -781,10 +862,16 @@ def _run_smart(
     except BitstreamError as exc:
         return f"the source's H.264 parameter sets cannot be parsed ({exc})"
     options = source_headers(info.path).x264_options
+    piece_seconds = (head_count + tail_count) * info.video.frame_duration
+    fast_pieces = piece_seconds > FAST_PIECES_SECONDS and quality.preset != FAST_PIECES_PRESET
     same_ids = (
         PREFER_SAME_IDS
+        and not fast_pieces
         and x264_match_reason(options) is None
         and same_ids_affordable(options, quality)
+    )
+    piece_quality = (
+        quality.model_copy(update={"preset": FAST_PIECES_PRESET}) if fast_pieces else quality
     )
     how = "same parameter sets as the source (x264 settings matched)"
     head, tail = work / "head.mp4", work / "tail.mp4"
@@ -802,10 +889,11 @@ def _run_smart(
             info,
             encodes,
             options,
-            quality,
+            piece_quality if attempt == "new" else quality,
             threads,
             chroma_qp_offset=chroma,
             sps_id=new_id if attempt == "new" else None,
+            packets=packets,
         )
         run_ffmpeg(
             args,
@@ -825,9 +913,17 @@ def _run_smart(
             return "the source uses every SPS id, none is left for the re-encoded pieces"
         if not encodes or not how.startswith("own"):
             how = f"own parameter sets under id {new_id}"
+        if fast_pieces:
+            how += (
+                f", x264 {FAST_PIECES_PRESET} (the re-encoded frames span {piece_seconds:.1f} s,"
+                f" more than {FAST_PIECES_SECONDS:g} s)"
+            )
     entries: list[str] = []
     if head_count:
-        entries.append(f"file '{head.name}'\n")
+        # Explicit durations: each piece ends where the next source frame starts (VFR-exact).
+        entries.append(
+            f"file '{head.name}'\nduration {seconds_arg(float((keyframe - frames.first) * tb))}\n"
+        )
         # The middle is read straight from the source by the concat demuxer: from the keyframe
         # (inpoint, microsecond-exact, so the seek lands on it) until the first packet not to
         # copy (outpoint compares decode timestamps), placed by an explicit duration.
@@ -847,7 +943,9 @@ def _run_smart(
         run_ffmpeg(mid_args, duration=float((mid_end - keyframe) * tb), stop=stop)
         entries.append(f"file '{mid.name}'\n")
     if tail_count:
-        entries.append(f"file '{tail.name}'\n")
+        entries.append(
+            f"file '{tail.name}'\nduration {seconds_arg(float((frames.end - mid_end) * tb))}\n"
+        )
     listing = work / "pieces.ffconcat"
     listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")
     # auto_convert 0: packets stay as they are in the pieces (no in-band parameter sets).
@@ -885,6 +983,8 @@ def _run_smart(
     note = f"smart: {' and '.join(parts)}, stream-copied {mid_count} (of {frames.count} frames)"
     if encodes:
         note += f"; re-encoded pieces use {how}"
+    if info.vfr:
+        note += "; variable frame rate kept (source timestamps)"
     return "smart", 0.0, note
 
 
@@ -933,64 +1033,161 @@ def _piece_problems(
     return ""
 
 
-def _vp9_fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
-    """Why a VP9 source cannot be smart-cut into ``fmt``, or None."""
+def _keyframe_codec_fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
+    """Why a VP9 or AV1 source cannot be smart-cut into ``fmt``, or None."""
     video = info.video
-    if video.pix_fmt not in _VP9_PIX_FMTS:
-        return f"the source pixel format is {video.pix_fmt} (VP9 smart cutting: 4:2:0 only)"
-    if info.vfr:
-        return "the source has a variable frame rate"
+    allowed = _VP9_PIX_FMTS if video.codec == "vp9" else _AV1_PIX_FMTS
+    if video.pix_fmt not in allowed:
+        return (
+            f"the source pixel format is {video.pix_fmt} ({video.codec} smart cutting: "
+            f"{', '.join(sorted(allowed))} only)"
+        )
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
     if video.rotation:
         return "the source is rotated (the re-encoded head would be turned upright)"
-    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO[fmt]:
-        return f"the source audio is {info.audio.codec}, which {fmt} cannot carry as it is"
     return None
+
+
+def _colour_args(info: MediaInfo) -> list[str]:
+    args: list[str] = []
+    for key, value in info.video.colour:
+        args += [_COLOUR_OPTIONS[key], value]
+    return args
+
+
+def _head_input_args(info: MediaInfo, frames: FrameRange, count: int, threads: int) -> list[str]:
+    """Input options reading the first ``count`` frames of ``frames`` (source timestamps kept)."""
+    args: list[str] = []
+    if threads > 0:
+        args += ["-threads", str(threads)]
+    args += ["-ss", seconds_arg(frames.start_s)]
+    until = frames.start_s + count * info.video.frame_duration
+    if info.vfr:  # frames may be farther apart than the nominal rate says
+        after = sorted(p.pts for p in frames.packets if p.pts >= frames.first)
+        until = frames.seconds(after[min(count, len(after) - 1)])
+    args += ["-t", seconds_arg(until - frames.start_s + 0.5), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn"]
+    # Source timestamps go through to the encoder and the piece unchanged (VFR stays VFR).
+    args += ["-fps_mode", "passthrough", "-enc_time_base:v", "-1", "-frames:v", str(count)]
+    return args
+
+
+def _head_output_args(info: MediaInfo, dest: Path) -> list[str]:
+    """The head piece: MP4 in the source's time base (no rounding of copied timestamps)."""
+    tb = info.video.time_base
+    args = ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
+    return [*args, "-f", "mp4", str(dest)]
 
 
 def vp9_head_args(
     info: MediaInfo, frames: FrameRange, count: int, quality: Quality, threads: int, dest: Path
 ) -> list[str]:
     """Re-encode the first ``count`` frames of ``frames`` with libvpx-vp9 in the source's
-    profile, bit depth and colour (Matroska, the source's millisecond time base)."""
+    profile, bit depth and colour."""
     pix_fmt = info.video.pix_fmt or "yuv420p"
-    args: list[str] = []
-    if threads > 0:
-        args += ["-threads", str(threads)]
-    args += ["-ss", seconds_arg(frames.start_s)]
-    args += ["-t", seconds_arg(count * info.video.frame_duration + 0.5), "-i", str(info.path)]
-    args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn"]
-    args += ["-fps_mode", "passthrough", "-frames:v", str(count)]
+    args = _head_input_args(info, frames, count, threads)
     args += ["-c:v", "libvpx-vp9", "-crf", str(quality.crf or VP9_CRF_DEFAULT), "-b:v", "0"]
     args += ["-deadline", "realtime", "-cpu-used", str(_VP9_SPEED.get(quality.preset, 8))]
     args += ["-row-mt", "1", "-pix_fmt", pix_fmt, "-profile:v", _VP9_PIX_FMTS[pix_fmt]]
     if threads > 0:
         args += ["-threads", str(threads)]
-    for key, value in info.video.colour:
-        args += [_COLOUR_OPTIONS[key], value]
-    args += ["-map_metadata", "-1", "-f", "matroska", str(dest)]
-    return args
+    args += _colour_args(info)
+    return [*args, *_head_output_args(info, dest)]
 
 
-def _run_smart_vp9(
+def av1_head_args(
     info: MediaInfo,
     frames: FrameRange,
-    fmt: Format,
+    count: int,
     quality: Quality,
-    dest: Path,
-    work: Path,
     threads: int,
-    on_progress: Callable[[float], None] | None,
-    stop: threading.Event | None,
-) -> tuple[PrecisionMode, float, str | None] | str:
-    """VP9: re-encoded head up to the first keyframe, then the source copied to the exact end.
+    dest: Path,
+    encoder: str,
+    source: av1bits.SequenceHeader,
+) -> list[str]:
+    """Re-encode the first ``count`` frames of ``frames`` to AV1 with ``encoder`` (libsvtav1 or
+    libaom-av1), asking for the source's sequence-header tools where the encoder lets us."""
+    pix_fmt = info.video.pix_fmt or "yuv420p"
+    crf = str(quality.crf or AV1_CRF_DEFAULT)
+    args = _head_input_args(info, frames, count, threads)
+    args += ["-pix_fmt", pix_fmt, *_colour_args(info)]
+    if encoder == "libsvtav1":
+        args += ["-c:v", "libsvtav1", "-preset", str(_SVT_PRESET.get(quality.preset, 10))]
+        args += ["-crf", crf]
+        params = [f"lp={threads}"] if threads > 0 else []
+        # No keyframe but the first: the head ends where the source's keyframe takes over.
+        args += ["-g", str(count + 1)]
+        if params:
+            args += ["-svtav1-params", ":".join(params)]
+    else:
+        args += ["-c:v", "libaom-av1", "-usage", "good", "-cpu-used", "8", "-crf", crf]
+        args += ["-b:v", "0", "-row-mt", "1", "-g", str(count + 1)]
+        if threads > 0:
+            args += ["-threads", str(threads)]
+        for flag, option in _AOM_TOOL_OPTIONS.items():
+            args += [option, str(int(source[flag]))]
+        args += ["-aom-params", f"sb-size={128 if source['use_128x128_superblock'] else 64}"]
+    return [*args, *_head_output_args(info, dest)]
 
-    VP9 packets come in presentation order (a hidden alt-ref frame travels inside the packet of
-    the frame shown with it), so any prefix of the packets from a keyframe shows exactly those
-    frames: no tail needs re-encoding. A keyframe resets every reference, so the copied part does
-    not depend on the head's encoder settings beyond profile, bit depth and frame size.
+
+def _av1_header(path: Path, at: float | None = None) -> av1bits.SequenceHeader | str:
+    """The sequence header of ``path``'s first video packet (at ``at`` seconds), or why not."""
+    try:
+        header = av1bits.sequence_header_of(first_video_packet(path, at))
+    except BitstreamError as exc:
+        return f"its AV1 sequence header cannot be parsed ({exc})"
+    return header if header is not None else "its keyframe carries no AV1 sequence header"
+
+
+def _encode_av1_head(
+    job: SmartCut,
+    count: int,
+    dest: Path,
+    keyframe_s: float,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[str, str] | str:
+    """Encode the AV1 head with the first encoder whose sequence header matches the source's:
+    (encoder, note) or why none did."""
+    info, frames = job.info, job.frames
+    source = _av1_header(info.path, keyframe_s)
+    if isinstance(source, str):
+        return f"the source's keyframe: {source}"
+    problems = []
+    for encoder in AV1_HEAD_ENCODERS:
+        run_ffmpeg(
+            av1_head_args(info, frames, count, job.quality, job.threads, dest, encoder, source),
+            duration=keyframe_s - frames.start_s,
+            on_progress=on_progress,
+            stop=job.stop,
+        )
+        head = _av1_header(dest)
+        if isinstance(head, str):
+            problems.append(f"{encoder}: the head's {head}")
+            continue
+        diff = av1bits.differences(source, head)
+        if not diff:
+            return encoder, ""
+        problems.append(f"{encoder}: {'; '.join(diff[:4])}")
+    return (
+        "no AV1 encoder here makes a sequence header that matches the source's "
+        f"({' / '.join(problems)})"
+    )
+
+
+def _run_smart_keyframes(job: SmartCut) -> SmartResult:
+    """VP9 and AV1: re-encoded head up to the first keyframe, then the source copied to the exact
+    end.
+
+    VP9 and AV1 packets come in presentation order (a hidden alt-ref frame travels inside the
+    packet of the frame shown with it, AV1's temporal unit holds exactly one shown frame), so any
+    prefix of the packets from a keyframe shows exactly those frames: no tail needs re-encoding.
+    A keyframe resets every reference, so the copied part does not depend on the head's encoder
+    settings beyond what its headers declare: VP9's profile, bit depth and frame size; AV1's
+    whole sequence header (tool flags included), checked structurally after encoding.
     """
+    info, frames, fmt, dest, work = job.info, job.frames, job.fmt, job.dest, job.work
+    codec = info.video.codec
     tb = info.video.time_base
     packets = list(frames.packets)
     key_index = next(
@@ -1004,18 +1201,27 @@ def _run_smart_vp9(
     keyframe = packets[key_index].pts
     head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
     mid_count = frames.count - head_count
-    stages = _Stages([head_count * 1.0, mid_count * 0.03], on_progress)
+    stages = _Stages([head_count * 1.0, mid_count * 0.03], job.on_progress)
     mid_start = float(keyframe * tb)
     entries: list[str] = []
+    how = ""
     if head_count:
-        head = work / "head.mkv"
-        run_ffmpeg(
-            vp9_head_args(info, frames, head_count, quality, threads, head),
-            duration=mid_start - frames.start_s,
-            on_progress=stages.callback(0),
-            stop=stop,
-        )
-        entries.append(f"file '{head.name}'\n")
+        head = work / "head.mp4"
+        if codec == "av1":
+            encoded = _encode_av1_head(job, head_count, head, mid_start, stages.callback(0))
+            if isinstance(encoded, str):
+                return encoded
+            how = f" with {encoded[0]} (sequence header matches the source's)"
+        else:
+            run_ffmpeg(
+                vp9_head_args(info, frames, head_count, job.quality, job.threads, head),
+                duration=mid_start - frames.start_s,
+                on_progress=stages.callback(0),
+                stop=job.stop,
+            )
+            pix_fmt = info.video.pix_fmt or "yuv420p"
+            how = f" with libvpx-vp9 ({pix_fmt}, profile {_VP9_PIX_FMTS[pix_fmt]})"
+        entries.append(f"file '{head.name}'\nduration {seconds_arg(mid_start - frames.start_s)}\n")
     entry = f"file '{_concat_quote(info.path.resolve())}'\ninpoint {seconds_arg(mid_start)}\n"
     if not frames.at_eof:
         entry += f"outpoint {_floor_us(frames.end * tb)}\n"
@@ -1028,18 +1234,29 @@ def _run_smart_vp9(
         args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
         args += ["-i", str(info.path)]
     args += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(frames.count)]
+    audio_note = ""
     if info.audio is not None:
-        args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
+        args += ["-map", f"1:{info.audio.index}"]
+        if info.audio.codec in _COPYABLE_AUDIO[fmt]:
+            args += ["-c:a", "copy", "-copypriorss:a", "0"]
+        else:  # one piece from the source, so re-encoding it costs no join
+            encoder = audio_encoder_args(fmt, job.quality)
+            args += encoder
+            audio_note = (
+                f"; the {info.audio.codec} audio was re-encoded to "
+                f"{encoder[1].removeprefix('lib')} ({fmt} cannot carry it)"
+            )
     if fmt == "mp4":
         args += ["-video_track_timescale", str(tb.denominator)]
     args += ["-map_metadata", "-1", "-map_chapters", "-1", *container_args(fmt), str(dest)]
-    run_ffmpeg(args, duration=frames.duration_s, on_progress=stages.callback(1), stop=stop)
+    run_ffmpeg(args, duration=frames.duration_s, on_progress=stages.callback(1), stop=job.stop)
     note = (
-        f"smart: re-encoded {head_count} head frame(s) with libvpx-vp9 "
-        f"({info.video.pix_fmt}, profile {_VP9_PIX_FMTS[info.video.pix_fmt or 'yuv420p']}), "
+        f"smart: re-encoded {head_count} head frame(s){how}, "
         f"stream-copied {mid_count} (of {frames.count} frames) to the exact end"
     )
-    return "smart", 0.0, note
+    if info.vfr:
+        note += "; variable frame rate kept (source timestamps)"
+    return "smart", 0.0, note + audio_note
 
 
 def has_leading_pictures(packets: Sequence[Packet], index: int) -> bool:

@@ -494,6 +494,17 @@ def _first_video_packet_annexb(path: Path) -> bytes:
     return proc.stdout if proc.returncode == 0 else b""
 
 
+def first_video_packet(path: Path, at: float | None = None) -> bytes:
+    """The bytes of the first video packet (at or after the keyframe before ``at`` seconds) as
+    the container stores it (for AV1: OBUs, usually a sequence header first on a keyframe)."""
+    argv = [FFMPEG, "-nostdin", "-loglevel", "error"]
+    if at is not None:
+        argv += ["-ss", f"{at:.6f}"]
+    argv += ["-i", str(path), "-map", "0:v:0", "-c", "copy", "-frames:v", "1", "-f", "data"]
+    proc = subprocess.run([*argv, "pipe:1"], capture_output=True, check=False)
+    return proc.stdout if proc.returncode == 0 else b""
+
+
 @dataclass(frozen=True)
 class H264Headers:
     """An H.264 stream's parameter sets and, for x264-made streams, its encoder options."""

@@ -243,7 +243,9 @@ def test_vfr_source(sources: Sources, tmp_path: Path) -> None:
     assert float(video["start_time"]) == 0 and "audio" in streams
     assert decode_errors(accurate.path) == ""
     smart = cut(sources.vfr, 1.37, 5.5, "mp4", "smart", tmp_path)
-    assert smart.precision_used == "accurate" and "variable frame rate" in (smart.note or "")
+    assert smart.precision_used == "smart", smart.note
+    assert "variable frame rate kept" in (smart.note or "")
+    assert decode_errors(smart.path) == ""
 
 
 # ---------------------------------------------------------------- copy

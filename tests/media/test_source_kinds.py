@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.media.conftest import best_match, probe_streams, tiny_frames
-from tests.mediakit import make_video
+from tests.mediakit import SOURCE_KINDS, make_video
 from videojobs.models import PlannedSegment, Quality
 from videojobs_worker import h264bits as hb
 from videojobs_worker.cut import CutOutcome, cut_clip
@@ -25,9 +25,9 @@ from videojobs_worker.probe import _mp4_moov, probe
 pytestmark = pytest.mark.media
 
 TOL = 0.0005
-OWN_PARAMETER_SETS = {"sei_stripped", "x264_medium"}
-"""H.264 kinds whose head/tail get their own parameter sets: no x264 SEI, or x264 settings
-slower than the requested preset (veryfast)."""
+OWN_PARAMETER_SETS = {"sei_stripped", "x264_medium", "gop10s"}
+"""H.264 kinds whose head/tail get their own parameter sets: no x264 SEI, x264 settings
+slower than the requested preset (veryfast), or a head longer than a second (x264 ultrafast)."""
 
 
 @dataclass(frozen=True)
@@ -43,63 +43,31 @@ class Kind:
     """Substring of the note when smart falls back (mp4 output)."""
 
 
+def _kind(name: str, segment: tuple[float, float], **extra) -> Kind:
+    options = {**SOURCE_KINDS[name], **extra.pop("options", {})}
+    return Kind(name, extra.pop("suffix", "mp4"), options, segment, **extra)
+
+
 KINDS = {
     k.name: k
     for k in [
-        Kind("x264_medium", "mp4", {"preset": "medium"}, (1.37, 4.61), fast=("mp4",)),
-        Kind("x264_veryfast", "mp4", {"preset": "veryfast"}, (1.37, 4.61), fast=("mp4",)),
-        Kind(
-            "open_gop",
-            "mp4",
-            {"preset": "veryfast", "x264_params": "open-gop=1"},
-            (1.37, 4.61),
-            fallback="open GOP",
+        _kind("x264_medium", (1.37, 4.61), fast=("mp4",)),
+        _kind("x264_veryfast", (1.37, 4.61), fast=("mp4",)),
+        _kind("open_gop", (1.37, 4.61), fallback="open GOP"),
+        _kind("sei_stripped", (1.37, 4.61), fast=("mp4",)),
+        _kind(
+            "vp9_webm", (1.37, 4.61), suffix="webm", outputs=("webm", "mp4"), fast=("webm", "mp4")
         ),
-        Kind(
-            "sei_stripped",
-            "mp4",
-            {"preset": "veryfast", "strip_sei": True},
-            (1.37, 4.61),
-            fast=("mp4",),
-        ),
-        Kind(
-            "vp9_webm",
-            "webm",
-            {"vcodec": "libvpx-vp9"},
-            (1.37, 4.61),
-            outputs=("webm", "mp4"),
-            fast=("webm", "mp4"),
-        ),
-        Kind(
-            "av1",
-            "mp4",
-            {"vcodec": "libsvtav1"},
-            (1.37, 4.61),
-            outputs=("mp4", "webm"),
-            fallback="av1",
-        ),
-        Kind(
-            "hd1080p60",
-            "mp4",
-            {"preset": "veryfast", "size": (1920, 1080), "fps": 60, "duration": 2.5, "gop": 60},
-            (0.41, 2.13),
-            fast=("mp4",),
-        ),
-        Kind(
+        _kind("av1", (1.37, 4.61), outputs=("mp4", "webm"), fast=("mp4", "webm")),
+        _kind("hd1080p60", (0.41, 2.13), options={"duration": 2.5, "gop": 60}, fast=("mp4",)),
+        _kind(
             "gop10s",
-            "mp4",
-            {"preset": "veryfast", "size": (160, 120), "duration": 12, "gop": 300},
             (8.2, 11.3),
+            options={"size": (160, 120), "duration": 12, "gop": 300},
             fast=("mp4",),
         ),
-        Kind("vfr", "mp4", {"preset": "veryfast", "vfr": True}, (1.37, 4.61), fallback="variable"),
-        Kind(
-            "rotated",
-            "mp4",
-            {"preset": "veryfast", "rotation": 90},
-            (1.37, 4.61),
-            fast=("mp4",),
-        ),
+        _kind("vfr", (1.37, 4.61), fast=("mp4",)),
+        _kind("rotated", (1.37, 4.61), fast=("mp4",)),
     ]
 }
 
@@ -185,8 +153,17 @@ def test_smart_and_accurate_clips_are_clean_and_exact(
             outcome = cut(src, start, end, fmt, precision, tmp_path / f"{precision}.{fmt}")
             streams = assert_clean(outcome.path)
             frames = int(streams["video"]["nb_read_frames"])
-            if name == "vfr":  # re-encoded at a constant 30 fps: one frame per 1/30 s
+            if name == "vfr" and precision == "accurate":  # re-encoded at a constant 30 fps
                 assert frames == round((end - start) * 30), outcome.note
+            elif name == "vfr":  # smart keeps the source's frames at the source's times
+                planned = source_times(src)[first : first + count]
+                got = source_times(outcome.path)
+                assert len(got) == count, outcome.note
+                offset = got[0] - planned[0]
+                assert max(abs(g - p - offset) for g, p in zip(got, planned, strict=True)) < TOL, (
+                    got
+                )
+                assert "variable frame rate kept" in (outcome.note or "")
             else:
                 assert frames == count, f"{precision} {fmt}: {outcome.note}"
             if source_frames is not None:

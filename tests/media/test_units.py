@@ -279,7 +279,6 @@ def test_slice_vtt_empty_and_invalid() -> None:
         ({}, "webm", "WebM"),
         ({"codec_name": "hevc"}, "mp4", "hevc"),
         ({"pix_fmt": "yuv422p"}, "mp4", "yuv422p"),
-        ({"avg_frame_rate": "20/1"}, "mp4", "variable frame rate"),
         ({"index": 1}, "mp4", "first stream"),
     ],
 )
@@ -295,18 +294,20 @@ def test_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
     ("video", "fmt", "words"),
     [
         ({"codec_name": "vp9", "pix_fmt": "yuv444p"}, "webm", "yuv444p"),
-        ({"codec_name": "vp9", "avg_frame_rate": "20/1"}, "webm", "variable frame rate"),
+        ({"codec_name": "av1", "pix_fmt": "yuv422p"}, "mp4", "yuv422p"),
         ({"codec_name": "vp9", "side_data_list": [{"rotation": 90}]}, "mp4", "rotated"),
+        ({"codec_name": "av1", "index": 1}, "webm", "first stream"),
     ],
 )
-def test_vp9_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
-    from videojobs_worker.cut import _vp9_fallback_reason
+def test_keyframe_codec_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
+    from videojobs_worker.cut import _keyframe_codec_fallback_reason as reason_for
 
-    reason = _vp9_fallback_reason(_info(**video), fmt)
+    reason = reason_for(_info(**video), fmt)
     assert reason is not None and words in reason
-    assert _vp9_fallback_reason(_info(codec_name="vp9"), "mp4") is None
-    # AAC audio cannot go into WebM as it is: said so.
-    assert "aac" in (_vp9_fallback_reason(_info(codec_name="vp9"), "webm") or "")
+    for codec in ("vp9", "av1"):
+        assert reason_for(_info(codec_name=codec), "mp4") is None
+        # VFR is cut with the source's timestamps; AAC audio is re-encoded into WebM.
+        assert reason_for(_info(codec_name=codec, avg_frame_rate="20/1"), "webm") is None
 
 
 def test_vp9_head_args_match_the_source() -> None:
