@@ -152,6 +152,10 @@ class Publisher(Protocol):
         """Remove a published ``name`` (and its record) if it is there."""
         ...
 
+    def read(self, name: str) -> bytes | None:
+        """The content of a published ``name`` (small files: shard parts), ``None`` if absent."""
+        ...
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
@@ -243,6 +247,17 @@ class DirectoryPublisher:
         except OSError as exc:
             raise _storage_error(exc, f"removing {self.root / name}") from None
         _fsync_dir(self.root)
+
+    def read(self, name: str) -> bytes | None:
+        published = self.lookup(name)
+        if published is None:
+            return None
+        try:
+            return (self.root / name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _storage_error(exc, f"reading {self.root / name}") from None
 
 
 class S3Publisher:
@@ -362,6 +377,25 @@ class S3Publisher:
             if refused is not None:
                 raise refused from None
             raise _storage_error(exc, f"removing {self.uri(name)}") from None
+
+    def read(self, name: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.key(name))
+            return bytes(obj["Body"].read())
+        except WorkerError:
+            raise
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _storage_error(exc, f"reading {self.uri(name)}") from None
+        except Exception as exc:
+            refused = self._refused(exc)
+            if refused is not None:
+                raise refused from None
+            raise _storage_error(exc, f"reading {self.uri(name)}") from None
 
 
 def _guard_request(policy: NetworkPolicy) -> Any:
