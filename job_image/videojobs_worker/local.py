@@ -117,8 +117,10 @@ class ShardOutcome:
     result: RunResult | None
     error: ErrorInfo | None
     peak_rss_kib: int
-    """Peak RSS of the shard process (its ffmpeg children counted separately)."""
+    """Peak RSS of the shard process since it started (its ffmpeg children not included)."""
     children_peak_rss_kib: int
+    """The largest of its ffmpeg children (Linux counts a child's pre-``exec`` memory, forked
+    from the shard, in it too: an upper bound)."""
 
 
 def _run_shard(
@@ -128,6 +130,10 @@ def _run_shard(
     options: RunOptions,
 ) -> ShardOutcome:
     """One shard of a local run, in its own process (``run_local`` with a parallelism)."""
+    try:  # a forked process starts with its parent's peak RSS: count this shard's own
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
     reporter = NullReporter()
     runner = Runner(
         worker_input, reporter=reporter, publisher=publisher, options=options, transcript=transcript
