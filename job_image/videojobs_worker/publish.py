@@ -252,15 +252,19 @@ class DirectoryPublisher:
         _fsync_dir(self.root)
 
     def read(self, name: str) -> bytes | None:
-        published = self.lookup(name)
-        if published is None:
-            return None
+        # Unlike lookup, no clean-up of temporaries: another shard may be writing this name
+        # (its part) right now, and reading must never break that write.
+        path = self.root / name
         try:
-            return (self.root / name).read_bytes()
-        except FileNotFoundError:
+            record = Record(**json.loads((self.root / STATE_DIR / f"{name}.json").read_text()))
+            data = path.read_bytes()
+        except (FileNotFoundError, ValueError, TypeError):
             return None
         except OSError as exc:
-            raise _storage_error(exc, f"reading {self.root / name}") from None
+            raise _storage_error(exc, f"reading {path}") from None
+        if len(data) != record.bytes or hashlib.sha256(data).hexdigest() != record.sha256:
+            return None
+        return data
 
 
 class S3Publisher:
