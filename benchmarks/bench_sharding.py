@@ -162,10 +162,9 @@ def main() -> None:
             f"{load_before[0]:.2f} before and {load_after[0]:.2f} after the runs; with more "
             "shards than free cores the speed-up is bounded by the cores, not by the split "
             "(each shard's ffmpeg uses every core it is given). Rounds alternate the "
-            "configurations; the minimum is shown, every run in brackets. Peak RSS: the "
-            "shard process (`/proc/self/clear_refs` resets the peak it inherits when forked) "
-            "and the largest of its ffmpeg children (`RUSAGE_CHILDREN`, which on Linux "
-            "includes a child's memory before `exec`: an upper bound).",
+            "configurations; the minimum is shown, every run in brackets. Peak RSS: "
+            "`getrusage` of the shard process and of its ffmpeg children; both include the "
+            "high-water mark a forked shard inherits (an upper bound, not the shard's own).",
             "",
             f"Reproduce: `.venv/bin/python benchmarks/bench_sharding.py --runs {args.runs}`",
         ]
