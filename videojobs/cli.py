@@ -106,7 +106,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from videojobs_worker.local import run_local
     except ImportError as exc:
         return _worker_missing(exc)
-    return int(run_local(Path(args.file), args.out, progress=not args.no_progress))
+    return int(
+        run_local(
+            Path(args.file), args.out, progress=not args.no_progress, parallelism=args.parallelism
+        )
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -179,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", metavar="FILE", help="YAML manifest with one VideoProcessingJob")
     run.add_argument("--out", type=Path, default=None, metavar="DIR", help="output directory")
     run.add_argument("--no-progress", action="store_true", help="no progress output")
+    run.add_argument(
+        "--parallelism",
+        type=int,
+        default=None,
+        choices=range(1, 17),
+        metavar="K",
+        help="cut in K shards, one process each (default: spec.parallelism, else 1)",
+    )
     run.set_defaults(func=_cmd_run)
 
     demo = sub.add_parser("demo", help="generate a sample video + transcript and cut it")

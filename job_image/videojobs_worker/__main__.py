@@ -29,7 +29,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from videojobs.models import INPUT_ENV, INPUT_FILE_ENV, ExitCode, WorkerInput
-from videojobs.models.worker import COOKIES_MOUNT, OUTPUT_MOUNT, SCRATCH_MOUNT
+from videojobs.models.worker import COOKIES_MOUNT, OUTPUT_MOUNT, SCRATCH_MOUNT, SHARD_INDEX_ENV
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.progress import (
     ClusterReporter,
@@ -113,6 +113,26 @@ def load_input(path: str | None) -> WorkerInput:
         ) from None
 
 
+def shard_index(worker_input: WorkerInput) -> int:
+    """This pod's shard: ``JOB_COMPLETION_INDEX`` (set by the Job controller in an Indexed Job's
+    pods) for a sharded run, else 0; raises WorkerError(USAGE) when it is missing or wrong."""
+    if worker_input.shards <= 1:
+        return 0
+    raw = os.environ.get(SHARD_INDEX_ENV, "")
+    try:
+        index = int(raw)
+    except ValueError:
+        index = -1
+    if not 0 <= index < worker_input.shards:
+        raise WorkerError(
+            ExitCode.USAGE,
+            "BadShardIndex",
+            f"a run of {worker_input.shards} shards needs {SHARD_INDEX_ENV} in "
+            f"0..{worker_input.shards - 1}, not {raw!r}",
+        )
+    return index
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from videojobs_worker.guard import NetworkPolicy
     from videojobs_worker.publish import publisher_for
@@ -124,6 +144,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             allow_private=worker_input.allow_private_networks,
             allowed_networks=worker_input.allowed_networks,
         )
+        index = shard_index(worker_input)
     except WorkerError as err:
         return _usage_error(err.message)
     spec = worker_input.spec
@@ -161,10 +182,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             worker_input,
             reporter=reporter,
             publisher=publisher,
-            options=RunOptions(scratch=scratch_dir(), policy=policy, cookies_file=cookies),
+            options=RunOptions(
+                scratch=scratch_dir(), policy=policy, cookies_file=cookies, shard_index=index
+            ),
         )
         code, result = run_job(runner)
-        if result is not None:
+        if result is not None and result.manifest_uri is None:
+            log.info(
+                "shard %s published %d clips (%d resumed) and its part; the last shard to "
+                "finish publishes the manifest",
+                result.shard,
+                len(result.segments),
+                len(result.skipped),
+            )
+        elif result is not None:
             log.info(
                 "published %d clips (%d resumed), manifest %s",
                 len(result.segments),

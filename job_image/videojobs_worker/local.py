@@ -7,19 +7,25 @@ as it is when no ``--out`` is given) and a network policy that allows local file
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import yaml
 
 from videojobs.errors import InvalidSpec
-from videojobs.models import ExitCode, SegmentResult, Transcript, WorkerInput
+from videojobs.models import ErrorInfo, ExitCode, SegmentResult, Transcript, WorkerInput
 from videojobs.times import format_timestamp
 from videojobs_worker.guard import NetworkPolicy
 from videojobs_worker.progress import NullReporter, Reporter, TerminalReporter
@@ -102,19 +108,91 @@ def _load(manifest: Path) -> tuple[WorkerInput, Transcript | None, str, str]:
     return WorkerInput(spec=job.spec, allow_private_networks=True), transcript, name, namespace
 
 
+@dataclass(frozen=True)
+class ShardOutcome:
+    """What one shard process of a local run did."""
+
+    index: int
+    code: int
+    result: RunResult | None
+    error: ErrorInfo | None
+    peak_rss_kib: int
+    """Peak RSS of the shard process since it started (its ffmpeg children not included)."""
+    children_peak_rss_kib: int
+    """The largest of its ffmpeg children (Linux counts a child's pre-``exec`` memory, forked
+    from the shard, in it too: an upper bound)."""
+
+
+def _run_shard(
+    worker_input: WorkerInput,
+    transcript: Transcript | None,
+    publisher: Publisher,
+    options: RunOptions,
+) -> ShardOutcome:
+    """One shard of a local run, in its own process (``run_local`` with a parallelism)."""
+    try:  # a forked process starts with its parent's peak RSS: count this shard's own
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    reporter = NullReporter()
+    runner = Runner(
+        worker_input, reporter=reporter, publisher=publisher, options=options, transcript=transcript
+    )
+    code, result = run_job(runner)
+    return ShardOutcome(
+        options.shard_index,
+        code,
+        result,
+        reporter.error,
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+
+
+def run_shards(
+    worker_input: WorkerInput,
+    transcript: Transcript | None,
+    publisher: Publisher,
+    options: RunOptions,
+    shards: int,
+) -> list[ShardOutcome]:
+    """Run the ``shards`` shares of a job as parallel processes, as the pods of an Indexed Job
+    would: each cuts its share and publishes its part; the last one to finish publishes the
+    manifest. The run key is new each time, so parts of an earlier run are never merged."""
+    sharded = worker_input.model_copy(update={"shards": shards})
+    run_key = f"local-{uuid.uuid4().hex[:12]}"
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    with ProcessPoolExecutor(max_workers=shards, mp_context=context) as pool:
+        futures = []
+        for index in range(shards):
+            scratch = options.scratch / f"shard-{index}"
+            shard_options = RunOptions(
+                **{
+                    **options.__dict__,
+                    "scratch": scratch,
+                    "shard_index": index,
+                    "run_key": run_key,
+                }
+            )
+            futures.append(pool.submit(_run_shard, sharded, transcript, publisher, shard_options))
+        return [f.result() for f in futures]
+
+
 def run_local(
     manifest: Path,
     out_dir: Path | None = None,
     *,
     progress: bool = True,
     allow_private_networks: bool = True,
+    parallelism: int | None = None,
 ) -> int:
     """Run the job in ``manifest`` on this machine; print the result table; return the exit code.
 
     Clips go to ``out_dir`` (default ``./videojobs-output/<name>`` for PVC storage; an S3
     storage is used as configured when ``out_dir`` is not given). Relative source paths and
     transcript files are resolved against the manifest's directory. A cookies file for
-    login-protected videos is taken from ``VIDEOJOBS_COOKIES_FILE``.
+    login-protected videos is taken from ``VIDEOJOBS_COOKIES_FILE``. ``parallelism`` (else
+    ``spec.parallelism``) above 1 cuts the clips in that many shards, one process each.
     """
     manifest = Path(manifest)
     try:
@@ -135,23 +213,46 @@ def run_local(
         if allow_private_networks
         else NetworkPolicy(allow_private=False, allow_files=True)
     )
-    reporter: Reporter = TerminalReporter() if progress else NullReporter()
+    shards = parallelism or worker_input.spec.parallelism or 1
+    reporter: Reporter = TerminalReporter() if progress and shards == 1 else NullReporter()
     cookies = os.environ.get("VIDEOJOBS_COOKIES_FILE")  # the Secret's stand-in on a workstation
     scratch = Path(tempfile.mkdtemp(prefix="videojobs-"))
+    options = RunOptions(
+        scratch=scratch,
+        policy=policy,
+        base_dir=manifest.parent.absolute(),
+        cookies_file=Path(cookies) if cookies else None,
+    )
     try:
-        runner = Runner(
-            worker_input,
-            reporter=reporter,
-            publisher=publisher,
-            options=RunOptions(
-                scratch=scratch,
-                policy=policy,
-                base_dir=manifest.parent.absolute(),
-                cookies_file=Path(cookies) if cookies else None,
-            ),
-            transcript=transcript,
-        )
-        code, result = run_job(runner)
+        if shards > 1:
+            if progress:
+                print(f"cutting in {shards} shards (one process each)", file=sys.stderr)
+            outcomes = run_shards(worker_input, transcript, publisher, options, shards)
+            failed = [o for o in outcomes if o.code != 0]
+            if failed:
+                first = failed[0]
+                reporter.error = first.error
+                code, result = first.code, None
+            else:
+                merged = [o.result for o in outcomes if o.result and o.result.manifest_uri]
+                code, result = (0, merged[0]) if merged else (int(ExitCode.INTERNAL), None)
+                if result is not None:  # what every shard skipped and cut, not only the last
+                    result = dataclasses.replace(
+                        result,
+                        skipped=sorted(i for o in outcomes if o.result for i in o.result.skipped),
+                        cut=sorted(i for o in outcomes if o.result for i in o.result.cut),
+                    )
+                if not merged:
+                    print("failed: no shard could merge the parts into a manifest", file=sys.stderr)
+        else:
+            runner = Runner(
+                worker_input,
+                reporter=reporter,
+                publisher=publisher,
+                options=options,
+                transcript=transcript,
+            )
+            code, result = run_job(runner)
     finally:
         reporter.close()
         shutil.rmtree(scratch, ignore_errors=True)

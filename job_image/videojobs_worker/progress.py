@@ -36,6 +36,7 @@ from videojobs.models import (
     Progress,
     ResourceRef,
     SegmentResult,
+    ShardProgress,
     SourceInfo,
 )
 
@@ -70,6 +71,11 @@ class Reporter:
         self.segments: dict[int, SegmentResult] = {}
         self.manifest_uri: str | None = None
         self.error: ErrorInfo | None = None
+        self.shard: int | None = None
+        """Set by the runner for a shard of a sharded run: its progress goes to
+        ``status.shardProgress.<shard>``, and the run-wide fields (``segments``, ``source``,
+        ``segmentsSummary``, ``manifestUri``) are written only by the shard that merges."""
+        self.merged_total: int | None = None
 
     # -- what the runner calls ---------------------------------------------------------------
 
@@ -115,6 +121,21 @@ class Reporter:
             )
         self._emit(force=True)
 
+    def finish_shard(self) -> None:
+        """This shard's clips and part are published; other shards are still at work."""
+        with self._lock:
+            self.progress = self.progress.model_copy(
+                update={"stage": "Finished", "percent": 100, "eta_seconds": 0}
+            )
+        self._emit(force=True)
+
+    def merged(self, segments: list[SegmentResult], source: SourceInfo, total: int) -> None:
+        """This shard merged every shard's part: the run-wide fields are its to write now."""
+        with self._lock:
+            self.segments = {s.index: s for s in segments}
+            self.source_info = source
+            self.merged_total = total
+
     def fail(self, error: ErrorInfo) -> None:
         """The job failed (written at once, just before the exit)."""
         with self._lock:
@@ -131,6 +152,8 @@ class Reporter:
 
     def status_patch(self) -> dict[str, Any]:
         """The JSON merge patch of the worker-owned status fields."""
+        if self.shard is not None:
+            return self._shard_patch()
         with self._lock:
             progress = self.progress.model_copy(update={"updated_at": now_rfc3339()})
             status: dict[str, Any] = {"progress": progress.to_dict()}
@@ -140,6 +163,32 @@ class Reporter:
             status["segments"] = _within_budget([s.to_dict() for s in segments])
             if progress.segments_total:
                 status["segmentsSummary"] = f"{len(segments)}/{progress.segments_total}"
+            if self.manifest_uri is not None:
+                status["manifestUri"] = self.manifest_uri
+            if self.error is not None:
+                status["error"] = self.error.to_dict()
+        return {"status": status}
+
+    def _shard_patch(self) -> dict[str, Any]:
+        """A shard's fields: its own ``shardProgress`` entry, its error, and after the merge
+        the run-wide ones."""
+        with self._lock:
+            p = self.progress
+            mine = ShardProgress(
+                stage=p.stage,
+                percent=p.percent,
+                segments_done=p.segments_done,
+                segments_total=p.segments_total,
+                bytes_done=p.bytes_done,
+                updated_at=now_rfc3339(),
+            )
+            status: dict[str, Any] = {"shardProgress": {str(self.shard): mine.to_dict()}}
+            if self.merged_total is not None:
+                if self.source_info is not None:
+                    status["source"] = self.source_info.to_dict()
+                segments = [self.segments[i] for i in sorted(self.segments)]
+                status["segments"] = _within_budget([s.to_dict() for s in segments])
+                status["segmentsSummary"] = f"{len(segments)}/{self.merged_total}"
             if self.manifest_uri is not None:
                 status["manifestUri"] = self.manifest_uri
             if self.error is not None:
@@ -322,7 +371,14 @@ class ClusterReporter(Reporter):
                 {"op": "test", "path": "/status/jobName", "value": self.resource.job_name}
             )
         ops = fences + [
-            {"op": "add", "path": f"/status/{key}", "value": value} for key, value in status.items()
+            op
+            for key, value in status.items()
+            for op in (
+                # a shard replaces only its own entry: the shards never overwrite each other
+                [{"op": "add", "path": f"/status/{key}/{k}", "value": v} for k, v in value.items()]
+                if key == "shardProgress"
+                else [{"op": "add", "path": f"/status/{key}", "value": value}]
+            )
         ]
         try:
             self._patch(ops, "application/json-patch+json")
@@ -352,6 +408,26 @@ class ClusterReporter(Reporter):
             else:
                 log.warning("status patch failed: %s", exc)
             return
+        if self.resource.job_name and "shardProgress" in status:
+            # A shard: the run may pass the fence and only status.shardProgress be missing (the
+            # operator creates it with the run; an older operator does not).
+            try:
+                self._patch(fences, "application/json-patch+json")
+            except Exception:
+                pass  # another run: held below
+            else:
+                create = fences + [
+                    {"op": "add", "path": f"/status/{key}", "value": value}
+                    for key, value in status.items()
+                ]
+                try:
+                    self._patch(create, "application/json-patch+json")
+                    self.patches_sent += 1
+                    self.fenced_out = False
+                    return
+                except Exception as exc:
+                    log.warning("status patch failed: %s (first: %s)", exc, first_error)
+                    return
         if self.resource.job_name:
             # Same resource, another run in status.jobName: the operator has not written this
             # run's status yet (a moment after creating the Job), or a newer run replaced it.

@@ -15,6 +15,9 @@ Rules every backend keeps:
 - The manifest is published last by the runner, so its presence means the job finished; a re-run
   that has clips to (re)write removes the old manifest first, so no manifest ever lists a clip
   that was replaced under it.
+- A sharded run publishes one part per shard (``.videojobs-parts/<run>/<index>.json``) and the
+  shard that finds them all publishes the manifest (``runner.merge_parts``); :meth:`read` reads
+  those small documents back.
 - Orphaned ``.<name>.tmp-*`` files of a killed writer (SIGKILL, OOM) are removed when the name is
   looked up or written again.
 """
@@ -152,6 +155,10 @@ class Publisher(Protocol):
         """Remove a published ``name`` (and its record) if it is there."""
         ...
 
+    def read(self, name: str) -> bytes | None:
+        """The content of a published ``name`` (small files: shard parts), ``None`` if absent."""
+        ...
+
 
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
@@ -243,6 +250,21 @@ class DirectoryPublisher:
         except OSError as exc:
             raise _storage_error(exc, f"removing {self.root / name}") from None
         _fsync_dir(self.root)
+
+    def read(self, name: str) -> bytes | None:
+        # Unlike lookup, no clean-up of temporaries: another shard may be writing this name
+        # (its part) right now, and reading must never break that write.
+        path = self.root / name
+        try:
+            record = Record(**json.loads((self.root / STATE_DIR / f"{name}.json").read_text()))
+            data = path.read_bytes()
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+        except OSError as exc:
+            raise _storage_error(exc, f"reading {path}") from None
+        if len(data) != record.bytes or hashlib.sha256(data).hexdigest() != record.sha256:
+            return None
+        return data
 
 
 class S3Publisher:
@@ -362,6 +384,25 @@ class S3Publisher:
             if refused is not None:
                 raise refused from None
             raise _storage_error(exc, f"removing {self.uri(name)}") from None
+
+    def read(self, name: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            obj = self.client.get_object(Bucket=self.bucket, Key=self.key(name))
+            return bytes(obj["Body"].read())
+        except WorkerError:
+            raise
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise _storage_error(exc, f"reading {self.uri(name)}") from None
+        except Exception as exc:
+            refused = self._refused(exc)
+            if refused is not None:
+                raise refused from None
+            raise _storage_error(exc, f"reading {self.uri(name)}") from None
 
 
 def _guard_request(policy: NetworkPolicy) -> Any:

@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import random
 import shutil
 import signal
 import tempfile
@@ -166,6 +167,10 @@ class RunOptions:
     """Parallel cutters; ``None``: the pod's CPUs."""
     retries: int = 4
     backoff: float = 2.0
+    shard_index: int = 0
+    """This pod's shard (``JOB_COMPLETION_INDEX``) when ``WorkerInput.shards`` > 1."""
+    run_key: str | None = None
+    """Names this run's shard parts; default ``resource.jobName`` (one per run)."""
 
 
 @dataclass
@@ -175,11 +180,14 @@ class RunResult:
     plan: SegmentPlan
     source: SourceInfo
     segments: list[SegmentResult]
-    manifest_uri: str
+    manifest_uri: str | None
+    """``None`` for a shard whose part was published while other shards are not done yet."""
     skipped: list[int] = field(default_factory=list)
     """Indices of clips found already published (resume)."""
     cut: list[int] = field(default_factory=list)
     downloaded: Downloaded | None = None
+    shard: int | None = None
+    """The shard this result is of (sharded runs)."""
 
 
 class Runner:
@@ -208,6 +216,46 @@ class Runner:
         """True while the main thread may be interrupted by the SIGTERM handler (downloads)."""
         self.work_dir: Path | None = None
         self._lookups: dict[tuple[int, str, str], SegmentResult | None] = {}
+        self.shards = worker_input.shards
+        self.shard_index = options.shard_index if self.shards > 1 else 0
+        if not 0 <= self.shard_index < self.shards:
+            raise WorkerError(
+                ExitCode.USAGE,
+                "BadShardIndex",
+                f"shard index {self.shard_index} is not in 0..{self.shards - 1}",
+            )
+        self._share: frozenset[int] | None = None
+        """The clip indices this shard cuts (set once, from the first duration-aware plan)."""
+        if self.sharded:
+            reporter.shard = self.shard_index
+
+    @property
+    def sharded(self) -> bool:
+        """True when this pod cuts one share of a sharded run."""
+        return self.shards > 1
+
+    def _mine(self, plan: SegmentPlan) -> SegmentPlan:
+        """The plan restricted to this shard's clips (the whole plan when not sharded).
+
+        The share is fixed the first time (every shard computes it from the same data at the
+        same point), so a re-plan with a probed duration never moves a clip to another shard.
+        """
+        if not self.sharded:
+            return plan
+        if self._share is None:
+            from videojobs.sharding import share_indices
+
+            self._share = share_indices(plan, self.shards, self.shard_index)
+            log.info(
+                "shard %d of %d: %d of %d clips",
+                self.shard_index,
+                self.shards,
+                len(self._share),
+                len(plan.segments),
+            )
+        return plan.model_copy(
+            update={"segments": [s for s in plan.segments if s.index in self._share]}
+        )
 
     # -- transcript and plan ---------------------------------------------------------------
 
@@ -335,7 +383,8 @@ class Runner:
         plan: SegmentPlan | None = None
         if not self.spec.needs_source_info:  # else planned once the source's info is known
             plan = self.plan(None)
-            self.reporter.update(segments_total=len(plan.segments))
+            if not self.sharded:
+                self.reporter.update(segments_total=len(plan.segments))
         self._check_stop()
 
         url = self.spec.source.url
@@ -355,7 +404,7 @@ class Runner:
             if self.options.policy is not None:
                 self.options.policy.check_url(url)
             fetched, known_duration, plan, title = self._download(url, plan)
-            if fetched is None:  # every clip is already published: only the manifest is left
+            if fetched is None:  # every clip (of the share) is published: only the manifest left
                 return self._finish_published(plan, title, known_duration)
             downloaded = fetched
             parts, partial = downloaded.parts, downloaded.partial
@@ -387,13 +436,16 @@ class Runner:
             updates["size_bytes"] = downloaded.bytes if downloaded else first.size_bytes
         source = source.model_copy(update=updates)
         self.reporter.source(source)
-        self.reporter.update(segments_total=len(plan.segments))
+        mine = self._mine(plan)
+        self.reporter.update(segments_total=len(mine.segments))
         self._check_stop()
 
-        results, skipped, cut = self._cut_all(plan, parts, infos)
+        results, skipped, cut = self._cut_all(mine, parts, infos)
         self._check_stop()
 
         self.reporter.stage("Uploading", "writing the manifest")
+        if self.sharded:
+            return self._finish_shard(plan, source, results, downloaded, skipped, cut)
         manifest_uri = self._publish_manifest(plan, source, results, downloaded)
         self.reporter.finish(manifest_uri)
         return RunResult(plan, source, results, manifest_uri, skipped, cut, downloaded)
@@ -401,8 +453,10 @@ class Runner:
     def _finish_published(
         self, plan: SegmentPlan, title: str | None, duration: float | None
     ) -> RunResult:
-        """Resume of a job whose clips are all published: write the manifest, download nothing."""
-        results = [self._published(seg) for seg in plan.segments]
+        """Resume of a job whose clips are all published: write the manifest, download nothing.
+
+        For a shard: its own clips are all published (or its share is empty)."""
+        results = [self._published(seg) for seg in self._mine(plan).segments]
         assert all(r is not None for r in results)
         source = SourceInfo(
             title=title or self._title_from(self.spec.source.url),
@@ -411,10 +465,13 @@ class Runner:
         self.reporter.source(source)
         for result in results:
             assert result is not None
-            self.reporter.segment(result, len(plan.segments))
+            self.reporter.segment(result, len(results))
         log.info("all %d clips are already published; writing the manifest", len(results))
         self.reporter.stage("Uploading", "writing the manifest")
         final = [r for r in results if r is not None]
+        if self.sharded:
+            indices = [r.index for r in final]
+            return self._finish_shard(plan, source, final, None, indices, [], probed=False)
         manifest_uri = self._publish_manifest(plan, source, final, None)
         self.reporter.finish(manifest_uri)
         indices = [s.index for s in plan.segments]
@@ -505,9 +562,12 @@ class Runner:
             ranges: list[tuple[float, float]] | None = None
             if duration is not None or plan is None:
                 plan = self.plan(duration)
-                if all(self._published(seg) is not None for seg in plan.segments):
-                    return None, duration, plan, info.get("title")
-            candidate = plan_ranges(((s.start, s.end) for s in plan.segments), duration)
+            mine = self._mine(plan)  # a shard downloads only the ranges of its own clips
+            if (duration is not None or not mine.segments) and all(
+                self._published(seg) is not None for seg in mine.segments
+            ):
+                return None, duration, plan, info.get("title")
+            candidate = plan_ranges(((s.start, s.end) for s in mine.segments), duration)
             if want_partial(source.partial_download, candidate, duration):
                 ranges = candidate
                 self.reporter.update(message=f"downloading {len(ranges)} range(s)")
@@ -725,6 +785,105 @@ class Runner:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    # -- shards: one part each, one merged manifest ----------------------------------------------
+
+    def _run_key(self) -> str:
+        ref = self.input.resource
+        return self.options.run_key or (ref.job_name if ref is not None else None) or "local"
+
+    def _finish_shard(
+        self,
+        plan: SegmentPlan,
+        source: SourceInfo,
+        results: list[SegmentResult],
+        downloaded: Downloaded | None,
+        skipped: list[int],
+        cut: list[int],
+        *,
+        probed: bool = True,
+    ) -> RunResult:
+        """Publish this shard's part; the shard that finds every part publishes the manifest."""
+        assert self.work_dir is not None
+        run = self._run_key()
+        part = part_document(
+            run=run,
+            shard=self.shard_index,
+            shards=self.shards,
+            plan=plan,
+            source=source if probed else None,
+            segments=results,
+            downloaded=downloaded,
+        )
+        if probed or not self._same_part(part):
+            path = self.work_dir / f"part-{self.shard_index}.json"
+            path.write_bytes(dump_document(part))
+            record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
+            self.publisher.publish(path, part_name(run, self.shard_index), record)
+        merged = self._merge_parts(plan, run)
+        if merged is None:
+            self.reporter.finish_shard()
+            log.info("shard %d published its part; other shards are not done yet", self.shard_index)
+            return RunResult(
+                plan, source, results, None, skipped, cut, downloaded, shard=self.shard_index
+            )
+        manifest_uri, manifest = merged
+        all_results = [SegmentResult.model_validate(r) for r in manifest["segments"]]
+        merged_source = SourceInfo.model_validate(manifest["source"])
+        self.reporter.merged(all_results, merged_source, len(plan.segments))
+        self.reporter.finish(manifest_uri)
+        return RunResult(
+            plan, merged_source, all_results, manifest_uri, skipped, cut, downloaded,
+            shard=self.shard_index,
+        )  # fmt: skip
+
+    def _same_part(self, part: dict[str, Any]) -> bool:
+        """True when this run's part of this shard is published with the same clips (a retried
+        shard that had nothing left to cut keeps it, and with it the source it probed)."""
+        raw = self.publisher.read(part_name(part["run"], part["shard"]))
+        try:
+            old = json.loads(raw) if raw is not None else None
+        except ValueError:
+            return False
+        keys = ("run", "shard", "shards", "planDigest", "segments")
+        return isinstance(old, dict) and all(old.get(k) == part[k] for k in keys)
+
+    def _merge_parts(self, plan: SegmentPlan, run: str) -> tuple[str, dict[str, Any]] | None:
+        """Publish the manifest when every shard's part of this run is there; else ``None``."""
+        parts: list[dict[str, Any]] = []
+        for index in range(self.shards):
+            raw = self.publisher.read(part_name(run, index))
+            if raw is None:
+                return None
+            try:
+                parts.append(json.loads(raw))
+            except ValueError:
+                return None
+        manifest = merge_parts(
+            parts,
+            plan=plan,
+            resource=self.input.resource.to_dict() if self.input.resource else None,
+            source_url=self.spec.source.url,
+        )
+        if manifest is None:
+            return None
+        assert self.work_dir is not None
+        path = self.work_dir / MANIFEST_NAME
+        data = dump_document(manifest)
+        path.write_bytes(data)
+        record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
+        for attempt in range(5):
+            try:
+                return self.publisher.publish(path, MANIFEST_NAME, record).uri, manifest
+            except WorkerError:
+                # Two shards finishing at once both merge, into the same bytes; one's write may
+                # remove the other's temporary file (the directory backend's orphan clean-up).
+                if self.publisher.read(MANIFEST_NAME) == data:
+                    return self.publisher.uri(MANIFEST_NAME), manifest
+                if attempt == 4:
+                    raise
+                time.sleep(random.uniform(0.05, 0.3))
+        raise AssertionError("unreachable")
+
     @staticmethod
     def _plain_record(path: Path, recipe: str) -> Record:
         return Record(sha256=sha256_file(path), bytes=path.stat().st_size, recipe=recipe)
@@ -758,6 +917,120 @@ class Runner:
         path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
         return self.publisher.publish(path, MANIFEST_NAME, record).uri
+
+
+# -- shard parts and their merge (pure) ---------------------------------------------------
+
+PARTS_DIR = ".videojobs-parts"
+"""Where shards publish their parts: ``<PARTS_DIR>/<run>/<index>.json`` next to the clips."""
+
+
+def part_name(run: str, index: int) -> str:
+    """The published name of shard ``index``'s part of ``run`` (the run's Job name)."""
+    return f"{PARTS_DIR}/{run}/{index}.json"
+
+
+def plan_digest(plan: SegmentPlan) -> str:
+    """Digest of the plan every shard of a run must agree on."""
+    return hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True).encode()).hexdigest()[:32]
+
+
+def dump_document(doc: dict[str, Any]) -> bytes:
+    """A manifest or part as published: the same document always gives the same bytes."""
+    return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
+
+
+def part_document(
+    *,
+    run: str,
+    shard: int,
+    shards: int,
+    plan: SegmentPlan,
+    source: SourceInfo | None,
+    segments: list[SegmentResult],
+    downloaded: Downloaded | None,
+) -> dict[str, Any]:
+    """What one shard published: its clips, its probe of the source and its download."""
+    return {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "ClipManifestPart",
+        "run": run,
+        "shard": shard,
+        "shards": shards,
+        "planDigest": plan_digest(plan),
+        "source": source.to_dict() if source is not None else None,
+        "segments": [r.to_dict() for r in sorted(segments, key=lambda r: r.index)],
+        "download": None
+        if downloaded is None
+        else {
+            "partial": downloaded.partial,
+            "bytes": downloaded.bytes,
+            "ranges": [[p.start, p.end] for p in downloaded.parts] if downloaded.partial else None,
+        },
+    }
+
+
+def merge_parts(
+    parts: list[dict[str, Any]],
+    *,
+    plan: SegmentPlan,
+    resource: dict[str, Any] | None,
+    source_url: str,
+) -> dict[str, Any] | None:
+    """The run's manifest from every shard's part, or ``None`` when a part is missing, belongs to
+    another run or plan, or the parts do not hold every clip of the plan exactly once.
+
+    Deterministic: the same parts, in any order, give the same document."""
+    if not parts:
+        return None
+    shards = parts[0].get("shards")
+    run = parts[0].get("run")
+    digest = plan_digest(plan)
+    by_index: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        if (part.get("run"), part.get("shards"), part.get("planDigest")) != (run, shards, digest):
+            return None
+        by_index[int(part["shard"])] = part
+    if not isinstance(shards, int) or sorted(by_index) != list(range(shards)):
+        return None
+    ordered = [by_index[i] for i in range(shards)]
+    segments = [seg for part in ordered for seg in part.get("segments") or []]
+    segments.sort(key=lambda seg: seg["index"])
+    if [seg["index"] for seg in segments] != [s.index for s in plan.segments]:
+        return None
+    sources = [part["source"] for part in ordered if part.get("source")]
+    source = dict(sources[0]) if sources else {}
+    downloads = [(i, part.get("download")) for i, part in enumerate(ordered)]
+    sizes = [d["bytes"] for _, d in downloads if d]
+    if any(d and d.get("partial") for _, d in downloads):
+        source["sizeBytes"] = sum(sizes)
+    manifest: dict[str, Any] = {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "ClipManifest",
+        "resource": resource,
+        "sourceUrl": source_url,
+        "source": source,
+        "plan": plan.to_dict(),
+        "segments": segments,
+        "shards": [
+            {
+                "index": i,
+                "segments": [seg["index"] for seg in part.get("segments") or []],
+                "downloadedBytes": (part.get("download") or {}).get("bytes", 0),
+            }
+            for i, part in enumerate(ordered)
+        ],
+    }
+    if sizes:
+        ranges = sorted(
+            (tuple(r) for _, d in downloads if d and d.get("ranges") for r in d["ranges"]),
+        )
+        manifest["download"] = {
+            "partial": any(bool(d and d.get("partial")) for _, d in downloads),
+            "bytes": sum(sizes),
+            "ranges": [list(r) for r in ranges] or None,
+        }
+    return manifest
 
 
 # -- running with signals and exit codes -------------------------------------------------
@@ -801,11 +1074,20 @@ def run_job(runner: Runner) -> tuple[int, RunResult | None]:
         err = WorkerError(ExitCode.INTERNAL, type(exc).__name__, str(exc) or repr(exc))
         _report_failure(runner.reporter, err)
         return int(err.exit_code), None
-    write_termination_log(0, "Ok", f"{len(result.segments)} clips published: {result.manifest_uri}")
+    if result.manifest_uri is None:
+        summary = f"shard {result.shard}: {len(result.segments)} clips published, part written"
+    else:
+        summary = f"{len(result.segments)} clips published: {result.manifest_uri}"
+    write_termination_log(0, "Ok", summary)
     return 0, result
 
 
 def _report_failure(reporter: Reporter, err: WorkerError) -> None:
     log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
-    reporter.fail(err.to_error_info())
+    info = err.to_error_info()
+    if reporter.shard is not None:
+        info = info.model_copy(
+            update={"shard": reporter.shard, "message": f"shard {reporter.shard}: {info.message}"}
+        )
+    reporter.fail(info)
     write_termination_log(int(err.exit_code), err.category, err.message)

@@ -16,12 +16,14 @@ from typing import Any
 
 from videojobs.errors import Problem
 from videojobs.models import FINISHED_PHASES
-from videojobs_operator.manifest import resource_job_name
+from videojobs_operator.manifest import resource_job_name, shard_count
 from videojobs_operator.observe import (
     STUCK_WAITING_REASONS,
     WAITING_FOR_POD,
     job_finished,
     observe_run,
+    shard_total,
+    shards_summary,
 )
 from videojobs_operator.settings import OperatorSettings
 from videojobs_operator.timestamps import format_time, parse_time
@@ -40,8 +42,10 @@ OPERATOR_STATUS_FIELDS = (
     "queuedAt",
     "startTime",
     "completionTime",
+    "shards",
 )
-"""Status fields only the operator writes (``error`` is shared with the worker)."""
+"""Status fields only the operator writes (``error`` is shared with the worker; ``progress`` is
+the operator's in a sharded run, summed over ``shardProgress``)."""
 
 ACTIVE_PHASES = frozenset({"Pending", "Running"})
 
@@ -163,6 +167,70 @@ def wants_to_start(resource: Body) -> bool:
         return False
     status = resource.get("status") or {}
     return status.get("jobName") != resource_job_name(resource) or status.get("phase") is None
+
+
+STAGE_ORDER = ("Starting", "Downloading", "Probing", "Cutting", "Uploading", "Finished")
+
+
+def fresh_shard_progress(shards: int, current: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``status.shardProgress`` for a new run (a JSON merge patch): one fresh entry per shard,
+    every field spelled out so none of an earlier run's survives, and earlier runs' extra
+    shards removed. ``None`` (removed) when the run is not sharded."""
+    if shards <= 1:
+        return None
+    fresh = {
+        "stage": "Starting",
+        "percent": 0,
+        "segmentsDone": 0,
+        "segmentsTotal": 0,
+        "bytesDone": None,
+        "updatedAt": None,
+    }
+    patch: dict[str, Any] = {key: None for key in (current or {}) if not key.isdigit()}
+    patch.update({key: None for key in (current or {}) if key.isdigit() and int(key) >= shards})
+    patch.update({str(i): dict(fresh) for i in range(shards)})
+    return patch
+
+
+def aggregate_progress(
+    shard_progress: Mapping[str, Any] | None, shards: int, completed: int
+) -> dict[str, Any]:
+    """``status.progress`` of a sharded run: the shards' entries summed (percent averaged, the
+    stage of the least advanced shard); a shard that has not reported yet counts as Starting."""
+    entries = [dict((shard_progress or {}).get(str(i)) or {}) for i in range(shards)]
+    stages = [e.get("stage") if e.get("stage") in STAGE_ORDER else "Starting" for e in entries]
+    stage = min(stages, key=STAGE_ORDER.index)
+    byte_counts = [int(e["bytesDone"]) for e in entries if e.get("bytesDone") is not None]
+    progress: dict[str, Any] = {
+        "stage": stage,
+        "percent": sum(int(e.get("percent") or 0) for e in entries) // shards,
+        "segmentsDone": sum(int(e.get("segmentsDone") or 0) for e in entries),
+        "segmentsTotal": sum(int(e.get("segmentsTotal") or 0) for e in entries),
+        "message": f"{completed}/{shards} shards finished",
+    }
+    if byte_counts:
+        progress["bytesDone"] = sum(byte_counts)
+    stamps = [str(e["updatedAt"]) for e in entries if e.get("updatedAt")]
+    if stamps:
+        progress["updatedAt"] = max(stamps)
+    return progress
+
+
+def _shard_changes(status: Mapping[str, Any], job: Body) -> Patch:
+    """``shards`` and the summed ``progress`` of a sharded run, where they changed."""
+    summary = shards_summary(job)
+    if summary is None:
+        return {}
+    patch = _changes(status, {"shards": summary})
+    progress = aggregate_progress(
+        status.get("shardProgress"), summary["count"], summary["succeeded"]
+    )
+    current = dict(status.get("progress") or {})
+    current.pop("updatedAt", None)
+    compare = {k: v for k, v in progress.items() if k != "updatedAt"}
+    if {k: current.get(k) for k in compare} != compare:
+        patch["progress"] = progress
+    return patch
 
 
 def _changes(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> Patch:
@@ -359,6 +427,17 @@ def decide(
                 # manifestUri would even declare this run Succeeded should its Job disappear
                 wanted.update({"progress": None, "error": None, "manifestUri": None})
             decision.status = _changes(status, wanted)
+            shards = shard_count(spec, ctx.settings)
+            if shards > 1 or status.get("shardProgress") is not None:
+                # each shard's pod writes only its own entry (a JSON patch under this map)
+                decision.status["shardProgress"] = fresh_shard_progress(
+                    shards, status.get("shardProgress")
+                )
+                decision.status["shards"] = (
+                    {"count": shards, "succeeded": 0, "completedIndexes": "", "failedIndexes": ""}
+                    if shards > 1
+                    else None
+                )
             decision.create_job = True
             decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
             return decision
@@ -396,6 +475,7 @@ def decide(
             completion_time=run.completion_time,
         )
         decision.status.update(_changes(status, {"attempts": run.attempts}))
+        decision.status.update(_shard_changes(status, job))
         decision.events.append(Event("Normal", "Succeeded", message))
         return decision
     if run.phase == "Failed":
@@ -411,6 +491,7 @@ def decide(
             completion_time=run.completion_time,
         )
         decision.status.update(_changes(status, {"attempts": run.attempts}))
+        decision.status.update(_shard_changes(status, job))
         decision.events.append(Event("Warning", run.reason, run.message))
         return decision
     if run.phase == "Pending" and run.stuck_since is not None:
@@ -432,8 +513,10 @@ def decide(
         decision.requeue_after = left
 
     stage = "Starting"
+    sharded = _shard_changes(status, job) if shard_total(job) > 1 else {}
     if run.phase == "Running":
-        stage = ((status.get("progress") or {}).get("stage")) or "Starting"
+        progress = sharded.get("progress") or status.get("progress") or {}
+        stage = progress.get("stage") or "Starting"
         if stage == "Finished":
             stage = "Uploading"
     conds = set_condition(accepted, "Progressing", "True", run.reason, run.message, now, gen)
@@ -447,6 +530,7 @@ def decide(
         "attempts": run.attempts,
     }
     decision.status = _changes(status, wanted)
+    decision.status.update(sharded)
     if run.reason == "Retrying" and "attempts" in decision.status:
         # No Event for the pod starting: the phase says it, and a run's writes stay at most 8
         # (Job, input ConfigMap, 4 status transitions, JobCreated/Queued and the final Event).

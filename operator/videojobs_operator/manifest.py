@@ -89,6 +89,27 @@ def resource_job_name(resource: Body) -> str:
     return job_name(meta["name"], meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
 
 
+# Shards ---------------------------------------------------------------------------------------
+
+ANNOTATION_SHARDS = "videojobs.io/shards"
+"""On a sharded run's Job: its shard count (the operator's Job index keeps no Job specs)."""
+ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+"""The Job controller's annotation (and, since 1.28, label) with an Indexed Job pod's index."""
+
+
+def shard_count(spec: Mapping[str, Any] | None, settings: OperatorSettings) -> int:
+    """Shards of a run: ``spec.parallelism``, else the operator's default for plans of at least
+    ``parallelism_min_clips`` clips, capped at the number of clips when the spec tells it."""
+    spec = spec or {}
+    clips = len(spec.get("segments") or spec.get("knowledgePoints") or [])
+    wanted = spec.get("parallelism")
+    if wanted is None:
+        enough = clips >= settings.parallelism_min_clips
+        wanted = settings.default_parallelism if enough else 1
+    count = max(1, int(wanted))
+    return min(count, clips) if clips else count
+
+
 # Validation -----------------------------------------------------------------------------------
 
 
@@ -175,6 +196,7 @@ def build_worker_input(
         allowed_networks=list(settings.allowed_networks),
         trusted_s3_endpoints=list(settings.s3_allowed_endpoints),
         progress_interval_seconds=settings.progress_interval_seconds,
+        shards=shard_count(resource.get("spec"), settings),
     )
 
 
@@ -336,6 +358,23 @@ def build_job(
     annotations = {ANNOTATION_RESOURCE: meta["name"]}
     if spec.rerun_token:
         annotations[ANNOTATION_RERUN] = spec.rerun_token
+    shards = shard_count(resource.get("spec"), settings)
+    counts: dict[str, Any] = {"backoffLimit": spec.backoff_limit}
+    if shards > 1:
+        # One Indexed Job: pod i cuts share i (JOB_COMPLETION_INDEX). Retries count per index
+        # (backoffLimitPerIndex, beta and on by default since 1.29, GA in 1.33), so a failing
+        # shard is retried alone; any index failing for good fails the Job at once
+        # (maxFailedIndexes 0: the manifest needs every share). backoffLimit caps the retries of
+        # all shards together should a cluster have the per-index feature turned off.
+        annotations[ANNOTATION_SHARDS] = str(shards)
+        counts = {
+            "completionMode": "Indexed",
+            "completions": shards,
+            "parallelism": shards,
+            "backoffLimitPerIndex": spec.backoff_limit,
+            "maxFailedIndexes": 0,
+            "backoffLimit": spec.backoff_limit * shards,
+        }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -347,7 +386,7 @@ def build_job(
             "ownerReferences": [owner_reference(resource)],
         },
         "spec": {
-            "backoffLimit": spec.backoff_limit,
+            **counts,
             "activeDeadlineSeconds": spec.active_deadline_seconds
             or settings.default_active_deadline_seconds,
             "ttlSecondsAfterFinished": settings.job_ttl_seconds_after_finished,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from videojobs.models import PERMANENT_EXIT_CODES, ExitCode
-from videojobs_operator.manifest import CONTAINER
+from videojobs.sharding import format_index_list, parse_index_list
+from videojobs_operator.manifest import ANNOTATION_COMPLETION_INDEX, ANNOTATION_SHARDS, CONTAINER
 from videojobs_operator.timestamps import parse_time
 
 Body = Mapping[str, Any]
@@ -159,6 +160,69 @@ def job_finished(job: Body) -> bool:
 WAITING_FOR_POD = "waiting for the worker pod to start"
 
 
+# Indexed Jobs (sharded runs) -------------------------------------------------------------------
+
+
+def shard_total(job: Body) -> int:
+    """Shards of the Job's run: its shards annotation, else its completions when it is an
+    Indexed Job, else 1."""
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_SHARDS)
+    if raw is not None and raw.isdigit():
+        return max(1, int(raw))
+    spec = job.get("spec") or {}
+    if spec.get("completionMode") != "Indexed":
+        return 1
+    return max(1, int(spec.get("completions") or 1))
+
+
+def pod_shard(pod: Body) -> int | None:
+    """An Indexed Job pod's completion index (annotation, else label)."""
+    meta = pod.get("metadata") or {}
+    raw = (meta.get("annotations") or {}).get(ANNOTATION_COMPLETION_INDEX) or (
+        meta.get("labels") or {}
+    ).get(ANNOTATION_COMPLETION_INDEX)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def shards_summary(job: Body) -> dict[str, Any] | None:
+    """``status.shards`` of a sharded run, from its Indexed Job's status (None otherwise)."""
+    total = shard_total(job)
+    if total <= 1:
+        return None
+    status = job.get("status") or {}
+    done = parse_index_list(status.get("completedIndexes"))
+    failed = parse_index_list(status.get("failedIndexes"))
+    return {
+        "count": total,
+        "succeeded": len(done),
+        "completedIndexes": format_index_list(done),
+        "failedIndexes": format_index_list(failed),
+    }
+
+
+def _failed_shard(job: Body, pods: Sequence[Body]) -> tuple[int | None, Body | None]:
+    """The shard that failed an Indexed Job and its last failed pod: an index in
+    ``failedIndexes``, else the pod whose exit code failed the Job (podFailurePolicy), else the
+    latest failed pod (its siblings are terminated when the Job fails: never blame them)."""
+    failed = sorted(parse_index_list((job.get("status") or {}).get("failedIndexes")))
+
+    def code(pod: Body) -> int | None:
+        term = _termination(pod)
+        value = term.get("exitCode") if term else None
+        return int(value) if value is not None else None
+
+    candidates = [p for p in pods if code(p)]
+    if failed:
+        mine = [p for p in candidates if pod_shard(p) == failed[0]]
+        return failed[0], (mine[-1] if mine else None)
+    permanent = [p for p in candidates if code(p) in PERMANENT_EXIT_CODES]
+    pick = (permanent or [p for p in candidates if code(p) != 143] or candidates or [None])[-1]
+    return (pod_shard(pick) if pick is not None else None), pick
+
+
 @dataclass(frozen=True)
 class RunState:
     """What a Job and its pods say about a run."""
@@ -208,6 +272,21 @@ def observe_run(
         error = _no_space_error(*evicted)
         when = (failed or {}).get("lastTransitionTime")
         return RunState("Failed", "NoSpace", error["message"], attempts, error, None, when)
+    shards = shard_total(job)
+    failed_shard: int | None = None
+    if failed and shards > 1:
+        failed_shard, failed_pod = _failed_shard(job, pods)
+        last_term = _termination(failed_pod) if failed_pod is not None else last_term
+        if (
+            failed_shard is not None
+            and worker_error
+            and worker_error.get("shard")
+            not in (
+                None,
+                failed_shard,
+            )
+        ):
+            worker_error = None  # another shard's report (killed when the Job failed)
     if failed:
         reason = str(failed.get("reason") or "JobFailed")
         when = failed.get("lastTransitionTime")
@@ -235,6 +314,12 @@ def observe_run(
                 "message": str(failed.get("message") or "the Job failed"),
                 "permanent": True,
             }
+        if failed_shard is not None:
+            prefix = f"shard {failed_shard} of {shards}: "
+            text = str(error["message"])
+            if text.startswith(f"shard {failed_shard}: "):
+                text = text[len(f"shard {failed_shard}: ") :]
+            error = {**error, "shard": failed_shard, "message": (prefix + text)[:1024]}
         return RunState("Failed", error["reason"], error["message"], attempts, error, None, when)
 
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
@@ -250,6 +335,8 @@ def observe_run(
     if ran or (not pods and int(status.get("ready") or 0) > 0):
         # Failures of earlier pods; the latest pod's own exit is news only once the Job
         # controller has decided about it (Complete/Failed above, or a new pod here).
+        if shards > 1:
+            return _indexed_running(pods, shards, attempts)
         retried = [t for t in (_termination(p) for p in pods[:-1]) if t and t.get("exitCode")]
         if retried:
             code = int(retried[-1]["exitCode"])
@@ -298,3 +385,24 @@ def observe_run(
             f"{pod_name}"
         ),
     )
+
+
+def _indexed_running(pods: Sequence[Body], shards: int, attempts: int) -> RunState:
+    """A running Indexed Job: which shard is being retried, if any (each index retries alone)."""
+    by_shard: dict[int, list[Body]] = {}
+    for pod in pods:
+        index = pod_shard(pod)
+        if index is not None:
+            by_shard.setdefault(index, []).append(pod)
+    for index in sorted(by_shard):
+        earlier = by_shard[index][:-1]
+        retried = [t for t in (_termination(p) for p in earlier) if t and t.get("exitCode")]
+        if retried:
+            code = int(retried[-1]["exitCode"])
+            name = EXIT_CATEGORIES.get(code, str(code))
+            message = (
+                f"shard {index} of {shards}: attempt {len(by_shard[index])} after exit code "
+                f"{code} ({name})"
+            )
+            return RunState("Running", "Retrying", message, attempts)
+    return RunState("Running", "Running", f"{shards} shards are running", attempts)

@@ -101,6 +101,19 @@ class OperatorSettings(BaseSettings):
         ge=30,
         description="Fail a job whose pod cannot be scheduled or pulled for this long.",
     )
+    default_parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Shards for a job without spec.parallelism whose plan has at least "
+        "parallelism_min_clips clips; 1 keeps every such job in one pod.",
+    )
+    parallelism_min_clips: int = Field(
+        default=20,
+        ge=1,
+        description="The fewest clips (explicit segments or knowledge points) a plan needs for "
+        "default_parallelism to apply.",
+    )
     manage_worker_rbac: bool = Field(
         default=True,
         description="Create the worker ServiceAccount, Role and RoleBinding in a namespace on "

@@ -81,6 +81,8 @@ def _all_set() -> dict[str, Any]:
         "s3NamespacePrefix": True,
         "progressIntervalSeconds": 2.5,
         "pendingTimeoutSeconds": 120,
+        "defaultParallelism": 4,
+        "parallelismMinClips": 40,
         "manageWorkerRbac": False,
         "leaderElection": False,
         "leaderElectionNamespace": "locks",

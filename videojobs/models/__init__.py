@@ -27,6 +27,8 @@ from videojobs.models.status import (
     OutputFile,
     Progress,
     SegmentResult,
+    ShardProgress,
+    ShardsSummary,
     SourceInfo,
     VideoProcessingJobStatus,
 )
@@ -85,6 +87,8 @@ __all__ = [
     "SegmentPlan",
     "SegmentResult",
     "Segmentation",
+    "ShardProgress",
+    "ShardsSummary",
     "Source",
     "SourceInfo",
     "StatusModel",

@@ -710,6 +710,14 @@ class VideoProcessingJobSpec(Model):
     backoff_limit: int = Field(
         default=3, ge=0, le=20, description="Retries of transient failures (Job backoffLimit)."
     )
+    parallelism: int | None = Field(
+        default=None,
+        ge=1,
+        le=16,
+        description="Cut with this many pods at once: the clips are split into balanced shares "
+        "by duration, one Indexed Job pod per share, each downloading only its ranges "
+        "(backoffLimit applies per share). Absent: 1, or the operator's default for long plans.",
+    )
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=30,

@@ -3,10 +3,13 @@
 Two writers share the status, each owning its own fields (see ``docs/worker-contract.md``):
 
 - the **operator** writes ``phase``, ``stage``, ``message``, ``conditions``, ``observedGeneration``,
-  ``jobName``, ``attempts``, ``queuedAt``, ``startTime``, ``completionTime`` and, for failures it
-  detects itself, ``error``;
+  ``jobName``, ``attempts``, ``queuedAt``, ``startTime``, ``completionTime``, ``shards`` and, for
+  failures it detects itself, ``error``; for a sharded run also ``progress`` (summed over
+  ``shardProgress``);
 - the **worker** writes ``progress``, ``source``, ``segments``, ``segmentsSummary``,
-  ``manifestUri`` and, for failures it detects, ``error``.
+  ``manifestUri`` and, for failures it detects, ``error``; a shard of a sharded run writes only
+  ``shardProgress.<index>`` and ``error``, and the shard that publishes the merged manifest the
+  rest.
 """
 
 from __future__ import annotations
@@ -139,6 +142,31 @@ class ErrorInfo(StatusModel):
     message: str = Field(description="What went wrong and what to do about it.")
     exit_code: int | None = Field(default=None, description="Worker exit code, if any.")
     permanent: bool = Field(default=True, description="False when a retry may succeed.")
+    shard: int | None = Field(
+        default=None, ge=0, description="The shard (Job completion index) that failed, if sharded."
+    )
+
+
+class ShardProgress(StatusModel):
+    """One shard's live progress, written by that shard's pod under its own key."""
+
+    stage: Stage = Field(description="What the shard is doing.")
+    percent: int = Field(default=0, ge=0, le=100, description="Percent of its share done.")
+    segments_done: int = Field(default=0, ge=0, description="Clips of its share published.")
+    segments_total: int = Field(default=0, ge=0, description="Clips in its share.")
+    bytes_done: int | None = Field(default=None, ge=0, description="Bytes it downloaded.")
+    updated_at: Timestamp | None = Field(default=None, description="When this was written.")
+
+
+class ShardsSummary(StatusModel):
+    """How the shards of a sharded run stand (operator-owned, from the Indexed Job's status)."""
+
+    count: int = Field(ge=1, description="Shards of the run (the Job's completions).")
+    succeeded: int = Field(default=0, ge=0, description="Shards finished.")
+    completed_indexes: str = Field(default="", description="Finished indexes, e.g. 0-2,5.")
+    failed_indexes: str = Field(
+        default="", description="Indexes that failed for good (per-index retries used up)."
+    )
 
 
 class VideoProcessingJobStatus(StatusModel):
@@ -164,3 +192,11 @@ class VideoProcessingJobStatus(StatusModel):
     )
     manifest_uri: str | None = Field(default=None, description="URI of manifest.json.")
     error: ErrorInfo | None = Field(default=None, description="Why the job failed.")
+    shards: ShardsSummary | None = Field(
+        default=None, description="The shards of a sharded run (spec.parallelism > 1)."
+    )
+    shard_progress: dict[str, ShardProgress] | None = Field(
+        default=None,
+        max_length=16,
+        description="Each shard's progress by its index ('0', '1', ...); progress sums them.",
+    )

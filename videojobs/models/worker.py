@@ -40,6 +40,9 @@ SCRATCH_MOUNT = "/scratch"
 OUTPUT_MOUNT = "/output"
 """Where a PVC storage backend is mounted."""
 
+SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
+"""The shard's index in a sharded run: the Job controller sets it in every Indexed Job pod."""
+
 COOKIES_MOUNT = "/var/run/videojobs/cookies"
 """Where a cookies Secret key is mounted (file name ``cookies.txt``)."""
 
@@ -115,4 +118,11 @@ class WorkerInput(Model):
     )
     progress_interval_seconds: float = Field(
         default=5.0, gt=0, description="Least time between two progress patches."
+    )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Shards of the run (the Indexed Job's completions); each pod cuts the share "
+        f"named by {SHARD_INDEX_ENV!r}. 1: one pod cuts every clip.",
     )
