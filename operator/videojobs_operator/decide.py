@@ -439,7 +439,11 @@ def decide(
                     else None
                 )
             decision.create_job = True
-            decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
+            if status.get("phase") != "Queued":
+                # a run that queued announced itself with its Queued Event: with one Event per
+                # wait and one at the end, every run stays at <= 8 writes (Job, ConfigMap, 4
+                # status transitions, 2 Events)
+                decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
             return decision
         message = (
             f"waiting for a free slot ({ctx.queue_limit})"
@@ -532,8 +536,7 @@ def decide(
     decision.status = _changes(status, wanted)
     decision.status.update(sharded)
     if run.reason == "Retrying" and "attempts" in decision.status:
-        # No Event for the pod starting: the phase says it, and a run's writes stay at most 8
-        # (Job, input ConfigMap, 4 status transitions, JobCreated/Queued and the final Event).
+        # No Event for the pod starting: the phase says it (and a run's writes stay <= 8).
         decision.events.append(Event("Normal", run.reason, run.message))
     elif run.reason in STUCK_WAITING_REASONS | {"Unschedulable"} and "message" in decision.status:
         decision.events.append(Event("Warning", run.reason, run.message))

@@ -213,6 +213,10 @@ def test_new_resource_is_created_when_admitted_and_queued_otherwise() -> None:
         ctx(admitted=False, queue_limit="at most 2 running", now=NOW + dt.timedelta(seconds=9)),
     )
     assert again.status == {} and again.events == []  # no write, no event while still queued
+    admitted = decide(resource(status=queued.status), None, [], ctx(admitted=True))
+    assert admitted.create_job and admitted.status["phase"] == "Pending"
+    assert admitted.events == [], "its Queued Event announced it: no JobCreated (<= 8 writes)"
+    assert [e.reason for e in started.events] == ["JobCreated"]
 
 
 def test_invalid_spec_fails_with_the_field() -> None:
