@@ -19,8 +19,10 @@ def build_app(settings: GatewaySettings) -> object:
     from videojobs_gateway.app import create_app
     from videojobs_gateway.cluster import ClusterBackend
     from videojobs_gateway.kube import KubeApi
+    from videojobs_gateway.presign import Presigner
 
     kube = KubeApi.from_environment()
+    s3 = settings.s3()
     backend = ClusterBackend(
         kube,
         namespaces=settings.namespaces,
@@ -29,6 +31,7 @@ def build_app(settings: GatewaySettings) -> object:
         claim_path=settings.claim_path,
         clips_root=settings.clips_root,
         worker_root=settings.worker_root,
+        presigner=Presigner(s3) if s3.buckets else None,
     )
     reviewer = kube if settings.auth_mode == "client" else None
     return create_app(backend, settings, reviewer=reviewer)

@@ -130,8 +130,13 @@ class Backend(Protocol):
         """The job once its version is above ``version`` (or after ``timeout``)."""
         ...
 
-    def file(self, identity: Identity, job_id: str, name: str) -> FileRef:
-        """A published file of the job by plain name. Raises BackendError(404)."""
+    def file(
+        self, identity: Identity, job_id: str, name: str, *, download: bool = False
+    ) -> FileRef:
+        """A published file of the job by plain name. Raises BackendError(404).
+
+        ``download``: the caller wants to save it (a presigned URL then asks the store for
+        ``Content-Disposition: attachment``)."""
         ...
 
     async def checks(self) -> list[Check]:

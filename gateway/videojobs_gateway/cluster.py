@@ -13,7 +13,10 @@ after a write sees it; the watch then keeps it current.
 - **Files**: published files are named by the status (``segments[].files[].uri``,
   ``manifestUri``); only those are served. ``file://`` URIs are the worker's view of the clips
   volume (``worker_root``, ``/output``); the gateway mounts the same claim read-only at
-  ``clips_root``. Other URIs (``s3://``) are not served by this gateway (404 with the reason).
+  ``clips_root``. ``s3://`` URIs are a 307 to a short-lived presigned URL, signed with the
+  gateway's own credentials and only for allowed buckets and endpoints
+  (:mod:`videojobs_gateway.presign`); tenants' Secrets are never read. Anything else is a 404
+  with the reason.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from videojobs_gateway.backend import (
 )
 from videojobs_gateway.convert import Submission, file_name_of, rest_status, safe_file_name
 from videojobs_gateway.kube import Impersonate, KubeApi, KubeError
+from videojobs_gateway.presign import Presigner, Refused, decide
 
 log = logging.getLogger("videojobs_gateway.cluster")
 
@@ -146,6 +150,7 @@ class ClusterBackend:
         clips_root: Path | None = None,
         worker_root: str = "/output",
         relist_backoff: float = 1.0,
+        presigner: Presigner | None = None,
     ) -> None:
         self.kube = kube
         self.namespaces: list[str | None] = list(namespaces) if namespaces else [None]
@@ -155,6 +160,7 @@ class ClusterBackend:
         self.clips_root = clips_root
         self.worker_root = worker_root
         self.relist_backoff = relist_backoff
+        self.presigner = presigner
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._rvs: dict[tuple[str, str], str] = {}
         self._idem: dict[tuple[str, str], tuple[str, str | None]] = {}
@@ -415,13 +421,17 @@ class ClusterBackend:
             await asyncio.wait_for(event.wait(), timeout)
         return self.get(identity, job_id)
 
-    def file(self, identity: Identity, job_id: str, name: str) -> FileRef:
+    def file(
+        self, identity: Identity, job_id: str, name: str, *, download: bool = False
+    ) -> FileRef:
         job = self.get(identity, job_id)
         if not safe_file_name(name):
             raise BackendError(400, "Bad Request", f"file name {name!r} is not a plain name")
         uri = next((u for u in published_uris(job.status) if file_name_of(u) == name), None)
         if uri is None:
             raise BackendError(404, "Not Found", f"job {job_id} has no file {name!r}")
+        if uri.startswith("s3://"):
+            return self._presigned(job, uri, name, download)
         if self.clips_root is None:
             raise BackendError(
                 404, "Not Found", f"{name}: this gateway has no clips volume mounted"
@@ -436,6 +446,20 @@ class ClusterBackend:
         if not resolved.is_relative_to(root) or not resolved.is_file():
             raise BackendError(404, "Not Found", f"job {job_id}: {name} is not on the volume")
         return FileRef(path=resolved)
+
+    def _presigned(self, job: JobRecord, uri: str, name: str, download: bool) -> FileRef:
+        """A presigned URL of an ``s3://`` file, or 404 with the reason (never a tenant's keys)."""
+        if self.presigner is None:
+            raise BackendError(
+                404, "Not Found", f"{name} is stored on S3; this gateway serves no S3 files"
+            )
+        storage = ((job.spec.get("output") or {}).get("storage") or {}).get("s3")
+        try:
+            loc = decide(self.presigner.settings, uri, job.namespace, storage)
+            url = self.presigner.url(loc, name, download=download)
+        except Refused as exc:
+            raise BackendError(404, "Not Found", f"{name}: {exc}") from None
+        return FileRef(url=url)
 
     async def checks(self) -> list[Check]:
         out = []

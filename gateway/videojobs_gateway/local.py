@@ -373,7 +373,10 @@ class LocalBackend:
             await asyncio.wait_for(event.wait(), timeout)
         return self.get(identity, job_id)
 
-    def file(self, identity: Identity, job_id: str, name: str) -> FileRef:
+    def file(
+        self, identity: Identity, job_id: str, name: str, *, download: bool = False
+    ) -> FileRef:
+        # the local worker always publishes into the job's directory (never to S3)
         self.get(identity, job_id)
         if not safe_file_name(name):
             raise BackendError(400, "Bad Request", f"file name {name!r} is not a plain name")

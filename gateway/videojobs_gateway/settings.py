@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from videojobs_gateway.presign import S3Settings
 
 AuthMode = Literal["none", "apikey", "header", "client"]
 
@@ -81,5 +83,57 @@ class GatewaySettings(BaseSettings):
         default="/output",
         description="cluster: where the worker mounts the claim (the prefix of its file:// URIs).",
     )
+    # -- S3 downloads (cluster): presigned with the gateway's own access, never a tenant's -------
+    s3_buckets: list[str] = Field(
+        default_factory=list,
+        description="cluster: buckets (or bucket/prefix) whose listed files are served by a 307 "
+        "to a presigned URL; {namespace} stands for the job's namespace. Empty: none.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="cluster: the S3 endpoint presigned URLs point at (reachable by the "
+        "callers); unset: AWS.",
+    )
+    s3_job_endpoints: list[str] = Field(
+        default_factory=list,
+        description="cluster: other endpoint URLs of the same storage that jobs' specs may name "
+        "(e.g. the in-cluster address); a job naming any other endpoint is not signed for.",
+    )
+    s3_region: str | None = Field(default=None, description="cluster: the S3 region.")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto", description="cluster: S3 addressing style (MinIO usually needs path)."
+    )
+    s3_credentials_dir: Path | None = Field(
+        default=None,
+        description="cluster: a mounted Secret with files access-key-id and secret-access-key "
+        "(re-read when rotated).",
+    )
+    s3_access_key_id: str | None = Field(default=None, description="cluster: S3 access key id.")
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, description="cluster: S3 secret access key."
+    )
+    s3_default_credentials: bool = Field(
+        default=False,
+        description="cluster: without keys, use boto3's default chain (pod identity, IRSA).",
+    )
+    s3_presign_seconds: int = Field(
+        default=300, ge=1, le=604800, description="cluster: how long a presigned URL is valid."
+    )
     host: str = Field(default="0.0.0.0", description="cluster: the address to listen on.")
     port: int = Field(default=8000, description="cluster: the port to listen on.")
+
+    def s3(self) -> S3Settings:
+        """The S3 download settings of the cluster backend."""
+        secret = self.s3_secret_access_key
+        return S3Settings(
+            buckets=tuple(self.s3_buckets),
+            endpoint_url=self.s3_endpoint_url or None,
+            job_endpoints=tuple(self.s3_job_endpoints),
+            region=self.s3_region or None,
+            addressing_style=self.s3_addressing_style,
+            access_key_id=self.s3_access_key_id or None,
+            secret_access_key=secret.get_secret_value() if secret is not None else None,
+            credentials_dir=self.s3_credentials_dir,
+            default_credentials=self.s3_default_credentials,
+            expires_seconds=self.s3_presign_seconds,
+        )

@@ -248,3 +248,66 @@ def test_network_policy() -> None:
     assert any("podSelector" in p for p in targets)  # cluster DNS
     ports = {(p["protocol"], p["port"]) for rule in spec["egress"] for p in rule["ports"]}
     assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)}
+
+
+def test_s3_downloads_render_the_gateways_own_keys_and_allow_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s3 = {
+        "buckets": ["clips-{namespace}", "shared/{namespace}"],
+        "endpoint": "https://s3.example.com",
+        "jobEndpoints": ["http://minio.storage:9000"],
+        "region": "eu-west-1",
+        "addressingStyle": "path",
+        "presignSeconds": 120,
+        "credentials": {
+            "existingSecret": "gw-s3",
+            "accessKeyIdKey": "id",
+            "secretAccessKeyKey": "sk",
+        },
+    }
+    objs = objects(gateway(gw={"s3": s3}, networkPolicy={"enabled": True}))
+    for obj in ours(objs):
+        validate_k8s(obj)
+    spec = pod(objs)
+    assert restricted_violations(spec) == []
+    volume = next(v for v in spec["volumes"] if v["name"] == "s3-credentials")
+    assert volume["secret"] == {
+        "secretName": "gw-s3",
+        "items": [
+            {"key": "id", "path": "access-key-id"},
+            {"key": "sk", "path": "secret-access-key"},
+        ],
+    }
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "s3-credentials")
+    assert mount["readOnly"] is True
+    rendered = env(objs)
+    assert rendered["VIDEOJOBS_GATEWAY_S3_CREDENTIALS_DIR"] == mount["mountPath"]
+    for key, value in rendered.items():
+        monkeypatch.setenv(key, value)
+    settings = GatewaySettings().s3()
+    assert settings.buckets == ("clips-{namespace}", "shared/{namespace}")
+    assert settings.endpoint_url == "https://s3.example.com"
+    assert settings.job_endpoints == ("http://minio.storage:9000",)
+    assert (settings.region, settings.addressing_style) == ("eu-west-1", "path")
+    assert settings.expires_seconds == 120 and settings.default_credentials is False
+    assert str(settings.credentials_dir) == mount["mountPath"]
+    # the keys come from a volume: the gateway's RBAC still has no Secret rule
+    for role in [
+        o
+        for o in objs
+        if o["kind"] in ("Role", "ClusterRole") and "gateway" in o["metadata"]["name"]
+    ]:
+        assert not [r for r in role["rules"] if "secrets" in r.get("resources", [])]
+
+    # pod identity (IRSA): no Secret volume, boto3's default chain
+    objs = objects(gateway(gw={"s3": {"buckets": ["clips"], "credentials": {"podIdentity": True}}}))
+    assert not [v for v in pod(objs)["volumes"] if v["name"] == "s3-credentials"]
+    assert env(objs)["VIDEOJOBS_GATEWAY_S3_DEFAULT_CREDENTIALS"] == "true"
+    assert "VIDEOJOBS_GATEWAY_S3_CREDENTIALS_DIR" not in env(objs)
+    # off by default; buckets without any credentials are refused at render time
+    assert not [k for k in env(objects(gateway())) if k.startswith("VIDEOJOBS_GATEWAY_S3_")]
+    with pytest.raises(helm.HelmError, match="gateway.s3.credentials"):
+        objects(gateway(gw={"s3": {"buckets": ["clips"]}}))
+    with pytest.raises(helm.HelmError):
+        objects(gateway(gw={"s3": {"bucket": "clips"}}))  # unknown keys are refused

@@ -230,12 +230,19 @@ async def download(
     file_name: Annotated[str, Path(max_length=255)],
     backend: BackendDep,
     identity: IdentityDep,
+    download: Annotated[
+        bool, Query(description="Ask for Content-Disposition: attachment (save, not play).")
+    ] = False,
 ) -> Response:
-    """A published file; HTTP Range gives 206 so players can seek. Names that climb are refused."""
-    ref = backend.file(identity, job_id, file_name)
+    """A published file; HTTP Range gives 206 so players can seek. Names that climb are refused.
+
+    A file stored on S3 is a 307 to a short-lived presigned URL (Range works there too)."""
+    ref = backend.file(identity, job_id, file_name, download=download)
     if ref.url is not None:
-        return RedirectResponse(ref.url, status_code=307)
+        return RedirectResponse(ref.url, status_code=307, headers={"Cache-Control": "no-store"})
     assert ref.path is not None
+    if download:
+        return FileResponse(ref.path, media_type=ref.media_type, filename=file_name)
     return FileResponse(ref.path, media_type=ref.media_type, filename=None)
 
 
