@@ -169,9 +169,15 @@ def parse_sequence_header(payload: bytes) -> SequenceHeader:
     f["use_128x128_superblock"] = r.u(1)
     f["enable_filter_intra"] = r.u(1)
     f["enable_intra_edge_filter"] = r.u(1)
-    tools = ("enable_interintra_compound", "enable_masked_compound", "enable_warped_motion")
-    tools += ("enable_dual_filter", "enable_order_hint", "enable_jnt_comp")
-    tools += ("enable_ref_frame_mvs",)
+    tools: tuple[str, ...] = (
+        "enable_interintra_compound",
+        "enable_masked_compound",
+        "enable_warped_motion",
+        "enable_dual_filter",
+        "enable_order_hint",
+        "enable_jnt_comp",
+        "enable_ref_frame_mvs",
+    )
     for name in tools:
         f[name] = 0
     f["seq_force_screen_content_tools"] = 2

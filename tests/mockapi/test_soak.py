@@ -75,7 +75,13 @@ class PublishingRunner(JobRunner):
                 return
             await asyncio.sleep(0.05)
 
-    async def _fake(self, job: dict[str, Any], resource: str, attempt: Attempt) -> tuple[int, str]:
+    async def _fake(
+        self,
+        job: dict[str, Any],
+        resource: str,
+        attempt: Attempt,
+        pod: dict[str, Any] | None = None,
+    ) -> tuple[int, str]:
         scratch = (self.workdir or Path.cwd()) / job["metadata"]["name"]
         scratch.mkdir(parents=True, exist_ok=True)
         worker_input = WorkerInput.model_validate_json(
