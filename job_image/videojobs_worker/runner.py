@@ -589,7 +589,9 @@ class Runner:
     def _file_names(self, seg: PlannedSegment) -> list[tuple[str, str, str]]:
         """(kind, format, name) of every file a clip publishes, videos first."""
         out = self.spec.output
-        names = [("video", fmt, f"{seg.stem}.{fmt}") for fmt in out.formats]
+        names: list[tuple[str, str, str]] = [
+            ("video", fmt, f"{seg.stem}.{fmt}") for fmt in out.formats
+        ]
         if out.thumbnails:
             names.append(("thumbnail", "jpg", f"{seg.stem}.jpg"))
         if out.subtitles and self.transcript is not None and self.transcript.cues:
@@ -1066,14 +1068,14 @@ def run_job(runner: Runner) -> tuple[int, RunResult | None]:
         _report_failure(runner.reporter, err)
         return int(err.exit_code), None
     except _Terminated:
-        err = WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM")
-        _report_failure(runner.reporter, err)
-        return int(err.exit_code), None
+        stopped = WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM")
+        _report_failure(runner.reporter, stopped)
+        return int(stopped.exit_code), None
     except Exception as exc:  # a bug: report it as INTERNAL (retried) with its message
         log.exception("unexpected error")
-        err = WorkerError(ExitCode.INTERNAL, type(exc).__name__, str(exc) or repr(exc))
-        _report_failure(runner.reporter, err)
-        return int(err.exit_code), None
+        bug = WorkerError(ExitCode.INTERNAL, type(exc).__name__, str(exc) or repr(exc))
+        _report_failure(runner.reporter, bug)
+        return int(bug.exit_code), None
     if result.manifest_uri is None:
         summary = f"shard {result.shard}: {len(result.segments)} clips published, part written"
     else:
