@@ -78,11 +78,11 @@ Key = tuple[str, str]
 IndexLike = Mapping[Key, Any]  # kopf.Index: key -> kopf.Store (an iterable of values)
 
 RESYNC_SECONDS = 60.0
+"""Every unfinished resource is looked at again this often, whatever the watches say."""
 FINISHED_RESYNC_ROUNDS = 10
 """Finished resources are looked at by the resync only every this many rounds: their TTL has
 its own timer and a re-run arrives as a watch event, so a pass over each of them every minute
 only made the operator's cost grow with (resources x time)."""
-"""Every resource is looked at again this often, whatever the watches say."""
 CREATED_GRACE_SECONDS = 30.0
 """How long a Job this process created may take to appear in the watch before it is looked up."""
 STAGE_WRITE_INTERVAL = 2.0
