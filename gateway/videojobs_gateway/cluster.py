@@ -81,10 +81,10 @@ def record_of(obj: dict[str, Any], version: int) -> JobRecord:
     if (
         status.phase in FINISHED_PHASES
         and spec.get("rerunToken")
-        and not spec.get("cancel")
         and int(meta.get("generation") or 0) > int(status.observed_generation or 0)
     ):
-        # a retry the operator has not picked up yet: the status still tells of the last run
+        # a retry the operator has not picked up yet (even if cancelled again since: its new
+        # run may still start first): the status still tells of the last run
         status = status.model_copy(
             update={"phase": "Queued", "stage": None, "error": None,
                     "message": "retry requested; waiting for the operator"}
