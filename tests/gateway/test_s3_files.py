@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +23,8 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import API
-from tests.gateway.live import LiveServer, free_port
+from tests.gateway.live import LiveServer
+from tests.motoserver import moto_server
 from videojobs_gateway.app import create_app
 from videojobs_gateway.cluster import ClusterBackend
 from videojobs_gateway.presign import Presigner, Refused, S3Settings, decide, parse_s3_uri
@@ -42,24 +40,12 @@ SHA = hashlib.sha256(CLIP).hexdigest()
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server process; stopped by its PID at the end."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("moto server did not start")
-            time.sleep(0.2)
+    """A moto S3 server process with the buckets and clip the tests read."""
+    with moto_server() as endpoint:
+        yield _filled(endpoint)
+
+
+def _filled(endpoint: str) -> str:
     client = boto3.client(
         "s3", endpoint_url=endpoint, region_name="us-east-1",
         aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
@@ -69,11 +55,7 @@ def s3_endpoint() -> Iterator[str]:
         client.put_object(
             Bucket=bucket, Key="courses/k8s/01-intro.mp4", Body=CLIP, ContentType="video/mp4"
         )
-    try:
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return endpoint
 
 
 class ListedKube:
