@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,8 @@ def wait_http(url: str, timeout: float = 60) -> None:
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (Debian, Ubuntu)")
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url],
         capture_output=True, text=True, check=True,
@@ -393,15 +396,16 @@ def main() -> int:
     c_rps, c_p99 = best("cluster")
     l_rps, l_p99 = best("local")
     non2xx = sum(r["non2xx"] for rs in results.values() for r in rs)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     body = f"""## Gateway: status reads (`benchmarks/bench_gateway.py`)
 
 `wrk -t2 -c{args.connections} -d{args.seconds}s --latency` on `GET /api/v1/videos/status/<id>`
 over loopback, {args.runs} runs of each gateway alternating, best run reported (max req/s, min
 p99). Cluster: `videojobs-gateway` over the strict emulator ({args.jobs} VideoProcessingJobs,
 watch-fed cache); local: `videojobs serve` (SQLite, in-memory mirror). Rate limit off; both
-log every request at level info (to /dev/null). The
-machine was shared and loaded: load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15
-min) when the runs ended.
+log every request at level info (to /dev/null). Measured {stamp}
+on {os.cpu_count()} CPUs; load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15
+min) when the runs ended, the benchmark's own gateways and wrk included (the machine is shared).
 
 | backend | req/s | p99 | API-server requests during the runs |
 |---|---:|---:|---:|
