@@ -475,6 +475,8 @@ class ClusterBackend:
             ok = os.access(self.clips_root, os.R_OK | os.X_OK)
             detail = f"{self.clips_root} {'readable' if ok else 'not readable'} (read-only mount)"
             out.append(Check("storage", ok, detail))
+        if self.presigner is not None:
+            out.append(Check("s3", *self.presigner.ready()))
         return out
 
     def counts(self) -> dict[str, int]:

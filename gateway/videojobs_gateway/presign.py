@@ -141,6 +141,7 @@ class Presigner:
         self._lock = threading.Lock()
         self._client: Any = None
         self._keys: tuple[str, str] | None = None
+        self._chain: tuple[bool, str] | None = None
 
     def _read_keys(self) -> tuple[str, str] | None:
         s = self.settings
@@ -186,6 +187,33 @@ class Presigner:
                 self._client = self._client_for(keys)
                 self._keys = keys
             return self._client
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether URLs can be signed now, and how (``/readyz``; no network request).
+
+        A mounted Secret that went missing, or a default chain that finds nothing, takes the
+        pod out of rotation instead of turning every S3 download into a 404.
+        """
+        s = self.settings
+        signs = f"signs S3 URLs for {', '.join(s.buckets)} with keys from"
+        try:
+            keys = self._read_keys()
+        except Refused as exc:
+            return False, str(exc)
+        if keys is not None:
+            return True, f"{signs} {s.credentials_dir or 'settings'}"
+        if not s.default_credentials:
+            return False, "this gateway has no S3 credentials configured"
+        if self._chain is None:  # resolved once: the chain may ask instance metadata (network)
+            import boto3
+
+            credentials = boto3.session.Session().get_credentials()
+            self._chain = (
+                (True, f"{signs} boto3's default chain ({getattr(credentials, 'method', '?')})")
+                if credentials is not None
+                else (False, "boto3's default credential chain found no S3 credentials")
+            )
+        return self._chain
 
     def url(self, loc: S3Location, name: str, *, download: bool = False) -> str:
         """A GET URL of the object valid for ``expires_seconds``.

@@ -295,3 +295,45 @@ def test_decide_is_the_allow_list() -> None:
     for bad in ("s3://b/a//c", "s3://b/./c", "s3://b/", "s3:///k", "s3://b/a?x", "s3://b/a\\c"):
         with pytest.raises(Refused):
             parse_s3_uri(bad)
+
+
+def test_readyz_checks_the_gateways_own_s3_credentials(
+    serve: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def s3_check(gw: Served) -> tuple[int, dict[str, Any]]:
+        r = gw.client.get("/readyz")
+        return r.status_code, next(c for c in r.json()["checks"] if c["name"] == "s3")
+
+    code, check = s3_check(serve(s3_settings(s3_endpoint)))
+    assert (code, check["ok"]) == (200, True), check
+    assert "clips-{namespace}" in check["detail"] and "settings" in check["detail"]
+    assert all(c["name"] != "s3" for c in serve(None).client.get("/readyz").json()["checks"])
+
+    secret = tmp_path / "s3"
+    secret.mkdir()
+    (secret / "access-key-id").write_text("key")
+    (secret / "secret-access-key").write_text("secret")
+    mounted = serve(s3_settings(s3_endpoint, access_key_id=None, secret_access_key=None,
+                                credentials_dir=secret))  # fmt: skip
+    assert s3_check(mounted)[0] == 200
+    (secret / "secret-access-key").unlink()  # the Secret went away: out of rotation, and why
+    code, check = s3_check(mounted)
+    assert (code, check["ok"]) == (503, False)
+    assert "credentials are unreadable" in check["detail"]
+
+    keyless = {"access_key_id": None, "secret_access_key": None}
+    code, check = s3_check(serve(s3_settings(s3_endpoint, **keyless)))
+    assert (code, check["detail"]) == (503, "this gateway has no S3 credentials configured")
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    code, check = s3_check(serve(s3_settings(s3_endpoint, default_credentials=True, **keyless)))
+    assert (code, check["ok"]) == (503, False)
+    assert "default credential chain found no" in check["detail"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-env-secret")
+    code, check = s3_check(serve(s3_settings(s3_endpoint, default_credentials=True, **keyless)))
+    assert (code, check["ok"]) == (200, True), check
+    assert "default chain (env)" in check["detail"]
