@@ -182,6 +182,27 @@ def test_clips_pvc_is_mounted_read_only_when_storage_is_a_pvc() -> None:
     assert "VIDEOJOBS_GATEWAY_CLIPS_ROOT" not in env(objects(gateway()))
 
 
+@pytest.mark.parametrize("namespaces", [[], ["media"], ["media", RELEASE_NAMESPACE]])
+def test_the_gateway_mounts_only_a_claim_of_its_own_namespace(namespaces: list[str]) -> None:
+    """A pod cannot mount another namespace's PVC (it would stay Pending): the chart's clips PVC
+    is rendered in each watched namespace, so the gateway mounts it only when one of them is
+    the release namespace."""
+    objs = objects(
+        gateway(clipsPvc={"create": True}, operator={"config": {"namespaces": namespaces}})
+    )
+    claims = {(o["metadata"]["namespace"], o["metadata"]["name"])
+              for o in objs if o["kind"] == "PersistentVolumeClaim"}  # fmt: skip
+    deployment = one(objs, "Deployment", GW)
+    mounted = [v["persistentVolumeClaim"]["claimName"]
+               for v in deployment["spec"]["template"]["spec"]["volumes"]
+               if "persistentVolumeClaim" in v]  # fmt: skip
+    home = deployment["metadata"]["namespace"]
+    assert all((home, claim) in claims for claim in mounted), (mounted, claims)
+    served = not namespaces or RELEASE_NAMESPACE in namespaces
+    assert mounted == (["videojobs-clips"] if served else [])
+    assert ("VIDEOJOBS_GATEWAY_CLIPS_ROOT" in env(objs)) is served
+
+
 def test_the_rendered_environment_is_what_the_gateway_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -189,7 +210,8 @@ def test_the_rendered_environment_is_what_the_gateway_reads(
         {"mode": "header", "trustedProxies": ["10.1.0.0/16"], "userHeader": "X-User"},
         gw={"corsOrigins": ["https://app.example"], "ratePerSecond": 7.5, "rateBurst": 9,
             "clips": {"path": "rest"}, "maxBodyBytes": 2097152},
-        clipsPvc={"create": True}, operator={"config": {"namespaces": ["media"]}},
+        clipsPvc={"create": True},
+        operator={"config": {"namespaces": ["media", RELEASE_NAMESPACE]}},
     )  # fmt: skip
     for key, value in env(objects(values)).items():
         monkeypatch.setenv(key, value)
@@ -199,7 +221,7 @@ def test_the_rendered_environment_is_what_the_gateway_reads(
     assert settings.cors_origins == ["https://app.example"]
     assert (settings.rate_per_second, settings.rate_burst) == (7.5, 9)
     assert settings.max_body_bytes == 2 * 2**20
-    assert settings.namespaces == ["media"]
+    assert settings.namespaces == ["media", RELEASE_NAMESPACE]
     assert (settings.claim_name, settings.claim_path) == ("videojobs-clips", "rest")
     assert str(settings.clips_root) == "/clips" and settings.port == 8000
 

@@ -230,7 +230,9 @@ app.kubernetes.io/component: gateway
 {{- define "videojobs.gatewayClaim" -}}
 {{- if .Values.gateway.clips.claimName }}
 {{- .Values.gateway.clips.claimName }}
-{{- else if .Values.clipsPvc.create }}
+{{- else if and .Values.clipsPvc.create (or (not .Values.operator.config.namespaces) (has .Release.Namespace .Values.operator.config.namespaces)) }}
+{{- /* A pod mounts claims of its own namespace only: the chart's clips PVC qualifies when it is
+rendered in the release namespace, i.e. when the operator watches it. */}}
 {{- .Values.clipsPvc.name }}
 {{- end }}
 {{- end }}
