@@ -12,7 +12,7 @@ gateway against the strict emulator with the rendered rules (a missing rule is a
   (cancel, retry) and ``delete`` too;
 - ``client``: writes are made as the caller (impersonation), so the ServiceAccount gets no write
   verb on jobs; instead, cluster-wide, ``tokenreviews`` and ``subjectaccessreviews`` ``create``
-  and ``impersonate`` on ``users`` and ``groups``.
+  and ``impersonate`` on ``users``, ``groups`` and ``serviceaccounts``.
 
 The apikey Secret needs no rule: it is mounted as a volume (kubelet reads it, not the gateway).
 """
@@ -46,9 +46,18 @@ CLIENT_RULES: list[Rule] = [
         "resources": ["subjectaccessreviews"],
         "verbs": ["create"],
     },
-    {"apiGroups": [""], "resources": ["users", "groups"], "verbs": ["impersonate"]},
+    {
+        "apiGroups": [""],
+        "resources": ["users", "groups", "serviceaccounts"],
+        "verbs": ["impersonate"],
+    },
 ]
-"""Cluster-wide, mode client only: check the caller's token and rights, act as the caller."""
+"""Cluster-wide, mode client only: check the caller's token and rights, act as the caller.
+
+The API server checks the impersonation of a ServiceAccount's username
+(``system:serviceaccount:<ns>:<name>``, e.g. a ``kubectl create token`` caller) against
+``serviceaccounts`` in that namespace, not ``users``: without the rule such callers get 403.
+"""
 
 
 def namespace_rules(mode: str) -> list[Rule]:

@@ -11,7 +11,9 @@ request (the rules themselves are pure functions in ``tests/mockapi/strict/rules
   plus those created in the emulator (the worker's Role), answering 403 otherwise. The test's own
   client (no token) and the Job runner (``system:controller``) are cluster admins;
   ``Impersonate-User``/``Impersonate-Group`` make a request the named user's, after the caller's
-  ``impersonate`` rights on those users and groups are checked (recorded in ``impersonated``);
+  ``impersonate`` rights on those users (``serviceaccounts`` in their namespace for a
+  ServiceAccount's username, as the API server checks) and groups are checked (recorded in
+  ``impersonated``);
 - **validation**: metadata rules (DNS-1123 names, label syntax and 63 characters, annotations
   256 KiB, objects 1.5 MiB, environment strings 128 KiB); built-in objects validated strictly with
   ``kubernetes-validate`` for the oldest and newest Kubernetes the chart supports; custom resources
@@ -413,10 +415,18 @@ class Emulator(kmock.KubernetesEmulator, _CachedRouting):
         raw = request._raw_request
         groups = tuple(raw.headers.getall("Impersonate-Group", [])) if raw is not None else ()
         if isinstance(who, rules.ServiceAccount):
-            wanted = [("users", user)] + [("groups", g) for g in groups]
-            for resource, name in wanted:
+            # As the API server does: a ServiceAccount's username is impersonated through
+            # ``serviceaccounts`` in its namespace, any other through ``users``.
+            sa_namespace, _, sa_name = user.removeprefix("system:serviceaccount:").partition(":")
+            wanted: list[tuple[str, str, str | None]] = (
+                [("serviceaccounts", sa_name, sa_namespace)]
+                if user.startswith("system:serviceaccount:") and sa_namespace and sa_name
+                else [("users", user, None)]
+            )
+            wanted += [("groups", g, None) for g in groups]
+            for resource, name, namespace in wanted:
                 attrs_ = rules.RequestAttributes(
-                    verb="impersonate", group="", resource=resource, name=name
+                    verb="impersonate", group="", resource=resource, name=name, namespace=namespace
                 )
                 if not rules.authorize(self.rbac_objects(), who, attrs_):
                     msg = (

@@ -589,9 +589,15 @@ def rule_allows(rule: dict[str, Any], req: RequestAttributes) -> bool:
 def _binds(binding: dict[str, Any], who: ServiceAccount | User) -> bool:
     if isinstance(who, User):
         groups = {*who.groups, "system:authenticated"}
+        home = (binding.get("metadata") or {}).get("namespace")
+        # RBAC matches a ServiceAccount subject by its username (an impersonated one, too).
         return any(
             (s.get("kind") == "User" and s.get("name") == who.name)
             or (s.get("kind") == "Group" and s.get("name") in groups)
+            or (
+                s.get("kind") == "ServiceAccount"
+                and who.name == f"system:serviceaccount:{s.get('namespace', home)}:{s.get('name')}"
+            )
             for s in binding.get("subjects") or []
         )
     for subject in binding.get("subjects") or []:
