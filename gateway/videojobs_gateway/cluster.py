@@ -270,6 +270,18 @@ class ClusterBackend:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _served(self, identity: Identity) -> None:
+        """403 for a namespace this gateway does not watch: a job created there would never
+        reach the cache (its status would read 404 for ever)."""
+        if None not in self.namespaces and identity.namespace not in self.namespaces:
+            served = ", ".join(ns for ns in self.namespaces if ns)
+            raise BackendError(
+                403,
+                "Forbidden",
+                f"this gateway serves VideoProcessingJobs in {served} only, "
+                f"not in namespace {identity.namespace!r}",
+            )
+
     def _as(self, identity: Identity) -> Impersonate | None:
         if not self.impersonate:
             return None
@@ -300,6 +312,7 @@ class ClusterBackend:
         idempotency_key: str | None = None,
         digest: str | None = None,
     ) -> tuple[JobRecord, bool]:
+        self._served(identity)
         stem = (submission.name or "job")[:50].rstrip("-") or "job"
         if idempotency_key is not None:
             seen = self._idem.get((identity.namespace, idempotency_key[:200]))
@@ -347,12 +360,14 @@ class ClusterBackend:
     def get(self, identity: Identity, job_id: str) -> JobRecord:
         job = self._jobs.get((identity.namespace, job_id))
         if job is None:
+            self._served(identity)
             raise not_found(job_id)
         return job
 
     def list_jobs(
         self, identity: Identity, *, phase: str | None, limit: int, cursor: str | None
     ) -> tuple[list[JobRecord], str | None]:
+        self._served(identity)
         mine = [j for (ns, _), j in self._jobs.items() if ns == identity.namespace]
         return page(mine, phase=phase, limit=limit, cursor=cursor)
 

@@ -37,6 +37,11 @@ TOKENS = {
     "token-alice": UserInfo("alice", ("devs",)),
     "token-bob": UserInfo("bob", ()),
     "token-mallory": UserInfo("mallory", ()),
+    # what a TokenReview says of `kubectl create token ci -n team-a`
+    "token-sa-ci": UserInfo(
+        "system:serviceaccount:team-a:ci",
+        ("system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"),
+    ),
 }
 
 
@@ -280,3 +285,103 @@ def test_a_large_resource_reaches_the_cache_through_the_watch(
         assert time.monotonic() < deadline, "the watch did not deliver the large resource"
         time.sleep(0.05)
     assert client.get("/readyz").json()["ready"] is True
+
+
+def _kind_gateway_check() -> Any:
+    """``.ci/e2e/gateway_check.py``, the kind e2e run's REST checks, as a module."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / ".ci" / "e2e" / "gateway_check.py"
+    spec = importlib.util.spec_from_file_location("gateway_check", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_kind_e2e_gateway_checks_pass_here_and_can_fail(
+    cluster_stack: ClusterStack, served: list[LiveServer], media_server: Any
+) -> None:
+    """The script kind-e2e.sh runs against the real cluster, run against the emulator stack:
+    submit (idempotent), 422, wait, results, download with sha256 and Range, traversal,
+    delete; then as a user without a RoleBinding, where it must stop at the first 403."""
+    stack = cluster_stack
+    use_rbac(stack, "client", *editor_rbac("alice", "team-a"))
+    settings = GatewaySettings(auth_mode="client", namespace="team-a")
+    client, _ = start(stack, served, settings, reviewer=RbacReviewer(stack), impersonate=True)
+    base = str(client.base_url).rstrip("/")
+    kind = _kind_gateway_check()
+    media = media_server.url("talk.mp4")
+    job = kind.check(base, "team-a", "token-alice", other_ns="team-b", media=media, applied=())
+    assert job and not [o for o in stack.live("videoprocessingjobs", "team-a")
+                        if o["metadata"]["name"] == job]  # fmt: skip
+    with pytest.raises(SystemExit, match="list: HTTP 403"):
+        kind.check(base, "team-a", "token-bob", other_ns="team-b", media=media, applied=())
+
+
+def test_client_mode_serves_a_serviceaccount_token_as_that_serviceaccount(
+    cluster_stack: ClusterStack, served: list[LiveServer]
+) -> None:
+    """The API server checks impersonating ``system:serviceaccount:team-a:ci`` against
+    ``serviceaccounts`` in team-a (not ``users``); the chart's client-mode rules grant it, and a
+    RoleBinding to the ServiceAccount (not to a User) is what authorizes the write."""
+    stack = cluster_stack
+    assert stack.emulator is not None
+    role, binding = editor_rbac("ci", "team-a")
+    binding["subjects"] = [{"kind": "ServiceAccount", "name": "ci", "namespace": "team-a"}]
+    settings = GatewaySettings(auth_mode="client", namespace="team-a")
+    ci = {"Authorization": "Bearer token-sa-ci"}
+    for rbac_rules, expected in ((without_serviceaccounts(), 403), (None, 202)):
+        stack.emulator.rbac_source = (rbac_rules or chart_rbac(gateway_values("client"))) + (
+            role,
+            binding,
+        )
+        client, _ = start(stack, served, settings, reviewer=RbacReviewer(stack), impersonate=True)
+        before = len(stack.emulator.refused)
+        r = client.post(f"{API}/process", json={"spec": SPEC}, headers=ci)
+        assert r.status_code == expected, r.text
+        if expected == 403:
+            assert 'cannot impersonate resource "serviceaccounts"' in r.json()["detail"]
+            assert [x.what for x in stack.emulator.refused[before:]] == ["serviceaccounts"]
+            stack.emulator.refused[before:] = []
+    job_id = r.json()["job_id"]
+    vpj = next(
+        o for o in stack.live("videoprocessingjobs", "team-a") if o["metadata"]["name"] == job_id
+    )
+    assert vpj["metadata"]["annotations"]["videojobs.io/submitted-by"] == (
+        "system:serviceaccount:team-a:ci"
+    )
+
+
+def without_serviceaccounts() -> tuple[dict[str, Any], ...]:
+    """The chart's client-mode RBAC as it was: impersonate on users and groups only."""
+    out = []
+    for obj in chart_rbac(gateway_values("client")):
+        obj = json.loads(json.dumps(obj))
+        for rule in obj.get("rules") or []:
+            if "impersonate" in rule.get("verbs", []):
+                rule["resources"] = [r for r in rule["resources"] if r != "serviceaccounts"]
+        out.append(obj)
+    return tuple(out)
+
+
+def test_a_namespace_the_gateway_does_not_watch_is_403_not_a_job_lost(
+    cluster_stack: ClusterStack, served: list[LiveServer]
+) -> None:
+    """A job created where the cache has no watch would read 404 for ever: refuse it."""
+    settings = GatewaySettings(auth_mode="header", trusted_proxies=["127.0.0.1/32"])
+    client, _ = start(cluster_stack, served, settings, namespaces=["team-a"])
+    before = {o["metadata"]["name"] for o in cluster_stack.live("videoprocessingjobs")}
+    other = {"X-Remote-User": "carol", "X-Remote-Namespace": "team-b"}
+    for r in (
+        client.post(f"{API}/process", json={"spec": SPEC}, headers=other),
+        client.get(f"{API}/jobs", headers=other),
+        client.get(f"{API}/status/anything", headers=other),
+    ):
+        assert r.status_code == 403, r.text
+        assert "serves VideoProcessingJobs in team-a only" in r.json()["detail"]
+    assert {o["metadata"]["name"] for o in cluster_stack.live("videoprocessingjobs")} == before
+    mine = {"X-Remote-User": "carol", "X-Remote-Namespace": "team-a"}
+    r = client.post(f"{API}/process", json={"spec": SPEC}, headers=mine)
+    assert r.status_code == 202, r.text
+    assert client.get(f"{API}/status/{r.json()['job_id']}", headers=mine).status_code == 200
