@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of videojobs on a throwaway kind cluster:
 #
-#   1. builds the operator image (operator/Dockerfile) and the worker image (job_image/Dockerfile)
+#   1. builds the operator, worker and gateway images (operator/, job_image/, gateway/Dockerfile)
 #   2. creates a kind cluster (.ci/e2e/kind-config.yaml) and loads both images into it
 #   3. installs the Helm chart (charts/videojobs, values .ci/e2e/values-kind.yaml: namespaced RBAC,
 #      clips PVC, in-cluster media allowed by CIDR) and waits for the operator
@@ -11,7 +11,11 @@
 #      knowledge points -> S3) and waits with `kubectl wait --for=condition=Complete`
 #   6. checks status (phase, conditions, segments, manifest), events, the clips on the PVC
 #      (ffprobe durations) and in MinIO, and the operator's /metrics
-#   7. dumps diagnostics on failure and deletes the cluster
+#   7. the gateway (chart gateway.enabled, auth mode client): as a ServiceAccount with a Role on
+#      VideoProcessingJobs, through kubectl port-forward, .ci/e2e/gateway_check.py lists the
+#      applied jobs, submits one (idempotent), waits, downloads its clips from MinIO by presigned
+#      URL (sha256, Range), checks 401/403/422/traversal and deletes it
+#   8. dumps diagnostics on failure and deletes the cluster
 #
 # Needs: docker, kind, kubectl, helm, python3. Usage: .ci/e2e/kind-e2e.sh
 # The job namespace is labelled pod-security.kubernetes.io/enforce=restricted: every pod in it
@@ -35,6 +39,9 @@ NS=videojobs-e2e
 RELEASE=videojobs
 OPERATOR_IMAGE=videojobs-operator:e2e
 WORKER_IMAGE=videojobs-worker:e2e
+GATEWAY_IMAGE=videojobs-gateway:e2e
+GATEWAY_PORT=18080 # kubectl port-forward to the gateway Service
+MINIO_PORT=19000   # ... and to MinIO: the presigned URLs point here (values-kind.yaml)
 MANIFESTS="$HERE/manifests"
 RBAC_SCOPE="${E2E_RBAC_SCOPE:-namespaced}"
 REPLICAS="${E2E_REPLICAS:-1}"
@@ -72,6 +79,8 @@ diagnostics() {
   kubectl get events -A --sort-by=.lastTimestamp >"$ARTIFACTS/events.txt" 2>&1 || true
   kubectl -n "$SYSTEM_NS" logs deployment/"$RELEASE" --all-containers --tail=-1 \
     >"$ARTIFACTS/operator.log" 2>&1 || true
+  kubectl -n "$SYSTEM_NS" logs deployment/"$RELEASE-gateway" --all-containers --tail=-1 \
+    >"$ARTIFACTS/gateway.log" 2>&1 || true
   local pod
   for pod in $(kubectl -n "$NS" get pods -o name 2>/dev/null); do
     kubectl -n "$NS" logs "$pod" --all-containers --tail=-1 \
@@ -82,8 +91,13 @@ diagnostics() {
   cat "$ARTIFACTS/vpj-describe.txt" >&2 || true
 }
 
+port_forwards=()
 cleanup() {
   local status=$?
+  local pid
+  for pid in "${port_forwards[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
   if [ "$status" -ne 0 ]; then
     diagnostics
   fi
@@ -101,6 +115,7 @@ trap cleanup EXIT
 log "building images"
 docker build -t "$OPERATOR_IMAGE" -f "$REPO/operator/Dockerfile" "$REPO"
 docker build -t "$WORKER_IMAGE" -f "$REPO/job_image/Dockerfile" "$REPO"
+docker build -t "$GATEWAY_IMAGE" -f "$REPO/gateway/Dockerfile" "$REPO"
 
 log "creating kind cluster $CLUSTER"
 create_args=(--name "$CLUSTER" --config "$HERE/kind-config.yaml" --wait 180s)
@@ -114,7 +129,8 @@ kind export kubeconfig --name "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE"
 log "loading images"
 minio_image="${MINIO_IMAGE:-$(awk '/image: minio\//{print $2; exit}' "$MANIFESTS/minio.yaml")}"
 docker pull -q "$minio_image"
-kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$WORKER_IMAGE" "$minio_image"
+kind load docker-image --name "$CLUSTER" "$OPERATOR_IMAGE" "$WORKER_IMAGE" "$GATEWAY_IMAGE" \
+  "$minio_image"
 
 log "installing the chart"
 # The chart installs the CRD (a template, crds.install); it must be established before jobs are
@@ -125,6 +141,12 @@ kubectl label namespace "$NS" \
   pod-security.kubernetes.io/enforce=restricted \
   pod-security.kubernetes.io/enforce-version=latest \
   pod-security.kubernetes.io/warn=restricted
+# The gateway's own S3 keys (gateway.s3.credentials.existingSecret), in its namespace: it never
+# reads a tenant's Secret. Test credentials, MinIO's root user (manifests/minio.yaml).
+kubectl create namespace "$SYSTEM_NS"
+kubectl -n "$SYSTEM_NS" create secret generic gateway-s3 \
+  --from-literal=AWS_ACCESS_KEY_ID=videojobs-e2e \
+  --from-literal=AWS_SECRET_ACCESS_KEY=videojobs-e2e-secret
 # No --wait: Helm would wait for the clips PVC to bind, and kind's local-path storage class
 # binds only when the first pod uses the claim (WaitForFirstConsumer).
 helm install "$RELEASE" "$REPO/charts/videojobs" \
@@ -135,6 +157,7 @@ helm install "$RELEASE" "$REPO/charts/videojobs" \
   --timeout 5m
 kubectl wait --for=condition=Established crd/videoprocessingjobs.videojobs.io --timeout=60s
 kubectl -n "$SYSTEM_NS" rollout status deployment/"$RELEASE" --timeout=180s
+kubectl -n "$SYSTEM_NS" rollout status deployment/"$RELEASE-gateway" --timeout=180s
 # One replica holds the Lease (the others stand by, answering their probes): find the leader.
 leader=""
 for _ in $(seq 60); do
@@ -261,6 +284,28 @@ metrics_port="$(kubectl -n "$SYSTEM_NS" get pod "$leader" \
 metrics="$(kubectl get --raw "/api/v1/namespaces/$SYSTEM_NS/pods/$leader:$metrics_port/proxy/metrics")"
 grep -Eq '^videojobs_jobs\{phase="Succeeded"\} 2(\.0)?$' <<<"$metrics" \
   || fail "metrics do not show 2 succeeded jobs: $(grep '^videojobs_jobs' <<<"$metrics")"
+
+log "checking the gateway"
+# A user of the job namespace only: a ServiceAccount with a Role on VideoProcessingJobs there.
+# The gateway (auth mode client) checks its token with a TokenReview and writes as it by
+# impersonation; the API server checks both.
+kubectl -n "$NS" create serviceaccount e2e-user
+kubectl -n "$NS" create role e2e-user --resource=videoprocessingjobs.videojobs.io \
+  --verb=get,list,watch,create,patch,delete
+kubectl -n "$NS" create rolebinding e2e-user --role=e2e-user --serviceaccount="$NS:e2e-user"
+user_token="$(kubectl -n "$NS" create token e2e-user --duration=1h)"
+kubectl -n "$SYSTEM_NS" port-forward "svc/$RELEASE-gateway" "$GATEWAY_PORT:80" \
+  >"$ARTIFACTS/port-forward-gateway.log" 2>&1 &
+port_forwards+=("$!")
+kubectl -n "$NS" port-forward svc/minio "$MINIO_PORT:9000" \
+  >"$ARTIFACTS/port-forward-minio.log" 2>&1 &
+port_forwards+=("$!")
+python3 "$HERE/gateway_check.py" "http://127.0.0.1:$GATEWAY_PORT" "$NS" "$user_token" \
+  --other-namespace "$SYSTEM_NS" \
+  --s3 '{"bucket": "clips", "prefix": "e2e-gateway",
+         "endpoint": "http://minio.videojobs-e2e.svc.cluster.local:9000", "region": "us-east-1",
+         "forcePathStyle": true,
+         "credentialsSecretRef": {"name": "clips-s3", "key": "AWS_ACCESS_KEY_ID"}}'
 
 log "uninstalling"
 kubectl delete -f "$MANIFESTS/jobs.yaml" --wait --timeout=120s

@@ -445,10 +445,24 @@ def test_e2e_matrix_runs_cluster_rbac_with_two_replicas_and_the_chart_renders_it
         objs = objects(values)
         for obj in objs:
             validate_k8s(obj)
-        deployment = next(o for o in objs if o["kind"] == "Deployment")
+
+        def component(o: dict[str, Any]) -> str | None:
+            return (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+
+        deployment = next(
+            o for o in objs if o["kind"] == "Deployment" and component(o) == "operator"
+        )
         assert deployment["spec"]["replicas"] == replicas
         kinds = {o["kind"] for o in objs}
-        assert ("ClusterRole" in kinds) == (scope == "cluster"), scope
+        operator_kinds = {o["kind"] for o in objs if component(o) != "gateway"}
+        assert ("ClusterRole" in operator_kinds) == (scope == "cluster"), scope
+        # the gateway runs in every matrix entry, in client mode (TokenReview, impersonation)
+        gateway = next(o for o in objs if o["kind"] == "Deployment" and component(o) == "gateway")
+        env = {
+            e["name"]: e.get("value")
+            for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        assert env["VIDEOJOBS_GATEWAY_AUTH_MODE"] == "client"
         if replicas > 1:
             assert "PodDisruptionBudget" in kinds
 
@@ -462,6 +476,11 @@ def test_e2e_script_uses_the_matrix_and_labels_the_namespace_restricted() -> Non
     assert script.index('kubectl create namespace "$NS"') < label < script.index("helm install")
     assert "get lease videojobs-operator" in script, "the script checks who leads"
     assert "/pods/$leader:$metrics_port/proxy/metrics" in script, "metrics from the leader"
+    # the gateway: built, loaded, rolled out, and checked by the script its own test runs
+    # (tests/gateway/test_cluster_auth.py runs .ci/e2e/gateway_check.py against the emulator)
+    assert '-f "$REPO/gateway/Dockerfile"' in script and '"$GATEWAY_IMAGE"' in script
+    assert 'rollout status deployment/"$RELEASE-gateway"' in script
+    assert 'python3 "$HERE/gateway_check.py"' in script
 
 
 def test_the_script_refuses_a_bad_matrix_value(tmp_path: Path) -> None:
