@@ -151,6 +151,28 @@ def serve() -> Iterator[Any]:
         served.close()
 
 
+def mounted_secret(tmp_path: Path, key_id: str, secret: str) -> Path:
+    """A directory like the mounted Secret of the gateway's own S3 keys."""
+    folder = tmp_path / "s3"
+    folder.mkdir(exist_ok=True)
+    (folder / "access-key-id").write_text(key_id)
+    (folder / "secret-access-key").write_text(secret)
+    return folder
+
+
+def from_secret(endpoint: str, folder: Path) -> S3Settings:
+    return s3_settings(endpoint, access_key_id=None, secret_access_key=None, credentials_dir=folder)
+
+
+def no_default_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """boto3's default chain finds nothing: no AWS_* variables, files or instance metadata."""
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+
+
 def refused(r: httpx.Response, *words: str) -> str:
     assert r.status_code == 404, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
@@ -233,11 +255,7 @@ def test_without_s3_settings_or_credentials_s3_files_are_404_with_the_reason(
     keyless = {"access_key_id": None, "secret_access_key": None}
     refused(serve(s3_settings(s3_endpoint, **keyless)).file("ok"), "no S3 credentials configured")
     # the default chain (pod identity) finding nothing is a 404 too, never a 5xx
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    no_default_credentials(monkeypatch, tmp_path)
     chain = serve(s3_settings(s3_endpoint, default_credentials=True, **keyless))
     refused(chain.file("ok"), "cannot sign S3 URLs", "NoCredentialsError")
 
@@ -245,12 +263,8 @@ def test_without_s3_settings_or_credentials_s3_files_are_404_with_the_reason(
 def test_keys_from_a_mounted_secret_are_reread_when_rotated(
     serve: Any, s3_endpoint: str, tmp_path: Path
 ) -> None:
-    secret = tmp_path / "s3"
-    secret.mkdir()
-    (secret / "access-key-id").write_text("first-key\n")
-    (secret / "secret-access-key").write_text("first-secret\n")
-    gw = serve(s3_settings(s3_endpoint, access_key_id=None, secret_access_key=None,
-                           credentials_dir=secret))  # fmt: skip
+    secret = mounted_secret(tmp_path, "first-key\n", "first-secret\n")
+    gw = serve(from_secret(s3_endpoint, secret))
     cred = parse_qs(urlparse(gw.file("ok").headers["location"]).query)["X-Amz-Credential"][0]
     assert cred.startswith("first-key/")
     (secret / "access-key-id").write_text("second-key")
@@ -309,12 +323,8 @@ def test_readyz_checks_the_gateways_own_s3_credentials(
     assert "clips-{namespace}" in check["detail"] and "settings" in check["detail"]
     assert all(c["name"] != "s3" for c in serve(None).client.get("/readyz").json()["checks"])
 
-    secret = tmp_path / "s3"
-    secret.mkdir()
-    (secret / "access-key-id").write_text("key")
-    (secret / "secret-access-key").write_text("secret")
-    mounted = serve(s3_settings(s3_endpoint, access_key_id=None, secret_access_key=None,
-                                credentials_dir=secret))  # fmt: skip
+    secret = mounted_secret(tmp_path, "key", "secret")
+    mounted = serve(from_secret(s3_endpoint, secret))
     assert s3_check(mounted)[0] == 200
     (secret / "secret-access-key").unlink()  # the Secret went away: out of rotation, and why
     code, check = s3_check(mounted)
@@ -324,11 +334,7 @@ def test_readyz_checks_the_gateways_own_s3_credentials(
     keyless = {"access_key_id": None, "secret_access_key": None}
     code, check = s3_check(serve(s3_settings(s3_endpoint, **keyless)))
     assert (code, check["detail"]) == (503, "this gateway has no S3 credentials configured")
-    for name in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    no_default_credentials(monkeypatch, tmp_path)
     code, check = s3_check(serve(s3_settings(s3_endpoint, default_credentials=True, **keyless)))
     assert (code, check["ok"]) == (503, False)
     assert "default credential chain found no" in check["detail"]
