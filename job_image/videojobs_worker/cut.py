@@ -431,6 +431,34 @@ def _cpus() -> int:
         return os.cpu_count() or 0
 
 
+def _run_pieces(
+    runs: Sequence[list[str]],
+    *,
+    duration: float | None,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> None:
+    """Run ffmpeg for each argument list at once; progress follows the first (the head)."""
+    failures: list[BaseException] = []
+
+    def other(args: list[str]) -> None:
+        try:
+            run_ffmpeg(args, stop=stop)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failures.append(exc)
+
+    helpers = [threading.Thread(target=other, args=(a,), daemon=True) for a in runs[1:]]
+    for helper in helpers:
+        helper.start()
+    try:
+        run_ffmpeg(runs[0], duration=duration, on_progress=on_progress, stop=stop)
+    finally:
+        for helper in helpers:
+            helper.join()
+    if failures:
+        raise failures[0]
+
+
 def smart_encode_args(
     info: MediaInfo,
     pieces: Sequence[tuple[int, int, Path]],
@@ -442,8 +470,8 @@ def smart_encode_args(
     sps_id: int | None = None,
     packets: Sequence[Packet] = (),
 ) -> list[str]:
-    """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece (the head and the
-    tail of a smart cut: one process, encoded side by side).
+    """One ffmpeg run re-encoding each ``(start pts, frame count, dest)`` piece (the head and/or
+    the tail of a smart cut; several pieces: one process, encoded side by side).
 
     With ``sps_id`` the pieces are encoded with ``quality``'s settings under that (unused)
     SPS/PPS id, in the source's profile and level; otherwise with the source's x264 ``options``
@@ -534,7 +562,7 @@ def _source_headers(path: Path, size: int, mtime_ns: int) -> H264Headers:
 
 
 def source_headers(path: Path) -> H264Headers:
-    """:func:`h264_headers` of a source, cached per file version (one ffmpeg run per source)."""
+    """:func:`h264_headers` of a source, cached per file version (read once per source)."""
     stat = path.stat()
     return _source_headers(path, stat.st_size, stat.st_mtime_ns)
 
@@ -885,18 +913,24 @@ def _run_smart(job: SmartCut) -> SmartResult:
         if attempt == "new" and new_id is None:
             return "the source uses every SPS id, none is left for the re-encoded pieces"
         chroma = source_sets.pps[0].fields["chroma_qp_index_offset"] if source_sets.pps else None
-        args = smart_encode_args(
-            info,
-            encodes,
-            options,
-            piece_quality if attempt == "new" else quality,
-            threads,
-            chroma_qp_offset=chroma,
-            sps_id=new_id if attempt == "new" else None,
-            packets=packets,
-        )
-        run_ffmpeg(
-            args,
+        # With the machine to itself (threads 0), head and tail run as two processes side by
+        # side: the tail's decoder works through up to a GOP for its few frames on one CPU
+        # while the head is encoded; cutting clips in parallel (threads > 0), one process.
+        runs = [encodes] if threads > 0 else [[piece] for piece in encodes]
+        _run_pieces(
+            [
+                smart_encode_args(
+                    info,
+                    pieces,
+                    options,
+                    piece_quality if attempt == "new" else quality,
+                    threads,
+                    chroma_qp_offset=chroma,
+                    sps_id=new_id if attempt == "new" else None,
+                    packets=packets,
+                )
+                for pieces in runs
+            ],
             duration=float((keyframe - frames.first) * tb) if head_count else None,
             on_progress=stages.callback(0),
             stop=stop,

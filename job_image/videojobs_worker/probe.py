@@ -247,9 +247,25 @@ def probe(path: Path) -> MediaInfo:
 
 def _check_complete(info: MediaInfo) -> None:
     """A file whose index promises more than its data holds (an MP4 with the ``moov`` up front
-    whose ``mdat`` was cut short) probes fine; reading the packets of the last second, which
-    ffmpeg stops at the first one past the end of the file, catches it."""
+    whose ``mdat`` was cut short) probes fine. In an MP4 the sample table says where the last
+    video sample ends, compared with the file's size in Python; elsewhere reading the packets of
+    the last second, which ffmpeg stops at the first one past the end of the file, catches it."""
     end = info.video.duration or info.duration
+    layout = sample_layout(info.path)
+    if layout is not None and layout.offsets:
+        size = info.path.stat().st_size
+        boxes = _mp4_top_boxes(info.path) or []
+        last = max(o + n for o, n in zip(layout.offsets, layout.sizes, strict=True))
+        short = [(kind, pos + n) for kind, pos, n in boxes if pos + n > size]
+        if last > size or short:
+            kind, declared = short[-1] if short else (b"mdat", last)
+            raise _not_a_video(
+                info.path,
+                f"truncated: the index says {end:.3f}s of video and its "
+                f"{kind.decode('latin-1')} box ends at byte {max(declared, last):,}, but the file "
+                f"has {size:,} bytes (incomplete download?)",
+            )
+        return
     tail_start = max(0.0, end - 1.0)
     try:
         rows = ffprobe_csv(
@@ -535,8 +551,10 @@ def _mp4_child_boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int
     return boxes
 
 
-def _mp4_moov(path: Path) -> bytes | None:
-    """The ``moov`` box of an MP4 file (found by walking the top-level boxes), or None."""
+def _mp4_top_boxes(path: Path) -> list[tuple[bytes, int, int]] | None:
+    """(type, offset, declared size) of an MP4 file's top-level boxes, or None when the file
+    is not a box structure. A declared size may reach past the end of a truncated file."""
+    boxes = []
     with path.open("rb") as f:
         total = path.stat().st_size
         pos = 0
@@ -551,11 +569,19 @@ def _mp4_moov(path: Path) -> bytes | None:
                 size = total - pos
             if size < 8:
                 return None
-            if kind == b"moov":
-                f.seek(pos)
-                return f.read(size)
+            boxes.append((kind, pos, size))
             pos += size
-    return None
+    return boxes
+
+
+def _mp4_moov(path: Path) -> bytes | None:
+    """The ``moov`` box of an MP4 file (found by walking the top-level boxes), or None."""
+    moov = next((b for b in _mp4_top_boxes(path) or [] if b[0] == b"moov"), None)
+    if moov is None:
+        return None
+    with path.open("rb") as f:
+        f.seek(moov[1])
+        return f.read(moov[2])
 
 
 def mp4_parameter_sets(path: Path) -> tuple[bytes, ...] | None:
@@ -593,18 +619,44 @@ def h264_parameter_sets(path: Path) -> tuple[bytes, ...]:
     return mp4_parameter_sets(path) or h264_headers(path).parameter_sets
 
 
+def _first_sample_units(path: Path) -> list[bytes] | None:
+    """The NAL units of an MP4's first video sample, read in Python (None: not such a file)."""
+    layout = sample_layout(path)
+    if layout is None or not layout.offsets:
+        return None
+    with path.open("rb") as f:
+        f.seek(layout.offsets[0])
+        data = f.read(min(layout.sizes[0], 1 << 20))
+    units, pos, n = [], 0, layout.length_size
+    while pos + n <= len(data):
+        length = int.from_bytes(data[pos : pos + n], "big")
+        units.append(data[pos + n : pos + n + length])
+        pos += n + length
+    return units
+
+
 def h264_headers(path: Path) -> H264Headers:
     """Read :class:`H264Headers` from the first video packet of ``path``.
 
     Two streams whose parameter sets are byte-identical can be joined by the concat demuxer
     without re-encoding: the decoder sees one consistent SPS/PPS for the whole output.
+
+    In an MP4 the first sample and ``avcC`` are read in Python, as ``h264_mp4toannexb`` would
+    present them (the sample's own parameter sets, else ``avcC``'s); otherwise one ffmpeg run.
     """
-    data = _first_video_packet_annexb(path)
-    units = []
-    for chunk in _NAL_START.split(data):
-        chunk = chunk.rstrip(b"\x00")
-        if chunk and chunk[0] & 0x1F in (7, 8):  # SPS, PPS
-            units.append(chunk)
+    sample = _first_sample_units(path)
+    stored = mp4_parameter_sets(path) if sample is not None else None
+    if sample is not None and stored is not None:
+        in_band = [u for u in sample if u and u[0] & 0x1F in (7, 8)]
+        units = in_band or list(stored)
+        data = b"".join(sample)
+    else:
+        data = _first_video_packet_annexb(path)
+        units = []
+        for chunk in _NAL_START.split(data):
+            chunk = chunk.rstrip(b"\x00")
+            if chunk and chunk[0] & 0x1F in (7, 8):  # SPS, PPS
+                units.append(chunk)
     options: dict[str, str] = {}
     match = re.search(rb"x264 - core \d+.*? options: ([ -~]+)", data)
     if match:
@@ -690,6 +742,16 @@ def _sample_layout(moov: bytes) -> SampleLayout | None:
             length_size = (moov[index + 8] & 3) + 1
         return SampleLayout(tuple(offsets), tuple(sizes), length_size)
     return None
+
+
+def sample_layout(path: Path) -> SampleLayout | None:
+    """:class:`SampleLayout` of an MP4 file's first video track (cached; None: not an MP4 or
+    no sample table, e.g. fragmented)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _cached_layout(path, stat.st_size, stat.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=8)

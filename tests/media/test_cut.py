@@ -125,12 +125,19 @@ def test_probe_rejects_non_videos(sources: Sources, tmp_path: Path) -> None:
     faststart = sources.mp4.read_bytes()
     cut_short = tmp_path / "cut-short.mp4"  # moov up front, mdat cut in half
     cut_short.write_bytes(faststart[: len(faststart) // 2])
+    last_bytes = tmp_path / "last-bytes.mp4"  # only the last sample's last bytes missing
+    last_bytes.write_bytes(faststart[:-16])
+    webm = sources.webm.read_bytes()
+    webm_short = tmp_path / "cut-short.webm"  # no sample table: ffprobe reads the last second
+    webm_short.write_bytes(webm[: len(webm) * 2 // 3])
     audio_only = tmp_path / "audio.m4a"
     run_ffmpeg(["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", str(audio_only)])
     cases = {
         empty: "empty",
         html: "cannot read",
         cut_short: "truncated",
+        last_bytes: "truncated",
+        webm_short: "truncated",
         audio_only: "no video stream",
         tmp_path / "missing.mp4": "does not exist",
     }
@@ -139,6 +146,30 @@ def test_probe_rejects_non_videos(sources: Sources, tmp_path: Path) -> None:
             probe(path)
         assert caught.value.exit_code == ExitCode.NOT_A_VIDEO
         assert words in caught.value.message, caught.value.message
+
+
+def test_mp4_headers_are_read_in_python_as_ffmpeg_shows_them(
+    sources: Sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MP4's parameter sets and x264 options come from ``avcC`` and the first sample (no
+    ffmpeg run per source); they equal what ``h264_mp4toannexb`` presents. A WebM still needs
+    the ffmpeg run."""
+    from videojobs_worker import probe as probing
+
+    mkv = tmp_path / "same.mkv"
+    run_ffmpeg(["-i", str(sources.mp4), "-c", "copy", str(mkv)])
+    expected = probing.h264_headers(mkv)  # no sample table: the ffmpeg path
+    assert expected.parameter_sets and expected.x264_options.get("bframes")
+
+    def no_ffmpeg(path: Path) -> bytes:
+        raise AssertionError(f"ffmpeg run for {path}")
+
+    monkeypatch.setattr(probing, "_first_video_packet_annexb", no_ffmpeg)
+    assert probing.h264_headers(sources.mp4) == expected
+    silent = probing.h264_headers(sources.silent)  # ultrafast: other options, same reading
+    assert silent.x264_options["bframes"] == "0" and len(silent.parameter_sets) == 2
+    with pytest.raises(AssertionError, match="ffmpeg run"):
+        probing.h264_headers(mkv)
 
 
 # ---------------------------------------------------------------- frame-exact modes
