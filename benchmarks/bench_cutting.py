@@ -22,7 +22,9 @@ list) plus any video packet with a negative timestamp.
 Usage: ``python benchmarks/bench_cutting.py [--runs N] [--no-write]``; writes the table into
 ``docs/benchmarks.md`` between the cutting markers. ``--kinds [NAMES]`` runs the per-source-kind
 benchmark instead (``bench_cutting_kinds.py``: x264 medium/veryfast, open GOP, SEI-stripped
-H.264, VP9 WebM, AV1, 1080p60, 10 s GOP, VFR, rotated) into the cutting-kinds markers.
+H.264, VP9 WebM, AV1, 1080p60, 10 s GOP, VFR, rotated) into the cutting-kinds markers;
+``--kinds-long`` the 10 s GOP and VP9 kinds with issue 12's own method (10-minute sources, the
+8 clips above) into the cutting-kinds-long markers.
 """
 
 from __future__ import annotations
@@ -393,6 +395,12 @@ def main() -> None:
         const="all",
         help="benchmark per source kind instead (comma-separated names, default all)",
     )
+    parser.add_argument(
+        "--kinds-long",
+        nargs="?",
+        const="all",
+        help="issue 12's method for the hardest kinds: 10-minute sources, 8 clips",
+    )
     parser.add_argument("--kind-child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--kinds-render", action="store_true", help="render the kinds measured so far"
@@ -416,6 +424,18 @@ def main() -> None:
         print(table)
         if not args.no_write:
             write_section("cutting-kinds", table)
+        return
+    if args.kinds_long:
+        import bench_cutting_kinds as kinds
+
+        every = [k.name for k in kinds.LONG_KINDS]
+        names = every if args.kinds_long == "all" else args.kinds_long.split(",")
+        partial = CACHE / "kinds-long-partial.json"
+        data = kinds.run_all(names, args.runs, partial=partial)
+        table = kinds.build_table(data, args.runs, names, long=True)
+        print(table)
+        if not args.no_write:
+            write_section("cutting-kinds-long", table)
         return
     if args.kinds:
         import bench_cutting_kinds as kinds
