@@ -299,6 +299,30 @@ def _kind_gateway_check() -> Any:
     return module
 
 
+def cancel_every_job(stack: ClusterStack) -> None:
+    """Cancel the jobs earlier tests left (their sources never answer): they hold the
+    operator's running slots, and a job submitted now would queue behind them for minutes."""
+    with httpx.Client(base_url=stack.url, timeout=30) as admin:  # no token: cluster admin
+        for vpj in stack.live("videoprocessingjobs"):
+            meta = vpj["metadata"]
+            if vpj["spec"].get("cancel") or (vpj.get("status") or {}).get("phase") in (
+                "Succeeded",
+                "Failed",
+                "Cancelled",
+            ):
+                continue
+            path = (
+                f"/apis/videojobs.io/v1alpha1/namespaces/{meta['namespace']}"
+                f"/videoprocessingjobs/{meta['name']}"
+            )
+            r = admin.patch(
+                path,
+                json={"spec": {"cancel": True}},
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+            assert r.status_code == 200, r.text
+
+
 def test_the_kind_e2e_gateway_checks_pass_here_and_can_fail(
     cluster_stack: ClusterStack, served: list[LiveServer], media_server: Any
 ) -> None:
@@ -306,6 +330,7 @@ def test_the_kind_e2e_gateway_checks_pass_here_and_can_fail(
     submit (idempotent), 422, wait, results, download with sha256 and Range, traversal,
     delete; then as a user without a RoleBinding, where it must stop at the first 403."""
     stack = cluster_stack
+    cancel_every_job(stack)
     use_rbac(stack, "client", *editor_rbac("alice", "team-a"))
     settings = GatewaySettings(auth_mode="client", namespace="team-a")
     client, _ = start(stack, served, settings, reviewer=RbacReviewer(stack), impersonate=True)
