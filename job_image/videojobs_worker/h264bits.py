@@ -441,8 +441,8 @@ def _pps_id(nal: bytes) -> int:
     return BitReader(unescape(nal[1:])).ue()
 
 
-def nal_types(sample: bytes, length_size: int = 4) -> list[int]:
-    """NAL unit types of a length-prefixed (MP4) sample."""
+def nal_units(sample: bytes, length_size: int = 4) -> list[bytes]:
+    """The NAL units of a length-prefixed (MP4) sample, up to the first empty or cut-off one."""
     out = []
     pos = 0
     while pos + length_size <= len(sample):
@@ -450,9 +450,14 @@ def nal_types(sample: bytes, length_size: int = 4) -> list[int]:
         pos += length_size
         if n == 0 or pos + n > len(sample):
             break
-        out.append(sample[pos] & 0x1F)
+        out.append(sample[pos : pos + n])
         pos += n
     return out
+
+
+def nal_types(sample: bytes, length_size: int = 4) -> list[int]:
+    """NAL unit types of a length-prefixed (MP4) sample."""
+    return [unit[0] & 0x1F for unit in nal_units(sample, length_size)]
 
 
 def annexb_nal_types(data: bytes) -> list[int]:

@@ -18,7 +18,13 @@ from typing import Any
 from videojobs.models import ExitCode, SourceInfo
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import FFMPEG, ffprobe, ffprobe_csv
-from videojobs_worker.h264bits import NAL_IDR, annexb_nal_types, first_vcl_type, nal_types
+from videojobs_worker.h264bits import (
+    NAL_IDR,
+    annexb_nal_types,
+    first_vcl_type,
+    nal_types,
+    nal_units,
+)
 
 # Container names as users know them, from ffprobe's comma-separated format_name.
 _CONTAINERS = {
@@ -627,12 +633,7 @@ def _first_sample_units(path: Path) -> list[bytes] | None:
     with path.open("rb") as f:
         f.seek(layout.offsets[0])
         data = f.read(min(layout.sizes[0], 1 << 20))
-    units, pos, n = [], 0, layout.length_size
-    while pos + n <= len(data):
-        length = int.from_bytes(data[pos : pos + n], "big")
-        units.append(data[pos + n : pos + n + length])
-        pos += n + length
-    return units
+    return nal_units(data, layout.length_size)
 
 
 def h264_headers(path: Path) -> H264Headers:
