@@ -20,7 +20,7 @@ import sys
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import kopf
 
@@ -45,12 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StandbyServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    ready: Callable[[], bool]
+
+
 class _StandbyHandler(http.server.BaseHTTPRequestHandler):
     """Answers probes while the process waits for the Lease (kopf is not running yet)."""
 
+    server: _StandbyServer
+
     def do_GET(self) -> None:
-        body = b"" if self.path.startswith("/metrics") else b"standby\n"
-        self.send_response(200)
+        status, body = 200, b"standby\n"
+        if self.path.startswith("/metrics"):
+            body = b""
+        elif self.path.startswith("/readyz") and not self.server.ready():
+            status, body = 503, b"standby: the API server cannot be reached\n"
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -60,18 +71,19 @@ class _StandbyHandler(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def standby_probes(urls: Sequence[str]) -> Iterator[None]:
-    """Serve 200 on the liveness and metrics ports while waiting for leadership.
+def standby_probes(urls: Sequence[str], ready: Callable[[], bool]) -> Iterator[None]:
+    """Serve the probes while waiting for leadership: liveness 200, ``/readyz`` 200 while
+    ``ready()`` (the last attempt at the Lease got its answers from the API server), else 503.
 
-    Without it a standby replica fails its liveness probe and is restarted over and over, and a
-    rollout waits forever for it to become ready.
+    Without them a standby replica fails its liveness probe and is restarted over and over, and a
+    rollout waits forever for it to become ready; with a ``/readyz`` that said 200 regardless, a
+    Deployment whose only replica cannot reach the API server would look Ready.
     """
     servers = []
     for url in urls:
         parsed = urllib.parse.urlsplit(url)
-        server = http.server.ThreadingHTTPServer(
-            (parsed.hostname or "0.0.0.0", parsed.port or 80), _StandbyHandler
-        )
+        server = _StandbyServer((parsed.hostname or "0.0.0.0", parsed.port or 80), _StandbyHandler)
+        server.ready = ready
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
     try:
@@ -129,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         probes = [args.liveness] if args.liveness else []
         if config.metrics_port:
             probes.append(f"http://0.0.0.0:{config.metrics_port}/readyz")
-        with standby_probes(probes):
+        with standby_probes(probes, lambda: elector is not None and elector.api_reachable):
             if not elector.acquire(halt):
                 return 0  # told to stop while standing by
 

@@ -10,13 +10,18 @@ server treats as a precondition: of two candidates racing for an expired Lease, 
 Conflict and keeps waiting, and a release never clears a Lease someone else holds by then.
 
 The elector runs in a plain thread (the kubernetes client is synchronous); when the leader
-cannot renew in time it sets the stop flag, kopf stops, and the process exits non-zero so that
-Kubernetes restarts it as a standby. This is the same protocol as client-go's leaderelection
-(one Lease, holderIdentity, renewTime, leaseDurationSeconds, leaseTransitions).
+cannot renew within its renew deadline (two thirds of the lease duration, as client-go's 10 s of
+15 s) it sets the stop flag, kopf stops, and the process exits non-zero so that Kubernetes
+restarts it as a standby. Every request carries a timeout that ends before that deadline, so an
+API server that accepts the connection and never answers cannot hold the renewal past it: the
+holder gives up leading before any standby can see the Lease expire. This is the same protocol
+as client-go's leaderelection (one Lease, holderIdentity, renewTime, leaseDurationSeconds,
+leaseTransitions).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import logging
@@ -53,14 +58,30 @@ class LeaseElector:
         name: str = "videojobs-operator",
         lease_seconds: int = 15,
         renew_seconds: float = 5.0,
+        renew_deadline: float | None = None,
+        request_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if isinstance(api, kubernetes.client.ApiClient):
+            # One try per request: urllib3's default retries (3) would restart the timeout.
+            configuration = copy.deepcopy(api.configuration)
+            configuration.retries = False
+            api = kubernetes.client.ApiClient(configuration)
         self.leases = kubernetes.client.CoordinationV1Api(api)
         self.namespace = namespace
         self.identity = identity
         self.name = name
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
+        self.renew_deadline = (
+            renew_deadline if renew_deadline is not None else lease_seconds * 2 / 3
+        )
+        """A holder that has not renewed for this long stops leading (< ``lease_seconds``)."""
+        self.request_timeout = request_timeout
+        """The longest any one request may take (connect, and each read)."""
+        self.api_reachable = False
+        """Whether the last attempt got its answers from the API server (standby readiness)."""
+        self._deadline: float | None = None
         self.lost = threading.Event()
         self.clock = clock
         self._last_renew: float | None = None
@@ -97,12 +118,38 @@ class LeaseElector:
         if data:
             self._observe(data)
 
-    def try_acquire(self) -> bool:
-        """One attempt to become (or stay) the holder; True when we hold the Lease now."""
+    def _timeout(self) -> float:
+        """This request's timeout: ``request_timeout``, cut to end by the renew deadline."""
+        if self._deadline is None:
+            return self.request_timeout
+        left = self._deadline - self.clock()
+        if left <= 0:
+            raise TimeoutError("the renew deadline passed")
+        return min(self.request_timeout, left)
+
+    def try_acquire(self, deadline: float | None = None) -> bool:
+        """One attempt to become (or stay) the holder; True when we hold the Lease now.
+
+        ``deadline`` (our clock): no request of this attempt may last beyond it."""
+        self._deadline = deadline
+        try:
+            held = self._try_acquire()
+        except ApiException:
+            self.api_reachable = True
+            raise
+        except Exception:
+            self.api_reachable = False
+            raise
+        finally:
+            self._deadline = None
+        self.api_reachable = True
+        return held
+
+    def _try_acquire(self) -> bool:
         now = _now()
         try:
             lease = self.leases.read_namespaced_lease(
-                self.name, self.namespace, _preload_content=False
+                self.name, self.namespace, _preload_content=False, _request_timeout=self._timeout()
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -130,7 +177,11 @@ class LeaseElector:
         }
         try:
             response = self.leases.patch_namespaced_lease(
-                self.name, self.namespace, patch, _preload_content=False
+                self.name,
+                self.namespace,
+                patch,
+                _preload_content=False,
+                _request_timeout=self._timeout(),
             )
         except ApiException as exc:
             if exc.status in (404, 409):
@@ -156,7 +207,7 @@ class LeaseElector:
         }
         try:
             response = self.leases.create_namespaced_lease(
-                self.namespace, body, _preload_content=False
+                self.namespace, body, _preload_content=False, _request_timeout=self._timeout()
             )
         except ApiException as exc:
             if exc.status == 409:
@@ -179,20 +230,50 @@ class LeaseElector:
         return False
 
     def renew_until(self, halt: threading.Event, on_lost: Callable[[], None]) -> None:
-        """Keep renewing until ``halt``; if renewing fails for a whole lease duration, mark
-        the Lease lost and call ``on_lost`` (which stops the operator)."""
-        while not halt.wait(self.renew_seconds):
-            try:
-                if self.try_acquire():
-                    continue
-            except Exception as exc:
-                logger.warning("could not renew the Lease: %s", exc)
-            last = self._last_renew if self._last_renew is not None else self.clock()
-            if self.clock() - last >= self.lease_seconds:
-                logger.error("lost the Lease %s/%s; stopping", self.namespace, self.name)
+        """Keep renewing until ``halt``; if no renewal succeeds within the renew deadline, mark
+        the Lease lost and call ``on_lost`` (which stops the operator).
+
+        Each attempt's requests time out by the deadline, and failed attempts are retried
+        every ``renew_seconds`` (sooner when the deadline is nearer), so ``on_lost`` runs at
+        most a moment after the deadline even when the API server never answers; a standby
+        can take over only a whole lease duration after our last renewal."""
+        if self._last_renew is None:
+            self._last_renew = self.clock()
+        wait = self.renew_seconds
+        while not halt.wait(wait):
+            deadline = self._last_renew + self.renew_deadline
+            if self._attempt(deadline):
+                wait = self.renew_seconds
+                continue
+            left = self._last_renew + self.renew_deadline - self.clock()
+            if left <= 0:
+                logger.error(
+                    "could not renew the Lease %s/%s for %.0f s: lost it; stopping",
+                    self.namespace,
+                    self.name,
+                    self.renew_deadline,
+                )
                 self.lost.set()
                 on_lost()
                 return
+            wait = min(self.renew_seconds, max(left, 0.05))
+
+    def _attempt(self, deadline: float) -> bool:
+        """One renewal, given up at ``deadline`` even if a request is still blocked (the
+        timeouts end it soon after; this does not wait for that)."""
+        outcome: list[bool] = []
+
+        def attempt() -> None:
+            try:
+                outcome.append(self.try_acquire(deadline=deadline))
+            except Exception as exc:
+                logger.warning("could not renew the Lease: %s", exc)
+                outcome.append(False)
+
+        worker = threading.Thread(target=attempt, name="lease-renew", daemon=True)
+        worker.start()
+        worker.join(max(deadline - self.clock(), 0.0) + 0.05)
+        return bool(outcome and outcome[0])
 
     def release(self) -> None:
         """Give the Lease up (so a standby takes over at once); errors are ignored."""
@@ -205,7 +286,11 @@ class LeaseElector:
             if self._version is not None:
                 patch["metadata"] = {"resourceVersion": self._version}
             self.leases.patch_namespaced_lease(
-                self.name, self.namespace, patch, _preload_content=False
+                self.name,
+                self.namespace,
+                patch,
+                _preload_content=False,
+                _request_timeout=self.request_timeout,
             )
         except ApiException as exc:
             if exc.status == 409:

@@ -8,7 +8,8 @@ Ready (``/readyz`` 200) means both:
   would never be watched. The gate checks discovery at start; while the CRD is missing the
   operator is not ready and looks again every :data:`CRD_POLL_SECONDS`; once it appears the
   operator stops with exit code 1 so that Kubernetes restarts it, and the new process watches
-  the CRD from its first moment.
+  the CRD from its first moment. An API server that cannot be reached is not a missing CRD:
+  the operator is not ready, says so, and looks again (kopf's watches retry by themselves).
 - kopf's indices are filled: kopf calls no handler before every index has its initial listing,
   so the first handler call proves it (:meth:`Readiness.indexed`); with no VideoProcessingJob
   at all no handler runs, so an empty listing of the watched namespaces proves it too.
@@ -50,14 +51,24 @@ class Readiness:
     ) -> None:
         """Check the CRD; while missing poll it, and call ``on_installed`` once it appears."""
         missing_at_start = False
+        unreachable_logged = False
         while True:
             try:
                 self.crd_served = await served()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the API may be briefly unavailable
-                logger.warning("could not check for the VideoProcessingJob CRD: %s", exc)
+            except Exception as exc:  # the API server is unreachable or refuses: not "missing"
                 self.crd_served = False
+                if not unreachable_logged:
+                    logger.warning(
+                        "cannot reach the API server to look for the VideoProcessingJob CRD "
+                        "(%s): not ready; trying again every %.0fs",
+                        exc,
+                        interval,
+                    )
+                unreachable_logged = True
+                await asyncio.sleep(interval)
+                continue
             if self.crd_served:
                 break
             if not missing_at_start:

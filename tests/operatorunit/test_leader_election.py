@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import http.server
 import json
+import threading
+import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import kubernetes
+import pytest
 from kubernetes.client.exceptions import ApiException
 
 from videojobs_operator.leader import LeaseElector
@@ -134,3 +140,115 @@ def test_release_frees_our_own_lease_at_once() -> None:
     first.release()
     assert leases.lease is not None and "holderIdentity" not in leases.lease["spec"]
     assert elector(leases, "second", clock).try_acquire(), "a released Lease is free at once"
+
+
+class LeaseServer(http.server.ThreadingHTTPServer):
+    """The Lease API over HTTP (FakeLeases behind it) that can start hanging: it still accepts
+    connections but never answers them, as an API server behind a dead load balancer does."""
+
+    daemon_threads = True
+
+    def __init__(self, leases: FakeLeases) -> None:
+        self.leases = leases
+        self.hang = threading.Event()
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _LeaseHandler)
+
+
+class _LeaseHandler(http.server.BaseHTTPRequestHandler):
+    server: LeaseServer
+
+    def _answer(self, call: Any) -> None:
+        if self.server.hang.is_set():
+            self.server.done.wait(60)  # accepted, never answered
+            return
+        try:
+            with self.server.lock:
+                status, body = 200, call().data
+        except ApiException as exc:
+            status, body = exc.status, b"{}"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> dict[str, Any]:
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def do_GET(self) -> None:
+        self._answer(lambda: self.server.leases.read_namespaced_lease("l", "ops"))
+
+    def do_POST(self) -> None:
+        body = self._body()
+        self._answer(lambda: self.server.leases.create_namespaced_lease("ops", body))
+
+    def do_PATCH(self) -> None:
+        body = self._body()
+        self._answer(lambda: self.server.leases.patch_namespaced_lease("l", "ops", body))
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def lease_server() -> Iterator[LeaseServer]:
+    server = LeaseServer(FakeLeases())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.done.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_hanging_api_server_makes_the_holder_stop_before_a_standby_can_take_over(
+    lease_server: LeaseServer,
+) -> None:
+    """The holder talks to the API server over HTTP; once every request hangs, it must give the
+    lead up (on_lost) before the Lease expires on a standby's clock (issue 25)."""
+    config = kubernetes.client.Configuration()
+    config.host = f"http://127.0.0.1:{lease_server.server_address[1]}"
+    lease_seconds = 3
+    holder = LeaseElector(
+        kubernetes.client.ApiClient(config),
+        "ops",
+        "holder",
+        lease_seconds=lease_seconds,
+        renew_seconds=0.3,
+    )
+    halt = threading.Event()
+    assert holder.acquire(halt)
+    lost_at: list[float] = []
+    renewing = threading.Thread(
+        target=holder.renew_until, args=(halt, lambda: lost_at.append(time.monotonic()))
+    )
+    renewing.start()
+    # a standby sees the Lease directly (its own, answering, path to the same store)
+    standby = LeaseElector(SimpleNamespace(), "ops", "standby", lease_seconds=lease_seconds)  # type: ignore[arg-type]
+    standby.leases = lease_server.leases  # type: ignore[assignment]
+    try:
+        for _ in range(5):
+            with lease_server.lock:
+                assert not standby.try_acquire()
+            time.sleep(0.2)
+        lease_server.hang.set()
+        taken_at = None
+        give_up = time.monotonic() + 4 * lease_seconds
+        while time.monotonic() < give_up:
+            with lease_server.lock:
+                if standby.try_acquire():
+                    taken_at = time.monotonic()
+                    break
+            time.sleep(0.05)
+        assert taken_at is not None, "the standby never saw the Lease expire"
+        renewing.join(timeout=2 * lease_seconds)
+        assert not renewing.is_alive(), "the holder's renewal is still blocked on the API server"
+        assert lost_at, "the holder never gave the lead up"
+        assert lost_at[0] < taken_at, (
+            f"the holder stopped leading {lost_at[0] - taken_at:.1f} s after the standby took over"
+        )
+        assert holder.lost.is_set()
+    finally:
+        halt.set()
+        lease_server.done.set()

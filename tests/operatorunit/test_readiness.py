@@ -3,7 +3,10 @@ operator makes it restart (exit 1) instead of never watching it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+
+import pytest
 
 from videojobs_operator.readiness import Readiness
 
@@ -74,3 +77,31 @@ async def test_a_reconciler_is_not_ready_when_bound_only() -> None:
     await rec.reconcile(("media", "gone"))  # kopf's first handler call
     assert rec.ready
     await rec.close()
+
+
+async def test_an_unreachable_api_server_is_not_a_missing_crd(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Unreachable, then reachable with the CRD: not ready meanwhile, no "not installed" error,
+    and no restart (the CRD was there all along; kopf's watches retry) (issue 25)."""
+    readiness = Readiness()
+    answers_: Iterator[bool | Exception] = iter(
+        [ConnectionRefusedError("connection refused")] * 3 + [True]
+    )
+    seen: list[bool] = []
+
+    async def served() -> bool:
+        seen.append(readiness.ready)
+        answer = next(answers_)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    restarts: list[bool] = []
+    with caplog.at_level(logging.INFO, logger="videojobs.operator"):
+        await readiness.gate(served, none_exist, lambda: restarts.append(True), interval=0)
+    assert seen == [False] * 4
+    assert readiness.ready and restarts == []
+    text = caplog.text
+    assert "not installed" not in text
+    assert text.count("cannot reach the API server") == 1, text
