@@ -268,6 +268,10 @@ class TerminalReporter(Reporter):
                 self._last_line = ""
 
 
+REQUEST_TIMEOUT = 10.0
+"""Seconds a status request may take (connect and read): the API server may hang."""
+
+
 class ClusterReporter(Reporter):
     """Patches the resource's ``.status`` through the Kubernetes API.
 
@@ -278,10 +282,19 @@ class ClusterReporter(Reporter):
     it, after a test-only patch has confirmed the UID.
     """
 
-    def __init__(self, resource: ResourceRef, *, interval: float = 5.0, api: Any = None) -> None:
+    def __init__(
+        self,
+        resource: ResourceRef,
+        *,
+        interval: float = 5.0,
+        api: Any = None,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         super().__init__()
         self.resource = resource
         self.interval = interval
+        self.request_timeout = request_timeout
+        """Each status request's timeout: an API server that never answers costs this much."""
         self.api = api if api is not None else self._make_api()
         self.disabled = False
         self.fenced_out = False
@@ -347,6 +360,7 @@ class ClusterReporter(Reporter):
             self.resource.name,
             body,
             _content_type=content_type,
+            _request_timeout=self.request_timeout,
         )
 
     def _send(self) -> None:
@@ -390,6 +404,11 @@ class ClusterReporter(Reporter):
             if getattr(exc, "status", None) == 404:
                 log.warning("resource %s is gone; no more status reports", self.resource.name)
                 self.disabled = True
+                return
+            if getattr(exc, "status", None) is None:  # no answer (timeout, refused): later
+                log.warning("status patch failed: %s", exc)
+                with self._lock:
+                    self._pending = True
                 return
             first_error = exc
         # Either the UID differs, or there is no .status yet (the operator writes it first, so
@@ -445,7 +464,8 @@ class ClusterReporter(Reporter):
 
     def close(self) -> None:
         self._wake.put(None)  # type: ignore[arg-type]
-        self._thread.join(timeout=30)
+        # the last write's requests (a few, each bounded by request_timeout), fenced retries
+        self._thread.join(timeout=4 * self.request_timeout + 5)
 
 
 def write_termination_log(
