@@ -357,10 +357,24 @@ class ClusterBackend:
         self._put(created)
         return self._jobs[(identity.namespace, name)], True
 
+    def _listed(self, identity: Identity) -> None:
+        """503 until the namespace's first listing reached the cache: an empty cache then
+        says nothing (it answered 200 ``{"jobs": []}`` before its first sync, issue 25)."""
+        scope = identity.namespace if identity.namespace in self._synced else None
+        if not self._synced.get(scope):
+            where = scope or "all namespaces"
+            raise BackendError(
+                503,
+                "Service Unavailable",
+                f"VideoProcessingJobs in {where} are not listed yet: "
+                f"{self._errors.get(scope, 'the first listing has not answered')}",
+            )
+
     def get(self, identity: Identity, job_id: str) -> JobRecord:
         job = self._jobs.get((identity.namespace, job_id))
         if job is None:
             self._served(identity)
+            self._listed(identity)
             raise not_found(job_id)
         return job
 
@@ -368,6 +382,7 @@ class ClusterBackend:
         self, identity: Identity, *, phase: str | None, limit: int, cursor: str | None
     ) -> tuple[list[JobRecord], str | None]:
         self._served(identity)
+        self._listed(identity)
         mine = [j for (ns, _), j in self._jobs.items() if ns == identity.namespace]
         return page(mine, phase=phase, limit=limit, cursor=cursor)
 
