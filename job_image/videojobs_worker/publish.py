@@ -25,6 +25,7 @@ Rules every backend keeps:
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
@@ -242,6 +243,27 @@ class DirectoryPublisher:
         except OSError as exc:
             raise _storage_error(exc, f"output directory {self.root} is not writable") from None
         return f"output directory {self.root} writable, {free / 2**30:.1f} GiB free"
+
+    def preflight(self) -> None:
+        """Before any download: the directory must take a file. A volume the worker's user
+        cannot write (hostPath and local-path volumes ignore the pod's fsGroup) is a permanent
+        failure stated plainly, not a transient one found after the download (issue 25)."""
+        try:
+            (self.root / STATE_DIR).mkdir(parents=True, exist_ok=True)
+            probe = self.root / STATE_DIR / f".preflight-{secrets.token_hex(4)}"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise _storage_error(exc, f"output directory {self.root}") from None
+            raise WorkerError(
+                ExitCode.INVALID_SPEC,
+                "OutputNotWritable",
+                f"the output directory {self.root} is not writable by uid {os.getuid()} "
+                f"gid {os.getgid()} ({exc.strerror}: {exc.filename}); the volume must let the "
+                "worker's user write: hostPath and local-path volumes ignore fsGroup, so own "
+                "them by uid 10001 (docs/troubleshooting.md)",
+            ) from None
 
     def discard(self, name: str) -> None:
         try:

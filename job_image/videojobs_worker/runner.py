@@ -379,6 +379,9 @@ class Runner:
     def _run(self) -> RunResult:
         assert self.work_dir is not None
         self.reporter.stage("Starting", "reading the transcript")
+        preflight = getattr(self.publisher, "preflight", None)
+        if preflight is not None:  # the output must be writable before anything is downloaded
+            preflight()
         self.resolve_transcript()
         plan: SegmentPlan | None = None
         if not self.spec.needs_source_info:  # else planned once the source's info is known
