@@ -61,6 +61,7 @@ ensure_packages() {
   local need=()
   [ -x /usr/bin/docker ] && command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
   command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
   if ((${#need[@]})); then
     log "installing ${need[*]} with apt-get"
     as_root apt-get update -qq
@@ -186,7 +187,8 @@ ensure_base() {
   # shellcheck disable=SC2064
   trap "rm -rf '$root'" EXIT
   log "making $BASE with debootstrap --variant=minbase $SUITE (key $key)"
-  nice debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >"$root.log" 2>&1 || {
+  nice debootstrap --variant=minbase \
+    --keyring=/usr/share/keyrings/debian-archive-keyring.gpg "$SUITE" "$root" "$MIRROR" >"$root.log" 2>&1 || {
     tail -30 "$root.log" >&2
     die "debootstrap failed (log $root.log)"
   }
@@ -216,6 +218,10 @@ build_images() {
   done
 }
 
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+  # dockerd and debootstrap need root (CI runners: a user with passwordless sudo)
+  exec sudo -n --preserve-env=VIDEOJOBS_DOCKER_ROOT,VIDEOJOBS_DOCKER_PIDFILE,VIDEOJOBS_DOCKERD_LOG,VIDEOJOBS_IMAGE_TAG,VIDEOJOBS_DEBIAN_MIRROR,VIDEOJOBS_BASE_REBUILD "$0" "$@"
+fi
 case "${1:-}" in
   --stop-daemon)
     stop_daemon
