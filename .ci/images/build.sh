@@ -15,8 +15,8 @@
 #   3. `docker build` of operator/Dockerfile, job_image/Dockerfile and gateway/Dockerfile, exactly
 #      the README's lines, tagged videojobs-{operator,worker,gateway}:$VIDEOJOBS_IMAGE_TAG (ci).
 #
-# Usage: .ci/images/build.sh [--base-only] | --stop-daemon
-#   --stop-daemon stops the dockerd this script started (its pid is in $VIDEOJOBS_DOCKER_PIDFILE);
+# Usage: .ci/images/build.sh [--base-only] | --stop-daemon | --report
+#   --report prints each image's size and layers as Markdown; --stop-daemon stops the dockerd this script started (its pid is in $VIDEOJOBS_DOCKER_PIDFILE);
 #   a daemon it did not start is left alone.
 # Build times go to stderr; everything runs under `nice` (the machines are shared).
 set -euo pipefail
@@ -222,13 +222,33 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev
   # dockerd and debootstrap need root (CI runners: a user with passwordless sudo)
   exec sudo -n --preserve-env=VIDEOJOBS_DOCKER_ROOT,VIDEOJOBS_DOCKER_PIDFILE,VIDEOJOBS_DOCKERD_LOG,VIDEOJOBS_IMAGE_TAG,VIDEOJOBS_DEBIAN_MIRROR,VIDEOJOBS_BASE_REBUILD "$0" "$@"
 fi
+# Markdown: each image's size and its largest layers (docs/benchmarks.md, "Container images").
+report() {
+  local name
+  for name in operator worker gateway; do
+    printf '\n**videojobs-%s:%s**: %s\n\n| layer | made by |\n| ---: | --- |\n' "$name" "$TAG" \
+      "$("$DOCKER" image inspect "videojobs-$name:$TAG" --format '{{.Size}}' |
+        awk '{printf "%.0f MB", $1/1e6}')"
+    "$DOCKER" history --no-trunc --format '{{.Size}}\t{{.CreatedBy}}' "videojobs-$name:$TAG" |
+      awk -F'\t' '$1 != "0B" {
+        cmd = $2; sub(/^\/bin\/sh -c /, "", cmd); gsub(/[ ]+/, " ", cmd); gsub(/\|/, "\\|", cmd)
+        if (cmd == "") cmd = "(the base image)"
+        printf "| %s | `%s` |\n", $1, substr(cmd, 1, 90)
+      }'
+  done
+}
+
 case "${1:-}" in
   --stop-daemon)
     stop_daemon
     exit 0
     ;;
+  --report)
+    report
+    exit 0
+    ;;
   --base-only | '') ;;
-  *) die "usage: $0 [--base-only] | --stop-daemon" ;;
+  *) die "usage: $0 [--base-only] | --stop-daemon | --report" ;;
 esac
 ensure_packages
 ensure_daemon

@@ -43,7 +43,7 @@ class SlowKube:
 
 async def test_503_until_the_first_listing_then_the_jobs() -> None:
     kube = SlowKube()
-    backend = ClusterBackend(kube, namespaces=["media"], relist_backoff=0.01)  # type: ignore[arg-type]
+    backend = ClusterBackend(kube, namespaces=["media"], relist_backoff=0.01)
     task = asyncio.create_task(backend.start())
     await asyncio.sleep(0.05)
     who = Identity(name="alice", namespace="media")

@@ -225,8 +225,8 @@ def test_a_hanging_api_server_makes_the_holder_stop_before_a_standby_can_take_ov
     )
     renewing.start()
     # a standby sees the Lease directly (its own, answering, path to the same store)
-    standby = LeaseElector(SimpleNamespace(), "ops", "standby", lease_seconds=lease_seconds)  # type: ignore[arg-type]
-    standby.leases = lease_server.leases  # type: ignore[assignment]
+    standby = LeaseElector(SimpleNamespace(), "ops", "standby", lease_seconds=lease_seconds)
+    standby.leases = lease_server.leases
     try:
         for _ in range(5):
             with lease_server.lock:
