@@ -53,8 +53,10 @@ def test_the_images_and_the_test_environment_install_from_it() -> None:
     for dockerfile in DOCKERFILES:
         text = (REPO / dockerfile).read_text()
         assert "COPY pyproject.toml README.md constraints.txt" in text, dockerfile
-        installs = re.findall(r"pip install[^\n]*\"\.\[\w+\]\"", text)
-        assert installs and all("-c constraints.txt" in i for i in installs), dockerfile
+        deps = re.findall(r"pip install[^\n]*-r requirements.txt", text)
+        assert deps and all("-c constraints.txt" in i for i in deps), dockerfile
+        project = re.findall(r"pip install[^\n]* \.(?: |$)", text, re.M)
+        assert project and all("--no-deps" in i for i in project), dockerfile
         ignore = (REPO / f"{dockerfile}.dockerignore").read_text().splitlines()
         assert "!constraints.txt" in ignore, f"{dockerfile}.dockerignore leaves it out"
     assert "-c constraints.txt" in (REPO / ".ci" / "setup").read_text()
