@@ -204,14 +204,24 @@ ensure_base() {
   log "base $BASE made in $(($(date +%s) - start)) s"
 }
 
+# What the images are built from: tests/images compares it with the images' label, so that images
+# older than the checkout are not tested as if they were current.
+SOURCES=(pyproject.toml README.md constraints.txt .dockerignore videojobs operator job_image gateway)
+source_key() {
+  find "${SOURCES[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 |
+    LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+}
+
 build_images() {
-  local name dockerfile start
+  local name dockerfile start key
+  key=$(source_key)
   for pair in operator:operator/Dockerfile worker:job_image/Dockerfile gateway:gateway/Dockerfile; do
     name=videojobs-${pair%%:*}
     dockerfile=${pair#*:}
     start=$(date +%s)
     log "building $name:$TAG from $dockerfile"
-    nice "$DOCKER" build --progress=plain -f "$dockerfile" -t "$name:$TAG" . >&2 ||
+    nice "$DOCKER" build --progress=plain --label "org.videojobs.source=$key" \
+      -f "$dockerfile" -t "$name:$TAG" . >&2 ||
       die "$dockerfile does not build"
     log "$name:$TAG built in $(($(date +%s) - start)) s," \
       "$("$DOCKER" image inspect "$name:$TAG" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import shutil
 import socket
@@ -34,6 +35,37 @@ IMAGES = {name: f"videojobs-{name}:{TAG}" for name in ("operator", "worker", "ga
 REQUIRE_ENV = "VIDEOJOBS_REQUIRE_IMAGES"
 
 
+REPO = Path(__file__).resolve().parents[2]
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "constraints.txt",
+    ".dockerignore",
+    "videojobs",
+    "operator",
+    "job_image",
+    "gateway",
+)
+"""What the images are built from (.ci/images/build.sh's SOURCES, hashed the same way)."""
+
+
+def source_key(repo: Path = REPO) -> str:
+    """.ci/images/build.sh's ``source_key``: sha256sum lines of every file, sorted by path."""
+    files: list[str] = []
+    for name in SOURCES:
+        path = repo / name
+        if path.is_file():
+            files.append(name)
+        for sub in sorted(path.rglob("*")) if path.is_dir() else []:
+            if sub.is_file() and "__pycache__" not in sub.parts and sub.suffix != ".pyc":
+                files.append(str(sub.relative_to(repo)))
+    lines = "".join(
+        f"{hashlib.sha256((repo / f).read_bytes()).hexdigest()}  {f}\n"
+        for f in sorted(files, key=os.fsencode)
+    )
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
 @functools.cache
 def unavailable() -> str | None:
     """Why the image tier cannot run here, or None."""
@@ -49,6 +81,26 @@ def unavailable() -> str | None:
     ]
     if missing:
         return f"images not built ({', '.join(missing)}): run .ci/images/build.sh"
+    key = source_key()
+    stale = [
+        image
+        for image in IMAGES.values()
+        if subprocess.run(
+            [
+                DOCKER,
+                "image",
+                "inspect",
+                "-f",
+                '{{index .Config.Labels "org.videojobs.source"}}',
+                image,
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        != key
+    ]
+    if stale:
+        return f"images older than this checkout ({', '.join(stale)}): run .ci/images/build.sh"
     return None
 
 
