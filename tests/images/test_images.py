@@ -100,6 +100,14 @@ async def until(check: Any, timeout: float, what: str) -> Any:
     return await asyncio.to_thread(pods.eventually, check, timeout, what)
 
 
+def _writable_by_worker(path: Path) -> None:
+    """What fsGroup makes of a volume that supports it (as root: owned by 10001)."""
+    if os.geteuid() == 0:
+        os.chown(path, UID, UID)
+    else:
+        path.chmod(0o777)
+
+
 def _owned_files(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_uid for p in root.rglob("*") if p.is_file()}
 
@@ -192,7 +200,7 @@ async def test_worker_cuts_a_served_sample_into_the_volume_and_reports(
 ) -> None:
     out = tmp_path / "pvc"
     out.mkdir()
-    os.chown(out, UID, UID)  # what fsGroup makes of a volume that supports it
+    _writable_by_worker(out)
     kube = _kube_dir(tmp_path, str(emulator.url), token(OPERATOR_SA))
     with MediaServer(sample) as server:
         created = await _vpj(api, "cut", server.url("talk.mp4"))
@@ -237,7 +245,7 @@ async def test_worker_exits_143_on_sigterm(
 ) -> None:
     out = tmp_path / "pvc"
     out.mkdir()
-    os.chown(out, UID, UID)
+    _writable_by_worker(out)
     kube = _kube_dir(tmp_path, str(emulator.url), token(OPERATOR_SA))
     with MediaServer(sample) as server:
         created = await _vpj(api, "stopped", server.url("slow/20000/talk.mp4"))
