@@ -42,6 +42,7 @@ from videojobs.transcripts._common import (
     _Errors,
     check_size,
 )
+from videojobs.transcripts._decode import decode_transcript
 from videojobs.transcripts._json import (
     load_json,
     parse_aws_transcribe_json,
@@ -65,6 +66,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_TRANSCRIPT_BYTES",
     "MAX_WORDS",
+    "decode_transcript",
     "detect_format",
     "parse_aws_transcribe_json",
     "parse_json_cues",
