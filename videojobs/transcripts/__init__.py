@@ -58,6 +58,7 @@ from videojobs.transcripts._markup import (
     parse_ttml,
     parse_youtube_srv3,
 )
+from videojobs.transcripts._rolling import is_rolling, merge_rolling
 from videojobs.transcripts._text import SBV_TIMINGS, parse_sbv, parse_srt, parse_webvtt
 
 __all__ = [
@@ -68,6 +69,8 @@ __all__ = [
     "MAX_WORDS",
     "decode_transcript",
     "detect_format",
+    "is_rolling",
+    "merge_rolling",
     "parse_aws_transcribe_json",
     "parse_json_cues",
     "parse_sami",
@@ -215,13 +218,17 @@ def detect_format(text: str) -> str | None:
         return None
 
 
-def parse_transcript(text: str, fmt: str = "auto", *, source: str = "transcript") -> Transcript:
+def parse_transcript(
+    text: str, fmt: str = "auto", *, source: str = "transcript", rolling: bool | None = None
+) -> Transcript:
     """Parse a transcript.
 
     Args:
         text: the transcript text.
         fmt: ``auto`` or one of :data:`FORMATS`.
         source: what the text is, for error messages (``spec.transcript.inline``, a file name).
+        rolling: merge rolling captions (:func:`merge_rolling`): None when they are detected
+            (:func:`is_rolling`), True always (automatic captions), False never.
 
     Raises:
         TranscriptError: the text is not in the format, has no cues or goes over a limit; the
@@ -236,4 +243,7 @@ def parse_transcript(text: str, fmt: str = "auto", *, source: str = "transcript"
         raise err(f"the transcript is empty; expected {expected}", 1)
     if fmt == "auto":
         fmt = _detect(text, err)
-    return _PARSERS[fmt](text, source=source)
+    transcript = _PARSERS[fmt](text, source=source)
+    if rolling or (rolling is None and fmt != "seed-json" and is_rolling(transcript.cues)):
+        transcript = transcript.model_copy(update={"cues": merge_rolling(transcript.cues)})
+    return transcript

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import srt
-from webvtt.errors import MalformedCaptionError
-from webvtt.models import Caption
 
 from videojobs.errors import TranscriptError
 from videojobs.models import Transcript
@@ -20,6 +18,7 @@ from videojobs.transcripts._common import (
     line_of,
     make_transcript,
     split_lines,
+    words_between,
 )
 
 _VTT_TIMESTAMP = r"(?:\d+:)?\d{1,2}:\d{1,2}\.\d{1,3}"
@@ -35,7 +34,7 @@ _HUGE = re.compile(r"\d{6,}")
 
 
 def _vtt_blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
-    """Blocks of non-blank lines with the 1-based number of their first line.
+    """Blocks of non-empty lines with the 1-based number of their first line.
 
     As in webvtt-py, a ``-->`` line that cannot be the timings line of the current block (a
     missing blank line) starts a new block.
@@ -43,7 +42,7 @@ def _vtt_blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
     block: list[str] = []
     first = 0
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        if not line:  # only an empty line ends a block (W3C, webvtt-py): YouTube's " " does not
             if block:
                 yield first, block
                 block = []
@@ -62,25 +61,84 @@ def _is_keyword_block(line: str, keyword: str) -> bool:
     return line == keyword or line.startswith((keyword + " ", keyword + "\t"))
 
 
+_VTT_INLINE_TIME = re.compile(r"<((?:\d+:)?\d{1,2}:\d{1,2}\.\d{1,3})>")
+_VTT_CLOCK = re.compile(r"(?:(\d{1,10}):)?(\d{1,2}):(\d{1,2})\.(\d{1,3})")
+
+
+def _vtt_ms(value: str) -> int:
+    """A WebVTT timestamp in milliseconds, read as webvtt-py reads it (hours of up to 10 digits,
+    minutes and seconds up to 59, a fraction padded on the right); ValueError otherwise."""
+    match = _VTT_CLOCK.fullmatch(value)
+    if not match:
+        raise ValueError(f"Invalid timestamp {value!r}")
+    hours, minutes, seconds, fraction = match.groups()
+    if int(minutes) > 59 or int(seconds) > 59:
+        raise ValueError(f"Invalid timestamp {value!r}")
+    return (int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)) * 1000 + int(
+        fraction.ljust(3, "0")
+    )
+
+
+def _vtt_pair(match: re.Match[str]) -> tuple[float, float]:
+    """Start and end (seconds) of a timings line matched by :data:`_VTT_TIMINGS`: the common
+    ``HH:MM:SS.mmm`` read by slicing, anything else by :func:`_vtt_ms`."""
+    out = []
+    for value in (match[1], match[2]):
+        if len(value) == 12 and value[2] == ":" and value[5] == ":" and value[8] == ".":
+            minutes, seconds = int(value[3:5]), int(value[6:8])
+            if minutes <= 59 and seconds <= 59:
+                ms = (int(value[:2]) * 3600 + minutes * 60 + seconds) * 1000 + int(value[9:])
+                out.append(ms / 1000)
+                continue
+        out.append(_vtt_ms(value) / 1000)
+    return out[0], out[1]
+
+
+def _vtt_words(lines: list[str], start: float, end: float) -> list[dict[str, Any]] | None:
+    """Word times from inline timestamps (``so<00:00:00.480><c> today</c>``, YouTube's automatic
+    captions): a piece of text lasts from its timestamp (the cue's start for the first) to the
+    next one in its line (the cue's end for the last). Lines without timestamps (the line
+    YouTube repeats from the previous cue) get no time of their own."""
+    timed: list[tuple[float | None, float | None, str]] = []
+    for text_line in lines:
+        parts = _VTT_INLINE_TIME.split(text_line)
+        if len(parts) == 1:
+            timed.append((None, None, clean_text(text_line)))
+            continue
+        pieces: list[tuple[float, str]] = [(start, parts[0])]
+        for i in range(1, len(parts), 2):
+            try:
+                at = _vtt_ms(parts[i]) / 1000
+            except ValueError:  # not a valid timestamp (60 minutes): a tag, as for a reader
+                at = pieces[-1][0]
+            pieces.append((at, parts[i + 1]))
+        spoken = [(at, clean_text(piece)) for at, piece in pieces]
+        spoken = [(at, piece) for at, piece in spoken if piece]
+        timed.extend(
+            (at, spoken[j + 1][0] if j + 1 < len(spoken) else end, piece)
+            for j, (at, piece) in enumerate(spoken)
+        )
+    return words_between(timed, start, end)
+
+
 def parse_webvtt(text: str, *, source: str = "transcript") -> Transcript:
-    """Parse WebVTT (see the module docstring)."""
+    """Parse WebVTT (see the module docstring). Inline timestamps become word times."""
     err = _Errors(source)
     lines = split_lines(text)
     if not _is_keyword_block(lines[0], "WEBVTT"):
         raise err(f"expected the 'WEBVTT' header, got {lines[0][:40]!r}", 1)
     raw: list[dict[str, Any]] = []
+    timings = _VTT_TIMINGS.match
     for first, block in _vtt_blocks(lines):
         if first == 1:
             continue  # the header: WEBVTT, header text and metadata lines
         head = block[0]
-        if _is_keyword_block(head, "NOTE"):
-            continue
-        if "-->" not in head and (
-            _is_keyword_block(head, "STYLE") or _is_keyword_block(head, "REGION")
-        ):
-            continue
         if "-->" in head:
             cue_id, timing_at = None, 0
+        elif _is_keyword_block(head, "NOTE"):
+            continue
+        elif _is_keyword_block(head, "STYLE") or _is_keyword_block(head, "REGION"):
+            continue
         elif len(block) > 1 and "-->" in block[1]:
             cue_id, timing_at = head.strip(), 1
         else:
@@ -90,20 +148,24 @@ def parse_webvtt(text: str, *, source: str = "transcript") -> Transcript:
                 first,
             )
         timing_line = first + timing_at
-        match = _VTT_TIMINGS.match(block[timing_at])
+        match = timings(block[timing_at])
         if not match:
             raise err(f"expected {_VTT_EXPECTED}, got {block[timing_at][:60]!r}", timing_line)
         try:
-            caption = Caption(match[1], match[2], block[timing_at + 1 :])
-        except MalformedCaptionError as exc:
+            start, end = _vtt_pair(match)
+        except ValueError as exc:
             raise err(f"expected {_VTT_EXPECTED}: {exc}", timing_line) from None
+        payload = block[timing_at + 1 :]
         raw.append(
             {
                 "id": cue_id,
-                "start": caption.start_time.in_milliseconds() / 1000,
-                "end": caption.end_time.in_milliseconds() / 1000,
-                "text": clean_text(caption.text),
+                "start": start,
+                "end": end,
+                "text": clean_text("\n".join(payload)),
                 "line": first,
+                "words": _vtt_words(payload, start, end)
+                if any("<" in p and _VTT_INLINE_TIME.search(p) for p in payload)
+                else None,
             }
         )
     return make_transcript("webvtt", raw, err)
