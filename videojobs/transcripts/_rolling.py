@@ -24,8 +24,8 @@ def _lines(text: str) -> list[str]:
 
 def is_rolling(cues: Sequence[Cue]) -> bool:
     """True when ``cues`` roll: at least :data:`ROLLING_SHARE` of consecutive pairs (and at
-    least :data:`ROLLING_MIN_PAIRS`) have the next cue's first line equal to the previous cue's last line, one of the
-    two cues showing two lines or more."""
+    least :data:`ROLLING_MIN_PAIRS`) have the next cue's first line equal to the previous
+    cue's last line, one of the two cues showing two lines or more."""
     if len(cues) < 3:
         return False
     # a cue's text has no blank lines and stripped lines (clean_text): split once at each end
