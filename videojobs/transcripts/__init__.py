@@ -44,6 +44,7 @@ from videojobs.transcripts._common import (
 )
 from videojobs.transcripts._decode import decode_transcript
 from videojobs.transcripts._json import (
+    is_call_analytics,
     load_json,
     parse_aws_transcribe_json,
     parse_json_cues,
@@ -119,7 +120,8 @@ _JSON_SIGNS = {
     "json": "a top-level array of {start, end, text}",
     "whisper-json": 'an object with "segments"',
     "whisper-cpp-json": 'an object with "transcription"',
-    "aws-transcribe-json": 'an object with "results": {"items"}',
+    "aws-transcribe-json": 'an object with "results": {"items"}, or "Transcript": '
+    '[{"BeginOffsetMillis"}] (Call Analytics)',
     "youtube-json3": 'an object with "events"',
     "seed-json": 'an object with "transcript" (a list) and/or "knowledge_points"',
 }
@@ -130,6 +132,7 @@ _XML_SIGNS = {
 }
 _XML_PROLOGUE = re.compile(r"^(?:\s*<\?[^>]*\?>|\s*<!--.*?-->|\s*<!DOCTYPE[^>]*>)*\s*", re.S)
 _ROOT = re.compile(r"<([A-Za-z_][\w.:-]*)")
+_CLOCK = re.compile(r"\d:\d\d")
 
 
 def _signs(signs: dict[str, str]) -> str:
@@ -144,7 +147,7 @@ def _json_object_format(data: object) -> str | None:
     results = data.get("results")
     if "transcription" in data:
         return "whisper-cpp-json"
-    if isinstance(results, dict) and "items" in results:
+    if (isinstance(results, dict) and "items" in results) or is_call_analytics(data):
         return "aws-transcribe-json"
     if "events" in data:
         return "youtube-json3"
@@ -163,6 +166,37 @@ def _keys(data: object) -> str:
     return f"a JSON object with top-level keys {shown}" if keys else "an empty JSON object"
 
 
+# Formats that are not read, recognised to say so instead of "invalid JSON" or "not SRT"
+_UNSUPPORTED = (
+    (
+        re.compile(r"^\{\d+\}\{\d*\}"),
+        "MicroDVD subtitles ('{start frame}{end frame}text', times in video frames)",
+    ),
+    (
+        re.compile(
+            r"^\[(?:\d{1,3}:\d{2}(?:[.:]\d{1,3})?|(?:ar|ti|al|by|offset|length|re|ve):)", re.I
+        ),
+        "LRC lyrics ('[mm:ss.xx]text')",
+    ),
+    (
+        re.compile(r"^\[(?:INFORMATION|TITLE|AUTHOR)\]", re.I),
+        "SubViewer subtitles ('[INFORMATION]' header)",
+    ),
+)
+
+
+def _unsupported(first: str, err: _Errors) -> None:
+    for pattern, name in _UNSUPPORTED:
+        if pattern.match(first):
+            raise err(
+                f"cannot detect the transcript format: the document looks like {name}, which "
+                f"videojobs does not read (first line {first[:60]!r}); convert it to SRT or "
+                "WebVTT (for example with ffmpeg -i, or pysubs2 at the video's frame rate) and "
+                f"set transcript.format if needed; the formats read are {', '.join(FORMATS)}",
+                1,
+            )
+
+
 def _detect(text: str, err: _Errors) -> str:
     """The format of ``text``, or a TranscriptError saying what it looks like and what it
     could have been."""
@@ -170,6 +204,7 @@ def _detect(text: str, err: _Errors) -> str:
     first = body.split("\n", 1)[0].strip()
     if body.startswith("WEBVTT"):
         return "webvtt"
+    _unsupported(first, err)
     if first.lower() == "[script info]":
         return "ass" if "v4.00+" in body[:4096].lower() or "[v4+ styles]" in body.lower() else "ssa"
     if body.startswith(("{", "[")):
@@ -202,8 +237,10 @@ def _detect(text: str, err: _Errors) -> str:
         return "sbv"
     if first.isdigit() or "-->" in first:
         return "srt"
+    timed = any(_CLOCK.search(line) for line in body[:8192].split("\n")[:50])
+    looks = "" if timed else " (no line of its start has a time: plain text without timings?)"
     raise err(
-        f"cannot detect the transcript format: the first line is {first[:60]!r}; expected "
+        f"cannot detect the transcript format: the first line is {first[:60]!r}{looks}; expected "
         f"{_signs(_TEXT_SIGNS)}; or JSON ({_signs(_JSON_SIGNS)}); or markup "
         f"({_signs(_XML_SIGNS)}) (set transcript.format)",
         1,

@@ -132,9 +132,21 @@ def make_transcript(
     language: str | None = None,
     knowledge_points: list[KnowledgePoint] | None = None,
 ) -> Transcript:
-    """Sort raw cues (dicts with start, end, text, id, line, words) and build the model."""
+    """Sort raw cues (dicts with start, end, text, id, line, words) and build the model.
+
+    One rule for empty cues in every format: a cue with no text once tags and blank lines are
+    removed (an SRT/WebVTT cue that clears the screen, SAMI's ``&nbsp;`` sync, a json3 line
+    break) is not a cue: it is dropped before numbering, so ``cues:`` anchors count the same
+    cues whatever format the captions come in. Its times are still checked.
+    """
     if not raw:
         raise err("the transcript has no cues; expected at least one timed cue")
+    texts = [item for item in raw if item["text"]]
+    if not texts:
+        raise err(
+            "the transcript has no cues with text (every cue is empty); expected at least one",
+            raw[0].get("line"),
+        )
     check_cue_count(len(raw), err)
     word_count = 0
     for item in raw:
@@ -152,7 +164,7 @@ def make_transcript(
         word_count += len(item.get("words") or ())
     if word_count > MAX_WORDS:
         raise err(f"the transcript has more than the limit of {MAX_WORDS} timed words (MAX_WORDS)")
-    ordered = sorted(raw, key=lambda c: (c["start"], c["end"]))
+    ordered = sorted(texts, key=lambda c: (c["start"], c["end"]))
     # checked above (times) and built by the parsers (types): constructed without validating
     # again, which was half the time of parsing a large WebVTT file
     construct = Cue.model_construct

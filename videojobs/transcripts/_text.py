@@ -199,6 +199,30 @@ def _srt_problem(text: str, offset: int, err: _Errors) -> TranscriptError:
     )
 
 
+def _srt_block_inside(content: str, first_line: int, err: _Errors) -> None:
+    """Refuse a cue whose text holds a blank line followed by more text: srt reads a block
+    without timings (``2`` / ``Caption text #2``) as more text of the cue before, which would
+    move quotes and cue numbers; the block's line is named instead."""
+    parts = content.split("\n")
+    for j in range(1, len(parts) - 1):
+        if parts[j].strip() or not any(p.strip() for p in parts[j + 1 :]):
+            continue
+        k = next(k for k in range(j + 1, len(parts)) if parts[k].strip())
+        head = parts[k].strip()
+        if head.isdigit():
+            got = parts[k + 1].strip() if k + 1 < len(parts) else ""
+            raise err(
+                f"subtitle {head} has no timings line: expected {_SRT_EXPECTED_TIMINGS} after "
+                f"its number, got {got[:60]!r} (a block is a number, timings, then text)",
+                first_line + k + 1,
+            )
+        raise err(
+            f"expected a subtitle number and {_SRT_EXPECTED_TIMINGS} after the blank line, got "
+            f"{head[:60]!r} (text after a blank line would be glued onto the subtitle before)",
+            first_line + k,
+        )
+
+
 def parse_srt(text: str, *, source: str = "transcript") -> Transcript:
     """Parse SRT (see the module docstring)."""
     err = _Errors(source)
@@ -223,6 +247,7 @@ def parse_srt(text: str, *, source: str = "transcript") -> Transcript:
             line += 1
         # srt reads a malformed block (e.g. a bad number line) as text of the previous cue
         content_line = line_at(match.start(5))
+        _srt_block_inside(subtitle.content, content_line, err)
         for j, text_line in enumerate(subtitle.content.split("\n")):
             if "-->" in text_line:
                 bad = content_line + j - 1
