@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from videojobs.errors import Problem, TranscriptError
 from videojobs.models import Cue, KnowledgePoint, Transcript, Word
@@ -167,7 +169,7 @@ def make_transcript(
     ordered = sorted(texts, key=lambda c: (c["start"], c["end"]))
     # checked above (times) and built by the parsers (types): constructed without validating
     # again, which was half the time of parsing a large WebVTT file
-    construct = Cue.model_construct
+    construct = _new_cue
     cues = [
         construct(
             index=i,
@@ -185,13 +187,40 @@ def make_transcript(
     )
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _constructor(model: type[_M]) -> Callable[..., _M]:
+    """What ``model.model_construct(**fields)`` does when every field is given, for the
+    transcript models (no defaults to fill, no aliases, no private attributes, no validators
+    after construction): about ten times faster, which counts at 200,000 cues. Checked against
+    pydantic's own by tests/unit/test_transcripts_construct.py."""
+    new = model.__new__
+    setattr_ = object.__setattr__
+
+    def construct(**fields: Any) -> _M:
+        obj = new(model)
+        setattr_(obj, "__dict__", fields)
+        setattr_(obj, "__pydantic_fields_set__", set(fields))
+        setattr_(obj, "__pydantic_extra__", None)
+        setattr_(obj, "__pydantic_private__", None)
+        return obj
+
+    return construct
+
+
 def _words(words: Iterable[dict[str, Any]] | None) -> list[Word] | None:
     if words is None:
         return None
+    construct = _new_word
     out = [
-        Word.model_construct(
+        construct(
             start=round_ms(max(w["start"], 0.0)), end=round_ms(max(w["end"], 0.0)), text=w["text"]
         )
         for w in words
     ]
     return out or None
+
+
+_new_cue = _constructor(Cue)
+_new_word = _constructor(Word)
