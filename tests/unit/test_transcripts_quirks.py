@@ -171,3 +171,27 @@ def test_empty_cues_are_dropped_in_every_format(fmt: str) -> None:
 def test_only_empty_cues_is_an_error() -> None:
     text = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<b></b>\n"
     assert "no cues with text" in _error(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "00:00:01.000 --> 00:00:02.500 align:start\nhello\n\n00:00:03.000 --> 00:00:04.000\nthere\n",
+        "00:01.000 --> 00:02.500\nhello\n\n00:03.000 --> 00:04.000\nthere\n",
+        "a\n00:01.000 --> 00:02.500\nhello\n\nb\n00:03.000 --> 00:04.000\nthere\n",
+    ],
+)
+def test_headerless_webvtt_is_read_as_webvtt(text: str) -> None:
+    """Without the WEBVTT line, SRT's reader would take 00:02.500 for 2 min 500 s."""
+    transcript = parse_transcript(text)
+    assert transcript.format == "webvtt" and detect_format(text) == "webvtt"
+    assert [(c.start, c.end, c.text) for c in transcript.cues] == [
+        (1.0, 2.5, "hello"),
+        (3.0, 4.0, "there"),
+    ]
+    assert "'WEBVTT' header" in _error(text, "webvtt")  # named explicitly, the header is needed
+
+
+def test_headerless_webvtt_errors_name_the_file_line() -> None:
+    text = "00:01.000 --> 00:02.500\nhello\n\nnot a cue\n"
+    assert _error(text).startswith("t, line 4: expected cue timings")

@@ -60,7 +60,13 @@ from videojobs.transcripts._markup import (
     parse_youtube_srv3,
 )
 from videojobs.transcripts._rolling import is_rolling, merge_rolling
-from videojobs.transcripts._text import SBV_TIMINGS, parse_sbv, parse_srt, parse_webvtt
+from videojobs.transcripts._text import (
+    SBV_TIMINGS,
+    is_headerless_webvtt,
+    parse_sbv,
+    parse_srt,
+    parse_webvtt,
+)
 
 __all__ = [
     "FORMATS",
@@ -111,7 +117,7 @@ FORMATS = tuple(_PARSERS)
 
 # How auto recognises each format, for the error when it recognises none.
 _TEXT_SIGNS = {
-    "webvtt": "a first line 'WEBVTT'",
+    "webvtt": "a first line 'WEBVTT' (or, without it, cue timings 'MM:SS.mmm --> MM:SS.mmm')",
     "srt": "a first line with a subtitle number or 'HH:MM:SS,mmm --> HH:MM:SS,mmm'",
     "sbv": "a first line 'H:MM:SS.mmm,H:MM:SS.mmm'",
     "ass/ssa": "a first line '[Script Info]'",
@@ -130,6 +136,8 @@ _XML_SIGNS = {
     "youtube-srv3": "root element <timedtext>",
     "sami": "root element <SAMI>",
 }
+_HEADERLESS_WEBVTT = "webvtt (no header)"
+"""What auto-detection returns for WebVTT cues without the WEBVTT line (read as webvtt)."""
 _XML_PROLOGUE = re.compile(r"^(?:\s*<\?[^>]*\?>|\s*<!--.*?-->|\s*<!DOCTYPE[^>]*>)*\s*", re.S)
 _ROOT = re.compile(r"<([A-Za-z_][\w.:-]*)")
 _CLOCK = re.compile(r"\d:\d\d")
@@ -235,6 +243,8 @@ def _detect(text: str, err: _Errors) -> str:
         )
     if SBV_TIMINGS.match(first):
         return "sbv"
+    if is_headerless_webvtt([line.strip() for line in body.split("\n", 2)[:2]]):
+        return _HEADERLESS_WEBVTT
     if first.isdigit() or "-->" in first:
         return "srt"
     timed = any(_CLOCK.search(line) for line in body[:8192].split("\n")[:50])
@@ -250,9 +260,10 @@ def _detect(text: str, err: _Errors) -> str:
 def detect_format(text: str) -> str | None:
     """The format ``text`` looks like, or None."""
     try:
-        return _detect(text, _Errors("transcript"))
+        found = _detect(text, _Errors("transcript"))
     except TranscriptError:
         return None
+    return "webvtt" if found == _HEADERLESS_WEBVTT else found
 
 
 def parse_transcript(
@@ -280,7 +291,11 @@ def parse_transcript(
         raise err(f"the transcript is empty; expected {expected}", 1)
     if fmt == "auto":
         fmt = _detect(text, err)
-    transcript = _PARSERS[fmt](text, source=source)
+    if fmt == _HEADERLESS_WEBVTT:
+        fmt = "webvtt"
+        transcript = parse_webvtt(text, source=source, headerless=True)
+    else:
+        transcript = _PARSERS[fmt](text, source=source)
     if rolling or (rolling is None and fmt != "seed-json" and is_rolling(transcript.cues)):
         transcript = transcript.model_copy(update={"cues": merge_rolling(transcript.cues)})
     return transcript

@@ -33,7 +33,7 @@ _HUGE = re.compile(r"\d{6,}")
 # --- WebVTT -------------------------------------------------------------------------------
 
 
-def _vtt_blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
+def _vtt_blocks(lines: list[str], header: int = 1) -> Iterator[tuple[int, list[str]]]:
     """Blocks of non-empty lines with the 1-based number of their first line.
 
     As in webvtt-py, a ``-->`` line that cannot be the timings line of the current block (a
@@ -47,7 +47,7 @@ def _vtt_blocks(lines: list[str]) -> Iterator[tuple[int, list[str]]]:
                 yield first, block
                 block = []
             continue
-        if block and "-->" in line and (first == 1 or len(block) > 1 or "-->" in block[0]):
+        if block and "-->" in line and (first == header or len(block) > 1 or "-->" in block[0]):
             yield first, block
             block = []
         if not block:
@@ -121,16 +121,27 @@ def _vtt_words(lines: list[str], start: float, end: float) -> list[dict[str, Any
     return words_between(timed, start, end)
 
 
-def parse_webvtt(text: str, *, source: str = "transcript") -> Transcript:
-    """Parse WebVTT (see the module docstring). Inline timestamps become word times."""
+def is_headerless_webvtt(first_lines: list[str]) -> bool:
+    """True when a document without the ``WEBVTT`` line starts with WebVTT cue timings (a dot
+    before the milliseconds, hours optional), on its first line or after a cue id: read as
+    WebVTT, since SRT's reader takes ``00:01.500`` for 0 h 1 min 500 s."""
+    timing = next((line for line in first_lines[:2] if "-->" in line), None)
+    return timing is not None and _VTT_TIMINGS.match(timing) is not None
+
+
+def parse_webvtt(text: str, *, source: str = "transcript", headerless: bool = False) -> Transcript:
+    """Parse WebVTT (see the module docstring). Inline timestamps become word times. With
+    ``headerless`` (auto-detection found cue timings but no ``WEBVTT`` line), the document has
+    no header block."""
     err = _Errors(source)
     lines = split_lines(text)
-    if not _is_keyword_block(lines[0], "WEBVTT"):
+    header = 0 if headerless else 1
+    if header and not _is_keyword_block(lines[0], "WEBVTT"):
         raise err(f"expected the 'WEBVTT' header, got {lines[0][:40]!r}", 1)
     raw: list[dict[str, Any]] = []
     timings = _VTT_TIMINGS.match
-    for first, block in _vtt_blocks(lines):
-        if first == 1:
+    for first, block in _vtt_blocks(lines, header):
+        if first == header:
             continue  # the header: WEBVTT, header text and metadata lines
         head = block[0]
         if "-->" in head:
