@@ -176,7 +176,8 @@ def test_only_empty_cues_is_an_error() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "00:00:01.000 --> 00:00:02.500 align:start\nhello\n\n00:00:03.000 --> 00:00:04.000\nthere\n",
+        "00:00:01.000 --> 00:00:02.500 align:start\nhello\n\n"
+        "00:00:03.000 --> 00:00:04.000\nthere\n",
         "00:01.000 --> 00:02.500\nhello\n\n00:03.000 --> 00:04.000\nthere\n",
         "a\n00:01.000 --> 00:02.500\nhello\n\nb\n00:03.000 --> 00:04.000\nthere\n",
     ],
