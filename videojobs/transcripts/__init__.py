@@ -41,6 +41,7 @@ from videojobs.transcripts._common import (
     MAX_WORDS,
     _Errors,
     check_size,
+    paused_gc,
 )
 from videojobs.transcripts._decode import decode_transcript
 from videojobs.transcripts._json import (
@@ -291,11 +292,12 @@ def parse_transcript(
         raise err(f"the transcript is empty; expected {expected}", 1)
     if fmt == "auto":
         fmt = _detect(text, err)
-    if fmt == _HEADERLESS_WEBVTT:
-        fmt = "webvtt"
-        transcript = parse_webvtt(text, source=source, headerless=True)
-    else:
-        transcript = _PARSERS[fmt](text, source=source)
+    with paused_gc():  # a large transcript allocates many objects, none of them cyclic
+        if fmt == _HEADERLESS_WEBVTT:
+            fmt = "webvtt"
+            transcript = parse_webvtt(text, source=source, headerless=True)
+        else:
+            transcript = _PARSERS[fmt](text, source=source)
     if rolling or (rolling is None and fmt != "seed-json" and is_rolling(transcript.cues)):
         transcript = transcript.model_copy(update={"cues": merge_rolling(transcript.cues)})
     return transcript

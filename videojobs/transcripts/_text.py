@@ -144,10 +144,10 @@ def parse_webvtt(text: str, *, source: str = "transcript", headerless: bool = Fa
         if first == header:
             continue  # the header: WEBVTT, header text and metadata lines
         head = block[0]
+        if _is_keyword_block(head, "NOTE"):
+            continue
         if "-->" in head:
             cue_id, timing_at = None, 0
-        elif _is_keyword_block(head, "NOTE"):
-            continue
         elif _is_keyword_block(head, "STYLE") or _is_keyword_block(head, "REGION"):
             continue
         elif len(block) > 1 and "-->" in block[1]:
