@@ -45,3 +45,26 @@ def test_fast_construct_is_pydantics(
     assert fast.model_dump_json(by_alias=True) == validated.model_dump_json(by_alias=True)
     assert fast.model_fields_set == validated.model_fields_set
     assert Cue.model_validate(fast.model_dump()) == fast
+
+
+def test_parsing_leaves_the_garbage_collector_as_it_was() -> None:
+    import gc
+
+    from videojobs.errors import TranscriptError
+    from videojobs.transcripts import parse_transcript
+
+    vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nhi\n"
+    assert gc.isenabled()
+    parse_transcript(vtt)
+    assert gc.isenabled()
+    try:
+        parse_transcript("WEBVTT\n\nnot a cue\n")
+    except TranscriptError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_transcript(vtt)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
