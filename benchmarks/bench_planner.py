@@ -286,7 +286,7 @@ def run_cli(args: argparse.Namespace, baseline: str, tmp: str) -> None:
             f"alternated; minimum of {args.runs} runs. CPU = user + system seconds of the "
             "process, the steadier figure on a loaded machine.",
             "",
-            "The transcript is the planner benchmark's synthetic lecture (below) written as "
+            "The transcript is the planner benchmark's synthetic lecture (above) written as "
             "WebVTT next to the manifest (`configMapKeyRef` read from a file). **before**: "
             f"`{args.baseline}` with its `MAX_CUES` (50,000) lifted so that it plans 200,000 "
             "cues too. **same plan**: both printed byte-identical JSON in every run.",

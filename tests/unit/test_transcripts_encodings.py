@@ -236,7 +236,7 @@ def test_undecodable_file_is_one_line_per_problem_not_a_traceback(
 
 
 @pytest.mark.media
-@pytest.mark.parametrize("encoding", ["windows-1252", "windows-1250", "big5", "utf-16"])
+@pytest.mark.parametrize("encoding", sorted(LANGUAGES))
 def test_run_cuts_the_quoted_clip(encoding: str, tmp_path: Path) -> None:
     key = f"{encoding}.srt"
     (tmp_path / key).write_bytes(srt(LANGUAGES[encoding]).encode(encoding))
