@@ -196,3 +196,15 @@ def test_headerless_webvtt_is_read_as_webvtt(text: str) -> None:
 def test_headerless_webvtt_errors_name_the_file_line() -> None:
     text = "00:01.000 --> 00:02.500\nhello\n\nnot a cue\n"
     assert _error(text).startswith("t, line 4: expected cue timings")
+
+
+def test_webvtt_lines_of_spaces() -> None:
+    """YouTube's " " lines inside a cue are cue text (W3C, webvtt-py); a line of spaces before
+    the next cue still separates the cues, so its id is not glued onto the cue before."""
+    text = (
+        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n \nfirst\n  \n"
+        "two\n00:00:03.000 --> 00:00:04.000\nsecond\n\t\n"
+        "NOTE a comment\n\n00:00:05.000 --> 00:00:06.000\nthird\n \n"
+    )
+    cues = parse_transcript(text).cues
+    assert [(c.id, c.text) for c in cues] == [(None, "first"), ("two", "second"), (None, "third")]

@@ -42,7 +42,10 @@ def _vtt_blocks(lines: list[str], header: int = 1) -> Iterator[tuple[int, list[s
     block: list[str] = []
     first = 0
     for number, line in enumerate(lines, start=1):
-        if not line:  # only an empty line ends a block (W3C, webvtt-py): YouTube's " " does not
+        # An empty line ends a block (W3C, webvtt-py); a line of spaces only when a new cue (or
+        # a NOTE, STYLE or REGION block) follows it: YouTube's " " lines inside cues are text,
+        # but the id of the next cue after a "blank" line with spaces is not glued onto this one
+        if not line or (line.isspace() and _block_follows(lines, number)):
             if block:
                 yield first, block
                 block = []
@@ -55,6 +58,18 @@ def _vtt_blocks(lines: list[str], header: int = 1) -> Iterator[tuple[int, list[s
         block.append(line)
     if block:
         yield first, block
+
+
+def _block_follows(lines: list[str], after: int) -> bool:
+    """True when the lines after 0-based index ``after - 1`` start a cue (timings, or an id and
+    timings) or a NOTE, STYLE or REGION block."""
+    following = lines[after : after + 2]
+    if not following or not following[0].strip():
+        return False
+    head = following[0]
+    if "-->" in head or (len(following) > 1 and "-->" in following[1]):
+        return True
+    return any(_is_keyword_block(head, k) for k in ("NOTE", "STYLE", "REGION"))
 
 
 def _is_keyword_block(line: str, keyword: str) -> bool:
