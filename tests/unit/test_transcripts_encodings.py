@@ -244,3 +244,36 @@ def test_run_cuts_the_quoted_clip(encoding: str, tmp_path: Path) -> None:
     assert main(["run", str(manifest(tmp_path, key)), "--out", str(out)]) == 0
     segments = json.loads((out / "manifest.json").read_text())["segments"]
     assert [s["start"] for s in segments] == [6.0]
+
+
+_FRAGMENTS = [
+    b"WEBVTT\n\n", b"1\n", b"00:00:01,000 --> 00:00:02,000\n", b"00:01.000 --> 00:02.000\n",
+    b"\n", b"\r\n", b"text \xe9\xe8 ", b"\xff\xfe", b"\xef\xbb\xbf", b"\x00", b"{1}{2}", b"[",
+    b'{"segments": [', b"<tt>", b"\xa4\xb5\xa4\xd1", b"\x81\x8d", b"<00:00:01.500><c> w</c>",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_no_transcript_bytes_make_the_cli_fail_with_a_traceback(
+    command: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Random documents built from transcript fragments and stray bytes: exit 0 or 1 with
+    one line per problem, never an exception out of the CLI."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    folder = tmp_path_factory.mktemp("fuzz")
+    path = manifest(folder, "t.srt")
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        parts=st.lists(st.sampled_from(_FRAGMENTS) | st.binary(max_size=8), max_size=20),
+        encoding=st.sampled_from([None, "utf-8", "windows-1252", "big5", "utf-16"]),
+    )
+    def check(parts: list[bytes], encoding: str | None) -> None:
+        (folder / "t.srt").write_bytes(b"".join(parts))
+        job = manifest(folder, "t.srt", encoding)
+        assert job == path
+        assert main([command, str(job)]) in (0, 1)
+
+    check()
