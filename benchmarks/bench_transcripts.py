@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import platform
 import sys
@@ -129,7 +130,7 @@ def main() -> None:
     rows = []
     baseline = None
     for name, text in documents(cues).items():
-        seconds, peak = measure(lambda text=text: parse_transcript(text), runs)
+        seconds, peak = measure(functools.partial(parse_transcript, text), runs)
         baseline = baseline or seconds
         size = len(text.encode()) / 1048576
         rows.append(
@@ -147,7 +148,7 @@ def main() -> None:
     }
     refused = []
     for name, text in refusals.items():
-        seconds, peak = measure(lambda text=text: refuse(text), runs)
+        seconds, peak = measure(functools.partial(refuse, text), runs)
         refused.append(f"| {name} | {seconds:.3f} | {peak:.0f} |")
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = "\n".join(
