@@ -33,7 +33,7 @@ from typing import Any
 from videojobs.errors import InvalidSpec, Problem
 from videojobs.models import VideoProcessingJobSpec
 from videojobs.planning import plan_segments
-from videojobs.transcripts import parse_transcript
+from videojobs.transcripts import decode_transcript, parse_transcript
 
 VALIDATION_TIMEOUT = 30.0
 """Seconds of wall time one resource's transcript parsing and planning may take."""
@@ -48,9 +48,10 @@ _PATH = "spec.transcript"
 
 
 def plan_problems(
-    spec: VideoProcessingJobSpec, text: str | None, label: str = "spec.transcript.inline"
+    spec: VideoProcessingJobSpec, text: str | bytes | None, label: str = "spec.transcript.inline"
 ) -> list[Problem]:
-    """Parse the transcript text (when there is one) and plan: the problems, or none.
+    """Parse the transcript text (when there is one; bytes, from a ConfigMap's ``binaryData``,
+    are decoded as every transcript is) and plan: the problems, or none.
 
     A plan that needs a transcript the worker will download is not a problem.
     """
@@ -58,6 +59,9 @@ def plan_problems(
     if text is not None:
         fmt = spec.transcript.format if spec.transcript is not None else "auto"
         try:
+            if isinstance(text, bytes):
+                encoding = spec.transcript.encoding if spec.transcript is not None else None
+                text = decode_transcript(text, encoding, source=label)
             transcript = parse_transcript(text, fmt, source=label)
         except InvalidSpec as exc:
             return list(exc.problems)
@@ -80,7 +84,7 @@ def _vm_size() -> int:
 
 
 def _child(
-    conn: Connection, spec: dict[str, Any], text: str | None, label: str, limits: Any
+    conn: Connection, spec: dict[str, Any], text: str | bytes | None, label: str, limits: Any
 ) -> None:
     memory, seconds = limits
     size = 0
@@ -145,7 +149,7 @@ def _budget_problem(what: str) -> Problem:
 
 async def plan_problems_bounded(
     spec: VideoProcessingJobSpec,
-    text: str | None,
+    text: str | bytes | None,
     label: str = "spec.transcript.inline",
     *,
     timeout: float | None = None,
@@ -169,7 +173,7 @@ async def plan_problems_bounded(
 
 
 async def _run(
-    spec: VideoProcessingJobSpec, text: str | None, label: str, timeout: float, memory: int
+    spec: VideoProcessingJobSpec, text: str | bytes | None, label: str, timeout: float, memory: int
 ) -> list[Problem]:
     loop = asyncio.get_running_loop()
     receiver, sender = _context().Pipe(duplex=False)

@@ -324,17 +324,28 @@ class QuoteIndex:
         its text (every window of it is a slice) has a longest common subsequence ``L`` with
         ``target`` shorter than two thirds of ``len(target)``: a window ``w`` has
         ``ratio = 200 * lcs(target, w) / (len(target) + len(w))`` and ``lcs <= min(L, len(w))``,
-        so ``ratio <= 200 * L / (len(target) + L) < 80``."""
+        so ``ratio <= 200 * L / (len(target) + L) < 80``. In a block that stays, a window is
+        dropped when ``200 * min(L, len(w)) / (len(target) + len(w)) < 80`` (too long or too
+        short for its block's ``L``), from its length alone, before its text is cut out."""
         text, offsets = self.text, self.offsets
         need = (2 * len(target) + 2) // 3  # least L for a ratio of 80
         assert QUOTE_MIN_SCORE == 80.0  # the bound above is worked out for it
         lcs = LCSseq.similarity
+        two_t = 2 * len(target)
         starts: list[int] = []
         for run in runs:
             for a in range(run.start, run.stop, _BLOCK):
                 e = min(a + _BLOCK, run.stop)
-                if lcs(target, text[offsets[a] : offsets[e - 1 + width] - 1], score_cutoff=need):
-                    starts.extend(range(a, e))
+                found = lcs(
+                    target, text[offsets[a] : offsets[e - 1 + width] - 1], score_cutoff=need
+                )
+                if found:
+                    # a window w of the block has lcs <= min(found, len(w)), so a ratio of 80
+                    # needs 5 * min(found, len(w)) >= 2 * (len(target) + len(w))
+                    for i in range(a, e):
+                        length = offsets[i + width] - offsets[i] - 1
+                        if 5 * min(found, length) >= two_t + 2 * length:
+                            starts.append(i)
         return starts, [text[offsets[i] : offsets[i + width] - 1] for i in starts]
 
 

@@ -27,7 +27,8 @@ from typing import Any
 from videojobs.errors import InvalidSpec, Problem
 from videojobs.models.spec import ExplicitSegment, VideoProcessingJobSpec
 from videojobs.models.status import CaptionsUsed
-from videojobs.models.transcript import Cue, Transcript
+from videojobs.models.transcript import Transcript
+from videojobs.transcripts import merge_rolling as merge_rolling  # re-exported
 from videojobs.transcripts import parse_transcript
 
 MAX_CHAPTERS = 500
@@ -237,45 +238,6 @@ def choose_captions(
     )
 
 
-def merge_rolling(cues: Sequence[Cue]) -> list[Cue]:
-    """Undo rolling captions: each distinct line once, from its first to its last appearance.
-
-    YouTube's automatic captions show two lines at a time and scroll: a line appears as the
-    second line of one cue and again as the first line of the next (often with a 10 ms cue in
-    between that holds it alone). Quotes and ``snapToCues`` need each sentence once, timed as it
-    is spoken: a line starts at its first appearance and ends where the next new line starts
-    (on screen it stays longer, scrolling up). Captions that do not roll come out unchanged.
-    """
-    merged: list[dict[str, Any]] = []
-    open_lines: dict[str, int] = {}  # text -> index in merged, for lines shown by the last cue
-    for cue in cues:
-        lines = [" ".join(line.split()) for line in cue.text.split("\n")]
-        lines = [line for line in lines if line]
-        still_open: dict[str, int] = {}
-        for line in lines:
-            at = open_lines.get(line)
-            if at is not None:
-                merged[at]["end"] = max(merged[at]["end"], cue.end)
-                still_open[line] = at
-            else:
-                merged.append({"start": cue.start, "end": cue.end, "text": line, "cue": cue})
-                still_open[line] = len(merged) - 1
-        open_lines = still_open
-    # A line is spoken while it is the newest one shown: it ends where the next line starts
-    # (it stays on screen longer, scrolling up, but that is display time, not speech time).
-    for item, following in zip(merged, merged[1:], strict=False):
-        if following["start"] > item["start"]:
-            item["end"] = min(item["end"], following["start"])
-    out: list[Cue] = []
-    for n, item in enumerate(merged, start=1):
-        src: Cue = item["cue"]
-        out.append(
-            Cue(index=n, id=src.id, start=item["start"], end=item["end"], text=item["text"],
-                line=src.line)
-        )  # fmt: skip
-    return out
-
-
 # -- applying it to a spec -----------------------------------------------------------------------
 
 
@@ -316,9 +278,10 @@ def resolve_from_source(
             prefer_automatic=wanted.prefer_automatic,
         )
         text = read_captions(track)
-        transcript = parse_transcript(text, "auto", source=f"captions {track.describe()}")
-        if track.automatic:
-            transcript = transcript.model_copy(update={"cues": merge_rolling(transcript.cues)})
+        # automatic captions are merged even when too short to detect that they roll
+        transcript = parse_transcript(
+            text, "auto", source=f"captions {track.describe()}", rolling=track.automatic or None
+        )
         language = (spec.transcript.language if spec.transcript else None) or track.language
         transcript = transcript.model_copy(update={"language": language})
         captions = CaptionsUsed(

@@ -15,6 +15,7 @@ complains about what does not depend on it.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,12 @@ from videojobs.models.resource import VideoProcessingJob
 from videojobs.models.spec import VideoProcessingJobSpec
 from videojobs.planning import NeedsTranscript, plan_segments
 from videojobs.sourceinfo import CaptionTrack, resolve_from_source
-from videojobs.transcripts import MAX_NESTING, MAX_TRANSCRIPT_BYTES, parse_transcript
+from videojobs.transcripts import (
+    MAX_NESTING,
+    MAX_TRANSCRIPT_BYTES,
+    decode_transcript,
+    parse_transcript,
+)
 
 Loc = tuple[str | int, ...]
 
@@ -321,7 +327,9 @@ def _load_transcript(
         assert ref is not None
         label = f"ConfigMap/{ref.name}[{ref.key}]"
         value, offset = _config_map_value(ref.name, ref.key, docs)
-        if value is not None:
+        if isinstance(value, bytes):  # binaryData: bytes in some encoding
+            text = decode_transcript(value, source.encoding, source=label)
+        elif value is not None:
             text = value
         else:
             # The key is a plain file name (the model refuses '/' and '..'); still, only ever
@@ -346,7 +354,12 @@ def _load_transcript(
                         f"{MAX_TRANSCRIPT_BYTES} bytes (MAX_TRANSCRIPT_BYTES)",
                     )
                 )
-            label, offset, text = ref.key, 0, sibling.read_text(encoding="utf-8")
+            label, offset = ref.key, 0
+            try:
+                data = sibling.read_bytes()
+            except OSError as exc:
+                raise InvalidSpec(Problem(ref.key, f"cannot read {sibling}: {exc}")) from None
+            text = decode_transcript(data, source.encoding, source=label)
     try:
         transcript = parse_transcript(text, fmt, source=label)
     except TranscriptError as exc:
@@ -358,13 +371,27 @@ def _load_transcript(
 
 def _config_map_value(
     name: str, key: str, docs: Sequence[Document]
-) -> tuple[str | None, int | None]:
+) -> tuple[str | bytes | None, int | None]:
+    """The key's text (``data``) or bytes (``binaryData``, base64) and, for text, the offset of
+    its lines in the manifest."""
     for doc in docs:
         data = doc.data if isinstance(doc.data, dict) else {}
         if doc.kind == "ConfigMap" and (data.get("metadata") or {}).get("name") == name:
             values = data.get("data") or {}
             if key in values and isinstance(values[key], str):
                 return values[key], doc.literal_offset(("data", key))
+            binary = data.get("binaryData") or {}
+            if key in binary and isinstance(binary[key], str):
+                try:
+                    return base64.b64decode(binary[key], validate=True), 0
+                except ValueError:
+                    raise InvalidSpec(
+                        Problem(
+                            f"ConfigMap/{name}.binaryData[{key}]",
+                            "not valid base64",
+                            doc.line_of(("binaryData", key)),
+                        )
+                    ) from None
     return None, None
 
 
@@ -440,15 +467,16 @@ def read_source_info(path: Path) -> SourceInfoInput:
         for name in filter(None, candidates):
             file = base / str(name)
             if file.is_file():
-                return file.read_bytes()[:limit].decode("utf-8-sig", errors="replace")
+                return decode_transcript(file.read_bytes()[:limit], source=str(file))
         if parts.scheme in ("http", "https"):
             try:
                 with urllib.request.urlopen(url, timeout=30) as resp:
-                    return bytes(resp.read(limit)).decode("utf-8-sig", errors="replace")
+                    data = bytes(resp.read(limit))
             except OSError as exc:
                 raise InvalidSpec(
                     Problem("--source-info", f"captions {track.describe()}: {url}: {exc}")
                 ) from None
+            return decode_transcript(data, source=f"captions {track.describe()}")
         raise InvalidSpec(
             Problem("--source-info", f"captions {track.describe()}: no file and no data in {label}")
         )

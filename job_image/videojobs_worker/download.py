@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from videojobs.errors import InvalidSpec
 from videojobs.models import ExitCode
 from videojobs_worker.errors import WorkerError, exception_chain
 from videojobs_worker.guard import (
@@ -680,7 +681,7 @@ class Downloader:
         """
         folder = self.scratch / "captions"
 
-        def run(logger: _Logger) -> str:
+        def run(logger: _Logger) -> bytes:
             import yt_dlp
 
             shutil.rmtree(folder, ignore_errors=True)
@@ -716,9 +717,16 @@ class Downloader:
                     "TranscriptTooLarge",
                     f"the {language} captions exceed {TRANSCRIPT_MAX_BYTES} bytes",
                 )
-            return path.read_text(encoding="utf-8-sig", errors="replace")
+            return path.read_bytes()
 
-        return str(self._with_retries("fetching captions", run))
+        data = self._with_retries("fetching captions", run)
+        # decoded as every transcript is (BOM, UTF-8, detected), never with replacement
+        from videojobs.transcripts import decode_transcript
+
+        try:
+            return decode_transcript(data, source=f"the {language} captions")
+        except InvalidSpec as exc:
+            raise WorkerError(ExitCode.INVALID_SPEC, "InvalidTranscript", str(exc)) from None
 
     def download(
         self,
@@ -942,9 +950,28 @@ def probe_chapters(
 
 
 def fetch_text(
-    url: str, policy: NetworkPolicy | None, *, max_bytes: int = TRANSCRIPT_MAX_BYTES
+    url: str,
+    policy: NetworkPolicy | None,
+    *,
+    max_bytes: int = TRANSCRIPT_MAX_BYTES,
+    encoding: str | None = None,
 ) -> str:
-    """Download a small text document (a transcript) through the guard."""
+    """Download a small text document (a transcript) through the guard; decoded as every
+    transcript is (``encoding``, else a BOM, UTF-8 or the encoding detected), never with
+    replacement characters."""
+    from videojobs.transcripts import decode_transcript
+
+    data = fetch_bytes(url, policy, max_bytes=max_bytes)
+    try:
+        return decode_transcript(data, encoding, source=f"transcript {url}")
+    except InvalidSpec as exc:
+        raise WorkerError(ExitCode.INVALID_SPEC, "InvalidTranscript", str(exc)) from None
+
+
+def fetch_bytes(
+    url: str, policy: NetworkPolicy | None, *, max_bytes: int = TRANSCRIPT_MAX_BYTES
+) -> bytes:
+    """Download a small document (a transcript) through the guard."""
     import yt_dlp
 
     if policy is not None:
@@ -960,4 +987,4 @@ def fetch_text(
         raise WorkerError(
             ExitCode.INVALID_SPEC, "TranscriptTooLarge", f"transcript {url} exceeds {max_bytes} B"
         )
-    return data.decode("utf-8-sig", errors="replace")
+    return bytes(data)

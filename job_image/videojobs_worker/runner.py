@@ -265,15 +265,16 @@ class Runner:
             return self.transcript
         if self.spec.transcript.from_source is not None:
             return None  # the source's captions: resolved with the source (resolve_source)
-        from videojobs.transcripts import parse_transcript
+        from videojobs.transcripts import decode_transcript, parse_transcript
 
         ts = self.spec.transcript
+        data: bytes | None = None  # decoded below, as every transcript is
         if ts.inline is not None:
             text, where = ts.inline, "spec.transcript.inline"
         elif ts.url is not None:
-            from videojobs_worker.download import fetch_text
+            from videojobs_worker.download import fetch_bytes
 
-            text, where = fetch_text(ts.url, self.options.policy), ts.url
+            data, where = fetch_bytes(ts.url, self.options.policy), ts.url
         else:
             path = self.input.transcript_path
             if path is None:
@@ -286,12 +287,14 @@ class Runner:
             if not full.is_absolute() and self.options.base_dir is not None:
                 full = self.options.base_dir / full
             try:
-                text, where = full.read_text(encoding="utf-8-sig"), str(full)
+                data, where = full.read_bytes(), str(full)
             except OSError as exc:
                 raise WorkerError(
                     ExitCode.INVALID_SPEC, "TranscriptUnreadable", f"{full}: {exc.strerror}"
                 ) from None
         try:
+            if data is not None:
+                text = decode_transcript(data, ts.encoding, source=where)
             transcript = parse_transcript(text, ts.format, source=where)
         except InvalidSpec as exc:
             raise WorkerError(ExitCode.INVALID_SPEC, "InvalidTranscript", str(exc)) from None

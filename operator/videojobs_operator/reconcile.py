@@ -497,7 +497,8 @@ class Reconciler:
             return None, refused, None
         if spec.needs_source_info:
             return spec, [], None  # chapters or captions: only the worker (yt-dlp) can plan it
-        ref, text = None, None
+        ref = None
+        text: str | bytes | None = None
         if spec.transcript is not None:
             ref = spec.transcript.config_map_key_ref
             text = spec.transcript.inline
@@ -505,12 +506,15 @@ class Reconciler:
                 ns = resource["metadata"]["namespace"]
                 cm = await self.kube.read_configmap(ns, ref.name)
                 data = (cm or {}).get("data") or {}
-                if cm is None or ref.key not in data:
+                binary = (cm or {}).get("binaryData") or {}
+                if cm is None or (ref.key not in data and ref.key not in binary):
                     what = f"ConfigMap {ref.name}"
                     if cm is not None:
                         what = f"key {ref.key!r} in {what}"
                     return spec, [], f"spec.transcript.configMapKeyRef: waiting for {what}"
-                text = data[ref.key]
+                # binaryData: a transcript in another encoding, decoded (with transcript.encoding)
+                # where it is parsed, as the worker decodes the mounted file
+                text = data[ref.key] if ref.key in data else _base64(binary[ref.key])
             if text is None:
                 return spec, [], None  # at a URL: the worker fetches and plans it
         label = f"ConfigMap/{ref.name}[{ref.key}]" if ref is not None else "spec.transcript.inline"
@@ -692,3 +696,14 @@ def _api_error(exc: BaseException) -> tuple[int | None, str, float | None]:
 def _ref(key: Key) -> dict[str, Any]:
     """Log ``extra`` that kopf's JSON formatter renders as the object reference."""
     return {"k8s_ref": {"namespace": key[0], "name": key[1]}, "k8s_skip": True}
+
+
+def _base64(value: object) -> bytes:
+    """A ConfigMap's binaryData value (the API server checked it is base64)."""
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(str(value))
+    except binascii.Error:
+        return b""

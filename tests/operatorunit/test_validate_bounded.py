@@ -69,3 +69,28 @@ async def test_a_plan_over_the_budget_ends_invalid_spec(monkeypatch: Any) -> Non
     assert problems[0].path == "spec.transcript"
     assert "the validation memory limit" in problems[0].message
     assert ticks >= 1
+
+
+async def test_a_binary_data_transcript_is_decoded_like_the_workers() -> None:
+    """A ConfigMap ``binaryData`` key (a transcript in another encoding, issue 27) is decoded
+    with transcript.encoding (else BOM, UTF-8, detected) before it is planned, as the worker
+    decodes the file it mounts; bytes that do not decode are an invalid spec naming it."""
+    import base64
+
+    lines = ["Příliš žluťoučký kůň úpěl ďábelské ódy.", "Zażółć gęślą jaźń, łódź i śnieg."]
+    lines += ["Árvíztűrő tükörfúrógép és ő.", "Děkuji za pozornost, uvidíme se zítra."]
+    text = "WEBVTT\n\n" + "\n".join(
+        f"00:00:0{n}.000 --> 00:00:0{n}.900\n{t}\n" for n, t in enumerate(lines, start=1)
+    )
+    data = base64.b64encode(text.encode("windows-1250")).decode()
+    kube = FakeKube({("tenant-a", "t"): {"binaryData": {"t.vtt": data}}})
+    r = Reconciler(OperatorSettings(), kube, Metrics())  # type: ignore[arg-type]
+    quoted = [{"id": "q", "title": "Q", "quote": lines[2]}]
+    spec, problems, waiting = await r._validate(resource(quoted))
+    assert problems == [] and spec is not None and waiting is None
+    wrong = resource(quoted)
+    wrong["spec"]["transcript"]["encoding"] = "utf-8"
+    spec, problems, waiting = await r._validate(wrong)
+    assert spec is None and waiting is None
+    assert problems[0].path == "ConfigMap/t[t.vtt]"
+    assert "cannot decode the transcript as 'utf-8'" in problems[0].message

@@ -313,7 +313,12 @@ class TranscriptSource(Model):
                 _cel(
                     _one_of("inline", "configMapKeyRef", "url", "fromSource"),
                     "transcript needs exactly one of inline, configMapKeyRef, url or fromSource",
-                )
+                ),
+                _cel(
+                    "!has(self.encoding) || has(self.configMapKeyRef) || has(self.url)",
+                    "encoding applies to a configMapKeyRef or url transcript (inline text and "
+                    "the source's captions are text already)",
+                ),
             ]
         }
     )
@@ -347,6 +352,26 @@ class TranscriptSource(Model):
     language: str | None = Field(
         default=None, max_length=35, description="BCP 47 language tag, written into subtitles."
     )
+    encoding: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="Text encoding of a configMapKeyRef (binaryData) or url transcript, a Python "
+        "codec name such as windows-1252, latin-1, big5, gb2312 or utf-16. Unset: a byte order "
+        "mark, else UTF-8, else the encoding detected (charset-normalizer); see "
+        "docs/resource.md, transcript encodings.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None and not is_text_codec(value):
+            raise ValueError(
+                f"unknown text encoding {value!r}; expected a codec name such as utf-8, "
+                "windows-1252, latin-1, windows-1250, big5, gb2312 or utf-16"
+            )
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> TranscriptSource:
@@ -356,7 +381,23 @@ class TranscriptSource(Model):
             raise ValueError(
                 "transcript needs exactly one of inline, configMapKeyRef, url or fromSource"
             )
+        if self.encoding is not None and self.config_map_key_ref is None and self.url is None:
+            raise ValueError(
+                "encoding applies to a configMapKeyRef or url transcript (inline text and "
+                "the source's captions are text already)"
+            )
         return self
+
+
+def is_text_codec(name: str) -> bool:
+    """True when ``name`` is a codec Python knows that decodes bytes to text."""
+    import codecs
+
+    try:
+        info = codecs.lookup(name)
+    except LookupError:
+        return False
+    return bool(getattr(info, "_is_text_encoding", True))
 
 
 class KnowledgePoint(Model):

@@ -41,8 +41,11 @@ from videojobs.transcripts._common import (
     MAX_WORDS,
     _Errors,
     check_size,
+    paused_gc,
 )
+from videojobs.transcripts._decode import decode_transcript
 from videojobs.transcripts._json import (
+    is_call_analytics,
     load_json,
     parse_aws_transcribe_json,
     parse_json_cues,
@@ -57,7 +60,14 @@ from videojobs.transcripts._markup import (
     parse_ttml,
     parse_youtube_srv3,
 )
-from videojobs.transcripts._text import SBV_TIMINGS, parse_sbv, parse_srt, parse_webvtt
+from videojobs.transcripts._rolling import is_rolling, merge_rolling
+from videojobs.transcripts._text import (
+    SBV_TIMINGS,
+    is_headerless_webvtt,
+    parse_sbv,
+    parse_srt,
+    parse_webvtt,
+)
 
 __all__ = [
     "FORMATS",
@@ -65,7 +75,10 @@ __all__ = [
     "MAX_NESTING",
     "MAX_TRANSCRIPT_BYTES",
     "MAX_WORDS",
+    "decode_transcript",
     "detect_format",
+    "is_rolling",
+    "merge_rolling",
     "parse_aws_transcribe_json",
     "parse_json_cues",
     "parse_sami",
@@ -105,7 +118,7 @@ FORMATS = tuple(_PARSERS)
 
 # How auto recognises each format, for the error when it recognises none.
 _TEXT_SIGNS = {
-    "webvtt": "a first line 'WEBVTT'",
+    "webvtt": "a first line 'WEBVTT' (or, without it, cue timings 'MM:SS.mmm --> MM:SS.mmm')",
     "srt": "a first line with a subtitle number or 'HH:MM:SS,mmm --> HH:MM:SS,mmm'",
     "sbv": "a first line 'H:MM:SS.mmm,H:MM:SS.mmm'",
     "ass/ssa": "a first line '[Script Info]'",
@@ -114,7 +127,8 @@ _JSON_SIGNS = {
     "json": "a top-level array of {start, end, text}",
     "whisper-json": 'an object with "segments"',
     "whisper-cpp-json": 'an object with "transcription"',
-    "aws-transcribe-json": 'an object with "results": {"items"}',
+    "aws-transcribe-json": 'an object with "results": {"items"}, or "Transcript": '
+    '[{"BeginOffsetMillis"}] (Call Analytics)',
     "youtube-json3": 'an object with "events"',
     "seed-json": 'an object with "transcript" (a list) and/or "knowledge_points"',
 }
@@ -123,8 +137,11 @@ _XML_SIGNS = {
     "youtube-srv3": "root element <timedtext>",
     "sami": "root element <SAMI>",
 }
+_HEADERLESS_WEBVTT = "webvtt (no header)"
+"""What auto-detection returns for WebVTT cues without the WEBVTT line (read as webvtt)."""
 _XML_PROLOGUE = re.compile(r"^(?:\s*<\?[^>]*\?>|\s*<!--.*?-->|\s*<!DOCTYPE[^>]*>)*\s*", re.S)
 _ROOT = re.compile(r"<([A-Za-z_][\w.:-]*)")
+_CLOCK = re.compile(r"\d:\d\d")
 
 
 def _signs(signs: dict[str, str]) -> str:
@@ -139,7 +156,7 @@ def _json_object_format(data: object) -> str | None:
     results = data.get("results")
     if "transcription" in data:
         return "whisper-cpp-json"
-    if isinstance(results, dict) and "items" in results:
+    if (isinstance(results, dict) and "items" in results) or is_call_analytics(data):
         return "aws-transcribe-json"
     if "events" in data:
         return "youtube-json3"
@@ -158,6 +175,37 @@ def _keys(data: object) -> str:
     return f"a JSON object with top-level keys {shown}" if keys else "an empty JSON object"
 
 
+# Formats that are not read, recognised to say so instead of "invalid JSON" or "not SRT"
+_UNSUPPORTED = (
+    (
+        re.compile(r"^\{\d+\}\{\d*\}"),
+        "MicroDVD subtitles ('{start frame}{end frame}text', times in video frames)",
+    ),
+    (
+        re.compile(
+            r"^\[(?:\d{1,3}:\d{2}(?:[.:]\d{1,3})?|(?:ar|ti|al|by|offset|length|re|ve):)", re.I
+        ),
+        "LRC lyrics ('[mm:ss.xx]text')",
+    ),
+    (
+        re.compile(r"^\[(?:INFORMATION|TITLE|AUTHOR)\]", re.I),
+        "SubViewer subtitles ('[INFORMATION]' header)",
+    ),
+)
+
+
+def _unsupported(first: str, err: _Errors) -> None:
+    for pattern, name in _UNSUPPORTED:
+        if pattern.match(first):
+            raise err(
+                f"cannot detect the transcript format: the document looks like {name}, which "
+                f"videojobs does not read (first line {first[:60]!r}); convert it to SRT or "
+                "WebVTT (for example with ffmpeg -i, or pysubs2 at the video's frame rate) and "
+                f"set transcript.format if needed; the formats read are {', '.join(FORMATS)}",
+                1,
+            )
+
+
 def _detect(text: str, err: _Errors) -> str:
     """The format of ``text``, or a TranscriptError saying what it looks like and what it
     could have been."""
@@ -165,6 +213,7 @@ def _detect(text: str, err: _Errors) -> str:
     first = body.split("\n", 1)[0].strip()
     if body.startswith("WEBVTT"):
         return "webvtt"
+    _unsupported(first, err)
     if first.lower() == "[script info]":
         return "ass" if "v4.00+" in body[:4096].lower() or "[v4+ styles]" in body.lower() else "ssa"
     if body.startswith(("{", "[")):
@@ -195,10 +244,14 @@ def _detect(text: str, err: _Errors) -> str:
         )
     if SBV_TIMINGS.match(first):
         return "sbv"
+    if is_headerless_webvtt([line.strip() for line in body.split("\n", 2)[:2]]):
+        return _HEADERLESS_WEBVTT
     if first.isdigit() or "-->" in first:
         return "srt"
+    timed = any(_CLOCK.search(line) for line in body[:8192].split("\n")[:50])
+    looks = "" if timed else " (no line of its start has a time: plain text without timings?)"
     raise err(
-        f"cannot detect the transcript format: the first line is {first[:60]!r}; expected "
+        f"cannot detect the transcript format: the first line is {first[:60]!r}{looks}; expected "
         f"{_signs(_TEXT_SIGNS)}; or JSON ({_signs(_JSON_SIGNS)}); or markup "
         f"({_signs(_XML_SIGNS)}) (set transcript.format)",
         1,
@@ -208,18 +261,23 @@ def _detect(text: str, err: _Errors) -> str:
 def detect_format(text: str) -> str | None:
     """The format ``text`` looks like, or None."""
     try:
-        return _detect(text, _Errors("transcript"))
+        found = _detect(text, _Errors("transcript"))
     except TranscriptError:
         return None
+    return "webvtt" if found == _HEADERLESS_WEBVTT else found
 
 
-def parse_transcript(text: str, fmt: str = "auto", *, source: str = "transcript") -> Transcript:
+def parse_transcript(
+    text: str, fmt: str = "auto", *, source: str = "transcript", rolling: bool | None = None
+) -> Transcript:
     """Parse a transcript.
 
     Args:
         text: the transcript text.
         fmt: ``auto`` or one of :data:`FORMATS`.
         source: what the text is, for error messages (``spec.transcript.inline``, a file name).
+        rolling: merge rolling captions (:func:`merge_rolling`): None when they are detected
+            (:func:`is_rolling`), True always (automatic captions), False never.
 
     Raises:
         TranscriptError: the text is not in the format, has no cues or goes over a limit; the
@@ -234,4 +292,12 @@ def parse_transcript(text: str, fmt: str = "auto", *, source: str = "transcript"
         raise err(f"the transcript is empty; expected {expected}", 1)
     if fmt == "auto":
         fmt = _detect(text, err)
-    return _PARSERS[fmt](text, source=source)
+    with paused_gc():  # a large transcript allocates many objects, none of them cyclic
+        if fmt == _HEADERLESS_WEBVTT:
+            fmt = "webvtt"
+            transcript = parse_webvtt(text, source=source, headerless=True)
+        else:
+            transcript = _PARSERS[fmt](text, source=source)
+    if rolling or (rolling is None and fmt != "seed-json" and is_rolling(transcript.cues)):
+        transcript = transcript.model_copy(update={"cues": merge_rolling(transcript.cues)})
+    return transcript

@@ -454,14 +454,99 @@ def _aws_cue(items: list[dict[str, Any]], text: str | None = None) -> dict[str, 
     }
 
 
+def is_call_analytics(data: Any) -> bool:
+    """True for Amazon Transcribe Call Analytics output: a top-level ``Transcript`` list of
+    turns with ``BeginOffsetMillis``/``EndOffsetMillis`` (standard Transcribe has ``results``)."""
+    if not isinstance(data, dict) or "results" in data:
+        return False
+    turns = data.get("Transcript")
+    if not isinstance(turns, list):
+        return False
+    if turns and isinstance(turns[0], dict):
+        return "BeginOffsetMillis" in turns[0]
+    return any(k in data for k in ("JobStatus", "Participants", "ConversationCharacteristics"))
+
+
+def _millis(value: Any, what: str) -> float:
+    seconds = _number(value, what) / 1000
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"'{what}' must be milliseconds, 0 or more, got {value!r}")
+    return seconds
+
+
+def parse_aws_call_analytics(data: dict[str, Any], body: str, err: _Errors) -> Transcript:
+    """Amazon Transcribe Call Analytics: one cue per turn of ``Transcript`` (``Content``,
+    ``BeginOffsetMillis``, ``EndOffsetMillis``), its ``Items`` as words (punctuation joined to
+    the word before)."""
+    turns = data["Transcript"]
+    check_cue_count(len(turns), err)
+    lines = entry_lines(body, ("Transcript",))
+    raw: list[dict[str, Any]] = []
+    for i, turn in enumerate(turns):
+        line = lines[i] if i < len(lines) else None
+        try:
+            if not isinstance(turn, dict):
+                raise ValueError(f"expected an object, got {type(turn).__name__}")
+            start = _millis(turn.get("BeginOffsetMillis"), "BeginOffsetMillis")
+            end = _millis(turn.get("EndOffsetMillis"), "EndOffsetMillis")
+            content = turn.get("Content")
+            if not isinstance(content, str):
+                raise ValueError("expected a 'Content' string")
+            words: list[list[Any]] = []
+            items = turn.get("Items") or []
+            if not isinstance(items, list):
+                raise ValueError("expected 'Items' to be a list")
+            for k, item in enumerate(items):
+                if not isinstance(item, dict) or not isinstance(item.get("Content"), str):
+                    raise ValueError(f"Items[{k}]: expected an object with a 'Content' string")
+                if item.get("Type") == "punctuation":
+                    if words:
+                        words[-1][2] += item["Content"]
+                    continue
+                words.append(
+                    [
+                        _millis(item.get("BeginOffsetMillis"), f"Items[{k}].BeginOffsetMillis"),
+                        _millis(item.get("EndOffsetMillis"), f"Items[{k}].EndOffsetMillis"),
+                        item["Content"],
+                    ]
+                )
+        except ValueError as exc:
+            raise err(
+                f"Transcript[{i}]: {exc}; expected {{BeginOffsetMillis, EndOffsetMillis, Content, "
+                "Items}} (AWS Transcribe Call Analytics)",
+                line,
+            ) from None
+        raw.append(
+            {
+                "id": turn.get("Id") if isinstance(turn.get("Id"), str) else None,
+                "start": start,
+                "end": end,
+                "text": clean_text(content),
+                "line": line,
+                "words": words_between([(a, b, t) for a, b, t in words], start, end),
+            }
+        )
+    language = data.get("LanguageCode")
+    return make_transcript(
+        "aws-transcribe-json", raw, err, language=language if isinstance(language, str) else None
+    )
+
+
 def parse_aws_transcribe_json(text: str, *, source: str = "transcript") -> Transcript:
     """Parse Amazon Transcribe's output: ``results.audio_segments`` when present (one cue per
-    segment), else ``results.items`` grouped into sentences."""
+    segment), else ``results.items`` grouped into sentences. Call Analytics output (a
+    ``Transcript`` list of turns) is read too: one cue per turn."""
     err = _Errors(source)
     data, body = load_json(text, err)
+    if is_call_analytics(data):
+        return parse_aws_call_analytics(data, body, err)
     results = data.get("results") if isinstance(data, dict) else None
     if not isinstance(results, dict) or "items" not in results:
-        raise err('expected a JSON object with "results": {"items": [...]} (AWS Transcribe)', 1)
+        raise err(
+            'expected a JSON object with "results": {"items": [...]} (AWS Transcribe) or '
+            '"Transcript": [{"BeginOffsetMillis", ...}] (AWS Transcribe Call Analytics)',
+            1,
+        )
     check_cue_count(len(results["items"]) if isinstance(results["items"], list) else 0, err)
     items = _aws_items(results["items"], entry_lines(body, ("results", "items")), err)
     raw: list[dict[str, Any]] = []
