@@ -319,6 +319,8 @@ def accurate_args(
     args: list[str] = []
     if threads > 0:
         args += ["-threads", str(threads)]
+    if info.format_name in _UNINDEXED_FORMATS:
+        return args + _unindexed_accurate_args(info, frames, fmt, quality, dest, threads)
     args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
@@ -341,6 +343,59 @@ def accurate_args(
         chain = [f"trim=end_frame={frames.count}", *scale[1:]]
         scale = ["-vf", ",".join(chain)]
     args += scale
+    args += video_encoder_args(fmt, quality, threads)
+    if info.audio is not None:
+        args += audio_encoder_args(fmt, quality)
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
+    args += container_args(fmt)
+    return [*args, str(dest)]
+
+
+_UNINDEXED_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo"})
+"""Containers without an index: ffmpeg's seek lands near the target by bisecting the file, not
+on the keyframe before it, so the decoder dropped frames up to the next keyframe (clips started
+up to a GOP late, video after audio). These are read from well before the keyframe and trimmed
+by timestamp."""
+UNINDEXED_PREROLL = 0.2
+"""Seconds before the keyframe that an unindexed source is read from."""
+
+
+def _unindexed_accurate_args(
+    info: MediaInfo, frames: FrameRange, fmt: Format, quality: Quality, dest: Path, threads: int
+) -> list[str]:
+    keys = [p.pts for p in frames.packets if p.key and p.pts <= frames.first]
+    key = frames.seconds(keys[-1] if keys else frames.first)
+    at = max(info.start_time, key - UNINDEXED_PREROLL)
+    if not keys:  # no keyframe listed before the first frame: read from the start
+        at = info.start_time
+    begin = frames.start_s - at
+    half = info.video.frame_duration / 2
+    if info.vfr:
+        until = min(frames.seconds(frames.end), frames.planned_end)
+        length = until - frames.start_s
+    else:
+        length = frames.duration_s
+    args = ["-seek_timestamp", "1", "-ss", seconds_arg(at), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}"]
+    if info.audio is not None:
+        args += ["-map", f"0:{info.audio.index}"]
+    chain = [
+        f"trim=start={seconds_arg(begin - half)}:end={seconds_arg(begin + length - half)}",
+        "setpts=PTS-STARTPTS",
+    ]
+    scale = scale_filter(info, quality)
+    chain += scale[1:]
+    args += ["-vf", ",".join(chain)]
+    if info.vfr:
+        args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
+    else:
+        args += ["-fps_mode", "passthrough"]
+    if info.audio is not None:
+        args += [
+            "-af",
+            f"atrim=start={seconds_arg(begin)}:end={seconds_arg(begin + length)},"
+            "asetpts=PTS-STARTPTS",
+        ]
     args += video_encoder_args(fmt, quality, threads)
     if info.audio is not None:
         args += audio_encoder_args(fmt, quality)
@@ -685,6 +740,8 @@ def cut_clip(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     end = min(segment.end, info.duration)
+    # Plan times are relative to the source's time zero; the cutter works in its timestamps.
+    origin = info.origin
     if end <= segment.start:
         raise WorkerError(
             ExitCode.PLAN_ERROR,
@@ -697,8 +754,8 @@ def cut_clip(
         precision_used, offset, note = _cut(
             info,
             f"clip {segment.index} ({segment.stem}.{fmt})",
-            segment.start,
-            end,
+            round(segment.start + origin, 6),
+            round(end + origin, 6),
             fmt,
             precision,
             quality,
