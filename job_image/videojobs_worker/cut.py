@@ -54,6 +54,7 @@ from videojobs_worker.probe import (
     h264_headers,
     h264_is_idr,
     h264_parameter_sets,
+    hidden_preroll,
     mp4_sample_table,
     video_packets,
 )
@@ -750,6 +751,13 @@ def cut_clip(
             f"the end of the source ({info.duration:.3f}s)",
         )
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    if info.container == "mp4" and hidden_preroll(info.path):
+        try:
+            return _cut_hidden_preroll(
+                info, segment, fmt, precision, quality, dest, work, threads, on_progress, stop
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     try:
         precision_used, offset, note = _cut(
             info,
@@ -778,6 +786,72 @@ def cut_clip(
     if on_progress is not None:
         on_progress(1.0)
     return CutOutcome(dest, precision_used, offset, duration, note)
+
+
+HIDDEN_PREROLL_MARGIN = 1.0
+"""Seconds after the planned end copied into the range a hidden-pre-roll source is cut from."""
+
+
+def _cut_hidden_preroll(
+    info: MediaInfo,
+    segment: PlannedSegment,
+    fmt: Format,
+    precision: PrecisionMode,
+    quality: Quality,
+    dest: Path,
+    work: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> CutOutcome:
+    """Cut a clip out of an MP4 whose edit list hides frames at its start (issue 23, item 1).
+
+    The frames the segment needs are stream-copied, with their timestamps, from the keyframe at
+    or before its start into a range file, which is rewritten like a ranged download
+    (:func:`videojobs_worker.download.normalise_range`: nothing hidden, time zero a known
+    millisecond); the clip is cut from that, with the plan shifted by the same millisecond.
+    Cut from the file itself, ``smart`` copied its middle from a GOP too early (505 frames for
+    255) and ``copy`` lost a GOP.
+    """
+    from videojobs_worker.download import DownloadedPart, normalise_range
+
+    piece = work / f"range{info.path.suffix or '.mp4'}"
+    end = min(segment.end, info.duration) + HIDDEN_PREROLL_MARGIN
+    args = ["-copyts", "-seek_timestamp", "1", "-ss", seconds_arg(max(0.0, segment.start))]
+    args += ["-t", seconds_arg(end - max(0.0, segment.start)), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}"]
+    if info.audio is not None:
+        args += ["-map", f"0:{info.audio.index}"]
+    args += ["-c", "copy", "-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
+    run_ffmpeg([*args, str(piece)], stop=stop)
+    part = normalise_range(DownloadedPart(piece))
+    shifted = segment.model_copy(
+        update={
+            "start": round(segment.start - part.start, 3),
+            "end": round(min(segment.end, info.duration) - part.start, 3),
+        }
+    )
+    from dataclasses import replace
+
+    from videojobs_worker.probe import probe as probe_file
+
+    outcome = cut_clip(
+        part.path,
+        probe_file(part.path),
+        shifted,
+        fmt,
+        precision,
+        quality,
+        dest,
+        threads=threads,
+        on_progress=on_progress,
+        stop=stop,
+    )
+    why = (
+        f"cut from a copy of the source from {part.start:.3f}s (its MP4 edit list hides frames "
+        "at its start); times above are relative to that"
+    )
+    return replace(outcome, note=f"{outcome.note}; {why}" if outcome.note else why)
 
 
 def _with_path(info: MediaInfo, path: Path) -> MediaInfo:

@@ -511,6 +511,21 @@ def video_packets(path: Path, start: float, end: float) -> list[Packet]:
         back = max(2.0, back * 3)
 
 
+def hidden_preroll(path: Path) -> bool:
+    """True for an MP4 whose edit list hides frames at its start: what ``ffmpeg -ss X -i in.mp4
+    -c copy out.mp4``, yt-dlp's ``--download-sections`` and lossless-cut tools write (the edit
+    list starts in the middle of a GOP). ffmpeg hands those frames out with negative times and
+    the discard flag."""
+    rows = ffprobe_csv(
+        ["-select_streams", "v:0", "-read_intervals", "%+#2"]
+        + ["-show_entries", "packet=pts,flags", str(path)]
+    )
+    for row in rows:
+        if len(row) >= 2 and ("D" in row[1] or (row[0].startswith("-") and row[0] != "-")):
+            return True
+    return False
+
+
 def _listed_packets(path: Path, start: float, end: float) -> list[Packet]:
     rows = ffprobe_csv(
         [

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.httpserver import MediaServer
+from tests.media.conftest import probe_streams
 from tests.mediakit import frame_numbers, make_video
 from videojobs.models import PlannedSegment, Quality
 from videojobs_worker.cut import CutOutcome, cut_clip
@@ -143,8 +144,9 @@ def test_ranged_download_clips_are_frame_exact(
 
 def test_mid_gop_edit_list_mp4_is_cut_exact(masters, tmp_path: Path) -> None:
     """Item 1: what ``ffmpeg -ss X -i in.mp4 -c copy out.mp4`` writes (an edit list starting in
-    the middle of a GOP). ``smart`` used to copy the middle from a GOP too early (505 frames for
-    255); now every clip holds exactly its planned frames."""
+    the middle of a GOP). ``smart`` copied the middle from a GOP too early (345 frames for 255)
+    and ``copy`` lost a GOP; now ``smart`` takes its fast path with exactly the planned frames
+    and ``copy`` starts on the keyframe before the start."""
     master = masters[1]("h264")
     cut_src = tmp_path / "lossless-cut.mp4"
     subprocess.run(
@@ -158,10 +160,18 @@ def test_mid_gop_edit_list_mp4_is_cut_exact(masters, tmp_path: Path) -> None:
     assert len(visible) == len(shown)  # the hidden pre-roll is not shown
     for start, end in [(2.0, 10.5), (11.23, 17.5)]:
         planned = [shown[i] for i, t in enumerate(visible) if start - TOL <= t < end - TOL]
-        for precision in ("smart", "accurate"):
+        for precision in ("smart", "accurate", "copy"):
             outcome = cut(cut_src, start, end, "mp4", precision, tmp_path / f"{precision}.mp4")
-            assert frame_numbers(outcome.path) == planned, (precision, outcome.note)
+            numbers = frame_numbers(outcome.path)
             assert decode_errors(outcome.path) == ""
+            assert outcome.precision_used == precision, outcome.note  # smart: the fast path
+            assert "its MP4 edit list hides frames" in (outcome.note or "")
+            if precision == "copy":  # from the keyframe before the start (a hidden one too)
+                assert numbers[0] == planned[0] // GOP * GOP
+                assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+                assert abs(numbers[-1] - planned[-1]) <= 3
+            else:
+                assert numbers == planned, (precision, outcome.note)
 
 
 def test_a_wrong_clip_is_named_with_expected_and_found(masters, tmp_path: Path) -> None:
@@ -220,3 +230,30 @@ def test_a_clip_that_fails_its_check_fails_the_cut(
     )
     assert "re-cut with accurate" in (outcome.note or "")
     assert frame_numbers(outcome.path) == planned_numbers(master, 12.37, 18.87)
+
+
+def test_ranged_dash_download_merges_video_and_audio_exactly(masters, tmp_path: Path) -> None:
+    """Separate video and audio formats (DASH, as YouTube serves them): each range is fetched
+    per format and merged; the merge keeps the timestamps too, so clips stay frame-exact."""
+    from tests.mediakit import run_ffmpeg
+
+    master = masters[1]("h264")
+    root = tmp_path / "dash"
+    root.mkdir()
+    run_ffmpeg(
+        ["-i", str(master), "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "dash"]
+        + ["-seg_duration", "3", str(root / "manifest.mpd")]
+    )
+    with MediaServer(root) as srv:
+        downloaded = Downloader(tmp_path / "dl", policy=None).download(
+            srv.url("manifest.mpd"), ranges=plan_ranges(SEGMENTS, float(DURATION))
+        )
+    assert downloaded.partial
+    assert set(probe_streams(downloaded.parts[0].path)) == {"format", "video", "audio"}
+    for start, end in SEGMENTS:
+        part = part_for(downloaded.parts, start, end)
+        rebased = (round(start - part.start, 3), round(end - part.start, 3))
+        for precision in ("smart", "accurate"):
+            outcome = cut(part.path, *rebased, "mp4", precision, tmp_path / f"{precision}.mp4")
+            assert frame_numbers(outcome.path) == planned_numbers(master, start, end), precision
+            assert outcome.precision_used == precision, outcome.note
