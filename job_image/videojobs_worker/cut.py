@@ -751,11 +751,13 @@ def cut_clip(
             f"the end of the source ({info.duration:.3f}s)",
         )
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    if info.container == "mp4" and hidden_preroll(info.path):
+    route = _mp4_range_route(info, fmt, precision)
+    if route is not None:
         try:
-            return _cut_hidden_preroll(
-                info, segment, fmt, precision, quality, dest, work, threads, on_progress, stop
-            )
+            return _cut_from_mp4_range(
+                info, segment, fmt, precision, quality, dest, work, threads, on_progress, stop,
+                route,
+            )  # fmt: skip
         finally:
             shutil.rmtree(work, ignore_errors=True)
     try:
@@ -792,7 +794,32 @@ HIDDEN_PREROLL_MARGIN = 1.0
 """Seconds after the planned end copied into the range a hidden-pre-roll source is cut from."""
 
 
-def _cut_hidden_preroll(
+_CONTAINER_NAMES = {"mpegts": "MPEG-TS", "matroska,webm": "Matroska", "mpeg": "MPEG-PS"}
+
+
+def _mp4_range_route(info: MediaInfo, fmt: Format, precision: PrecisionMode) -> str | None:
+    """Why a clip is cut from an MP4 copy of its range rather than from the source, or None.
+
+    - an MP4 whose edit list hides frames at its start (issue 23, item 1): cut from the file
+      itself, ``smart`` copied its middle from a GOP too early (345 frames for 255) and
+      ``copy`` lost a GOP;
+    - H.264 in Matroska or MPEG-TS with ``smart`` into MP4: the join needs the source's
+      ``avcC``, which only an MP4 has; the copy is an MP4, so the fast path applies.
+    """
+    if info.container == "mp4":
+        return "its MP4 edit list hides frames at its start" if hidden_preroll(info.path) else None
+    if (
+        precision == "smart"
+        and fmt == "mp4"
+        and info.video.codec == "h264"
+        and info.video.pix_fmt in _SMART_PIX_FMTS
+        and info.format_name in _CONTAINER_NAMES
+    ):
+        return f"H.264 in {_CONTAINER_NAMES[info.format_name]}, whose stream the join cannot use"
+    return None
+
+
+def _cut_from_mp4_range(
     info: MediaInfo,
     segment: PlannedSegment,
     fmt: Format,
@@ -803,32 +830,40 @@ def _cut_hidden_preroll(
     threads: int,
     on_progress: Callable[[float], None] | None,
     stop: threading.Event | None,
+    route: str,
 ) -> CutOutcome:
-    """Cut a clip out of an MP4 whose edit list hides frames at its start (issue 23, item 1).
+    """Cut a clip from an MP4 copy of its range (see :func:`_mp4_range_route` for when).
 
     The frames the segment needs are stream-copied, with their timestamps, from the keyframe at
-    or before its start into a range file, which is rewritten like a ranged download
+    or before its start into an MP4, which is rewritten like a ranged download
     (:func:`videojobs_worker.download.normalise_range`: nothing hidden, time zero a known
-    millisecond); the clip is cut from that, with the plan shifted by the same millisecond.
-    Cut from the file itself, ``smart`` copied its middle from a GOP too early (505 frames for
-    255) and ``copy`` lost a GOP.
+    millisecond after the source's time zero); the clip is cut from that, with the plan shifted
+    by the same milliseconds.
     """
     from videojobs_worker.download import DownloadedPart, normalise_range
 
-    piece = work / f"range{info.path.suffix or '.mp4'}"
-    end = min(segment.end, info.duration) + HIDDEN_PREROLL_MARGIN
-    args = ["-copyts", "-seek_timestamp", "1", "-ss", seconds_arg(max(0.0, segment.start))]
-    args += ["-t", seconds_arg(end - max(0.0, segment.start)), "-i", str(info.path)]
+    origin = info.origin
+    start = segment.start + origin
+    end = min(segment.end, info.duration) + origin + HIDDEN_PREROLL_MARGIN
+    seek = start
+    if info.format_name in _UNINDEXED_FORMATS:  # bisecting seeks land late: from the keyframe
+        keys = [p.pts for p in video_packets(info.path, start, start + 0.1) if p.key]
+        if keys:
+            seek = max(info.start_time, float(keys[0] * info.video.time_base) - UNINDEXED_PREROLL)
+    piece = work / "range.mp4"
+    args = ["-copyts", "-seek_timestamp", "1", "-ss", seconds_arg(seek)]
+    args += ["-t", seconds_arg(end - seek), "-i", str(info.path)]
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
     args += ["-c", "copy", "-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
     run_ffmpeg([*args, str(piece)], stop=stop)
-    part = normalise_range(DownloadedPart(piece))
+    part = normalise_range(DownloadedPart(piece), align=origin)
+    zero = part.start - origin  # whole milliseconds
     shifted = segment.model_copy(
         update={
-            "start": round(segment.start - part.start, 3),
-            "end": round(min(segment.end, info.duration) - part.start, 3),
+            "start": round(segment.start - zero, 3),
+            "end": round(min(segment.end, info.duration) - zero, 3),
         }
     )
     from dataclasses import replace
@@ -848,8 +883,8 @@ def _cut_hidden_preroll(
         stop=stop,
     )
     why = (
-        f"cut from a copy of the source from {part.start:.3f}s (its MP4 edit list hides frames "
-        "at its start); times above are relative to that"
+        f"cut from an MP4 copy of the source from {zero:.3f}s ({route}); times above are "
+        "relative to that"
     )
     return replace(outcome, note=f"{outcome.note}; {why}" if outcome.note else why)
 

@@ -891,9 +891,10 @@ def x264_sei_filter(
     return f"h264_metadata=sei_user_data={X264_SEI_UUID}+{_escape_option(_escape_option(info))}"
 
 
-def range_origin(path: Path) -> float:
+def range_origin(path: Path, align: float = 0.0) -> float:
     """The millisecond at or before the earliest timestamp (decode or presentation, any stream)
-    of a range file written with :func:`range_ffmpeg_args`: the source time it will start at."""
+    of a range file written with :func:`range_ffmpeg_args`: the source time it will start at.
+    Whole milliseconds after ``align`` (a source whose time zero is not a whole millisecond)."""
     rows = _ffprobe_csv_rows(
         ["-read_intervals", "%+#64", "-show_entries", "packet=pts_time,dts_time", str(path)]
     )
@@ -902,22 +903,25 @@ def range_origin(path: Path) -> float:
         raise WorkerError(
             ExitCode.NOT_A_VIDEO, "EmptyRange", f"the downloaded range {path.name} has no packets"
         )
-    return max(0.0, math.floor(round(min(times) * 1000, 6)) / 1000)
+    return align + math.floor(round((min(times) - align) * 1000, 6)) / 1000
 
 
-def normalise_range(part: DownloadedPart, sei_filter: str | None = None) -> DownloadedPart:
+def normalise_range(
+    part: DownloadedPart, sei_filter: str | None = None, *, align: float = 0.0
+) -> DownloadedPart:
     """Rewrite a range file (stream copy) so that it starts at its first packet, with source
     time ``origin`` (see :func:`range_origin`) as its time zero, and nothing hidden.
 
     The result is a plain file like a whole download: the cutter reads it as it reads any
     source, and the runner maps plan times by ``start``. ``sei_filter`` (from
     :func:`x264_sei_filter`) is applied in the same pass when the range lacks x264's SEI.
+    ``align``: see :func:`range_origin`.
     """
-    origin = range_origin(part.path)
+    origin = range_origin(part.path, align)
     before = _first_video_pts(part.path)
     tmp = part.path.with_name(f".norm-{part.path.name}")
     argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-copyts", "-i", str(part.path)]
-    argv += ["-map", "0", "-c", "copy", "-output_ts_offset", f"{-origin:.3f}"]
+    argv += ["-map", "0", "-c", "copy", "-output_ts_offset", f"{-origin:.6f}"]
     if sei_filter and not _X264_INFO.search(_first_video_packet(str(part.path), {}, 60.0)):
         argv += ["-bsf:v", sei_filter]
     if part.path.suffix.lower() in (".mp4", ".m4v", ".mov"):
@@ -938,7 +942,7 @@ def normalise_range(part: DownloadedPart, sei_filter: str | None = None) -> Down
     after = _first_video_pts(tmp)
     shift = round(after - (before - origin), 3) if after is not None and before is not None else 0
     tmp.replace(part.path)
-    return DownloadedPart(part.path, round(origin - shift, 3), part.end)
+    return DownloadedPart(part.path, round(origin - shift, 6), part.end)
 
 
 def _video_timescale(path: Path) -> int:

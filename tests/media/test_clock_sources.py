@@ -40,6 +40,8 @@ def make_source(tmp_path_factory: pytest.TempPathFactory):
         common = {"duration": 12, "size": SIZE, "gop": 45, "numbered": True}
         if kind == "h264_ts":
             return make_video(root / "h264.ts", preset="veryfast", **common)
+        if kind == "h264_mkv":
+            return make_video(root / "h264.mkv", preset="veryfast", **common)
         if kind == "mpeg2_ts":
             return make_video(
                 root / "mpeg2.ts", vcodec="mpeg2video", extra=["-bf", "2", "-q:v", "4"], **common
@@ -70,7 +72,11 @@ def shown_times(path: Path) -> list[float | None]:
     return [None if v == "N/A" else float(v) for v in values]
 
 
-@pytest.mark.parametrize("kind", ["h264_ts", "mpeg2_ts", "mpeg4_avi"])
+FAST = {"h264_ts", "h264_mkv"}
+"""Kinds smart cuts on its fast path (from an MP4 copy of the segment's range)."""
+
+
+@pytest.mark.parametrize("kind", ["h264_ts", "h264_mkv", "mpeg2_ts", "mpeg4_avi"])
 def test_clips_hold_exactly_the_planned_frames(kind: str, make_source, tmp_path: Path) -> None:
     src = make_source(kind)
     info = probe(src)
@@ -90,7 +96,11 @@ def test_clips_hold_exactly_the_planned_frames(kind: str, make_source, tmp_path:
             outcome = cut_clip(src, info, segment, "mp4", precision, Quality(), dest)
             got = frame_numbers(outcome.path)
             assert got == planned, (kind, precision, start, got[:3], planned[:3], len(got))
-            assert outcome.precision_used == "accurate"  # no fast path for these kinds yet
+            if precision == "smart" and kind in FAST:
+                assert outcome.precision_used == "smart", outcome.note
+                assert "cut from an MP4 copy of the source" in (outcome.note or "")
+            else:
+                assert outcome.precision_used == "accurate", outcome.note
             errors = subprocess.run(
                 ["ffmpeg", "-nostdin", "-v", "error", "-i", str(outcome.path), "-f", "null", "-"],
                 capture_output=True,
