@@ -13,7 +13,20 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["SOURCE_KINDS", "ffprobe_json", "make_hls", "make_video", "run_ffmpeg"]
+__all__ = [
+    "NUMBER_BITS",
+    "SOURCE_KINDS",
+    "ffprobe_json",
+    "frame_numbers",
+    "make_hls",
+    "make_video",
+    "run_ffmpeg",
+]
+
+NUMBER_BITS = 16
+"""Bits of the frame number a ``numbered`` video carries in its top row of blocks."""
+_BLOCK = 12
+"""Side of one bit's block, pixels (survives CRF 45 of every encoder used here)."""
 
 SOURCE_KINDS: dict[str, dict] = {
     "x264_medium": {"preset": "medium"},
@@ -83,6 +96,8 @@ def make_video(
     x264_params: str | None = None,
     strip_sei: bool = False,
     crf: int | None = None,
+    numbered: bool = False,
+    extra: Sequence[str] = (),
 ) -> Path:
     """Write a test video to ``path``; the container follows the suffix (.mp4, .webm, .mkv, ...).
 
@@ -95,6 +110,10 @@ def make_video(
     ``x264_params`` goes to ``-x264-params`` (``open-gop=1`` for an open-GOP source).
     ``strip_sei`` removes every SEI NAL unit (x264 writes its settings into one), as
     hardware encoders and platform re-encodes deliver H.264. ``vcodec="libsvtav1"`` makes AV1.
+    ``numbered`` writes each frame's number (its index in the master, before any VFR drop) into
+    the picture as :data:`NUMBER_BITS` black/white blocks along the top edge (the width must be
+    at least ``16 * 12`` pixels); :func:`frame_numbers` reads them back, so a clip's frames can
+    be checked one by one. ``extra`` goes before the output name (e.g. ``-f mpegts``).
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -112,9 +131,23 @@ def make_video(
     ]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={duration}"]
+    filters: list[str] = []
+    if numbered:
+        if width < NUMBER_BITS * _BLOCK or height < 2 * _BLOCK:
+            raise ValueError(f"a numbered video needs at least {NUMBER_BITS * _BLOCK}x24 pixels")
+        filters.append(f"drawbox=x=0:y=0:w={NUMBER_BITS * _BLOCK}:h={_BLOCK}:color=black:t=fill")
+        filters += [
+            f"drawbox=x={k * _BLOCK}:y=0:w={_BLOCK}:h={_BLOCK}:color=white:t=fill"
+            f":enable='mod(floor(n/{1 << k})\\,2)'"
+            for k in range(NUMBER_BITS)
+        ]
     if vfr:
         half = int(duration * fps / 2)
-        args += ["-vf", f"select='lt(n\\,{half})+not(mod(n\\,2))'", "-fps_mode", "vfr"]
+        filters.append(f"select='lt(n\\,{half})+not(mod(n\\,2))'")
+    if filters:
+        args += ["-vf", ",".join(filters)]
+    if vfr:
+        args += ["-fps_mode", "vfr"]
     args += ["-map", "0:v"]
     if audio:
         args += ["-map", "1:a"]
@@ -139,6 +172,7 @@ def make_video(
     args += ["-t", str(duration)]
     if container in ("mp4", "mov", "m4v"):
         args += ["-movflags", "+faststart"]
+    args += list(extra)
     if rotation is None:
         run_ffmpeg([*args, str(out)])
         return out
@@ -153,6 +187,40 @@ def make_video(
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def frame_numbers(path: str | Path, *args: str) -> list[int]:
+    """The number each shown frame of ``path`` carries (see ``make_video(numbered=True)``).
+
+    ``args`` go before the output (e.g. ``-ss``/``-t`` as output options). Decodes only the top
+    row of blocks, in grey; each bit is the mean of its block's centre.
+    """
+    width = NUMBER_BITS * _BLOCK
+    data = subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), *args, "-map", "0:v:0"]
+        + ["-vf", f"crop={width}:{_BLOCK}:0:0,format=gray", "-fps_mode", "passthrough"]
+        + ["-f", "rawvideo", "pipe:1"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    size = width * _BLOCK
+    inner = [
+        y * width + k * _BLOCK + x
+        for k in range(NUMBER_BITS)
+        for y in range(3, _BLOCK - 3)
+        for x in range(3, _BLOCK - 3)
+    ]
+    per_bit = (_BLOCK - 6) ** 2
+    numbers = []
+    for offset in range(0, len(data) - size + 1, size):
+        frame = data[offset : offset + size]
+        value = 0
+        for k in range(NUMBER_BITS):
+            cells = inner[k * per_bit : (k + 1) * per_bit]
+            if sum(frame[i] for i in cells) > 128 * per_bit:
+                value |= 1 << k
+        numbers.append(value)
+    return numbers
 
 
 def make_hls(src: str | Path, out_dir: str | Path, segment_seconds: float = 2) -> Path:

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -33,7 +33,7 @@ from typing import Literal
 from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker import av1bits
 from videojobs_worker.errors import WorkerError
-from videojobs_worker.ffmpeg import compile_args, ffprobe, run_ffmpeg, seconds_arg
+from videojobs_worker.ffmpeg import compile_args, ffprobe, ffprobe_csv, run_ffmpeg, seconds_arg
 from videojobs_worker.h264bits import (
     AvcC,
     BitstreamError,
@@ -54,9 +54,11 @@ from videojobs_worker.probe import (
     h264_headers,
     h264_is_idr,
     h264_parameter_sets,
+    hidden_preroll,
     mp4_sample_table,
     video_packets,
 )
+from videojobs_worker.verify import Expected, verify_clip
 
 Format = Literal["mp4", "webm"]
 PrecisionMode = Literal["copy", "accurate", "smart"]
@@ -116,6 +118,10 @@ _AOM_TOOL_OPTIONS = {
 _FEW_FRAMES = 8
 _BIG_FRAME = 1280 * 720
 """Frames larger than 720p get fewer encoder threads and a shorter lookahead (peak RSS)."""
+COPY_AUDIO_SLACK = 0.25
+"""Seconds a ``copy`` clip's audio may start or end away from its video, besides one audio
+frame: the video is cut by packet count (``-frames:v``), and reaching that count ends the
+audio too, up to a few audio packets early (measured: 0.15 s on a VFR source)."""
 FAST_PIECES_SECONDS = 1.0
 FAST_PIECES_PRESET = "ultrafast"
 """When the H.264 frames a smart cut re-encodes span more than this (a long GOP puts seconds
@@ -314,7 +320,9 @@ def accurate_args(
     args: list[str] = []
     if threads > 0:
         args += ["-threads", str(threads)]
-    args += ["-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
+    if info.format_name in _UNINDEXED_FORMATS:
+        return args + _unindexed_accurate_args(info, frames, fmt, quality, dest, threads)
+    args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
@@ -325,9 +333,70 @@ def accurate_args(
         args += ["-t", seconds_arg(until - frames.start_s)]
         args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
     else:
-        args += ["-t", seconds_arg(frames.duration_s)]
-        args += ["-fps_mode", "passthrough", "-frames:v", str(frames.count)]
-    args += scale_filter(info, quality)
+        # The frame count ends the video (a trim filter: -frames:v ends every stream of the
+        # output at once, and the audio lost its last 1.5 AAC frames); the audio is trimmed
+        # by its own timestamps.
+        args += ["-fps_mode", "passthrough"]
+        if info.audio is not None:
+            args += ["-af", f"atrim=end={seconds_arg(frames.duration_s)}"]
+    scale = scale_filter(info, quality)
+    if not info.vfr:
+        chain = [f"trim=end_frame={frames.count}", *scale[1:]]
+        scale = ["-vf", ",".join(chain)]
+    args += scale
+    args += video_encoder_args(fmt, quality, threads)
+    if info.audio is not None:
+        args += audio_encoder_args(fmt, quality)
+    args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
+    args += container_args(fmt)
+    return [*args, str(dest)]
+
+
+_UNINDEXED_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo"})
+"""Containers without an index: ffmpeg's seek lands near the target by bisecting the file, not
+on the keyframe before it, so the decoder dropped frames up to the next keyframe (clips started
+up to a GOP late, video after audio). These are read from well before the keyframe and trimmed
+by timestamp."""
+UNINDEXED_PREROLL = 0.2
+"""Seconds before the keyframe that an unindexed source is read from."""
+
+
+def _unindexed_accurate_args(
+    info: MediaInfo, frames: FrameRange, fmt: Format, quality: Quality, dest: Path, threads: int
+) -> list[str]:
+    keys = [p.pts for p in frames.packets if p.key and p.pts <= frames.first]
+    key = frames.seconds(keys[-1] if keys else frames.first)
+    at = max(info.start_time, key - UNINDEXED_PREROLL)
+    if not keys:  # no keyframe listed before the first frame: read from the start
+        at = info.start_time
+    begin = frames.start_s - at
+    half = info.video.frame_duration / 2
+    if info.vfr:
+        until = min(frames.seconds(frames.end), frames.planned_end)
+        length = until - frames.start_s
+    else:
+        length = frames.duration_s
+    args = ["-seek_timestamp", "1", "-ss", seconds_arg(at), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}"]
+    if info.audio is not None:
+        args += ["-map", f"0:{info.audio.index}"]
+    chain = [
+        f"trim=start={seconds_arg(begin - half)}:end={seconds_arg(begin + length - half)}",
+        "setpts=PTS-STARTPTS",
+    ]
+    scale = scale_filter(info, quality)
+    chain += scale[1:]
+    args += ["-vf", ",".join(chain)]
+    if info.vfr:
+        args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
+    else:
+        args += ["-fps_mode", "passthrough"]
+    if info.audio is not None:
+        args += [
+            "-af",
+            f"atrim=start={seconds_arg(begin)}:end={seconds_arg(begin + length)},"
+            "asetpts=PTS-STARTPTS",
+        ]
     args += video_encoder_args(fmt, quality, threads)
     if info.audio is not None:
         args += audio_encoder_args(fmt, quality)
@@ -347,7 +416,7 @@ def copy_args(
 ) -> list[str]:
     """Stream copy from the keyframe at pts ``keyframe`` for ``packet_count`` video packets."""
     tb = info.video.time_base
-    args = ["-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
+    args = ["-seek_timestamp", "1", "-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
@@ -496,7 +565,14 @@ def smart_encode_args(
             later = sorted(p.pts for p in packets if p.pts >= start) if packets else []
             if later:
                 span = float((later[min(count, len(later) - 1)] - start) * tb)
-        args += ["-ss", seconds_arg(float(start * tb)), "-t", seconds_arg(span + 0.5)]
+        args += [
+            "-seek_timestamp",
+            "1",
+            "-ss",
+            seconds_arg(float(start * tb)),
+            "-t",
+            seconds_arg(span + 0.5),
+        ]
         if info.video.rotation:
             # Keep the pixels as stored, like the copied middle; the clip gets the rotation tag.
             args += ["-noautorotate"]
@@ -665,6 +741,8 @@ def cut_clip(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     end = min(segment.end, info.duration)
+    # Plan times are relative to the source's time zero; the cutter works in its timestamps.
+    origin = info.origin
     if end <= segment.start:
         raise WorkerError(
             ExitCode.PLAN_ERROR,
@@ -673,11 +751,21 @@ def cut_clip(
             f"the end of the source ({info.duration:.3f}s)",
         )
     work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    route = _mp4_range_route(info, fmt, precision)
+    if route is not None:
+        try:
+            return _cut_from_mp4_range(
+                info, segment, fmt, precision, quality, dest, work, threads, on_progress, stop,
+                route,
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     try:
         precision_used, offset, note = _cut(
             info,
-            segment.start,
-            end,
+            f"clip {segment.index} ({segment.stem}.{fmt})",
+            round(segment.start + origin, 6),
+            round(end + origin, 6),
             fmt,
             precision,
             quality,
@@ -702,6 +790,105 @@ def cut_clip(
     return CutOutcome(dest, precision_used, offset, duration, note)
 
 
+HIDDEN_PREROLL_MARGIN = 1.0
+"""Seconds after the planned end copied into the range a hidden-pre-roll source is cut from."""
+
+
+_CONTAINER_NAMES = {"mpegts": "MPEG-TS", "matroska,webm": "Matroska", "mpeg": "MPEG-PS"}
+
+
+def _mp4_range_route(info: MediaInfo, fmt: Format, precision: PrecisionMode) -> str | None:
+    """Why a clip is cut from an MP4 copy of its range rather than from the source, or None.
+
+    - an MP4 whose edit list hides frames at its start (issue 23, item 1): cut from the file
+      itself, ``smart`` copied its middle from a GOP too early (345 frames for 255) and
+      ``copy`` lost a GOP;
+    - H.264 in Matroska or MPEG-TS with ``smart`` into MP4: the join needs the source's
+      ``avcC``, which only an MP4 has; the copy is an MP4, so the fast path applies.
+    """
+    if info.container == "mp4":
+        return "its MP4 edit list hides frames at its start" if hidden_preroll(info.path) else None
+    if (
+        precision == "smart"
+        and fmt == "mp4"
+        and info.video.codec == "h264"
+        and info.video.pix_fmt in _SMART_PIX_FMTS
+        and info.format_name in _CONTAINER_NAMES
+    ):
+        return f"H.264 in {_CONTAINER_NAMES[info.format_name]}, whose stream the join cannot use"
+    return None
+
+
+def _cut_from_mp4_range(
+    info: MediaInfo,
+    segment: PlannedSegment,
+    fmt: Format,
+    precision: PrecisionMode,
+    quality: Quality,
+    dest: Path,
+    work: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+    route: str,
+) -> CutOutcome:
+    """Cut a clip from an MP4 copy of its range (see :func:`_mp4_range_route` for when).
+
+    The frames the segment needs are stream-copied, with their timestamps, from the keyframe at
+    or before its start into an MP4, which is rewritten like a ranged download
+    (:func:`videojobs_worker.download.normalise_range`: nothing hidden, time zero a known
+    millisecond after the source's time zero); the clip is cut from that, with the plan shifted
+    by the same milliseconds.
+    """
+    from videojobs_worker.download import DownloadedPart, normalise_range
+
+    origin = info.origin
+    start = segment.start + origin
+    end = min(segment.end, info.duration) + origin + HIDDEN_PREROLL_MARGIN
+    seek = start
+    if info.format_name in _UNINDEXED_FORMATS:  # bisecting seeks land late: from the keyframe
+        keys = [p.pts for p in video_packets(info.path, start, start + 0.1) if p.key]
+        if keys:
+            seek = max(info.start_time, float(keys[0] * info.video.time_base) - UNINDEXED_PREROLL)
+    piece = work / "range.mp4"
+    args = ["-copyts", "-seek_timestamp", "1", "-ss", seconds_arg(seek)]
+    args += ["-t", seconds_arg(end - seek), "-i", str(info.path)]
+    args += ["-map", f"0:{info.video.index}"]
+    if info.audio is not None:
+        args += ["-map", f"0:{info.audio.index}"]
+    args += ["-c", "copy", "-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
+    run_ffmpeg([*args, str(piece)], stop=stop)
+    part = normalise_range(DownloadedPart(piece), align=origin)
+    zero = part.start - origin  # whole milliseconds
+    shifted = segment.model_copy(
+        update={
+            "start": round(segment.start - zero, 3),
+            "end": round(min(segment.end, info.duration) - zero, 3),
+        }
+    )
+    from dataclasses import replace
+
+    from videojobs_worker.probe import probe as probe_file
+
+    outcome = cut_clip(
+        part.path,
+        probe_file(part.path),
+        shifted,
+        fmt,
+        precision,
+        quality,
+        dest,
+        threads=threads,
+        on_progress=on_progress,
+        stop=stop,
+    )
+    why = (
+        f"cut from an MP4 copy of the source from {zero:.3f}s ({route}); times above are "
+        "relative to that"
+    )
+    return replace(outcome, note=f"{outcome.note}; {why}" if outcome.note else why)
+
+
 def _with_path(info: MediaInfo, path: Path) -> MediaInfo:
     from dataclasses import replace
 
@@ -710,6 +897,7 @@ def _with_path(info: MediaInfo, path: Path) -> MediaInfo:
 
 def _cut(
     info: MediaInfo,
+    label: str,
     start: float,
     end: float,
     fmt: Format,
@@ -721,9 +909,74 @@ def _cut(
     on_progress: Callable[[float], None] | None,
     stop: threading.Event | None,
 ) -> tuple[PrecisionMode, float, str | None]:
+    """Cut, then check the clip against the plan (:mod:`videojobs_worker.verify`).
+
+    A ``smart`` clip that does not match is cut again with ``accurate`` (the note says so); a
+    clip that still does not match (or an ``accurate``/``copy`` one) fails the cut with
+    ``WorkerError(MEDIA_TOOL, "ClipMismatch")`` naming the clip, the expected and found values.
+    """
     tb = info.video.time_base
     packets = video_packets(info.path, start, end + 2.0)
     frames = frame_range(packets, tb, start, end, Fraction(info.video.frame_duration))
+    precision_used, offset, note, expected = _cut_once(
+        info, frames, start, end, fmt, precision, quality, dest, work, threads, on_progress, stop
+    )
+    problems = verify_clip(dest, expected)
+    if problems and precision_used == "smart":
+        dest.unlink(missing_ok=True)
+        _run_accurate(info, frames, fmt, quality, dest, threads, on_progress, stop)
+        note = (
+            f"smart clip failed its check ({'; '.join(problems)}), so it was re-cut with accurate"
+        )
+        precision_used, offset, expected = "accurate", 0.0, accurate_expected(info, frames)
+        problems = verify_clip(dest, expected)
+    if problems:
+        raise WorkerError(
+            ExitCode.MEDIA_TOOL,
+            "ClipMismatch",
+            f"{label} ({precision_used}, {start:.3f}s-{end:.3f}s of the source) does not match "
+            f"its plan: {'; '.join(problems)}",
+        )
+    return precision_used, offset, note
+
+
+def _longest_frame(info: MediaInfo, frames: FrameRange) -> float:
+    """The nominal frame duration, or for a VFR source the longest gap between its frames in
+    the clip (the last frame's duration in a clip is the container's guess)."""
+    if not info.vfr:
+        return info.video.frame_duration
+    times = sorted(p.pts for p in frames.packets if frames.first <= p.pts <= frames.end)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    return max(info.video.frame_duration, frames.seconds(max(gaps, default=0)))
+
+
+def accurate_expected(info: MediaInfo, frames: FrameRange) -> Expected:
+    """What an ``accurate`` clip of ``frames`` holds (pure)."""
+    frame = info.video.frame_duration
+    audio = info.audio is not None
+    if info.vfr:  # normalised to a constant rate until the planned end
+        rate = nominal_rate(info)
+        until = min(frames.seconds(frames.end), frames.planned_end)
+        seconds = Fraction(str(until)) - Fraction(str(frames.start_s))
+        count = max(1, round(seconds * rate))
+        return Expected(count, float(count / rate), float(1 / rate), audio, frame_slack=1)
+    return Expected(frames.count, frames.duration_s, frame, audio)
+
+
+def _cut_once(
+    info: MediaInfo,
+    frames: FrameRange,
+    start: float,
+    end: float,
+    fmt: Format,
+    precision: PrecisionMode,
+    quality: Quality,
+    dest: Path,
+    work: Path,
+    threads: int,
+    on_progress: Callable[[float], None] | None,
+    stop: threading.Event | None,
+) -> tuple[PrecisionMode, float, str | None, Expected]:
     if precision == "copy":
         if info.video.codec not in _COPYABLE_VIDEO[fmt]:
             note = (
@@ -731,7 +984,7 @@ def _cut(
                 "re-encoded frame-exact instead"
             )
             _run_accurate(info, frames, fmt, quality, dest, threads, on_progress, stop)
-            return "accurate", 0.0, note
+            return "accurate", 0.0, note, accurate_expected(info, frames)
         return _run_copy(info, frames, start, end, fmt, quality, dest, on_progress, stop)
     if precision == "smart":
         job = SmartCut(info, frames, fmt, quality, dest, work, threads, on_progress, stop)
@@ -746,16 +999,24 @@ def _cut(
             if isinstance(result, str):
                 reason = result
             else:
-                return result
+                expected = Expected(
+                    frames.count,
+                    frames.duration_s,
+                    _longest_frame(info, frames),
+                    info.audio is not None,
+                    joins=tuple(job.joins),
+                )
+                return (*result, expected)
         _run_accurate(info, frames, fmt, quality, dest, threads, on_progress, stop)
-        return "accurate", 0.0, f"smart fell back to accurate: {reason}"
+        note = f"smart fell back to accurate: {reason}"
+        return "accurate", 0.0, note, accurate_expected(info, frames)
     _run_accurate(info, frames, fmt, quality, dest, threads, on_progress, stop)
     note = None
     if info.vfr:
         note = (
             f"variable frame rate source re-encoded at a constant {float(nominal_rate(info)):g} fps"
         )
-    return "accurate", 0.0, note
+    return "accurate", 0.0, note, accurate_expected(info, frames)
 
 
 def _run_accurate(
@@ -782,7 +1043,7 @@ def _run_copy(
     dest: Path,
     on_progress: Callable[[float], None] | None,
     stop: threading.Event | None,
-) -> tuple[PrecisionMode, float, str | None]:
+) -> tuple[PrecisionMode, float, str | None, Expected]:
     tb = info.video.time_base
     packets = list(frames.packets)
     keys = [i for i, p in enumerate(packets) if p.key and p.pts <= frames.first]
@@ -805,7 +1066,14 @@ def _run_copy(
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO[fmt]:
         codec = audio_encoder_args(fmt, quality)[1].removeprefix("lib")
         note += f"; the {info.audio.codec} audio was re-encoded to {codec} ({fmt} cannot carry it)"
-    return "copy", offset, note
+    expected = Expected(
+        n,
+        float((x - keyframe) * tb),
+        _longest_frame(info, frames),
+        info.audio is not None,
+        audio_slack=COPY_AUDIO_SLACK,
+    )
+    return "copy", offset, note, expected
 
 
 @dataclass(frozen=True)
@@ -822,6 +1090,8 @@ class SmartCut:
     threads: int
     on_progress: Callable[[float], None] | None
     stop: threading.Event | None
+    joins: list[float] = field(default_factory=list)
+    """Clip times where re-encoded and copied pieces meet (set by the runner, for the check)."""
 
 
 SmartResult = tuple[PrecisionMode, float, str | None] | str
@@ -970,7 +1240,14 @@ def _run_smart(job: SmartCut) -> SmartResult:
     else:
         # Starting on a keyframe: as the first piece, a copied file starts cleanly at zero.
         mid = work / "middle.mp4"
-        mid_args = ["-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
+        mid_args = [
+            "-seek_timestamp",
+            "1",
+            "-ss",
+            seconds_arg(float(keyframe * tb)),
+            "-i",
+            str(info.path),
+        ]
         mid_args += ["-map", f"0:{info.video.index}", "-an", "-sn", "-dn", "-c:v", "copy"]
         mid_args += ["-frames:v", str(mid_count), "-video_track_timescale", str(tb.denominator)]
         mid_args += ["-map_metadata", "-1", "-f", "mp4", str(mid)]
@@ -985,12 +1262,15 @@ def _run_smart(job: SmartCut) -> SmartResult:
     # auto_convert 0: packets stay as they are in the pieces (no in-band parameter sets).
     args = ["-f", "concat", "-safe", "0", "-auto_convert", "0", "-i", str(listing)]
     if info.audio is not None:
-        args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
-        args += ["-i", str(info.path)]
+        # The audio's length is a packet count (-frames:a below): -t on copied Opus ended the
+        # audio up to three packets before the video.
+        args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
     args += ["-map", "0:v:0"]
     if info.audio is not None:
         args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
     args += ["-c:v", "copy", "-video_track_timescale", str(tb.denominator)]
+    if info.audio is not None:
+        args += _audio_frames_args(info, frames)
     args += ["-map_metadata", "-1", "-map_chapters", "-1"]
     if info.video.rotation:
         # Stored pixels everywhere; the MP4 muxer writes the display matrix from this tag
@@ -1011,6 +1291,10 @@ def _run_smart(job: SmartCut) -> SmartResult:
             rewrite_mp4(joined, dest, build_avcc(merged))
         except BitstreamError as exc:
             return f"the clip's avcC could not be rewritten ({exc})"
+    if head_count:
+        job.joins.append(float((keyframe - frames.first) * tb))
+    if tail_count:
+        job.joins.append(float((mid_end - frames.first) * tb))
     parts = [f"re-encoded {head_count} head frame(s)"]
     if tail_count:
         parts.append(f"{tail_count} tail frame(s)")
@@ -1095,7 +1379,7 @@ def _head_input_args(info: MediaInfo, frames: FrameRange, count: int, threads: i
     args: list[str] = []
     if threads > 0:
         args += ["-threads", str(threads)]
-    args += ["-ss", seconds_arg(frames.start_s)]
+    args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s)]
     until = frames.start_s + count * info.video.frame_duration
     if info.vfr:  # frames may be farther apart than the nominal rate says
         after = sorted(p.pts for p in frames.packets if p.pts >= frames.first)
@@ -1265,9 +1549,12 @@ def _run_smart_keyframes(job: SmartCut) -> SmartResult:
     listing.write_text("ffconcat version 1.0\n" + "".join(entries), encoding="utf-8")
     args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
     if info.audio is not None:
-        args += ["-ss", seconds_arg(frames.start_s), "-t", seconds_arg(frames.duration_s)]
-        args += ["-i", str(info.path)]
-    args += ["-map", "0:v:0", "-c:v", "copy", "-frames:v", str(frames.count)]
+        # The audio's length is a packet count (-frames:a below): -t on copied Opus ended the
+        # audio up to three packets before the video.
+        args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
+    # No -frames:v: reaching it ends every stream of the output, and the audio lost its last
+    # packets; the concat entries' outpoint and duration end the video.
+    args += ["-map", "0:v:0", "-c:v", "copy"]
     audio_note = ""
     if info.audio is not None:
         args += ["-map", f"1:{info.audio.index}"]
@@ -1282,8 +1569,14 @@ def _run_smart_keyframes(job: SmartCut) -> SmartResult:
             )
     if fmt == "mp4":
         args += ["-video_track_timescale", str(tb.denominator)]
+    if info.audio is not None and info.audio.codec in _COPYABLE_AUDIO[fmt]:
+        args += _audio_frames_args(info, frames)
+    elif info.audio is not None:  # re-encoded: trimmed by its own timestamps
+        args += ["-af", f"atrim=end={seconds_arg(frames.duration_s)}"]
     args += ["-map_metadata", "-1", "-map_chapters", "-1", *container_args(fmt), str(dest)]
     run_ffmpeg(args, duration=frames.duration_s, on_progress=stages.callback(1), stop=job.stop)
+    if head_count:
+        job.joins.append(mid_start - frames.start_s)
     note = (
         f"smart: re-encoded {head_count} head frame(s){how}, "
         f"stream-copied {mid_count} (of {frames.count} frames) to the exact end"
@@ -1291,6 +1584,20 @@ def _run_smart_keyframes(job: SmartCut) -> SmartResult:
     if info.vfr:
         note += "; variable frame rate kept (source timestamps)"
     return "smart", 0.0, note + audio_note
+
+
+def _audio_frames_args(info: MediaInfo, frames: FrameRange) -> list[str]:
+    """``-frames:a N``: the source's audio packets that start in the clip's time range (copied
+    with ``-copypriorss 0``, so the first is the first at or after its start)."""
+    assert info.audio is not None
+    start, end = frames.start_s, frames.start_s + frames.duration_s
+    rows = ffprobe_csv(
+        ["-select_streams", f"{info.audio.index}", "-read_intervals", f"{start:.6f}%{end + 1:.6f}"]
+        + ["-show_entries", "packet=pts_time", str(info.path)]
+    )
+    times = [float(r[0]) for r in rows if r and r[0] not in ("", "N/A")]
+    count = sum(1 for t in times if start - float(TOLERANCE) <= t < end - float(TOLERANCE))
+    return ["-frames:a", str(max(1, count))] if times else ["-t", seconds_arg(frames.duration_s)]
 
 
 def has_leading_pictures(packets: Sequence[Packet], index: int) -> bool:

@@ -10,15 +10,20 @@
 
 Ranged downloads use yt-dlp's ``download_ranges``: yt-dlp then hands the media URL to ffmpeg
 (``-ss S -t D -i URL -c copy``), which reads only the byte ranges it needs from a server that
-honours HTTP Range, or only the HLS segments it needs. One file per range; time zero of a range
-file is the range's start in the source (stream-copy semantics: a hidden pre-roll up to the
-previous keyframe, so the file still decodes from its first frame).
+honours HTTP Range, or only the HLS segments it needs. One file per range. ffmpeg is told to keep
+the source's timestamps (``-copyts -start_at_zero``): with its default, the range's time zero is
+S, the frames from the keyframe before S are hidden behind an MP4 edit list starting mid-GOP, or
+(WebM, no edit lists) every timestamp is shifted by an amount the file does not record, and
+clips cut from it were wrong (issue 23). :func:`normalise_range` then rewrites each range file
+(stream copy) so that it starts at its first packet: time zero is ``DownloadedPart.start``, a
+millisecond at or before the first keyframe, and nothing is hidden.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -61,6 +66,38 @@ AUTO_PARTIAL_MIN_DURATION = 60.0
 """``partialDownload: auto`` only considers sources at least this long..."""
 AUTO_PARTIAL_MAX_FRACTION = 0.5
 """...whose planned ranges (with margins) cover at most this fraction of the source."""
+MP4_TIMESCALE_ARGS = ("-movie_timescale", "90000")
+"""An MP4's start offset (an empty edit) is written in the movie timescale: ffmpeg's default
+of 1000 would round it to the millisecond, this to 11 microseconds."""
+
+
+def range_ffmpeg_args(protocol: str) -> list[str]:
+    """Output options of yt-dlp's ffmpeg for a range of a format: the source's timestamps.
+
+    A direct file's timestamps are the source times the cutter works with (as in a whole
+    download); an HLS stream's start where its first segment does (MPEG-TS: not at 0), and a
+    whole HLS download is remuxed to start at 0, so ranges of it are too (``-start_at_zero``).
+    """
+    args = ["-copyts", *MP4_TIMESCALE_ARGS]
+    if "m3u8" in protocol:
+        args.insert(1, "-start_at_zero")
+    return args
+
+
+def with_range_args(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with :func:`range_ffmpeg_args` in every format's downloader options."""
+
+    def add(fmt: dict[str, Any]) -> dict[str, Any]:
+        options = dict(fmt.get("downloader_options") or {})
+        options["ffmpeg_args_out"] = range_ffmpeg_args(str(fmt.get("protocol") or ""))
+        return {**fmt, "downloader_options": options}
+
+    out = add(info)
+    if info.get("formats"):
+        out["formats"] = [add(f) for f in info["formats"]]
+    return out
+
+
 TRANSCRIPT_MAX_BYTES = 16 * 1024 * 1024
 FRAGMENT_RETRIES = 3
 """Retries of one HLS/DASH fragment before the download fails (not skipped: never truncated)."""
@@ -230,6 +267,9 @@ def build_ydl_opts(
     if ranges:
         opts["download_ranges"] = yt_dlp.utils.download_range_func(None, [tuple(r) for r in ranges])
         opts["force_keyframes_at_cuts"] = False
+        # Source timestamps in the range files (per format: see range_ffmpeg_args), and in the
+        # merge of separate video and audio ranges; MP4's start offset in a fine timescale.
+        opts["postprocessor_args"] = {"merger+ffmpeg": ["-copyts", *MP4_TIMESCALE_ARGS]}
     return opts
 
 
@@ -748,14 +788,17 @@ class Downloader:
             for leftover in self.scratch.glob("source*"):
                 leftover.unlink()
             with yt_dlp.YoutubeDL(self._opts(ranges, logger)) as ydl:
-                return ydl.process_ie_result(dict(info), download=True)
+                return ydl.process_ie_result(
+                    with_range_args(info) if ranges else dict(info), download=True
+                )
 
         result = self._with_retries("downloading", run)
         parts = self._parts(result, ranges)
         if ranges:
             media_url, headers = _video_url(result, url)
             proxy_url = self.proxy.url if self.proxy is not None else None
-            restore_x264_sei(media_url, parts, headers=headers, proxy_url=proxy_url)
+            sei = x264_sei_filter(media_url, headers=headers, proxy_url=proxy_url)
+            parts = [normalise_range(part, sei) for part in parts]
         if self.proxy is not None and self.proxy.refusals:
             raise self.proxy.refusals[0]
         size = sum(p.path.stat().st_size for p in parts)
@@ -833,6 +876,117 @@ def _first_video_packet(
 
 def _escape_option(text: str) -> str:
     return re.sub(r"([\\:,='\[\];])", r"\\\1", text)
+
+
+def x264_sei_filter(
+    source: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    proxy_url: str | None = None,
+) -> str | None:
+    """The ``-bsf:v`` argument that gives a range of an x264 stream the source's settings SEI
+    (see :func:`restore_x264_sei`), or ``None`` (not x264, or it could not be read)."""
+    try:
+        match = _X264_INFO.search(_first_video_packet(source, headers or {}, timeout, proxy_url))
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.info("could not read the source's x264 settings: %s", exc)
+        return None
+    if match is None:
+        return None
+    info = match.group(0).decode("ascii", errors="replace")
+    # -bsf:v parses twice (the filter list, then the filter's options): escape twice.
+    return f"h264_metadata=sei_user_data={X264_SEI_UUID}+{_escape_option(_escape_option(info))}"
+
+
+def range_origin(path: Path, align: float = 0.0) -> float:
+    """The millisecond at or before the earliest timestamp (decode or presentation, any stream)
+    of a range file written with :func:`range_ffmpeg_args`: the source time it will start at.
+    Whole milliseconds after ``align`` (a source whose time zero is not a whole millisecond)."""
+    rows = _ffprobe_csv_rows(
+        ["-read_intervals", "%+#64", "-show_entries", "packet=pts_time,dts_time", str(path)]
+    )
+    times = [float(v) for row in rows for v in row if v not in ("", "N/A")]
+    if not times:
+        raise WorkerError(
+            ExitCode.NOT_A_VIDEO, "EmptyRange", f"the downloaded range {path.name} has no packets"
+        )
+    return align + math.floor(round((min(times) - align) * 1000, 6)) / 1000
+
+
+def normalise_range(
+    part: DownloadedPart, sei_filter: str | None = None, *, align: float = 0.0
+) -> DownloadedPart:
+    """Rewrite a range file (stream copy) so that it starts at its first packet, with source
+    time ``origin`` (see :func:`range_origin`) as its time zero, and nothing hidden.
+
+    The result is a plain file like a whole download: the cutter reads it as it reads any
+    source, and the runner maps plan times by ``start``. ``sei_filter`` (from
+    :func:`x264_sei_filter`) is applied in the same pass when the range lacks x264's SEI.
+    ``align``: see :func:`range_origin`.
+    """
+    origin = range_origin(part.path, align)
+    before = _first_video_pts(part.path)
+    tmp = part.path.with_name(f".norm-{part.path.name}")
+    argv = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-copyts", "-i", str(part.path)]
+    argv += ["-map", "0", "-c", "copy", "-output_ts_offset", f"{-origin:.6f}"]
+    if sei_filter and not _X264_INFO.search(_first_video_packet(str(part.path), {}, 60.0)):
+        argv += ["-bsf:v", sei_filter]
+    if part.path.suffix.lower() in (".mp4", ".m4v", ".mov"):
+        # The start offset (an empty edit) in the video's own ticks: any rounding there makes
+        # ffmpeg's seeks and the cutter's sample table disagree by a tick, and a frame is lost.
+        argv += ["-movflags", "+faststart", "-movie_timescale", str(_video_timescale(part.path))]
+    proc = subprocess.run([*argv, str(tmp)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise WorkerError(
+            ExitCode.MEDIA_TOOL,
+            "RangeRewriteFailed",
+            f"could not rewrite the downloaded range {part.path.name}: "
+            + " | ".join(proc.stderr.strip().splitlines()[-3:]),
+        )
+    # A muxer may shift every stream again (Matroska by Opus' pre-skip, so that no timestamp
+    # is negative): time zero is where the first frame now says it is.
+    after = _first_video_pts(tmp)
+    shift = round(after - (before - origin), 3) if after is not None and before is not None else 0
+    tmp.replace(part.path)
+    return DownloadedPart(part.path, round(origin - shift, 6), part.end)
+
+
+def _video_timescale(path: Path) -> int:
+    rows = _ffprobe_csv_rows(
+        ["-select_streams", "v:0", "-show_entries", "stream=time_base"] + [str(path)]
+    )
+    for row in rows:
+        num, _, den = row[0].partition("/")
+        if num == "1" and den.isdigit() and int(den) > 0:
+            return int(den)
+    return 90000
+
+
+def _first_video_pts(path: Path) -> float | None:
+    rows = _ffprobe_csv_rows(
+        ["-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries", "packet=pts_time"]
+        + [str(path)]
+    )
+    for row in rows:
+        if row and row[0] not in ("", "N/A"):
+            return float(row[0])
+    return None
+
+
+def _ffprobe_csv_rows(args: Sequence[str]) -> list[list[str]]:
+    proc = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "csv=p=0", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise WorkerError(
+            ExitCode.MEDIA_TOOL, "ProbeFailed", f"ffprobe failed on {args[-1]}: {proc.stderr}"
+        )
+    return [line.split(",") for line in proc.stdout.splitlines() if line.strip()]
 
 
 def restore_x264_sei(

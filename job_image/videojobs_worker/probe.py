@@ -27,6 +27,8 @@ from videojobs_worker.h264bits import (
 )
 
 # Container names as users know them, from ffprobe's comma-separated format_name.
+_CLOCK_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo"})
+"""Formats whose timestamps do not start at the media's time zero (see ``MediaInfo.origin``)."""
 _CONTAINERS = {
     "mov,mp4,m4a,3gp,3g2,mj2": "mp4",
     "matroska,webm": "webm",
@@ -103,6 +105,19 @@ class MediaInfo:
     video: VideoStream
     audio: AudioStream | None
     vfr: bool
+    start_time: float = 0.0
+    """The container's start time (its earliest timestamp), seconds."""
+
+    @property
+    def origin(self) -> float:
+        """The timestamp of the source's time zero: plan times are relative to it.
+
+        MPEG-TS and MPEG-PS timestamps are a clock that starts anywhere (1.4 s after ffmpeg's
+        muxer, any value in a broadcast recording), so time zero is the file's start time.
+        MP4, WebM/Matroska and AVI timestamps are media time already: zero is zero (a WebM's
+        -7 ms start is Opus' pre-skip, not an offset)."""
+        return self.start_time if self.format_name in _CLOCK_FORMATS else 0.0
+
     """True when the average frame rate differs from the nominal (``r_frame_rate``) one."""
 
     @property
@@ -226,6 +241,7 @@ def parse_probe(path: Path, data: dict[str, Any], size_bytes: int) -> MediaInfo:
         video=video,
         audio=audio,
         vfr=is_vfr(r_rate, avg_rate),
+        start_time=_float(fmt.get("start_time")) or 0.0,
     )
 
 
@@ -471,6 +487,46 @@ def video_packets(path: Path, start: float, end: float) -> list[Packet]:
                 break
             chosen.append(p)
         return chosen
+    # Without an index (MPEG-TS/PS) ffprobe's seek bisects the file and may land after the
+    # keyframe before ``start``, even after ``start``: read from earlier until the listing
+    # holds that keyframe, and start it there.
+    time_base: Fraction | None = None
+    back = 0.0
+    while True:
+        begin = max(0.0, start - back)
+        listed = _listed_packets(path, begin, end)
+        if begin <= 0.0 and not back:
+            return listed
+        if time_base is None:
+            stream = ffprobe(path, select_streams="v:0")["streams"]
+            time_base = (_fraction(stream[0].get("time_base")) if stream else None) or Fraction(
+                1, 90000
+            )
+        limit = Fraction(str(max(0.0, start))) + Fraction(1, 2000)
+        keys = [i for i, p in enumerate(listed) if p.key and p.pts * time_base <= limit]
+        if keys:
+            return listed[keys[-1] :]
+        if begin <= 0.0:
+            return listed
+        back = max(2.0, back * 3)
+
+
+def hidden_preroll(path: Path) -> bool:
+    """True for an MP4 whose edit list hides frames at its start: what ``ffmpeg -ss X -i in.mp4
+    -c copy out.mp4``, yt-dlp's ``--download-sections`` and lossless-cut tools write (the edit
+    list starts in the middle of a GOP). ffmpeg hands those frames out with negative times and
+    the discard flag."""
+    rows = ffprobe_csv(
+        ["-select_streams", "v:0", "-read_intervals", "%+#2"]
+        + ["-show_entries", "packet=pts,flags", str(path)]
+    )
+    for row in rows:
+        if len(row) >= 2 and ("D" in row[1] or (row[0].startswith("-") and row[0] != "-")):
+            return True
+    return False
+
+
+def _listed_packets(path: Path, start: float, end: float) -> list[Packet]:
     rows = ffprobe_csv(
         [
             "-select_streams",
@@ -484,10 +540,17 @@ def video_packets(path: Path, start: float, end: float) -> list[Packet]:
     )
     packets = []
     for row in rows:
-        if len(row) < 3 or not row[0].lstrip("-").isdigit():
+        if len(row) < 3:
             continue
-        dts = int(row[1]) if row[1].lstrip("-").isdigit() else int(row[0])
-        packets.append(Packet(int(row[0]), dts, "K" in row[2]))
+        pts = int(row[0]) if row[0].lstrip("-").isdigit() else None
+        dts = int(row[1]) if row[1].lstrip("-").isdigit() else pts
+        if dts is None:
+            continue
+        # AVI stores decode times only: with B-frames (MPEG-4 Part 2, DivX/Xvid) the I and P
+        # packets have no presentation time. Each packet is one frame at a constant rate, so
+        # the decode times are the frames' presentation times as a set, which is all a
+        # re-encode needs (such codecs are never stream-copied into the clip).
+        packets.append(Packet(dts if pts is None else pts, dts, "K" in row[2]))
     return packets
 
 

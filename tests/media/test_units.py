@@ -194,14 +194,18 @@ def test_accurate_args() -> None:
     info = _info()
     frames = FrameRange(TB, 300 * FRAME, 449 * FRAME, 150, 450 * FRAME, (), 15.0)
     args = accurate_args(info, frames, "mp4", Quality(max_height=480), Path("/tmp/o.mp4"), 0)
-    assert args[:4] == ["-ss", "10.000000", "-i", "/media/src.mp4"]
-    assert args[args.index("-t") + 1] == "5.000000"
-    assert args[args.index("-frames:v") + 1] == "150"
-    assert args[args.index("-vf") + 1] == "scale=-2:480"
+    # the seek is a source timestamp (not offset by the file's start time)
+    assert args[:6] == ["-seek_timestamp", "1", "-ss", "10.000000", "-i", "/media/src.mp4"]
+    # the frame count ends the video (a trim filter: -frames:v would end the audio with it),
+    # the audio is trimmed to the same length by its own timestamps
+    assert "-t" not in args and "-frames:v" not in args
+    assert args[args.index("-vf") + 1] == "trim=end_frame=150,scale=-2:480"
+    assert args[args.index("-af") + 1] == "atrim=end=5.000000"
     assert "+faststart" in args and args[-1] == "/tmp/o.mp4"
     assert args[args.index("-c:a") + 1] == "aac"
     webm = accurate_args(info, frames, "webm", Quality(), Path("/tmp/o.webm"), 0)
-    assert webm[webm.index("-c:a") + 1] == "libopus" and "-vf" not in webm
+    assert webm[webm.index("-c:a") + 1] == "libopus"
+    assert webm[webm.index("-vf") + 1] == "trim=end_frame=150"
     vfr = accurate_args(_info(avg_frame_rate="20/1"), frames, "mp4", Quality(), Path("o"), 0)
     assert "-frames:v" not in vfr
     assert vfr[vfr.index("-fps_mode") + 1 : vfr.index("-fps_mode") + 4] == ["cfr", "-r", "30"]
@@ -209,7 +213,7 @@ def test_accurate_args() -> None:
 
 def test_copy_args() -> None:
     args = copy_args(_info(), 250 * FRAME, 900, 1150 * FRAME, "mp4", Quality(), Path("c.mp4"))
-    assert args[:2] == ["-ss", "8.333333"]
+    assert args[:4] == ["-seek_timestamp", "1", "-ss", "8.333333"]
     assert args[args.index("-frames:v") + 1] == "900"
     assert args[args.index("-t") + 1] == "30.000000"
     assert args[args.index("-c:a") + 1] == "copy"

@@ -1,0 +1,110 @@
+"""Sources whose timestamps are not plain media time, checked frame by frame (issue 23, items 2
+and 3).
+
+- MPEG-TS (HLS segments saved as ``.ts``, DVB/ATSC recordings): the first timestamp is not 0
+  (1.4 s after ffmpeg's muxer) and the file has no index. Clips started 21-57 frames late, were
+  short, and their video started up to 1.9 s after their audio.
+- MPEG-4 Part 2 with B-frames in AVI (DivX/Xvid): the I and P packets carry no presentation
+  time, and every clip held about half its planned frames.
+
+Each source is a frame-numbered master (``make_video(numbered=True)``); the plan is made from
+the times the decoder gives each frame, relative to the file's start, as a player shows them.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.mediakit import frame_numbers, make_video, run_ffmpeg
+from videojobs.models import PlannedSegment, Quality
+from videojobs_worker.cut import cut_clip
+from videojobs_worker.probe import probe
+
+pytestmark = pytest.mark.media
+
+TOL = 0.0005
+SIZE = (192, 108)
+SEGMENTS = [(1.37, 4.61), (5.2, 9.53), (9.9, 11.9)]  # none starts on a keyframe
+
+
+@pytest.fixture(scope="module")
+def make_source(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("clock-sources")
+
+    @functools.cache
+    def build(kind: str) -> Path:
+        common = {"duration": 12, "size": SIZE, "gop": 45, "numbered": True}
+        if kind == "h264_ts":
+            return make_video(root / "h264.ts", preset="veryfast", **common)
+        if kind == "h264_mkv":
+            return make_video(root / "h264.mkv", preset="veryfast", **common)
+        if kind == "mpeg2_ts":
+            return make_video(
+                root / "mpeg2.ts", vcodec="mpeg2video", extra=["-bf", "2", "-q:v", "4"], **common
+            )
+        assert kind == "mpeg4_avi"
+        master = make_video(root / "master.mp4", crf=10, **common)
+        out = root / "mpeg4.avi"
+        run_ffmpeg(
+            ["-i", str(master), "-c:v", "mpeg4", "-bf", "2", "-q:v", "3", "-g", "45"]
+            + ["-c:a", "libmp3lame", str(out)]
+        )
+        return out
+
+    return build
+
+
+def shown_times(path: Path) -> list[float | None]:
+    """The time the decoder gives each shown frame, in order (as a player shows it; ``None``
+    when it gives none)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0"]
+        + ["-show_entries", "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    values = [line.split(",")[0] for line in out.split()]
+    return [None if v == "N/A" else float(v) for v in values]
+
+
+FAST = {"h264_ts", "h264_mkv"}
+"""Kinds smart cuts on its fast path (from an MP4 copy of the segment's range)."""
+
+
+@pytest.mark.parametrize("kind", ["h264_ts", "h264_mkv", "mpeg2_ts", "mpeg4_avi"])
+def test_clips_hold_exactly_the_planned_frames(kind: str, make_source, tmp_path: Path) -> None:
+    src = make_source(kind)
+    info = probe(src)
+    zero = info.start_time if src.suffix == ".ts" else 0.0
+    times = shown_times(src)
+    numbers = frame_numbers(src)
+    assert len(times) == len(numbers)
+    for start, end in SEGMENTS:
+        planned = [
+            n
+            for n, t in zip(numbers, times, strict=True)
+            if t is not None and start - TOL <= t - zero < end - TOL
+        ]
+        for precision in ("smart", "accurate"):
+            segment = PlannedSegment(index=1, title="c", start=start, end=end, stem="c")
+            dest = tmp_path / f"{precision}.mp4"
+            outcome = cut_clip(src, info, segment, "mp4", precision, Quality(), dest)
+            got = frame_numbers(outcome.path)
+            assert got == planned, (kind, precision, start, got[:3], planned[:3], len(got))
+            if precision == "smart" and kind in FAST:
+                assert outcome.precision_used == "smart", outcome.note
+                assert "cut from an MP4 copy of the source" in (outcome.note or "")
+            else:
+                assert outcome.precision_used == "accurate", outcome.note
+            errors = subprocess.run(
+                ["ffmpeg", "-nostdin", "-v", "error", "-i", str(outcome.path), "-f", "null", "-"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stderr.strip()
+            assert errors == "", errors
