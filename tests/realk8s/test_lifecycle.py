@@ -1,0 +1,69 @@
+"""A VideoProcessingJob from creation to Succeeded on the real control plane: the operator as
+its own process with its ServiceAccount's token (RBAC from ``rbac.py``), the real Job
+controller and scheduler, the worker run by the node agent with the pod's own projected token,
+clips on the claim's folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.httpserver import MediaServer
+from tests.realk8s.conftest import OperatorProcess, RealCluster
+from tests.realk8s.test_server_rules import GROUP, PLURAL, VERSION, vpj
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[MediaServer]:
+    root = tmp_path / "media"
+    root.mkdir()
+    shutil.copy(REPO / "examples" / "media" / "sample.mp4", root / "sample.mp4")
+    with MediaServer(root) as server:
+        yield server
+
+
+def test_a_job_runs_to_succeeded_with_clips_on_the_claim(
+    real_cluster: RealCluster, ns: str, operator: OperatorProcess, served: MediaServer
+) -> None:
+    k8s = real_cluster.k8s
+    folder = real_cluster.claim(ns, "clips")
+    operator.start()
+    body = {
+        "source": {"url": served.url("sample.mp4")},
+        "segments": [
+            {"knowledgeId": "part-1", "title": "Part one", "start": "0", "end": "4"},
+            {"knowledgeId": "part-2", "title": "Part two", "start": "4", "end": "9.5"},
+            {"knowledgeId": "part-3", "title": "Part three", "start": "9.5", "end": "14"},
+        ],
+        "output": {
+            "formats": ["mp4"],
+            "precision": "accurate",
+            "storage": {"pvc": {"claimName": "clips", "path": "local-sample"}},
+        },
+    }
+    k8s.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, vpj(ns, "sample", body))
+
+    def finished() -> dict | None:
+        status = k8s.vpj(ns, "sample").get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = k8s.wait("the run to finish", finished, 240, interval=1)
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[:3000]
+    assert status["segmentsSummary"] == "3/3"
+    assert [s["knowledgeId"] for s in status["segments"]] == ["part-1", "part-2", "part-3"]
+    out = folder / "local-sample"
+    manifest = json.loads((out / "manifest.json").read_text())
+    clips = sorted(p.name for p in out.glob("*.mp4"))
+    assert len(clips) == 3, clips
+    assert status["manifestUri"].endswith("manifest.json")
+    assert len(manifest["segments"]) == 3
+    # the worker ran as the securityContext's user, on the real Job controller's pod
+    assert all(p.stat().st_uid == 10001 for p in out.glob("*.mp4"))
+    job = k8s.batch.read_namespaced_job(status["jobName"], ns)
+    assert job.status.succeeded == 1
