@@ -33,7 +33,7 @@ def test_a_job_runs_to_succeeded_with_clips_on_the_claim(
 ) -> None:
     k8s = real_cluster.k8s
     folder = real_cluster.claim(ns, "clips")
-    operator.start()
+    operator.start(VIDEOJOBS_PENDING_TIMEOUT_SECONDS="60")  # a pod that never starts: fail soon
     body = {
         "source": {"url": served.url("sample.mp4")},
         "segments": [
@@ -53,7 +53,7 @@ def test_a_job_runs_to_succeeded_with_clips_on_the_claim(
         status = k8s.vpj(ns, "sample").get("status") or {}
         return status if status.get("phase") in ("Succeeded", "Failed") else None
 
-    status = k8s.wait("the run to finish", finished, 240, interval=1)
+    status = k8s.wait("the run to finish", finished, 180, interval=1)
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[:3000]
     assert status["segmentsSummary"] == "3/3"
     assert [s["knowledgeId"] for s in status["segments"]] == ["part-1", "part-2", "part-3"]

@@ -125,6 +125,21 @@ def _segment(i: int) -> SegmentResult:
     )
 
 
+class Recording:
+    """The reporter's API client, recording the refusals the server answers."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+        self.refusals: list[tuple[int, str]] = []
+
+    def patch_namespaced_custom_object_status(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.api.patch_namespaced_custom_object_status(*args, **kwargs)
+        except ApiException as exc:
+            self.refusals.append((exc.status, str(exc.body)[:300]))
+            raise
+
+
 def test_a_big_run_still_lands_its_manifest_when_etcd_refuses_the_size(k8s: K8s, ns: str) -> None:
     """500 clips on a ~1.1 MB spec: the worker's status with its 512 KiB clip list would pass
     etcd's 1.5 MiB request limit (a 500 from the API server). The reporter shrinks the list and
@@ -137,7 +152,7 @@ def test_a_big_run_still_lands_its_manifest_when_etcd_refuses_the_size(k8s: K8s,
     k8s.custom.patch_namespaced_custom_object_status(
         GROUP, VERSION, ns, PLURAL, "big", {"status": {"phase": "Running", "jobName": "big-run"}}
     )
-    api = kubernetes.client.CustomObjectsApi(k8s.api)
+    api = Recording(kubernetes.client.CustomObjectsApi(k8s.api))
     reporter = ClusterReporter(
         ResourceRef(namespace=ns, name="big", uid=uid, generation=1, job_name="big-run"),
         interval=0.2,
@@ -150,6 +165,11 @@ def test_a_big_run_still_lands_its_manifest_when_etcd_refuses_the_size(k8s: K8s,
         reporter.finish("file:///output/big/manifest.json")
     finally:
         reporter.close()
+    # the real server's answer to an object over etcd's limit
+    print("REFUSED", api.refusals[:1], "budget now", reporter.segments_budget)
+    assert any(code in (500, 413) and "too large" in body for code, body in api.refusals), (
+        api.refusals
+    )
     status = k8s.vpj(ns, "big")["status"]
     assert status.get("manifestUri") == "file:///output/big/manifest.json", (
         f"the final status never landed (patches sent: {reporter.patches_sent}); "
