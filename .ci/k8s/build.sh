@@ -46,7 +46,8 @@ if ! command -v go >/dev/null; then
 fi
 
 # build_module DIR MODULE VERSION OUTDIR PKG... — a throwaway module requiring MODULE@VERSION
-# (with replace lines from $DIR/replace.txt if present) and `go build` of PKG into OUTDIR.
+# (with replace lines from $DIR/replace.txt if present) and `go build` of PKG into OUTDIR;
+# $LDFLAGS_X adds -X settings to the linker flags.
 build_module() {
     local dir=$1 module=$2 version=$3 out=$4; shift 4
     mkdir -p "$dir" "$out"
@@ -75,7 +76,7 @@ build_module() {
     (cd "$dir" && go mod tidy >&2)
     log "building $* -> $out"
     local t0=$SECONDS
-    (cd "$dir" && nice -n 19 go build -trimpath -ldflags='-s -w' -o "$out/" "$@" >&2)
+    (cd "$dir" && nice -n 19 go build -trimpath -ldflags="-s -w ${LDFLAGS_X:-}" -o "$out/" "$@" >&2)
     log "built $module@$version in $((SECONDS - t0)) s"
 }
 
@@ -103,17 +104,25 @@ build_k8s() {
     local version=$1
     local vdir="$CACHE/$version"
     local bin="$vdir/bin"
-    if have_all "$bin" "${K8S_BINS[@]}"; then
+    # the version the binaries report (/version, `helm install`'s kubeVersion check), set as
+    # Kubernetes' own build does (hack/lib/version.sh)
+    local minor patch x="" pkg
+    minor=$(echo "$version" | cut -d. -f2)
+    patch=$(echo "$version" | cut -d. -f3)
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        x+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+        x+=" -X $pkg.gitTreeState=clean"
+    done
+    if have_all "$bin" "${K8S_BINS[@]}" &&
+        "$bin/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $version"; then
         log "$version: cached in $bin"
     else
         local src="$vdir/src"
         mkdir -p "$src"
+        rm -f "${K8S_BINS[@]/#/$bin/}"
         local modfile
         modfile=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
         [[ -f "$modfile" ]] || { log "cannot download k8s.io/kubernetes@$version"; exit 1; }
-        local minor patch
-        minor=$(echo "$version" | cut -d. -f2)
-        patch=$(echo "$version" | cut -d. -f3)
         # staging modules: `k8s.io/x => ./staging/src/k8s.io/x` becomes `k8s.io/x => k8s.io/x v0.MINOR.PATCH`;
         # any other replace line is copied as is.
         awk -v v="v0.$minor.$patch" '
@@ -128,7 +137,7 @@ build_k8s() {
         local gover godebug
         gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$modfile")
         godebug=$(grep -E '^godebug ' "$modfile" || true)
-        GO_DIRECTIVE="$gover" GODEBUG_LINE="$godebug" build_module "$src" k8s.io/kubernetes "$version" "$bin" \
+        GO_DIRECTIVE="$gover" GODEBUG_LINE="$godebug" LDFLAGS_X="$x" build_module "$src" k8s.io/kubernetes "$version" "$bin" \
             "${K8S_BINS[@]/#/k8s.io/kubernetes/cmd/}"
     fi
     ln -sfn "$CACHE/tools/etcd-$ETCD_VERSION/bin/etcd" "$bin/etcd"
