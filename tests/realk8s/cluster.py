@@ -3,7 +3,8 @@
 etcd, kube-apiserver (RBAC + Node authorization, ServiceAccount token signing, the PodSecurity,
 ResourceQuota and NodeRestriction admission plugins), kube-controller-manager (Job, garbage
 collector, TTL-after-finished, ServiceAccount and token, namespace, quota, root CA publisher,
-PV binder, ClusterRole aggregation) and kube-scheduler, each with its own client certificate,
+PV binder, ClusterRole aggregation, Deployments and ReplicaSets for the chart's operator) and
+kube-scheduler, each with its own client certificate,
 the way ``hack/local-up-cluster.sh`` and controller-runtime's envtest start them. Every
 component logs to a file under the cluster's folder, which is kept.
 """
@@ -42,6 +43,8 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "persistentvolume-binder-controller",
     "clusterrole-aggregation-controller",
+    "deployment-controller",
+    "replicaset-controller",
 )
 ADMISSION = ("NodeRestriction", "PodSecurity", "ResourceQuota", "ServiceAccount", "LimitRanger")
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,7 +31,10 @@ NODE = "vj-node-0"
 WORKER_IMAGE = "videojobs-worker:realk8s"
 HERE = Path(__file__).resolve().parent
 _BUILD_FAILED: list[str] = []
+_ROOTLESS: list[bool] = []
 _NOT_RUN: list[str] = []
+_FAILED: list[str] = []
+_ROOTLESS: list[bool] = []
 
 
 def _require() -> bool:
@@ -45,9 +50,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     mine = [i for i in items if HERE in Path(str(i.fspath)).resolve().parents]
     for item in mine:
         item.add_marker(pytest.mark.realk8s)
-    if not mine or cp.find_binaries() is not None:
+    if not mine:
         return
-    if cp.go_available() and os.environ.get("VIDEOJOBS_K8S_BUILD") != "0":
+    if os.geteuid() != 0:
+        _ROOTLESS.append(True)
+    elif cp.find_binaries() is not None:
+        return
+    if not _ROOTLESS and cp.go_available() and os.environ.get("VIDEOJOBS_K8S_BUILD") != "0":
         log = cp.cache_dir() / f"build-{cp.version()}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         sys.stderr.write(
@@ -71,6 +80,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def _why() -> str:
+    if _ROOTLESS:
+        return "the node agent needs root (mount namespaces, bind mounts, setpriv)"
     if _BUILD_FAILED:
         return f"building Kubernetes {cp.version()} failed (log: {_BUILD_FAILED[0]})"
     return (
@@ -90,6 +101,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome: Any = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+    if report.failed:
+        _FAILED.append(item.nodeid)
 
 
 class K8s:
@@ -254,10 +267,12 @@ def _start_agent(real: RealCluster, python_bin: Path) -> None:
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
     """The control plane, the CRD and one node with its agent; stopped after the session."""
     binaries = cp.find_binaries()
-    if binaries is None:
+    if binaries is None or _ROOTLESS:
         _unavailable(_why())
     assert binaries is not None
-    folder = tmp_path_factory.mktemp("realk8s")
+    # Not under pytest's basetemp: other pytest runs on the machine rotate those away. Removed
+    # after a session without failures, kept (and named in the report) otherwise.
+    folder = Path(tempfile.mkdtemp(prefix="videojobs-realk8s-"))
     plane = cp.Cluster(bin=binaries, folder=folder)
     try:
         plane.start()
@@ -293,6 +308,10 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealClust
             except subprocess.TimeoutExpired:
                 real.agent.kill()
         plane.stop()
+        if _FAILED:
+            sys.stderr.write(f"\nrealk8s: logs of the failed session kept in {folder}\n")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

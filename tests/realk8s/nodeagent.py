@@ -245,6 +245,8 @@ class PodRun:
         self.deleted = False
         self.started_at: dict[str, str] = {}
         self.token_files: list[tuple[Path, dict[str, Any], float]] = []
+        self.restarts = 0
+        self.mounts: dict[str, list[tuple[Path, str, bool]]] = {}
 
     # events from the watch ---------------------------------------------------------------
 
@@ -587,6 +589,19 @@ class PodRun:
             'touch "$R/dev/termination-log"',
             f'mount --bind {q(str(term))} "$R/dev/termination-log"',
         ]
+        if uid is not None:
+            # the image's own user (the Dockerfiles create uid 10001): tools that look the user
+            # up (getpass, kopf's peering id) find it, as they would in the image
+            user = f"u{int(uid)}:x:{int(uid)}:{int(gid if gid is not None else uid)}"
+            outer.append(
+                f'grep -q "^[^:]*:[^:]*:{int(uid)}:" "$R/etc/passwd" || '
+                f'echo "{user}::/nonexistent:/usr/sbin/nologin" >> "$R/etc/passwd"'
+            )
+        if gid is not None:
+            outer.append(
+                f'grep -q "^[^:]*:[^:]*:{int(gid)}:" "$R/etc/group" || '
+                f'echo "g{int(gid)}:x:{int(gid)}:" >> "$R/etc/group"'
+            )
         inner = ["set -e", f"hostname {q(spec.get('hostname') or self.name)}"]
         for i, (host, path, ro) in enumerate(mounts):
             outer.append(f'mkdir "$R/.vj/{i}" && mount --bind {q(str(host))} "$R/.vj/{i}"')
@@ -675,17 +690,22 @@ class PodRun:
                     warned = text
                 with self.changed:
                     self.changed.wait(timeout=2)
+        for c in containers:
+            self.mounts[c["name"]] = [
+                (
+                    paths[m["name"]] / m["subPath"] if m.get("subPath") else paths[m["name"]],
+                    m["mountPath"],
+                    bool(m.get("readOnly")),
+                )
+                for m in c.get("volumeMounts") or []
+            ]
+        self._launch_and_wait(containers)
+
+    def _launch_and_wait(self, containers: list[dict[str, Any]]) -> None:
+        spec = self.pod["spec"]
         try:
             for c in containers:
-                mounts = [
-                    (
-                        paths[m["name"]] / m["subPath"] if m.get("subPath") else paths[m["name"]],
-                        m["mountPath"],
-                        bool(m.get("readOnly")),
-                    )
-                    for m in c.get("volumeMounts") or []
-                ]
-                self.launch(c, mounts)
+                self.launch(c, self.mounts[c["name"]])
         except (MountError, ApiException, OSError) as exc:
             self._signal(signal.SIGKILL)
             bad = [
@@ -707,6 +727,8 @@ class PodRun:
             self._container_status(c, {"running": {"startedAt": self.started_at[c["name"]]}}, True)
             for c in containers
         ]
+        for st in running:
+            st["restartCount"] = self.restarts
         self.write_status("Running", running, ready=True, started=True)
         killed = False
         while any(p.poll() is None for p in self.procs.values()):
@@ -741,6 +763,13 @@ class PodRun:
             if message:
                 state["terminated"]["message"] = message
             statuses.append(self._container_status(c, state, False))
+        policy = spec.get("restartPolicy") or "Always"
+        again = policy == "Always" or (policy == "OnFailure" and any(codes))
+        with self.changed:
+            deleting = self.deleting_since is not None
+        if again and not deleting:
+            self._restart(containers, statuses)
+            return
         phase = "Succeeded" if all(code == 0 for code in codes) else "Failed"
         self.write_status(phase, statuses, ready=False, started=False)
         with self.changed:
@@ -752,6 +781,26 @@ class PodRun:
             while self.deleting_since is None:
                 self.changed.wait(timeout=5)
         self._final_delete()
+
+    def _restart(self, containers: list[dict[str, Any]], last: list[dict[str, Any]]) -> None:
+        """``restartPolicy`` Always/OnFailure: the kubelet restarts the containers in place,
+        with a back-off (``CrashLoopBackOff``) and a growing ``restartCount``."""
+        self.restarts += 1
+        delay = min(30.0, 2.0 ** min(self.restarts, 5))
+        waiting = []
+        for c, old in zip(containers, last, strict=True):
+            st = self._container_status(c, {"waiting": {"reason": "CrashLoopBackOff"}}, False)
+            st["restartCount"] = self.restarts
+            st["lastState"] = old["state"]
+            waiting.append(st)
+        self.write_status("Running", waiting, ready=False, started=True)
+        with self.changed:
+            self.changed.wait(timeout=delay)
+            if self.deleting_since is not None:
+                self._final_delete()
+                return
+        self.procs = {}
+        self._launch_and_wait(containers)
 
     def _termination_message(self, c: dict[str, Any], code: int) -> str:
         text = ""
