@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import shutil
 import socket
@@ -22,6 +23,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -46,6 +48,16 @@ CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",
 )
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  userGroups: ["system:serviceaccounts:kube-system"]
+- level: Metadata
+  userGroups: ["system:serviceaccounts"]
+- level: None
+"""
 ADMISSION = ("NodeRestriction", "PodSecurity", "ResourceQuota", "ServiceAccount", "LimitRanger")
 
 
@@ -347,6 +359,15 @@ class Cluster:
         ]
         if self.token_max_seconds:
             api_args.append(f"--service-account-max-token-expiration={self.token_max_seconds}s")
+        # an audit log of what ServiceAccounts (the operator's, the workers') ask, outside
+        # kube-system's controllers (tests read it, as they read the emulator's request counts)
+        policy = self.folder / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        api_args += [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-mode=blocking",
+        ]
         self._start("kube-apiserver", api_args)
         ctx = ssl.create_default_context(cafile=str(pki.ca_file))
         ctx.load_cert_chain(str(admin[0]), str(admin[1]))
@@ -388,6 +409,22 @@ class Cluster:
         )
         self._wait_http("kube-scheduler", f"https://127.0.0.1:{p['sched']}/healthz", insecure, 120)
         self.started_in = time.monotonic() - t0
+
+    @property
+    def audit_log(self) -> Path:
+        return self.folder / "logs" / "audit.log"
+
+    def audit(self, user_prefix: str) -> list[dict[str, Any]]:
+        """The audit events of users whose name starts with the prefix, one per request (a
+        watch that is still open has only its ResponseStarted stage)."""
+        found: dict[str, dict[str, Any]] = {}
+        if not self.audit_log.exists():
+            return []
+        for line in self.audit_log.read_text().splitlines():
+            event = json.loads(line)
+            if str((event.get("user") or {}).get("username", "")).startswith(user_prefix):
+                found[event["auditID"]] = event
+        return list(found.values())
 
     def client_kubeconfig(self, name: str, cn: str, orgs: tuple[str, ...] = ()) -> Path:
         """A kubeconfig with a client certificate for user ``cn`` in groups ``orgs``."""

@@ -67,3 +67,24 @@ def test_a_job_runs_to_succeeded_with_clips_on_the_claim(
     assert all(p.stat().st_uid == 10001 for p in out.glob("*.mp4"))
     job = k8s.batch.read_namespaced_job(status["jobName"], ns)
     assert job.status.succeeded == 1
+    # The operator's own requests (the API server's audit log): its Job watch (a server-side
+    # label selector) showed it the Job, so it never had to look the Job up by name.
+    asked = [
+        e
+        for e in real_cluster.plane.audit("system:serviceaccount:")
+        if (e.get("objectRef") or {}).get("namespace") == ns
+    ]
+    assert any(e["verb"] == "watch" and e["objectRef"]["resource"] == "jobs" for e in asked)
+    lookups = [
+        e["requestURI"]
+        for e in asked
+        if e["verb"] == "get" and e["objectRef"]["resource"] == "jobs"
+    ]
+    assert not lookups, f"the operator's Job watch did not show it its Job: {lookups}"
+    # and the worker patched the status as its own ServiceAccount, nothing else
+    worker = {
+        (e["verb"], e["objectRef"]["resource"], e["objectRef"].get("subresource"))
+        for e in asked
+        if e["user"]["username"] == f"system:serviceaccount:{ns}:videojobs-worker"
+    }
+    assert worker == {("patch", "videoprocessingjobs", "status")}, worker
