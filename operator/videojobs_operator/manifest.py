@@ -296,13 +296,13 @@ def _volumes(
         )
         mounts.append({"name": "transcript", "mountPath": TRANSCRIPT_MOUNT, "readOnly": True})
     if spec.source.cookies_secret_ref is not None:
-        ref = spec.source.cookies_secret_ref
+        secret_ref = spec.source.cookies_secret_ref
         volumes.append(
             {
                 "name": "cookies",
                 "secret": {
-                    "secretName": ref.name,
-                    "items": [{"key": ref.key, "path": "cookies.txt"}],
+                    "secretName": secret_ref.name,
+                    "items": [{"key": secret_ref.key, "path": "cookies.txt"}],
                     "defaultMode": 0o440,
                 },
             }

@@ -31,7 +31,6 @@ NODE = "vj-node-0"
 WORKER_IMAGE = "videojobs-worker:realk8s"
 HERE = Path(__file__).resolve().parent
 _BUILD_FAILED: list[str] = []
-_ROOTLESS: list[bool] = []
 _NOT_RUN: list[str] = []
 _FAILED: list[str] = []
 _ROOTLESS: list[bool] = []
