@@ -220,8 +220,9 @@ class RealCluster:
         )
         return folder
 
-    def pod_log(self, ns: str, pod: str, container: str = "worker") -> str:
-        found = sorted(self.agent_root.glob(f"pods/{ns}_{pod}_*/containers/{container}/log"))
+    def pod_log(self, ns: str, pod: str, container: str = "worker", name: str = "log") -> str:
+        """A container's output (``log``) or ``termination-log``, as the node agent kept it."""
+        found = sorted(self.agent_root.glob(f"pods/{ns}_{pod}_*/containers/{container}/{name}"))
         return "\n".join(p.read_text(errors="replace") for p in found)
 
 

@@ -88,3 +88,63 @@ def test_a_job_runs_to_succeeded_with_clips_on_the_claim(
         if e["user"]["username"] == f"system:serviceaccount:{ns}:videojobs-worker"
     }
     assert worker == {("patch", "videoprocessingjobs", "status")}, worker
+
+
+def test_cancel_stops_the_worker_with_sigterm_and_removes_the_job(
+    real_cluster: RealCluster, ns: str, operator: OperatorProcess, served: MediaServer
+) -> None:
+    """spec.cancel: the operator deletes the Job, the garbage collector its pod, and the node
+    agent stops the worker (SIGTERM, SIGKILL after the grace period) and removes the pod."""
+    k8s = real_cluster.k8s
+    real_cluster.claim(ns, "clips")
+    operator.start()
+    body = {
+        # 315 kB at 5 kB/s: a minute of downloading, cancelled long before
+        "source": {"url": served.url("slow/5000/sample.mp4")},
+        "segments": [{"knowledgeId": "all", "title": "All", "start": "0", "end": "14"}],
+        "output": {"formats": ["mp4"], "storage": {"pvc": {"claimName": "clips"}}},
+    }
+    k8s.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, vpj(ns, "stop", body))
+
+    def running_pod() -> tuple[str, str] | None:
+        pods = k8s.core.list_namespaced_pod(ns).items
+        running = [p for p in pods if p.status.phase == "Running"]
+        return (running[0].metadata.name, running[0].metadata.uid) if running else None
+
+    pod_name, pod_uid = k8s.wait("the worker pod running", running_pod, 120)
+    k8s.wait(
+        "the worker downloading",
+        lambda: (
+            ((k8s.vpj(ns, "stop").get("status") or {}).get("progress") or {}).get("stage")
+            == "Downloading"
+        ),
+        60,
+    )
+    job = k8s.vpj(ns, "stop")["status"]["jobName"]
+    k8s.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "stop", {"spec": {"cancel": True}}
+    )
+    status = k8s.wait(
+        "Cancelled",
+        lambda: (s := k8s.vpj(ns, "stop").get("status") or {}).get("phase") == "Cancelled" and s,
+        60,
+    )
+    assert "cancel" in status["message"]
+    k8s.wait("the Job gone", lambda: not k8s.batch.list_namespaced_job(ns).items, 60)
+    # well before the download could have ended, and before the 30 s grace period
+    k8s.wait("the pod gone", lambda: not k8s.core.list_namespaced_pod(ns).items, 25)
+    said = real_cluster.pod_log(ns, pod_name) + real_cluster.pod_log(
+        ns, pod_name, "worker", "termination-log"
+    )
+    assert "SIGTERM" in said, said
+    # the worker's processes are gone with it (the agent names each pod's folder by its uid)
+    left = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if pod_uid in cmdline:
+            left.append(cmdline)
+    assert not left, f"processes of the deleted pod remain: {left}"
+    assert job
