@@ -148,3 +148,48 @@ def test_cancel_stops_the_worker_with_sigterm_and_removes_the_job(
             left.append(cmdline)
     assert not left, f"processes of the deleted pod remain: {left}"
     assert job
+
+
+def test_an_operator_killed_mid_run_is_replaced_without_a_second_job(
+    real_cluster: RealCluster, ns: str, operator: OperatorProcess, served: MediaServer
+) -> None:
+    """SIGKILL to the operator while its run downloads; a new operator process adopts the
+    running Job (the audit log shows one Job created, ever) and the run reaches Succeeded."""
+    k8s = real_cluster.k8s
+    real_cluster.claim(ns, "clips")
+    operator.start()
+    body = {
+        "source": {"url": served.url("slow/40000/sample.mp4")},
+        "segments": [{"knowledgeId": "all", "title": "All", "start": "0", "end": "6"}],
+        "output": {"formats": ["mp4"], "storage": {"pvc": {"claimName": "clips"}}},
+    }
+    k8s.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, vpj(ns, "kill", body))
+    k8s.wait(
+        "the worker downloading",
+        lambda: (
+            ((k8s.vpj(ns, "kill").get("status") or {}).get("progress") or {}).get("stage")
+            == "Downloading"
+        ),
+        120,
+    )
+    assert operator.proc is not None
+    operator.proc.kill()
+    operator.proc.wait()
+    operator.start()
+
+    def finished() -> dict | None:
+        status = k8s.vpj(ns, "kill").get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = k8s.wait("the run to finish", finished, 180, interval=1)
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[:2000]
+    created = [
+        e
+        for e in real_cluster.plane.audit("system:serviceaccount:videojobs-system:")
+        if e["verb"] == "create"
+        and e["objectRef"]["resource"] == "jobs"
+        and e["objectRef"].get("namespace") == ns
+        and (e.get("responseStatus") or {}).get("code") == 201
+    ]
+    assert len(created) == 1, [e["requestURI"] for e in created]
+    assert [j.metadata.name for j in k8s.batch.list_namespaced_job(ns).items] == [status["jobName"]]
