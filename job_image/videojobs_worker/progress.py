@@ -48,7 +48,21 @@ SEGMENTS_STATUS_BUDGET = 512 * 1024
 """Most bytes of JSON ``status.segments`` may take. A resource (spec and status) must stay under
 etcd's 1.5 MiB; 500 clips with long S3 prefixes, titles and four files each would need ~3.5 MB.
 Past the budget the list keeps its first entries and ``manifest.json`` (``manifestUri``) holds
-them all."""
+them all. A large spec (plus ``kubectl apply``'s copy of it and ``managedFields``) leaves less
+room: when the API server answers that the object is too large, the reporter shrinks the list
+(:meth:`ClusterReporter._send`) down to none; the manifest keeps every clip's detail."""
+
+
+def too_large(exc: BaseException) -> bool:
+    """The API server refused a write because the object would be too large: etcd's
+    ``request is too large`` (a 500 from kube-apiserver), a 413, or a 422 about the size."""
+    status = getattr(exc, "status", None)
+    text = f"{getattr(exc, 'body', '') or ''} {getattr(exc, 'reason', '') or ''}".lower()
+    if status == 413:
+        return True
+    return status in (500, 422) and (
+        "too large" in text or "request entity too large" in text or "too long" in text
+    )
 
 
 def now_rfc3339() -> str:
@@ -76,6 +90,8 @@ class Reporter:
         ``status.shardProgress.<shard>``, and the run-wide fields (``segments``, ``source``,
         ``segmentsSummary``, ``manifestUri``) are written only by the shard that merges."""
         self.merged_total: int | None = None
+        self.segments_budget = SEGMENTS_STATUS_BUDGET
+        """Bytes ``status.segments`` may take now (shrunk when the server says too large)."""
 
     # -- what the runner calls ---------------------------------------------------------------
 
@@ -160,7 +176,9 @@ class Reporter:
             if self.source_info is not None:
                 status["source"] = self.source_info.to_dict()
             segments = [self.segments[i] for i in sorted(self.segments)]
-            status["segments"] = _within_budget([s.to_dict() for s in segments])
+            status["segments"] = _within_budget(
+                [s.to_dict() for s in segments], self.segments_budget
+            )
             if progress.segments_total:
                 status["segmentsSummary"] = f"{len(segments)}/{progress.segments_total}"
             if self.manifest_uri is not None:
@@ -187,7 +205,9 @@ class Reporter:
                 if self.source_info is not None:
                     status["source"] = self.source_info.to_dict()
                 segments = [self.segments[i] for i in sorted(self.segments)]
-                status["segments"] = _within_budget([s.to_dict() for s in segments])
+                status["segments"] = _within_budget(
+                    [s.to_dict() for s in segments], self.segments_budget
+                )
                 status["segmentsSummary"] = f"{len(segments)}/{self.merged_total}"
             if self.manifest_uri is not None:
                 status["manifestUri"] = self.manifest_uri
@@ -196,13 +216,15 @@ class Reporter:
         return {"status": status}
 
 
-def _within_budget(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The leading entries whose JSON fits in :data:`SEGMENTS_STATUS_BUDGET`."""
+def _within_budget(
+    entries: list[dict[str, Any]], budget: int = SEGMENTS_STATUS_BUDGET
+) -> list[dict[str, Any]]:
+    """The leading entries whose JSON fits in ``budget`` bytes."""
     kept: list[dict[str, Any]] = []
     size = 2
     for entry in entries:
         size += len(json.dumps(entry, ensure_ascii=False).encode()) + 1
-        if size > SEGMENTS_STATUS_BUDGET:
+        if size > budget:
             break
         kept.append(entry)
     return kept
@@ -405,6 +427,9 @@ class ClusterReporter(Reporter):
                 log.warning("resource %s is gone; no more status reports", self.resource.name)
                 self.disabled = True
                 return
+            if too_large(exc) and self._shrink(exc):
+                self._send()  # again at once, with fewer clips in status.segments
+                return
             if getattr(exc, "status", None) is None:  # no answer (timeout, refused): later
                 log.warning("status patch failed: %s", exc)
                 with self._lock:
@@ -461,6 +486,25 @@ class ClusterReporter(Reporter):
             self.patches_sent += 1
         except Exception as exc:
             log.warning("status patch failed: %s (first: %s)", exc, first_error)
+
+    def _shrink(self, exc: BaseException) -> bool:
+        """The object would be too large: keep a quarter of the clip list's budget (none below
+        4 KiB), so that the next write fits. False when there is nothing left to shrink."""
+        with self._lock:
+            if self.segments_budget <= 0:
+                log.error("status write refused as too large even without segments: %s", exc)
+                return False
+            self.segments_budget = self.segments_budget // 4
+            if self.segments_budget < 4096:
+                self.segments_budget = 0
+            self._pending = True
+            self._sent.pop("segments", None)
+        log.warning(
+            "the API server refused the status as too large; status.segments now keeps %d bytes "
+            "(manifest.json has every clip)",
+            self.segments_budget,
+        )
+        return True
 
     def close(self) -> None:
         self._wake.put(None)  # type: ignore[arg-type]

@@ -561,8 +561,21 @@ STARTUP_TIMEOUT_REASONS = frozenset({"PodNotCreated", "ContainerCreating", "PodN
 """Pending-timeout reasons whose cause only the Events tell (the reconciler reads them)."""
 
 REJECTED_CREATE_CODES = frozenset({400, 403, 404, 422})
-"""HTTP statuses of a refused Job create that a retry cannot fix (quota, admission webhook,
-policy, invalid object, missing namespace): the run fails with the server's message."""
+"""HTTP statuses of a refused Job create that a retry cannot fix (admission webhook, policy,
+invalid object, missing namespace): the run fails with the server's message. Except a quota
+(:func:`quota_exceeded`)."""
+
+
+def quota_exceeded(code: int | None, message: str) -> bool:
+    """A 403 from the ResourceQuota admission plugin (``exceeded quota: ...``): it clears by
+    itself when other work in the namespace finishes or the quota is raised, so the create is
+    retried with backoff instead of failing the run."""
+    return code == 403 and "exceeded quota" in message
+
+
+def create_failure_reason(code: int | None, message: str) -> str:
+    """The Progressing condition's reason while a Job create is retried."""
+    return "QuotaExceeded" if quota_exceeded(code, message) else "JobCreateFailed"
 
 
 def job_rejected_decision(resource: Body, ctx: Context, code: int, message: str) -> Decision:
@@ -577,17 +590,19 @@ def job_rejected_decision(resource: Body, ctx: Context, code: int, message: str)
 def job_create_retry_decision(
     resource: Body, ctx: Context, code: int | None, message: str, delay: float
 ) -> Decision:
-    """Creating the Job failed for a reason that may pass (429, 5xx, no connection): keep the
-    phase, say why in the Progressing condition, and try again after ``delay`` seconds."""
+    """Creating the Job failed for a reason that may pass (429, 5xx, no connection, a quota):
+    keep the phase, say why in the Progressing condition (reason ``QuotaExceeded`` for a quota,
+    else ``JobCreateFailed``), and try again after ``delay`` seconds."""
     status = resource.get("status") or {}
     gen = resource["metadata"].get("generation")
     what = f"{code}: {message}" if code else message
     text = f"creating the Job failed ({what}); retrying in {delay:.0f}s"[:1024]
+    reason = create_failure_reason(code, message)
     conds = set_condition(
         status.get("conditions") or [],
         "Progressing",
         "True",
-        "JobCreateFailed",
+        reason,
         text,
         format_time(ctx.now),
         gen,
@@ -599,6 +614,6 @@ def job_create_retry_decision(
     previous: Mapping[str, Any] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Progressing"), {}
     )
-    if previous.get("reason") != "JobCreateFailed":
-        decision.events.append(Event("Warning", "JobCreateFailed", text))
+    if previous.get("reason") != reason:
+        decision.events.append(Event("Warning", reason, text))
     return decision

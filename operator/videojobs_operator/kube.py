@@ -138,20 +138,75 @@ class Kube:
         return await self._read("configmaps", self.core.read_namespaced_config_map, name, namespace)
 
     async def create_configmap(self, manifest: dict[str, Any]) -> None:
-        """Create a ConfigMap; one that exists already is left as it is (rbac: configmaps
-        create). The run's input ConfigMap has the run's name, so it is the same one."""
-        try:
-            await self._call(
-                "create",
-                "configmaps",
-                self.core.create_namespaced_config_map,
-                manifest["metadata"]["namespace"],
-                manifest,
-                _preload_content=False,
+        """Create a ConfigMap owned by a Job (rbac: configmaps create, get, delete).
+
+        The run's input ConfigMap has the run's name, so one that exists is usually the same
+        one (an earlier pass made it). But a 409 can also find the input of an earlier Job of
+        the same name that was deleted: the garbage collector is about to delete it (its
+        owner is gone), under the pod that needs it. Such a stale input (made by this operator,
+        controller-owned by a Job with another uid) is deleted, with its uid as precondition,
+        and created again; anything else that is not ours is a :class:`ForeignObjectError`.
+        """
+        meta = manifest["metadata"]
+        ns = meta["namespace"]
+        owner = next(r for r in meta.get("ownerReferences") or [] if r.get("controller"))
+        for _attempt in range(3):
+            try:
+                await self._call(
+                    "create",
+                    "configmaps",
+                    self.core.create_namespaced_config_map,
+                    ns,
+                    manifest,
+                    _preload_content=False,
+                )
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+            existing = await self.read_configmap(ns, meta["name"])
+            if existing is None:
+                continue  # deleted meanwhile (the garbage collector): create it now
+            emeta = existing.get("metadata") or {}
+            refs = emeta.get("ownerReferences") or []
+            controller = next((r for r in refs if r.get("controller")), None)
+            if controller is not None and controller.get("uid") == owner["uid"]:
+                return  # this Job's own input
+            ours = (emeta.get("labels") or {}).get("app.kubernetes.io/managed-by") == (
+                (meta.get("labels") or {}).get("app.kubernetes.io/managed-by")
             )
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+            if controller is None or controller.get("kind") != "Job" or not ours:
+                raise ForeignObjectError(
+                    f"ConfigMap {meta['name']} exists and does not belong to Job {owner['name']}"
+                )
+            if emeta.get("deletionTimestamp"):
+                # on its way out (finalizers): a later pass creates the new one
+                raise RuntimeError(
+                    f"ConfigMap {meta['name']} of an earlier Job is being deleted; retrying"
+                )
+            logger.info(
+                "replacing ConfigMap %s/%s: it belonged to an earlier Job %s (uid %s)",
+                ns,
+                meta["name"],
+                controller.get("name"),
+                controller.get("uid"),
+            )
+            try:
+                await self._call(
+                    "delete",
+                    "configmaps",
+                    self.core.delete_namespaced_config_map,
+                    meta["name"],
+                    ns,
+                    body=kubernetes.client.V1DeleteOptions(
+                        preconditions=kubernetes.client.V1Preconditions(uid=emeta.get("uid"))
+                    ),
+                    _preload_content=False,
+                )
+            except ApiException as exc:
+                if exc.status not in (404, 409):
+                    raise
+        raise RuntimeError(f"ConfigMap {meta['name']} could not be created (kept conflicting)")
 
     # videojobs.io: discovery, list, patch status, delete ------------------------------------
 

@@ -73,14 +73,25 @@ def run_id(uid: str, rerun_token: str | None) -> str:
     return hashlib.sha256(f"{uid}/{rerun_token or ''}".encode()).hexdigest()[:8]
 
 
-def job_name(name: str, uid: str, rerun_token: str | None) -> str:
-    """The Job name of the current run: resource name + run id, at most 63 characters.
+MAX_SHARDS = 16
+"""The most pods of one run (``spec.parallelism`` is at most 16): indexes 0..15."""
+JOB_NAME_MAX = 63 - len(f"-{MAX_SHARDS - 1}")
+"""60: an Indexed Job's pods are named (hostname) ``<job name>-<index>``, which must be a DNS
+label of at most 63 characters; the API server refuses the Job otherwise (upstream
+``ValidateJob``: "will not able to create pod with invalid DNS label")."""
 
-    63 because the Job controller copies the name into a pod label value. A changed
+
+def job_name(name: str, uid: str, rerun_token: str | None) -> str:
+    """The Job name of the current run: resource name + run id, at most 60 characters.
+
+    63 because the Job controller copies the name into a pod label value, less room for the
+    ``-<index>`` of a sharded run's pod hostnames (:data:`JOB_NAME_MAX`). A changed
     ``rerunToken`` gives a new name, so a new run never collides with the old Job.
     """
-    base = re.sub(r"[^a-z0-9-]", "-", name.lower())[:54].strip("-") or "vpj"
-    return f"{base}-{run_id(uid, rerun_token)}"
+    run = run_id(uid, rerun_token)
+    keep = JOB_NAME_MAX - len(run) - 1
+    base = re.sub(r"[^a-z0-9-]", "-", name.lower())[:keep].strip("-") or "vpj"
+    return f"{base}-{run}"
 
 
 def resource_job_name(resource: Body) -> str:
@@ -285,13 +296,13 @@ def _volumes(
         )
         mounts.append({"name": "transcript", "mountPath": TRANSCRIPT_MOUNT, "readOnly": True})
     if spec.source.cookies_secret_ref is not None:
-        ref = spec.source.cookies_secret_ref
+        secret_ref = spec.source.cookies_secret_ref
         volumes.append(
             {
                 "name": "cookies",
                 "secret": {
-                    "secretName": ref.name,
-                    "items": [{"key": ref.key, "path": "cookies.txt"}],
+                    "secretName": secret_ref.name,
+                    "items": [{"key": secret_ref.key, "path": "cookies.txt"}],
                     "defaultMode": 0o440,
                 },
             }

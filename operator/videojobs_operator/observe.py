@@ -219,7 +219,8 @@ def _failed_shard(job: Body, pods: Sequence[Body]) -> tuple[int | None, Body | N
         mine = [p for p in candidates if pod_shard(p) == failed[0]]
         return failed[0], (mine[-1] if mine else None)
     permanent = [p for p in candidates if code(p) in PERMANENT_EXIT_CODES]
-    pick = (permanent or [p for p in candidates if code(p) != 143] or candidates or [None])[-1]
+    pool = permanent or [p for p in candidates if code(p) != 143] or candidates
+    pick = pool[-1] if pool else None
     return (pod_shard(pick) if pick is not None else None), pick
 
 

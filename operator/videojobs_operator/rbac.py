@@ -35,8 +35,9 @@ OPERATOR_RULES: list[Rule] = [
         "verbs": ["get", "list", "watch", "create", "delete"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    # get: transcripts in ConfigMaps; create: each run's input ConfigMap (owned by its Job)
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create"]},
+    # get: transcripts in ConfigMaps; create: each run's input ConfigMap (owned by its Job);
+    # delete: a stale input left by an earlier Job of the same name (kube.create_configmap)
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "delete"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
     # list: why a Job's pod never started (FailedCreate, FailedMount), read at the pending timeout
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},

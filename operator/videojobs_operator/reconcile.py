@@ -50,6 +50,7 @@ from videojobs_operator.decide import (
     foreign_job_decision,
     job_create_retry_decision,
     job_rejected_decision,
+    quota_exceeded,
     wants_to_start,
 )
 from videojobs_operator.kube import ForeignObjectError, Kube
@@ -547,10 +548,11 @@ class Reconciler:
     ) -> Decision:
         """Create the Job; on any failure release the admitted slot and decide again.
 
-        A refusal a retry cannot fix (403 quota/admission/policy, 422 invalid, …) fails the run
-        with the server's message; anything else (429, 5xx, no connection) keeps the phase,
-        says why in the Progressing condition and tries again with exponential backoff
-        (``Retry-After`` when the server sends one).
+        A refusal a retry cannot fix (403 admission/policy, 422 invalid, …) fails the run with
+        the server's message; anything else (429, 5xx, no connection, a 403 "exceeded quota"
+        that clears when other work finishes) keeps the phase, says why in the Progressing
+        condition and tries again with exponential backoff (``Retry-After`` when the server
+        sends one).
         """
         try:
             await self._create_job(key, state, resource, spec)
@@ -563,7 +565,7 @@ class Reconciler:
         except Exception as exc:
             self._starting.discard(key)
             code, message, retry_after = _api_error(exc)
-            if code in REJECTED_CREATE_CODES:
+            if code in REJECTED_CREATE_CODES and not quota_exceeded(code, message):
                 logger.warning("the API server refused the Job: %s", message, extra=_ref(key))
                 return job_rejected_decision(resource, ctx, code, message)
             state.create_failures += 1

@@ -63,7 +63,7 @@ async def test_refused_create_fails_with_the_servers_message_and_frees_the_slot(
     code: int,
 ) -> None:
     kube = FakeKube()
-    message = 'jobs "lecture-1" is forbidden: exceeded quota: compute, requested: cpu=1'
+    message = 'admission webhook "policy.example.com" denied the request: jobs are not allowed'
     kube.fail["create_job"].append(api_error(code, message))
     rec = reconciler(kube, resource(), max_running_jobs=1)
     await rec.reconcile(KEY)
@@ -84,8 +84,14 @@ async def test_refused_create_fails_with_the_servers_message_and_frees_the_slot(
         (api_error(500, "etcdserver: request timed out"), "500: etcdserver: request timed out"),
         (api_error(429, "too many requests", retry_after="7"), "429: too many requests"),
         (ConnectionResetError("connection reset by peer"), "ConnectionResetError"),
+        (
+            api_error(
+                403, 'jobs "j" is forbidden: exceeded quota: q, requested: count/jobs.batch=1'
+            ),
+            "403: jobs",
+        ),
     ],
-    ids=["500", "429", "connection"],
+    ids=["500", "429", "connection", "quota"],
 )
 async def test_transient_create_failure_retries_with_backoff_and_says_why(
     error: BaseException, shown: str
@@ -101,7 +107,7 @@ async def test_transient_create_failure_retries_with_backoff_and_says_why(
     assert status.get("phase") in (None, "Queued")
     assert status.get("jobName") is None, "no Job of this run exists yet"
     progressing = {c["type"]: c for c in status["conditions"]}["Progressing"]
-    assert progressing["reason"] == "JobCreateFailed"
+    assert progressing["reason"] == ("QuotaExceeded" if "403" in shown else "JobCreateFailed")
     assert shown in progressing["message"] and "retrying in" in progressing["message"]
     if "429" in shown:
         assert "retrying in 7s" in progressing["message"], "Retry-After is honoured"
