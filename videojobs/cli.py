@@ -142,6 +142,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         settings=settings,
         allow_unauthenticated=args.allow_unauthenticated,
+        allow_local_files=args.allow_local_files,
+        allow_private_networks=args.allow_private_networks,
     )
 
 
@@ -217,6 +219,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unauthenticated",
         action="store_true",
         help="allow auth mode none on a non-loopback address",
+    )
+    serve.add_argument(
+        "--allow-local-files",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="jobs may name local files under DIR (symlinks resolved; default: any file with "
+        "auth none on a loopback bind, none otherwise)",
+    )
+    serve.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        help="jobs may fetch loopback and private addresses (default: only with auth none on a "
+        "loopback bind)",
     )
     serve.set_defaults(func=_cmd_serve)
 

@@ -75,7 +75,12 @@ def create_app(
             expose_headers=["Location", "Retry-After", "X-Request-ID"],
         )
     app.add_middleware(
-        GatewayMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+        GatewayMiddleware,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        allowed_hosts=settings.allowed_hosts,
+        cors_origins=settings.cors_origins,
+        trusted_proxies=settings.trusted_proxies,
     )
 
     def openapi() -> dict[str, Any]:

@@ -90,9 +90,10 @@ class LocalBackend:
         data_dir: Path,
         *,
         concurrency: int = 1,
-        allow_files: bool = True,
-        allow_private_networks: bool = True,
+        allow_files: bool | Path = False,
+        allow_private_networks: bool = False,
         base_dir: Path | None = None,
+        active_deadline: float = 0.0,
         max_interrupts: int = 3,
         min_free_bytes: int = 256 * 2**20,
         python: str = sys.executable,
@@ -100,8 +101,13 @@ class LocalBackend:
         self.data_dir = Path(data_dir).absolute()
         self.concurrency = max(1, concurrency)
         self.allow_files = allow_files
+        """False: no local files; True: any; a folder: files under it only (symlinks resolved)."""
         self.allow_private_networks = allow_private_networks
-        self.base_dir = (base_dir or Path.cwd()).absolute()
+        if base_dir is None:
+            base_dir = allow_files if isinstance(allow_files, Path) else Path.cwd()
+        self.base_dir = base_dir.absolute()
+        self.active_deadline = active_deadline
+        """Seconds a worker may run when the spec sets no activeDeadlineSeconds (0: none)."""
         self.max_interrupts = max_interrupts
         self.min_free_bytes = min_free_bytes
         self.python = python
@@ -114,6 +120,7 @@ class LocalBackend:
         """Jobs given a worker slot; None until their process has started."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancelling: set[str] = set()
+        self._overdue: set[str] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self._scheduler: asyncio.Task[None] | None = None
@@ -461,7 +468,9 @@ class LocalBackend:
             "--out", str(directory / "clips"),
             "--base-dir", str(self.base_dir),
         ]  # fmt: skip
-        if self.allow_files:
+        if isinstance(self.allow_files, Path):
+            argv += ["--files-root", str(self.allow_files), "--deny", str(self.data_dir)]
+        elif self.allow_files:
             argv.append("--allow-files")
         with open(directory / "worker.log", "ab") as logfile:
             try:
@@ -492,6 +501,12 @@ class LocalBackend:
             }
         )
         self._bump(job, pid=proc.pid)
+        deadline = job.spec.get("activeDeadlineSeconds") or self.active_deadline
+        timer = (
+            asyncio.get_running_loop().call_later(float(deadline), self._stop_overdue, job.id, proc)
+            if deadline
+            else None
+        )
         try:
             assert proc.stdout is not None
             async for line in proc.stdout:
@@ -499,10 +514,27 @@ class LocalBackend:
             code = await proc.wait()
         finally:
             self._running.pop(job.id, None)
+            if timer is not None:
+                timer.cancel()
         if self._stopping and job.id not in self._cancelling:
             return  # interrupted by the gateway's own stop: resumed at the next start
         self._finish(job, code)
         self._wake.set()
+
+    def _stop_overdue(self, job_id: str, proc: asyncio.subprocess.Process) -> None:
+        """The job ran past its deadline: stop its worker (SIGKILL if SIGTERM is ignored)."""
+        if proc.returncode is not None:
+            return
+        self._overdue.add(job_id)
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+        def kill() -> None:
+            if proc.returncode is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+        asyncio.get_running_loop().call_later(10, kill)
 
     def _apply(self, job: JobRecord, line: bytes) -> None:
         try:
@@ -520,7 +552,26 @@ class LocalBackend:
 
     def _finish(self, job: JobRecord, code: int) -> None:
         self.db.execute("UPDATE jobs SET pid = NULL WHERE id = ?", (job.id,))
-        if job.id in self._cancelling:
+        if job.id in self._overdue and job.id not in self._cancelling:
+            self._overdue.discard(job.id)
+            deadline = job.spec.get("activeDeadlineSeconds") or self.active_deadline
+            self._set(
+                job,
+                phase="Failed",
+                stage=None,
+                message=f"the job ran longer than {deadline:g} s and was stopped",
+                completion_time=now_rfc3339(),
+                error=ErrorInfo(
+                    category="DeadlineExceeded",
+                    reason="DeadlineExceeded",
+                    message=f"the job ran longer than its deadline ({deadline:g} s; "
+                    "spec.activeDeadlineSeconds): is the source stalling?",
+                    permanent=True,
+                    exit_code=code,
+                ),
+            )
+        elif job.id in self._cancelling:
+            self._overdue.discard(job.id)
             self._cancelling.discard(job.id)
             self._set(
                 job,
