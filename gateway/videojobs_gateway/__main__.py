@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvicorn
 
+    from videojobs_gateway.serve import server_options
+
     settings = GatewaySettings()
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
     app = build_app(settings)
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=False,
+        **server_options(settings),
     )
     return 0
 

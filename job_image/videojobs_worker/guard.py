@@ -193,7 +193,10 @@ class NetworkPolicy:
         if scheme in ("", "file"):
             if self.allow_files:
                 return
-            raise _blocked_error(f"refusing {url!r}: local files are not allowed in the cluster")
+            raise _blocked_error(
+                f"refusing {url!r}: local files are not allowed (in the cluster; for "
+                "videojobs serve, unless its operator passes --allow-local-files)"
+            )
         if scheme not in ("http", "https"):
             raise _blocked_error(f"refusing {url!r}: only http and https URLs are allowed")
         host = (parts.hostname or "").rstrip(".").lower()
