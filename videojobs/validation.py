@@ -15,7 +15,9 @@ complains about what does not depend on it.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,9 +327,20 @@ def _load_transcript(
             text = value
         else:
             # The key is a plain file name (the model refuses '/' and '..'); still, only ever
-            # read a regular file directly next to the manifest, never somewhere else.
+            # read a regular file directly next to the manifest, never somewhere else: not
+            # through a symlink out of the folder (`ln -s /proc/self/environ captions.vtt` in a
+            # pull request), not a FIFO or a device.
             directory = Path(path).absolute().parent
             sibling = directory / ref.key
+            if sibling.is_symlink() and sibling.resolve().parent != directory.resolve():
+                raise InvalidSpec(
+                    Problem(
+                        "spec.transcript.configMapKeyRef",
+                        f"{ref.key!r} next to the manifest is a symlink out of its folder; "
+                        "only files in the manifest's own folder are read",
+                        doc.line_of(("spec", "transcript", "configMapKeyRef")),
+                    )
+                )
             if sibling.parent != directory or not sibling.is_file():
                 raise InvalidSpec(
                     Problem(
@@ -346,7 +359,7 @@ def _load_transcript(
                         f"{MAX_TRANSCRIPT_BYTES} bytes (MAX_TRANSCRIPT_BYTES)",
                     )
                 )
-            label, offset, text = ref.key, 0, sibling.read_text(encoding="utf-8")
+            label, offset, text = ref.key, 0, _read_in_folder(sibling.resolve(), directory)
     try:
         transcript = parse_transcript(text, fmt, source=label)
     except TranscriptError as exc:
@@ -354,6 +367,34 @@ def _load_transcript(
     if source.language:
         transcript = transcript.model_copy(update={"language": source.language})
     return transcript
+
+
+def _read_in_folder(file: Path, directory: Path) -> str:
+    """The text of ``file``, a regular file in ``directory`` (opened without following a
+    symlink, so one swapped in after the checks above is refused too), bounded."""
+    problem = Problem("spec.transcript.configMapKeyRef", f"{file.name!r}: not a regular file "
+                      "in the manifest's folder")  # fmt: skip
+    if file.parent != directory.resolve():
+        raise InvalidSpec(problem)
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        raise InvalidSpec(problem) from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidSpec(problem)
+        raw = fh.read(MAX_TRANSCRIPT_BYTES + 1)
+    if len(raw) > MAX_TRANSCRIPT_BYTES:
+        raise InvalidSpec(
+            Problem(file.name, f"the transcript is over the limit of {MAX_TRANSCRIPT_BYTES} "
+                    "bytes (MAX_TRANSCRIPT_BYTES)")
+        )  # fmt: skip
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidSpec(
+            Problem(file.name, f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+        ) from None
 
 
 def _config_map_value(
