@@ -21,12 +21,12 @@ def build_app(settings: GatewaySettings) -> object:
     from videojobs_gateway.kube import KubeApi
     from videojobs_gateway.presign import Presigner
 
-    kube = KubeApi.from_environment()
+    kube = KubeApi.from_environment(settings.token_audiences)
     s3 = settings.s3()
     backend = ClusterBackend(
         kube,
         namespaces=settings.namespaces,
-        impersonate=settings.auth_mode == "client",
+        as_caller=settings.auth_mode == "client",
         claim_name=settings.claim_name,
         claim_path=settings.claim_path,
         clips_root=settings.clips_root,
