@@ -96,6 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="least time between lines")
     parser.add_argument("--allow-files", action="store_true", help="sources may be local files")
     parser.add_argument(
+        "--scratch",
+        type=Path,
+        default=None,
+        help="scratch folder (the gateway removes it after the worker, even a killed one)",
+    )
+    parser.add_argument(
         "--files-root", type=Path, default=None, help="sources may be local files under DIR only"
     )
     parser.add_argument(
@@ -116,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_private=worker_input.allow_private_networks,
         allow_files=args.allow_files or args.files_root is not None,
     )
-    scratch = Path(tempfile.mkdtemp(prefix="videojobs-job-"))
+    if args.scratch is not None:
+        args.scratch.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="videojobs-job-", dir=args.scratch))
     try:
         runner = Runner(
             worker_input,
