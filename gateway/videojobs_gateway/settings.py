@@ -71,6 +71,11 @@ class GatewaySettings(BaseSettings):
         "subdomains); any other is 400 (DNS rebinding). Empty: any host, except that "
         "videojobs serve on a loopback bind answers localhost, 127.0.0.1 and ::1 only.",
     )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics without credentials (its job counts cover every tenant); "
+        "by default it needs an authenticated caller in every mode but none.",
+    )
     header_timeout_seconds: float = Field(
         default=10.0, description="A request's headers must arrive within this time."
     )

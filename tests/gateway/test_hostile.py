@@ -373,3 +373,56 @@ def test_mode_none_refuses_cross_site_writes_and_foreign_hosts(tmp_path: Path) -
         assert r.status_code == 202, r.text
         r = c.get(f"{API}/jobs", headers={"Host": host.replace("127.0.0.1", "localhost")})
         assert r.status_code == 200, r.text
+
+
+# -- item 7: what answers without a key ---------------------------------------------------------
+
+
+def test_metrics_and_readiness_details_need_a_key(tmp_path: Path) -> None:
+    settings = GatewaySettings(auth_mode="apikey", api_keys_file=keys_file(tmp_path))
+    gw = start_local(tmp_path / "data", settings=settings)
+    try:
+        anonymous = httpx.Client(base_url=gw.server.base_url, timeout=30)
+        assert anonymous.get("/metrics").status_code == 401
+        ready = anonymous.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"] is True  # probes still work
+        assert str(gw.data) not in ready.text
+        assert all(c["detail"] == "" for c in ready.json()["checks"])
+        with client(gw.server.base_url, "alice") as alice:
+            assert "videojobs_gateway_jobs" in alice.get("/metrics").text
+            assert str(gw.data) in alice.get("/readyz").text
+    finally:
+        gw.client.close()
+        gw.server.stop()
+
+
+def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
+    """A client that never finishes its headers is disconnected after the header timeout."""
+    import socket
+
+    settings = GatewaySettings(header_timeout_seconds=1)
+    gw = start_local(tmp_path / "data", settings=settings)
+    try:
+        with socket.create_connection(("127.0.0.1", gw.server.port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            t0 = time.monotonic()
+            for _ in range(20):  # a header line every 0.3 s, never the end
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    break
+                time.sleep(0.3)
+                sock.settimeout(0.01)
+                try:
+                    if sock.recv(1) == b"":
+                        break
+                except TimeoutError:
+                    pass
+                except OSError:
+                    break
+            took = time.monotonic() - t0
+        assert took < 3, took
+        assert httpx.get(gw.server.url("/healthz")).status_code == 200
+    finally:
+        gw.client.close()
+        gw.server.stop()
