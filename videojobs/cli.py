@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from videojobs.errors import InvalidSpec
 from videojobs.models import SegmentPlan
 from videojobs.times import TimeValueError, format_duration, format_timestamp, parse_time
+
+T = TypeVar("T")
 
 
 def _duration_arg(value: str) -> float:
@@ -29,13 +32,25 @@ def _report(file: str, exc: InvalidSpec) -> None:
         print(f"{file}: {problem}", file=sys.stderr)
 
 
+def _bounded(read: Callable[[], T]) -> T:
+    """``read()`` within the parsing memory budget; running out is an InvalidSpec."""
+    from videojobs.budget import budget_message, memory_budget
+    from videojobs.errors import Problem
+
+    try:
+        with memory_budget():
+            return read()
+    except MemoryError:
+        raise InvalidSpec(Problem("file", budget_message())) from None
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from videojobs.validation import check_file
 
     failed = False
     for file in args.files:
         try:
-            loaded = check_file(Path(file), args.duration)
+            loaded = _bounded(lambda file=file: check_file(Path(file), args.duration))
         except InvalidSpec as exc:
             _report(file, exc)
             failed = True
@@ -81,7 +96,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     try:
         info = read_source_info(Path(args.source_info)) if args.source_info else None
-        _, _, plan = load_job(Path(args.file), args.duration, info)
+        _, _, plan = _bounded(lambda: load_job(Path(args.file), args.duration, info))
     except InvalidSpec as exc:
         _report(args.file, exc)
         return 1

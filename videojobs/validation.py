@@ -127,6 +127,8 @@ def read_documents(path: Path) -> list[Document]:
 
 
 MAX_YAML_NESTING = MAX_NESTING
+MAX_YAML_NODES = 100_000
+"""Most YAML values (scalars and collections) in one manifest file."""
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 """Largest manifest file ``videojobs validate`` reads (the API server takes ~1.5 MiB objects,
 a ConfigMap at most 1 MiB; a few of them fit)."""
@@ -142,10 +144,18 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
+        self._nodes += 1
         try:
+            if self._nodes > MAX_YAML_NODES:  # PyYAML takes seconds and ~300 B per node
+                raise yaml.composer.ComposerError(
+                    problem=f"more than {MAX_YAML_NODES} YAML values (MAX_YAML_NODES); a "
+                    "resource the API server accepts has far fewer",
+                    problem_mark=self.peek_event().start_mark,
+                )
             if self._depth > MAX_YAML_NESTING:
                 raise yaml.composer.ComposerError(
                     problem=f"collections nest deeper than the limit of {MAX_YAML_NESTING} "

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from videojobs.budget import budget_message, memory_budget
 from videojobs.models import ExitCode, WorkerInput
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import NetworkPolicy
@@ -136,6 +137,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 base_dir=base_dir,
             ),
         )
+        try:
+            # the transcript is parsed within the parsing memory budget (a hostile transcript
+            # must not grow the worker to gigabytes); the run reuses the parsed transcript
+            with memory_budget():
+                runner.resolve_transcript()
+        except MemoryError:
+            err = WorkerError(ExitCode.INVALID_SPEC, "TranscriptTooLarge", budget_message())
+            reporter.fail(err.to_error_info())
+            return int(err.exit_code)
+        except WorkerError as err:
+            reporter.fail(err.to_error_info())
+            return int(err.exit_code)
         code, _result = run_job(runner)
     except Exception as exc:
         print(f"localworker: {exc}", file=sys.stderr)

@@ -426,3 +426,24 @@ def test_slow_headers_are_cut_off(tmp_path: Path) -> None:
     finally:
         gw.client.close()
         gw.server.stop()
+
+
+# -- item 9: serve's worker parses within the memory budget --------------------------------------
+
+
+def test_serve_worker_parses_a_transcript_bomb_within_the_budget(
+    local_gw: Gateway, tmp_path: Path, media_server: MediaServer
+) -> None:
+    root = tmp_path / "bomb"
+    root.mkdir()
+    text = "\\ud83d\\ude00" * ((12 * 1024 * 1024) // 12)
+    (root / "captions.json").write_text('[{"start": 0, "end": 5, "text": "' + text + '"}]')
+    with MediaServer(root) as bombs:
+        body = spec_with_transcript_url(
+            media_server.url("talk.mp4"), bombs.url("captions.json"), "json"
+        )
+        st = wait_finished(local_gw.client, submit(local_gw.client, body))
+    assert st["status"] == "failed", st
+    assert st["error"]["reason"] == "TranscriptTooLarge", st
+    assert "PARSE_MEMORY" in st["error"]["message"]
+    assert local_gw.client.get("/healthz").status_code == 200
