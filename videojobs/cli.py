@@ -7,6 +7,7 @@ stderr); 2 usage errors and missing optional parts (the worker package for ``run
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -50,7 +51,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     failed = False
     for file in args.files:
         try:
-            loaded = _bounded(lambda file=file: check_file(Path(file), args.duration))
+            loaded = _bounded(functools.partial(check_file, Path(file), args.duration))
         except InvalidSpec as exc:
             _report(file, exc)
             failed = True

@@ -143,12 +143,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             with memory_budget():
                 runner.resolve_transcript()
         except MemoryError:
-            err = WorkerError(ExitCode.INVALID_SPEC, "TranscriptTooLarge", budget_message())
-            reporter.fail(err.to_error_info())
-            return int(err.exit_code)
-        except WorkerError as err:
-            reporter.fail(err.to_error_info())
-            return int(err.exit_code)
+            too_big = WorkerError(ExitCode.INVALID_SPEC, "TranscriptTooLarge", budget_message())
+            reporter.fail(too_big.to_error_info())
+            return int(too_big.exit_code)
+        except WorkerError as failed:
+            reporter.fail(failed.to_error_info())
+            return int(failed.exit_code)
         code, _result = run_job(runner)
     except Exception as exc:
         print(f"localworker: {exc}", file=sys.stderr)
