@@ -90,7 +90,7 @@ class GatewaySettings(BaseSettings):
         default=32, description="Deepest nesting of a request body (deeper: 400)."
     )
     max_json_nodes: int = Field(
-        default=300_000,
+        default=100_000,
         description="Most values (objects, arrays, strings, numbers) in a request body.",
     )
     signing_key: str | None = Field(

@@ -317,7 +317,9 @@ def test_big_submissions_are_refused_quickly_and_the_loop_keeps_answering(
         assert took < 3, took
         assert worst < 0.1, worst
     # deep JSON: 400, never a 500 or a reset connection
-    for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50 + b"1" + b"}" * 50):
+    deep = (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+            b'{"a":' * 50 + b"1" + b"}" * 50)  # fmt: skip
+    for raw in deep:
         r = local_gw.client.post(
             f"{API}/process", content=raw, headers={"Content-Type": "application/json"}
         )
@@ -328,21 +330,21 @@ def test_big_submissions_are_refused_quickly_and_the_loop_keeps_answering(
 def test_a_slow_valid_size_submission_leaves_the_loop_answering_within_100ms(
     local_gw: Gateway,
 ) -> None:
-    """The largest body the bounds let through to the full check (a near-64 KiB transcript of
-    short entries) is checked off the loop: other requests answer within 100 ms meanwhile."""
-    body = rest_body("https://example.com/v.mp4")
-    body["transcript"] = [
-        {"start_time": i, "end_time": i + 1, "text": f"w{i}"} for i in range(1_300)
-    ]
+    """The largest body the bounds let through to the full check (a near-64 KiB inline
+    transcript with 300 knowledge points) is checked off the loop and accepted: other requests
+    answer within 100 ms meanwhile."""
+    body = rest_body("https://example.invalid/v.mp4")
+    body["transcript"] = [{"start_time": i, "end_time": i + 1, "text": f"w{i}"} for i in range(500)]
     body["knowledge_points"] = [
-        {"knowledge_id": f"k{i}", "title": f"T{i}", "start_time": i, "end_time": i + 1}
-        for i in range(400)
+        {"knowledge_id": f"k{i}", "title": f"T{i}", "start_time": 2 * i, "end_time": 2 * i + 1}
+        for i in range(300)
     ]
     worst, r = _max_latency_while(
         local_gw, lambda: local_gw.client.post(f"{API}/process", json=body)
     )
-    assert r.status_code in (202, 422), r.text
+    assert r.status_code == 202, r.text
     assert worst < 0.1, worst
+    local_gw.client.post(f"{API}/jobs/{r.json()['job_id']}/cancel")
 
 
 # -- item 5: cross-site writes and DNS rebinding in mode none ---------------------------------
