@@ -33,6 +33,10 @@ def _report(file: str, exc: InvalidSpec) -> None:
         print(f"{file}: {problem}", file=sys.stderr)
 
 
+class _OverBudget(InvalidSpec):
+    """Reading the manifest and its transcript needs more than the parsing budget."""
+
+
 def _bounded(read: Callable[[], T]) -> T:
     """``read()`` within the parsing memory budget; running out is an InvalidSpec."""
     from videojobs.budget import budget_message, memory_budget
@@ -42,7 +46,7 @@ def _bounded(read: Callable[[], T]) -> T:
         with memory_budget():
             return read()
     except MemoryError:
-        raise InvalidSpec(Problem("file", budget_message())) from None
+        raise _OverBudget(Problem("file", budget_message())) from None
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -122,6 +126,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from videojobs_worker.local import run_local
     except ImportError as exc:
         return _worker_missing(exc)
+    from videojobs.models import ExitCode
+    from videojobs.validation import load_job
+
+    try:  # the manifest and its transcript parse within the budget before the run reads them
+        _bounded(functools.partial(load_job, Path(args.file)))
+    except _OverBudget as exc:
+        _report(args.file, exc)
+        return int(ExitCode.INVALID_SPEC)
+    except InvalidSpec:
+        pass  # reported by the run itself (or a transcript it fetches)
     return int(
         run_local(
             Path(args.file), args.out, progress=not args.no_progress, parallelism=args.parallelism

@@ -62,10 +62,13 @@ def surrogates(tmp_path: Path) -> Path:
     return tmp_path / "job.yaml"
 
 
-@pytest.mark.parametrize("command", ["validate", "plan"])
-def test_a_transcript_bomb_is_refused_within_the_budget(surrogates: Path, command: str) -> None:
-    rc, out, peak, _ = measured(command, str(surrogates))
-    assert rc == 1, out
+@pytest.mark.parametrize("command", ["validate", "plan", "run"])
+def test_a_transcript_bomb_is_refused_within_the_budget(
+    surrogates: Path, command: str, tmp_path: Path
+) -> None:
+    extra = ["--out", str(tmp_path / "out"), "--no-progress"] if command == "run" else []
+    rc, out, peak, _ = measured(command, str(surrogates), *extra)
+    assert rc == (10 if command == "run" else 1), out  # run: ExitCode.INVALID_SPEC
     assert "PARSE_MEMORY" in out and "Traceback" not in out
     assert peak < PARSE_MEMORY + 256 * 2**20, peak / 2**20
 
