@@ -57,7 +57,7 @@ def create_app(
         settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)
     )
     app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
-    app.state.failures = FailureLimiter(
+    app.state.failures = FailureLimiter(  # client mode: failed TokenReviews per client
         settings.unauthenticated_rate_per_second,
         max(1, int(settings.unauthenticated_rate_per_second * 2)),
     )

@@ -66,6 +66,14 @@ def requested_namespace(request: Request) -> str | None:
     return ns
 
 
+def client_key(request: Request) -> str:
+    """The caller's address: the one a trusted proxy forwarded for, else the connection's."""
+    forwarded = request.scope.get("forwarded_for")
+    if forwarded:
+        return str(forwarded)
+    return request.client.host if request.client else "-"
+
+
 def bearer(request: Request) -> str | None:
     value = request.headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
@@ -240,6 +248,11 @@ class _TTLCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def cached(self, key: Any) -> bool:
+        """True when an unexpired answer for ``key`` is kept."""
+        hit = self._data.get(key)
+        return hit is not None and hit[0] > self.clock()
+
     async def get(self, key: Any, make: Callable[[], Awaitable[Any]]) -> Any:
         now = self.clock()
         hit = self._data.get(key)
@@ -271,9 +284,16 @@ class ClientAuth:
         if token is None:
             raise unauthorized("a Kubernetes bearer token is required")
         digest = hashlib.sha256(token.encode()).hexdigest()
+        fresh = not self.tokens.cached(digest)
+        failures = getattr(request.app.state, "failures", None)
+        client = client_key(request)
+        if fresh and failures is not None:
+            failures.check(client)  # before a TokenReview for a token not seen lately
         user: UserInfo | None = await self.tokens.get(
             digest, lambda: self.reviewer.token_review(token)
         )
+        if user is None and fresh and failures is not None:
+            failures.failed(client)
         if user is None:
             raise unauthorized("the token was not accepted by the Kubernetes API (TokenReview)")
         ns = requested_namespace(request) or self.settings.namespace

@@ -30,7 +30,8 @@ class GatewaySettings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="header mode: CIDRs of the authenticating proxy; identity headers from "
-        "any other address are ignored.",
+        "any other address are ignored. Any mode: X-Forwarded-For from these addresses names "
+        "the client (access log, failed-review limit).",
     )
     user_header: str = Field(default="X-Remote-User", description="header mode: user name.")
     group_header: str = Field(default="X-Remote-Group", description="header mode: groups.")
@@ -54,8 +55,8 @@ class GatewaySettings(BaseSettings):
     )
     unauthenticated_rate_per_second: float = Field(
         default=10.0,
-        description="Requests per second per client address that fail authentication (before "
-        "any TokenReview); 0 disables.",
+        description="client mode: TokenReviews refused per second per client address before "
+        "an uncached token is answered 429 without a review; 0 disables.",
     )
     rate_per_second: float = Field(
         default=50.0, description="Requests per second per identity (token bucket refill)."
