@@ -7,14 +7,18 @@ stderr); 2 usage errors and missing optional parts (the worker package for ``run
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from videojobs.errors import InvalidSpec
 from videojobs.models import SegmentPlan
 from videojobs.times import TimeValueError, format_duration, format_timestamp, parse_time
+
+T = TypeVar("T")
 
 
 def _duration_arg(value: str) -> float:
@@ -29,13 +33,29 @@ def _report(file: str, exc: InvalidSpec) -> None:
         print(f"{file}: {problem}", file=sys.stderr)
 
 
+class _OverBudget(InvalidSpec):
+    """Reading the manifest and its transcript needs more than the parsing budget."""
+
+
+def _bounded(read: Callable[[], T]) -> T:
+    """``read()`` within the parsing memory budget; running out is an InvalidSpec."""
+    from videojobs.budget import budget_message, memory_budget
+    from videojobs.errors import Problem
+
+    try:
+        with memory_budget():
+            return read()
+    except MemoryError:
+        raise _OverBudget(Problem("file", budget_message())) from None
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from videojobs.validation import check_file
 
     failed = False
     for file in args.files:
         try:
-            loaded = check_file(Path(file), args.duration)
+            loaded = _bounded(functools.partial(check_file, Path(file), args.duration))
         except InvalidSpec as exc:
             _report(file, exc)
             failed = True
@@ -81,7 +101,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     try:
         info = read_source_info(Path(args.source_info)) if args.source_info else None
-        _, _, plan = load_job(Path(args.file), args.duration, info)
+        _, _, plan = _bounded(lambda: load_job(Path(args.file), args.duration, info))
     except InvalidSpec as exc:
         _report(args.file, exc)
         return 1
@@ -106,6 +126,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from videojobs_worker.local import run_local
     except ImportError as exc:
         return _worker_missing(exc)
+    from videojobs.models import ExitCode
+    from videojobs.validation import load_job
+
+    try:  # the manifest and its transcript parse within the budget before the run reads them
+        _bounded(functools.partial(load_job, Path(args.file)))
+    except _OverBudget as exc:
+        _report(args.file, exc)
+        return int(ExitCode.INVALID_SPEC)
+    except InvalidSpec:
+        pass  # reported by the run itself (or a transcript it fetches)
     return int(
         run_local(
             Path(args.file), args.out, progress=not args.no_progress, parallelism=args.parallelism
@@ -142,6 +172,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         settings=settings,
         allow_unauthenticated=args.allow_unauthenticated,
+        allow_local_files=args.allow_local_files,
+        allow_private_networks=args.allow_private_networks,
     )
 
 
@@ -217,6 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-unauthenticated",
         action="store_true",
         help="allow auth mode none on a non-loopback address",
+    )
+    serve.add_argument(
+        "--allow-local-files",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="jobs may name local files under DIR (symlinks resolved; default: any file with "
+        "auth none on a loopback bind, none otherwise)",
+    )
+    serve.add_argument(
+        "--allow-private-networks",
+        action="store_true",
+        help="jobs may fetch loopback and private addresses (default: only with auth none on a "
+        "loopback bind)",
     )
     serve.set_defaults(func=_cmd_serve)
 

@@ -16,7 +16,9 @@ complains about what does not depend on it.
 from __future__ import annotations
 
 import base64
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +133,8 @@ def read_documents(path: Path) -> list[Document]:
 
 
 MAX_YAML_NESTING = MAX_NESTING
+MAX_YAML_NODES = 100_000
+"""Most YAML values (scalars and collections) in one manifest file."""
 MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 """Largest manifest file ``videojobs validate`` reads (the API server takes ~1.5 MiB objects,
 a ConfigMap at most 1 MiB; a few of them fit)."""
@@ -146,10 +150,18 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
+        self._nodes += 1
         try:
+            if self._nodes > MAX_YAML_NODES:  # PyYAML takes seconds and ~300 B per node
+                raise yaml.composer.ComposerError(
+                    problem=f"more than {MAX_YAML_NODES} YAML values (MAX_YAML_NODES); a "
+                    "resource the API server accepts has far fewer",
+                    problem_mark=self.peek_event().start_mark,
+                )
             if self._depth > MAX_YAML_NESTING:
                 raise yaml.composer.ComposerError(
                     problem=f"collections nest deeper than the limit of {MAX_YAML_NESTING} "
@@ -333,9 +345,20 @@ def _load_transcript(
             text = value
         else:
             # The key is a plain file name (the model refuses '/' and '..'); still, only ever
-            # read a regular file directly next to the manifest, never somewhere else.
+            # read a regular file directly next to the manifest, never somewhere else: not
+            # through a symlink out of the folder (`ln -s /proc/self/environ captions.vtt` in a
+            # pull request), not a FIFO or a device.
             directory = Path(path).absolute().parent
             sibling = directory / ref.key
+            if sibling.is_symlink() and sibling.resolve().parent != directory.resolve():
+                raise InvalidSpec(
+                    Problem(
+                        "spec.transcript.configMapKeyRef",
+                        f"{ref.key!r} next to the manifest is a symlink out of its folder; "
+                        "only files in the manifest's own folder are read",
+                        doc.line_of(("spec", "transcript", "configMapKeyRef")),
+                    )
+                )
             if sibling.parent != directory or not sibling.is_file():
                 raise InvalidSpec(
                     Problem(
@@ -355,10 +378,7 @@ def _load_transcript(
                     )
                 )
             label, offset = ref.key, 0
-            try:
-                data = sibling.read_bytes()
-            except OSError as exc:
-                raise InvalidSpec(Problem(ref.key, f"cannot read {sibling}: {exc}")) from None
+            data = _read_in_folder(sibling.resolve(), directory)
             text = decode_transcript(data, source.encoding, source=label)
     try:
         transcript = parse_transcript(text, fmt, source=label)
@@ -367,6 +387,29 @@ def _load_transcript(
     if source.language:
         transcript = transcript.model_copy(update={"language": source.language})
     return transcript
+
+
+def _read_in_folder(file: Path, directory: Path) -> bytes:
+    """The bytes of ``file``, a regular file in ``directory`` (opened without following a
+    symlink, so one swapped in after the checks above is refused too), bounded."""
+    problem = Problem("spec.transcript.configMapKeyRef", f"{file.name!r}: not a regular file "
+                      "in the manifest's folder")  # fmt: skip
+    if file.parent != directory.resolve():
+        raise InvalidSpec(problem)
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        raise InvalidSpec(problem) from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidSpec(problem)
+        raw = fh.read(MAX_TRANSCRIPT_BYTES + 1)
+    if len(raw) > MAX_TRANSCRIPT_BYTES:
+        raise InvalidSpec(
+            Problem(file.name, f"the transcript is over the limit of {MAX_TRANSCRIPT_BYTES} "
+                    "bytes (MAX_TRANSCRIPT_BYTES)")
+        )  # fmt: skip
+    return raw
 
 
 def _config_map_value(

@@ -182,7 +182,9 @@ def check(
         if time.monotonic() > deadline:
             sys.exit(f"gateway: job {job} still readable 60 s after DELETE")
         time.sleep(2)
-    metrics = call(base, "/metrics").body.decode()
+    # every tenant's job counts: only for a caller (issue 24)
+    expect(call(base, "/metrics"), 401, "metrics without a token")
+    metrics = call(base, "/metrics", token).body.decode()
     if "videojobs_gateway_requests_total" not in metrics:
         sys.exit("gateway: /metrics has no request counter")
     print(f"gateway OK: job {job} submitted, completed, {len(files)} clips downloaded, deleted")

@@ -287,19 +287,32 @@ grep -Eq '^videojobs_jobs\{phase="Succeeded"\} 2(\.0)?$' <<<"$metrics" \
 
 log "checking the gateway"
 # A user of the job namespace only: a ServiceAccount with a Role on VideoProcessingJobs there.
-# The gateway (auth mode client) checks its token with a TokenReview and writes as it by
-# impersonation; the API server checks both.
+# The gateway (auth mode client) checks its token with a TokenReview for its own audience
+# (videojobs-gateway) and writes with that same token (no impersonation): the token is minted
+# for the gateway and for the API server. A token for the API server only is refused (401).
 kubectl -n "$NS" create serviceaccount e2e-user
 kubectl -n "$NS" create role e2e-user --resource=videoprocessingjobs.videojobs.io \
   --verb=get,list,watch,create,patch,delete
 kubectl -n "$NS" create rolebinding e2e-user --role=e2e-user --serviceaccount="$NS:e2e-user"
-user_token="$(kubectl -n "$NS" create token e2e-user --duration=1h)"
+api_token="$(kubectl -n "$NS" create token e2e-user --duration=10m)"
+api_audience="$(python3 -c 'import base64, json, sys
+p = sys.argv[1].split(".")[1]
+print(json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))["aud"][0])' "$api_token")"
+user_token="$(kubectl -n "$NS" create token e2e-user --duration=1h \
+  --audience videojobs-gateway --audience "$api_audience")"
 kubectl -n "$SYSTEM_NS" port-forward "svc/$RELEASE-gateway" "$GATEWAY_PORT:80" \
   >"$ARTIFACTS/port-forward-gateway.log" 2>&1 &
 port_forwards+=("$!")
 kubectl -n "$NS" port-forward svc/minio "$MINIO_PORT:9000" \
   >"$ARTIFACTS/port-forward-minio.log" 2>&1 &
 port_forwards+=("$!")
+for _ in $(seq 60); do  # until the port-forward answers
+  code="$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $api_token" \
+    "http://127.0.0.1:$GATEWAY_PORT/api/v1/videos/jobs?namespace=$NS" || true)"
+  [[ "$code" != 000 ]] && break
+  sleep 0.5
+done
+[[ "$code" == 401 ]] || fail "a token without the gateway's audience got HTTP $code, not 401"
 python3 "$HERE/gateway_check.py" "http://127.0.0.1:$GATEWAY_PORT" "$NS" "$user_token" \
   --other-namespace "$SYSTEM_NS" \
   --s3 '{"bucket": "clips", "prefix": "e2e-gateway",

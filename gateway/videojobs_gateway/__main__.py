@@ -21,12 +21,12 @@ def build_app(settings: GatewaySettings) -> object:
     from videojobs_gateway.kube import KubeApi
     from videojobs_gateway.presign import Presigner
 
-    kube = KubeApi.from_environment()
+    kube = KubeApi.from_environment(settings.token_audiences)
     s3 = settings.s3()
     backend = ClusterBackend(
         kube,
         namespaces=settings.namespaces,
-        impersonate=settings.auth_mode == "client",
+        as_caller=settings.auth_mode == "client",
         claim_name=settings.claim_name,
         claim_path=settings.claim_path,
         clips_root=settings.clips_root,
@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import uvicorn
 
+    from videojobs_gateway.serve import server_options
+
     settings = GatewaySettings()
     logging.basicConfig(level=args.log_level.upper(), format="%(message)s", stream=sys.stderr)
     app = build_app(settings)
@@ -55,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=False,
+        **server_options(settings),
     )
     return 0
 

@@ -28,7 +28,9 @@ def _b64(data: bytes) -> str:
 def sign(key: bytes, identity: Identity, job_id: str, ttl: float, now: float | None = None) -> str:
     """A token for ``identity`` to read the files of ``job_id`` for ``ttl`` seconds."""
     expires = int((now if now is not None else time.time()) + ttl)
-    fields = [identity.name, identity.namespace, job_id, expires]
+    fields: list[object] = [identity.name, identity.namespace, job_id, expires]
+    if identity.rate is not None:
+        fields.append(identity.rate)  # the signer's own rate limit applies to its URLs
     payload = json.dumps(fields, separators=(",", ":"))
     mac = hmac.new(key, payload.encode(), hashlib.sha256).digest()
     return f"{_b64(payload.encode())}.{_b64(mac)}"
@@ -40,7 +42,8 @@ def verify(key: bytes, token: str, job_id: str, now: float | None = None) -> Ide
         body, _, mac = token.partition(".")
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         given = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
-        name, namespace, job, expires = json.loads(raw)
+        name, namespace, job, expires, *rest = json.loads(raw)
+        rate = float(rest[0]) if rest else None
     except (ValueError, TypeError):
         return None
     expected = hmac.new(key, raw, hashlib.sha256).digest()
@@ -48,4 +51,4 @@ def verify(key: bytes, token: str, job_id: str, now: float | None = None) -> Ide
         return None
     if not isinstance(expires, int) or expires < (now if now is not None else time.time()):
         return None
-    return Identity(name=str(name), namespace=str(namespace))
+    return Identity(name=str(name), namespace=str(namespace), rate=rate)

@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from videojobs_gateway import problems
 from videojobs_gateway.auth import Authenticator, Reviewer, build_authenticator
 from videojobs_gateway.backend import Backend
-from videojobs_gateway.limits import RateLimiter
+from videojobs_gateway.limits import FailureLimiter, RateLimiter
 from videojobs_gateway.metrics import Metrics
 from videojobs_gateway.middleware import GatewayMiddleware
 from videojobs_gateway.routes import health, videos
@@ -57,6 +57,10 @@ def create_app(
         settings.signing_key.encode() if settings.signing_key else secrets.token_bytes(32)
     )
     app.state.limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+    app.state.failures = FailureLimiter(  # client mode: failed TokenReviews per client
+        settings.unauthenticated_rate_per_second,
+        max(1, int(settings.unauthenticated_rate_per_second * 2)),
+    )
     app.state.metrics = Metrics(backend.counts)
     problems.install(app)
     app.include_router(videos.router)
@@ -75,7 +79,12 @@ def create_app(
             expose_headers=["Location", "Retry-After", "X-Request-ID"],
         )
     app.add_middleware(
-        GatewayMiddleware, metrics=app.state.metrics, max_body_bytes=settings.max_body_bytes
+        GatewayMiddleware,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.max_body_bytes,
+        allowed_hosts=settings.allowed_hosts,
+        cors_origins=settings.cors_origins,
+        trusted_proxies=settings.trusted_proxies,
     )
 
     def openapi() -> dict[str, Any]:

@@ -10,10 +10,11 @@ namespace to work in (``?namespace=`` or ``X-Videojobs-Namespace``); otherwise t
   from it is refused at once. A key works only in its namespace (403 elsewhere).
 - ``header``: an authenticating proxy sets ``X-Remote-User`` (and groups, namespace); the
   headers count only from the configured proxy addresses; from anywhere else they are ignored.
-- ``client``: the caller's Kubernetes bearer token, checked with a TokenReview (answers cached
-  for ``token_cache_seconds``); what they may do in a namespace is asked with a
-  SubjectAccessReview (cached the same way), and the cluster backend writes as them by
-  impersonation, so Kubernetes RBAC is the one permission system.
+- ``client``: the caller's Kubernetes bearer token, checked with a TokenReview for the gateway's
+  own audience (``token_audiences``; answers cached for ``token_cache_seconds``, at most
+  ``token_cache_entries``); what they may do is asked with a SubjectAccessReview (the job's name,
+  the user's uid and extra included; cached the same way), and the cluster backend writes with
+  the caller's own token (no impersonation), so Kubernetes RBAC is the one permission system.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def requested_namespace(request: Request) -> str | None:
     if ns is not None and not _NS.match(ns):
         raise ProblemError(400, "Bad Request", f"namespace: not a namespace name ({ns!r})")
     return ns
+
+
+def client_key(request: Request) -> str:
+    """The caller's address: the one a trusted proxy forwarded for, else the connection's."""
+    forwarded = request.scope.get("forwarded_for")
+    if forwarded:
+        return str(forwarded)
+    return request.client.host if request.client else "-"
 
 
 def bearer(request: Request) -> str | None:
@@ -206,6 +215,9 @@ class HeaderAuth:
 class UserInfo:
     username: str
     groups: tuple[str, ...] = ()
+    uid: str | None = None
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """TokenReview's ``user.extra`` (e.g. the pod a ServiceAccount token is bound to), sorted."""
 
 
 class Reviewer(Protocol):
@@ -214,7 +226,7 @@ class Reviewer(Protocol):
     async def token_review(self, token: str) -> UserInfo | None: ...
 
     async def access_review(
-        self, user: UserInfo, namespace: str, verb: str, resource: str
+        self, user: UserInfo, namespace: str, verb: str, resource: str, name: str | None = None
     ) -> bool: ...
 
 
@@ -222,10 +234,24 @@ _VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "DELETE": "delete"}
 
 
 class _TTLCache:
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """Answers kept ``seconds``, at most ``entries`` of them (expired ones go first, then the
+    oldest): a flood of distinct bogus tokens cannot grow it."""
+
+    def __init__(
+        self, seconds: float, entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.seconds = seconds
+        self.entries = max(1, entries)
         self.clock = clock
         self._data: dict[Any, tuple[float, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def cached(self, key: Any) -> bool:
+        """True when an unexpired answer for ``key`` is kept."""
+        hit = self._data.get(key)
+        return hit is not None and hit[0] > self.clock()
 
     async def get(self, key: Any, make: Callable[[], Awaitable[Any]]) -> Any:
         now = self.clock()
@@ -233,8 +259,11 @@ class _TTLCache:
         if hit is not None and hit[0] > now:
             return hit[1]
         value = await make()
-        if len(self._data) > 10_000:
+        self._data.pop(key, None)
+        if len(self._data) >= self.entries:
             self._data = {k: v for k, v in self._data.items() if v[0] > now}
+            while len(self._data) >= self.entries:
+                del self._data[next(iter(self._data))]  # insertion order: the oldest
         self._data[key] = (now + self.seconds, value)
         return value
 
@@ -247,17 +276,24 @@ class ClientAuth:
     def __init__(self, reviewer: Reviewer, settings: GatewaySettings) -> None:
         self.reviewer = reviewer
         self.settings = settings
-        self.tokens = _TTLCache(settings.token_cache_seconds)
-        self.access = _TTLCache(settings.token_cache_seconds)
+        self.tokens = _TTLCache(settings.token_cache_seconds, settings.token_cache_entries)
+        self.access = _TTLCache(settings.token_cache_seconds, settings.token_cache_entries)
 
     async def authenticate(self, request: Request) -> Identity:
         token = bearer(request)
         if token is None:
             raise unauthorized("a Kubernetes bearer token is required")
         digest = hashlib.sha256(token.encode()).hexdigest()
+        fresh = not self.tokens.cached(digest)
+        failures = getattr(request.app.state, "failures", None)
+        client = client_key(request)
+        if fresh and failures is not None:
+            failures.check(client)  # before a TokenReview for a token not seen lately
         user: UserInfo | None = await self.tokens.get(
             digest, lambda: self.reviewer.token_review(token)
         )
+        if user is None and fresh and failures is not None:
+            failures.failed(client)
         if user is None:
             raise unauthorized("the token was not accepted by the Kubernetes API (TokenReview)")
         ns = requested_namespace(request) or self.settings.namespace
@@ -266,12 +302,15 @@ class ClientAuth:
             verb = "list"
         if request.method == "POST" and request.url.path.endswith(("/cancel", "/retry")):
             verb = "patch"
+        job = request.path_params.get("job_id")
+        name = str(job) if job and verb != "create" else None
         allowed = await self.access.get(
-            (user, ns, verb),
-            lambda: self.reviewer.access_review(user, ns, verb, "videoprocessingjobs"),
+            (user, ns, verb, name),
+            lambda: self.reviewer.access_review(user, ns, verb, "videoprocessingjobs", name),
         )
         if not allowed:
-            raise forbidden(f"{user.username} may not {verb} videoprocessingjobs in {ns!r}")
+            what = f"videoprocessingjobs/{name}" if name else "videoprocessingjobs"
+            raise forbidden(f"{user.username} may not {verb} {what} in {ns!r}")
         return Identity(name=user.username, namespace=ns, token=token, groups=user.groups)
 
 
@@ -291,7 +330,7 @@ def build_authenticator(
         if reviewer is None:
             from videojobs_gateway.kube import KubeApi
 
-            reviewer = KubeApi.from_environment()
+            reviewer = KubeApi.from_environment(settings.token_audiences)
         return ClientAuth(reviewer, settings)
     return NoAuth(settings.namespace)
 

@@ -1,8 +1,8 @@
 """The cluster backend: each job is a ``VideoProcessingJob``; the resource is the store.
 
 Reads come from a cache fed by one list + watch per served namespace (or one cluster-wide), so a
-status read costs no API request. Writes go to the API server: create (as the caller, by
-impersonation, in auth mode ``client``), a merge patch of ``spec.cancel`` or ``spec.rerunToken``
+status read costs no API request. Writes go to the API server (with the caller's own token in
+auth mode ``client``): create, a merge patch of ``spec.cancel`` or ``spec.rerunToken``
 (cancel, retry), delete. The answer of each write is put into the cache at once, so a read right
 after a write sees it; the watch then keeps it current.
 
@@ -47,7 +47,7 @@ from videojobs_gateway.backend import (
     page,
 )
 from videojobs_gateway.convert import Submission, file_name_of, rest_status, safe_file_name
-from videojobs_gateway.kube import Impersonate, KubeApi, KubeError
+from videojobs_gateway.kube import Caller, KubeApi, KubeError
 from videojobs_gateway.presign import Presigner, Refused, decide
 
 log = logging.getLogger("videojobs_gateway.cluster")
@@ -144,7 +144,7 @@ class ClusterBackend:
         kube: KubeApi,
         *,
         namespaces: list[str] | None = None,
-        impersonate: bool = False,
+        as_caller: bool = False,
         claim_name: str = "videojobs-clips",
         claim_path: str = "",
         clips_root: Path | None = None,
@@ -154,7 +154,8 @@ class ClusterBackend:
     ) -> None:
         self.kube = kube
         self.namespaces: list[str | None] = list(namespaces) if namespaces else [None]
-        self.impersonate = impersonate
+        self.as_caller = as_caller
+        """Write with the caller's own token (auth mode client), never as the gateway."""
         self.claim_name = claim_name
         self.claim_path = claim_path
         self.clips_root = clips_root
@@ -282,10 +283,12 @@ class ClusterBackend:
                 f"not in namespace {identity.namespace!r}",
             )
 
-    def _as(self, identity: Identity) -> Impersonate | None:
-        if not self.impersonate:
+    def _as(self, identity: Identity) -> Caller | None:
+        if not self.as_caller:
             return None
-        return Impersonate(identity.name, identity.groups)
+        if not identity.token:
+            raise BackendError(401, "Unauthorized", "this request carries no caller token")
+        return Caller(identity.token)
 
     @staticmethod
     def _refusal(exc: KubeError, job_id: str) -> BackendError:

@@ -25,6 +25,7 @@ import yaml
 
 from videojobs.errors import InvalidSpec, Problem
 from videojobs.models import API_VERSION, KIND, VideoProcessingJobStatus
+from videojobs.models.spec import INLINE_TRANSCRIPT_MAX
 
 REST_FIELDS = ("video_url", "transcript", "knowledge_points", "output", "name")
 """Top-level fields of the REST body (``spec`` is the alternative shape)."""
@@ -207,6 +208,15 @@ def check_submission(body: Any, storage: dict[str, Any]) -> Submission:
     else:
         spec = rest_to_spec(body, storage)
         shape = "rest"
+        inline = spec["transcript"]["inline"]
+        if len(inline) > INLINE_TRANSCRIPT_MAX:
+            # refused here, before the YAML round trip of validate_spec, which would take time
+            # in proportion to the size (the spec refuses it in any case)
+            raise SubmissionError(
+                Problem("transcript", f"{len(inline)} characters as an inline transcript; at "
+                        f"most {INLINE_TRANSCRIPT_MAX}: send fewer entries, or a spec with "
+                        "transcript.url")
+            )  # fmt: skip
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
         raise SubmissionError(

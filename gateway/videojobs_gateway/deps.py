@@ -38,7 +38,7 @@ async def get_identity(
         signed = access.verify(request.app.state.signing_key, token, str(job_id))
         if signed is None:
             raise unauthorized("the signed file URL is invalid or has expired")
-        request.app.state.limiter.check(signed)
+        request.app.state.limiter.check(signed)  # the signer's bucket and rate
         request.state.identity = signed
         return signed
     identity: Identity = await request.app.state.auth.authenticate(request)

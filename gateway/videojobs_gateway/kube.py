@@ -1,18 +1,26 @@
 """The gateway's only Kubernetes API caller: a small asyncio client (aiohttp).
 
 What it does: TokenReview and SubjectAccessReview (auth mode ``client``); list and watch
-``VideoProcessingJob`` s (the cluster backend's cache); create, patch and delete them, as the
-caller when an impersonation target is given (``Impersonate-User``/``Impersonate-Group``).
+``VideoProcessingJob`` s (the cluster backend's cache); create, patch and delete them, with the
+caller's own token when one is given (:class:`Caller`, auth mode ``client``, as Argo Server's
+client mode does: the gateway needs no ``impersonate`` right), else with its own.
+
 Connection settings come from the in-cluster service account, else from the kubeconfig
-(``KUBECONFIG``), read with the ``kubernetes`` package's loaders.
+(``KUBECONFIG``), read with the ``kubernetes`` package's loaders. In a pod the kubelet rotates the
+projected ServiceAccount token (about hourly; it expires after an hour or so); the gateway
+re-reads the token file when it changes (checked at most every :data:`TOKEN_RECHECK_SECONDS`)
+and at once on a ``401``, and retries that request once with the new token.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,6 +29,9 @@ from videojobs.models import GROUP, PLURAL, VERSION
 from videojobs_gateway.auth import UserInfo
 
 VPJ_BASE = f"/apis/{GROUP}/{VERSION}"
+SA_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+TOKEN_RECHECK_SECONDS = 10.0
+"""How often the token file's modification time is looked at (a 401 re-reads it at once)."""
 
 
 class KubeError(Exception):
@@ -33,9 +44,13 @@ class KubeError(Exception):
 
 
 @dataclass(frozen=True)
-class Impersonate:
-    user: str
-    groups: tuple[str, ...] = ()
+class Caller:
+    """A request made with the caller's own bearer token (auth mode ``client``)."""
+
+    token: str
+
+    def __repr__(self) -> str:
+        return "Caller(token=<hidden>)"
 
 
 class KubeApi:
@@ -46,27 +61,68 @@ class KubeApi:
         server: str,
         *,
         token: str | None = None,
+        token_file: Path | None = None,
         ssl_context: ssl.SSLContext | bool | None = None,
+        audiences: list[str] | tuple[str, ...] = (),
     ) -> None:
         self.server = server.rstrip("/")
         self.token = token
+        self.token_file = token_file
+        """Re-read when it changes and on a 401 (the kubelet rotates projected tokens)."""
         self.ssl = ssl_context
+        self.audiences = tuple(audiences)
+        """TokenReview audiences: a caller's token must be minted for one of them."""
         self.requests = 0
         self._session: aiohttp.ClientSession | None = None
+        self._token_stamp: tuple[int, int] | None = None
+        self._token_checked = 0.0
+        if token_file is not None:
+            self.reload_token(force=True)
+
+    def reload_token(self, *, force: bool = False) -> bool:
+        """Re-read :attr:`token_file` if it changed (or ``force``); True when the token did."""
+        if self.token_file is None:
+            return False
+        now = time.monotonic()
+        if not force and now - self._token_checked < TOKEN_RECHECK_SECONDS:
+            return False
+        self._token_checked = now
+        try:
+            st = os.stat(self.token_file)
+            stamp = (st.st_mtime_ns, st.st_ino)
+            if not force and stamp == self._token_stamp:
+                return False
+            token = self.token_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return False
+        self._token_stamp = stamp
+        changed = token != self.token
+        self.token = token or self.token
+        return changed
+
+    def _auth_header(self, caller: Caller | None) -> dict[str, str]:
+        if caller is not None:
+            return {"Authorization": f"Bearer {caller.token}"}
+        self.reload_token()
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @classmethod
-    def from_environment(cls) -> KubeApi:
-        """In-cluster service account, else the kubeconfig."""
+    def from_environment(cls, audiences: list[str] | tuple[str, ...] = ()) -> KubeApi:
+        """In-cluster service account (its token file re-read on rotation), else the
+        kubeconfig."""
         import kubernetes
 
         cfg = kubernetes.client.Configuration()
+        in_cluster = True
         try:
             kubernetes.config.load_incluster_config(client_configuration=cfg)
         except kubernetes.config.ConfigException:
+            in_cluster = False
             kubernetes.config.load_kube_config(client_configuration=cfg)
         token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
         if token and token.lower().startswith("bearer "):
             token = token[7:]
+        token_file = SA_TOKEN_FILE if in_cluster and SA_TOKEN_FILE.is_file() else None
         context: ssl.SSLContext | bool | None = None
         if cfg.host.startswith("https"):
             if not cfg.verify_ssl:
@@ -75,14 +131,15 @@ class KubeApi:
                 context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
                 if cfg.cert_file:
                     context.load_cert_chain(cfg.cert_file, cfg.key_file)
-        return cls(cfg.host, token=token, ssl_context=context)
+        return cls(
+            cfg.host, token=token, token_file=token_file, ssl_context=context, audiences=audiences
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            # no Authorization here: it is set per request (the caller's, or the current token)
             headers = {"User-Agent": "videojobs-gateway"}
-            if self.token:
-                headers["Authorization"] = f"Bearer {self.token}"
             self._session = aiohttp.ClientSession(
                 headers=headers,
                 connector=aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True),
@@ -100,61 +157,76 @@ class KubeApi:
         body: Any = None,
         *,
         params: dict[str, str] | None = None,
-        as_user: Impersonate | None = None,
+        as_user: Caller | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        headers = {"Content-Type": content_type}
-        if as_user is not None:
-            headers["Impersonate-User"] = as_user.user
-        self.requests += 1
         data = None if body is None else json.dumps(body)
-        extra: list[tuple[str, str]] = []
-        if as_user is not None:
-            extra = [("Impersonate-Group", g) for g in as_user.groups]
-        all_headers = list(headers.items()) + extra
-        async with self.session.request(
-            method, self.server + path, data=data, params=params, headers=all_headers
-        ) as resp:
-            text = await resp.text()
-            if resp.status >= 300:
-                try:
-                    message = json.loads(text).get("message", text)
-                except (ValueError, AttributeError):
-                    message = text
-                raise KubeError(resp.status, str(message)[:500])
-            return json.loads(text) if text else None
+        for attempt in (1, 2):
+            headers = {"Content-Type": content_type, **self._auth_header(as_user)}
+            self.requests += 1
+            async with self.session.request(
+                method, self.server + path, data=data, params=params, headers=headers
+            ) as resp:
+                text = await resp.text()
+                status = resp.status
+            # our own token expired or was rotated: re-read it and try once more
+            if status == 401 and as_user is None and attempt == 1 and self.reload_token(force=True):
+                continue
+            break
+        if status >= 300:
+            try:
+                message = json.loads(text).get("message", text)
+            except (ValueError, AttributeError):
+                message = text
+            raise KubeError(status, str(message)[:500])
+        return json.loads(text) if text else None
 
     # -- auth ------------------------------------------------------------------------------
 
     async def token_review(self, token: str) -> UserInfo | None:
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenReview",
-            "spec": {"token": token},
-        }
+        """Who ``token`` is, if it is valid for one of :attr:`audiences` (any audience the API
+        server accepts when none are set)."""
+        spec: dict[str, Any] = {"token": token}
+        if self.audiences:
+            spec["audiences"] = list(self.audiences)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec}
         answer = await self.call("POST", "/apis/authentication.k8s.io/v1/tokenreviews", body)
         status = (answer or {}).get("status") or {}
         if not status.get("authenticated"):
             return None
+        if self.audiences and not set(status.get("audiences") or ()) & set(self.audiences):
+            return None  # an authenticator that ignored the audiences we asked for
         user = status.get("user") or {}
         if not user.get("username"):
             return None
-        return UserInfo(str(user["username"]), tuple(user.get("groups") or ()))
+        given = user.get("extra") or {}
+        extra = tuple(sorted((str(k), tuple(str(v) for v in vs or ())) for k, vs in given.items()))
+        return UserInfo(
+            str(user["username"]),
+            tuple(user.get("groups") or ()),
+            uid=str(user["uid"]) if user.get("uid") else None,
+            extra=extra,
+        )
 
-    async def access_review(self, user: UserInfo, namespace: str, verb: str, resource: str) -> bool:
+    async def access_review(
+        self, user: UserInfo, namespace: str, verb: str, resource: str, name: str | None = None
+    ) -> bool:
+        attributes = {"namespace": namespace, "verb": verb, "group": GROUP, "resource": resource}
+        if name:
+            attributes["name"] = name
+        spec: dict[str, Any] = {
+            "user": user.username,
+            "groups": list(user.groups),
+            "resourceAttributes": attributes,
+        }
+        if user.uid:
+            spec["uid"] = user.uid
+        if user.extra:
+            spec["extra"] = {k: list(v) for k, v in user.extra}
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
-            "spec": {
-                "user": user.username,
-                "groups": list(user.groups),
-                "resourceAttributes": {
-                    "namespace": namespace,
-                    "verb": verb,
-                    "group": GROUP,
-                    "resource": resource,
-                },
-            },
+            "spec": spec,
         }
         answer = await self.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", body)
         return bool(((answer or {}).get("status") or {}).get("allowed"))
@@ -182,8 +254,13 @@ class KubeApi:
         self.requests += 1
         timeout = aiohttp.ClientTimeout(total=None, sock_read=400)
         async with self.session.get(
-            self.server + self.vpj_path(namespace), params=params, timeout=timeout
+            self.server + self.vpj_path(namespace),
+            params=params,
+            timeout=timeout,
+            headers=self._auth_header(None),
         ) as resp:
+            if resp.status == 401:
+                self.reload_token(force=True)  # the relist that follows uses the new token
             if resp.status >= 300:
                 raise KubeError(resp.status, await resp.text())
             # one JSON object per line; objects can be large (up to 1.5 MiB), so lines are split
@@ -198,16 +275,14 @@ class KubeApi:
             if buffer.strip():
                 yield json.loads(buffer)
 
-    async def get_vpj(
-        self, namespace: str, name: str, as_user: Impersonate | None
-    ) -> dict[str, Any]:
+    async def get_vpj(self, namespace: str, name: str, as_user: Caller | None) -> dict[str, Any]:
         result: dict[str, Any] = await self.call(
             "GET", self.vpj_path(namespace, name), as_user=as_user
         )
         return result
 
     async def create_vpj(
-        self, namespace: str, body: dict[str, Any], as_user: Impersonate | None
+        self, namespace: str, body: dict[str, Any], as_user: Caller | None
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self.call(
             "POST", self.vpj_path(namespace), body, as_user=as_user
@@ -215,7 +290,7 @@ class KubeApi:
         return result
 
     async def patch_vpj(
-        self, namespace: str, name: str, patch: dict[str, Any], as_user: Impersonate | None
+        self, namespace: str, name: str, patch: dict[str, Any], as_user: Caller | None
     ) -> dict[str, Any]:
         result: dict[str, Any] = await self.call(
             "PATCH",
@@ -226,5 +301,5 @@ class KubeApi:
         )
         return result
 
-    async def delete_vpj(self, namespace: str, name: str, as_user: Impersonate | None) -> None:
+    async def delete_vpj(self, namespace: str, name: str, as_user: Caller | None) -> None:
         await self.call("DELETE", self.vpj_path(namespace, name), as_user=as_user)

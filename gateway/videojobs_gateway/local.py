@@ -90,9 +90,10 @@ class LocalBackend:
         data_dir: Path,
         *,
         concurrency: int = 1,
-        allow_files: bool = True,
-        allow_private_networks: bool = True,
+        allow_files: bool | Path = False,
+        allow_private_networks: bool = False,
         base_dir: Path | None = None,
+        active_deadline: float = 0.0,
         max_interrupts: int = 3,
         min_free_bytes: int = 256 * 2**20,
         python: str = sys.executable,
@@ -100,8 +101,13 @@ class LocalBackend:
         self.data_dir = Path(data_dir).absolute()
         self.concurrency = max(1, concurrency)
         self.allow_files = allow_files
+        """False: no local files; True: any; a folder: files under it only (symlinks resolved)."""
         self.allow_private_networks = allow_private_networks
-        self.base_dir = (base_dir or Path.cwd()).absolute()
+        if base_dir is None:
+            base_dir = allow_files if isinstance(allow_files, Path) else Path.cwd()
+        self.base_dir = base_dir.absolute()
+        self.active_deadline = active_deadline
+        """Seconds a worker may run when the spec sets no activeDeadlineSeconds (0: none)."""
         self.max_interrupts = max_interrupts
         self.min_free_bytes = min_free_bytes
         self.python = python
@@ -114,6 +120,10 @@ class LocalBackend:
         """Jobs given a worker slot; None until their process has started."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancelling: set[str] = set()
+        self._overdue: set[str] = set()
+        self._pids: dict[str, int | None] = {}
+        self._unsaved: set[str] = set()
+        """Jobs whose row could not be written (a full disk): written again until it works."""
         self._wake = asyncio.Event()
         self._stopping = False
         self._scheduler: asyncio.Task[None] | None = None
@@ -152,8 +162,10 @@ class LocalBackend:
             if key:
                 self._idem[(ns, key)] = (jid, digest)
             self._seq = max(self._seq, seq)
+            self._pids[jid] = pid
             if job.status.phase == "Running":
                 self._recover(job, pid)
+            shutil.rmtree(self.job_dir(jid) / "scratch", ignore_errors=True)  # a killed worker's
         self._scheduler = asyncio.create_task(self._schedule())
         self._wake.set()
 
@@ -189,6 +201,7 @@ class LocalBackend:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._flush()
         if self._scheduler is not None:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -201,6 +214,7 @@ class LocalBackend:
             await asyncio.wait(list(self._tasks), timeout=30)
         for task in list(self._tasks):
             task.cancel()
+        self._flush()
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -208,13 +222,33 @@ class LocalBackend:
     # -- storage of records ------------------------------------------------------------------
 
     def _save(self, job: JobRecord, **extra: Any) -> None:
-        status = job.status.model_dump_json(by_alias=True, exclude_none=True)
-        self.db.execute(
-            "UPDATE jobs SET status = ?, interrupts = ? WHERE id = ?",
-            (status, self._interrupts.get(job.id, 0), job.id),
-        )
+        """Write the job's row; a failed write (a full disk) is kept and retried, never raised:
+        the scheduler must keep running, and what the API reported must reach the database
+        before a restart reads it."""
         if "pid" in extra:
-            self.db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (extra["pid"], job.id))
+            self._pids[job.id] = extra["pid"]
+        self._unsaved.add(job.id)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the rows not written yet, while the database takes them."""
+        if self._db is None:
+            return
+        for jid in list(self._unsaved):
+            job = self._jobs.get(jid)
+            if job is None:
+                self._unsaved.discard(jid)
+                continue
+            status = job.status.model_dump_json(by_alias=True, exclude_none=True)
+            try:
+                self._db.execute(
+                    "UPDATE jobs SET status = ?, interrupts = ?, pid = ? WHERE id = ?",
+                    (status, self._interrupts.get(jid, 0), self._pids.get(jid), jid),
+                )
+            except sqlite3.Error as exc:
+                log.error("job %s: cannot save its state (%s); retrying", jid, exc)
+                return
+            self._unsaved.discard(jid)
 
     def _set(self, job: JobRecord, **fields: Any) -> None:
         job.status = job.status.model_copy(update=fields)
@@ -273,21 +307,26 @@ class LocalBackend:
             ),
             owner=identity.name,
         )
-        self.db.execute(
-            "INSERT INTO jobs (id, seq, namespace, owner, created_at, spec, status, idem_key,"
-            " digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job.id,
-                job.seq,
-                job.namespace,
-                job.owner,
-                job.created_at,
-                json.dumps(job.spec),
-                job.status.model_dump_json(by_alias=True, exclude_none=True),
-                idempotency_key,
-                digest,
-            ),
-        )
+        try:
+            self.db.execute(
+                "INSERT INTO jobs (id, seq, namespace, owner, created_at, spec, status, idem_key,"
+                " digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.seq,
+                    job.namespace,
+                    job.owner,
+                    job.created_at,
+                    json.dumps(job.spec),
+                    job.status.model_dump_json(by_alias=True, exclude_none=True),
+                    idempotency_key,
+                    digest,
+                ),
+            )
+        except sqlite3.Error as exc:
+            raise BackendError(
+                507, "Insufficient Storage", f"the job cannot be stored now ({exc}); try later"
+            ) from None
         self._jobs[jid] = job
         if idempotency_key is not None:
             self._idem[(identity.namespace, idempotency_key)] = (jid, digest)
@@ -355,7 +394,12 @@ class LocalBackend:
                 "Conflict",
                 f"job {job_id} is {rest_status(job.status.phase)}; cancel it before deleting",
             )
-        self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        try:
+            self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        except sqlite3.Error as exc:
+            raise BackendError(
+                507, "Insufficient Storage", f"the job cannot be deleted now ({exc})"
+            ) from None
         del self._jobs[job_id]
         self._idem = {k: v for k, v in self._idem.items() if v[0] != job_id}
         if files:
@@ -390,7 +434,9 @@ class LocalBackend:
         out = []
         try:
             self.db.execute("SELECT 1").fetchone()
-            out.append(Check("store", True, f"SQLite {self.data_dir / 'videojobs.sqlite3'}"))
+            ok = not self._unsaved
+            detail = "SQLite" if ok else f"SQLite: {len(self._unsaved)} job states not saved yet"
+            out.append(Check("store", ok, detail))
         except (sqlite3.Error, RuntimeError) as exc:
             out.append(Check("store", False, f"SQLite: {exc}"))
         probe = self.data_dir / ".ready-probe"
@@ -420,8 +466,11 @@ class LocalBackend:
 
     async def _schedule(self) -> None:
         while True:
-            await self._wake.wait()
+            # rows a full disk refused are retried every few seconds until they are written
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 5.0 if self._unsaved else None)
             self._wake.clear()
+            self._flush()
             queued = sorted(
                 (j for j in self._jobs.values() if j.status.phase == "Queued"),
                 key=lambda j: j.seq,
@@ -444,7 +493,11 @@ class LocalBackend:
             log.exception("job %s: cannot run the worker", job.id)
             self._running.pop(job.id, None)
             self._finish_failed(job, "Internal", type(exc).__name__, str(exc), None)
-            self._wake.set()
+        finally:
+            self._wake.set()  # whatever happened, the queue goes on
+            await asyncio.to_thread(
+                shutil.rmtree, self.job_dir(job.id) / "scratch", ignore_errors=True
+            )
 
     async def _run_worker(self, job: JobRecord) -> None:
         directory = self.job_dir(job.id)
@@ -460,8 +513,11 @@ class LocalBackend:
             "--input", str(directory / "input.json"),
             "--out", str(directory / "clips"),
             "--base-dir", str(self.base_dir),
+            "--scratch", str(directory / "scratch"),
         ]  # fmt: skip
-        if self.allow_files:
+        if isinstance(self.allow_files, Path):
+            argv += ["--files-root", str(self.allow_files), "--deny", str(self.data_dir)]
+        elif self.allow_files:
             argv.append("--allow-files")
         with open(directory / "worker.log", "ab") as logfile:
             try:
@@ -492,6 +548,12 @@ class LocalBackend:
             }
         )
         self._bump(job, pid=proc.pid)
+        deadline = job.spec.get("activeDeadlineSeconds") or self.active_deadline
+        timer = (
+            asyncio.get_running_loop().call_later(float(deadline), self._stop_overdue, job.id, proc)
+            if deadline
+            else None
+        )
         try:
             assert proc.stdout is not None
             async for line in proc.stdout:
@@ -499,10 +561,27 @@ class LocalBackend:
             code = await proc.wait()
         finally:
             self._running.pop(job.id, None)
+            if timer is not None:
+                timer.cancel()
         if self._stopping and job.id not in self._cancelling:
             return  # interrupted by the gateway's own stop: resumed at the next start
         self._finish(job, code)
         self._wake.set()
+
+    def _stop_overdue(self, job_id: str, proc: asyncio.subprocess.Process) -> None:
+        """The job ran past its deadline: stop its worker (SIGKILL if SIGTERM is ignored)."""
+        if proc.returncode is not None:
+            return
+        self._overdue.add(job_id)
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+        def kill() -> None:
+            if proc.returncode is None:
+                with contextlib.suppress(OSError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+        asyncio.get_running_loop().call_later(10, kill)
 
     def _apply(self, job: JobRecord, line: bytes) -> None:
         try:
@@ -519,8 +598,27 @@ class LocalBackend:
         self._bump(job)
 
     def _finish(self, job: JobRecord, code: int) -> None:
-        self.db.execute("UPDATE jobs SET pid = NULL WHERE id = ?", (job.id,))
-        if job.id in self._cancelling:
+        self._pids[job.id] = None  # written with the final state
+        if job.id in self._overdue and job.id not in self._cancelling:
+            self._overdue.discard(job.id)
+            deadline = job.spec.get("activeDeadlineSeconds") or self.active_deadline
+            self._set(
+                job,
+                phase="Failed",
+                stage=None,
+                message=f"the job ran longer than {deadline:g} s and was stopped",
+                completion_time=now_rfc3339(),
+                error=ErrorInfo(
+                    category="DeadlineExceeded",
+                    reason="DeadlineExceeded",
+                    message=f"the job ran longer than its deadline ({deadline:g} s; "
+                    "spec.activeDeadlineSeconds): is the source stalling?",
+                    permanent=True,
+                    exit_code=code,
+                ),
+            )
+        elif job.id in self._cancelling:
+            self._overdue.discard(job.id)
             self._cancelling.discard(job.id)
             self._set(
                 job,

@@ -10,9 +10,10 @@ gateway against the strict emulator with the rendered rules (a missing rule is a
   ``watch`` for the cache) in each served namespace;
 - ``none``, ``apikey``, ``header``: the gateway writes as itself, so ``create``, ``patch``
   (cancel, retry) and ``delete`` too;
-- ``client``: writes are made as the caller (impersonation), so the ServiceAccount gets no write
-  verb on jobs; instead, cluster-wide, ``tokenreviews`` and ``subjectaccessreviews`` ``create``
-  and ``impersonate`` on ``users``, ``groups`` and ``serviceaccounts``.
+- ``client``: writes are made with the caller's own token, so the ServiceAccount gets no write
+  verb on jobs and no ``impersonate`` right at all (impersonating ``system:masters`` would make
+  it cluster-admin); it gets, cluster-wide, ``tokenreviews`` and ``subjectaccessreviews``
+  ``create`` only.
 
 The apikey Secret needs no rule: it is mounted as a volume (kubelet reads it, not the gateway).
 """
@@ -37,7 +38,7 @@ READ_RULES: list[Rule] = [
 WRITE_RULES: list[Rule] = [
     {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["create", "patch", "delete"]},
 ]
-"""Submit, cancel/retry (merge patch of spec), delete; not in mode client (impersonated)."""
+"""Submit, cancel/retry (merge patch of spec), delete; not in mode client (the caller's token)."""
 
 CLIENT_RULES: list[Rule] = [
     {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
@@ -46,18 +47,9 @@ CLIENT_RULES: list[Rule] = [
         "resources": ["subjectaccessreviews"],
         "verbs": ["create"],
     },
-    {
-        "apiGroups": [""],
-        "resources": ["users", "groups", "serviceaccounts"],
-        "verbs": ["impersonate"],
-    },
 ]
-"""Cluster-wide, mode client only: check the caller's token and rights, act as the caller.
-
-The API server checks the impersonation of a ServiceAccount's username
-(``system:serviceaccount:<ns>:<name>``, e.g. a ``kubectl create token`` caller) against
-``serviceaccounts`` in that namespace, not ``users``: without the rule such callers get 403.
-"""
+"""Cluster-wide, mode client only: check the caller's token and rights (reads are served from
+the cache, so the gateway asks RBAC itself); writes carry the caller's token."""
 
 
 def namespace_rules(mode: str) -> list[Rule]:

@@ -30,7 +30,8 @@ class GatewaySettings(BaseSettings):
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="header mode: CIDRs of the authenticating proxy; identity headers from "
-        "any other address are ignored.",
+        "any other address are ignored. Any mode: X-Forwarded-For from these addresses names "
+        "the client (access log, failed-review limit).",
     )
     user_header: str = Field(default="X-Remote-User", description="header mode: user name.")
     group_header: str = Field(default="X-Remote-Group", description="header mode: groups.")
@@ -41,6 +42,22 @@ class GatewaySettings(BaseSettings):
     token_cache_seconds: float = Field(
         default=60.0, description="client mode: how long a TokenReview answer is reused."
     )
+    token_cache_entries: int = Field(
+        default=10_000,
+        ge=1,
+        description="client mode: most review answers kept (the oldest go first).",
+    )
+    token_audiences: list[str] = Field(
+        default_factory=lambda: ["videojobs-gateway"],
+        description="client mode: the audiences a caller's token must be minted for "
+        "(kubectl create token NAME --audience videojobs-gateway); the TokenReview asks for "
+        "them, so a token for the API server or another service is refused.",
+    )
+    unauthenticated_rate_per_second: float = Field(
+        default=10.0,
+        description="client mode: TokenReviews refused per second per client address before "
+        "an uncached token is answered 429 without a review; 0 disables.",
+    )
     rate_per_second: float = Field(
         default=50.0, description="Requests per second per identity (token bucket refill)."
     )
@@ -49,6 +66,34 @@ class GatewaySettings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS (exact matches)."
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header values answered (names, no port; '*.example.com' matches "
+        "subdomains); any other is 400 (DNS rebinding). Empty: any host, except that "
+        "videojobs serve on a loopback bind answers localhost, 127.0.0.1 and ::1 only.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics without credentials (its job counts cover every tenant); "
+        "by default it needs an authenticated caller in every mode but none.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, description="A request's headers must arrive within this time."
+    )
+    max_connections: int | None = Field(
+        default=None, description="Connections served at once (more are answered 503)."
+    )
+    max_validation_seconds: float = Field(
+        default=20.0,
+        description="A submission whose checking takes longer is refused with 422.",
+    )
+    max_json_depth: int = Field(
+        default=32, description="Deepest nesting of a request body (deeper: 400)."
+    )
+    max_json_nodes: int = Field(
+        default=100_000,
+        description="Most values (objects, arrays, strings, numbers) in a request body.",
+    )
     signing_key: str | None = Field(
         default=None,
         description="Key of the signed file URLs (browsers' <video> and <img> carry no "
@@ -56,6 +101,12 @@ class GatewaySettings(BaseSettings):
     )
     file_url_seconds: float = Field(
         default=900.0, description="How long a signed file URL stays valid."
+    )
+    active_deadline_seconds: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="serve: a job whose spec sets no activeDeadlineSeconds is stopped after "
+        "running this long (a stalled source must not hold a slot for ever); 0: no limit.",
     )
     stream_heartbeat_seconds: float = Field(
         default=15.0, description="SSE comment line interval while nothing changes."

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import selectors
 import socket
 import socketserver
@@ -72,6 +73,22 @@ _EXTRA_BLOCKED: tuple[IPNetwork, ...] = tuple(
     ipaddress.ip_network(n)
     for n in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "fec0::/10")  # fec0: site-local
 )
+
+
+_NAT64: tuple[ipaddress.IPv6Network, ...] = (
+    ipaddress.IPv6Network("64:ff9b::/96"),  # RFC 6052 well-known prefix
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # RFC 8215 local-use prefix
+)
+
+
+def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a NAT64 address stands for (its last 32 bits), else None.
+
+    ``[64:ff9b::a9fe:a9fe]`` reaches ``169.254.169.254`` through a NAT64 gateway: it is judged
+    as the IPv4 address it translates to."""
+    if any(address in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 class BlockedAddressError(OSError):
@@ -136,7 +153,7 @@ class NetworkPolicy:
     def address_problem(self, address: IPAddress) -> str | None:
         """Why ``address`` is refused, or ``None`` when it is allowed."""
         if isinstance(address, ipaddress.IPv6Address):
-            embedded = address.ipv4_mapped or address.sixtofour
+            embedded = address.ipv4_mapped or address.sixtofour or _nat64(address)
             if embedded is not None:
                 return self.address_problem(embedded)
             if address.teredo is not None:
@@ -176,7 +193,10 @@ class NetworkPolicy:
         if scheme in ("", "file"):
             if self.allow_files:
                 return
-            raise _blocked_error(f"refusing {url!r}: local files are not allowed in the cluster")
+            raise _blocked_error(
+                f"refusing {url!r}: local files are not allowed (in the cluster; for "
+                "videojobs serve, unless its operator passes --allow-local-files)"
+            )
         if scheme not in ("http", "https"):
             raise _blocked_error(f"refusing {url!r}: only http and https URLs are allowed")
         host = (parts.hostname or "").rstrip(".").lower()
@@ -192,6 +212,22 @@ class NetworkPolicy:
                 ExitCode.NETWORK, "DnsFailure", f"cannot resolve {host}: {exc.strerror}"
             ) from None
         self.check_addresses(host, [str(info[4][0]) for info in infos])
+
+
+# -- what an error may say about fetched content ------------------------------------------------
+
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'" + r'|"(?:[^"\\\n]|\\.)*"' + r"|<[^<>\n]{1,80}>")
+FETCHED_NOT_SHOWN = "(text of the fetched document is not shown)"
+
+
+def redact_fetched(message: str) -> str:
+    """``message`` without any quoted text: for errors about a document fetched from a URL.
+
+    The URL is the caller's, the bytes are the server's: an error that quotes them (``the first
+    line is 'SECRET=...'``) turns any fetch into a read of an internal page (SSRF). Quoted
+    values become ``'…'``; where, what and which line stay."""
+    redacted, count = _QUOTED.subn(lambda m: "<…>" if m[0][0] == "<" else "'…'", message)
+    return f"{redacted} {FETCHED_NOT_SHOWN}" if count else redacted
 
 
 # -- the resolver hook -----------------------------------------------------------------------

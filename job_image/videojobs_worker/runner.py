@@ -65,7 +65,7 @@ from videojobs_worker.download import (
     want_partial,
 )
 from videojobs_worker.errors import WorkerError
-from videojobs_worker.guard import GuardProxy, NetworkPolicy
+from videojobs_worker.guard import GuardProxy, NetworkPolicy, redact_fetched
 from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
 from videojobs_worker.progress import Reporter, write_termination_log
 from videojobs_worker.publish import Published, Publisher, Record, sha256_file
@@ -297,7 +297,8 @@ class Runner:
                 text = decode_transcript(data, ts.encoding, source=where)
             transcript = parse_transcript(text, ts.format, source=where)
         except InvalidSpec as exc:
-            raise WorkerError(ExitCode.INVALID_SPEC, "InvalidTranscript", str(exc)) from None
+            message = redact_fetched(str(exc)) if ts.url is not None else str(exc)
+            raise WorkerError(ExitCode.INVALID_SPEC, "InvalidTranscript", message) from None
         if ts.language and not transcript.language:
             transcript = transcript.model_copy(update={"language": ts.language})
         self.transcript = transcript
@@ -343,7 +344,9 @@ class Runner:
             plan = plan_segments(spec, self.transcript, duration)
         except PlanError as exc:
             code = ExitCode.PLAN_ERROR if duration is not None else ExitCode.INVALID_SPEC
-            raise WorkerError(code, type(exc).__name__, str(exc)) from None
+            fetched = self.spec.transcript is not None and self.spec.transcript.url is not None
+            message = redact_fetched(str(exc)) if fetched else str(exc)  # no fetched text shown
+            raise WorkerError(code, type(exc).__name__, message) from None
         if duration is not None:
             for seg in plan.segments:
                 if seg.start >= duration:

@@ -72,6 +72,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "workerRbac": {
             "imagePullSecrets": [{"name": "regcred"}],
             "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/x"},
+            "ownResourcePolicy": True,
         },
         "operator": {
             "config": {
@@ -132,6 +133,8 @@ def test_every_rendered_object_validates(combo: str) -> None:
         assert labels["app.kubernetes.io/part-of"] == "videojobs"
         if obj["kind"] == "ServiceMonitor":
             _check_service_monitor(obj, objs)
+        elif obj["kind"].startswith("ValidatingAdmissionPolicy"):
+            validate_k8s(obj, ("1.37",))  # admissionregistration.k8s.io/v1: Kubernetes 1.30+
         else:
             validate_k8s(obj)
 

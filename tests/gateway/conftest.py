@@ -111,6 +111,9 @@ def start_local(data: Path, **kwargs: Any) -> Gateway:
     from videojobs_gateway.local import LocalBackend
 
     settings = kwargs.pop("settings", None)
+    # the tests' media server is on loopback, and some sources are local files
+    kwargs.setdefault("allow_private_networks", True)
+    kwargs.setdefault("allow_files", True)
     backend = LocalBackend(data, **kwargs)
     server = LiveServer(create_app(backend, settings)).start()
     client = httpx.Client(base_url=server.base_url, timeout=60)

@@ -1,4 +1,5 @@
-"""A gateway app served by uvicorn on a loopback port, in a background thread."""
+"""A gateway app served by uvicorn on a loopback port, in a background thread, with the
+entry points' own server options (:func:`videojobs_gateway.serve.server_options`)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,18 @@ class LiveServer:
     def __init__(self, app: Any, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = free_port()
+        from videojobs_gateway.serve import server_options
+
+        settings = getattr(getattr(app, "state", None), "settings", None)
+        options = server_options(settings) if settings is not None else {}
         config = uvicorn.Config(
-            app, host=host, port=self.port, log_level="warning", access_log=False, lifespan="on"
+            app,
+            host=host,
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            **options,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, daemon=True)

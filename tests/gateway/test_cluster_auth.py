@@ -2,8 +2,10 @@
 
 - ``client``: the token is reviewed (a test reviewer answers TokenReviews from a table and
   SubjectAccessReviews with the emulator's own RBAC engine over the same objects); writes are
-  made by impersonation, and the emulator authorizes the impersonated user against RBAC, so a
-  user without a RoleBinding in a namespace gets 403 from the API server itself;
+  made with the caller's own token (the callers are ServiceAccounts, ``kubectl create token``,
+  whose tokens the emulator authenticates itself), never by impersonation: the gateway's rules
+  have no write verb and no ``impersonate``, and a caller without a RoleBinding in a namespace
+  gets 403 from the API server itself;
 - ``apikey``: a removed key is 401 at once, a key works in its namespace only;
 - ``header``: identity headers from an address that is not the proxy's are ignored;
 - the rate limit answers 429 with Retry-After; reads make no API request at all.
@@ -19,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.cluster import GATEWAY_SA, ClusterStack, chart_rbac, gateway_values
+from tests.gateway.cluster import ClusterStack, chart_rbac, gateway_values
 from tests.gateway.conftest import API, start_cluster_gateway
 from tests.gateway.live import LiveServer
 from tests.mockapi.strict import rules
@@ -33,20 +35,19 @@ SPEC = {
     "segments": [{"knowledgeId": "a", "title": "A", "start": "0", "end": "1"}],
     "output": {"formats": ["mp4"]},
 }
+SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated")
+ALICE, BOB, MALLORY = "sa:team-a:alice", "sa:team-a:bob", "sa:team-a:mallory"
 TOKENS = {
-    "token-alice": UserInfo("alice", ("devs",)),
-    "token-bob": UserInfo("bob", ()),
-    "token-mallory": UserInfo("mallory", ()),
-    # what a TokenReview says of `kubectl create token ci -n team-a`
-    "token-sa-ci": UserInfo(
-        "system:serviceaccount:team-a:ci",
-        ("system:serviceaccounts", "system:serviceaccounts:team-a", "system:authenticated"),
-    ),
+    # what a TokenReview says of `kubectl create token alice -n team-a --audience ...`; the
+    # emulator reads the same token as that ServiceAccount when the gateway writes with it
+    ALICE: UserInfo("system:serviceaccount:team-a:alice", SA_GROUPS, uid="uid-alice"),
+    BOB: UserInfo("system:serviceaccount:team-a:bob", SA_GROUPS, uid="uid-bob"),
+    MALLORY: UserInfo("system:serviceaccount:team-a:mallory", SA_GROUPS, uid="uid-mallory"),
 }
 
 
 def editor_rbac(user: str, namespace: str) -> list[dict[str, Any]]:
-    """A Role on VideoProcessingJobs in ``namespace`` bound to ``user``."""
+    """A Role on VideoProcessingJobs in ``namespace`` bound to ServiceAccount team-a/``user``."""
     role = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -59,7 +60,7 @@ def editor_rbac(user: str, namespace: str) -> list[dict[str, Any]]:
         "kind": "RoleBinding",
         "metadata": {"name": f"vpj-editor-{user}", "namespace": namespace},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "vpj-editor"},
-        "subjects": [{"kind": "User", "name": user}],
+        "subjects": [{"kind": "ServiceAccount", "name": user, "namespace": "team-a"}],
     }
     return [role, binding]
 
@@ -71,18 +72,23 @@ class RbacReviewer:
     def __init__(self, stack: ClusterStack) -> None:
         self.stack = stack
         self.lenient: set[str] = set()
+        self.asked: list[tuple[str, str | None, str, str | None]] = []
 
     async def token_review(self, token: str) -> UserInfo | None:
         return TOKENS.get(token)
 
-    async def access_review(self, user: UserInfo, namespace: str, verb: str, resource: str) -> bool:
+    async def access_review(
+        self, user: UserInfo, namespace: str, verb: str, resource: str, name: str | None = None
+    ) -> bool:
+        self.asked.append((user.username, user.uid, verb, name))
         if user.username in self.lenient:
             return True
         assert self.stack.emulator is not None
         attrs = rules.RequestAttributes(
-            verb=verb, group="videojobs.io", resource=resource, namespace=namespace
+            verb=verb, group="videojobs.io", resource=resource, namespace=namespace, name=name
         )
-        who = rules.User(user.username, user.groups)
+        sa_ns, _, sa_name = user.username.removeprefix("system:serviceaccount:").partition(":")
+        who = rules.ServiceAccount(sa_ns, sa_name)
         return rules.authorize(self.stack.emulator.rbac_objects(), who, attrs)
 
 
@@ -108,7 +114,7 @@ def start(
     return httpx.Client(base_url=server.base_url, timeout=30), backend
 
 
-def test_client_mode_impersonates_and_rbac_decides(
+def test_client_mode_writes_with_the_callers_token_and_rbac_decides(
     cluster_stack: ClusterStack, served: list[LiveServer]
 ) -> None:
     stack = cluster_stack
@@ -116,21 +122,27 @@ def test_client_mode_impersonates_and_rbac_decides(
     use_rbac(stack, "client", *editor_rbac("alice", "team-a"))
     reviewer = RbacReviewer(stack)
     settings = GatewaySettings(auth_mode="client", namespace="team-a")
-    client, _ = start(stack, served, settings, reviewer=reviewer, impersonate=True)
-    alice = {"Authorization": "Bearer token-alice"}
+    client, _ = start(stack, served, settings, reviewer=reviewer, as_caller=True)
+    alice = {"Authorization": f"Bearer {ALICE}"}
+    impersonated = len(stack.emulator.impersonated)
 
     assert client.get(f"{API}/jobs").status_code == 401  # no token
     assert client.get(f"{API}/jobs", headers={"Authorization": "Bearer nope"}).status_code == 401
     r = client.post(f"{API}/process", json={"spec": SPEC}, headers=alice)
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
-    # the gateway wrote as alice (impersonation), not as itself
-    assert (GATEWAY_SA.username, "alice", ("devs",)) in stack.emulator.impersonated
+    # written with alice's own token: the gateway's rules have no write verb, and nothing was
+    # impersonated
+    assert len(stack.emulator.impersonated) == impersonated
     vpj = next(
         o for o in stack.live("videoprocessingjobs", "team-a") if o["metadata"]["name"] == job_id
     )
-    assert vpj["metadata"]["annotations"]["videojobs.io/submitted-by"] == "alice"
+    assert vpj["metadata"]["annotations"]["videojobs.io/submitted-by"] == (
+        "system:serviceaccount:team-a:alice"
+    )
     assert client.get(f"{API}/status/{job_id}", headers=alice).status_code == 200
+    # the SubjectAccessReview named the job and the user's uid
+    assert ("system:serviceaccount:team-a:alice", "uid-alice", "get", job_id) in reviewer.asked
     # another namespace: alice has no RoleBinding there
     r = client.post(f"{API}/process", params={"namespace": "team-b"}, json={"spec": SPEC},
                     headers=alice)  # fmt: skip
@@ -138,41 +150,37 @@ def test_client_mode_impersonates_and_rbac_decides(
     assert (
         client.get(f"{API}/jobs", params={"namespace": "team-b"}, headers=alice).status_code == 403
     )
-    bob = {"Authorization": "Bearer token-bob"}
+    bob = {"Authorization": f"Bearer {BOB}"}
     assert client.get(f"{API}/jobs", headers=bob).status_code == 403
 
-    # a review that says yes does not get past RBAC: the API server refuses the impersonated user
-    reviewer.lenient.add("mallory")
-    mallory = {"Authorization": "Bearer token-mallory"}
+    # a review that says yes does not get past RBAC: the API server refuses the caller's token
+    reviewer.lenient.add("system:serviceaccount:team-a:mallory")
+    mallory = {"Authorization": f"Bearer {MALLORY}"}
     before = len(stack.emulator.refused)
     r = client.post(f"{API}/process", json={"spec": SPEC}, headers=mallory)
     assert r.status_code == 403, r.text
     assert "mallory" in r.json()["detail"] and "cannot create" in r.json()["detail"]
     assert client.post(f"{API}/jobs/{job_id}/cancel", headers=mallory).status_code == 403
     refused = stack.emulator.refused[before:]
-    assert [(x.identity, x.code, x.what) for x in refused] == [
-        ("user", 403, "videoprocessingjobs")
-    ] * 2
+    assert [(x.code, x.what) for x in refused] == [(403, "videoprocessingjobs")] * 2
     assert not vpj["spec"].get("cancel")
     stack.emulator.refused[before:] = []
 
 
-def test_client_mode_needs_the_impersonate_rule(
+def test_client_mode_needs_no_impersonate_right(
     cluster_stack: ClusterStack, served: list[LiveServer]
 ) -> None:
-    """Mutation: with another mode's rules (no impersonate), alice's write is refused."""
-    stack = cluster_stack
-    assert stack.emulator is not None
-    use_rbac(stack, "header", *editor_rbac("alice", "team-a"))
-    settings = GatewaySettings(auth_mode="client", namespace="team-a")
-    client, _ = start(stack, served, settings, reviewer=RbacReviewer(stack), impersonate=True)
-    before = len(stack.emulator.refused)
-    r = client.post(f"{API}/process", json={"spec": SPEC},
-                    headers={"Authorization": "Bearer token-alice"})  # fmt: skip
-    assert r.status_code == 403
-    assert "cannot impersonate" in r.json()["detail"]
-    assert [x.what for x in stack.emulator.refused[before:]] == ["users"]
-    stack.emulator.refused[before:] = []
+    """The chart's client-mode rules grant no impersonation and no job writes; writes still
+    work, because they carry the caller's token."""
+    gateway_roles = [
+        o for o in chart_rbac(gateway_values("client")) if "gateway" in o["metadata"]["name"]
+    ]
+    assert gateway_roles
+    for obj in gateway_roles:
+        for rule in obj.get("rules") or []:
+            assert "impersonate" not in rule["verbs"], (obj["metadata"]["name"], rule)
+            if "videoprocessingjobs" in rule["resources"]:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
 
 
 def test_apikey_matrix_on_the_cluster(
@@ -333,61 +341,15 @@ def test_the_kind_e2e_gateway_checks_pass_here_and_can_fail(
     cancel_every_job(stack)
     use_rbac(stack, "client", *editor_rbac("alice", "team-a"))
     settings = GatewaySettings(auth_mode="client", namespace="team-a")
-    client, _ = start(stack, served, settings, reviewer=RbacReviewer(stack), impersonate=True)
+    client, _ = start(stack, served, settings, reviewer=RbacReviewer(stack), as_caller=True)
     base = str(client.base_url).rstrip("/")
     kind = _kind_gateway_check()
     media = media_server.url("talk.mp4")
-    job = kind.check(base, "team-a", "token-alice", other_ns="team-b", media=media, applied=())
+    job = kind.check(base, "team-a", ALICE, other_ns="team-b", media=media, applied=())
     assert job and not [o for o in stack.live("videoprocessingjobs", "team-a")
                         if o["metadata"]["name"] == job]  # fmt: skip
     with pytest.raises(SystemExit, match="list: HTTP 403"):
-        kind.check(base, "team-a", "token-bob", other_ns="team-b", media=media, applied=())
-
-
-def test_client_mode_serves_a_serviceaccount_token_as_that_serviceaccount(
-    cluster_stack: ClusterStack, served: list[LiveServer]
-) -> None:
-    """The API server checks impersonating ``system:serviceaccount:team-a:ci`` against
-    ``serviceaccounts`` in team-a (not ``users``); the chart's client-mode rules grant it, and a
-    RoleBinding to the ServiceAccount (not to a User) is what authorizes the write."""
-    stack = cluster_stack
-    assert stack.emulator is not None
-    role, binding = editor_rbac("ci", "team-a")
-    binding["subjects"] = [{"kind": "ServiceAccount", "name": "ci", "namespace": "team-a"}]
-    settings = GatewaySettings(auth_mode="client", namespace="team-a")
-    ci = {"Authorization": "Bearer token-sa-ci"}
-    for rbac_rules, expected in ((without_serviceaccounts(), 403), (None, 202)):
-        stack.emulator.rbac_source = (rbac_rules or chart_rbac(gateway_values("client"))) + (
-            role,
-            binding,
-        )
-        client, _ = start(stack, served, settings, reviewer=RbacReviewer(stack), impersonate=True)
-        before = len(stack.emulator.refused)
-        r = client.post(f"{API}/process", json={"spec": SPEC}, headers=ci)
-        assert r.status_code == expected, r.text
-        if expected == 403:
-            assert 'cannot impersonate resource "serviceaccounts"' in r.json()["detail"]
-            assert [x.what for x in stack.emulator.refused[before:]] == ["serviceaccounts"]
-            stack.emulator.refused[before:] = []
-    job_id = r.json()["job_id"]
-    vpj = next(
-        o for o in stack.live("videoprocessingjobs", "team-a") if o["metadata"]["name"] == job_id
-    )
-    assert vpj["metadata"]["annotations"]["videojobs.io/submitted-by"] == (
-        "system:serviceaccount:team-a:ci"
-    )
-
-
-def without_serviceaccounts() -> tuple[dict[str, Any], ...]:
-    """The chart's client-mode RBAC as it was: impersonate on users and groups only."""
-    out = []
-    for obj in chart_rbac(gateway_values("client")):
-        obj = json.loads(json.dumps(obj))
-        for rule in obj.get("rules") or []:
-            if "impersonate" in rule.get("verbs", []):
-                rule["resources"] = [r for r in rule["resources"] if r != "serviceaccounts"]
-        out.append(obj)
-    return tuple(out)
+        kind.check(base, "team-a", BOB, other_ns="team-b", media=media, applied=())
 
 
 def test_a_namespace_the_gateway_does_not_watch_is_403_not_a_job_lost(

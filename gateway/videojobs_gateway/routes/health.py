@@ -5,8 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from videojobs_gateway.deps import BackendDep
+from videojobs_gateway.deps import BackendDep, get_identity
+from videojobs_gateway.problems import ProblemError, responses
 from videojobs_gateway.schemas import ReadyDoc
+
+
+async def _caller_known(request: Request) -> bool:
+    """True in auth mode none, or when the request authenticates (details are for callers)."""
+    if request.app.state.settings.auth_mode == "none":
+        return True
+    try:
+        await get_identity(request, None)
+    except ProblemError:
+        return False
+    return True
+
 
 router = APIRouter(tags=["health"])
 
@@ -18,20 +31,32 @@ async def healthz() -> PlainTextResponse:
 
 
 @router.get("/readyz", response_model=ReadyDoc, responses={503: {"model": ReadyDoc}})
-async def readyz(backend: BackendDep) -> Response:
-    """Readiness: the store, storage writable with free space, ffmpeg where jobs run."""
+async def readyz(request: Request, backend: BackendDep) -> Response:
+    """Readiness: the store, storage writable with free space, ffmpeg where jobs run.
+
+    Without credentials (in every auth mode but none) only the names and verdicts of the
+    checks are shown, not their details (paths, free space, buckets)."""
     checks = await backend.checks()
     ready = all(c.ok for c in checks)
+    details = await _caller_known(request)
     doc = {
         "ready": ready,
         "backend": backend.kind,
-        "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks],
+        "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail if details else ""} for c in checks
+        ],
     }
     return JSONResponse(doc, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics", responses={200: {"content": {"text/plain": {}}}, **responses(401, 403, 429)}
+)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics: requests, latencies, jobs by status."""
+    """Prometheus metrics: requests, latencies, jobs by status (of every tenant: so, unless
+    ``metrics_public``, only for an authenticated caller in modes other than none)."""
+    if not request.app.state.settings.metrics_public:
+        if request.app.state.settings.auth_mode != "none":
+            await get_identity(request, None)
     body, content_type = request.app.state.metrics.render()
     return Response(body, media_type=content_type)

@@ -15,10 +15,11 @@ from starlette.responses import (
     StreamingResponse,
 )
 
-from videojobs_gateway import access, convert
+from videojobs.errors import Problem
+from videojobs_gateway import access, bodies, convert
 from videojobs_gateway.backend import JobRecord
 from videojobs_gateway.deps import BackendDep, IdentityDep
-from videojobs_gateway.problems import ProblemError, invalid_response, responses
+from videojobs_gateway.problems import invalid_response, responses
 from videojobs_gateway.schemas import (
     Accepted,
     JobList,
@@ -107,15 +108,25 @@ async def process(
 
     The same ``Idempotency-Key`` again returns the same job (``created: false``)."""
     raw = await request.body()
+    settings = request.app.state.settings
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProblemError(400, "Bad Request", f"body: not valid JSON ({exc})") from None
-    try:
-        submission = convert.check_submission(body, backend.default_storage(identity))
+        digest, submission = await bodies.check_in_thread(
+            raw,
+            backend.default_storage(identity),
+            max_depth=settings.max_json_depth,
+            max_nodes=settings.max_json_nodes,
+            timeout=settings.max_validation_seconds,
+        )
     except convert.SubmissionError as exc:
         return invalid_response(request, exc)
-    digest = convert.body_digest(body)
+    except TimeoutError:
+        return invalid_response(
+            request,
+            convert.SubmissionError(
+                Problem("body", f"checking it took over {settings.max_validation_seconds:g} s; "
+                        "send a smaller submission")
+            ),
+        )  # fmt: skip
     job, created = await backend.submit(
         identity, submission, idempotency_key=idempotency_key, digest=digest
     )
