@@ -130,7 +130,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def vpj_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def vpj_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """VideoProcessingJobs by (namespace, name).
 
     A finished run is kept slim: its segments, transcript and plan are never read again (a new
@@ -146,33 +146,34 @@ def vpj_index(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any,
     return {(namespace, name): slim}
 
 
-def _owner_key(namespace: str, body: kopf.Body) -> tuple[str, str] | None:
+def _owner_key(namespace: str | None, body: kopf.Body) -> tuple[str, str] | None:
     name = resource_name_of(body)
-    return (namespace, name) if name else None
+    return (namespace, name) if namespace and name else None
 
 
 @kopf.index("batch", "v1", "jobs", labels=JOB_LABELS)
-def job_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def job_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """Our Jobs by the (namespace, name) of their VideoProcessingJob."""
     key = _owner_key(namespace, body)
     return {key: _slim(body, keep_spec=False)} if key else {}
 
 
 @kopf.index("", "v1", "pods", labels=POD_LABELS)
-def pod_index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+def pod_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     """Worker pods by the (namespace, name) of their VideoProcessingJob."""
     key = _owner_key(namespace, body)
     return {key: _slim(body, keep_spec=False)} if key else {}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def videojob_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+async def videojob_event(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     """A VideoProcessingJob appeared, changed or went away."""
-    await memo.reconciler.reconcile((namespace, name))
+    if namespace:  # always, for a namespaced resource; kopf's signature allows cluster-scoped
+        await memo.reconciler.reconcile((namespace, name))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=JOB_LABELS)
-async def job_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def job_event(namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """One of our Jobs changed: look at its VideoProcessingJob."""
     key = _owner_key(namespace, body)
     if key is not None:
@@ -180,7 +181,9 @@ async def job_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) 
 
 
 @kopf.on.event("", "v1", "pods", labels=POD_LABELS)
-async def worker_pod_event(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def worker_pod_event(
+    namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     """A worker pod changed (scheduling, image pulls, exits): look at its VideoProcessingJob."""
     key = _owner_key(namespace, body)
     if key is not None:
