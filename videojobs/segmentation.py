@@ -61,6 +61,12 @@ WINDOWS = (60.0, 120.0, 240.0)
 CHAPTER_SNAP = 20.0
 """A gap this close to a chapter start is backed by the chapter."""
 GRID = 30.0
+MAX_CANDIDATES = 600
+"""Most candidate boundaries (bounds the dynamic programme's work on long transcripts)."""
+WORK = 5_000_000
+"""Word reads the cost table may take (candidates x words within maxDuration of each)."""
+MAX_TARGET_COUNT = 100
+"""Largest ``targetCount``."""
 """A candidate gap at least this often (seconds), besides the depth peaks."""
 STRETCH = 60.0
 """Length of the stretches over which document frequencies are counted."""
@@ -584,21 +590,30 @@ def propose(
     if hinted:
         notes.append(f"segmentation.auto: {len(hinted)} of the source's chapters used as hints")
 
-    # candidates: local maxima of depth, plus a gap every min/2 seconds for feasibility
-    cand: set[int] = set()
+    # candidates: local maxima of depth, plus a gap every so often for feasibility; at most
+    # MAX_CANDIDATES (the deepest peaks are kept), which bounds the work of the choice
+    peaks: list[int] = []
     for i in range(1, n):
         if starts[i] <= begin or starts[i] >= finish:
             continue
         left = depth[i - 1] if i > 1 else -1.0
         right = depth[i + 1] if i + 1 < n else -1.0
         if depth[i] > 0 and depth[i] >= left and depth[i] >= right:
-            cand.add(i)
-    step = max(min(settings.min_duration / 2, GRID), 5.0)
+            peaks.append(i)
+    span = max(finish - begin, 1.0)
+    # each candidate's costs read the words up to maxDuration after it: keep that under WORK
+    words = sum(len(t) for t in vocab.raw) + n
+    reach = words * min(1.0, settings.max_duration / span)
+    limit = int(max(20, min(MAX_CANDIDATES, WORK / max(reach, 1.0))))
+    step = max(min(settings.min_duration / 2, GRID), 5.0, span / (limit / 2))
+    grid: set[int] = set()
     mark = -math.inf
     for i in range(1, n):
         if starts[i] - mark >= step and begin < starts[i] < finish:
-            cand.add(i)
+            grid.add(i)
             mark = starts[i]
+    room = max(0, limit - len(grid) - len(hinted))
+    cand = grid | set(sorted(peaks, key=lambda i: (-depth[i], i))[:room])
     order = sorted(cand | hinted)
     nodes = [0, *order, n]  # unit index where each node's segment starts
     times = [begin, *(starts[i] for i in order), finish]
