@@ -61,8 +61,9 @@ WINDOWS = (60.0, 120.0, 240.0)
 CHAPTER_SNAP = 20.0
 """A gap this close to a chapter start is backed by the chapter."""
 GRID = 30.0
-MAX_CANDIDATES = 600
-"""Most candidate boundaries (bounds the dynamic programme's work on long transcripts)."""
+MAX_CANDIDATES = 499
+"""Most candidate boundaries: bounds the work on long transcripts, and keeps a proposal within
+the planner's 500 knowledge points."""
 WORK = 5_000_000
 """Word reads the cost table may take (candidates x words within maxDuration of each)."""
 MAX_TARGET_COUNT = 100
@@ -194,12 +195,22 @@ def _english(language: str | None) -> bool:
 
 
 def _fold(word: str) -> str:
-    """A crude English stem: plural and -ing/-ed endings folded (tables -> table)."""
-    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""),
-                         ("s", "")):  # fmt: skip
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ss"):
-            return word[: len(word) - len(suffix)] + keep
-    return word
+    """A crude English stem: plurals, -ing, -ed and a final e folded (variables, variable ->
+    variabl; parsing, parsed, parse -> pars)."""
+    w = word
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if w.endswith("sses") or (len(w) > 4 and w.endswith(("xes", "zes", "ches", "shes"))):
+        w = w[:-2]
+    elif len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    elif len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ed"):
+        w = w[:-2]
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    return w
 
 
 class _Vocabulary:
@@ -482,7 +493,7 @@ def _key_phrases(
     for seg, terms in zip(segments, seg_terms, strict=True):
         total = sum(terms.values()) or 1
         weight = {
-            t: (f / total) * math.log((n + 1) / df[t]) * vocab.idf.get(t, 0.0)
+            t: (f / total) * (1 + math.log(n / df[t])) * vocab.idf.get(t, 0.0)
             for t, f in terms.items()
         }
 
@@ -605,7 +616,9 @@ def propose(
     words = sum(len(t) for t in vocab.raw) + n
     reach = words * min(1.0, settings.max_duration / span)
     limit = int(max(20, min(MAX_CANDIDATES, WORK / max(reach, 1.0))))
-    step = max(min(settings.min_duration / 2, GRID), 5.0, span / (limit / 2))
+    step = max(min(settings.min_duration / 2, GRID), span / (limit / 2))
+    if n - 1 <= limit:  # a short transcript: every gap is a candidate
+        step = 0.0
     grid: set[int] = set()
     mark = -math.inf
     for i in range(1, n):

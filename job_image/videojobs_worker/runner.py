@@ -337,7 +337,8 @@ class Runner:
 
         try:
             spec = self.resolved.spec if self.resolved is not None else self.spec
-            plan = plan_segments(spec, self.transcript, duration)
+            hints = self.resolved.chapter_starts if self.resolved is not None else ()
+            plan = plan_segments(spec, self.transcript, duration, hints)
         except PlanError as exc:
             code = ExitCode.PLAN_ERROR if duration is not None else ExitCode.INVALID_SPEC
             raise WorkerError(code, type(exc).__name__, str(exc)) from None
