@@ -28,8 +28,9 @@ How it works (lexical cohesion, after Hearst's TextTiling, with the changes belo
    costs nothing, so an author's chapter is taken unless the bounds forbid it.
 6. **Titles and descriptions.** For each topic, its key phrases: runs of one to three content
    words inside one unit, scored by how often they occur in the topic and how rare they are in
-   the other topics (TF-IDF over the topics). The title is the best phrase (more phrases are
-   added while a title repeats an earlier one, so titles are unique); the description lists the
+   the other topics (TF-IDF over the topics). The title is the best phrase, with the second
+   when the best is one word (more phrases are added while a title repeats an earlier one, so
+   titles are unique); the description lists the
    key phrases and quotes the unit closest to the topic's centre. Every word of a title and a
    description occurs in its own topic.
 7. **Confidence.** A boundary's strength is ``1 - cost / saving``: how much shorter the two
@@ -531,8 +532,10 @@ def _key_phrases(
 def _title(phrases: Sequence[str], fallback: str, used: set[str]) -> str:
     candidates = list(phrases) or [" ".join(_WORD_RE.findall(fallback)[:MAX_TITLE_WORDS])]
     title = ""
-    for k in range(len(candidates)):
-        parts = candidates[: k + 1] if k < 2 else [*candidates[:1], candidates[k]]
+    # the best phrase, and the next one when the best is a single word ("Thread, join")
+    head = candidates[:2] if len(candidates) > 1 and " " not in candidates[0] else candidates[:1]
+    options = [head, *([*head, c] for c in candidates[len(head) :])]
+    for parts in options:
         title = ", ".join(parts)
         title = title[:1].upper() + title[1:]
         if title.lower() not in used:
