@@ -70,6 +70,8 @@ WORK = 5_000_000
 MAX_TARGET_COUNT = 100
 """Largest ``targetCount``."""
 """A candidate gap at least this often (seconds), besides the depth peaks."""
+EVERYWHERE = 0.5
+"""A word found in more than this share of the one-minute stretches is ignored (any language)."""
 STRETCH = 60.0
 """Length of the stretches over which document frequencies are counted."""
 MAX_TITLE_WORDS = 8
@@ -229,7 +231,7 @@ class _Vocabulary:
         df: Counter[str] = Counter()
         for seen in stretches.values():
             df.update(seen)
-        everywhere = {t for t, c in df.items() if n >= 6 and c > n / 2}
+        everywhere = {t for t, c in df.items() if n >= 6 and c > n * EVERYWHERE}
         if everywhere:
             self.raw = [[t for t in terms if t not in everywhere] for terms in self.raw]
         self.idf = {t: math.log((n + 1) / (c + 0.5)) for t, c in df.items() if t not in everywhere}
