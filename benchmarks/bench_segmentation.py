@@ -333,9 +333,9 @@ def main() -> None:
             "",
             *varied,
             "",
-            "**One field** (network clients and e-mail only: `ftplib`, `smtplib`, `imaplib`, "
-            "`poplib`, `http.client`, `urllib.*`, `socket`, `ssl`, `email.message`, "
-            "`http.cookiejar`; closer to the talks of one course):",
+            "**One field** (network clients and e-mail only: "
+            + ", ".join(f"`{m}`" for m in sorted(talks(RELATED)))
+            + "; closer to the talks of one course):",
             "",
             *related,
             "",
