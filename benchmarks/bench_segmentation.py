@@ -229,6 +229,16 @@ def score(transcript: Transcript, joins: Sequence[float], hyp: Sequence[float]) 
     }
 
 
+def _median(values: Sequence[float]) -> str:
+    return f"{statistics.median(values):.2f}" if values else "-"
+
+
+def _share(values: Sequence[float], below: float) -> str:
+    if not values:
+        return "-"
+    return f"{100 * sum(v < below for v in values) / len(values):.0f} %"
+
+
 # --- the run --------------------------------------------------------------------------------
 
 SETTINGS = Settings(min_duration=120, max_duration=1800, language="en")
@@ -243,6 +253,8 @@ def run(
     results: dict[str, list[dict[str, float]]] = {m: [] for m in methods}
     times = []
     talk_count = 0
+    strength_right: list[float] = []
+    strength_spurious: list[float] = []
     for _ in range(docs):
         transcript, joins, _names = build_document(rng, corpus, rng.randint(5, 10))
         talk_count += len(joins) + 1
@@ -261,6 +273,9 @@ def run(
         }
         for m in methods:
             results[m].append(score(transcript, joins, hyps[m]))
+        for point in auto.points[1:]:
+            right = any(abs(point.start - j) <= JOIN_TOLERANCE for j in joins)
+            (strength_right if right else strength_spurious).append(point.start_strength)
     summary = {
         m: {key: statistics.mean(r[key] for r in rs) for key in ("pk", "wd", "hit", "spurious")}
         | {"max_spurious": max(r["spurious"] for r in rs), "min_hit": min(r["hit"] for r in rs)}
@@ -282,6 +297,12 @@ def run(
     lines += [
         "",
         f"propose() time per document: median {statistics.median(times):.2f} s.",
+        "",
+        "Confidence of `auto`'s boundaries (the strength each proposed point starts with): "
+        f"within 30 s of a join: median {_median(strength_right)} ({len(strength_right)}); "
+        f"spurious: median {_median(strength_spurious)} ({len(strength_spurious)}); "
+        f"spurious ones under 0.5: {_share(strength_spurious, 0.5)}, true ones under 0.5: "
+        f"{_share(strength_right, 0.5)}.",
     ]
     if not long_doc:
         return lines, summary

@@ -121,7 +121,10 @@ class ProposedPoint:
     title: str
     description: str
     confidence: float
+    """The weaker of its two edges' strengths."""
     phrases: tuple[str, ...]
+    start_strength: float = 1.0
+    """Strength of the boundary it starts at (1 for the first point)."""
 
 
 @dataclass
@@ -700,6 +703,7 @@ def propose(
                 description=description,
                 confidence=round(conf, 2),
                 phrases=tuple(phrases[k]),
+                start_strength=round(strength.get(edges[k], 1.0), 2),
             )
         )
     return Proposal(points, notes)
