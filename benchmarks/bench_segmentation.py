@@ -328,6 +328,7 @@ def run(
     long_time = time.perf_counter() - t0
     words = sum(len(c.text.split()) for c in long_t.cues)
 
+    lines.append("")
     lines.append(
         f"A two-hour document ({len(long_t.cues)} cues, {words} words, "
         f"{long_t.duration / 3600:.2f} h): {long_time:.2f} s."

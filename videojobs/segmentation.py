@@ -552,7 +552,9 @@ def _title(phrases: Sequence[str], fallback: str, used: set[str]) -> str:
             if extra.lower() not in used:
                 title = extra
                 break
-    title = title[:TITLE_MAX].strip() or "Topic"
+    title = title[:TITLE_MAX].strip()
+    if not title or title.lower() in used:  # no words at all (music, numbers): numbered
+        title = next(f"Topic {k}" for k in range(1, len(used) + 2) if f"topic {k}" not in used)
     used.add(title.lower())
     return title
 

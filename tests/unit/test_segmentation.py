@@ -172,3 +172,12 @@ def test_knowledge_points() -> None:
     points = propose(t, Settings(min_duration=60)).knowledge_points()
     assert [p.id for p in points] == ["topic-01", "topic-02", "topic-03"]
     assert points[-1].end is None and points[0].end == points[1].start
+
+
+def test_titles_stay_unique_without_words() -> None:
+    cues = [Cue(index=i + 1, start=i * 3.0, end=i * 3.0 + 3, text="♪ ♪ 123") for i in range(200)]
+    t = Transcript(format="json", cues=cues)
+    proposal = propose(t, Settings(min_duration=60, max_duration=150))
+    titles = [p.title for p in proposal.points]
+    assert len(titles) >= 4 and len(set(titles)) == len(titles)
+    assert titles[:2] == ["Topic 1", "Topic 2"]
