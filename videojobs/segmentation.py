@@ -67,8 +67,6 @@ MAX_CANDIDATES = 499
 the planner's 500 knowledge points."""
 WORK = 5_000_000
 """Word reads the cost table may take (candidates x words within maxDuration of each)."""
-MAX_TARGET_COUNT = 100
-"""Largest ``targetCount``."""
 """A candidate gap at least this often (seconds), besides the depth peaks."""
 EVERYWHERE = 0.5
 """A word found in more than this share of the one-minute stretches is ignored (any language)."""
@@ -417,8 +415,7 @@ def _choose(
     back = [[-1] * m for _ in range(layers + 1)]
     best[0][0] = 0.0
     for i in range(m):
-        for k in range(layers + 1 if target is None else layers):
-            src = k if target is None else k
+        for src in range(1 if target is None else layers):
             base = best[src][i]
             if base == inf:
                 continue
@@ -438,26 +435,6 @@ def _choose(
             k -= 1
         j = back[k][j]
     return path[::-1]
-
-
-def _bisect(a: Sequence[float], x: float, lo: int, hi: int) -> int:
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if a[mid] < x - 1e-9:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-def _bisect_right(a: Sequence[float], x: float, lo: int, hi: int) -> int:
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if x + 1e-9 < a[mid]:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
 
 
 # --- titles ---------------------------------------------------------------------------------
