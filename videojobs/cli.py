@@ -70,8 +70,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _table(plan: SegmentPlan) -> str:
-    header = ("#", "ID", "TITLE", "START", "END", "LENGTH", "FILE STEM")
-    rows = [
+    header: tuple[str, ...] = ("#", "ID", "TITLE", "START", "END", "LENGTH", "FILE STEM")
+    rows: list[tuple[str, ...]] = [
         (
             str(s.index),
             s.knowledge_id or "-",
@@ -83,6 +83,12 @@ def _table(plan: SegmentPlan) -> str:
         )
         for s in plan.segments
     ]
+    if any(s.confidence is not None for s in plan.segments):  # segmentation.auto's proposal
+        header = (*header, "CONFIDENCE")
+        rows = [
+            (*row, "-" if s.confidence is None else f"{s.confidence:.2f}")
+            for row, s in zip(rows, plan.segments, strict=True)
+        ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()

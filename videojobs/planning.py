@@ -4,7 +4,8 @@
 it does no I/O. The steps, in order (each change is recorded in ``SegmentPlan.notes``):
 
 1. **Ranges.** Explicit ``segments`` are taken as they are. Otherwise each knowledge point (from
-   the spec, or from a seed-json transcript when the spec has none) gets a start:
+   the spec, or from a seed-json transcript when the spec has none, or else proposed from the
+   transcript by ``segmentation.auto``, see :mod:`videojobs.segmentation`) gets a start:
    - ``start`` (and optional ``end``) as written;
    - ``cues``: ``"intro"``, ``"41"`` or ``"41-58"``; each end is a cue id, or else a 1-based cue
      index; the range runs from the first cue's start to the last cue's end;
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from videojobs.errors import PlanError, Problem
@@ -86,6 +88,7 @@ class _Range:
     description: str
     start: float
     end: float | None
+    confidence: float | None = None  # segmentation.auto's
 
 
 def _ts(seconds: float) -> str:
@@ -156,31 +159,63 @@ def resolve_cues(
 
 
 def _knowledge_points(
-    spec: VideoProcessingJobSpec, transcript: Transcript | None
-) -> tuple[list[KnowledgePoint], str]:
-    if spec.knowledge_points:
-        return spec.knowledge_points, "spec.knowledgePoints"
-    if transcript is not None and transcript.knowledge_points:
-        return transcript.knowledge_points, "transcript.knowledge_points"
+    spec: VideoProcessingJobSpec,
+    transcript: Transcript | None,
+    chapters: Sequence[float],
+    duration: float | None,
+    notes: list[str],
+) -> tuple[list[KnowledgePoint], str, list[float] | None]:
+    auto = spec.segmentation.auto
+    if spec.knowledge_points or (transcript is not None and transcript.knowledge_points):
+        if auto is not None:
+            notes.append("segmentation.auto not used: the knowledge points are given")
+        if spec.knowledge_points:
+            return spec.knowledge_points, "spec.knowledgePoints", None
+        assert transcript is not None
+        return transcript.knowledge_points, "transcript.knowledge_points", None
     if transcript is None:
         raise NeedsTranscript(
             Problem(
                 "spec.knowledgePoints",
                 "no knowledge points in the spec; they must come from the transcript "
-                "(seed-json), which is not available",
+                "(seed-json, or segmentation.auto), which is not available",
             )
         )
+    if auto is not None:
+        from videojobs.segmentation import Settings, propose
+
+        settings = Settings(
+            min_duration=auto.min_duration,
+            max_duration=auto.max_duration,
+            target_count=auto.target_count,
+            language=auto.language or (spec.transcript.language if spec.transcript else None),
+        )
+        proposal = propose(transcript, settings, chapters, duration)
+        if not proposal.points:
+            raise PlanError(
+                Problem("spec.segmentation.auto", "the transcript has no words to segment")
+            )
+        notes.extend(proposal.notes)
+        notes.append(
+            f"segmentation.auto: {len(proposal.points)} knowledge points proposed from the "
+            "transcript (confidence per clip)"
+        )
+        points = proposal.knowledge_points()
+        return points, "segmentation.auto", [p.confidence for p in proposal.points]
     raise PlanError(
         Problem(
             "spec.knowledgePoints",
-            "no knowledge points: list them in spec.knowledgePoints, or use a seed-json "
-            "transcript that carries knowledge_points",
+            "no knowledge points: list them in spec.knowledgePoints, use a seed-json "
+            "transcript that carries knowledge_points, or set segmentation.auto",
         )
     )
 
 
 def _initial_ranges(
-    spec: VideoProcessingJobSpec, transcript: Transcript | None
+    spec: VideoProcessingJobSpec,
+    transcript: Transcript | None,
+    chapters: Sequence[float] = (),
+    duration: float | None = None,
 ) -> tuple[list[_Range], list[str]]:
     notes: list[str] = []
     if spec.segments is not None:
@@ -188,7 +223,7 @@ def _initial_ranges(
             _Range(i, f"spec.segments[{i}]", s.knowledge_id, s.title, s.description, s.start, s.end)
             for i, s in enumerate(spec.segments)
         ], notes
-    points, base = _knowledge_points(spec, transcript)
+    points, base, confidences = _knowledge_points(spec, transcript, chapters, duration, notes)
     quotes: QuoteIndex | None = None
     budget = [QUOTE_MAX_COMPARISONS]
     cue_ids: dict[str, Cue] | None = None
@@ -225,7 +260,8 @@ def _initial_ranges(
                         f"{_ts(start)} (similarity {found.score:.0f})"
                     )
         assert start is not None
-        ranges.append(_Range(i, path, kp.id, kp.title, kp.description, start, end))
+        confidence = confidences[i] if confidences is not None else None
+        ranges.append(_Range(i, path, kp.id, kp.title, kp.description, start, end, confidence))
     return ranges, notes
 
 
@@ -485,10 +521,12 @@ def plan_segments(
     spec: VideoProcessingJobSpec,
     transcript: Transcript | None,
     duration: float | None = None,
+    chapters: Sequence[float] = (),
 ) -> SegmentPlan:
     """Turn a spec (and its transcript, and the source length when known) into clips.
 
-    See the module docstring for the rules. Pure and deterministic.
+    See the module docstring for the rules. Pure and deterministic. ``chapters`` (the source's
+    chapter starts, seconds) are hints for ``segmentation.auto``.
 
     Raises:
         PlanError: the spec cannot be planned; the problem names the field
@@ -497,7 +535,7 @@ def plan_segments(
     """
     seg = spec.segmentation
     _check_limits(spec, transcript)
-    ranges, notes = _initial_ranges(spec, transcript)
+    ranges, notes = _initial_ranges(spec, transcript, chapters, duration)
     times = _CueTimes(transcript.cues) if transcript is not None else None
     if times is not None and seg.snap_to_cues and spec.segments is None:
         ranges = _snap(ranges, times, notes)
@@ -552,6 +590,7 @@ def plan_segments(
                 end=end,
                 stem=stem,
                 cue_indices=inside,
+                confidence=clip.first.confidence,
             )
         )
     return SegmentPlan(segments=planned, source_duration=duration, notes=notes)

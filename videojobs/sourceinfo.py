@@ -250,6 +250,21 @@ class Resolved:
     transcript: Transcript | None
     captions: CaptionsUsed | None = None
     chapters: int | None = None
+    chapter_starts: tuple[float, ...] = ()
+    """With ``segmentation.auto``: the source's chapter starts, hints for the proposal."""
+
+
+def chapter_hints(
+    spec: VideoProcessingJobSpec, info: Mapping[str, Any], duration: float | None = None
+) -> tuple[float, ...]:
+    """The source's chapter starts when ``segmentation.auto`` may use them as hints, else ``()``
+    (also when the chapters cannot be read: hints are optional)."""
+    if spec.segmentation.auto is None:
+        return ()
+    try:
+        return tuple(c.start for c in chapters_from_info(info, duration))
+    except InvalidSpec:
+        return ()
 
 
 def resolve_from_source(
@@ -296,4 +311,6 @@ def resolve_from_source(
         chapter_count = len(chapters)
         segments = chapter_segments(chapters, spec.segmentation.chapter_titles)
         planned = spec.model_copy(update={"segments": segments})
-    return Resolved(planned, transcript, captions, chapter_count)
+    return Resolved(
+        planned, transcript, captions, chapter_count, chapter_hints(spec, info, duration)
+    )

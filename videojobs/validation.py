@@ -32,7 +32,7 @@ from videojobs.models import API_VERSION, KIND, SegmentPlan, Transcript
 from videojobs.models.resource import VideoProcessingJob
 from videojobs.models.spec import VideoProcessingJobSpec
 from videojobs.planning import NeedsTranscript, plan_segments
-from videojobs.sourceinfo import CaptionTrack, resolve_from_source
+from videojobs.sourceinfo import CaptionTrack, chapter_hints, resolve_from_source
 from videojobs.transcripts import (
     MAX_NESTING,
     MAX_TRANSCRIPT_BYTES,
@@ -543,6 +543,9 @@ def _check_job(
     loaded.transcript = _load_transcript(doc, job, path, docs)
     at_url = job.spec.transcript is not None and job.spec.transcript.url is not None
     spec = job.spec
+    hints: tuple[float, ...] = ()
+    if source_info is not None:
+        hints = chapter_hints(spec, source_info[0], duration or _info_duration(source_info[0]))
     if spec.needs_source_info:
         if source_info is None:
             if defer_url:
@@ -561,7 +564,7 @@ def _check_job(
         spec, loaded.transcript = resolved.spec, resolved.transcript
         duration = duration or _info_duration(info)
     try:
-        loaded.plan = plan_segments(spec, loaded.transcript, duration)
+        loaded.plan = plan_segments(spec, loaded.transcript, duration, hints)
     except NeedsTranscript as exc:
         if at_url and defer_url:
             loaded.notes.append(

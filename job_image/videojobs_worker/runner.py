@@ -341,7 +341,8 @@ class Runner:
 
         try:
             spec = self.resolved.spec if self.resolved is not None else self.spec
-            plan = plan_segments(spec, self.transcript, duration)
+            hints = self.resolved.chapter_starts if self.resolved is not None else ()
+            plan = plan_segments(spec, self.transcript, duration, hints)
         except PlanError as exc:
             code = ExitCode.PLAN_ERROR if duration is not None else ExitCode.INVALID_SPEC
             fetched = self.spec.transcript is not None and self.spec.transcript.url is not None

@@ -3,6 +3,7 @@
 from videojobs.models.base import DurationValue, Model, StatusModel, TimeValue
 from videojobs.models.plan import PlannedSegment, SegmentPlan
 from videojobs.models.spec import (
+    AutoSegmentation,
     CaptionsFromSource,
     ConfigMapKeyRef,
     ExplicitSegment,
@@ -87,6 +88,7 @@ __all__ = [
     "SegmentPlan",
     "SegmentResult",
     "Segmentation",
+    "AutoSegmentation",
     "ShardProgress",
     "ShardsSummary",
     "Source",

@@ -20,6 +20,13 @@ class PlannedSegment(Model):
     cue_indices: tuple[int, int] | None = Field(
         default=None, description="First and last transcript cue (1-based) inside the clip."
     )
+    confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="For a clip proposed by segmentation.auto: how clear the topic change at its "
+        "weaker edge is (0-1).",
+    )
 
     @property
     def duration(self) -> float:

@@ -473,8 +473,61 @@ class ExplicitSegment(Model):
         return self
 
 
+class AutoSegmentation(Model):
+    """Find the knowledge points in the transcript itself (``segmentation.auto``).
+
+    Used when neither the spec nor a seed-json transcript lists knowledge points (those win);
+    see :mod:`videojobs.segmentation` and docs/resource.md.
+    """
+
+    min_duration: DurationValue = Field(
+        default=60,
+        description="Shortest proposed clip (at least 10 s; default 1 minute).",
+    )
+    max_duration: DurationValue = Field(
+        default=1800,
+        description="Longest proposed clip (default 30 minutes); a longer topic is split.",
+    )
+    target_count: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Propose exactly this many clips when the lengths allow it; absent: as "
+        "many as there are clear topic changes.",
+    )
+    language: str | None = Field(
+        default=None,
+        max_length=35,
+        pattern=r"^[A-Za-z0-9-]+$",
+        description="Language of the transcript (BCP 47, e.g. en); default: transcript.language. "
+        "English gets stop words and plural folding, other languages a frequency rule.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoSegmentation:
+        if self.min_duration < 10:
+            raise ValueError(f"minDuration ({self.min_duration:g}s) must be at least 10s")
+        if self.max_duration < 2 * self.min_duration:
+            raise ValueError(
+                f"maxDuration ({self.max_duration:g}s) must be at least twice minDuration "
+                f"({self.min_duration:g}s)"
+            )
+        return self
+
+
 class Segmentation(Model):
     """How knowledge points and segments become clips."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.auto) || !has(self.fromChapters) || !self.fromChapters",
+                    "segmentation.auto and segmentation.fromChapters cannot be combined",
+                )
+            ]
+        }
+    )
 
     overlap: OverlapPolicy = Field(
         default="merge",
@@ -509,6 +562,17 @@ class Segmentation(Model):
             "case-insensitive globs (e.g. 'Part *').",
         )
     )
+    auto: AutoSegmentation | None = Field(
+        default=None,
+        description="Propose the knowledge points from the transcript (topic changes, titles "
+        "from each topic's own words) when none are given; needs a transcript.",
+    )
+
+    @model_validator(mode="after")
+    def _auto_or_chapters(self) -> Segmentation:
+        if self.auto is not None and self.from_chapters:
+            raise ValueError("segmentation.auto and segmentation.fromChapters cannot be combined")
+        return self
 
 
 class Quality(Model):
@@ -708,6 +772,11 @@ class VideoProcessingJobSpec(Model):
                     "segmentation.fromChapters (which takes no segments or knowledgePoints)",
                 ),
                 _cel(
+                    "!has(self.segments) || !has(self.segmentation) || "
+                    "!has(self.segmentation.auto)",
+                    "segmentation.auto goes with a transcript, not with explicit segments",
+                ),
+                _cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || self.cancel || "
                     "(has(self.rerunToken) && (!has(oldSelf.rerunToken) || "
                     "self.rerunToken != oldSelf.rerunToken))",
@@ -808,6 +877,8 @@ class VideoProcessingJobSpec(Model):
             )
         if self.segments is not None and self.knowledge_points:
             raise ValueError("knowledgePoints go with a transcript, not with explicit segments")
+        if self.segments is not None and self.segmentation.auto is not None:
+            raise ValueError("segmentation.auto goes with a transcript, not with explicit segments")
         return self
 
     @field_validator("knowledge_points")
