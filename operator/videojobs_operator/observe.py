@@ -50,6 +50,8 @@ EXIT_HINTS: dict[int, str] = {
     22: "the scratch or output volume is full: raise resources.scratchSize",
     23: "publishing the clips to storage failed",
     24: "ffmpeg failed unexpectedly",
+    30: "a cut clip does not match its plan (the error names the clip, expected and found);"
+    " cutting again gives the same clip: report the source kind",
     137: "the worker was killed (out of memory?): raise resources.memory",
     143: "the worker was terminated",
 }
