@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videojobs.models import ExitCode, PlannedSegment, Quality
+from videojobs.models import ExitCode, PlannedSegment, Quality, SourceInfo
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import ffprobe, ffprobe_csv, run_ffmpeg, seconds_arg
 from videojobs_worker.verify import TIME_TOLERANCE, clip_facts
@@ -125,6 +125,20 @@ def _skip(stream: dict[str, Any]) -> float:
         return int(padding or 312) / int(rate or 48000)
     except ValueError:
         return 312 / 48000
+
+
+def audio_source_info(
+    info: AudioInfo, *, title: str | None = None, partial: bool = False
+) -> SourceInfo:
+    """The ``status.source`` form of :class:`AudioInfo` (no video codec, size or rate)."""
+    return SourceInfo(
+        title=title,
+        duration_seconds=round(info.duration, 3),
+        container=info.container,
+        audio_codec=info.codec,
+        size_bytes=info.size_bytes,
+        partial=partial,
+    )
 
 
 def output_format(requested: str, info: AudioInfo) -> str:
