@@ -14,9 +14,10 @@ chooses (``auto``: like the source). How a clip is cut:
   encoded from the planned start to the planned end, exact to the sample (lossless for WAV and
   FLAC).
 
-Every clip is checked (:func:`audio_mismatches`): one audio stream and no video, starting at
-zero and lasting the planned duration within one audio frame, decode times going forward. A
-clip that does not match fails with ``ClipMismatch`` (exit 30, permanent).
+Every clip is checked (:func:`videojobs_worker.verify.audio_mismatches`): one audio stream and
+no video, starting at zero and lasting the planned duration within one audio frame, decode
+times going forward. A clip that does not match fails with ``ClipMismatch`` (exit 30,
+permanent).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from videojobs.models import ExitCode, PlannedSegment, Quality, SourceInfo
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import ffprobe, ffprobe_csv, run_ffmpeg, seconds_arg
-from videojobs_worker.verify import TIME_TOLERANCE, clip_facts
+from videojobs_worker.verify import audio_start, clip_facts, verify_audio_clip
 
 AUDIO_FORMATS = ("m4a", "mp3", "opus", "flac", "wav")
 """Output formats that hold audio only (``mp4`` and ``webm`` hold it too for an audio source)."""
@@ -278,7 +279,7 @@ def cut_audio_clip(
         run_ffmpeg(args, duration=end - start, on_progress=on_progress, stop=stop)
         if stop is not None and stop.is_set():
             raise WorkerError(ExitCode.TERMINATED, "Terminated", "stopped while cutting")
-        problems = audio_mismatches(dest, end - start, expected)
+        problems = verify_audio_clip(dest, end - start, expected)
         if problems:
             raise WorkerError(
                 ExitCode.CLIP_MISMATCH,
@@ -288,47 +289,10 @@ def cut_audio_clip(
             )
         facts = clip_facts(dest)
         assert facts.audio is not None
-        duration = (facts.audio.end(0.0) or 0.0) - _audio_start(facts.audio)
+        duration = (facts.audio.end(0.0) or 0.0) - audio_start(facts.audio)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
     if on_progress is not None:
         on_progress(1.0)
     return AudioOutcome(dest, used, round(offset, 6), duration, note)
-
-
-def _audio_start(audio: Any) -> float:
-    """Where the clip's audio starts: the stream's start time when the container says (an MP4
-    edit list hiding the pre-roll frame, MP3's LAME delay, Ogg Opus' pre-skip), else its
-    first packet."""
-    return float(audio.start if audio.start is not None else audio.first_pts)
-
-
-def audio_mismatches(path: Path, planned: float, expected: float) -> list[str]:
-    """What differs between an audio clip and its plan: one audio stream and no video, starting
-    at zero, lasting ``planned`` seconds within one audio frame (and ``expected``, what the cut
-    aimed at, within one frame too), decode times going forward."""
-    facts = clip_facts(path)
-    out: list[str] = []
-    if facts.video is not None:
-        out.append("video stream: expected none, found one")
-    audio = facts.audio
-    if audio is None:
-        return out + ["audio stream: expected one, found none"]
-    end = audio.end(0.0)
-    if audio.first_pts is None or end is None:
-        return out + ["audio packets: expected some, found none"]
-    frame = audio.max_packet_duration + TIME_TOLERANCE
-    start = _audio_start(audio)
-    if abs(start) > frame:
-        out.append(f"audio start: expected 0.000s (within {frame:.3f}s), found {start:.3f}s")
-    span = end - start
-    for what, value in (("planned", planned), ("cut", expected)):
-        if abs(span - value) > frame:
-            out.append(
-                f"audio duration: expected {value:.3f}s ({what}, within one audio frame of "
-                f"{frame:.3f}s), found {span:.3f}s"
-            )
-    if audio.dts_backwards:
-        out.append(f"audio decode times: expected increasing, {audio.dts_backwards} go backwards")
-    return out

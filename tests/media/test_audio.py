@@ -20,6 +20,7 @@ from videojobs_worker.audio import (
 )
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.probe import probe
+from videojobs_worker.verify import ClipFacts, StreamFacts, audio_mismatches
 
 RANGES = [(1.234, 4.567), (6.01, 9.99), (12.345, 19.5)]
 """Three clips, none starting on a frame boundary; the last ends near the source's end."""
@@ -135,3 +136,57 @@ def test_mp3_into_m4a_is_reencoded_and_wav_is_sample_exact(tmp_path: Path) -> No
     out = cut_audio_clip(minfo, seg, "m4a", "smart", Quality(), tmp_path / "x.m4a")
     assert "mp3 cannot be stream-copied into m4a" in (out.note or "")
     assert abs(out.duration - seg.duration) < 0.03
+
+
+def _facts(start: float, packets: int, frame: float = 0.02) -> ClipFacts:
+    audio = StreamFacts(
+        kind="audio",
+        codec="opus",
+        start=start,
+        packets=packets,
+        first_pts=start,
+        last_pts=start + (packets - 1) * frame,
+        last_duration=frame,
+        dts_backwards=0,
+        duplicate_pts=0,
+        max_packet_duration=frame,
+    )
+    return ClipFacts(video=None, audio=audio)
+
+
+def test_the_audio_check_allows_one_audio_frame_and_no_more() -> None:
+    assert audio_mismatches(2.0, 2.0, _facts(0.0, 100)) == []
+    assert audio_mismatches(2.0, 2.0, _facts(0.0, 101)) == []  # one 20 ms frame long
+    assert audio_mismatches(2.0, 2.0, _facts(0.0, 99)) == []
+    long = audio_mismatches(2.0, 2.0, _facts(0.0, 102))
+    assert long and "audio duration: expected 2.000s (planned" in long[0] and "2.040s" in long[0]
+    late = audio_mismatches(2.0, 2.0, _facts(0.05, 100))
+    assert late == ["audio start: expected 0.000s (within 0.022s), found 0.050s"]
+    assert audio_mismatches(2.0, 2.0, ClipFacts(None, None)) == [
+        "audio stream: expected one, found none"
+    ]
+    with_video = ClipFacts(video=_facts(0.0, 100).audio, audio=_facts(0.0, 100).audio)
+    assert audio_mismatches(2.0, 2.0, with_video) == ["video stream: expected none, found one"]
+
+
+def test_an_audio_clip_that_fails_its_check_is_a_permanent_clip_mismatch(
+    sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import videojobs_worker.audio as audio
+
+    info = probe_audio(sources["mp3"])
+    assert info is not None
+    seg = _segments()[0]
+    real = audio.verify_audio_clip
+    monkeypatch.setattr(
+        audio, "verify_audio_clip", lambda p, planned, aimed: real(p, planned + 1, aimed)
+    )
+    dest = tmp_path / "x.mp3"
+    with pytest.raises(WorkerError) as caught:
+        cut_audio_clip(info, seg, "mp3", "smart", Quality(), dest)
+    assert caught.value.reason == "ClipMismatch" and caught.value.exit_code.permanent
+    assert (
+        "clip 1 (x.mp3)" in caught.value.message
+        and "expected 4.333s (planned" in caught.value.message
+    )
+    assert not dest.exists()
