@@ -142,12 +142,17 @@ def test_audio_only_source_cut_to_its_own_container(tmp_path: Path, kind: str):
     assert stray_files(out, scratch) == []
 
 
-def test_audio_only_source_over_http(tmp_path: Path, server: MediaServer):
-    """Was NotAVideo (exit 17): an M4A served over HTTP is cut to M4A clips."""
-    wi = make_input(server.url("audio.m4a"), [(0.5, 1.5), (1.7, 2.9)], formats=("auto",))
+@pytest.mark.parametrize("partial", ["never", "always"])
+def test_audio_only_source_over_http(tmp_path: Path, server: MediaServer, partial: str):
+    """Was NotAVideo (exit 17): an M4A served over HTTP is cut to M4A clips; asked for ranged
+    downloads, it is fetched whole (ranges are re-timed by their video)."""
+    wi = make_input(
+        server.url("audio.m4a"), [(0.5, 1.5), (1.7, 2.9)], formats=("auto",), partial=partial
+    )
     code, result, reporter = run(wi, tmp_path / "out", tmp_path / "s", with_transcript=False)
     assert code == 0, reporter.error
     assert result is not None and [s.precision for s in result.segments] == ["smart", "smart"]
+    assert not result.source.partial
     assert published_files(tmp_path / "out") == [
         "01-p1-part-1.m4a", "02-p2-part-2.m4a", "manifest.json"
     ]  # fmt: skip
