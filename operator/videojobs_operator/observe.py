@@ -42,7 +42,7 @@ EXIT_HINTS: dict[int, str] = {
     14: "the video is not available in the cluster's region",
     15: "the video is age-restricted: supply cookies of an age-verified account",
     16: "no extractor supports the URL, or it points to a page without media",
-    17: "the download is not a playable video (no video stream, truncated or empty)",
+    17: "the download is not playable media (no video or audio stream, truncated or empty)",
     18: "the URL resolves to a private or local address, which workers may not reach",
     19: "the segment plan does not fit the source (a range starts past its end)",
     20: "network failure while downloading or publishing",
