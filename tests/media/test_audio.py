@@ -117,6 +117,18 @@ def test_accurate_reencodes_exact_to_the_sample(sources, tmp_path: Path, kind: s
     assert abs(outcome.duration - seg.duration) <= frame + 0.0015
 
 
+def test_flac_source_cut_to_flac_sample_exact(tmp_path: Path) -> None:
+    flac = make_audio(tmp_path / "src", "flac", duration=8.0)
+    info = probe_audio(flac)
+    assert info is not None and output_format("auto", info) == "flac"
+    source = _pcm(flac, 44100)
+    for seg in _segments()[:2]:
+        out = cut_audio_clip(info, seg, "flac", "smart", Quality(), tmp_path / f"{seg.stem}.flac")
+        assert "lossless" in (out.note or "")
+        first, n = round(seg.start * 44100), round((seg.end - seg.start) * 44100)
+        assert _pcm(out.path, 44100) == source[2 * first : 2 * (first + n)]
+
+
 def test_mp3_into_m4a_is_reencoded_and_wav_is_sample_exact(tmp_path: Path) -> None:
     wav = make_audio(tmp_path / "src", "wav", duration=8.0)
     info = probe_audio(wav)
