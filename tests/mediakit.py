@@ -19,7 +19,9 @@ __all__ = [
     "ffprobe_json",
     "frame_numbers",
     "make_hls",
+    "make_audio",
     "make_video",
+    "AUDIO_KINDS",
     "run_ffmpeg",
 ]
 
@@ -259,3 +261,25 @@ def make_hls(src: str | Path, out_dir: str | Path, segment_seconds: float = 2) -
     ]
     run_ffmpeg(args)
     return out / "index.m3u8"
+
+
+AUDIO_KINDS: dict[str, tuple[str, list[str], int]] = {
+    # kind: (file suffix, codec options, sample rate)
+    "m4a": (".m4a", ["-c:a", "aac", "-b:a", "64k"], 48000),
+    "mp3": (".mp3", ["-c:a", "libmp3lame", "-b:a", "64k"], 44100),
+    "opus": (".opus", ["-c:a", "libopus", "-b:a", "48k"], 48000),
+    "webm": (".webm", ["-c:a", "libopus", "-b:a", "48k"], 48000),
+    "flac": (".flac", ["-c:a", "flac"], 44100),
+    "wav": (".wav", ["-c:a", "pcm_s16le"], 44100),
+}
+"""Audio-only source kinds ``make_audio`` writes (podcasts, recorded lectures)."""
+
+
+def make_audio(path: str | Path, kind: str, duration: float = 20.0) -> Path:
+    """An audio-only ``kind`` file (see :data:`AUDIO_KINDS`): a tone whose pitch rises with time,
+    so a slice taken from the wrong place sounds (and decodes) different. Mono, fast."""
+    suffix, codec, rate = AUDIO_KINDS[kind]
+    out = Path(path).with_suffix(suffix)
+    expr = f"aevalsrc=sin(2*PI*(200+20*t)*t):s={rate}:d={duration}"
+    run_ffmpeg(["-f", "lavfi", "-i", expr, *codec, str(out)])
+    return out

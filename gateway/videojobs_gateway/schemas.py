@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from videojobs.models.spec import OutputFormat
+
 StatusWord = Literal["pending", "queued", "processing", "completed", "failed", "cancelled"]
 TimeValue = float | str
 
@@ -41,7 +43,9 @@ class KnowledgePointIn(_Doc):
 
 class OutputIn(BaseModel):
     model_config = ConfigDict(extra="allow")
-    formats: list[Literal["mp4", "webm"]] = Field(default=["mp4"])
+    formats: list[OutputFormat] = Field(
+        default=["mp4"], description="mp4, webm, auto (like the source), m4a, mp3, opus, flac, wav"
+    )
     precision: Literal["copy", "accurate", "smart"] = "smart"
 
 

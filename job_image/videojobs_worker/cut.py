@@ -913,7 +913,8 @@ def _cut(
 
     A ``smart`` clip that does not match is cut again with ``accurate`` (the note says so); a
     clip that still does not match (or an ``accurate``/``copy`` one) fails the cut with
-    ``WorkerError(MEDIA_TOOL, "ClipMismatch")`` naming the clip, the expected and found values.
+    ``WorkerError(CLIP_MISMATCH, "ClipMismatch")`` (permanent) naming the clip, the expected
+    and found values.
     """
     tb = info.video.time_base
     packets = video_packets(info.path, start, end + 2.0)
@@ -932,7 +933,7 @@ def _cut(
         problems = verify_clip(dest, expected)
     if problems:
         raise WorkerError(
-            ExitCode.MEDIA_TOOL,
+            ExitCode.CLIP_MISMATCH,
             "ClipMismatch",
             f"{label} ({precision_used}, {start:.3f}s-{end:.3f}s of the source) does not match "
             f"its plan: {'; '.join(problems)}",

@@ -777,6 +777,10 @@ class Downloader:
         """Download ``url`` (whole, or only ``ranges``) into the scratch directory."""
         if info is None:
             info = self.extract(url)
+        if ranges and audio_only(info):
+            # Range files are cut and re-timed by their video; an audio-only source (a podcast)
+            # is small next to a video one: fetched whole.
+            ranges = None
         if ranges:
             for fmt in info.get("formats") or [info]:
                 if "m3u8" in str(fmt.get("protocol", "")) and fmt.get("url"):
@@ -843,6 +847,23 @@ class Downloader:
 X264_SEI_UUID = "dc45e9bd-e6d9-48b7-962c-d820d923eeef"
 """The UUID of x264's "user data unregistered" SEI, which carries its encoder settings."""
 _X264_INFO = re.compile(rb"x264 - core \d+[ -~]*")
+
+
+AUDIO_EXTENSIONS = frozenset({"m4a", "mp3", "opus", "ogg", "oga", "flac", "wav", "aac"})
+
+
+def audio_only(info: dict[str, Any]) -> bool:
+    """Whether yt-dlp's answer describes a source without video (pure): every format says
+    ``vcodec: none``, or says nothing of codecs and has an audio file extension."""
+    formats = info.get("formats") or [info]
+
+    def no_video(fmt: dict[str, Any]) -> bool:
+        vcodec = fmt.get("vcodec")
+        if vcodec is not None:
+            return str(vcodec) == "none"
+        return str(fmt.get("ext")) in AUDIO_EXTENSIONS
+
+    return bool(formats) and all(no_video(f) for f in formats)
 
 
 def _video_url(result: dict[str, Any], fallback: str) -> tuple[str, dict[str, str]]:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from videojobs.errors import InvalidSpec, PlanError
@@ -52,6 +52,7 @@ from videojobs.models import (
     WorkerInput,
 )
 from videojobs.sourceinfo import CaptionTrack, Resolved
+from videojobs_worker.audio import AudioInfo, audio_source_info
 from videojobs_worker.download import (
     Downloaded,
     DownloadedPart,
@@ -215,7 +216,10 @@ class Runner:
         self.interruptible = False
         """True while the main thread may be interrupted by the SIGTERM handler (downloads)."""
         self.work_dir: Path | None = None
-        self._lookups: dict[tuple[int, str, str], SegmentResult | None] = {}
+        self._lookups: dict[tuple[int, str, str, tuple[str, ...]], SegmentResult | None] = {}
+        self.audio_source: AudioInfo | None = None
+        """The source when it holds audio only (set by probing)."""
+        self.probed = False
         self.shards = worker_input.shards
         self.shard_index = options.shard_index if self.shards > 1 else 0
         if not 0 <= self.shard_index < self.shards:
@@ -423,7 +427,9 @@ class Runner:
         self.reporter.stage("Probing", "reading the source's streams")
         from videojobs_worker.probe import probe, to_source_info
 
-        infos = {p.path: probe(p.path) for p in parts}
+        infos = {p.path: self._probe(p.path, probe) for p in parts}
+        self.probed = True
+        self._formats()  # an audio-only format for a video source: refused before cutting
         first = infos[parts[0].path]
         if partial:
             duration = known_duration
@@ -433,7 +439,10 @@ class Runner:
                 check_complete(known_duration, duration)
             plan = self.plan(duration)
         assert plan is not None
-        source = to_source_info(first, title=title or self._title_from(url), partial=partial)
+        if isinstance(first, AudioInfo):
+            source = audio_source_info(first, title=title or self._title_from(url), partial=partial)
+        else:
+            source = to_source_info(first, title=title or self._title_from(url), partial=partial)
         updates: dict[str, Any] = {
             "duration_seconds": round(duration, 3) if duration else None,
             "downloader": f"yt-dlp {ytdlp_version()}" if downloaded else None,
@@ -596,13 +605,49 @@ class Runner:
 
     # -- cutting and publishing --------------------------------------------------------------
 
+    def _probe(self, path: Path, probe: Callable[[Path], Any]) -> Any:
+        """The source's MediaInfo, or its AudioInfo when it holds audio only (issue 23)."""
+        from videojobs_worker.audio import probe_audio
+
+        try:
+            return probe(path)
+        except WorkerError as exc:
+            if exc.reason != "NotAVideo" or "no video stream" not in exc.message:
+                raise
+            audio = probe_audio(path)
+            if audio is None:
+                raise
+        self.audio_source = audio
+        return audio
+
+    def _formats(self) -> list[str]:
+        """The output formats, ``auto`` resolved: like an audio-only source, mp4 for a video."""
+        from videojobs_worker.audio import AUDIO_FORMATS, output_format
+
+        formats = list(self.spec.output.formats)
+        if not self.probed:  # looking up published clips before the download: names as asked
+            return formats
+        if self.audio_source is not None:
+            resolved = [output_format(f, self.audio_source) for f in formats]
+        else:
+            bad = [f for f in formats if f in AUDIO_FORMATS]
+            if bad:
+                raise WorkerError(
+                    ExitCode.INVALID_SPEC,
+                    "AudioFormatForVideo",
+                    f"output.formats {bad} hold audio only; the source has video "
+                    "(use mp4, webm or auto)",
+                )
+            resolved = ["mp4" if f == "auto" else f for f in formats]
+        return list(dict.fromkeys(resolved))
+
     def _file_names(self, seg: PlannedSegment) -> list[tuple[str, str, str]]:
         """(kind, format, name) of every file a clip publishes, videos first."""
         out = self.spec.output
         names: list[tuple[str, str, str]] = [
-            ("video", fmt, f"{seg.stem}.{fmt}") for fmt in out.formats
+            ("video", fmt, f"{seg.stem}.{fmt}") for fmt in self._formats()
         ]
-        if out.thumbnails:
+        if out.thumbnails and self.audio_source is None:
             names.append(("thumbnail", "jpg", f"{seg.stem}.jpg"))
         if out.subtitles and self.transcript is not None and self.transcript.cues:
             names.append(("subtitles", "vtt", f"{seg.stem}.vtt"))
@@ -611,7 +656,7 @@ class Runner:
     def _published(self, seg: PlannedSegment) -> SegmentResult | None:
         """The clip's result when all its files are already published (looked up once)."""
         recipe = recipe_for(self.input, seg)
-        key = (seg.index, seg.stem, recipe)
+        key = (seg.index, seg.stem, recipe, tuple(self._formats()))
         if key not in self._lookups:
             self._lookups[key] = self._already_published(seg, recipe)
         return self._lookups[key]
@@ -726,7 +771,8 @@ class Runner:
         threads: int,
         progress: Callable[[int, float], None],
     ) -> SegmentResult:
-        from videojobs_worker.cut import cut_clip, make_thumbnail
+        from videojobs_worker.audio import AudioOutcome, cut_audio_clip
+        from videojobs_worker.cut import CutOutcome, Format, cut_clip, make_thumbnail
 
         self._check_stop()
         part = part_for(parts, seg.start, seg.end)
@@ -742,27 +788,41 @@ class Runner:
         tmp = clips_dir / f"{seg.index:04d}"
         tmp.mkdir()
         names = self._file_names(seg)
-        n_videos = len(out.formats)
+        formats = self._formats()
+        n_videos = len(formats)
         files: list[tuple[str, str, Path, Record]] = []
         try:
-            for i, fmt in enumerate(out.formats):
+            for i, fmt in enumerate(formats):
 
                 def on_progress(fraction: float, _i: int = i) -> None:
                     progress(seg.index, (_i + fraction) / n_videos * 0.95)
 
                 dest = tmp / f"{seg.stem}.{fmt}"
-                outcome = cut_clip(
-                    part.path,
-                    info,
-                    rebased,
-                    fmt,
-                    out.precision,
-                    out.quality,
-                    dest,
-                    threads=threads,
-                    on_progress=on_progress,
-                    stop=self.stop,
-                )
+                outcome: CutOutcome | AudioOutcome
+                if isinstance(info, AudioInfo):
+                    outcome = cut_audio_clip(
+                        info,
+                        rebased,
+                        fmt,
+                        out.precision,
+                        out.quality,
+                        dest,
+                        on_progress=on_progress,
+                        stop=self.stop,
+                    )
+                else:
+                    outcome = cut_clip(
+                        part.path,
+                        info,
+                        rebased,
+                        cast(Format, fmt),  # not an audio format: _formats checked
+                        out.precision,
+                        out.quality,
+                        dest,
+                        threads=threads,
+                        on_progress=on_progress,
+                        stop=self.stop,
+                    )
                 path = Path(outcome.path)
                 record = Record(
                     sha256=sha256_file(path),
@@ -775,7 +835,7 @@ class Runner:
                 )
                 files.append(("video", fmt, path, record))
                 self._check_stop()
-            if out.thumbnails:
+            if out.thumbnails and not isinstance(info, AudioInfo):  # no picture to show
                 thumb = tmp / f"{seg.stem}.jpg"
                 at = rebased.start + min(1.0, rebased.duration / 2)
                 make_thumbnail(part.path, at, thumb)

@@ -10,6 +10,9 @@ A clip is published only when what its container says matches what the cutter pl
 - the audio starts within one audio frame of the video and ends within two;
 - the parts where re-encoded and copied pieces meet decode without errors.
 
+An audio-only clip (issue 23) is checked by :func:`audio_mismatches`: one audio stream and no
+video, starting at zero, lasting the planned duration within one audio frame.
+
 :func:`clip_facts` reads what is needed with one ffprobe run (demux only: no decoding) and
 :func:`decode_errors` decodes the given windows; :func:`mismatches` compares (pure).
 :func:`verify_clip` does all three and returns the list of mismatches (empty: the clip is right).
@@ -262,6 +265,49 @@ def verify_clip(path: Path, expected: Expected) -> list[str]:
         return problems
     errors = decode_errors(path, decode_windows(expected))
     return [f"decode errors: {e}" for e in errors]
+
+
+def audio_start(audio: StreamFacts) -> float:
+    """Where an audio-only clip's audio starts: the stream's start time when the container says
+    (an MP4 edit list hiding the pre-roll frame, MP3's LAME delay, Ogg Opus' pre-skip), else its
+    first packet."""
+    if audio.start is not None:
+        return audio.start
+    return audio.first_pts if audio.first_pts is not None else 0.0
+
+
+def audio_mismatches(planned: float, aimed: float, facts: ClipFacts) -> list[str]:
+    """What differs between an audio-only clip and its plan (pure): one audio stream and no
+    video, starting at zero, lasting ``planned`` seconds within one audio frame (and ``aimed``,
+    what the cut aimed at, within one frame too), decode times going forward."""
+    out: list[str] = []
+    if facts.video is not None:
+        out.append("video stream: expected none, found one")
+    audio = facts.audio
+    if audio is None:
+        return out + ["audio stream: expected one, found none"]
+    end = audio.end(0.0)
+    if audio.first_pts is None or end is None:
+        return out + ["audio packets: expected some, found none"]
+    frame = audio.max_packet_duration + TIME_TOLERANCE
+    start = audio_start(audio)
+    if abs(start) > frame:
+        out.append(f"audio start: expected 0.000s (within {frame:.3f}s), found {start:.3f}s")
+    span = end - start
+    for what, value in (("planned", planned), ("cut", aimed)):
+        if abs(span - value) > frame:
+            out.append(
+                f"audio duration: expected {value:.3f}s ({what}, within one audio frame of "
+                f"{frame:.3f}s), found {span:.3f}s"
+            )
+    if audio.dts_backwards:
+        out.append(f"audio decode times: expected increasing, {audio.dts_backwards} go backwards")
+    return out
+
+
+def verify_audio_clip(path: Path, planned: float, aimed: float) -> list[str]:
+    """Mismatches between the audio-only clip ``path`` and its plan (empty when it is right)."""
+    return audio_mismatches(planned, aimed, clip_facts(path))
 
 
 def frames_of(duration: Fraction | float, rate: Fraction) -> int:

@@ -42,7 +42,7 @@ EXIT_HINTS: dict[int, str] = {
     14: "the video is not available in the cluster's region",
     15: "the video is age-restricted: supply cookies of an age-verified account",
     16: "no extractor supports the URL, or it points to a page without media",
-    17: "the download is not a playable video (no video stream, truncated or empty)",
+    17: "the download is not playable media (no video or audio stream, truncated or empty)",
     18: "the URL resolves to a private or local address, which workers may not reach",
     19: "the segment plan does not fit the source (a range starts past its end)",
     20: "network failure while downloading or publishing",
@@ -50,6 +50,8 @@ EXIT_HINTS: dict[int, str] = {
     22: "the scratch or output volume is full: raise resources.scratchSize",
     23: "publishing the clips to storage failed",
     24: "ffmpeg failed unexpectedly",
+    30: "a cut clip does not match its plan (the error names the clip, expected and found);"
+    " cutting again gives the same clip: report the source kind",
     137: "the worker was killed (out of memory?): raise resources.memory",
     143: "the worker was terminated",
 }

@@ -19,7 +19,7 @@ import pytest
 from tests.httpserver import MediaServer
 from tests.media.conftest import probe_streams
 from tests.mediakit import frame_numbers, make_video
-from videojobs.models import PlannedSegment, Quality
+from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker.cut import CutOutcome, cut_clip
 from videojobs_worker.download import Downloader, part_for, plan_ranges
 from videojobs_worker.errors import WorkerError
@@ -208,6 +208,7 @@ def test_a_clip_that_fails_its_check_fails_the_cut(
     with pytest.raises(WorkerError) as caught:
         cut(master, 12.37, 18.87, "mp4", "accurate", tmp_path / "a.mp4")
     assert caught.value.reason == "ClipMismatch"
+    assert caught.value.exit_code == ExitCode.CLIP_MISMATCH and caught.value.exit_code.permanent
     assert "clip 1 (clip.mp4)" in caught.value.message
     assert "video frames: expected 196, found 195" in caught.value.message
     assert not (tmp_path / "a.mp4").exists()

@@ -150,6 +150,7 @@ def test_job_manifest_mounts_inputs_and_defaults() -> None:
     assert manifest["metadata"]["labels"][LABEL_RUN] == run_id(UID, None)
     codes = manifest["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"]
     assert codes == list(PERMANENT_EXIT_CODES) and 2 in codes and 20 not in codes
+    assert 30 in codes  # CLIP_MISMATCH: the same source cuts to the same wrong clip (issue 23)
     json.dumps(manifest)  # plain JSON all the way down
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.httpserver import MediaServer
+from tests.mediakit import make_audio
 from tests.worker.helpers import (
     decode_errors,
     frame_hashes,
@@ -18,6 +19,7 @@ from tests.worker.helpers import (
     stray_files,
 )
 from videojobs.models import ExitCode
+from videojobs_worker.audio import audio_packets
 from videojobs_worker.guard import NetworkPolicy
 from videojobs_worker.publish import STATE_DIR, sha256_file
 
@@ -92,7 +94,6 @@ def test_ranged_run_cuts_the_same_frames(tmp_path: Path, server: MediaServer, me
     ("name", "segments", "code"),
     [
         ("truncated.mp4", [(1, 2)], ExitCode.NOT_A_VIDEO),
-        ("audio.m4a", [(1, 2)], ExitCode.NOT_A_VIDEO),
         ("empty.mp4", [(1, 2)], ExitCode.NOT_A_VIDEO),
         ("a.mp4", [(1, 2), (20, 25)], ExitCode.PLAN_ERROR),
         ("404", [(1, 2)], ExitCode.UNAVAILABLE),
@@ -107,6 +108,70 @@ def test_failures(tmp_path: Path, server: MediaServer, name: str, segments, code
     assert reporter.error.permanent is code.permanent
     assert reporter.patches[-1]["status"]["error"]["category"] == reporter.error.category
     assert published_files(out) == [] and stray_files(out, scratch) == []
+
+
+@pytest.mark.parametrize("kind", ["m4a", "mp3", "opus"])
+def test_audio_only_source_cut_to_its_own_container(tmp_path: Path, kind: str):
+    """issue 23: a podcast (M4A, MP3, Opus) is cut into 3 clips of its own container (formats
+    auto), exact to the audio frame, with WebVTT slices and the manifest, no thumbnails."""
+    source = make_audio(tmp_path / "talk", kind, duration=10.0)
+    planned = [(1.0, 3.0), (4.5, 7.0), (7.25, 9.9)]
+    wi = make_input(str(source), planned, formats=("auto",), precision="smart")
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    code, result, reporter = run(wi, out, scratch, policy=NetworkPolicy.local())
+    assert code == 0, reporter.error
+    assert result is not None
+    stems = ["01-p1-part-1", "02-p2-part-2", "03-p3-part-3"]
+    expected = sorted(f"{s}.{ext}" for s in stems for ext in (kind, "vtt"))
+    assert published_files(out) == sorted([*expected, "manifest.json"])  # no .jpg
+    frame = {"m4a": 1024 / 48000, "mp3": 1152 / 44100, "opus": 0.02}[kind]
+    for seg, (start, end) in zip(result.segments, planned, strict=True):
+        clip = [f for f in seg.files if f.kind == "video"]
+        assert [f.format for f in clip] == [kind]
+        path = out / Path(clip[0].uri).name
+        assert abs(clip[0].duration_seconds - (end - start)) <= frame + 0.0015
+        # the frames in the file, counted apart from the worker (AAC: plus one of pre-roll)
+        packets = len(audio_packets(path)) - (kind == "m4a")
+        assert abs(packets * frame - (end - start)) <= frame, (packets, seg)
+        assert "stream-copied" in (seg.note or ""), seg
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["stem"] for s in manifest["segments"]] == stems
+    final = reporter.patches[-1]["status"]
+    assert final["source"]["audioCodec"] == {"m4a": "aac", "mp3": "mp3", "opus": "opus"}[kind]
+    assert "videoCodec" not in final["source"]
+    assert stray_files(out, scratch) == []
+
+
+@pytest.mark.parametrize("partial", ["never", "always"])
+def test_audio_only_source_over_http(tmp_path: Path, server: MediaServer, partial: str):
+    """Was NotAVideo (exit 17): an M4A served over HTTP is cut to M4A clips; asked for ranged
+    downloads, it is fetched whole (ranges are re-timed by their video)."""
+    wi = make_input(
+        server.url("audio.m4a"), [(0.5, 1.5), (1.7, 2.9)], formats=("auto",), partial=partial
+    )
+    code, result, reporter = run(wi, tmp_path / "out", tmp_path / "s", with_transcript=False)
+    assert code == 0, reporter.error
+    assert result is not None and [s.precision for s in result.segments] == ["smart", "smart"]
+    assert not result.source.partial
+    assert published_files(tmp_path / "out") == [
+        "01-p1-part-1.m4a", "02-p2-part-2.m4a", "manifest.json"
+    ]  # fmt: skip
+
+
+def test_an_audio_format_for_a_video_source_is_a_spec_error(tmp_path: Path, media: Path):
+    wi = make_input(str(media / "a.mp4"), formats=("mp3",))
+    code, result, reporter = run(wi, tmp_path / "out", tmp_path / "s", policy=NetworkPolicy.local())
+    assert code == ExitCode.INVALID_SPEC and result is None
+    assert reporter.error is not None and "hold audio only" in reporter.error.message
+
+
+def test_an_audio_only_source_cut_to_mp4_gives_audio_only_mp4(tmp_path: Path, media: Path):
+    wi = make_input(str(media / "audio.m4a"), [(0.5, 2.5)], formats=("mp4",), precision="accurate")
+    code, result, reporter = run(wi, tmp_path / "out", tmp_path / "s", policy=NetworkPolicy.local())
+    assert code == 0, reporter.error
+    assert result is not None
+    assert published_files(tmp_path / "out") == ["01-p1-part-1.mp4", "01-p1-part-1.vtt",
+                                                 "manifest.json"]  # fmt: skip
 
 
 @pytest.mark.parametrize("via_redirect", [False, True])

@@ -35,7 +35,7 @@ TranscriptFormat = Literal[
     "ssa",
     "seed-json",
 ]
-OutputFormat = Literal["mp4", "webm"]
+OutputFormat = Literal["mp4", "webm", "auto", "m4a", "mp3", "opus", "flac", "wav"]
 Precision = Literal["copy", "accurate", "smart"]
 OverlapPolicy = Literal["merge", "trim", "allow", "reject"]
 ShortSegmentPolicy = Literal["merge", "reject", "keep"]
@@ -710,7 +710,10 @@ class Output(Model):
         min_length=1,
         max_length=2,
         json_schema_extra={"x-kubernetes-list-type": "set"},
-        description="Container formats: mp4 (H.264/AAC) and/or webm (VP9/Opus).",
+        description="Container formats: mp4 (H.264/AAC) and/or webm (VP9/Opus); auto: like "
+        "the source (an audio-only source: m4a for AAC, mp3, opus (Ogg) or webm for Opus, flac, "
+        "wav; a video source: mp4). m4a, mp3, opus, flac and wav hold audio only and need an "
+        "audio-only source; an audio-only source cut to mp4 or webm gives audio-only MP4/WebM.",
     )
     precision: Precision = Field(
         default="smart",

@@ -48,7 +48,11 @@ COOKIES_MOUNT = "/var/run/videojobs/cookies"
 
 
 class ExitCode(IntEnum):
-    """Worker exit codes. 2 and 10-19 are permanent (the Job fails at once), 20-29 transient."""
+    """Worker exit codes. 2, 10-19 and 30 are permanent (the Job fails at once), 20-29 transient.
+
+    30 (``CLIP_MISMATCH``): a cut clip does not match its plan even with the safest method;
+    cutting the same source again gives the same clip, so retrying cannot help.
+    """
 
     OK = 0
     INTERNAL = 1
@@ -68,12 +72,13 @@ class ExitCode(IntEnum):
     NO_SPACE = 22
     STORAGE = 23
     MEDIA_TOOL = 24
+    CLIP_MISMATCH = 30
     TERMINATED = 143
 
     @property
     def permanent(self) -> bool:
         """True when retrying cannot help."""
-        return self == ExitCode.USAGE or 10 <= self.value <= 19
+        return self in (ExitCode.USAGE, ExitCode.CLIP_MISMATCH) or 10 <= self.value <= 19
 
 
 PERMANENT_EXIT_CODES: tuple[int, ...] = tuple(c.value for c in ExitCode if c.permanent)

@@ -172,6 +172,9 @@ const VJ = (() => {
     await load(true);
   }
 
+  // clips of audio-only sources (issue 23) play in the same element
+  const MEDIA_TYPES = { m4a: "audio/mp4", mp3: "audio/mpeg", opus: "audio/ogg", flac: "audio/flac", wav: "audio/wav" };
+
   function clipCard(seg) {
     const videos = seg.files.filter((f) => f.kind === "video");
     const thumb = seg.files.find((f) => f.kind === "thumbnail");
@@ -180,7 +183,7 @@ const VJ = (() => {
     const player = el("video", { controls: "", preload: "metadata", playsinline: "" });
     if (thumb) player.setAttribute("poster", thumb.url);
     for (const f of [...videos].sort((a) => (a.format === "webm" ? -1 : 1))) {
-      player.append(el("source", { src: f.url, type: `video/${f.format}` }));
+      player.append(el("source", { src: f.url, type: MEDIA_TYPES[f.format] || `video/${f.format}` }));
     }
     const links = videos.map((f) => el("a", { href: f.url, download: f.name, text: `${f.format} (${(f.bytes / 1024).toFixed(0)} KiB)` }));
     const play = el("button", { class: "secondary play", text: "Play" });
