@@ -710,6 +710,8 @@ def measured_duration(path: Path) -> float:
     data = ffprobe(path, select_streams="v:0")
     streams = data.get("streams") or []
     for value in (streams[0].get("duration") if streams else None, data["format"].get("duration")):
+        if value is None:
+            continue
         try:
             return round(float(value), 3)
         except (TypeError, ValueError):
@@ -978,6 +980,7 @@ def _cut_once(
     on_progress: Callable[[float], None] | None,
     stop: threading.Event | None,
 ) -> tuple[PrecisionMode, float, str | None, Expected]:
+    note: str | None
     if precision == "copy":
         if info.video.codec not in _COPYABLE_VIDEO[fmt]:
             note = (

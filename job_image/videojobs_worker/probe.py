@@ -838,7 +838,12 @@ def h264_is_idr(path: Path, at: float, dts: int | None = None) -> bool:
     stat = path.stat()
     table = _cached_sample_table(path, stat.st_size, stat.st_mtime_ns) if dts is not None else None
     layout = _cached_layout(path, stat.st_size, stat.st_mtime_ns) if table is not None else None
-    if table is not None and layout is not None and len(layout.offsets) == len(table.packets):
+    if (
+        dts is not None
+        and table is not None
+        and layout is not None
+        and len(layout.offsets) == len(table.packets)
+    ):
         index = bisect.bisect_left([p.dts for p in table.packets], dts)
         if index < len(table.packets) and table.packets[index].dts == dts:
             with path.open("rb") as f:

@@ -44,6 +44,7 @@ from videojobs.errors import InvalidSpec, PlanError
 from videojobs.models import (
     ExitCode,
     OutputFile,
+    OutputKind,
     PlannedSegment,
     SegmentPlan,
     SegmentResult,
@@ -624,7 +625,7 @@ class Runner:
         """The output formats, ``auto`` resolved: like an audio-only source, mp4 for a video."""
         from videojobs_worker.audio import AUDIO_FORMATS, output_format
 
-        formats = list(self.spec.output.formats)
+        formats: list[str] = list(self.spec.output.formats)
         if not self.probed:  # looking up published clips before the download: names as asked
             return formats
         if self.audio_source is not None:
@@ -641,10 +642,10 @@ class Runner:
             resolved = ["mp4" if f == "auto" else f for f in formats]
         return list(dict.fromkeys(resolved))
 
-    def _file_names(self, seg: PlannedSegment) -> list[tuple[str, str, str]]:
+    def _file_names(self, seg: PlannedSegment) -> list[tuple[OutputKind, str, str]]:
         """(kind, format, name) of every file a clip publishes, videos first."""
         out = self.spec.output
-        names: list[tuple[str, str, str]] = [
+        names: list[tuple[OutputKind, str, str]] = [
             ("video", fmt, f"{seg.stem}.{fmt}") for fmt in self._formats()
         ]
         if out.thumbnails and self.audio_source is None:
@@ -662,7 +663,7 @@ class Runner:
         return self._lookups[key]
 
     def _already_published(self, seg: PlannedSegment, recipe: str) -> SegmentResult | None:
-        found: list[tuple[str, str, Published]] = []
+        found: list[tuple[OutputKind, str, Published]] = []
         for kind, fmt, name in self._file_names(seg):
             published = self.publisher.lookup(name)
             if published is None or published.record.recipe != recipe:
@@ -671,7 +672,7 @@ class Runner:
         return self._result(seg, found)
 
     def _result(
-        self, seg: PlannedSegment, files: list[tuple[str, str, Published]]
+        self, seg: PlannedSegment, files: list[tuple[OutputKind, str, Published]]
     ) -> SegmentResult:
         video = next(p.record for kind, _, p in files if kind == "video")
         notes = sorted({p.record.precision or "" for kind, _, p in files if kind == "video"})
@@ -790,7 +791,7 @@ class Runner:
         names = self._file_names(seg)
         formats = self._formats()
         n_videos = len(formats)
-        files: list[tuple[str, str, Path, Record]] = []
+        files: list[tuple[OutputKind, str, Path, Record]] = []
         try:
             for i, fmt in enumerate(formats):
 
@@ -848,7 +849,7 @@ class Runner:
                 vtt.write_text(slice_vtt(self.transcript, seg.start, seg.end), encoding="utf-8")
                 files.append(("subtitles", "vtt", vtt, self._plain_record(vtt, recipe)))
             self._check_stop()
-            published: list[tuple[str, str, Published]] = []
+            published: list[tuple[OutputKind, str, Published]] = []
             for kind, fmt, path, record in files:
                 self._check_stop()
                 published.append((kind, fmt, self.publisher.publish(path, path.name, record)))

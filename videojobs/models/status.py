@@ -97,12 +97,14 @@ class SourceInfo(StatusModel):
     )
 
 
+OutputKind = Literal["video", "thumbnail", "subtitles", "manifest"]
+"""What a published file is."""
+
+
 class OutputFile(StatusModel):
     """One published file."""
 
-    kind: Literal["video", "thumbnail", "subtitles", "manifest"] = Field(
-        description="What the file is."
-    )
+    kind: OutputKind = Field(description="What the file is.")
     format: str = Field(description="mp4, webm, jpg, vtt or json.")
     uri: str = Field(description="file:// or s3:// URI of the published file.")
     bytes: int = Field(ge=0, description="Size in bytes.")
