@@ -242,6 +242,8 @@ def _start_agent(real: RealCluster, python_bin: Path) -> None:
             f"--api-port={real.plane.ports['api']}",
             f"--image={WORKER_IMAGE}={python_bin / 'videojobs-worker'}",
             f"--path={python_bin}",
+            f"--keep={REPO}",
+            f"--keep={sys.prefix}",
         ],
         cwd=REPO,
         stdout=out,

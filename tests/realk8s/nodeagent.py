@@ -46,6 +46,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ class Agent:
         api_port: int,
         images: dict[str, list[str]],
         extra_path: str = "",
+        keep: Sequence[str] = (),
     ) -> None:
         self.core = client.CoreV1Api(api)
         self.node = node
@@ -89,6 +91,10 @@ class Agent:
         self.api_port = api_port
         self.images = images
         self.extra_path = extra_path
+        self.keep = [os.path.normpath(k) for k in keep]
+        """Host folders the containers' programs live in (the checkout, the virtual
+        environment): bound again over any volume that would hide them (an emptyDir at /tmp
+        hides a checkout under /tmp), since the 'image' here is this machine's own tree."""
         self.pods: dict[str, PodRun] = {}
         self.lock = threading.Lock()
 
@@ -609,6 +615,15 @@ class PodRun:
             if ro:
                 inner.append(f"mount -o remount,bind,ro {q(path)}")
             inner.append(f"umount /.vj/{i}")
+        hidden = [
+            k
+            for k in self.agent.keep
+            if any(not ro and (k == p or k.startswith(p.rstrip("/") + "/")) for _, p, ro in mounts)
+        ]
+        for j, k in enumerate(hidden):
+            outer.append(f'mkdir "$R/.vj/k{j}" && mount --rbind {q(k)} "$R/.vj/k{j}"')
+            inner.append(f"mkdir -p {q(k)} && mount --rbind /.vj/k{j} {q(k)}")
+            inner.append(f"umount -l /.vj/k{j}")
         if csc.get("readOnlyRootFilesystem"):
             inner.append("mount -o remount,bind,ro /")
         priv = ["setpriv"]
@@ -870,6 +885,9 @@ def main() -> None:
         "--image", action="append", default=[], help="IMAGE=ENTRYPOINT (shell words)"
     )
     parser.add_argument("--path", default="", help="prepended to every container's PATH")
+    parser.add_argument(
+        "--keep", action="append", default=[], help="a host folder kept visible over volumes"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     api = config.new_client_from_config(config_file=args.kubeconfig)
@@ -879,7 +897,9 @@ def main() -> None:
         images[image] = shlex.split(entry)
     args.root.mkdir(parents=True, exist_ok=True)
     global AGENT
-    AGENT = Agent(api, args.node, args.root, args.api_host, args.api_port, images, args.path)
+    AGENT = Agent(
+        api, args.node, args.root, args.api_host, args.api_port, images, args.path, args.keep
+    )
     AGENT.run()
 
 
