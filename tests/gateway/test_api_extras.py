@@ -3,7 +3,8 @@ body without output, a WebVTT string as the transcript."""
 
 from __future__ import annotations
 
-from tests.gateway.conftest import Gateway
+from tests.gateway.conftest import API, Gateway, rest_body
+from tests.httpserver import MediaServer
 
 VTT = """WEBVTT
 
@@ -24,3 +25,19 @@ Merging joins two branches.
 def test_health_is_the_liveness_answer(local_gw: Gateway) -> None:
     r = local_gw.client.get("/health")
     assert r.status_code == 200 and r.text == local_gw.client.get("/healthz").text == "ok\n"
+
+
+def test_head_on_a_clip_file_answers_headers_only(
+    local_gw: Gateway, media_server: MediaServer
+) -> None:
+    job = local_gw.submit(rest_body(media_server.url("talk.mp4")))
+    assert local_gw.wait(job["job_id"])["status"] == "completed"
+    res = local_gw.client.get(f"{API}/results/{job['job_id']}").json()
+    url = res["segments"][0]["files"][0]["url"]
+    got = local_gw.client.get(url)
+    head = local_gw.client.head(url)
+    assert head.status_code == 200, head.text
+    assert head.content == b""
+    assert int(head.headers["content-length"]) == len(got.content) > 1000
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["accept-ranges"] == "bytes"

@@ -225,8 +225,9 @@ async def results(
     return JSONResponse(doc)
 
 
-@router.get(
+@router.api_route(
     "/files/{job_id}/{file_name}",
+    methods=["GET", "HEAD"],
     responses={
         **COMMON,
         **responses(400, 416),
@@ -246,6 +247,7 @@ async def download(
     ] = False,
 ) -> Response:
     """A published file; HTTP Range gives 206 so players can seek. Names that climb are refused.
+    ``HEAD`` answers the headers (length, type) without the body.
 
     A file stored on S3 is a 307 to a short-lived presigned URL (Range works there too)."""
     ref = backend.file(identity, job_id, file_name, download=download)
