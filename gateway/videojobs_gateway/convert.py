@@ -76,11 +76,27 @@ def rest_to_spec(body: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any
         problems.append(Problem("video_url", "required field is missing"))
     if "transcript" not in body:
         problems.append(Problem("transcript", "required field is missing"))
-    output = body.get("output", {})
+    output = body.get("output")
+    if output is None:  # absent or null: the defaults
+        output = {}
     if not isinstance(output, dict):
         problems.append(Problem("output", f"expected an object, got {type(output).__name__}"))
+    transcript = body.get("transcript")
+    points = body.get("knowledge_points", [])
+    if isinstance(transcript, str):
+        if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+            problems.append(Problem("knowledge_points", "expected a list of objects"))
     if problems:
         raise SubmissionError(problems)
+    if isinstance(transcript, str):
+        # a WebVTT, SRT or other text transcript: its format is detected; the knowledge points
+        # go into the spec (the seed document holds timed entries only)
+        return {
+            "source": {"url": body["video_url"]},
+            "transcript": {"format": "auto", "inline": transcript.rstrip("\n") + "\n"},
+            "knowledgePoints": [_spec_point(p) for p in points],
+            "output": {"formats": ["mp4"], **output, "storage": storage},
+        }
     document = {
         "transcript": body["transcript"],
         "knowledge_points": body.get("knowledge_points", []),
@@ -94,6 +110,14 @@ def rest_to_spec(body: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any
         },
         "output": {"formats": ["mp4"], **output, "storage": storage},
     }
+
+
+_POINT_KEYS = {"knowledge_id": "id", "start_time": "start", "end_time": "end"}
+
+
+def _spec_point(point: dict[str, Any]) -> dict[str, Any]:
+    """A REST knowledge point as a spec knowledge point (``knowledge_id`` → ``id`` ...)."""
+    return {_POINT_KEYS.get(k, k): v for k, v in point.items() if v is not None}
 
 
 def _seed_text(document: dict[str, Any]) -> str:

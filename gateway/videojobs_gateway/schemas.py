@@ -49,7 +49,9 @@ class ProcessRequest(_Doc):
     """The REST body: a video URL, its timed transcript and the knowledge points to cut."""
 
     video_url: str
-    transcript: list[TranscriptEntry]
+    transcript: list[TranscriptEntry] | str = Field(
+        description="Timed entries, or the text of a WebVTT, SRT (or other known) transcript."
+    )
     knowledge_points: list[KnowledgePointIn] = Field(default_factory=list)
     output: OutputIn | None = None
     name: str | None = Field(default=None, description="Job id prefix (a DNS label).")

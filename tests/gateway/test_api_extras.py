@@ -3,6 +3,8 @@ body without output, a WebVTT string as the transcript."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.gateway.conftest import API, Gateway, rest_body
 from tests.httpserver import MediaServer
 
@@ -41,3 +43,38 @@ def test_head_on_a_clip_file_answers_headers_only(
     assert int(head.headers["content-length"]) == len(got.content) > 1000
     assert head.headers["content-type"] == got.headers["content-type"]
     assert head.headers["accept-ranges"] == "bytes"
+
+
+def test_a_body_without_output_or_with_null_output_takes_the_defaults(
+    local_gw: Gateway, media_server: MediaServer
+) -> None:
+    body = rest_body(media_server.url("talk.mp4"))
+    del body["output"]
+    first = local_gw.submit(body)
+    assert local_gw.submit({**body, "output": None})["job_id"] != first["job_id"]
+    assert local_gw.wait(first["job_id"])["status"] == "completed"
+    res = local_gw.client.get(f"{API}/results/{first['job_id']}").json()
+    assert [f["format"] for f in res["segments"][0]["files"] if f["kind"] == "video"] == ["mp4"]
+
+
+def test_a_webvtt_string_is_a_transcript(local_gw: Gateway, media_server: MediaServer) -> None:
+    body: dict[str, Any] = {
+        "video_url": media_server.url("talk.mp4"),
+        "transcript": VTT,
+        "knowledge_points": [
+            {"knowledge_id": "commits", "title": "Commits", "description": "Snapshots.",
+             "start_time": 3, "end_time": "00:00:06"},
+            {"knowledge_id": "merging", "title": "Merging", "quote": "Merging joins two branches"},
+        ],
+        "output": {"precision": "copy"},
+    }  # fmt: skip
+    job = local_gw.submit(body)
+    assert local_gw.wait(job["job_id"])["status"] == "completed"
+    res = local_gw.client.get(f"{API}/results/{job['job_id']}").json()
+    segs = [(s["knowledge_id"], s["title"], s["description"]) for s in res["segments"]]
+    assert segs == [("commits", "Commits", "Snapshots."), ("merging", "Merging", "")]
+    # a problem in a point of a text transcript still names the REST field
+    bad = {**body, "knowledge_points": [{"knowledge_id": "x", "title": "X", "start_time": -4}]}
+    r = local_gw.client.post(f"{API}/process", json=bad)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]][0].startswith("knowledge_points"), r.text
