@@ -85,6 +85,7 @@ def create_app(
         allowed_hosts=settings.allowed_hosts,
         cors_origins=settings.cors_origins,
         trusted_proxies=settings.trusted_proxies,
+        request_timeout=settings.request_timeout_seconds,
     )
 
     def openapi() -> dict[str, Any]:

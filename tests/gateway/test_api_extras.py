@@ -3,10 +3,16 @@ body without output, a WebVTT string as the transcript."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.gateway.conftest import API, Gateway, rest_body
+from tests.gateway.live import LiveServer
 from tests.httpserver import MediaServer
+from videojobs_gateway.settings import GatewaySettings
 
 VTT = """WEBVTT
 
@@ -78,3 +84,28 @@ def test_a_webvtt_string_is_a_transcript(local_gw: Gateway, media_server: MediaS
     r = local_gw.client.post(f"{API}/process", json=bad)
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]][0].startswith("knowledge_points"), r.text
+
+
+def test_a_response_not_started_in_time_is_504(tmp_path: Path) -> None:
+    from videojobs_gateway.app import create_app
+    from videojobs_gateway.local import LocalBackend
+
+    class SlowChecks(LocalBackend):
+        async def checks(self) -> Any:
+            await asyncio.sleep(30)
+            return await super().checks()
+
+    backend = SlowChecks(tmp_path / "data")
+    settings = GatewaySettings(request_timeout_seconds=0.5)
+    server = LiveServer(create_app(backend, settings)).start()
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            r = client.get("/readyz")
+            assert r.status_code == 504, r.text
+            assert r.headers["content-type"] == "application/problem+json"
+            assert "0.5 s" in r.json()["detail"] and r.headers["x-request-id"]
+            # quick answers are not touched
+            assert client.get("/healthz").status_code == 200
+            assert client.get(f"{API}/jobs").status_code == 200
+    finally:
+        server.stop()
