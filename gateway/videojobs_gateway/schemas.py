@@ -54,6 +54,12 @@ class ProcessRequest(_Doc):
     )
     knowledge_points: list[KnowledgePointIn] = Field(default_factory=list)
     output: OutputIn | None = None
+    segmentation: dict[str, Any] | None = Field(
+        default=None,
+        description="The resource's spec.segmentation (camelCase): e.g. "
+        '``{"snapToCues": false}`` keeps the times as given, ``{"overlap": "allow"}`` keeps '
+        "overlapping points as separate clips (also trim, reject; default merge).",
+    )
     name: str | None = Field(default=None, description="Job id prefix (a DNS label).")
 
 

@@ -109,3 +109,48 @@ def test_a_response_not_started_in_time_is_504(tmp_path: Path) -> None:
             assert client.get(f"{API}/jobs").status_code == 200
     finally:
         server.stop()
+
+
+OVERLAPPING = {
+    "transcript": [
+        {"start_time": 0, "end_time": 2.5, "text": "Welcome to the lesson."},
+        {"start_time": 2.5, "end_time": 4, "text": "A commit records a snapshot."},
+        {"start_time": 4, "end_time": 9.5, "text": "Branches are cheap pointers."},
+        {"start_time": 9.5, "end_time": 12, "text": "Merging joins two branches."},
+    ],
+    "knowledge_points": [
+        {"knowledge_id": "p1", "title": "One", "start_time": 1, "end_time": 3},
+        {"knowledge_id": "p2", "title": "Two", "start_time": 2, "end_time": 3.5},
+        {"knowledge_id": "p3", "title": "Three", "start_time": 5, "end_time": 8},
+    ],
+    "output": {"precision": "accurate"},
+}
+
+
+def test_submit_notes_say_what_the_planner_changed_and_snapping_can_be_turned_off(
+    local_gw: Gateway, media_server: MediaServer
+) -> None:
+    body = {"video_url": media_server.url("talk.mp4"), **OVERLAPPING}
+    notes = local_gw.submit(body)["notes"]
+    snapped = [n for n in notes if "snapped to cue edges" in n]
+    assert [n.split(":")[0] for n in snapped] == [
+        "knowledge_points[0]", "knowledge_points[1]", "knowledge_points[2]"
+    ], notes  # fmt: skip
+    assert "start 00:00:05.000→00:00:04.000" in snapped[2]
+    merged = [n for n in notes if "merged into it" in n]
+    assert merged == [
+        "knowledge_points[1]: overlaps knowledge_points[0]; merged into it (overlap: merge)"
+    ], notes
+    # exact times, overlapping clips kept: every point gets its clip at the times given
+    exact = {**body, "segmentation": {"snapToCues": False, "overlap": "allow"}}
+    job = local_gw.submit(exact)
+    assert not any("snapped" in n or "merged" in n for n in job["notes"]), job["notes"]
+    assert local_gw.wait(job["job_id"])["status"] == "completed"
+    res = local_gw.client.get(f"{API}/results/{job['job_id']}").json()
+    got = [(s["knowledge_id"], round(s["start"], 2), round(s["end"], 2)) for s in res["segments"]]
+    assert got == [("p1", 1.0, 3.0), ("p2", 2.0, 3.5), ("p3", 5.0, 8.0)]
+    # a bad value names the REST field
+    r = local_gw.client.post(
+        f"{API}/process", json={**body, "segmentation": {"snapToCues": "sometimes"}}
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("segmentation")
