@@ -1,4 +1,4 @@
-"""``videojobs --version`` and ``videojobs serve``'s refusals: a clear line, exit 2, no traceback."""
+"""``videojobs --version`` and ``videojobs serve``'s refusals: one clear line, exit 2."""
 
 from __future__ import annotations
 
