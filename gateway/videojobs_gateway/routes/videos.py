@@ -225,18 +225,23 @@ async def results(
     return JSONResponse(doc)
 
 
-@router.api_route(
+_FILE_RESPONSES = {
+    **COMMON,
+    **responses(400, 416),
+    200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+    206: {"content": {"application/octet-stream": {}}, "description": "A byte range"},
+    307: {"description": "Redirect to a short-lived presigned URL (S3 storage)"},
+}
+
+
+@router.head(
     "/files/{job_id}/{file_name}",
-    methods=["GET", "HEAD"],
-    responses={
-        **COMMON,
-        **responses(400, 416),
-        200: {"content": {"application/octet-stream": {}}, "description": "The file"},
-        206: {"content": {"application/octet-stream": {}}, "description": "A byte range"},
-        307: {"description": "Redirect to a short-lived presigned URL (S3 storage)"},
-    },
+    operation_id="head_file",
+    summary="A published file's headers",
+    responses=_FILE_RESPONSES,
     response_class=Response,
 )
+@router.get("/files/{job_id}/{file_name}", responses=_FILE_RESPONSES, response_class=Response)
 async def download(
     job_id: JobId,
     file_name: Annotated[str, Path(max_length=255)],
