@@ -154,3 +154,31 @@ def test_submit_notes_say_what_the_planner_changed_and_snapping_can_be_turned_of
         f"{API}/process", json={**body, "segmentation": {"snapToCues": "sometimes"}}
     )
     assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("segmentation")
+
+
+def test_openapi_declares_the_auth_modes_schemes(tmp_path: Path) -> None:
+    from videojobs_gateway.app import create_app
+    from videojobs_gateway.auth import hash_key
+    from videojobs_gateway.local import LocalBackend
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(f'[{{"name": "a", "sha256": "{hash_key("k")}", "namespace": "a"}}]')
+    app = create_app(
+        LocalBackend(tmp_path / "d"), GatewaySettings(auth_mode="apikey", api_keys_file=keys)
+    )
+    doc = app.openapi()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["apiKeyBearer"] == {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key as Authorization: Bearer <key>.",
+    }  # fmt: skip
+    assert schemes["apiKeyHeader"]["in"] == "header"
+    assert schemes["apiKeyHeader"]["name"] == "X-Api-Key"
+    either = [{"apiKeyBearer": []}, {"apiKeyHeader": []}]
+    assert doc["paths"]["/api/v1/videos/process"]["post"]["security"] == either
+    assert doc["paths"]["/api/v1/videos/jobs"]["get"]["security"] == either
+    assert doc["paths"]["/metrics"]["get"]["security"] == either
+    assert "security" not in doc["paths"]["/healthz"]["get"]
+    # auth mode none declares nothing
+    open_doc = create_app(LocalBackend(tmp_path / "e"), GatewaySettings()).openapi()
+    assert "securitySchemes" not in open_doc["components"]

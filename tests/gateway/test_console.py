@@ -234,3 +234,34 @@ def test_console_with_seven_unfinished_jobs(tmp_path: Path, media_server: MediaS
             gw.client.post(f"{API}/jobs/{job_id['job_id']}/cancel")
         gw.client.close()
         gw.server.stop()
+
+
+def test_swagger_ui_and_redoc_work_offline(gw: Gateway, tmp_path: Path) -> None:
+    """/docs and /redoc load their scripts from the app: no request leaves the machine, and
+    both render the operations."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the console test needs /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+        )
+        try:
+            page = browser.new_page()
+            outside: list[str] = []
+            page.route(
+                "**/*",
+                lambda route: route.continue_()
+                if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                else (outside.append(route.request.url), route.abort())[1],
+            )  # fmt: skip
+            page.goto(gw.server.url("/docs"))
+            page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+            assert "videojobs gateway" in (page.locator(".swagger-ui .info").text_content() or "")
+            assert page.locator(".opblock-summary-path", has_text="/process").count() >= 1
+            page.goto(gw.server.url("/redoc"))
+            page.locator("h2", has_text="Submit a job").first.wait_for(timeout=30_000)
+            assert outside == []
+        finally:
+            browser.close()
