@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -168,19 +169,40 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    settings = GatewaySettings()
+    try:
+        settings = GatewaySettings()
+    except ValueError as exc:  # pydantic's ValidationError: a VIDEOJOBS_GATEWAY_* variable
+        print(f"videojobs serve: {exc}", file=sys.stderr)
+        return 2
     if args.auth is not None:
         settings = settings.model_copy(update={"auth_mode": args.auth})
-    return serve_local(
-        args.data,
-        host=args.host,
-        port=args.port,
-        concurrency=args.concurrency,
-        settings=settings,
-        allow_unauthenticated=args.allow_unauthenticated,
-        allow_local_files=args.allow_local_files,
-        allow_private_networks=args.allow_private_networks,
-    )
+    if args.api_keys is not None:
+        settings = settings.model_copy(update={"api_keys_file": args.api_keys})
+    if settings.auth_mode == "apikey":
+        keys = settings.api_keys_file
+        if keys is None or not keys.is_file():
+            found = "no keys file given" if keys is None else f"{keys}: no such file"
+            print(
+                f"videojobs serve: auth mode apikey needs a keys file ({found}): pass "
+                "--api-keys FILE or set VIDEOJOBS_GATEWAY_API_KEYS_FILE; the file lists "
+                "{name, sha256, namespace} entries (see docs/gateway.md)",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        return serve_local(
+            args.data,
+            host=args.host,
+            port=args.port,
+            concurrency=args.concurrency,
+            settings=settings,
+            allow_unauthenticated=args.allow_unauthenticated,
+            allow_local_files=args.allow_local_files,
+            allow_private_networks=args.allow_private_networks,
+        )
+    except ValueError as exc:  # a keys file that does not parse, a bad setting
+        print(f"videojobs serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_crd(args: argparse.Namespace) -> int:
@@ -190,11 +212,21 @@ def _cmd_crd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("videojobs")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that is not installed
+        from videojobs import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; sub-commands register themselves here."""
     parser = argparse.ArgumentParser(
         prog="videojobs", description="Cut long videos into named per-topic clips."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     duration_help = "the source length (e.g. 1h2m, 3720, 01:02:00): clamp to it, check starts"
 
@@ -249,7 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--auth",
         choices=("none", "apikey", "header"),
         default=None,
-        help="auth mode (default: VIDEOJOBS_GATEWAY_AUTH_MODE or none)",
+        help="auth mode (default: VIDEOJOBS_GATEWAY_AUTH_MODE or none); apikey needs "
+        "--api-keys FILE or VIDEOJOBS_GATEWAY_API_KEYS_FILE",
+    )
+    serve.add_argument(
+        "--api-keys",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="auth apikey: the keys file, a YAML/JSON list of {name, sha256, namespace} "
+        "(default: VIDEOJOBS_GATEWAY_API_KEYS_FILE)",
     )
     serve.add_argument(
         "--allow-unauthenticated",

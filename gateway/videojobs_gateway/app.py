@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import HTMLResponse
 
 from videojobs_gateway import problems
 from videojobs_gateway.auth import Authenticator, Reviewer, build_authenticator
@@ -44,12 +47,16 @@ def create_app(
             if close is not None:
                 await close()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc with their scripts served by the app (fastapi-offline
+    # ships them under /static-offline-docs): they work without the internet
+    app = FastAPIOffline(
+        redoc_url=None,
         title="videojobs gateway",
         version="1",
         description="Submit a video with its transcript and knowledge points; get named clips.",
         lifespan=lifespan,
     )
+    _redoc(app)
     app.state.backend = backend
     app.state.settings = settings
     app.state.auth = authenticator or build_authenticator(settings, reviewer)
@@ -85,6 +92,7 @@ def create_app(
         allowed_hosts=settings.allowed_hosts,
         cors_origins=settings.cors_origins,
         trusted_proxies=settings.trusted_proxies,
+        request_timeout=settings.request_timeout_seconds,
     )
 
     def openapi() -> dict[str, Any]:
@@ -99,11 +107,62 @@ def create_app(
                 components.update(doc.pop("$defs", {}))
                 components[model.__name__] = doc
             _problem_content(schema)
+            _security(schema, settings)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _redoc(app: FastAPI) -> None:
+    """``/redoc`` with ReDoc's script from the app; its footer's logo (on a CDN) is kept from
+    loading by the page's Content-Security-Policy, so nothing leaves the machine."""
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc_html(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=app.title + " - ReDoc",
+            redoc_js_url=f"{root}/static-offline-docs/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/static-offline-docs/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = "img-src 'self' data:"
+        return page
+
+
+_SCHEMES: dict[str, dict[str, dict[str, Any]]] = {
+    "apikey": {
+        "apiKeyBearer": {"type": "http", "scheme": "bearer",
+                         "description": "An API key as Authorization: Bearer <key>."},
+        "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-Api-Key",
+                         "description": "An API key in X-Api-Key."},
+    },
+    "client": {
+        "kubernetesToken": {"type": "http", "scheme": "bearer",
+                            "description": "The caller's Kubernetes bearer token (checked with "
+                            "a TokenReview)."},
+    },
+}  # fmt: skip
+"""The client-side schemes of each auth mode (none has none; header mode's identity comes
+from the authenticating proxy, not from the client)."""
+
+
+def _security(schema: dict[str, Any], settings: GatewaySettings) -> None:
+    """Declare the auth mode's schemes, required on every API route (and /metrics unless
+    public): generated clients get the auth parameter, Swagger UI its Authorize button."""
+    schemes = _SCHEMES.get(settings.auth_mode)
+    if not schemes:
+        return
+    schema["components"]["securitySchemes"] = schemes
+    either: list[dict[str, list[str]]] = [{name: []} for name in schemes]
+    for path, ops in schema.get("paths", {}).items():
+        guarded = path.startswith("/api/") or (path == "/metrics" and not settings.metrics_public)
+        if guarded:
+            for op in ops.values():
+                op["security"] = either
 
 
 def _problem_content(schema: dict[str, Any]) -> None:

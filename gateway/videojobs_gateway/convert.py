@@ -27,7 +27,7 @@ from videojobs.errors import InvalidSpec, Problem
 from videojobs.models import API_VERSION, KIND, VideoProcessingJobStatus
 from videojobs.models.spec import INLINE_TRANSCRIPT_MAX
 
-REST_FIELDS = ("video_url", "transcript", "knowledge_points", "output", "name")
+REST_FIELDS = ("video_url", "transcript", "knowledge_points", "output", "segmentation", "name")
 """Top-level fields of the REST body (``spec`` is the alternative shape)."""
 
 PHASE_TO_STATUS = {
@@ -76,11 +76,34 @@ def rest_to_spec(body: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any
         problems.append(Problem("video_url", "required field is missing"))
     if "transcript" not in body:
         problems.append(Problem("transcript", "required field is missing"))
-    output = body.get("output", {})
+    output = body.get("output")
+    if output is None:  # absent or null: the defaults
+        output = {}
     if not isinstance(output, dict):
         problems.append(Problem("output", f"expected an object, got {type(output).__name__}"))
+    segmentation = body.get("segmentation")
+    if segmentation is not None and not isinstance(segmentation, dict):
+        problems.append(
+            Problem("segmentation", f"expected an object, got {type(segmentation).__name__}")
+        )
+    extra: dict[str, Any] = {"segmentation": segmentation} if segmentation else {}
+    transcript = body.get("transcript")
+    points = body.get("knowledge_points", [])
+    if isinstance(transcript, str):
+        if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+            problems.append(Problem("knowledge_points", "expected a list of objects"))
     if problems:
         raise SubmissionError(problems)
+    if isinstance(transcript, str):
+        # a WebVTT, SRT or other text transcript: its format is detected; the knowledge points
+        # go into the spec (the seed document holds timed entries only)
+        return {
+            "source": {"url": body["video_url"]},
+            "transcript": {"format": "auto", "inline": transcript.rstrip("\n") + "\n"},
+            "knowledgePoints": [_spec_point(p) for p in points],
+            "output": {"formats": ["mp4"], **output, "storage": storage},
+            **extra,
+        }
     document = {
         "transcript": body["transcript"],
         "knowledge_points": body.get("knowledge_points", []),
@@ -93,7 +116,16 @@ def rest_to_spec(body: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any
             "inline": _seed_text(document),
         },
         "output": {"formats": ["mp4"], **output, "storage": storage},
+        **extra,
     }
+
+
+_POINT_KEYS = {"knowledge_id": "id", "start_time": "start", "end_time": "end"}
+
+
+def _spec_point(point: dict[str, Any]) -> dict[str, Any]:
+    """A REST knowledge point as a spec knowledge point (``knowledge_id`` → ``id`` ...)."""
+    return {_POINT_KEYS.get(k, k): v for k, v in point.items() if v is not None}
 
 
 def _seed_text(document: dict[str, Any]) -> str:
@@ -116,6 +148,7 @@ def _seed_text(document: dict[str, Any]) -> str:
 _REST_PATHS = (
     ("spec.source.url", "video_url"),
     ("spec.output", "output"),
+    ("spec.segmentation", "segmentation"),
     ("spec.transcript.inline", "transcript"),
 )
 _ENTRY = re.compile(r"^(?:transcript line \d+: )?((?:transcript|knowledge_points)\[\d+\])")
@@ -179,7 +212,11 @@ def validate_spec(spec: dict[str, Any]) -> list[str]:
         path = Path(tmp) / "request.yaml"
         path.write_text(manifest_yaml(spec), encoding="utf-8")
         loaded = check_file(path)
-    return list(loaded[0].notes)
+    notes = list(loaded[0].notes)
+    if loaded[0].plan is not None:
+        # the planner's notes: what was snapped, merged, trimmed, clamped or dropped, and why
+        notes += [n for n in loaded[0].plan.notes if n not in notes]
+    return notes
 
 
 def check_submission(body: Any, storage: dict[str, Any]) -> Submission:
@@ -230,7 +267,17 @@ def check_submission(body: Any, storage: dict[str, Any]) -> Submission:
             Problem(_rest_field(p) if shape == "rest" else p.path, p.message) for p in exc.problems
         ]
         raise SubmissionError(problems) from None
+    if shape == "rest":
+        notes = [_rest_note(n) for n in notes]
     return Submission(spec=spec, shape=shape, name=name, notes=notes)
+
+
+_POINT_PATH = re.compile(r"\b(?:transcript\.knowledge_points|spec\.knowledgePoints)\[")
+
+
+def _rest_note(note: str) -> str:
+    """A planner note in the REST body's names (``knowledge_points[1]``)."""
+    return _POINT_PATH.sub("knowledge_points[", note)
 
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")

@@ -12,10 +12,15 @@ Plain ASGI (not ``BaseHTTPMiddleware``), so a status read pays a few microsecond
 - **Forwarded addresses**: ``X-Forwarded-For`` is read only when the connection comes from one
   of ``trusted_proxies``, and only for the log; header-mode authentication checks the
   connection's own address.
+- **Request timeout**: a response that has not started within ``request_timeout`` seconds is
+  abandoned (the route is cancelled) and answered ``504``; a stream or a download that has
+  started runs on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -36,7 +41,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TITLES = {400: "Bad Request", 403: "Forbidden", 413: "Content Too Large",
-           415: "Unsupported Media Type"}  # fmt: skip
+           415: "Unsupported Media Type", 504: "Gateway Timeout"}  # fmt: skip
 
 
 def host_name(value: str) -> str:
@@ -86,6 +91,7 @@ class GatewayMiddleware:
         allowed_hosts: Sequence[str] = (),
         cors_origins: Sequence[str] = (),
         trusted_proxies: Sequence[str] = (),
+        request_timeout: float = 0.0,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -93,6 +99,7 @@ class GatewayMiddleware:
         self.allowed_hosts = tuple(allowed_hosts)
         self.cors_origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
         self.proxies = tuple(ipaddress.ip_network(c, strict=False) for c in trusted_proxies)
+        self.request_timeout = request_timeout
 
     def _from_proxy(self, host: str | None) -> bool:
         try:
@@ -150,9 +157,11 @@ class GatewayMiddleware:
         scope["request_id"] = request_id
         status_holder = [500]
         rid_header = (b"x-request-id", request_id.encode())
+        started = asyncio.Event()
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                started.set()
                 status_holder[0] = message["status"]
                 message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
@@ -182,9 +191,40 @@ class GatewayMiddleware:
             return message
 
         try:
-            await self.app(scope, receive_wrapper, send_wrapper)
+            if self.request_timeout > 0:
+                await self._within_timeout(
+                    self.app(scope, receive_wrapper, send_wrapper), started, send_wrapper,
+                    request_id,
+                )  # fmt: skip
+            else:
+                await self.app(scope, receive_wrapper, send_wrapper)
         finally:
             self._done(scope, status_holder[0], start, request_id)
+
+    async def _within_timeout(
+        self, call: Any, started: asyncio.Event, send: Send, request_id: str
+    ) -> None:
+        """Run the route; if its response has not started in time, cancel it and answer 504."""
+        task = asyncio.ensure_future(call)
+        waiter = asyncio.ensure_future(started.wait())
+        try:
+            await asyncio.wait(
+                {task, waiter}, timeout=self.request_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except BaseException:
+            task.cancel()
+            raise
+        finally:
+            waiter.cancel()
+        if task.done() or started.is_set():
+            await task
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if not started.is_set():
+            detail = f"no answer within {self.request_timeout:g} s; try again later"
+            await self._refuse(send, 504, detail, request_id)
 
     async def _refuse(self, send: Send, status: int, detail: str, request_id: str) -> None:
         body = _problem_bytes(status, _TITLES.get(status, "Refused"), detail, request_id)

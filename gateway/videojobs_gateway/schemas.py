@@ -53,9 +53,17 @@ class ProcessRequest(_Doc):
     """The REST body: a video URL, its timed transcript and the knowledge points to cut."""
 
     video_url: str
-    transcript: list[TranscriptEntry]
+    transcript: list[TranscriptEntry] | str = Field(
+        description="Timed entries, or the text of a WebVTT, SRT (or other known) transcript."
+    )
     knowledge_points: list[KnowledgePointIn] = Field(default_factory=list)
     output: OutputIn | None = None
+    segmentation: dict[str, Any] | None = Field(
+        default=None,
+        description="The resource's spec.segmentation (camelCase): e.g. "
+        '``{"snapToCues": false}`` keeps the times as given, ``{"overlap": "allow"}`` keeps '
+        "overlapping points as separate clips (also trim, reject; default merge).",
+    )
     name: str | None = Field(default=None, description="Job id prefix (a DNS label).")
 
 

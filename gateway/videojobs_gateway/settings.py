@@ -80,6 +80,11 @@ class GatewaySettings(BaseSettings):
     header_timeout_seconds: float = Field(
         default=10.0, description="A request's headers must arrive within this time."
     )
+    request_timeout_seconds: float = Field(
+        default=30.0,
+        description="A response must start within this time, else 504 (0: no limit). "
+        "Streams and downloads that have started are not cut.",
+    )
     max_connections: int | None = Field(
         default=None, description="Connections served at once (more are answered 503)."
     )

@@ -182,3 +182,86 @@ def test_console_with_an_api_key(tmp_path: Path, media_server: MediaServer) -> N
     finally:
         gw.client.close()
         gw.server.stop()
+
+
+def test_console_with_seven_unfinished_jobs(tmp_path: Path, media_server: MediaServer) -> None:
+    """Seven unfinished jobs (one running slowly, six queued): the list follows them without
+    a connection each (a browser has six per host), so Submit still works and the new job
+    shows up in the list."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the console test needs /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    gw = start_local(tmp_path / "data", concurrency=1)
+    slow = media_server.slow_url("talk.mp4", 2_000)  # minutes for one download
+    body = {
+        "video_url": slow,
+        "transcript": TRANSCRIPT,
+        "knowledge_points": [{"knowledge_id": "a", "title": "A", "start_time": 0, "end_time": 3}],
+    }
+    try:
+        ids = [gw.submit({**body, "output": {"formats": ["mp4"]}})["job_id"] for _ in range(7)]
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+            )
+            try:
+                page = browser.new_page()
+                page.goto(gw.server.url("/"))
+                page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 7")
+                page.wait_for_timeout(500)  # the list settles (any streams it opens are open)
+                page.fill("#video_url", slow)
+                page.fill("#transcript", json.dumps(TRANSCRIPT))
+                page.fill("#knowledge_points", "0-3 Welcome")
+                page.click("#submit_button")
+                page.wait_for_url("**/console/jobs/*", timeout=15_000)
+                new_id = page.url.rsplit("/", 1)[1]
+                assert new_id not in ids
+                page.wait_for_function(
+                    "document.getElementById('status').textContent === 'queued'", timeout=15_000
+                )
+                page.goto(gw.server.url("/"))
+                page.locator(f"tr[data-job='{new_id}']").wait_for(timeout=15_000)
+                assert page.locator("#jobs tbody tr").count() == 8
+                # a job submitted elsewhere appears in the open list by itself
+                other = gw.submit({**body, "output": {"formats": ["mp4"]}})["job_id"]
+                page.locator(f"tr[data-job='{other}']").wait_for(timeout=15_000)
+                assert page.locator(f"tr[data-job='{other}'] .status").text_content() == "queued"
+            finally:
+                browser.close()
+    finally:
+        for job_id in gw.client.get(f"{API}/jobs").json()["jobs"]:
+            gw.client.post(f"{API}/jobs/{job_id['job_id']}/cancel")
+        gw.client.close()
+        gw.server.stop()
+
+
+def test_swagger_ui_and_redoc_work_offline(gw: Gateway, tmp_path: Path) -> None:
+    """/docs and /redoc load their scripts from the app: no request leaves the machine, and
+    both render the operations."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("the console test needs /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+        )
+        try:
+            page = browser.new_page()
+            outside: list[str] = []
+            page.route(
+                "**/*",
+                lambda route: route.continue_()
+                if route.request.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+                else (outside.append(route.request.url), route.abort())[1],
+            )  # fmt: skip
+            page.goto(gw.server.url("/docs"))
+            page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+            assert "videojobs gateway" in (page.locator(".swagger-ui .info").text_content() or "")
+            assert page.locator(".opblock-summary-path", has_text="/process").count() >= 1
+            page.goto(gw.server.url("/redoc"))
+            page.locator("h2", has_text="Submit a job").first.wait_for(timeout=30_000)
+            assert outside == []
+        finally:
+            browser.close()

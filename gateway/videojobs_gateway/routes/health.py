@@ -1,4 +1,4 @@
-"""``/healthz`` (the process answers), ``/readyz`` (the backend's checks), ``/metrics``."""
+"""``/healthz`` and ``/health`` (the process answers), ``/readyz``, ``/metrics``."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", responses={200: {"content": {"text/plain": {}}}})
+@router.get("/health", responses={200: {"content": {"text/plain": {}}}})
 async def healthz() -> PlainTextResponse:
-    """Liveness: the event loop answers."""
+    """Liveness: the event loop answers (``/health`` is the same answer)."""
     return PlainTextResponse("ok\n")
 
 

@@ -225,17 +225,23 @@ async def results(
     return JSONResponse(doc)
 
 
-@router.get(
+_FILE_RESPONSES = {
+    **COMMON,
+    **responses(400, 416),
+    200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+    206: {"content": {"application/octet-stream": {}}, "description": "A byte range"},
+    307: {"description": "Redirect to a short-lived presigned URL (S3 storage)"},
+}
+
+
+@router.head(
     "/files/{job_id}/{file_name}",
-    responses={
-        **COMMON,
-        **responses(400, 416),
-        200: {"content": {"application/octet-stream": {}}, "description": "The file"},
-        206: {"content": {"application/octet-stream": {}}, "description": "A byte range"},
-        307: {"description": "Redirect to a short-lived presigned URL (S3 storage)"},
-    },
+    operation_id="head_file",
+    summary="A published file's headers",
+    responses=_FILE_RESPONSES,
     response_class=Response,
 )
+@router.get("/files/{job_id}/{file_name}", responses=_FILE_RESPONSES, response_class=Response)
 async def download(
     job_id: JobId,
     file_name: Annotated[str, Path(max_length=255)],
@@ -246,6 +252,7 @@ async def download(
     ] = False,
 ) -> Response:
     """A published file; HTTP Range gives 206 so players can seek. Names that climb are refused.
+    ``HEAD`` answers the headers (length, type) without the body.
 
     A file stored on S3 is a 307 to a short-lived presigned URL (Range works there too)."""
     ref = backend.file(identity, job_id, file_name, download=download)

@@ -117,22 +117,25 @@ const VJ = (() => {
     return { spec: { source: { url }, transcript: { inline: transcript + "\n", format: "auto" }, knowledgePoints: kps, output } };
   }
 
+  function showRowProgress(row, p) {
+    const bar = row.querySelector("progress"), status = row.querySelector(".status");
+    bar.value = p.percent; bar.nextSibling.textContent = ` ${p.percent}%`;
+    status.textContent = p.status; status.className = `status ${p.status}`;
+  }
+
   function jobRow(job) {
+    // No stream per row: a browser opens at most six connections per host, so six unfinished
+    // jobs would starve every other request (Submit included). The list polls instead.
     const bar = el("progress", { max: "100", value: String(job.percent) });
     const status = el("span", { class: `status ${job.status}`, text: job.status });
     const link = el("a", { href: `/console/jobs/${job.job_id}`, text: job.job_id });
-    const row = el("tr", { "data-job": job.job_id },
+    return el("tr", { "data-job": job.job_id },
       el("td", {}, link), el("td", { class: "muted", text: job.video_url.slice(0, 60) }),
       el("td", {}, status), el("td", {}, bar, el("span", { class: "muted", text: ` ${job.percent}%` })),
       el("td", { class: "muted", text: job.created_at }));
-    if (!FINISHED.has(job.status)) {
-      follow(job.job_id, (p) => {
-        bar.value = p.percent; bar.nextSibling.textContent = ` ${p.percent}%`;
-        status.textContent = p.status; status.className = `status ${p.status}`;
-      });
-    }
-    return row;
   }
+
+  const POLL_MS = 2000;
 
   async function indexPage() {
     credentialBox();
@@ -147,6 +150,27 @@ const VJ = (() => {
       if (reset) tbody.replaceChildren();
       for (const job of doc.jobs) tbody.append(jobRow(job));
       cursor = doc.next_cursor; more.hidden = !cursor;
+    }
+    // One request at a time, every POLL_MS while a shown job is unfinished: the first page
+    // again (as many jobs as are shown, at most 200) updates the rows and adds new jobs on top.
+    async function refresh() {
+      const rows = Array.from(tbody.querySelectorAll("tr[data-job]"));
+      const unfinished = rows.some((r) => !FINISHED.has(r.querySelector(".status").textContent));
+      if (unfinished && !document.hidden) {
+        const q = new URLSearchParams({ limit: String(Math.min(200, Math.max(25, rows.length))) });
+        const doc = await api("GET", `/jobs?${q}`);
+        const byId = new Map(rows.map((r) => [r.dataset.job, r]));
+        const fresh = [];
+        for (const job of doc.jobs) {
+          const row = byId.get(job.job_id);
+          if (row) showRowProgress(row, job); else fresh.push(jobRow(job));
+        }
+        if (fresh.length) tbody.prepend(...fresh);
+      }
+    }
+    async function poll() {
+      try { await refresh(); } catch (err) { /* the next round tries again */ }
+      window.setTimeout(poll, POLL_MS);
     }
     more.addEventListener("click", () => load(false));
     document.getElementById("transcript_file").addEventListener("change", async (e) => {
@@ -170,6 +194,7 @@ const VJ = (() => {
       } finally { button.disabled = false; }
     });
     await load(true);
+    window.setTimeout(poll, POLL_MS);
   }
 
   // clips of audio-only sources (issue 23) play in the same element
