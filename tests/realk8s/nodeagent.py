@@ -39,11 +39,14 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import functools
 import logging
 import os
 import shlex
 import signal
+import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -65,6 +68,18 @@ def now() -> str:
 
 def _b64(text: str) -> bytes:
     return base64.b64decode(text)
+
+
+@functools.cache
+def _closed_interpreter_dirs() -> list[Path]:
+    """Folders on the way to this Python's interpreter and standard library that others may not
+    traverse (mode without ``o+x``)."""
+    closed = []
+    for target in {Path(os.path.realpath(sys.executable)), Path(sys.base_prefix).resolve()}:
+        for d in reversed(target.parents):
+            if d != Path("/") and not os.stat(d).st_mode & stat.S_IXOTH and d not in closed:
+                closed.append(d)
+    return closed
 
 
 class MountError(Exception):
@@ -589,6 +604,12 @@ class PodRun:
             'touch "$R/dev/termination-log"',
             f'mount --bind {q(str(term))} "$R/dev/termination-log"',
         ]
+        for d in _closed_interpreter_dirs():
+            # An image's interpreter is open to its user; this machine's may live under a folder
+            # closed to others (pyenv in /root): the container's process could run it once
+            # (setpriv opens it before dropping root) but not again (multiprocessing's
+            # forkserver, subprocesses). Opened in the overlay only, never on the host.
+            outer.append(f'chmod o+x "$R"{q(str(d))}')
         if uid is not None:
             # the image's own user (the Dockerfiles create uid 10001): tools that look the user
             # up (getpass, kopf's peering id) find it, as they would in the image
