@@ -86,7 +86,7 @@ def test_every_example_runs_after_a_default_helm_install(
     install = helm(
         real_cluster,
         "install",
-        "vj",
+        "vj-ex",
         str(REPO / "charts" / "videojobs"),
         "--namespace",
         ns,
@@ -173,7 +173,7 @@ def test_every_example_runs_after_a_default_helm_install(
         chapters = states["lecture-by-chapters"]
         assert [s["title"] for s in chapters["segments"]] == [t for _, _, t in CHAPTERS]
     finally:
-        helm(real_cluster, "uninstall", "vj", "--namespace", ns, "--wait")
+        helm(real_cluster, "uninstall", "vj-ex", "--namespace", ns, "--wait")
 
 
 def s_job(pod: Any) -> str | None:
