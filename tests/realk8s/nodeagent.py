@@ -604,12 +604,13 @@ class PodRun:
             'touch "$R/dev/termination-log"',
             f'mount --bind {q(str(term))} "$R/dev/termination-log"',
         ]
-        for d in _closed_interpreter_dirs():
+        for closed in _closed_interpreter_dirs():
             # An image's interpreter is open to its user; this machine's may live under a folder
-            # closed to others (pyenv in /root): the container's process could run it once
-            # (setpriv opens it before dropping root) but not again (multiprocessing's
-            # forkserver, subprocesses). Opened in the overlay only, never on the host.
-            outer.append(f'chmod o+x "$R"{q(str(d))}')
+            # closed to others (pyenv in /root): the container's first process starts (setpriv
+            # execs it), but its own re-execs as that user were refused with EACCES
+            # (multiprocessing's forkserver, subprocesses). Opened in the overlay only, never
+            # on the host.
+            outer.append(f'chmod o+x "$R"{q(str(closed))}')
         if uid is not None:
             # the image's own user (the Dockerfiles create uid 10001): tools that look the user
             # up (getpass, kopf's peering id) find it, as they would in the image
