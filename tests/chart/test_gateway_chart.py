@@ -180,9 +180,10 @@ def test_clips_pvc_is_mounted_read_only_when_storage_is_a_pvc() -> None:
         ]
         == "shared"
     )
-    spec = pod(objects(gateway()))  # no PVC: S3 or nothing to serve from a volume
+    no_pvc = gateway(clipsPvc={"create": False})  # S3, or nothing to serve from a volume
+    spec = pod(objects(no_pvc))
     assert not [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
-    assert "VIDEOJOBS_GATEWAY_CLIPS_ROOT" not in env(objects(gateway()))
+    assert "VIDEOJOBS_GATEWAY_CLIPS_ROOT" not in env(objects(no_pvc))
 
 
 @pytest.mark.parametrize("namespaces", [[], ["media"], ["media", RELEASE_NAMESPACE]])

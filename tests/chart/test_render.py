@@ -326,7 +326,38 @@ def test_clips_pvc_per_namespace() -> None:
     wide = find(objects(COMBINATIONS["pvc-cluster-wide"]), "PersistentVolumeClaim")
     assert [p["metadata"]["namespace"] for p in wide] == [RELEASE_NAMESPACE]
     assert "storageClassName" not in wide[0]["spec"]
-    assert not find(objects(), "PersistentVolumeClaim")
+    # the default install makes the claim the examples and NOTES.txt use (issue 22)
+    default = find(objects(), "PersistentVolumeClaim")
+    assert [p["metadata"]["namespace"] for p in default] == [RELEASE_NAMESPACE]
+    assert not find(objects({"clipsPvc": {"create": False}}), "PersistentVolumeClaim")
+
+
+@pytest.mark.parametrize("combo", ["default", "namespaced", "pvc", "pvc-cluster-wide"])
+def test_notes_send_the_first_job_where_the_chart_made_its_claim(combo: str) -> None:
+    """NOTES.txt's first job names a claim the chart created in the namespace it is applied to."""
+    values = COMBINATIONS[combo]
+    text = notes(values)
+    claim = _notes_job(values)["spec"]["output"]["storage"]["pvc"]["claimName"]
+    ns = re.search(r"kubectl apply -n (\S+) -f -", text)
+    assert ns, text
+    pvcs = find(objects(values), "PersistentVolumeClaim")
+    assert (ns.group(1), claim) in {
+        (p["metadata"]["namespace"], p["metadata"]["name"]) for p in pvcs
+    }, text
+
+
+def test_every_example_writes_to_the_claim_of_a_default_install() -> None:
+    """examples/*.yaml (kubectl apply after a default helm install) use the chart's claim."""
+    default = find(objects(), "PersistentVolumeClaim")[0]["metadata"]["name"]
+    claims = {}
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "VideoProcessingJob":
+                pvc = doc["spec"]["output"]["storage"].get("pvc")
+                if pvc:
+                    claims[path.name] = pvc["claimName"]
+    assert len(claims) >= 10
+    assert {name: c for name, c in claims.items() if c != default} == {}
 
 
 def _notes_job(values: dict[str, Any]) -> dict[str, Any]:

@@ -181,6 +181,36 @@ class RealCluster:
 
     def claim(self, ns: str, name: str, size: str = "1Gi") -> Path:
         """A PersistentVolumeClaim bound to a hostPath PV: the folder on this machine."""
+        folder = self.volume(ns, name, size)
+        pv = f"pv-{ns}-{name}"[:253]
+        self.k8s.core.create_namespaced_persistent_volume_claim(
+            ns,
+            {
+                "metadata": {"name": name},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "volumeName": pv,
+                    "resources": {"requests": {"storage": size}},
+                },
+            },
+        )
+        self.wait_bound(ns, name)
+        return folder
+
+    def wait_bound(self, ns: str, name: str) -> None:
+        self.k8s.wait(
+            f"claim {ns}/{name} bound",
+            lambda: (
+                self.k8s.core.read_namespaced_persistent_volume_claim(name, ns).status.phase
+                == "Bound"
+            ),
+            60,
+        )
+
+    def volume(self, ns: str, name: str, size: str = "1Gi") -> Path:
+        """A hostPath PV (no storage class) reserved for the claim ``ns/name`` that someone
+        else creates (the chart): a static volume, as an administrator provisions it."""
         folder = self.pvc_root / ns / name
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o777)
@@ -197,26 +227,6 @@ class RealCluster:
                     "claimRef": {"namespace": ns, "name": name},
                 },
             }
-        )
-        self.k8s.core.create_namespaced_persistent_volume_claim(
-            ns,
-            {
-                "metadata": {"name": name},
-                "spec": {
-                    "accessModes": ["ReadWriteOnce"],
-                    "storageClassName": "",
-                    "volumeName": pv,
-                    "resources": {"requests": {"storage": size}},
-                },
-            },
-        )
-        self.k8s.wait(
-            f"claim {ns}/{name} bound",
-            lambda: (
-                self.k8s.core.read_namespaced_persistent_volume_claim(name, ns).status.phase
-                == "Bound"
-            ),
-            60,
         )
         return folder
 

@@ -39,11 +39,14 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import functools
 import logging
 import os
 import shlex
 import signal
+import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -66,6 +69,18 @@ def now() -> str:
 
 def _b64(text: str) -> bytes:
     return base64.b64decode(text)
+
+
+@functools.cache
+def _closed_interpreter_dirs() -> list[Path]:
+    """Folders on the way to this Python's interpreter and standard library that others may not
+    traverse (mode without ``o+x``)."""
+    closed = []
+    for target in {Path(os.path.realpath(sys.executable)), Path(sys.base_prefix).resolve()}:
+        for d in reversed(target.parents):
+            if d != Path("/") and not os.stat(d).st_mode & stat.S_IXOTH and d not in closed:
+                closed.append(d)
+    return closed
 
 
 class MountError(Exception):
@@ -595,6 +610,13 @@ class PodRun:
             'touch "$R/dev/termination-log"',
             f'mount --bind {q(str(term))} "$R/dev/termination-log"',
         ]
+        for closed in _closed_interpreter_dirs():
+            # An image's interpreter is open to its user; this machine's may live under a folder
+            # closed to others (pyenv in /root): the container's first process starts (setpriv
+            # execs it), but its own re-execs as that user were refused with EACCES
+            # (multiprocessing's forkserver, subprocesses). Opened in the overlay only, never
+            # on the host.
+            outer.append(f'chmod o+x "$R"{q(str(closed))}')
         if uid is not None:
             # the image's own user (the Dockerfiles create uid 10001): tools that look the user
             # up (getpass, kopf's peering id) find it, as they would in the image

@@ -71,6 +71,9 @@ def test_helm_install_in_a_restricted_namespace_runs_a_job(
         # the session installed the CRD already (the same file)
         "--set",
         "crds.install=false",
+        # this test brings its own claim ("clips"); test_examples.py installs the chart's
+        "--set",
+        "clipsPvc.create=false",
         "--set",
         "image.repository=videojobs-operator",
         "--set",
