@@ -93,4 +93,4 @@ async def test_a_binary_data_transcript_is_decoded_like_the_workers() -> None:
     spec, problems, waiting = await r._validate(wrong)
     assert spec is None and waiting is None
     assert problems[0].path == "ConfigMap/t[t.vtt]"
-    assert "cannot decode the transcript as 'utf-8'" in problems[0].message
+    assert "cannot decode the transcript as utf-8 (" in problems[0].message

@@ -80,4 +80,4 @@ def test_url_transcript_is_decoded_not_replaced(tmp_path: Path, served: tuple[Pa
         _runner(tmp_path, {"url": f"{base}/cz.srt", "encoding": "utf-8"}).resolve_transcript()
     assert caught.value.exit_code == ExitCode.INVALID_SPEC
     assert caught.value.reason == "InvalidTranscript"
-    assert "cannot decode the transcript as 'utf-8'" in caught.value.message
+    assert "cannot decode the transcript as utf-8 (" in caught.value.message

@@ -75,7 +75,9 @@ def decode_transcript(
             text = data[skip:].decode(codec)
         except UnicodeDecodeError as exc:
             raise refuse(
-                f"cannot decode the transcript as {encoding!r} (transcript.encoding): "
+                # a codec name Python knows (looked up above), unquoted: the redaction of errors
+                # about fetched documents removes quoted text, and this is the spec's, not theirs
+                f"cannot decode the transcript as {encoding} (transcript.encoding): "
                 f"{_where(data, exc, skip)}; fix the file or transcript.encoding"
             ) from None
         return text.removeprefix("\ufeff")
