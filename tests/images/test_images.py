@@ -309,7 +309,12 @@ async def test_gateway_is_not_ready_and_answers_503_until_it_has_listed(
     images: dict[str, str], api: Api, emulator: Emulator, tmp_path: Path
 ) -> None:
     values = {
-        "gateway": {"enabled": True, "auth": {"mode": "apikey", "apiKeys": {"existingSecret": "k"}}}
+        "gateway": {
+            "enabled": True,
+            "auth": {"mode": "apikey", "apiKeys": {"existingSecret": "k"}},
+        },
+        # no clips claim: the gateway pod would mount it and be unready until it is there
+        "clipsPvc": {"create": False},
     }
     pod, container = chart_pod(values, "gateway")
     api_port, port = pods.free_port(), pods.free_port()
