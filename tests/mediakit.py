@@ -283,3 +283,15 @@ def make_audio(path: str | Path, kind: str, duration: float = 20.0) -> Path:
     expr = f"aevalsrc=sin(2*PI*(200+20*t)*t):s={rate}:d={duration}"
     run_ffmpeg(["-f", "lavfi", "-i", expr, *codec, str(out)])
     return out
+
+
+def source_times(path: Path) -> list[float]:
+    """The presentation times of the first video stream's packets, sorted (ffprobe)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time"]
+        + ["-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return sorted(float(v) for v in out.split() if v.strip() not in ("", "N/A"))

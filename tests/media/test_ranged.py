@@ -18,7 +18,7 @@ import pytest
 
 from tests.httpserver import MediaServer
 from tests.media.conftest import probe_streams
-from tests.mediakit import frame_numbers, make_video
+from tests.mediakit import frame_numbers, make_video, source_times
 from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker.cut import CutOutcome, cut_clip
 from videojobs_worker.download import Downloader, part_for, plan_ranges
@@ -64,17 +64,6 @@ def masters(tmp_path_factory: pytest.TempPathFactory):
 def server(masters) -> Iterator[MediaServer]:
     with MediaServer(masters[0]) as srv:
         yield srv
-
-
-def source_times(path: Path) -> list[float]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time"]
-        + ["-of", "csv=p=0", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return sorted(float(v) for v in out.split() if v.strip() not in ("", "N/A"))
 
 
 def planned_numbers(master: Path, start: float, end: float) -> list[int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.media.conftest import best_match, probe_streams, tiny_frames
-from tests.mediakit import SOURCE_KINDS, make_video
+from tests.mediakit import SOURCE_KINDS, make_video, source_times
 from videojobs.models import PlannedSegment, Quality
 from videojobs_worker import h264bits as hb
 from videojobs_worker.cut import CutOutcome, cut_clip
@@ -83,17 +83,6 @@ def make_source(tmp_path_factory: pytest.TempPathFactory):
         return make_video(root / f"{name}.{kind.suffix}", **options)
 
     return build
-
-
-def source_times(path: Path) -> list[float]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time"]
-        + ["-of", "csv=p=0", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return sorted(float(v) for v in out.split() if v.strip() not in ("", "N/A"))
 
 
 def planned_indices(src: Path, start: float, end: float) -> tuple[int, int]:
