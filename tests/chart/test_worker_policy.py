@@ -52,7 +52,7 @@ def allowed(user: str, pods: list[str] | None, job_name: str | None) -> bool:
 
 def test_auto_by_default_and_off_when_asked() -> None:
     # ``helm template`` (and this renderer) assume a current Kubernetes (1.36); on a 1.29
-    # server ``auto`` leaves it out (tests/realk8s/test_worker_policy.py installs it on the real server)
+    # server ``auto`` leaves it out (tests/realk8s/test_worker_policy.py: the real server)
     assert len(find(objects(), "ValidatingAdmissionPolicy")) == 1
     assert not find(
         objects({"workerRbac": {"ownResourcePolicy": False}}), "ValidatingAdmissionPolicy"
