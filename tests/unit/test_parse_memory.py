@@ -73,6 +73,28 @@ def test_a_transcript_bomb_is_refused_within_the_budget(
     assert peak < PARSE_MEMORY + 256 * 2**20, peak / 2**20
 
 
+def test_run_parses_a_transcript_it_fetches_by_url_within_the_budget(
+    surrogates: Path, tmp_path: Path
+) -> None:
+    """``videojobs run`` fetches a ``transcript.url`` itself (``_load`` cannot parse it): the
+    fetched transcript is parsed under the same budget, before any clip or shard starts."""
+    from tests.httpserver import MediaServer
+    from tests.mediakit import make_video
+
+    make_video(surrogates.parent / "v.mp4", duration=3)  # a source that downloads
+    job = tmp_path / "url.yaml"
+    with MediaServer(surrogates.parent) as served:
+        spec = JOB.replace(
+            "configMapKeyRef: {{name: c, key: {key}}}", f"url: {served.url('captions.json')}"
+        ).replace("https://e.x/v.mp4", served.url("v.mp4"))
+        job.write_text(spec.format(fmt="json"))
+        out_dir = str(tmp_path / "out")
+        rc, out, peak, _ = measured("run", str(job), "--out", out_dir, "--no-progress")
+    assert rc == 10, out  # ExitCode.INVALID_SPEC
+    assert "TranscriptTooLarge" in out and "PARSE_MEMORY" in out and "Traceback" not in out
+    assert peak < PARSE_MEMORY + 256 * 2**20, peak / 2**20
+
+
 def test_a_manifest_of_millions_of_values_is_refused_quickly(tmp_path: Path) -> None:
     items = ",".join(["1"] * 2_000_000)
     manifest = tmp_path / "bomb.yaml"
