@@ -131,3 +131,38 @@ def test_the_budget_is_restored_after_reading() -> None:
         bytearray(256 * 2**20)
     assert resource.getrlimit(resource.RLIMIT_AS) == before
     assert len(bytearray(256 * 2**20)) == 256 * 2**20
+
+
+CAPTIONS_BOMB = """\
+import resource, sys
+from videojobs.errors import InvalidSpec
+from videojobs.models import VideoProcessingJobSpec
+from videojobs.sourceinfo import resolve_from_source
+
+pairs = "\\\\ud83d\\\\ude00" * ((12 * 1024 * 1024) // 12)
+bomb = '[{"start": 0, "end": 5, "text": "' + pairs + '"}]'
+spec = VideoProcessingJobSpec.model_validate({
+    "source": {"url": "https://e.x/v"},
+    "transcript": {"fromSource": {"languages": ["en"]}},
+    "knowledgePoints": [{"id": "a", "title": "A", "start": "00:00:01"}],
+    "output": {"storage": {"pvc": {"claimName": "x"}}},
+})
+info = {"duration": 60, "subtitles": {"en": [{"ext": "json", "data": bomb}]}}
+try:
+    resolve_from_source(spec, info, None, lambda track: track.data or "")
+except InvalidSpec as exc:
+    print("REFUSED", exc)
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_captions_from_the_source_are_parsed_within_the_budget() -> None:
+    """``transcript.fromSource``: captions fetched from the source's site (``videojobs run``
+    with nothing else bounding the process) are parsed within the same budget."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CAPTIONS_BOMB], capture_output=True, text=True, timeout=300
+    )
+    assert "REFUSED" in proc.stdout, proc.stdout + proc.stderr
+    assert "spec.transcript.fromSource" in proc.stdout and "PARSE_MEMORY" in proc.stdout
+    peak = int(next(x for x in proc.stdout.splitlines() if x.startswith("PEAK "))[5:])
+    assert peak < PARSE_MEMORY + 256 * 2**20, peak / 2**20
