@@ -773,7 +773,7 @@ class Runner:
         progress: Callable[[int, float], None],
     ) -> SegmentResult:
         from videojobs_worker.audio import AudioOutcome, cut_audio_clip
-        from videojobs_worker.cut import CutOutcome, Format, cut_clip, make_thumbnail
+        from videojobs_worker.cut import CutOutcome, CutRequest, Format, cut_clip, make_thumbnail
 
         self._check_stop()
         part = part_for(parts, seg.start, seg.end)
@@ -813,16 +813,18 @@ class Runner:
                     )
                 else:
                     outcome = cut_clip(
-                        part.path,
-                        info,
-                        rebased,
-                        cast(Format, fmt),  # not an audio format: _formats checked
-                        out.precision,
-                        out.quality,
-                        dest,
-                        threads=threads,
-                        on_progress=on_progress,
-                        stop=self.stop,
+                        CutRequest(
+                            part.path,
+                            info,
+                            rebased,
+                            cast(Format, fmt),  # not an audio format: _formats checked
+                            out.precision,
+                            out.quality,
+                            dest,
+                            threads=threads,
+                            on_progress=on_progress,
+                            stop=self.stop,
+                        )
                     )
                 path = Path(outcome.path)
                 record = Record(

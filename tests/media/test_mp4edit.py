@@ -11,7 +11,8 @@ import pytest
 from tests.mediakit import make_video, run_ffmpeg
 from videojobs_worker import h264bits as hb
 from videojobs_worker import mp4edit
-from videojobs_worker.cut import unused_parameter_set_id, x264_match_reason
+from videojobs_worker.cut.paramsets import unused_parameter_set_id
+from videojobs_worker.cut.x264 import x264_match_reason
 from videojobs_worker.probe import _mp4_moov
 
 SPS_ID3 = bytes.fromhex("6764000d22cd94141fb0110000030001000003003c0f142996")

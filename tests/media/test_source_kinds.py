@@ -18,7 +18,7 @@ from tests.media.conftest import best_match, probe_streams, tiny_frames
 from tests.mediakit import SOURCE_KINDS, make_video, source_times
 from videojobs.models import PlannedSegment, Quality
 from videojobs_worker import h264bits as hb
-from videojobs_worker.cut import CutOutcome, cut_clip
+from videojobs_worker.cut import CutOutcome, CutRequest, cut_clip
 from videojobs_worker.mp4edit import read_avcc
 from videojobs_worker.probe import _mp4_moov, probe
 
@@ -116,7 +116,7 @@ def inband_parameter_set_bytes(path: Path) -> int:
 
 def cut(src: Path, start: float, end: float, fmt: str, precision: str, dest: Path) -> CutOutcome:
     segment = PlannedSegment(index=1, title="clip", start=start, end=end, stem="clip")
-    return cut_clip(src, probe(src), segment, fmt, precision, Quality(), dest)
+    return cut_clip(CutRequest(src, probe(src), segment, fmt, precision, Quality(), dest))
 
 
 def assert_clean(path: Path) -> dict:
