@@ -188,7 +188,7 @@ def test_local_policy_allows_files_and_loopback() -> None:
 
 
 def test_cpu_limit_from_cgroups(tmp_path) -> None:
-    from videojobs_worker.runner import available_cpus, cgroup_cpu_quota
+    from videojobs_worker.cgroup import available_cpus, cgroup_cpu_quota
 
     assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files: no limit
     (tmp_path / "cpu.max").write_text("max 100000\n")
