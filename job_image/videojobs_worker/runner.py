@@ -56,6 +56,7 @@ from videojobs_worker.download import (
     Downloaded,
     DownloadedPart,
     Downloader,
+    DownloadOptions,
     DownloadProgress,
     check_complete,
     part_for,
@@ -513,19 +514,22 @@ class Runner:
         started: float,
     ) -> tuple[Downloaded | None, float | None, SegmentPlan, str | None]:
         source = self.spec.source
-        downloader = Downloader(
-            download_dir,
-            policy=self.options.policy,
+        options = DownloadOptions(
             max_height=source.max_height,
             fmt=source.format,
             cookies_file=self.options.cookies_file,
             retries=self.options.retries,
             backoff=self.options.backoff,
+            http_headers=dict(source.http_headers or {}),
+            outputs=tuple(self.spec.output.formats),
+        )
+        downloader = Downloader(
+            download_dir,
+            options,
+            policy=self.options.policy,
             on_progress=on_progress,
             stop=self.stop,
             proxy=proxy,
-            http_headers=source.http_headers,
-            outputs=tuple(self.spec.output.formats),
         )
         self.js_runtime = downloader.js_runtime
         self.interruptible = True
