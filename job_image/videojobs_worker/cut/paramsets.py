@@ -18,8 +18,9 @@ from videojobs_worker.h264bits import (
     parse_avcc,
     parse_parameter_sets,
 )
+from videojobs_worker.mp4boxes import read_moov
 from videojobs_worker.mp4edit import read_avcc, rewrite_mp4
-from videojobs_worker.probe import H264Headers, _mp4_moov, h264_headers, h264_parameter_sets
+from videojobs_worker.probe import H264Headers, h264_headers, h264_parameter_sets
 
 
 def unused_parameter_set_id(sets: ParameterSets) -> int | None:
@@ -42,7 +43,7 @@ def source_headers(path: Path) -> H264Headers:
 
 
 def _read_moov(path: Path) -> bytes:
-    moov = _mp4_moov(path)
+    moov = read_moov(path)
     if moov is None:
         raise BitstreamError(f"{path.name} has no moov box")
     return moov
@@ -50,7 +51,7 @@ def _read_moov(path: Path) -> bytes:
 
 def source_avcc(path: Path) -> AvcC | str:
     """The source's ``avcC`` record, or why there is none to join to."""
-    moov = _mp4_moov(path)
+    moov = read_moov(path)
     if moov is None:
         return "the source is not an MP4 file, so its H.264 configuration (avcC) cannot be reused"
     try:
