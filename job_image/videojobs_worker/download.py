@@ -218,23 +218,7 @@ def build_ydl_opts(
     """
     import yt_dlp.utils
 
-    backoff, retries = options.backoff, options.retries
-
-    def refused() -> None:
-        # The guard refused an address in this thread: every retry would be refused too, so
-        # stop yt-dlp's own retry loops at once (the refusal is classified BLOCKED_ADDRESS).
-        blocked = last_blocked()
-        if blocked is not None:
-            raise BlockedAddressError(blocked)
-
-    def sleep(n: int) -> float:
-        refused()
-        return min(60.0, backoff * 2**n)
-
-    def fragment_sleep(n: int) -> float:
-        refused()
-        return min(FRAGMENT_RETRY_SLEEP_CAP, backoff * 2**n)
-
+    retries = options.retries
     stem = "source.%(section_start)s-%(section_end)s" if ranges else "source"
     opts: dict[str, Any] = {
         "format": options.fmt or default_format(options.max_height),
@@ -255,7 +239,7 @@ def build_ydl_opts(
         "skip_unavailable_fragments": False,
         "extractor_retries": min(retries, 3),
         "file_access_retries": 2,
-        "retry_sleep_functions": {"http": sleep, "fragment": fragment_sleep, "extractor": sleep},
+        "retry_sleep_functions": _retry_sleep_functions(options.backoff),
         "socket_timeout": options.socket_timeout,
         # One thread: the network guard is per thread (see guard.py).
         "concurrent_fragment_downloads": 1,
@@ -285,6 +269,28 @@ def build_ydl_opts(
         # merge of separate video and audio ranges; MP4's start offset in a fine timescale.
         opts["postprocessor_args"] = {"merger+ffmpeg": ["-copyts", *MP4_TIMESCALE_ARGS]}
     return opts
+
+
+def _retry_sleep_functions(backoff: float) -> dict[str, Callable[[int], float]]:
+    """yt-dlp's waits before its retries: ``backoff`` doubled each time (capped); none at all
+    once the guard refused an address in this thread."""
+
+    def refused() -> None:
+        # The guard refused an address in this thread: every retry would be refused too, so
+        # stop yt-dlp's own retry loops at once (the refusal is classified BLOCKED_ADDRESS).
+        blocked = last_blocked()
+        if blocked is not None:
+            raise BlockedAddressError(blocked)
+
+    def sleep(n: int) -> float:
+        refused()
+        return min(60.0, backoff * 2**n)
+
+    def fragment_sleep(n: int) -> float:
+        refused()
+        return min(FRAGMENT_RETRY_SLEEP_CAP, backoff * 2**n)
+
+    return {"http": sleep, "fragment": fragment_sleep, "extractor": sleep}
 
 
 def plan_ranges(
