@@ -16,8 +16,10 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -381,3 +383,99 @@ def test_the_form_reports_every_problem_at_its_place(gw: Gateway, tmp_path: Path
         assert "Transcript, line 9: " in text and "xx --> yy" in text, text
         assert "spec." not in text and "inline" not in text and "knowledgePoints" not in text
         assert page.locator("#transcript").get_attribute("aria-invalid") == "true"
+
+
+def local_clock(iso: str, zone: str) -> str:
+    """``11:24 AM``: how an en-US browser in ``zone`` shows the time of ``iso``."""
+    when = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return f"{(when.hour % 12) or 12}:{when.minute:02d} {'AM' if when.hour < 12 else 'PM'}"
+
+
+def submit_with_the_editor(page: Any, video_url: str) -> str:
+    """A job made with the point editor (one timed point, one quoted); its id."""
+    page.fill("#video_url", video_url)
+    page.fill("#transcript", json.dumps(TRANSCRIPT))
+    page.click("#add_point")
+    page.fill("#points li:nth-child(1) input[name=title]", "Commits")
+    page.fill("#points li:nth-child(1) input[name=start]", "0:03")
+    page.fill("#points li:nth-child(1) input[name=end]", "6")
+    page.click("#add_point")
+    page.fill("#points li:nth-child(2) input[name=title]", "Branches")
+    page.fill("#points li:nth-child(2) input[name=quote]", "Branches are cheap pointers")
+    page.select_option("#precision", "copy")
+    page.click("#submit_button")
+    page.wait_for_url("**/console/jobs/*", timeout=15_000)
+    return page.url.rsplit("/", 1)[1]
+
+
+def test_list_actions_filter_files_and_a_narrow_screen(
+    gw: Gateway, media_server: MediaServer, tmp_path: Path
+) -> None:
+    """Titles, local times, the status filter, files (subtitles, manifest), Cancel and Delete
+    with confirmation, the point editor; 390 px wide without sideways scrolling; axe-core."""
+    with chromium(tmp_path) as browser:
+        context = browser.new_context(
+            viewport={"width": 1200, "height": 900}, timezone_id="Asia/Tokyo", locale="en-US"
+        )
+        page = context.new_page()
+        page.goto(gw.server.url("/"))
+        done = submit_with_the_editor(page, media_server.url("talk.mp4"))
+        slow = gw.submit(slow_body(media_server))["job_id"]
+        page.goto(gw.server.url("/"))
+        row = page.locator(f"tr[data-job='{done}']")
+        row.locator(".status.completed").wait_for(timeout=180_000)
+        # the title the source reported (before: the file name in the URL) over the id; the
+        # local time, the UTC one on hover
+        summary = gw.client.get(f"{API}/jobs/{done}").json()
+        assert summary["title"] == "talk" and row.locator("a.title").text_content() == "talk"
+        assert row.locator(".id").text_content() == done
+        created = summary["created_at"]
+        shown = row.locator("time")
+        assert shown.get_attribute("datetime") == created
+        assert local_clock(created, "Asia/Tokyo") in (shown.text_content() or "")
+        # the clips as entered in the editor; their subtitles and the manifest are linked
+        row.locator("button[data-action=files]").click()
+        links = page.locator("tr.files-row a")
+        links.first.wait_for()
+        texts = links.all_text_contents()
+        assert texts.count("subtitles (vtt)") == 2 and "manifest.json" in texts, texts
+        titles = page.locator("tr.files-row li").all_text_contents()
+        assert titles[1].startswith("1. Commits") and titles[2].startswith("2. Branches")
+        vtt = page.locator("tr.files-row a", has_text="subtitles").first.get_attribute("href")
+        assert httpx.get(gw.server.url(str(vtt))).text.startswith("WEBVTT")
+        assert serious_violations(page) == []
+        # 390 px: no sideways scrolling, with the files open and a point in the editor
+        page.click("#add_point")
+        assert fits(page) <= 390
+        assert serious_violations(page) == []
+        if SCREENSHOTS:
+            page.screenshot(path=str(ROOT / "docs" / "gateway-console-narrow.png"), full_page=True)
+        page.set_viewport_size({"width": 1200, "height": 900})
+        # the status filter
+        page.select_option("#status_filter", "completed")
+        page.wait_for_function("document.querySelectorAll('#jobs tbody tr[data-job]').length === 1")
+        assert page.locator(f"tr[data-job='{slow}']").count() == 0
+        page.select_option("#status_filter", "")
+        page.locator(f"tr[data-job='{slow}']").wait_for()
+        # Cancel asks first: "no" leaves the job alone, "yes" cancels it
+        slow_row = page.locator(f"tr[data-job='{slow}']")
+        page.once("dialog", lambda d: d.dismiss())
+        slow_row.locator("button[data-action=cancel]").click()
+        page.wait_for_timeout(500)
+        assert gw.status(slow)["status"] != "cancelled"
+        page.once("dialog", lambda d: d.accept())
+        slow_row.locator("button[data-action=cancel]").click()
+        slow_row.locator(".status.cancelled").wait_for(timeout=15_000)
+        # Delete asks first too
+        questions: list[str] = []
+        page.once("dialog", lambda d: (questions.append(d.message), d.dismiss()))
+        slow_row.locator("button[data-action=delete]").click()
+        page.wait_for_timeout(500)
+        assert slow_row.count() == 1 and questions[0].startswith("Delete “talk"), questions
+        page.once("dialog", lambda d: d.accept())
+        slow_row.locator("button[data-action=delete]").click()
+        slow_row.wait_for(state="detached", timeout=15_000)
+        assert gw.client.get(f"{API}/jobs/{slow}").status_code == 404
+        if SCREENSHOTS:
+            page.screenshot(path=str(ROOT / "docs" / "gateway-console-list.png"), full_page=True)
+        context.close()
