@@ -181,6 +181,21 @@ def test_events_stream_shows_only_the_callers_jobs(
         gw.server.stop()
 
 
+def test_point_problems_keep_their_index(gw: Gateway) -> None:
+    """A text transcript's knowledge points go into the spec; their problems come back at the
+    point's index in the REST names (the console shows each at its row), all of them."""
+    vtt = "WEBVTT\n\n00:00.000 --> 00:03.000\nWelcome\n\n00:03.000 --> 00:06.000\nCommits\n"
+    points = [
+        {"knowledge_id": "a", "title": "A", "start_time": 5, "end_time": 2},
+        {"knowledge_id": "b", "title": "B", "start_time": "zz"},
+    ]
+    body = {"video_url": "https://example.com/v.mp4", "transcript": vtt, "knowledge_points": points}
+    r = gw.client.post(f"{API}/process", json=body)
+    assert r.status_code == 422, r.text
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert fields == ["knowledge_points[0].end_time", "knowledge_points[1].start_time"], r.text
+
+
 # -- the browser ----------------------------------------------------------------------------------
 
 

@@ -331,7 +331,8 @@ const JOBS = (() => {
     row.querySelector(".id").textContent = job.title ? job.job_id : "";
     const status = row.querySelector(".status");
     status.textContent = job.status; status.className = `status ${job.status}`;
-    row.querySelector(".stage").textContent = job.status === "processing" ? (job.stage || "") : "";
+    // what it is doing, or (queued) what it waits for, as the server words it
+    row.querySelector(".stage").textContent = job.status === "processing" ? (job.stage || "") : job.status === "queued" ? (job.message || "") : "";
     const bar = row.querySelector("progress");
     bar.value = job.percent; bar.setAttribute("value", String(job.percent));
     bar.setAttribute("aria-label", `progress of ${name}`);
