@@ -257,28 +257,35 @@ def test_fifty_unfinished_jobs_and_one_stream(tmp_path: Path, media_server: Medi
         ids = [gw.submit(body)["job_id"] for _ in range(50)]
         with chromium(tmp_path) as browser:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            requests: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
+            opened: list[str] = []
+            ended: list[str] = []
+
+            def streaming(url: str) -> bool:
+                return "/events" in url or "/stream" in url
+
+            page.on("request", lambda r: opened.append(r.url) if streaming(r.url) else None)
+            for done in ("requestfinished", "requestfailed"):
+                page.on(done, lambda r: ended.append(r.url) if streaming(r.url) else None)
             page.goto(gw.server.url("/"))
             page.wait_for_function("document.querySelectorAll('#jobs tbody tr').length === 50")
             page.wait_for_timeout(1000)  # the list settles (any streams it opens are open)
-            streams = [u for u in requests if "/events" in u or "/stream" in u]
-            assert len(streams) == 1 and f"{API}/events" in streams[0], streams
-            # twelve requests at once (twice the browser's connections per host) all answer
+            assert len(opened) - len(ended) == 1 and f"{API}/events" in opened[-1], opened
+            # twelve requests at once (twice the browser's connections per host) all answer;
+            # with the connections used up they would wait for ever (-1 after 20 s)
             took = page.evaluate(
                 """async () => { const t0 = performance.now();
-                   await Promise.all(Array.from({length: 12}, () =>
+                   const all = Promise.all(Array.from({length: 12}, () =>
                      fetch('/api/v1/videos/jobs?limit=5').then((r) => r.json())));
-                   return performance.now() - t0; }"""
+                   const late = new Promise((ok) => setTimeout(() => ok("late"), 20000));
+                   return (await Promise.race([all, late])) === "late" ? -1
+                     : performance.now() - t0; }"""
             )
-            assert took < 5_000, took
+            assert 0 <= took < 10_000, took
             page.fill("#video_url", body["video_url"])
             page.fill("#transcript", json.dumps(TRANSCRIPT))
             page.fill("#knowledge_points", "0-3 Welcome")
-            started = time.monotonic()
             page.click("#submit_button")
             page.wait_for_url("**/console/jobs/*", timeout=15_000)
-            assert time.monotonic() - started < 10
             new_id = page.url.rsplit("/", 1)[1]
             assert new_id not in ids
             page.goto(gw.server.url("/"))
@@ -292,8 +299,7 @@ def test_fifty_unfinished_jobs_and_one_stream(tmp_path: Path, media_server: Medi
             page.locator(f"tr[data-job='{other}']").wait_for(timeout=15_000)
             assert page.locator("#jobs tbody tr").first.get_attribute("data-job") == other
             assert page.locator(f"tr[data-job='{other}'] .status").text_content() == "queued"
-            streams = [u for u in requests if "/events" in u or "/stream" in u]
-            assert len(streams) == 2, streams  # one per page load
+            assert len(opened) - len(ended) == 1, (opened, ended)  # still one open stream
     finally:
         cancel_all(gw.client)
         gw.client.close()
