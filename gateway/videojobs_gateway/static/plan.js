@@ -64,17 +64,22 @@ const PLAN = (() => {
     return { spec: { source: { url: input.url }, transcript: { inline: input.text + "\n", format: "auto" }, knowledgePoints: kps, output: input.output, ...extra } };
   }
 
-  // The adjusted plan as a job: explicit segments, cut as they are (no snapping, no merging).
+  // The adjusted plan as a job: every clip a knowledge point with its start and end, cut as
+  // they are (no snapping; an overlap is refused, a short clip kept). The transcript goes
+  // with it (each clip's subtitles), as given.
   function runBody(input, clips) {
     const transcript = input.entries !== null
       ? { format: "seed-json", inline: JSON.stringify({ transcript: input.entries }) + "\n" }
       : { format: "auto", inline: input.text + "\n" };
-    const segments = clips.map((c) => {
-      const s = { title: c.title, description: c.description || "", start: String(c.start), end: String(c.end) };
-      if (c.knowledge_id) s.knowledgeId = c.knowledge_id;
-      return s;
+    const used = new Set();
+    const points = clips.map((c, i) => {
+      let id = c.knowledge_id || `clip-${String(i + 1).padStart(2, "0")}`;
+      while (used.has(id)) id = `${id}-${i + 1}`;
+      used.add(id);
+      return { id, title: c.title, description: c.description || "", start: String(c.start), end: String(c.end) };
     });
-    return { spec: { source: { url: input.url }, transcript, segments, output: input.output } };
+    const segmentation = { snapToCues: false, overlap: "reject", shortSegments: "keep" };
+    return { spec: { source: { url: input.url }, transcript, knowledgePoints: points, segmentation, output: input.output } };
   }
 
   function moveEdge(edge, t, dir) {
