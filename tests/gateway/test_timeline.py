@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.gateway.conftest import API, Gateway, start_local
+from tests.gateway.conftest import API, TRANSCRIPT, Gateway, start_local
 from tests.gateway.test_console import ARGS, CHROMIUM, _browser_env
 from tests.httpserver import MediaServer
 
@@ -57,7 +58,13 @@ def _shot(page: Any, name: str, tmp_path: Path) -> None:
     assert shot.stat().st_size > 10_000  # a real picture of the page
     if os.environ.get("VIDEOJOBS_UPDATE_SCREENSHOTS") == "1":
         DOCS_IMG.mkdir(exist_ok=True)
-        shutil.copyfile(shot, DOCS_IMG / name)
+        # a 64-colour palette keeps the PNG small (the pages are flat colours)
+        palette = "split[a][b];[a]palettegen=max_colors=64[p];[b][p]paletteuse=dither=none"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(shot), "-vf", palette,
+             str(DOCS_IMG / name)],
+            check=True,
+        )  # fmt: skip
 
 
 def _drag_to_cue(page: Any, handle: str, cue: int) -> None:
@@ -199,3 +206,54 @@ def test_auto_segmentation_shows_confidence(
                 assert title and all(w.strip(",.").lower() in words for w in title.split())
         finally:
             browser.close()
+
+
+def test_job_page_follows_a_running_job(media_server: MediaServer, tmp_path: Path) -> None:
+    """While the source downloads (slowly), every planned clip waits on the timeline; Cancel
+    asks first; once cancelled, the bands say not-cut. An unknown job says so."""
+    from playwright.sync_api import sync_playwright
+
+    gw = start_local(tmp_path / "data", concurrency=1)
+    body = {
+        "video_url": media_server.slow_url("talk.mp4", 2_000),
+        "transcript": TRANSCRIPT,
+        "knowledge_points": [
+            {"knowledge_id": "a", "title": "Welcome", "start_time": 0, "end_time": 3},
+            {"knowledge_id": "b", "title": "Commits", "start_time": 3, "end_time": 6},
+        ],
+    }
+    try:
+        job_id = gw.submit(body)["job_id"]
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+            )
+            try:
+                page = browser.new_page()
+                page.goto(gw.server.url(f"/console/jobs/{job_id}"))
+                page.wait_for_function(
+                    "document.getElementById('status').textContent === 'processing'",
+                    timeout=30_000,
+                )
+                page.wait_for_function("document.querySelectorAll('.tl-band.waiting').length === 2")
+                assert page.locator(".tl-cue").count() == 4
+                asked: list[str] = []
+                page.on("dialog", lambda d: (asked.append(d.message), d.accept()))
+                page.click("#cancel")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent === 'cancelled'",
+                    timeout=30_000,
+                )
+                page.wait_for_function("document.querySelectorAll('.tl-band.not-cut').length === 2")
+                assert asked == [f"Cancel job {job_id}?"]
+                page.goto(gw.server.url("/console/jobs/no-such-job"))
+                page.wait_for_function("document.getElementById('error').textContent !== ''")
+                assert "no such job" in (page.locator("#error").text_content() or "")
+                assert (
+                    page.locator("#cancel").is_disabled() and page.locator("#retry").is_disabled()
+                )
+            finally:
+                browser.close()
+    finally:
+        gw.client.close()
+        gw.server.stop()

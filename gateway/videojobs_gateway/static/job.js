@@ -3,7 +3,7 @@
 "use strict";
 const JOB = (() => {
   const { el, api, fmtTime, FINISHED } = TL;
-  const state = { id: "", doc: null, results: { segments: [] }, status: "pending", sourceUrl: "" };
+  const state = { id: "", doc: null, results: { segments: [] }, status: "pending", stage: null, sourceUrl: "" };
 
   function followWithCredential(url, onProgress) {
     // EventSource cannot send headers: read the same stream with fetch.
@@ -67,13 +67,13 @@ const JOB = (() => {
     return card;
   }
 
-  // Each planned clip's state: done (published), cutting (the next ones while the job runs),
-  // waiting, or not cut (the job ended without it).
+  // Each planned clip's state: done (published), cutting (the first unpublished one while the
+  // job cuts), waiting, or not-cut (the job ended without it).
   function clipState(clip) {
     const done = new Set(state.results.segments.map((s) => s.index));
     if (done.has(clip.index)) return "done";
     if (FINISHED.has(state.status)) return "not-cut";
-    if (state.status !== "processing") return "waiting";
+    if (state.status !== "processing" || !["Cutting", "Uploading"].includes(state.stage)) return "waiting";
     const next = state.doc.clips.find((c) => !done.has(c.index));
     return next && next.index === clip.index ? "cutting" : "waiting";
   }
@@ -134,6 +134,7 @@ const JOB = (() => {
   async function showStatus() {
     const st = await api("GET", `/status/${encodeURIComponent(state.id)}`);
     state.status = st.status;
+    state.stage = st.stage;
     const s = document.getElementById("status");
     s.textContent = st.status; s.className = `status ${st.status}`;
     document.getElementById("stage").textContent = st.stage || "";

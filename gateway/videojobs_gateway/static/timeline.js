@@ -74,10 +74,10 @@ const TL = (() => {
   }
 
   function cueRow(doc, total, onCue) {
-    const row = el("div", { class: "tl-row tl-cues", role: "list", "aria-label": "transcript cues" });
+    const row = el("div", { class: "tl-row tl-cues", role: "group", "aria-label": "transcript cues" });
     for (const cue of doc.cues) {
       const b = el("button", {
-        class: "tl-cue", type: "button", role: "listitem", "data-cue": String(cue.index),
+        class: "tl-cue", type: "button", "data-cue": String(cue.index),
         style: `left:${pct(cue.start, total)};width:${pct(Math.max(0, cue.end - cue.start), total)}`,
         title: `${fmtTime(cue.start)} ${cue.text}`, "aria-label": `cue ${cue.index} at ${fmtTime(cue.start)}: ${cue.text}`,
       });
@@ -106,12 +106,12 @@ const TL = (() => {
 
   // A band per clip; `state(clip)` adds a class (done, running, queued) and a label.
   function clipRow(clips, total, opts) {
-    const row = el("div", { class: "tl-row tl-clips", role: "list", "aria-label": "clips" });
+    const row = el("div", { class: "tl-row tl-clips", role: "group", "aria-label": "clips" });
     for (const c of clips) {
       const st = opts.state ? opts.state(c) : null;
       const conf = c.confidence === null || c.confidence === undefined ? null : c.confidence;
       const band = el("div", {
-        class: `tl-band${st ? " " + st : ""}`, role: "listitem", "data-clip": String(c.index),
+        class: `tl-band${st ? " " + st : ""}`, "data-clip": String(c.index),
         style: `left:${pct(c.start, total)};width:${pct(c.end - c.start, total)}`,
         title: `${c.index}. ${c.title}  ${fmtTime(c.start)} – ${fmtTime(c.end)}${conf !== null ? `  confidence ${conf.toFixed(2)}` : ""}`,
       }, el("span", { class: "tl-title", text: `${c.index}. ${c.title}` }));
