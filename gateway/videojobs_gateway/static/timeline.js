@@ -66,7 +66,8 @@ const TL = (() => {
   function ruler(total) {
     const box = el("div", { class: "tl-ruler", "aria-hidden": "true" });
     const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
-    const step = steps.find((s) => total / s <= 12) || 3600;
+    const most = window.innerWidth < 600 ? 5 : 12;
+    const step = steps.find((s) => total / s <= most) || 3600;
     for (let t = 0; t <= total + 1e-9; t += step) {
       box.append(el("span", { class: "tl-tick", style: `left:${pct(t, total)}`, text: fmtTime(t).replace(/\.0$/, "") }));
     }
@@ -200,9 +201,9 @@ const TL = (() => {
         el("td", { class: "muted notes", text: p.notes.join("\n") }),
         el("td", {}, drop));
     });
-    return el("table", { class: "tl-points-table" },
-      el("thead", {}, el("tr", {}, ...["Point", "As written", "What happened", "Clip", "Why", ""].map((h) => el("th", { text: h })))),
-      el("tbody", {}, ...rows));
+    return el("div", { class: "tl-scroll", tabindex: "0", role: "region", "aria-label": "knowledge points and what happened to them" }, el("table", { class: "tl-points-table" },
+      el("thead", {}, el("tr", {}, ...["Point", "As written", "What happened", "Clip", "Why"].map((h) => el("th", { text: h })), el("th", {}, el("span", { class: "tl-sr", text: "Action" })))),
+      el("tbody", {}, ...rows)));
   }
 
   return { API, FINISHED, el, api, problemText, credential, credentialBox, fmtTime, draw, cueEdges, nearestEdge, stepEdge, pointsTable };
