@@ -213,3 +213,75 @@ def test_the_plan_of_a_job(gw: Gateway) -> None:
     assert [(c["start"], c["end"]) for c in doc["clips"]] == [(0.0, 6.0), (9.0, 12.0)]
     assert {p["knowledge_id"]: p["fate"] for p in doc["points"]}["b"] == "merged"
     assert gw.client.get(f"{API}/plan/nope-1").status_code == 404
+
+
+# -- planview alone: the fates from the planner's notes --------------------------------------
+
+
+def _plan_of(manifest: str) -> Any:
+    import tempfile
+
+    from videojobs.validation import check_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "job.yaml"
+        path.write_text(manifest)
+        return check_file(path)[0]
+
+
+MANIFEST = """\
+apiVersion: videojobs.io/v1alpha1
+kind: VideoProcessingJob
+metadata: {name: t}
+spec:
+  source: {url: "https://media.example.org/v.mp4"}
+  transcript:
+    format: webvtt
+    inline: |
+      WEBVTT
+
+      00:00.000 --> 00:10.000
+      one
+
+      00:10.000 --> 00:20.000
+      two
+
+      00:20.000 --> 00:30.000
+      three
+  knowledgePoints:
+%s
+  segmentation: {minDuration: 5, shortSegments: merge}
+  output: {formats: [mp4], storage: {pvc: {claimName: c}}}
+"""
+
+
+def test_a_short_clip_merged_away_follows_its_target() -> None:
+    """x (0-10) and y (10-12, snapped to 10-20) are fine; z (20-22) snaps to 20-30 and w
+    (29-30) is 1 s: merged into z, so it ends up in z's clip."""
+    points = "\n".join(
+        f"    - {{id: {i}, title: {i.upper()}, start: '{s}', end: '{e}'}}"
+        for i, s, e in [("x", 0, 10), ("y", 10, 12), ("z", 20, 29), ("w", 29, 30)]
+    )
+    loaded = _plan_of(MANIFEST % points)
+    doc = planview.plan_document(loaded, [])
+    fates = {p.knowledge_id: (p.fate, p.clip) for p in doc.points}
+    assert fates == {"x": ("kept", 1), "y": ("snapped", 2), "z": ("snapped", 3),
+                     "w": ("merged", 3)}  # fmt: skip
+    assert [c.title for c in doc.clips] == ["X", "Y", "Z"]
+
+
+def test_fates_rank_the_strongest_change() -> None:
+    assert planview._fate([]) == ("kept", None)
+    notes = [
+        "p[1]: snapped to cue edges: start 00:00:01.000→00:00:00.000",
+        "p[1]: overlaps p[0]; merged into it (overlap: merge)",
+    ]
+    assert planview._fate(notes) == ("merged", "p[0]")
+    assert planview._fate(list(reversed(notes))) == ("merged", "p[0]")
+    assert planview._fate(["p[2]: 1s is shorter than minDuration 5s; merged into p[3] "
+                           "(shortSegments: merge)"]) == ("merged", "p[3]")  # fmt: skip
+    assert planview._fate(["p[2]: lies inside p[1]; dropped (overlap: trim)"])[0] == "dropped"
+    assert (
+        planview._fate(["p[2]: end 00:01:00.000 clamped to the source end 00:00:50.000"])[0]
+        == "clamped"
+    )

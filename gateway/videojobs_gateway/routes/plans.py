@@ -28,7 +28,8 @@ from videojobs_gateway.routes.videos import _BODY_SCHEMA, COMMON, PREFIX, JobId
 router = APIRouter(prefix=PREFIX, tags=["videos"])
 
 _NO_TRANSCRIPT = (
-    "the plan needs the transcript, which is at a URL: a preview does not fetch it; send it inline"
+    "the plan needs what the job fetches when it runs (a transcript at a URL, or the source's "
+    "captions or chapters); a preview fetches nothing: send the transcript inline"
 )
 
 
