@@ -21,7 +21,7 @@ request (the rules themselves are pure functions in ``tests/mockapi/strict/rules
   included; 422 otherwise;
 - **status subresource**: a ``/status`` write changes only ``status``, a main-resource write never
   ``status``; ``resourceVersion`` in a write is a precondition (409 when stale);
-- **fault injection** (off unless ``faults`` is set): see ``strict/faults.py``.
+- **fault injection** (off unless ``faults`` is set): see ``tests/realk8s/faults.py``.
 
 Every refused request is recorded in ``refused`` so tests can assert that nothing was.
 """
@@ -52,7 +52,7 @@ from kmock._internal import apps, enums, rendering
 from referencing import Registry, Resource
 
 from tests.mockapi.strict import rules
-from tests.mockapi.strict.faults import FaultPlan
+from tests.realk8s.faults import FaultPlan
 from videojobs.models import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 
 WRITE_ACTIONS = (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE)

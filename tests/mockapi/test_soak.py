@@ -3,9 +3,9 @@
 The operator runs as a subprocess (``python -m videojobs_operator -A``) against the strict
 emulator, which answers a seeded 5 % of the operator's requests with 429 (Retry-After), 500,
 409, cut watch streams or 410 Gone on resumed watches (watches have rates of their own, and
-every kind is injected at least once: ``strict/faults.py``). The operator is SIGKILLed at seeded
-random moments and restarted. The fake Job runner plays kubelet and Job controller; its fake
-worker publishes as the worker does (clips and ``manifest.json`` into a directory, the clip
+every kind is injected at least once: ``tests/realk8s/faults.py``). The operator is SIGKILLed
+at seeded random moments and restarted. The fake Job runner plays kubelet and Job controller;
+its fake worker publishes as the worker does (clips and ``manifest.json`` into a directory, the clip
 list into ``status.segments`` with the worker's own reporter, ``manifestUri`` last). Figures are
 recorded in docs/testing.md.
 """
@@ -29,7 +29,7 @@ import pytest
 from tests.mockapi.conftest import Api, manifest
 from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import VPJS, Attempt, JobRunner, worker_token
-from tests.mockapi.strict.faults import FaultPlan
+from tests.realk8s.faults import FaultPlan
 from videojobs.models import OutputFile, SegmentResult, WorkerInput
 from videojobs_worker.progress import ClusterReporter
 from videojobs_worker.publish import DirectoryPublisher, Record, sha256_file

@@ -9,7 +9,7 @@ import pytest
 
 from tests.mockapi.emulator import OPERATOR_SA, builtin_errors, chart_rbac, crd_schema
 from tests.mockapi.strict import rules
-from tests.mockapi.strict.faults import FaultPlan
+from tests.realk8s.faults import FaultPlan
 from videojobs_operator import rbac
 
 VPJ: dict[str, Any] = {

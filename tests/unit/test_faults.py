@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 
-from tests.mockapi.strict.faults import KINDS, FaultPlan
+from tests.realk8s.faults import KINDS, FaultPlan
 
 
 def requests(plan: FaultPlan, n: int) -> list[str | None]:
