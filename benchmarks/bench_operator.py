@@ -518,10 +518,7 @@ def render(results: list[dict[str, object]], load: str) -> str:
     last = results[-1]
     kinds = last["op_write_kinds"]  # type: ignore[assignment]
     n_last = sizes[-1]
-    by_kind = "\n".join(
-        f"| {what} | {n} | {n / n_last:.2f} |"
-        for what, n in sorted(kinds.items())
-    )
+    by_kind = "\n".join(f"| {what} | {n} | {n / n_last:.2f} |" for what, n in sorted(kinds.items()))
     checks = []
     for n, r in zip(sizes, results, strict=True):
         t, peak, writes = f(r, "elapsed_s"), f(r, "peak_mib"), f(r, "op_writes") / n
@@ -603,10 +600,7 @@ def render_real(results: list[dict[str, object]], load: str) -> str:
     overall = exponent(sizes[0], times[0], sizes[-1], times[-1]) if len(sizes) > 1 else None
     kinds = results[-1]["op_write_kinds"]  # type: ignore[assignment]
     n_last = sizes[-1]
-    by_kind = "\n".join(
-        f"| {what} | {n} | {n / n_last:.2f} |"
-        for what, n in sorted(kinds.items())
-    )
+    by_kind = "\n".join(f"| {what} | {n} | {n / n_last:.2f} |" for what, n in sorted(kinds.items()))
     growth = (
         f"Growth exponent {sizes[0]:,} → {sizes[-1]:,}: **{overall:.2f}** (1 is linear)."
         if overall is not None
