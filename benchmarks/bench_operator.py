@@ -601,6 +601,16 @@ def render_real(results: list[dict[str, object]], load: str) -> str:
     kinds = results[-1]["op_write_kinds"]  # type: ignore[assignment]
     n_last = sizes[-1]
     by_kind = "\n".join(f"| {what} | {n} | {n / n_last:.2f} |" for what, n in sorted(kinds.items()))
+    stage_rows = "\n".join(
+        f"| {int(f(r, 'jobs')):,} | "
+        + " | ".join(
+            f"{st.get(k, '–')}"
+            for k in ("queue", "job→pod", "pod→finished", "finished→complete", "complete→Succeeded")
+        )
+        + " |"
+        for r in results
+        if isinstance(st := r.get("stages"), dict)
+    )
     growth = (
         f"Growth exponent {sizes[0]:,} → {sizes[-1]:,}: **{overall:.2f}** (1 is linear)."
         if overall is not None
@@ -633,6 +643,15 @@ RSS idle / peak (VmHWM) |
 
 {growth}
 
+Where a run's time goes, median seconds per stage (from the objects' own timestamps, 1 s \
+resolution): the queue (resource created → its Job created), the Job controller (Job → pod), \
+scheduler and fake node (pod → container finished), the Job controller again (container \
+finished → Job `Complete`), the operator (Job `Complete` → resource `Succeeded`):
+
+| resources | queue | Job → pod | pod → finished | finished → Complete | Complete → Succeeded |
+|---|---|---|---|---|---|
+{stage_rows}
+
 Operator writes by kind at {n_last:,} (from the audit log):
 
 | request | total | per job |
@@ -653,7 +672,28 @@ def main() -> None:
     )
     parser.add_argument("--no-write", action="store_true", help="print, do not update the doc")
     parser.add_argument("--profile", type=Path, help="write cProfile stats of both processes here")
+    parser.add_argument(
+        "--from-results",
+        type=Path,
+        action="append",
+        default=[],
+        help="render the RESULT lines of earlier runs (their stderr) instead of running",
+    )
+    parser.add_argument("--load", default="", help="with --from-results: the load to report")
     args = parser.parse_args()
+    if args.from_results:
+        done = [
+            json.loads(line.split(" ", 1)[1])
+            for f in args.from_results
+            for line in f.read_text().splitlines()
+            if line.startswith("RESULT ")
+        ]
+        done.sort(key=lambda r: int(r["jobs"]))
+        text = (render_real if "plane_cpu_s" in done[0] else render)(done, args.load)
+        print(text)
+        if not args.no_write:
+            write_section("operator-real" if "plane_cpu_s" in done[0] else "operator", text)
+        return
     if args.profile:
         import cProfile
 
