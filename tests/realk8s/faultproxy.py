@@ -46,8 +46,6 @@ HOP = {
     "keep-alive",
     "transfer-encoding",
     "content-length",
-    "accept-encoding",
-    "content-encoding",
     "upgrade",
     "proxy-connection",
 }
@@ -180,6 +178,8 @@ class Proxy:
             timeout=timeout,
             auto_decompress=False,
             allow_redirects=False,
+            # the client's own Accept-Encoding only: the answer (gzip or not) passes unchanged
+            skip_auto_headers=("Accept-Encoding",),
         ) as upstream:
             if drop_after:
                 await upstream.read()
