@@ -9,9 +9,12 @@ delays too) picks which request gets which fault, and the proxy does it:
   ``Conflict`` Status, "the object has been modified";
 - ``cut``: a watch forwarded, its stream broken off (the connection closed mid-stream) after a
   seeded 0.2–3 s;
-- ``410``: a resumed watch (one with a ``resourceVersion``) told that version is too old, half the
-  time as an HTTP 410 answer to the watch request, half as a ``200`` stream with one ``ERROR``
-  event (both happen on real servers, from the watch cache and from etcd);
+- ``410``: a resumed watch (one with a ``resourceVersion``) told that version is too old, as
+  kube-apiserver's watch cache tells it: a ``200`` stream with one ``ERROR`` event (``Expired``).
+  With ``--gone-as-http F`` a fraction F of them is an HTTP 410 answer to the watch request
+  instead, which the API concepts allow a server to send (and old watch caches did, kubernetes
+  issue 25151): kopf 1.45.2 then ends the operator (``APIClientError`` out of its watcher, which
+  retries only 429), hence off by default;
 - ``drop``: the connection closed without an answer, half the time before the request is
   forwarded, half after the server answered (a write that landed, its answer lost);
 - ``delay``: the request forwarded after 0.2–2 s.
@@ -77,7 +80,10 @@ def action_of(request: web.Request) -> tuple[str, bool]:
 
 
 class Proxy:
-    def __init__(self, upstream: str, ca: str, plan: FaultPlan, stats: Path) -> None:
+    def __init__(
+        self, upstream: str, ca: str, plan: FaultPlan, stats: Path, gone_as_http: float = 0.0
+    ) -> None:
+        self.gone_as_http = gone_as_http
         self.upstream = upstream.rstrip("/")
         self.ctx = ssl.create_default_context(cafile=ca)
         self.plan = plan
@@ -137,7 +143,7 @@ class Proxy:
         if kind == "410":
             rv = request.query.get("resourceVersion", "")
             gone = status_body(410, "Expired", f"too old resource version: {rv} (999999999)")
-            if self.rng.random() < 0.5:
+            if self.rng.random() < self.gone_as_http:
                 return web.Response(status=410, body=gone, headers=json_type)
             resp = web.StreamResponse(status=200, headers=json_type)
             await resp.prepare(request)
@@ -214,7 +220,7 @@ async def serve(args: argparse.Namespace) -> None:
         guarantee=True,
         network=True,
     )
-    proxy = Proxy(args.upstream, args.ca, plan, Path(args.stats))
+    proxy = Proxy(args.upstream, args.ca, plan, Path(args.stats), args.gone_as_http)
     proxy.session = aiohttp.ClientSession(auto_decompress=False)
     app = web.Application(client_max_size=64 * 2**20)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
@@ -239,6 +245,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--watch-cut-rate", type=float, default=0.2)
     parser.add_argument("--gone-rate", type=float, default=0.1)
+    parser.add_argument("--gone-as-http", type=float, default=0.0)
     parser.add_argument("--stats", required=True)
     asyncio.run(serve(parser.parse_args()))
 

@@ -6,6 +6,7 @@ real one, run by the node agent."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,9 @@ def test_the_queue_holds_runs_beyond_the_limit_and_starts_the_oldest_first(
     operator.start(VIDEOJOBS_MAX_RUNNING_JOBS="1")
     names = ["echo", "delta", "charlie"]  # created in this order
     for name in names:
+        # creationTimestamp has whole seconds: within one second the queue goes by name (the
+        # emulator's finer timestamps hid that), so the three are a second apart
+        time.sleep(1.1)
         # the first is slow (315 kB at 40 kB/s): the others must wait for it
         url = served.url("slow/40000/sample.mp4" if name == "echo" else "sample.mp4")
         body = spec(url)

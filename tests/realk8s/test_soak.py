@@ -176,6 +176,16 @@ def test_soak_real_server_faults_and_kills(
         kills += 1
         operator.start(**env)
 
+    crashes: list[int | None] = []
+
+    def supervise() -> None:
+        """An operator that exited on its own is started again (as its Deployment's pod would
+        be), and counted: the soak wants none."""
+        assert operator.proc is not None
+        if operator.proc.poll() is not None:
+            crashes.append(operator.proc.returncode)
+            operator.start(**env)
+
     def phases() -> dict[str, str | None]:
         listed = k8s.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
         return {
@@ -192,18 +202,21 @@ def test_soak_real_server_faults_and_kills(
                 )
             if kills < KILLS and batch % (2 * step) == 0:
                 time.sleep(rng.uniform(1.0, 6.0))
+                supervise()
                 restart()
         while kills < KILLS:  # the rest while the runs are going
             time.sleep(rng.uniform(2.0, 8.0))
+            supervise()
             restart()
         # more kills while work remains, at seeded moments
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             pending = [n for n, p in phases().items() if p not in FINAL]
             if not pending:
                 break
             if rng.random() < 0.1 and kills < 2 * KILLS:
                 restart()
+            supervise()
             time.sleep(2)
         stuck = sorted(n for n, p in phases().items() if p not in FINAL)
         # a queue slot leaked would hold a new resource back: one more must run to the end
@@ -251,6 +264,7 @@ def test_soak_real_server_faults_and_kills(
         "faults": stats["injected"],
         "fault share": round(injected / max(1, requests), 3),
         "kills": kills,
+        "operator exits (not killed)": len(crashes),
         "jobs created": len(created),
         "duplicates": duplicates,
         "stuck": len(stuck),
@@ -260,6 +274,7 @@ def test_soak_real_server_faults_and_kills(
     }
     print("SOAK", json.dumps(figures))
     assert kills >= KILLS, figures
+    assert crashes == [], (figures, operator.log.read_text()[-3000:])
     missing = [
         k
         for k in ("429", "500", "409", "cut", "410", "drop", "delay")
