@@ -416,58 +416,6 @@ async def test_job_deleted_externally(
     assert api.reasons("orphan")[-1] == "JobDeleted"
 
 
-async def test_queue_limits_and_fifo(
-    api: Api,
-    operator: Operator,
-    runner_factory: RunnerFactory,
-    emulator: Emulator,
-    decisions: list[Seen],
-) -> None:
-    names = ["echo", "delta", "charlie", "bravo", "alpha"]  # created in this order
-    gates = {name: asyncio.Event() for name in names}
-    runner = await runner_factory(lambda name, _job: [Attempt(gate=gates[name])])
-    env = pytest.MonkeyPatch()
-    try:
-        env.setenv("VIDEOJOBS_MAX_RUNNING_JOBS", "2")
-        await operator.start()
-        for name in names:
-            await api.create(manifest(name))
-
-        def has_job(name: str) -> bool:
-            return bool(api.status(name).get("jobName"))
-
-        # Finish the running ones one at a time: the oldest queued one starts each time.
-        running = ["echo", "delta"]
-        waiting = names[2:]
-        round_ = 0
-        while running:
-            await eventually(lambda: all(has_job(n) for n in running), what=f"{running} run")
-            # Make the operator decide about every queued one again, with these running.
-            round_ += 1
-            for name in waiting:
-                await nudge(api, name, str(round_))
-            for name in waiting:
-                seen = await eventually(
-                    decided(decisions, name, nudge=str(round_)), what=f"{name} looked at"
-                )
-                assert not any(s.decision.create_job for s in seen), f"{name} started too early"
-            assert not any(has_job(n) for n in waiting), "a queued job started too early"
-            assert all(api.status(n)["phase"] == "Queued" for n in waiting)
-            done = running.pop(0)
-            gates[done].set()
-            await eventually(phase_is(api, done, "Succeeded"), what=f"{done} done")
-            if waiting:
-                running.append(waiting.pop(0))
-    finally:
-        env.undo()
-    assert runner.stats.max_running == 2
-    assert all(api.status(n)["phase"] == "Succeeded" for n in names)
-    for name in names[2:]:
-        assert api.status(name).get("queuedAt")
-        await event_posted(api, name, "Succeeded")
-        assert api.reasons(name) == ["Queued", "Succeeded"], "no JobCreated after Queued"
-
-
 async def test_per_namespace_limit(
     api: Api, operator: Operator, runner_factory: RunnerFactory
 ) -> None:
