@@ -261,6 +261,7 @@ def test_soak_real_server_faults_and_kills(
         "resources": len(everything),
         "seconds": round(elapsed, 1),
         "proxied requests": requests,
+        "by kind": stats["requests"],
         "faults": stats["injected"],
         "fault share": round(injected / max(1, requests), 3),
         "kills": kills,
