@@ -20,24 +20,22 @@ request (the rules themselves are pure functions in ``tests/mockapi/strict/rules
   pruned to the CRD's structural schema and validated with it and its CEL rules, transition rules
   included; 422 otherwise;
 - **status subresource**: a ``/status`` write changes only ``status``, a main-resource write never
-  ``status``; ``resourceVersion`` in a write is a precondition (409 when stale);
-- **fault injection** (off unless ``faults`` is set): see ``strict/faults.py``.
+  ``status``; ``resourceVersion`` in a write is a precondition (409 when stale).
+
+Faults are injected on the real server instead, by ``tests/realk8s/faultproxy.py`` (the soak).
 
 Every refused request is recorded in ``refused`` so tests can assert that nothing was.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import datetime
 import functools
 import itertools
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +50,6 @@ from kmock._internal import apps, enums, rendering
 from referencing import Registry, Resource
 
 from tests.mockapi.strict import rules
-from tests.mockapi.strict.faults import FaultPlan
 from videojobs.models import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 
 WRITE_ACTIONS = (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE)
@@ -352,15 +349,11 @@ class Emulator(kmock.KubernetesEmulator, _CachedRouting):
     impersonated: list[tuple[str, str, tuple[str, ...]]] = attrs.field(factory=list, init=False)
     """(caller, impersonated user, groups) of every request made by impersonation."""
     refused: list[Refusal] = attrs.field(factory=list, init=False)
-    """Every request answered 403/409/422 by the strict rules (injected faults excluded)."""
-    faults: FaultPlan | None = attrs.field(default=None, init=False)
-    """Set to inject faults into the requests of the plan's identities."""
+    """Every request answered 403/409/422 by the strict rules."""
     validating: bool = attrs.field(default=True, init=False)
     rbac_source: tuple[dict[str, Any], ...] = attrs.field(factory=chart_rbac, init=False)
     """The rendered chart's RBAC objects; a test may swap in a mutated chart's."""
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1), init=False)
-    _cuts: dict[int, float] = attrs.field(factory=dict, init=False)
-    _gone: set[int] = attrs.field(factory=set, init=False)
     _store: _IndexedObjects = attrs.field(factory=_IndexedObjects, init=False)
     _routes: dict[Any, Any] = attrs.field(factory=dict, init=False)
 
@@ -469,7 +462,7 @@ class Emulator(kmock.KubernetesEmulator, _CachedRouting):
     async def _screen(
         self, request: rendering.Request, what: str
     ) -> aiohttp.web.StreamResponse | None:
-        """Faults, RBAC and validation; a response when the request is refused."""
+        """RBAC and validation; a response when the request is refused."""
         caller = self.identity(request)
         impersonated = self.impersonation(request, caller)
         if isinstance(impersonated, Refusal):
@@ -477,19 +470,6 @@ class Emulator(kmock.KubernetesEmulator, _CachedRouting):
             return self._error(403, impersonated.message)
         who: rules.ServiceAccount | rules.User | str = impersonated or caller
         role = self.role_of(who)
-        if self.faults is not None:
-            resumed = "resourceVersion" in request.params
-            fault = self.faults.pick(role, request.action.value.lower(), resumed)
-            if fault in ("429", "500", "409"):
-                code = int(fault)
-                headers = (
-                    {"Retry-After": str(self.faults.retry_after_seconds)} if code == 429 else {}
-                )
-                return self._error(code, f"injected fault {fault}", headers)
-            if fault == "cut":
-                self._cuts[id(request)] = self.faults.cut_after()
-            if fault == "410":
-                self._gone.add(id(request))
         verb = VERBS.get(request.action)
         if request.action == enums.action.UPDATE:
             verb = "update" if request.method == enums.method.PUT else "patch"
@@ -605,44 +585,6 @@ class Emulator(kmock.KubernetesEmulator, _CachedRouting):
         checked = self._check(plural, settled, role, old=current, subresource=request.subresource)
         checked["metadata"]["resourceVersion"] = str(next(self._versions))
         object.__setattr__(request, "data", rules.merge_diff(current, checked))
-
-    # Watches: cut streams and 410 Gone on resumed watches ------------------------------------
-
-    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
-        if id(request) in self._gone:
-            self._gone.discard(id(request))
-            yield b""
-            too_old = _status_body(410, "Expired", "too old resource version (injected)")
-            yield {"type": "ERROR", "object": too_old}
-            return
-        cut = self._cuts.pop(id(request), None)
-        stream = super()._serve_watch(request)
-        if cut is None:
-            async for event in stream:
-                yield event
-            return
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-
-        async def pump() -> None:
-            async for event in stream:
-                await queue.put(event)
-
-        task = asyncio.create_task(pump())
-        deadline = asyncio.get_running_loop().time() + cut
-        try:
-            while True:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
-                try:
-                    event = await asyncio.wait_for(queue.get(), remaining)
-                except TimeoutError:
-                    break
-                yield event
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
     def _find(self, plural: str | None, namespace: str | None, name: str | None) -> Any:
         key = self._store.names.get((plural, namespace, name))

@@ -335,23 +335,6 @@ async def test_transient_failures_exhaust_backoff_limit(
     assert "gave up after 2 attempts" in status["error"]["message"]
 
 
-async def test_cancel_mid_run(api: Api, operator: Operator, runner_factory: RunnerFactory) -> None:
-    await runner_factory(script_for(long=[Attempt(hang=True)]))
-    await operator.start()
-    await api.create(manifest("long"))
-    await eventually(phase_is(api, "long", "Running"), what="Running")
-    assert len(api.pods()) == 1
-    await api.patch_spec("long", {"cancel": True})
-    await eventually(phase_is(api, "long", "Cancelled"), what="Cancelled")
-    await eventually(lambda: not api.jobs() and not api.pods(), what="Job and pods removed")
-    status = api.status("long")
-    assert conditions(status)["Progressing"]["reason"] == "Cancelled"
-    assert "Complete" not in conditions(status)
-    assert status["observedGeneration"] == 2
-    await event_posted(api, "long", "Cancelled")
-    assert api.reasons("long")[-1] == "Cancelled"
-
-
 async def test_operator_restarted_mid_run(
     api: Api,
     operator: Operator,
@@ -433,58 +416,6 @@ async def test_job_deleted_externally(
     assert api.reasons("orphan")[-1] == "JobDeleted"
 
 
-async def test_queue_limits_and_fifo(
-    api: Api,
-    operator: Operator,
-    runner_factory: RunnerFactory,
-    emulator: Emulator,
-    decisions: list[Seen],
-) -> None:
-    names = ["echo", "delta", "charlie", "bravo", "alpha"]  # created in this order
-    gates = {name: asyncio.Event() for name in names}
-    runner = await runner_factory(lambda name, _job: [Attempt(gate=gates[name])])
-    env = pytest.MonkeyPatch()
-    try:
-        env.setenv("VIDEOJOBS_MAX_RUNNING_JOBS", "2")
-        await operator.start()
-        for name in names:
-            await api.create(manifest(name))
-
-        def has_job(name: str) -> bool:
-            return bool(api.status(name).get("jobName"))
-
-        # Finish the running ones one at a time: the oldest queued one starts each time.
-        running = ["echo", "delta"]
-        waiting = names[2:]
-        round_ = 0
-        while running:
-            await eventually(lambda: all(has_job(n) for n in running), what=f"{running} run")
-            # Make the operator decide about every queued one again, with these running.
-            round_ += 1
-            for name in waiting:
-                await nudge(api, name, str(round_))
-            for name in waiting:
-                seen = await eventually(
-                    decided(decisions, name, nudge=str(round_)), what=f"{name} looked at"
-                )
-                assert not any(s.decision.create_job for s in seen), f"{name} started too early"
-            assert not any(has_job(n) for n in waiting), "a queued job started too early"
-            assert all(api.status(n)["phase"] == "Queued" for n in waiting)
-            done = running.pop(0)
-            gates[done].set()
-            await eventually(phase_is(api, done, "Succeeded"), what=f"{done} done")
-            if waiting:
-                running.append(waiting.pop(0))
-    finally:
-        env.undo()
-    assert runner.stats.max_running == 2
-    assert all(api.status(n)["phase"] == "Succeeded" for n in names)
-    for name in names[2:]:
-        assert api.status(name).get("queuedAt")
-        await event_posted(api, name, "Succeeded")
-        assert api.reasons(name) == ["Queued", "Succeeded"], "no JobCreated after Queued"
-
-
 async def test_per_namespace_limit(
     api: Api, operator: Operator, runner_factory: RunnerFactory
 ) -> None:
@@ -503,29 +434,6 @@ async def test_per_namespace_limit(
         env.undo()
     assert runner.stats.max_running_by_ns == {"a": 1, "b": 1}
     assert runner.stats.max_running == 2  # the namespaces did not block each other
-
-
-async def test_ttl_deletes_finished_resource(
-    api: Api, operator: Operator, runner_factory: RunnerFactory, decisions: list[Seen]
-) -> None:
-    await runner_factory()
-    await operator.start()
-    # 3 s, not 1: a loaded machine must still see Succeeded before the TTL deletes it
-    await api.create(manifest("shortlived", ttlSecondsAfterFinished=3))
-    await api.create(manifest("keeper"))
-    await eventually(phase_is(api, "shortlived", "Succeeded"), what="Succeeded")
-    await eventually(lambda: api.vpj("shortlived") is None, timeout=30, what="TTL deletion")
-    await eventually(phase_is(api, "keeper", "Succeeded"), what="keeper Succeeded")
-    # The TTL is a planned look (requeue) that deletes: planned for shortlived, never for keeper.
-    assert any(
-        s.decision.requeue_after for s in decided(decisions, "shortlived", phase="Succeeded")()
-    )
-    finished = await eventually(
-        decided(decisions, "keeper", phase="Succeeded"), what="a pass that saw keeper Succeeded"
-    )
-    assert all(not s.decision.delete_resource for s in decided(decisions, "keeper")())
-    assert all(s.decision.requeue_after is None for s in finished)
-    assert api.vpj("keeper") is not None  # no TTL given and no operator default
 
 
 async def test_rerun_token_starts_a_new_run(

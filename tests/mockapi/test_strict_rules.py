@@ -9,7 +9,6 @@ import pytest
 
 from tests.mockapi.emulator import OPERATOR_SA, builtin_errors, chart_rbac, crd_schema
 from tests.mockapi.strict import rules
-from tests.mockapi.strict.faults import FaultPlan
 from videojobs_operator import rbac
 
 VPJ: dict[str, Any] = {
@@ -219,25 +218,3 @@ def test_a_role_binding_grants_only_in_its_namespace() -> None:
     other_ns = attrs("patch", "videoprocessingjobs/status", "videojobs.io", ns="other")
     assert not rules.authorize(objs, worker, other_ns)
     assert not rules.authorize(objs, rules.ServiceAccount("other", "w"), status)
-
-
-# Faults --------------------------------------------------------------------------------------
-
-
-def test_fault_plan_is_seeded_and_targets_its_identities() -> None:
-    def run(seed: int) -> list[str | None]:
-        plan = FaultPlan(rate=0.2, seed=seed)
-        return [plan.pick("operator", "update", True) for _ in range(200)]
-
-    assert run(1) == run(1) and run(1) != run(2)
-    picks = [p for p in run(1) if p]
-    assert 20 < len(picks) < 60 and set(picks) <= {"429", "500", "409"}
-    plan = FaultPlan(rate=1.0)
-    assert plan.pick("worker", "get", False) is None
-    assert plan.pick("operator", "get", False) in {"429", "500"}
-    assert {plan.pick("operator", "watch", True) for _ in range(200)} == {
-        "429",
-        "500",
-        "cut",
-        "410",
-    }

@@ -49,6 +49,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     mine = [i for i in items if HERE in Path(str(i.fspath)).resolve().parents]
     for item in mine:
         item.add_marker(pytest.mark.realk8s)
+    # The soak (test_soak.py) takes many minutes: on demand only, with -m soak.
+    soak = [i for i in mine if i.get_closest_marker("soak")]
+    if soak and "soak" not in (config.option.markexpr or ""):
+        items[:] = [i for i in items if i not in soak]
+        config.hook.pytest_deselected(items=soak)
+        mine = [i for i in mine if i not in soak]
+        _NOT_RUN.append(
+            f"{len(soak)} soak test of tests/realk8s not run (it takes many minutes): "
+            "run it with -m soak (docs/testing.md)"
+        )
     if not mine:
         return
     if os.geteuid() != 0:

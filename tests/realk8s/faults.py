@@ -12,6 +12,11 @@ are answered 410, ``watch_cut_rate`` of the others are cut after a seeded time. 
 ``guarantee`` every kind fires at least once: each kind is due at a seeded position among the
 first requests that can take it (the first few watches, the first 20 updates or requests), and
 is injected there unless the rates already injected it.
+
+With ``network`` (the fault proxy in front of the real API server, ``faultproxy.py``), requests
+other than watches can also take ``drop`` (the connection closed without an answer: before the
+request reaches the server, or after it, so that a write lands and its answer is lost) and
+``delay`` (the answer held back a while).
 """
 
 from __future__ import annotations
@@ -21,18 +26,20 @@ import random
 from dataclasses import dataclass, field
 
 KINDS = ("429", "500", "409", "cut", "410")
+NETWORK_KINDS = ("drop", "delay")
 
-GUARANTEE_WITHIN = {"429": 20, "500": 20, "409": 20, "cut": 3, "410": 3}
+GUARANTEE_WITHIN = {"429": 20, "500": 20, "409": 20, "cut": 3, "410": 3, "drop": 20, "delay": 20}
 """A guaranteed kind is due at a seeded position below this among the requests it fits."""
 
 
-def eligible(action: str, resumed_watch: bool) -> tuple[str, ...]:
+def eligible(action: str, resumed_watch: bool, network: bool = False) -> tuple[str, ...]:
     """The kinds of fault a request can take."""
     if action == "watch":
         return ("429", "500", "cut") + (("410",) if resumed_watch else ())
+    more = NETWORK_KINDS if network else ()
     if action == "update":
-        return ("429", "500", "409")
-    return ("429", "500")
+        return ("429", "500", "409", *more)
+    return ("429", "500", *more)
 
 
 @dataclass
@@ -48,6 +55,8 @@ class FaultPlan:
     """Of the resumed watches, the fraction answered 410 Gone."""
     guarantee: bool = False
     """Inject every kind at least once (see the module's text)."""
+    network: bool = False
+    """Also ``drop`` and ``delay`` (only a proxy can do them)."""
     injected: collections.Counter[str] = field(default_factory=collections.Counter)
     _rng: random.Random = field(init=False, repr=False)
     _due: dict[str, int] = field(init=False, repr=False)
@@ -55,14 +64,14 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
-        self._due = {kind: self._rng.randrange(GUARANTEE_WITHIN[kind]) for kind in KINDS}
+        self._due = {kind: self._rng.randrange(GUARANTEE_WITHIN[kind]) for kind in self.kinds}
         self._seen = collections.Counter()
 
     def pick(self, identity: str, action: str, resumed_watch: bool) -> str | None:
         """The fault for one request, or None. ``action`` is kmock's (``watch``, ``update``…)."""
         if identity not in self.identities:
             return None
-        kinds = eligible(action, resumed_watch)
+        kinds = eligible(action, resumed_watch, self.network)
         kind = self._guaranteed(kinds) if self.guarantee else None
         if kind is None and action == "watch":
             if resumed_watch and self._rng.random() < self.gone_rate:
@@ -84,9 +93,13 @@ class FaultPlan:
                 due = kind
         return due
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return KINDS + NETWORK_KINDS if self.network else KINDS
+
     def missing(self) -> list[str]:
         """The kinds never injected so far."""
-        return [kind for kind in KINDS if not self.injected[kind]]
+        return [kind for kind in self.kinds if not self.injected[kind]]
 
     def cut_after(self) -> float:
         low, high = self.cut_after_seconds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 
-from tests.mockapi.strict.faults import KINDS, FaultPlan
+from tests.realk8s.faults import KINDS, FaultPlan
 
 
 def requests(plan: FaultPlan, n: int) -> list[str | None]:
@@ -42,3 +42,22 @@ def test_watch_rates() -> None:
     assert "410" not in fresh  # only a resumed watch can be too old
     assert [plan.pick("worker", "watch", True) for _ in range(50)] == [None] * 50
     assert plan.pick("operator", "update", True) is None  # the rates are for watches only
+
+
+def test_fault_plan_is_seeded_and_targets_its_identities() -> None:
+    def run(seed: int) -> list[str | None]:
+        plan = FaultPlan(rate=0.2, seed=seed)
+        return [plan.pick("operator", "update", True) for _ in range(200)]
+
+    assert run(1) == run(1) and run(1) != run(2)
+    picks = [p for p in run(1) if p]
+    assert 20 < len(picks) < 60 and set(picks) <= {"429", "500", "409"}
+    plan = FaultPlan(rate=1.0)
+    assert plan.pick("worker", "get", False) is None
+    assert plan.pick("operator", "get", False) in {"429", "500"}
+    assert {plan.pick("operator", "watch", True) for _ in range(200)} == {
+        "429",
+        "500",
+        "cut",
+        "410",
+    }
