@@ -6,7 +6,9 @@ and the gateway's own token replaced on disk and revoked on the server (issue 22
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,10 @@ from typing import Any
 import pytest
 
 from tests.realk8s.conftest import RealCluster
+from videojobs.models import PLURAL
 from videojobs_gateway import kube as gw_kube
+from videojobs_gateway.backend import Identity
+from videojobs_gateway.cluster import ClusterBackend
 from videojobs_gateway.kube import Caller, KubeApi, KubeError
 
 AUDIENCE = "videojobs-gateway"
@@ -215,3 +220,120 @@ def test_the_gateway_rereads_its_rotated_token(
             await api.close()
 
     asyncio.run(scenario())
+
+
+def test_the_gateway_lists_5000_resources_in_pages_and_resumes_its_watch(
+    real_cluster: RealCluster, ns: str
+) -> None:
+    """Issue 28: the cluster backend's first listing of 5,000 VideoProcessingJobs goes out in
+    pages of ``limit=500`` (the API server's audit log shows each request's URI), no answer
+    holds more than a page; a watch cut by the client resumes from the last resourceVersion
+    (a watch request, not a LIST)."""
+    real = real_cluster
+    count = 5000
+    _sa(real, ns, "gateway")
+    _bind(
+        real,
+        ns,
+        "gateway",
+        [
+            {
+                "apiGroups": ["videojobs.io"],
+                "resources": ["videoprocessingjobs"],
+                "verbs": ["create", "list", "watch"],
+            }
+        ],
+        cluster=False,
+    )
+    token = _token(real, ns, "gateway")
+    body = {
+        "source": {"url": "http://127.0.0.1:9/v.mp4"},
+        "segments": [{"title": "Intro", "start": 0, "end": 5}],
+        "output": {"storage": {"pvc": {"claimName": "clips"}}},
+    }
+
+    async def create_all(api: KubeApi) -> None:
+        gate = asyncio.Semaphore(16)
+
+        async def one(i: int) -> None:
+            async with gate:
+                await api.create_vpj(
+                    ns,
+                    {
+                        "apiVersion": "videojobs.io/v1alpha1",
+                        "kind": "VideoProcessingJob",
+                        "metadata": {"name": f"lecture-{i:04d}", "namespace": ns},
+                        "spec": body,
+                    },
+                    None,
+                )
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+
+    pages: list[tuple[dict[str, str], int]] = []
+
+    class CountingKube(KubeApi):
+        async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+            answer = await super().call(method, path, body, **kw)
+            if method == "GET" and path.endswith("/videoprocessingjobs"):
+                pages.append((dict(kw.get("params") or {}), len(json.dumps(answer))))
+            return answer
+
+    async def scenario() -> tuple[int, int]:
+        api = CountingKube(real.server, token=token, ssl_context=_ssl(real))
+        backend = ClusterBackend(api, namespaces=[ns], relist_backoff=0.2)
+        try:
+            await create_all(api)
+            whole = len(json.dumps(await KubeApi.call(api, "GET", api.vpj_path(ns))))
+            pages.clear()
+            started = time.monotonic()
+            await backend.start()
+            listed_in = time.monotonic() - started
+            who = Identity(name="gateway", namespace=ns)
+            jobs, _ = backend.list_jobs(who, phase=None, limit=10_000, cursor=None)
+            assert len(jobs) == count
+            lists_before = len(pages)
+            # the watch is cut (the connection closed under it): it resumes, no second LIST
+            assert api._session is not None
+            await api._session.close()
+            api._session = None
+            await api.create_vpj(
+                ns,
+                {
+                    "apiVersion": "videojobs.io/v1alpha1",
+                    "kind": "VideoProcessingJob",
+                    "metadata": {"name": "after-the-cut", "namespace": ns},
+                    "spec": body,
+                },
+                None,
+            )
+            for _ in range(100):
+                if ("after-the-cut" in {j.id for j in backend.list_jobs(
+                        who, phase=None, limit=10_001, cursor=None)[0]}):  # fmt: skip
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            assert len(pages) == lists_before, "the cut watch made the gateway LIST again"
+            print(f"listing of {count}: {listed_in:.2f} s")
+            return whole, lists_before
+        finally:
+            await backend.stop()
+
+    whole, lists = asyncio.run(scenario())
+    sizes = [size for _, size in pages[:lists]]
+    assert lists == count // 500 or lists == count // 500 + 1, pages
+    assert all(params.get("limit") == "500" for params, _ in pages[:lists])
+    assert all("continue" in params for params, _ in pages[1:lists])
+    assert max(sizes) < whole / 8
+    audit = [
+        e
+        for e in real.plane.audit(f"system:serviceaccount:{ns}:gateway")
+        if e.get("verb") == "list" and (e.get("objectRef") or {}).get("resource") == PLURAL
+    ]
+    uris = [e["requestURI"] for e in audit]
+    paged = [u for u in uris if "limit=500" in u]
+    assert len(paged) == lists, uris  # on the wire: every LIST of the gateway's cache paged
+    print(
+        f"one unpaginated LIST: {whole / 1e6:.2f} MB; paged: {lists} requests of at most "
+        f"{max(sizes) / 1e6:.2f} MB (limit=500)"
+    )
