@@ -155,6 +155,22 @@ _ENTRY = re.compile(r"^(?:transcript line \d+: )?((?:transcript|knowledge_points
 _ENTRY_WORDS = re.compile(r"^(?:transcript line \d+: )?(entry|cue) (\d+)\b")
 
 
+_SPEC_POINT = re.compile(r"^spec\.knowledgePoints\[(\d+)\](?:\.(\w+))?")
+_REST_POINT_KEYS = {v: k for k, v in _POINT_KEYS.items()}
+
+
+def _point_field(path: str) -> str:
+    """A spec knowledge point's path as the REST body names it, with its index kept (a form
+    shows the problem at its row): ``spec.knowledgePoints[1].start`` →
+    ``knowledge_points[1].start_time``."""
+    match = _SPEC_POINT.match(path)
+    if match is None:
+        return "knowledge_points"
+    index, key = match.groups()
+    field = f"knowledge_points[{index}]"
+    return f"{field}.{_REST_POINT_KEYS.get(key, key)}" if key else field
+
+
 def _rest_field(problem: Problem) -> str:
     """The REST field a spec problem is about."""
     if problem.path.startswith("spec.transcript"):
@@ -167,7 +183,9 @@ def _rest_field(problem: Problem) -> str:
         if "knowledge" in problem.message:
             return "knowledge_points"
         return "transcript"
-    if problem.path.startswith("spec.knowledgePoints") or problem.path.startswith("spec.segments"):
+    if problem.path.startswith("spec.knowledgePoints"):
+        return _point_field(problem.path)
+    if problem.path.startswith("spec.segments"):
         return "knowledge_points"
     for prefix, name in _REST_PATHS:
         if (

@@ -248,11 +248,11 @@ def run_local(
     )
     try:
         transcript = _transcript_within_budget(worker_input, publisher, options, transcript)
-    except WorkerError as failed:
+    except WorkerError as refused:
         shutil.rmtree(scratch, ignore_errors=True)
         reporter.close()
-        print(f"failed: {failed.category} ({int(failed.exit_code)}): {failed}", file=sys.stderr)
-        return int(failed.exit_code)
+        print(f"failed: {refused.category} ({int(refused.exit_code)}): {refused}", file=sys.stderr)
+        return int(refused.exit_code)
     try:
         if shards > 1:
             if progress:

@@ -1,4 +1,5 @@
-// The videojobs console: plain DOM + fetch + EventSource against /api/v1/videos.
+// The videojobs console: plain DOM + fetch + EventSource against /api/v1/videos. This file: the
+// helpers both pages use, and the job page; the list page is jobs.js.
 "use strict";
 const VJ = (() => {
   const API = "/api/v1/videos";
@@ -80,123 +81,6 @@ const VJ = (() => {
     return (h ? `${h}:${String(m).padStart(2, "0")}` : `${m}`) + `:${sec}`;
   }
 
-  function slug(text, n) {
-    const s = text.toLowerCase().normalize("NFKD").replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 40);
-    return s || `point-${n}`;
-  }
-
-  function parsePoints(text) {
-    const trimmed = text.trim();
-    if (!trimmed) return [];
-    if (trimmed.startsWith("[")) return JSON.parse(trimmed);
-    return trimmed.split("\n").filter((l) => l.trim()).map((line, i) => {
-      const m = line.trim().match(/^(\S+?)(?:\s*-\s*(\S+))?\s+(.+)$/);
-      if (!m) throw new Error(`knowledge points, line ${i + 1}: expected "START[-END] Title"`);
-      const point = { knowledge_id: slug(m[3], i + 1), title: m[3].trim(), start_time: m[1] };
-      if (m[2]) point.end_time = m[2];
-      return point;
-    });
-  }
-
-  function buildBody(form) {
-    const url = form.video_url.value.trim();
-    const transcript = form.transcript.value.trim();
-    const points = parsePoints(form.knowledge_points.value);
-    const output = { formats: document.getElementById("formats").value.split(","), precision: document.getElementById("precision").value };
-    let entries = null;
-    if (transcript.startsWith("[")) { try { entries = JSON.parse(transcript); } catch (e) { entries = null; } }
-    if (entries !== null) return { video_url: url, transcript: entries, knowledge_points: points, output };
-    // WebVTT, SRT or another format: send a spec; the server detects the format
-    const kps = points.map((p) => {
-      const k = { id: p.knowledge_id, title: p.title, description: p.description || "" };
-      if (p.start_time !== undefined) k.start = String(p.start_time);
-      if (p.end_time !== undefined) k.end = String(p.end_time);
-      if (p.quote) k.quote = p.quote;
-      return k;
-    });
-    return { spec: { source: { url }, transcript: { inline: transcript + "\n", format: "auto" }, knowledgePoints: kps, output } };
-  }
-
-  function showRowProgress(row, p) {
-    const bar = row.querySelector("progress"), status = row.querySelector(".status");
-    bar.value = p.percent; bar.nextSibling.textContent = ` ${p.percent}%`;
-    status.textContent = p.status; status.className = `status ${p.status}`;
-  }
-
-  function jobRow(job) {
-    // No stream per row: a browser opens at most six connections per host, so six unfinished
-    // jobs would starve every other request (Submit included). The list polls instead.
-    const bar = el("progress", { max: "100", value: String(job.percent) });
-    const status = el("span", { class: `status ${job.status}`, text: job.status });
-    const link = el("a", { href: `/console/jobs/${job.job_id}`, text: job.job_id });
-    return el("tr", { "data-job": job.job_id },
-      el("td", {}, link), el("td", { class: "muted", text: job.video_url.slice(0, 60) }),
-      el("td", {}, status), el("td", {}, bar, el("span", { class: "muted", text: ` ${job.percent}%` })),
-      el("td", { class: "muted", text: job.created_at }));
-  }
-
-  const POLL_MS = 2000;
-
-  async function indexPage() {
-    credentialBox();
-    const form = document.getElementById("submit");
-    const tbody = document.querySelector("#jobs tbody");
-    const more = document.getElementById("more");
-    let cursor = null;
-    async function load(reset) {
-      const q = new URLSearchParams({ limit: "25" });
-      if (!reset && cursor) q.set("cursor", cursor);
-      const doc = await api("GET", `/jobs?${q}`);
-      if (reset) tbody.replaceChildren();
-      for (const job of doc.jobs) tbody.append(jobRow(job));
-      cursor = doc.next_cursor; more.hidden = !cursor;
-    }
-    // One request at a time, every POLL_MS while a shown job is unfinished: the first page
-    // again (as many jobs as are shown, at most 200) updates the rows and adds new jobs on top.
-    async function refresh() {
-      const rows = Array.from(tbody.querySelectorAll("tr[data-job]"));
-      const unfinished = rows.some((r) => !FINISHED.has(r.querySelector(".status").textContent));
-      if (unfinished && !document.hidden) {
-        const q = new URLSearchParams({ limit: String(Math.min(200, Math.max(25, rows.length))) });
-        const doc = await api("GET", `/jobs?${q}`);
-        const byId = new Map(rows.map((r) => [r.dataset.job, r]));
-        const fresh = [];
-        for (const job of doc.jobs) {
-          const row = byId.get(job.job_id);
-          if (row) showRowProgress(row, job); else fresh.push(jobRow(job));
-        }
-        if (fresh.length) tbody.prepend(...fresh);
-      }
-    }
-    async function poll() {
-      try { await refresh(); } catch (err) { /* the next round tries again */ }
-      window.setTimeout(poll, POLL_MS);
-    }
-    more.addEventListener("click", () => load(false));
-    document.getElementById("transcript_file").addEventListener("change", async (e) => {
-      const file = e.target.files[0];
-      if (file) form.transcript.value = await file.text();
-    });
-    form.addEventListener("submit", async (e) => {
-      e.preventDefault();
-      const error = document.getElementById("submit_error");
-      error.textContent = "";
-      let body;
-      try { body = buildBody(form); } catch (err) { error.textContent = err.message; return; }
-      const button = document.getElementById("submit_button");
-      button.disabled = true;
-      try {
-        const doc = await api("POST", "/process", body);
-        window.location.href = `/console/jobs/${doc.job_id}`;
-      } catch (err) {
-        const p = err.problem;
-        error.textContent = p && p.errors ? p.errors.map((x) => `${x.field}: ${x.message}`).join("\n") : err.message;
-      } finally { button.disabled = false; }
-    });
-    await load(true);
-    window.setTimeout(poll, POLL_MS);
-  }
-
   // clips of audio-only sources (issue 23) play in the same element
   const MEDIA_TYPES = { m4a: "audio/mp4", mp3: "audio/mpeg", opus: "audio/ogg", flac: "audio/flac", wav: "audio/wav" };
 
@@ -270,5 +154,8 @@ const VJ = (() => {
     });
   }
 
-  return { indexPage, jobPage, parsePoints, buildBody };
+  function setCredential(v) { if (v) sessionStorage.setItem(CRED, v); else sessionStorage.removeItem(CRED); }
+
+  // shared with the list page (jobs.js)
+  return { jobPage, el, api, credential, setCredential, credentialBox, fmtTime };
 })();
