@@ -77,6 +77,8 @@ class KubeApi:
         self.requests = 0
         self.page_size = LIST_PAGE_SIZE
         """Resources per LIST request."""
+        self.watch_seconds = 300
+        """How long the API server keeps one watch request open (then it is resumed)."""
         self._session: aiohttp.ClientSession | None = None
         self._token_stamp: tuple[int, int] | None = None
         self._token_checked = 0.0
@@ -267,7 +269,11 @@ class KubeApi:
         self, namespace: str | None, resource_version: str | None
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events (``{"type": ..., "object": ...}``) until the server ends the stream."""
-        params = {"watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self.watch_seconds),
+        }
         if resource_version:
             params["resourceVersion"] = resource_version
         self.requests += 1
