@@ -225,52 +225,77 @@ class ClusterBackend:
         self.feed.notify(key[0])
 
     async def _follow(self, namespace: str | None) -> None:
-        """List, then watch from the list's resourceVersion; relist on 410 or errors."""
+        """List (in pages), then watch from the list's resourceVersion. A watch that ends or
+        fails resumes from the last resourceVersion it saw (a bookmark's included); only 410
+        Gone (that version compacted away) or a failed listing lists again."""
         while True:
             try:
-                listed = await self.kube.list_vpjs(namespace)
-                items = listed.get("items") or []
-                seen = set()
-                for obj in items:
-                    obj.setdefault("apiVersion", API_VERSION)
-                    self._put(obj)
-                    meta = obj.get("metadata") or {}
-                    seen.add((meta.get("namespace"), meta.get("name")))
-                for key in [k for k in self._jobs if namespace in (None, k[0])]:
-                    if key not in seen:
-                        self._drop(*key)
-                rv = (listed.get("metadata") or {}).get("resourceVersion")
-                self._synced[namespace] = True
-                self._errors.pop(namespace, None)
-                if all(self._synced.values()):
-                    self._first_sync.set()
-                while True:
-                    rv = await self._watch(namespace, rv)
-                    if rv is None:
-                        break  # 410 Gone: relist
+                rv = await self._relist(namespace)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._errors[namespace] = f"{type(exc).__name__}: {exc}"
-                log.warning("watch of %s failed: %s", namespace or "all namespaces", exc)
+                self._failed(namespace, "listing", exc)
+                await asyncio.sleep(self.relist_backoff)
+                continue
+            await self._watch_from(namespace, rv)
+
+    async def _relist(self, namespace: str | None) -> str | None:
+        """One listing into the cache (dropping what is gone); its resourceVersion."""
+        listed = await self.kube.list_vpjs(namespace)
+        seen = set()
+        for obj in listed.get("items") or []:
+            obj.setdefault("apiVersion", API_VERSION)
+            self._put(obj)
+            meta = obj.get("metadata") or {}
+            seen.add((meta.get("namespace"), meta.get("name")))
+        for key in [k for k in self._jobs if namespace in (None, k[0])]:
+            if key not in seen:
+                self._drop(*key)
+        self._synced[namespace] = True
+        self._errors.pop(namespace, None)
+        if all(self._synced.values()):
+            self._first_sync.set()
+        rv: str | None = (listed.get("metadata") or {}).get("resourceVersion")
+        return rv
+
+    async def _watch_from(self, namespace: str | None, rv: str | None) -> None:
+        """Watch from ``rv``, resuming from the last version seen after each end or error,
+        until the server answers 410 Gone."""
+        progress = {"rv": rv}
+        while True:
+            try:
+                if not await self._watch(namespace, progress):
+                    return  # 410 Gone: relist
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if isinstance(exc, KubeError) and exc.status == 410:
+                    return  # answered 410 before any event
+                self._failed(namespace, "watch", exc)
                 await asyncio.sleep(self.relist_backoff)
 
-    async def _watch(self, namespace: str | None, rv: str | None) -> str | None:
-        """One watch request; the last resourceVersion seen, or None when it must relist."""
-        async for event in self.kube.watch_vpjs(namespace, rv):
+    def _failed(self, namespace: str | None, what: str, exc: Exception) -> None:
+        self._errors[namespace] = f"{type(exc).__name__}: {exc}"
+        log.warning("%s of %s failed: %s", what, namespace or "all namespaces", exc)
+
+    async def _watch(self, namespace: str | None, progress: dict[str, str | None]) -> bool:
+        """One watch request from ``progress["rv"]``, which it advances with every event;
+        False when it must relist (410 Gone)."""
+        async for event in self.kube.watch_vpjs(namespace, progress["rv"]):
             kind = event.get("type")
             obj = event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:
-                    return None
+                    return False
                 raise KubeError(int(obj.get("code") or 500), str(obj.get("message")))
+            self._errors.pop(namespace, None)
             meta = obj.get("metadata") or {}
-            rv = meta.get("resourceVersion") or rv
+            progress["rv"] = meta.get("resourceVersion") or progress["rv"]
             if kind in ("ADDED", "MODIFIED"):
                 self._put(obj)
             elif kind == "DELETED":
                 self._drop(str(meta.get("namespace")), str(meta.get("name")))
-        return rv
+        return True
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -32,6 +32,8 @@ VPJ_BASE = f"/apis/{GROUP}/{VERSION}"
 SA_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 TOKEN_RECHECK_SECONDS = 10.0
 """How often the token file's modification time is looked at (a 401 re-reads it at once)."""
+LIST_PAGE_SIZE = 500
+"""Resources per LIST page (client-go's informers and kubectl use 500)."""
 
 
 class KubeError(Exception):
@@ -73,6 +75,10 @@ class KubeApi:
         self.audiences = tuple(audiences)
         """TokenReview audiences: a caller's token must be minted for one of them."""
         self.requests = 0
+        self.page_size = LIST_PAGE_SIZE
+        """Resources per LIST request."""
+        self.watch_seconds = 300
+        """How long the API server keeps one watch request open (then it is resumed)."""
         self._session: aiohttp.ClientSession | None = None
         self._token_stamp: tuple[int, int] | None = None
         self._token_checked = 0.0
@@ -241,14 +247,33 @@ class KubeApi:
         return f"{base}/{name}" if name else base
 
     async def list_vpjs(self, namespace: str | None) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("GET", self.vpj_path(namespace))
-        return result
+        """Every VideoProcessingJob, read in pages of :attr:`page_size` (``limit`` +
+        ``continue``): no answer is larger than a page, whatever the number of resources. The
+        pages are one consistent snapshot; its ``resourceVersion`` (the first page's, which
+        every continue token carries) is where a watch starts. An expired continue token (410)
+        fails the listing: the caller lists again from the start."""
+        items: list[dict[str, Any]] = []
+        params: dict[str, str] = {"limit": str(self.page_size)}
+        first: dict[str, Any] | None = None
+        while True:
+            page: dict[str, Any] = await self.call("GET", self.vpj_path(namespace), params=params)
+            first = first or page
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+            params = {"limit": str(self.page_size), "continue": token}
+        return {**first, "items": items}
 
     async def watch_vpjs(
         self, namespace: str | None, resource_version: str | None
     ) -> AsyncIterator[dict[str, Any]]:
         """Watch events (``{"type": ..., "object": ...}``) until the server ends the stream."""
-        params = {"watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": "300"}
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self.watch_seconds),
+        }
         if resource_version:
             params["resourceVersion"] = resource_version
         self.requests += 1

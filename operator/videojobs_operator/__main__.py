@@ -19,7 +19,6 @@ import socket
 import sys
 import threading
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 
 import kopf
@@ -133,9 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elector = None
     if config.leader_election:
         from videojobs_operator.kube import make_api_client
-        from videojobs_operator.leader import LeaseElector, lease_namespace
+        from videojobs_operator.leader import LeaseElector, lease_namespace, process_identity
 
-        identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        identity = process_identity(dict(os.environ), socket.gethostname())
         namespace = lease_namespace(config.leader_election_namespace, dict(os.environ))
         elector = LeaseElector(make_api_client(), namespace, identity)
         probes = [args.liveness] if args.liveness else []

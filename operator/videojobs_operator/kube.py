@@ -137,6 +137,16 @@ class Kube:
         """The ConfigMap, or None when missing (rbac: configmaps get)."""
         return await self._read("configmaps", self.core.read_namespaced_config_map, name, namespace)
 
+    async def read_claim(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The PersistentVolumeClaim, or None when missing (rbac: persistentvolumeclaims get):
+        its access modes say whether a sharded run's pods on several nodes can all mount it."""
+        return await self._read(
+            "persistentvolumeclaims",
+            self.core.read_namespaced_persistent_volume_claim,
+            name,
+            namespace,
+        )
+
     async def create_configmap(self, manifest: dict[str, Any]) -> None:
         """Create a ConfigMap owned by a Job (rbac: configmaps create, get, delete).
 

@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -299,6 +300,15 @@ class LeaseElector:
             logger.warning("could not release the Lease: %s", exc)
         except Exception as exc:
             logger.warning("could not release the Lease: %s", exc)
+
+
+def process_identity(env: dict[str, str], hostname: str) -> str:
+    """This process's holder identity: the pod's name (or the host's) plus a random suffix.
+
+    The pod name alone is not enough: a restarted container keeps it, and would take the
+    previous process's Lease as its own (renewing it at once, without waiting for it to expire,
+    while the old process may still be leading). client-go adds a UUID for the same reason."""
+    return f"{env.get('POD_NAME') or hostname}_{uuid.uuid4().hex[:12]}"
 
 
 def lease_namespace(configured: str | None, env: dict[str, str]) -> str:

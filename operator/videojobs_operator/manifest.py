@@ -109,15 +109,18 @@ ANNOTATION_COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 
 
 def shard_count(spec: Mapping[str, Any] | None, settings: OperatorSettings) -> int:
-    """Shards of a run: ``spec.parallelism``, else the operator's default for plans of at least
-    ``parallelism_min_clips`` clips, capped at the number of clips when the spec tells it."""
+    """Shards of a run: ``spec.parallelism``, else the operator's default (one shard per
+    ``parallelism_min_clips`` clips, at most ``default_parallelism``: a plan just over the
+    threshold stays in one pod); capped at the number of clips when the spec tells it, and at
+    ``max_running_pods`` (a run larger than the pod budget could never start)."""
     spec = spec or {}
     clips = len(spec.get("segments") or spec.get("knowledgePoints") or [])
     wanted = spec.get("parallelism")
     if wanted is None:
-        enough = clips >= settings.parallelism_min_clips
-        wanted = settings.default_parallelism if enough else 1
+        wanted = min(settings.default_parallelism, clips // settings.parallelism_min_clips)
     count = max(1, int(wanted))
+    if settings.max_running_pods:
+        count = min(count, settings.max_running_pods)
     return min(count, clips) if clips else count
 
 
@@ -192,6 +195,7 @@ def build_worker_input(
     transcript_path = None
     if spec.transcript is not None and spec.transcript.config_map_key_ref is not None:
         transcript_path = f"{TRANSCRIPT_MOUNT}/transcript"
+    shards = shard_count(resource.get("spec"), settings)
     return WorkerInput(
         # the destination spelled out (<namespace>/<name> defaults, the platform's S3 rules)
         spec=effective_spec(spec, meta["namespace"], meta["name"], settings),
@@ -206,9 +210,20 @@ def build_worker_input(
         allow_private_networks=settings.allow_private_networks,
         allowed_networks=list(settings.allowed_networks),
         trusted_s3_endpoints=list(settings.s3_allowed_endpoints),
-        progress_interval_seconds=settings.progress_interval_seconds,
-        shards=shard_count(resource.get("spec"), settings),
+        progress_interval_seconds=shard_progress_interval(shards, settings),
+        shards=shards,
     )
+
+
+def shard_progress_interval(shards: int, settings: OperatorSettings) -> float:
+    """How often each pod of a run of ``shards`` reports progress: every
+    ``progress_interval_seconds``, stretched so that a run's shards together report at most
+    ``progress_shards_per_interval`` times per interval (0: not stretched)."""
+    base = settings.progress_interval_seconds
+    per_interval = settings.progress_shards_per_interval
+    if not per_interval or shards <= per_interval:
+        return base
+    return base * shards / per_interval
 
 
 CONFIGMAP_DATA_MAX = 1024 * 1024 - 16 * 1024

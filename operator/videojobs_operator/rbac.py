@@ -43,6 +43,8 @@ OPERATOR_RULES: list[Rule] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "delete"]},
     # create: the operator's and kopf's Events (core/v1)
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    # get: the access modes of a sharded run's claim (ReadWriteMany or refused; kube.read_claim)
+    {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get"]},
     # list: why a Job's pod never started (FailedCreate, FailedMount), read at the pending timeout
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
 ]

@@ -55,6 +55,7 @@ from videojobs_operator.decide import (
 )
 from videojobs_operator.kube import ForeignObjectError, Kube
 from videojobs_operator.manifest import (
+    ANNOTATION_SHARDS,
     LABEL_RUN,
     LABEL_UID,
     InputTooLarge,
@@ -63,6 +64,7 @@ from videojobs_operator.manifest import (
     is_owned_by,
     resource_job_name,
     run_id,
+    shard_count,
     validate_spec,
 )
 from videojobs_operator.metrics import Metrics
@@ -70,7 +72,7 @@ from videojobs_operator.observe import job_finished
 from videojobs_operator.queue import AdmissionQueue, QueueEntry, queue_limit_text
 from videojobs_operator.readiness import Readiness
 from videojobs_operator.settings import OperatorSettings
-from videojobs_operator.storage_policy import storage_problems
+from videojobs_operator.storage_policy import claim_sharing_problem, storage_problems
 from videojobs_operator.timestamps import parse_time
 
 logger = logging.getLogger("videojobs.operator")
@@ -88,6 +90,9 @@ CREATED_GRACE_SECONDS = 30.0
 """How long a Job this process created may take to appear in the watch before it is looked up."""
 STAGE_WRITE_INTERVAL = 2.0
 """Least seconds between two status writes that only mirror the worker's stage."""
+PROGRESS_ONLY_FIELDS = frozenset({"progress", "stage", "message", "conditions"})
+"""A write of these alone is a sharded run's summed progress: at most one per
+``summedProgressIntervalSeconds`` (a shard finishing, ``shards``, is written at once)."""
 
 
 @dataclass
@@ -97,6 +102,8 @@ class _KeyState:
     dirty: bool = False
     written: dict[str, Any] = field(default_factory=dict)
     last_write: float = 0.0
+    last_progress_write: float = 0.0
+    """Monotonic time of the last write of a sharded run's summed progress."""
     created_job: str | None = None
     created_at: float = 0.0
     timer: asyncio.TimerHandle | None = None
@@ -220,14 +227,22 @@ class Reconciler:
         if job is not None:
             self._starting.discard(key)
         if key in self._starting or (job is not None and not job_finished(job)):
-            self.queue.set_running(key)
+            self.queue.set_running(key, self._pods_of(resource, job))
         elif job is None and wants_to_start(resource):
             state = self._states.get(key)
             created = resource["metadata"].get("creationTimestamp") or ""
             retry_at = state.create_retry_at if state is not None else 0.0
-            self.queue.set_waiting(QueueEntry(key[0], key[1], created), retry_at)
+            pods = self._pods_of(resource, None)
+            self.queue.set_waiting(QueueEntry(key[0], key[1], created, pods), retry_at)
         else:
             self.queue.discard(key)
+
+    def _pods_of(self, resource: Mapping[str, Any], job: Mapping[str, Any] | None) -> int:
+        """Worker pods a run asks for at once: its Job's shard count, else its spec's."""
+        if job is not None:
+            shards = str((job["metadata"].get("annotations") or {}).get(ANNOTATION_SHARDS) or "")
+            return int(shards) if shards.isdigit() else 1
+        return shard_count(resource.get("spec"), self.settings)
 
     def _set_phase(self, key: Key, phase: str | None) -> None:
         old = self._phases.pop(key, None)
@@ -250,6 +265,7 @@ class Reconciler:
             self.settings.max_running_jobs,
             self.settings.max_running_jobs_per_namespace,
             time.monotonic(),
+            self.settings.max_running_pods,
         )
 
     def _admit(self, key: Key) -> bool:
@@ -566,6 +582,9 @@ class Reconciler:
         refused = storage_problems(spec, resource["metadata"]["namespace"], self.settings)
         if refused:
             return None, refused, None
+        shared = await self._claim_problem(resource, spec)
+        if shared is not None:
+            return None, [shared], None
         if spec.needs_source_info:
             return spec, [], None  # chapters or captions: only the worker (yt-dlp) can plan it
         ref = None
@@ -592,6 +611,18 @@ class Reconciler:
         # parsing and planning in a child process with a time and memory budget
         problems = await plan_problems_bounded(spec, text, label)
         return (None, problems, None) if problems else (spec, [], None)
+
+    async def _claim_problem(
+        self, resource: Mapping[str, Any], spec: VideoProcessingJobSpec
+    ) -> Problem | None:
+        """A sharded run's claim must be ReadWriteMany (read once per generation, as the rest
+        of the validation)."""
+        pvc = spec.output.storage.pvc
+        shards = shard_count(resource.get("spec"), self.settings)
+        if pvc is None or shards <= 1:
+            return None
+        claim = await self.kube.read_claim(resource["metadata"]["namespace"], pvc.claim_name)
+        return claim_sharing_problem(claim, pvc.claim_name, shards)
 
     async def _delete_stale_jobs(self, key: Key, resource: Mapping[str, Any]) -> None:
         """Remove unfinished Jobs of earlier runs (the rerunToken changed while they ran)."""
@@ -709,18 +740,30 @@ class Reconciler:
         patch = dict(decision.status)
         if not patch:
             return
-        # A change of the mirrored stage alone waits a little: stages can flip quickly.
-        if set(patch) <= {"stage", "message", "conditions"} and "stage" in patch:
-            wait = state.last_write + STAGE_WRITE_INTERVAL - time.monotonic()
-            if wait > 0:
-                self.enqueue(key, wait)
-                return
+        wait = self._write_wait(state, patch)
+        if wait > 0:
+            self.enqueue(key, wait)  # the pass then writes what is current by that time
+            return
         meta = resource["metadata"]
         await self.kube.patch_status(meta["namespace"], meta["name"], patch)
         state.last_write = time.monotonic()
+        if "progress" in patch:
+            state.last_progress_write = state.last_write
         for k, v in patch.items():
             if k in OPERATOR_STATUS_FIELDS:
                 state.written[k] = v
+
+    def _write_wait(self, state: _KeyState, patch: Mapping[str, Any]) -> float:
+        """How long a status write waits (0: none). A change of the mirrored stage alone waits
+        a little (stages can flip quickly); a sharded run's summed progress alone is rewritten
+        at most every ``summedProgressIntervalSeconds``, whatever the shard count."""
+        now = time.monotonic()
+        if set(patch) <= {"stage", "message", "conditions"} and "stage" in patch:
+            return state.last_write + STAGE_WRITE_INTERVAL - now
+        interval = self.settings.summed_progress_interval_seconds
+        if interval and "progress" in patch and set(patch) <= PROGRESS_ONLY_FIELDS:
+            return state.last_progress_write + interval - now
+        return 0.0
 
     def _count_finish(self, resource: Mapping[str, Any], decision: Decision) -> None:
         phase = decision.status.get("phase")

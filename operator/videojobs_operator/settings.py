@@ -54,6 +54,12 @@ class OperatorSettings(BaseSettings):
     max_running_jobs_per_namespace: int = Field(
         default=0, ge=0, description="Jobs running at once per namespace; 0 means no limit."
     )
+    max_running_pods: int = Field(
+        default=32,
+        ge=0,
+        description="Worker pods running at once, cluster-wide: a sharded run counts its shards "
+        "(and has at most this many); 0 means no limit.",
+    )
     default_active_deadline_seconds: int = Field(
         default=6 * 3600, ge=30, description="activeDeadlineSeconds when the spec has none."
     )
@@ -96,6 +102,20 @@ class OperatorSettings(BaseSettings):
     progress_interval_seconds: float = Field(
         default=5.0, gt=0, description="Least time between two progress patches by a worker."
     )
+    progress_shards_per_interval: int = Field(
+        default=4,
+        ge=0,
+        description="Shards of one run that report per progress_interval_seconds: each of k "
+        "shards reports every progress_interval_seconds * max(1, k / this), so a run's shards "
+        "write at most this many times per interval whatever k; 0 lets every shard report "
+        "every interval.",
+    )
+    summed_progress_interval_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="Least time between two rewrites of a sharded run's summed progress by the "
+        "operator; 0 rewrites it on every change of a shard's.",
+    )
     pending_timeout_seconds: int = Field(
         default=600,
         ge=30,
@@ -105,14 +125,15 @@ class OperatorSettings(BaseSettings):
         default=1,
         ge=1,
         le=16,
-        description="Shards for a job without spec.parallelism whose plan has at least "
-        "parallelism_min_clips clips; 1 keeps every such job in one pod.",
+        description="Most shards for a job without spec.parallelism: one shard per "
+        "parallelism_min_clips clips of its plan, at most this many; 1 keeps every such job in "
+        "one pod.",
     )
     parallelism_min_clips: int = Field(
         default=20,
         ge=1,
-        description="The fewest clips (explicit segments or knowledge points) a plan needs for "
-        "default_parallelism to apply.",
+        description="Clips (explicit segments or knowledge points) per shard when "
+        "default_parallelism applies: a plan needs twice as many for two shards.",
     )
     manage_worker_rbac: bool = Field(
         default=True,

@@ -19,6 +19,9 @@ refuses private and metadata endpoints). A platform can fix all of it instead:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from videojobs.errors import Problem
 from videojobs.models import VideoProcessingJobSpec
 from videojobs_operator.settings import OperatorSettings
@@ -106,3 +109,32 @@ def credentials_secret(spec: VideoProcessingJobSpec, settings: OperatorSettings)
     if settings.s3_credentials_secret:
         return settings.s3_credentials_secret
     return s3.credentials_secret_ref.name if s3.credentials_secret_ref is not None else None
+
+
+SHARED_ACCESS_MODE = "ReadWriteMany"
+
+
+def claim_sharing_problem(
+    claim: Mapping[str, Any] | None, claim_name: str, shards: int
+) -> Problem | None:
+    """Why a sharded run cannot write to this claim, or None.
+
+    The shards of a run are pods that the scheduler may put on different nodes, all mounting
+    the claim read-write: only a ``ReadWriteMany`` volume allows that. A ``ReadWriteOnce`` claim
+    leaves every shard pod on another node in ``ContainerCreating`` (Multi-Attach error) until
+    the pending timeout; ``ReadWriteOncePod`` admits one pod at all. A claim that does not
+    exist (yet) is not judged here: the pod waits for it as any pod does."""
+    if shards <= 1 or claim is None:
+        return None
+    spec = claim.get("spec") or {}
+    status = claim.get("status") or {}
+    modes = list(status.get("accessModes") or spec.get("accessModes") or [])
+    if SHARED_ACCESS_MODE in modes:
+        return None
+    return Problem(
+        "spec.parallelism",
+        f"{shards} shards write to PersistentVolumeClaim {claim_name!r} at once, from pods that "
+        f"may run on different nodes, but its access modes are {', '.join(modes) or 'none'}: "
+        "only a ReadWriteMany claim can be mounted by all of them; use a ReadWriteMany claim "
+        "(NFS, CephFS, EFS, Filestore, ...) or S3 output, or leave parallelism at 1",
+    )

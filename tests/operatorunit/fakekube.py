@@ -32,6 +32,7 @@ class FakeKube:
         self.calls: list[tuple[str, Any]] = []
         self.jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
+        self.claims: dict[tuple[str, str], dict[str, Any]] = {}
         self.status_patches: list[tuple[str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, str]] = []
         self.warnings: dict[tuple[str, str], str] = {}
@@ -68,6 +69,10 @@ class FakeKube:
 
     async def read_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.configmaps.get((namespace, name))
+
+    async def read_claim(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("read_claim", name))
+        return self.claims.get((namespace, name))
 
     async def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.calls.append(("patch_status", name))

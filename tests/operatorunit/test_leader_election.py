@@ -18,7 +18,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from videojobs_operator.leader import LeaseElector
+from videojobs_operator.leader import LeaseElector, process_identity
 
 
 class FakeLeases:
@@ -252,3 +252,52 @@ def test_a_hanging_api_server_makes_the_holder_stop_before_a_standby_can_take_ov
     finally:
         halt.set()
         lease_server.done.set()
+
+
+def test_each_process_has_its_own_identity_even_in_the_same_pod() -> None:
+    """A restarted container keeps its pod name; with the name alone as its identity it would
+    renew the previous process's live Lease as its own (issue 28)."""
+    env = {"POD_NAME": "videojobs-operator-7c9f-abcde"}
+    first, restarted = process_identity(env, "host"), process_identity(env, "host")
+    assert first != restarted
+    assert first.startswith("videojobs-operator-7c9f-abcde_")
+    assert process_identity({}, "host").startswith("host_")
+    leases, clock = FakeLeases(), Clock()
+    assert elector(leases, first, clock).try_acquire()
+    clock.now += 5
+    assert not elector(leases, restarted, clock).try_acquire(), "took a live Lease over"
+
+
+class RecordingLeases(FakeLeases):
+    """FakeLeases that records each call's ``_request_timeout``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[tuple[str, Any]] = []
+
+    def read_namespaced_lease(self, name: str, ns: str, **kw: Any) -> SimpleNamespace:
+        self.timeouts.append(("read", kw.get("_request_timeout")))
+        return super().read_namespaced_lease(name, ns)
+
+    def create_namespaced_lease(self, ns: str, body: dict[str, Any], **kw: Any) -> SimpleNamespace:
+        self.timeouts.append(("create", kw.get("_request_timeout")))
+        return super().create_namespaced_lease(ns, body)
+
+    def patch_namespaced_lease(
+        self, name: str, ns: str, patch: dict[str, Any], **kw: Any
+    ) -> SimpleNamespace:
+        self.timeouts.append(("patch", kw.get("_request_timeout")))
+        return super().patch_namespaced_lease(name, ns, patch)
+
+
+def test_every_lease_call_has_a_timeout_within_the_renew_deadline() -> None:
+    leases, clock = RecordingLeases(), Clock()
+    holder = elector(leases, "holder", clock)
+    assert holder.renew_deadline < holder.lease_seconds
+    assert holder.try_acquire()  # create
+    assert holder.try_acquire(deadline=clock.now + 4)  # read + patch, cut to the deadline
+    holder.release()  # patch
+    calls = [call for call, _ in leases.timeouts]
+    assert calls == ["read", "create", "read", "patch", "patch"]
+    assert all(t is not None and 0 < t <= holder.request_timeout for _, t in leases.timeouts)
+    assert [t for _, t in leases.timeouts[2:4]] == [4, 4]

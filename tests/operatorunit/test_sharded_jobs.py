@@ -12,6 +12,7 @@ from videojobs_operator.manifest import (
     build_job,
     build_worker_input,
     shard_count,
+    shard_progress_interval,
 )
 from videojobs_operator.observe import observe_run, shards_summary
 from videojobs_operator.settings import OperatorSettings
@@ -37,12 +38,31 @@ def test_shard_count_spec_default_and_cap() -> None:
     assert shard_count(_spec(), settings) == 1
     assert shard_count(_spec(parallelism=4), settings) == 4
     assert shard_count(_spec(parallelism=16), settings) == 6  # no more shards than clips
-    on = OperatorSettings(default_parallelism=4, parallelism_min_clips=6)
-    assert shard_count(_spec(), on) == 4
+    on = OperatorSettings(default_parallelism=4, parallelism_min_clips=2)
+    assert shard_count(_spec(), on) == 3  # one shard per 2 clips, not defaultParallelism at once
+    assert shard_count({**_spec(), "segments": SEGMENTS[:5]}, on) == 2
+    assert shard_count({**_spec(), "segments": SEGMENTS[:3]}, on) == 1  # just over the threshold
     assert shard_count(_spec(parallelism=1), on) == 1  # the spec wins
-    assert shard_count({**_spec(), "segments": SEGMENTS[:5]}, on) == 1  # a short plan
+    many = OperatorSettings(default_parallelism=4, parallelism_min_clips=1)
+    assert shard_count(_spec(), many) == 4  # at most defaultParallelism
+    budget = OperatorSettings(max_running_pods=2)
+    assert shard_count(_spec(parallelism=4), budget) == 2  # never more than the pod budget
     chapters = {"source": {"url": "u"}, "segmentation": {"fromChapters": True}, "parallelism": 3}
     assert shard_count(chapters, settings) == 3  # clips unknown: not capped
+
+
+def test_shards_report_less_often_as_they_multiply() -> None:
+    """Each of k shards reports every interval * max(1, k/4): a run's shards write at most 4
+    times per interval whatever k (issue 28); 0 restores one report per shard per interval."""
+    settings = OperatorSettings(progress_interval_seconds=5)
+    assert [shard_progress_interval(k, settings) for k in (1, 4, 8, 16)] == [5, 5, 10, 20]
+    for k in range(1, 17):
+        assert k / shard_progress_interval(k, settings) <= 4 / 5
+    old = OperatorSettings(progress_interval_seconds=5, progress_shards_per_interval=0)
+    assert shard_progress_interval(16, old) == 5
+    resource = _resource(parallelism=6)
+    spec = VideoProcessingJobSpec.model_validate(resource["spec"])
+    assert build_worker_input(resource, spec, settings).progress_interval_seconds == 7.5
 
 
 def test_indexed_job_is_valid_for_the_oldest_and_newest_kubernetes() -> None:

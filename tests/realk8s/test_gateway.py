@@ -6,7 +6,9 @@ and the gateway's own token replaced on disk and revoked on the server (issue 22
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,10 @@ from typing import Any
 import pytest
 
 from tests.realk8s.conftest import RealCluster
+from videojobs.models import PLURAL
 from videojobs_gateway import kube as gw_kube
+from videojobs_gateway.backend import Identity
+from videojobs_gateway.cluster import ClusterBackend
 from videojobs_gateway.kube import Caller, KubeApi, KubeError
 
 AUDIENCE = "videojobs-gateway"
@@ -215,3 +220,111 @@ def test_the_gateway_rereads_its_rotated_token(
             await api.close()
 
     asyncio.run(scenario())
+
+
+SMALL_SPEC = {
+    "source": {"url": "http://127.0.0.1:9/v.mp4"},
+    "segments": [{"title": "Intro", "start": 0, "end": 5}],
+    "output": {"storage": {"pvc": {"claimName": "clips"}}},
+}
+
+
+def _small_vpj(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "videojobs.io/v1alpha1",
+        "kind": "VideoProcessingJob",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": SMALL_SPEC,
+    }
+
+
+async def _create_all(api: KubeApi, ns: str, count: int) -> None:
+    gate = asyncio.Semaphore(16)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await api.create_vpj(ns, _small_vpj(ns, f"lecture-{i:04d}"), None)
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+
+
+class CountingKube(KubeApi):
+    """The gateway's client, recording each LIST's query and answer size."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.pages: list[tuple[dict[str, str], int]] = []
+
+    async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        answer = await super().call(method, path, body, **kw)
+        if method == "GET" and path.endswith("/videoprocessingjobs"):
+            self.pages.append((dict(kw.get("params") or {}), len(json.dumps(answer))))
+        return answer
+
+
+async def _list_then_cut(api: CountingKube, ns: str, count: int) -> tuple[int, int]:
+    """Create ``count`` resources, start the backend, let the server end its watches, create
+    one more: (bytes of one unpaginated LIST, LIST requests of the backend's first listing)."""
+    backend = ClusterBackend(api, namespaces=[ns], relist_backoff=0.2)
+    who = Identity(name="gateway", namespace=ns)
+
+    def names() -> set[str]:
+        return {j.id for j in backend.list_jobs(who, phase=None, limit=10_001, cursor=None)[0]}
+
+    try:
+        await _create_all(api, ns, count)
+        whole = len(json.dumps(await KubeApi.call(api, "GET", api.vpj_path(ns))))
+        api.pages.clear()
+        api.watch_seconds = 2  # the server ends each watch after 2 s: the gateway resumes it
+        started = time.monotonic()
+        await backend.start()
+        print(f"listing of {count}: {time.monotonic() - started:.2f} s")
+        assert len(names()) == count
+        lists = len(api.pages)
+        await asyncio.sleep(5)  # two or more watches ended and resumed: no second LIST
+        await api.create_vpj(ns, _small_vpj(ns, "after-the-cut"), None)
+        for _ in range(200):
+            if "after-the-cut" in names():
+                break
+            await asyncio.sleep(0.1)
+        assert "after-the-cut" in names()
+        assert len(api.pages) == lists, "the cut watch made the gateway LIST again"
+        return whole, lists
+    finally:
+        await backend.stop()
+
+
+@pytest.mark.timeout(900)  # 5,000 creates: 70 s on a quiet machine, minutes on a busy one
+def test_the_gateway_lists_5000_resources_in_pages_and_resumes_its_watch(
+    real_cluster: RealCluster, ns: str
+) -> None:
+    """Issue 28: the cluster backend's first listing of 5,000 VideoProcessingJobs goes out in
+    pages of ``limit=500`` (the API server's audit log shows each request's URI), no answer
+    holds more than a page; a watch the server ends resumes from the last resourceVersion (a
+    watch request, not a LIST)."""
+    real = real_cluster
+    count = 5000
+    _sa(real, ns, "gateway")
+    verbs = ["create", "list", "watch"]
+    rule = {"apiGroups": ["videojobs.io"], "resources": ["videoprocessingjobs"], "verbs": verbs}
+    _bind(real, ns, "gateway", [rule], cluster=False)
+    api = CountingKube(real.server, token=_token(real, ns, "gateway"), ssl_context=_ssl(real))
+    whole, lists = asyncio.run(_list_then_cut(api, ns, count))
+    pages = api.pages[:lists]
+    sizes = [size for _, size in pages]
+    assert lists in (count // 500, count // 500 + 1), pages
+    assert all(params.get("limit") == "500" for params, _ in pages)
+    assert all("continue" in params for params, _ in pages[1:])
+    assert max(sizes) < whole / 8
+    audit = [
+        e
+        for e in real.plane.audit(f"system:serviceaccount:{ns}:gateway")
+        if e.get("verb") == "list" and (e.get("objectRef") or {}).get("resource") == PLURAL
+    ]
+    uris = [e["requestURI"] for e in audit]
+    paged = [u for u in uris if "limit=500" in u]
+    assert len(paged) == lists, uris  # on the wire: every LIST of the gateway's cache paged
+    print(
+        f"one unpaginated LIST: {whole / 1e6:.2f} MB; paged: {lists} requests of at most "
+        f"{max(sizes) / 1e6:.2f} MB (limit=500)"
+    )

@@ -1,0 +1,118 @@
+"""Issue 28 on the real control plane: a sharded run on a claim several nodes cannot mount is
+refused (the operator reads the claim under its real RBAC), and ``maxRunningPods`` holds back a
+run whose shards do not fit next to the running ones."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.realk8s.conftest import OperatorProcess, RealCluster
+from tests.realk8s.test_server_rules import GROUP, PLURAL, VERSION, vpj
+
+
+def _claim(real: RealCluster, ns: str, name: str, mode: str) -> None:
+    """A claim bound to a hostPath volume that has only ``mode``."""
+    folder = real.pvc_root / ns / name
+    folder.mkdir(parents=True, exist_ok=True)
+    pv = f"pv-{ns}-{name}"[:253]
+    real.k8s.core.create_persistent_volume(
+        {
+            "metadata": {"name": pv},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": [mode],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
+                "claimRef": {"namespace": ns, "name": name},
+            },
+        }
+    )
+    real.k8s.core.create_namespaced_persistent_volume_claim(
+        ns,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "accessModes": [mode],
+                "storageClassName": "",
+                "volumeName": pv,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+    )
+    real.wait_bound(ns, name)
+
+
+def _spec(claim: str, parallelism: int) -> dict[str, Any]:
+    return {
+        "source": {"url": "http://127.0.0.1:9/lecture.mp4"},
+        "parallelism": parallelism,
+        "segments": [
+            {"title": f"Part {i}", "start": str(i * 10), "end": str(i * 10 + 5)} for i in range(4)
+        ],
+        "output": {"storage": {"pvc": {"claimName": claim}}},
+    }
+
+
+def test_a_sharded_run_on_a_read_write_once_claim_is_refused(
+    real_cluster: RealCluster, ns: str, operator: OperatorProcess
+) -> None:
+    k8s = real_cluster.k8s
+    _claim(real_cluster, ns, "clips", "ReadWriteOnce")
+    operator.start()
+    k8s.custom.create_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, vpj(ns, "sharded", _spec("clips", 2))
+    )
+
+    def failed() -> dict[str, Any] | None:
+        status = k8s.vpj(ns, "sharded").get("status") or {}
+        return status if status.get("phase") == "Failed" else None
+
+    status = k8s.wait("the sharded run refused", failed, 60, interval=0.5)
+    error = status["error"]
+    assert error["reason"] == "InvalidSpec" and error["permanent"]
+    assert "spec.parallelism" in error["message"] and "ReadWriteMany" in error["message"]
+    assert "ReadWriteOnce" in error["message"]
+    accepted = next(c for c in status["conditions"] if c["type"] == "Accepted")
+    assert (accepted["status"], accepted["reason"]) == ("False", "InvalidSpec")
+    assert k8s.batch.list_namespaced_job(ns).items == []
+
+
+def test_max_running_pods_holds_back_a_run_whose_shards_do_not_fit(
+    real_cluster: RealCluster, ns: str, operator: OperatorProcess
+) -> None:
+    k8s = real_cluster.k8s
+    _claim(real_cluster, ns, "clips", "ReadWriteMany")
+    operator.start(VIDEOJOBS_MAX_RUNNING_PODS="5", VIDEOJOBS_PENDING_TIMEOUT_SECONDS="600")
+    k8s.custom.create_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, vpj(ns, "first", _spec("clips", 4))
+    )
+    k8s.wait("the first run's Job", lambda: k8s.batch.list_namespaced_job(ns).items, 60)
+    time.sleep(1)
+    k8s.custom.create_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, vpj(ns, "second", _spec("clips", 2))
+    )
+
+    def queued() -> dict[str, Any] | None:
+        status = k8s.vpj(ns, "second").get("status") or {}
+        return status if status.get("phase") == "Queued" else None
+
+    status = k8s.wait("the second run queued", queued, 60, interval=0.5)
+    assert "5 worker pods" in status["message"], status["message"]
+    time.sleep(5)  # it stays queued while the first run's 4 pods are asked for
+    jobs = k8s.batch.list_namespaced_job(ns).items
+    assert [j.metadata.annotations["videojobs.io/shards"] for j in jobs] == ["4"]
+    assert (k8s.vpj(ns, "second").get("status") or {}).get("phase") == "Queued"
+    # the first run ends (cancelled): its pods are released and the second starts
+    k8s.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, PLURAL, "first", {"spec": {"cancel": True}}
+    )
+    k8s.wait(
+        "the second run's Job",
+        lambda: any(
+            j.metadata.annotations["videojobs.io/shards"] == "2"
+            for j in k8s.batch.list_namespaced_job(ns).items
+        ),
+        60,
+    )
