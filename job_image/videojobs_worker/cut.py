@@ -78,7 +78,7 @@ _VP9_SPEED = {
     "medium": 5,
     "slow": 4,
 }
-_COPYABLE_VIDEO = {"mp4": {"h264", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
+_COPYABLE_VIDEO = {"mp4": {"h264", "hevc", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
 _COPYABLE_AUDIO = {"mp4": {"aac", "opus"}, "webm": {"opus", "vorbis"}}
 _VP9_PIX_FMTS = {"yuv420p": "0", "yuv420p10le": "2"}
 # ffprobe colour names -> ffmpeg output options.
@@ -88,7 +88,7 @@ _COLOUR_OPTIONS = {
     "color_transfer": "-color_trc",
     "color_primaries": "-color_primaries",
 }
-_SMART_PIX_FMTS = {"yuv420p", "yuvj420p"}
+_SMART_PIX_FMTS = {"yuv420p", "yuvj420p", "yuv420p10le"}
 _AV1_PIX_FMTS = {"yuv420p", "yuv420p10le"}
 AV1_CRF_DEFAULT = 35
 AV1_HEAD_ENCODERS = ("libsvtav1", "libaom-av1")
@@ -422,6 +422,8 @@ def copy_args(
         args += ["-map", f"0:{info.audio.index}"]
     args += ["-t", seconds_arg(float((end - keyframe) * tb))]
     args += ["-c:v", "copy", "-frames:v", str(packet_count)]
+    if info.video.codec == "hevc" and fmt == "mp4":  # the muxer's default would be hev1
+        args += ["-tag:v", "hvc1"]
     if info.audio is not None:
         if info.audio.codec in _COPYABLE_AUDIO[fmt]:
             args += ["-c:a", "copy"]
@@ -590,6 +592,8 @@ def smart_encode_args(
         params = x264_params_like(options, info.video.level, chroma_qp_offset)
     if profile in ("baseline", "main", "high"):
         encoder += ["-profile:v", profile]
+    elif profile == "high 10":  # 10-bit pieces in the source's profile
+        encoder += ["-profile:v", "high10", "-pix_fmt", "yuv420p10le"]
     big = info.video.width * info.video.height > _BIG_FRAME
     if big and threads <= 0:
         # x264's automatic count is 1.5 threads per CPU, each with frames in flight: at 1080p
@@ -651,7 +655,7 @@ def _fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
     if video.codec != "h264":
         return f"the source video is {video.codec}, not H.264"
     if video.pix_fmt not in _SMART_PIX_FMTS:
-        return f"the source pixel format is {video.pix_fmt}, not yuv420p"
+        return f"the source pixel format is {video.pix_fmt}, not yuv420p or yuv420p10le"
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
     if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
@@ -796,6 +800,7 @@ HIDDEN_PREROLL_MARGIN = 1.0
 """Seconds after the planned end copied into the range a hidden-pre-roll source is cut from."""
 
 
+_RANGE_CODECS = {"h264": "H.264", "hevc": "HEVC"}
 _CONTAINER_NAMES = {"mpegts": "MPEG-TS", "matroska,webm": "Matroska", "mpeg": "MPEG-PS"}
 
 
@@ -813,11 +818,12 @@ def _mp4_range_route(info: MediaInfo, fmt: Format, precision: PrecisionMode) -> 
     if (
         precision == "smart"
         and fmt == "mp4"
-        and info.video.codec == "h264"
+        and info.video.codec in _RANGE_CODECS
         and info.video.pix_fmt in _SMART_PIX_FMTS
         and info.format_name in _CONTAINER_NAMES
     ):
-        return f"H.264 in {_CONTAINER_NAMES[info.format_name]}, whose stream the join cannot use"
+        codec, container = _RANGE_CODECS[info.video.codec], _CONTAINER_NAMES[info.format_name]
+        return f"{codec} in {container}, whose stream the join cannot use"
     return None
 
 
@@ -995,6 +1001,11 @@ def _cut_once(
         if info.video.codec in ("vp9", "av1"):
             reason = _keyframe_codec_fallback_reason(info, fmt)
             runner = _run_smart_keyframes
+        elif info.video.codec == "hevc":
+            from videojobs_worker.hevccut import hevc_fallback_reason, run_smart_hevc
+
+            reason = hevc_fallback_reason(info, fmt)
+            runner = run_smart_hevc
         else:
             reason = _fallback_reason(info, fmt)
             runner = _run_smart

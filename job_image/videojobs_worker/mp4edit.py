@@ -81,6 +81,27 @@ def find_avcc(moov: bytes) -> tuple[list[int], int, int]:
     return chain, avcc[0], avcc[2]
 
 
+def read_sample_config(moov: bytes, entries: tuple[bytes, ...], box: bytes) -> tuple[bytes, bytes]:
+    """The video track's sample entry type (one of ``entries``) and the payload of its ``box``
+    child (e.g. ``hvcC`` of an ``hvc1``/``hev1`` entry)."""
+    trak = _video_trak(moov)
+    lo, hi = trak[1], trak[2]
+    for kind in (b"mdia", b"minf", b"stbl", b"stsd"):
+        found = _child(moov, lo, hi, kind)
+        if found is None:
+            raise BitstreamError(f"video track without {kind.decode()}")
+        lo, hi = found[1], found[2]
+    listed = _boxes(moov, lo + 8, hi)  # stsd: version/flags, entry count
+    if not listed or listed[0][0] not in entries:
+        names = "/".join(e.decode() for e in entries)
+        raise BitstreamError(f"the video track's sample entry is not {names}")
+    kind, _, payload, stop = listed[0]
+    config = _child(moov, payload + _VISUAL_SAMPLE_ENTRY, stop, box)
+    if config is None:
+        raise BitstreamError(f"{kind.decode()} sample entry without {box.decode()}")
+    return kind, bytes(moov[config[1] : config[2]])
+
+
 def read_avcc(moov: bytes) -> bytes:
     """The payload of the video track's ``avcC``."""
     _, start, end = find_avcc(moov)
