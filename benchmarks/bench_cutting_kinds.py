@@ -83,7 +83,18 @@ LONG_KINDS = [
 ]  # fmt: skip
 """Issue 12's own method (10-minute sources, 6–8 clips) for the kinds whose single clip above
 is the hardest case: the main benchmark's plan (8 clips, 429.1 s) over a 10-minute source."""
-BY_NAME = {k.name: k for k in KINDS + LONG_KINDS}
+DEVICE_KINDS = [
+    Kind("hevc-1080p", "HEVC (x265) 1080p30 MP4, 2 s GOP (30 s source)", "mp4", "mp4", "hevc",
+         60, size=(1920, 1080), duration=30, plan=PLAN_30),
+    Kind("hevc10-mov", "HEVC Main 10 MOV, 90° rotation, 2 s GOP", "mov", "mp4",
+         "hevc10_rotated", 60),
+    Kind("h264-10bit", "H.264 High 10 (x264 veryfast), 2 s GOP", "mp4", "mp4", "h264_10bit", 60),
+    Kind("h264-mkv", "x264 veryfast in MKV → MP4, 2 s GOP", "mkv", "mp4", "x264_veryfast", 60),
+    Kind("h264-ts", "x264 veryfast in MPEG-TS → MP4, 2 s GOP", "ts", "mp4", "x264_veryfast", 60),
+]  # fmt: skip
+"""Issue 23's kinds from phones, cameras and TV: HEVC (8- and 10-bit, MOV with rotation),
+10-bit H.264, H.264 in Matroska and MPEG-TS."""
+BY_NAME = {k.name: k for k in KINDS + LONG_KINDS + DEVICE_KINDS}
 PARTIAL = REPO / "benchmarks" / ".cache" / "kinds-partial.json"
 
 
@@ -289,7 +300,47 @@ LONG_SOURCES = (
 )
 
 
-def build_table(results: dict, runs: int, names: list[str], *, long: bool = False) -> str:
+DEVICE_SOURCES = (
+    "Sources: 1 min of 1280x720 30 fps (HEVC 1080p: 30 s of 1920x1080) with AAC, made by "
+    "`tests.mediakit.make_video` with the options of `tests.mediakit.SOURCE_KINDS` (x265 "
+    "ultrafast CRF 30 with closed GOPs of IDR pictures, as phones write; x264 veryfast CRF 28); "
+    "plan: one clip of 29.6 s from 22.7 s (HEVC 1080p: 12.35 s from 15.1 s), output MP4. "
+    "naive-reencode is one ffmpeg run per clip with x264 veryfast CRF 20 (what a loop of "
+    "ffmpeg calls does); copy is a plain stream copy from the keyframe. Columns as in the first "
+    "table"
+)
+
+
+def _rows(results: dict, names: list[str], devices: bool) -> tuple[list[str], list[str]]:
+    """Table rows (one per kind and method) and the fall-back reasons of ``smart``."""
+    lines: list[str] = []
+    reasons = []
+    for name in names:
+        kind = BY_NAME[name]
+        naive = results[f"{name}|naive-reencode"]
+        copy = results[f"{name}|copy"]
+        for method in METHODS:
+            r = results[f"{name}|{method}"]
+            ratio = naive["wall"] / r["wall"] if r["wall"] else 0
+            cpu_ratio = naive["cpu"] / r["cpu"] if r["cpu"] else 0
+            exact = "n/a" if method == "copy" else ("yes" if r["exact"] else "**no**")
+            rss = f"{r['children_maxrss_kib'] // 1024} / {r['self_maxrss_kib'] // 1024} MiB"
+            label = kind.label if method == "naive-reencode" else ""
+            bold = "**" if method == "smart" else ""
+            vs_copy = f" {r['cpu'] / copy['cpu']:.1f}× |" if devices and copy["cpu"] else ""
+            lines.append(
+                f"| {label} | {method} | {r['wall']:.2f} | {bold}{ratio:.2f}×{bold} | "
+                f"{r['cpu']:.1f} | {cpu_ratio:.2f}× |{vs_copy} {_path(r, method)} | {exact} | "
+                f"{r['errors']} | {rss} |"
+            )
+            if method == "smart" and _reason(r):
+                reasons.append(f"- {kind.label}: {_reason(r)}")
+    return lines, reasons
+
+
+def build_table(
+    results: dict, runs: int, names: list[str], *, long: bool = False, devices: bool = False
+) -> str:
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     import re as _re
 
@@ -302,10 +353,12 @@ def build_table(results: dict, runs: int, names: list[str], *, long: bool = Fals
         f"minimum wall time of {runs} run(s) per method, the methods of one kind run side by "
         "side (alternating), sequentially, warm page cache.",
         "",
-        LONG_SOURCES
-        + " Columns as in the table above; 1-minute load average "
+        (LONG_SOURCES + " Columns as in the table above")
+        + "; 1-minute load average "
         + f"{results.get('load', '?')} during the run."
         if long
+        else DEVICE_SOURCES + f"; 1-minute load average {results.get('load', '?')} during the run."
+        if devices
         else "Sources: 1 min of 1280x720 30 fps (1080p60: 30 s of 1920x1080) with AAC (Opus for "
         "WebM), made by `tests.mediakit.make_video` with the options of "
         "`tests.mediakit.SOURCE_KINDS` (the media tests' generator: x264 CRF 28, SVT-AV1 "
@@ -327,25 +380,11 @@ def build_table(results: dict, runs: int, names: list[str], *, long: bool = Fals
         "| frame-exact | decode errors | peak RSS ffmpeg / Python |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    reasons = []
-    for name in names:
-        kind = BY_NAME[name]
-        naive = results[f"{name}|naive-reencode"]
-        for method in METHODS:
-            r = results[f"{name}|{method}"]
-            ratio = naive["wall"] / r["wall"] if r["wall"] else 0
-            cpu_ratio = naive["cpu"] / r["cpu"] if r["cpu"] else 0
-            exact = "n/a" if method == "copy" else ("yes" if r["exact"] else "**no**")
-            rss = f"{r['children_maxrss_kib'] // 1024} / {r['self_maxrss_kib'] // 1024} MiB"
-            label = kind.label if method == "naive-reencode" else ""
-            bold = "**" if method == "smart" else ""
-            lines.append(
-                f"| {label} | {method} | {r['wall']:.2f} | {bold}{ratio:.2f}×{bold} | "
-                f"{r['cpu']:.1f} | {cpu_ratio:.2f}× | {_path(r, method)} | {exact} | "
-                f"{r['errors']} | {rss} |"
-            )
-            if method == "smart" and _reason(r):
-                reasons.append(f"- {kind.label}: {_reason(r)}")
+    if devices:
+        lines[-2] = lines[-2].replace("| fast path", "| CPU vs copy | fast path")
+        lines[-1] += "---|"
+    rows, reasons = _rows(results, names, devices)
+    lines += rows
     if reasons:
         lines += ["", "Why `smart` fell back (the clip's note):", "", *reasons]
     return "\n".join(lines)

@@ -41,6 +41,14 @@ SOURCE_KINDS: dict[str, dict] = {
     "gop10s": {"preset": "veryfast"},
     "vfr": {"preset": "veryfast", "vfr": True},
     "rotated": {"preset": "veryfast", "rotation": 90},
+    "hevc": {"vcodec": "libx265", "preset": "ultrafast"},
+    "hevc10_rotated": {
+        "vcodec": "libx265",
+        "preset": "ultrafast",
+        "pix_fmt": "yuv420p10le",
+        "rotation": 90,
+    },
+    "h264_10bit": {"preset": "veryfast", "pix_fmt": "yuv420p10le"},
 }
 """The kinds of source people really have (issue 12), as :func:`make_video` options: shared by
 ``tests/media/test_source_kinds.py`` (tiny sources) and ``benchmarks/bench_cutting_kinds.py``

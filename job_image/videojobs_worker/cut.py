@@ -79,7 +79,8 @@ _VP9_SPEED = {
     "slow": 4,
 }
 _COPYABLE_VIDEO = {"mp4": {"h264", "hevc", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
-_COPYABLE_AUDIO = {"mp4": {"aac", "opus"}, "webm": {"opus", "vorbis"}}
+# MP4 carries AC-3, E-AC-3 and MP3 as they are (issue 23: no AAC conversion of a TV recording).
+_COPYABLE_AUDIO = {"mp4": {"aac", "opus", "ac3", "eac3", "mp3"}, "webm": {"opus", "vorbis"}}
 _VP9_PIX_FMTS = {"yuv420p": "0", "yuv420p10le": "2"}
 # ffprobe colour names -> ffmpeg output options.
 _COLOUR_OPTIONS = {
@@ -861,10 +862,11 @@ def _cut_from_mp4_range(
     piece = work / "range.mp4"
     args = ["-copyts", "-seek_timestamp", "1", "-ss", seconds_arg(seek)]
     args += ["-t", seconds_arg(end - seek), "-i", str(info.path)]
-    args += ["-map", f"0:{info.video.index}"]
-    if info.audio is not None:
-        args += ["-map", f"0:{info.audio.index}"]
-    args += ["-c", "copy", "-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
+    from videojobs_worker.streams import range_copy_args
+
+    # Every audio track and text subtitle, with its language and title (issue 23).
+    args += ["-c", "copy", *range_copy_args(info.path, info.video.index)]
+    args += ["-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
     run_ffmpeg([*args, str(piece)], stop=stop)
     part = normalise_range(DownloadedPart(piece), align=origin)
     zero = part.start - origin  # whole milliseconds

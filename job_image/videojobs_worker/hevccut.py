@@ -46,6 +46,14 @@ from videojobs_worker.cut import (
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.mp4edit import read_sample_config
 from videojobs_worker.probe import MediaInfo, Packet, _mp4_moov, first_video_packet
+from videojobs_worker.streams import (
+    describe,
+    extra_stream_args,
+    extra_stream_plan,
+    main_audio_tags,
+    source_streams,
+    subtitle_inputs,
+)
 
 HEVC_PIX_FMTS = {"yuv420p": "main", "yuvj420p": "main", "yuv420p10le": "main10"}
 """Source pixel formats the HEVC smart cut handles, with the x265 profile of their pieces."""
@@ -257,21 +265,38 @@ def _encode_pieces(
     return pieces
 
 
-def _join_args(job: SmartCut, listing: Path, tag: str) -> list[str]:
-    """The final run: the concat listing's video, the source's audio, the source's rotation."""
+def _join_args(job: SmartCut, listing: Path, tag: str) -> tuple[list[str], str]:
+    """The final run: the concat listing's video, the source's audio tracks and subtitles (see
+    :mod:`videojobs_worker.streams`), the source's rotation; and the note about the streams."""
     info, frames = job.info, job.frames
+    main = info.audio.index if info.audio is not None else None
+    found = source_streams(info.path)
+    plan = extra_stream_plan(found, "mp4", main)
     args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
     if info.audio is not None:
         args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
+    first = 2 if info.audio is not None else 1
+    end = frames.start_s + frames.duration_s
+    args += subtitle_inputs(plan, info.path, frames.start_s, end, job.work)
     args += ["-map", "0:v:0", "-c:v", "copy", "-tag:v", tag]
     args += ["-video_track_timescale", str(info.video.time_base.denominator)]
     if info.audio is not None:
         args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
-        args += _audio_frames_args(info, frames)
+        args += [a.replace("-frames:a", "-frames:a:0") for a in _audio_frames_args(info, frames)]
+        args += main_audio_tags(next((s for s in found if s.index == main), None))
+    args += extra_stream_args(
+        plan,
+        info.path,
+        frames.start_s,
+        frames.duration_s,
+        audio_input=1,
+        first_audio_output=1,
+        subtitle_inputs=list(range(first, first + len(plan.subtitles))),
+    )
     args += ["-map_metadata", "-1", "-map_chapters", "-1"]
     if info.video.rotation:
         args += ["-metadata:s:v:0", f"rotate={info.video.rotation}"]
-    return [*args, "-f", "mp4", "-movflags", "+faststart", str(job.dest)]
+    return [*args, "-f", "mp4", "-movflags", "+faststart", str(job.dest)], describe(plan)
 
 
 def run_smart_hevc(job: SmartCut) -> SmartResult:
@@ -310,17 +335,14 @@ def run_smart_hevc(job: SmartCut) -> SmartResult:
     listing = work / "pieces.ffconcat"
     listing.write_text("ffconcat version 1.0\n" + text, encoding="utf-8")
     tag = "hev1" if pieces else found[0].decode()
-    run_ffmpeg(
-        _join_args(job, listing, tag),
-        duration=frames.duration_s,
-        on_progress=stages.callback(1),
-        stop=job.stop,
-    )
+    join, streams_note = _join_args(job, listing, tag)
+    run_ffmpeg(join, duration=frames.duration_s, on_progress=stages.callback(1), stop=job.stop)
     if layout.head_count:
         job.joins.append(float((layout.keyframe - frames.first) * tb))
     if layout.tail_count:
         job.joins.append(float((layout.mid_end - frames.first) * tb))
-    return "smart", 0.0, _note(info, layout, frames.count, fast, tag)
+    note = _note(info, layout, frames.count, fast, tag)
+    return "smart", 0.0, f"{note}; {streams_note}" if streams_note else note
 
 
 def _note(info: MediaInfo, layout: _Layout, count: int, fast: bool, tag: str) -> str:
