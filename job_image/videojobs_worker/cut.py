@@ -332,7 +332,9 @@ def accurate_args(
         # the clip ends at the planned end (the next source frame may be far after it).
         until = min(frames.seconds(frames.end), frames.planned_end)
         args += ["-t", seconds_arg(until - frames.start_s)]
-        args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
+        # The fps filter, not -fps_mode cfr: it repeats a frame shown across a long gap (a
+        # screen recording) up to the planned end; cfr ended such a clip at its last frame.
+        args += ["-fps_mode", "passthrough"]
     else:
         # The frame count ends the video (a trim filter: -frames:v ends every stream of the
         # output at once, and the audio lost its last 1.5 AAC frames); the audio is trimmed
@@ -344,6 +346,8 @@ def accurate_args(
     if not info.vfr:
         chain = [f"trim=end_frame={frames.count}", *scale[1:]]
         scale = ["-vf", ",".join(chain)]
+    else:
+        scale = ["-vf", ",".join([f"fps={nominal_rate(info)}", *scale[1:]])]
     args += scale
     args += video_encoder_args(fmt, quality, threads)
     if info.audio is not None:
@@ -381,17 +385,14 @@ def _unindexed_accurate_args(
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
-    chain = [
+    chain = [f"fps={nominal_rate(info)}"] if info.vfr else []  # see accurate_args
+    chain += [
         f"trim=start={seconds_arg(begin - half)}:end={seconds_arg(begin + length - half)}",
         "setpts=PTS-STARTPTS",
     ]
     scale = scale_filter(info, quality)
     chain += scale[1:]
-    args += ["-vf", ",".join(chain)]
-    if info.vfr:
-        args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
-    else:
-        args += ["-fps_mode", "passthrough"]
+    args += ["-vf", ",".join(chain), "-fps_mode", "passthrough"]
     if info.audio is not None:
         args += [
             "-af",
@@ -1011,6 +1012,10 @@ def _cut_once(
         else:
             reason = _fallback_reason(info, fmt)
             runner = _run_smart
+        if reason is None:
+            from videojobs_worker.vfr import held_frame_reason
+
+            reason = held_frame_reason(info, frames)
         if reason is None:
             result = runner(job)
             if isinstance(result, str):

