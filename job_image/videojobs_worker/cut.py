@@ -58,6 +58,7 @@ from videojobs_worker.probe import (
     mp4_sample_table,
     video_packets,
 )
+from videojobs_worker.streams import join_stream_args
 from videojobs_worker.verify import Expected, verify_clip
 
 Format = Literal["mp4", "webm"]
@@ -1287,13 +1288,23 @@ def _run_smart(job: SmartCut) -> SmartResult:
         # The audio's length is a packet count (-frames:a below): -t on copied Opus ended the
         # audio up to three packets before the video.
         args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
-    args += ["-map", "0:v:0"]
+    # Every further audio track and subtitle, with the tags (issue 23; streams.py).
+    more_in, more_out, streams_note = join_stream_args(
+        info.path,
+        info.audio.index if info.audio is not None else None,
+        frames.start_s,
+        frames.duration_s,
+        "mp4",
+        work,
+        next_input=2 if info.audio is not None else 1,
+    )
+    args += [*more_in, "-map", "0:v:0"]
     if info.audio is not None:
         args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
     args += ["-c:v", "copy", "-video_track_timescale", str(tb.denominator)]
     if info.audio is not None:
-        args += _audio_frames_args(info, frames)
-    args += ["-map_metadata", "-1", "-map_chapters", "-1"]
+        args += [a.replace("-frames:a", "-frames:a:0") for a in _audio_frames_args(info, frames)]
+    args += [*more_out, "-map_metadata", "-1", "-map_chapters", "-1"]
     if info.video.rotation:
         # Stored pixels everywhere; the MP4 muxer writes the display matrix from this tag
         # (ffprobe then reports the same rotation as the source's).
@@ -1325,6 +1336,8 @@ def _run_smart(job: SmartCut) -> SmartResult:
         note += f"; re-encoded pieces use {how}"
     if info.vfr:
         note += "; variable frame rate kept (source timestamps)"
+    if streams_note:
+        note += f"; {streams_note}"
     return "smart", 0.0, note
 
 

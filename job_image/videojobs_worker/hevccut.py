@@ -46,14 +46,7 @@ from videojobs_worker.cut import (
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.mp4edit import read_sample_config
 from videojobs_worker.probe import MediaInfo, Packet, _mp4_moov, first_video_packet
-from videojobs_worker.streams import (
-    describe,
-    extra_stream_args,
-    extra_stream_plan,
-    main_audio_tags,
-    source_streams,
-    subtitle_inputs,
-)
+from videojobs_worker.streams import join_stream_args
 
 HEVC_PIX_FMTS = {"yuv420p": "main", "yuvj420p": "main", "yuv420p10le": "main10"}
 """Source pixel formats the HEVC smart cut handles, with the x265 profile of their pieces."""
@@ -269,34 +262,29 @@ def _join_args(job: SmartCut, listing: Path, tag: str) -> tuple[list[str], str]:
     """The final run: the concat listing's video, the source's audio tracks and subtitles (see
     :mod:`videojobs_worker.streams`), the source's rotation; and the note about the streams."""
     info, frames = job.info, job.frames
-    main = info.audio.index if info.audio is not None else None
-    found = source_streams(info.path)
-    plan = extra_stream_plan(found, "mp4", main)
     args = ["-f", "concat", "-safe", "0", "-i", str(listing)]
+    outputs: list[str] = []
+    note = ""
     if info.audio is not None:
         args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
-    first = 2 if info.audio is not None else 1
-    end = frames.start_s + frames.duration_s
-    args += subtitle_inputs(plan, info.path, frames.start_s, end, job.work)
-    args += ["-map", "0:v:0", "-c:v", "copy", "-tag:v", tag]
-    args += ["-video_track_timescale", str(info.video.time_base.denominator)]
-    if info.audio is not None:
-        args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
-        args += [a.replace("-frames:a", "-frames:a:0") for a in _audio_frames_args(info, frames)]
-        args += main_audio_tags(next((s for s in found if s.index == main), None))
-    args += extra_stream_args(
-        plan,
+        outputs += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
+        outputs += [a.replace("-frames:a", "-frames:a:0") for a in _audio_frames_args(info, frames)]
+    main = info.audio.index if info.audio is not None else None
+    more_inputs, more_outputs, note = join_stream_args(
         info.path,
+        main,
         frames.start_s,
         frames.duration_s,
-        audio_input=1,
-        first_audio_output=1,
-        subtitle_inputs=list(range(first, first + len(plan.subtitles))),
+        "mp4",
+        job.work,
+        next_input=2 if info.audio is not None else 1,
     )
-    args += ["-map_metadata", "-1", "-map_chapters", "-1"]
+    args += [*more_inputs, "-map", "0:v:0", "-c:v", "copy", "-tag:v", tag]
+    args += ["-video_track_timescale", str(info.video.time_base.denominator)]
+    args += [*outputs, *more_outputs, "-map_metadata", "-1", "-map_chapters", "-1"]
     if info.video.rotation:
         args += ["-metadata:s:v:0", f"rotate={info.video.rotation}"]
-    return [*args, "-f", "mp4", "-movflags", "+faststart", str(job.dest)], describe(plan)
+    return [*args, "-f", "mp4", "-movflags", "+faststart", str(job.dest)], note
 
 
 def run_smart_hevc(job: SmartCut) -> SmartResult:

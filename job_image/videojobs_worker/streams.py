@@ -126,9 +126,13 @@ def describe(plan: StreamPlan) -> str:
     """The note's part about the further streams (empty when there are none)."""
     parts = []
     if plan.copy:
-        parts.append(f"kept {_names(plan.copy)} as they are")
+        how = "it is" if len(plan.copy) == 1 else "they are"
+        parts.append(f"kept {_names(plan.copy)} as {how}")
     for stream, codec in plan.convert:
-        parts.append(f"converted {_name(stream)} to {codec}")
+        if stream.codec == codec:  # text subtitles are always sliced and written again
+            parts.append(f"kept {_name(stream)} (its text, sliced to the clip)")
+        else:
+            parts.append(f"converted {_name(stream)} to {codec}")
     for stream, why in plan.dropped:
         parts.append(f"left out {_name(stream)} ({why})")
     return "; ".join(parts)
@@ -251,3 +255,34 @@ def range_copy_args(path: Path, video_index: int) -> list[str]:
             args += _tags(f"s:{subtitle}", stream)
             subtitle += 1
     return args
+
+
+def join_stream_args(
+    path: Path,
+    main_audio: int | None,
+    start: float,
+    duration: float,
+    fmt: str,
+    work: Path,
+    *,
+    next_input: int,
+) -> tuple[list[str], list[str], str]:
+    """For a run that already maps the main audio track from input 1 (the source, seeked to
+    ``start``) as output audio stream 0: (input options to append, output options, the note's
+    part) keeping every further track and subtitle (``next_input``: the number the first
+    appended input gets)."""
+    found = source_streams(path)
+    plan = extra_stream_plan(found, fmt, main_audio)
+    inputs = subtitle_inputs(plan, path, start, start + duration, work)
+    outputs = main_audio_tags(next((s for s in found if s.index == main_audio), None))
+    outputs += extra_stream_args(
+        plan,
+        path,
+        start,
+        duration,
+        audio_input=1,
+        first_audio_output=1,
+        subtitle_inputs=list(range(next_input, next_input + len(plan.subtitles))),
+        subtitle_codec=_SUBTITLE_CODEC.get(fmt, "mov_text"),
+    )
+    return inputs, outputs, describe(plan)
