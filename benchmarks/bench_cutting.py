@@ -451,7 +451,7 @@ def main() -> None:
         every = [k.name for k in kinds.DEVICE_KINDS]
         names = every if args.kinds_devices == "all" else args.kinds_devices.split(",")
         partial = CACHE / "kinds-devices-partial.json"
-        data = kinds.run_all(names, args.runs, partial=partial)
+        data = kinds.run_all(names, args.runs, partial=partial, methods=kinds.DEVICE_METHODS)
         table = kinds.build_table(data, args.runs, names, devices=True)
         print(table)
         if not args.no_write:

@@ -32,6 +32,7 @@ from typing import Literal
 
 from videojobs.models import ExitCode, PlannedSegment, Quality
 from videojobs_worker import av1bits
+from videojobs_worker.depth import keep_format_args
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import compile_args, ffprobe, ffprobe_csv, run_ffmpeg, seconds_arg
 from videojobs_worker.h264bits import (
@@ -351,6 +352,7 @@ def accurate_args(
         scale = ["-vf", ",".join([f"fps={nominal_rate(info)}", *scale[1:]])]
     args += scale
     args += video_encoder_args(fmt, quality, threads)
+    args += keep_format_args(info, fmt)  # 10-bit and colour kept (issue 23)
     if info.audio is not None:
         args += audio_encoder_args(fmt, quality)
     args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
@@ -401,6 +403,7 @@ def _unindexed_accurate_args(
             "asetpts=PTS-STARTPTS",
         ]
     args += video_encoder_args(fmt, quality, threads)
+    args += keep_format_args(info, fmt)  # 10-bit and colour kept (issue 23)
     if info.audio is not None:
         args += audio_encoder_args(fmt, quality)
     args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]

@@ -40,6 +40,7 @@ from videojobs_worker.cut import (
     _cpus,
     _run_pieces,
     _Stages,
+    audio_encoder_args,
     clean_cut_points,
     has_leading_pictures,
 )
@@ -79,8 +80,6 @@ def hevc_fallback_reason(info: MediaInfo, fmt: str) -> str | None:
         )
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
-    if info.audio is not None and info.audio.codec not in _COPYABLE_AUDIO["mp4"]:
-        return f"the source audio is {info.audio.codec}, which MP4 cannot carry as it is"
     return None
 
 
@@ -267,10 +266,18 @@ def _join_args(job: SmartCut, listing: Path, tag: str) -> tuple[list[str], str]:
     note = ""
     if info.audio is not None:
         args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
-        outputs += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
-        outputs += [a.replace("-frames:a", "-frames:a:0") for a in _audio_frames_args(info, frames)]
+        outputs += ["-map", f"1:{info.audio.index}"]
+        if info.audio.codec in _COPYABLE_AUDIO["mp4"]:
+            outputs += ["-c:a", "copy", "-copypriorss:a", "0"]
+            outputs += [
+                a.replace("-frames:a", "-frames:a:0") for a in _audio_frames_args(info, frames)
+            ]
+        else:  # a camera's PCM: one piece from the source, re-encoded, trimmed by its times
+            outputs += [*audio_encoder_args("mp4", job.quality), "-c:a:0", "aac"]
+            outputs += ["-filter:a:0", f"atrim=end={seconds_arg(frames.duration_s)}"]
+            note = f"the {info.audio.codec} audio was re-encoded to aac (MP4 cannot carry it)"
     main = info.audio.index if info.audio is not None else None
-    more_inputs, more_outputs, note = join_stream_args(
+    more_inputs, more_outputs, streams_note = join_stream_args(
         info.path,
         main,
         frames.start_s,
@@ -284,6 +291,7 @@ def _join_args(job: SmartCut, listing: Path, tag: str) -> tuple[list[str], str]:
     args += [*outputs, *more_outputs, "-map_metadata", "-1", "-map_chapters", "-1"]
     if info.video.rotation:
         args += ["-metadata:s:v:0", f"rotate={info.video.rotation}"]
+    note = "; ".join(n for n in (note, streams_note) if n)
     return [*args, "-f", "mp4", "-movflags", "+faststart", str(job.dest)], note
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mediakit import frame_numbers, make_video, source_times
+from tests.mediakit import ffprobe_json, frame_numbers, make_video, run_ffmpeg, source_times
 from videojobs.models import PlannedSegment, Quality
 from videojobs_worker import hevcbits
 from videojobs_worker.cut import CutOutcome, cut_clip
@@ -105,6 +105,21 @@ def test_smart_cut_is_frame_exact_and_fast(name: str, source, tmp_path: Path) ->
             assert "HEVC in Matroska" in note, note
 
 
+@pytest.mark.parametrize("name", ["hevc10_mov_rotated", "h264_10bit"])
+def test_accurate_keeps_10_bit(name: str, source, tmp_path: Path) -> None:
+    src = source(name)
+    start, end = SEGMENTS[1]
+    outcome = cut(src, start, end, "accurate", tmp_path / "clip.mp4")
+    video = probe(outcome.path).video
+    assert (video.codec, video.pix_fmt, video.profile) == ("h264", "yuv420p10le", "High 10")
+    expected = planned(src, start, end)
+    if probe(src).video.rotation:  # the pixels are turned upright: count the frames only
+        counted = ffprobe_json(outcome.path, "-count_frames", "-select_streams", "v:0")
+        assert int(counted["streams"][0]["nb_read_frames"]) == len(expected)
+    else:
+        assert frame_numbers(outcome.path) == expected
+
+
 def test_hevc_open_gop_falls_back_to_accurate_and_says_why(tmp_path: Path) -> None:
     src = make_video(
         tmp_path / "open.mp4",
@@ -153,3 +168,20 @@ def test_format_differences_name_the_field() -> None:
     assert "SPS profile_idc: 1 vs 2" in found and "SPS bit_depth_luma: 8 vs 10" in found
     higher = hevcbits.SpsFormat(0, 1, 0, 93, 1, 192, 112, (0, 0, 0, 2), 8, 8)
     assert hevcbits.format_differences(base, higher) == ["SPS level: 60 vs 93"]
+
+
+def test_camera_pcm_audio_is_re_encoded_beside_the_fast_path(source, tmp_path: Path) -> None:
+    """Cameras write HEVC with LPCM in MOV: the video still takes the fast path, the audio
+    (which MP4 cannot carry) is re-encoded as one piece, and the note says so."""
+    src = tmp_path / "camera.mov"
+    run_ffmpeg(["-i", str(source("hevc_mp4")), "-c:v", "copy", "-c:a", "pcm_s16le"]
+               + ["-tag:v", "hvc1", str(src)])  # fmt: skip
+    start, end = SEGMENTS[1]
+    outcome = cut(src, start, end, "smart", tmp_path / "clip.mp4")
+    note = outcome.note or ""
+    assert outcome.precision_used == "smart", note
+    assert "pcm_s16le audio was re-encoded to aac" in note, note
+    assert frame_numbers(outcome.path) == planned(src, start, end)
+    streams = {s["codec_type"]: s for s in ffprobe_json(outcome.path)["streams"]}
+    assert streams["audio"]["codec_name"] == "aac"
+    assert abs(float(streams["audio"]["duration"]) - float(streams["video"]["duration"])) < 0.022
