@@ -1017,9 +1017,10 @@ def _cut_once(
             reason = _fallback_reason(info, fmt)
             runner = _run_smart
         if reason is None:
+            from videojobs_worker.depth import interlaced_reason
             from videojobs_worker.vfr import held_frame_reason
 
-            reason = held_frame_reason(info, frames)
+            reason = held_frame_reason(info, frames) or interlaced_reason(info)
         if reason is None:
             result = runner(job)
             if isinstance(result, str):

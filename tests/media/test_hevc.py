@@ -185,3 +185,24 @@ def test_camera_pcm_audio_is_re_encoded_beside_the_fast_path(source, tmp_path: P
     streams = {s["codec_type"]: s for s in ffprobe_json(outcome.path)["streams"]}
     assert streams["audio"]["codec_name"] == "aac"
     assert abs(float(streams["audio"]["duration"]) - float(streams["video"]["duration"])) < 0.022
+
+
+def test_interlaced_source_stays_interlaced(tmp_path: Path) -> None:
+    """A field-coded H.264 source (TV): smart steps aside (its head would be progressive),
+    accurate encodes the clip interlaced with the source's field order."""
+    src = tmp_path / "tv.mp4"
+    run_ffmpeg(
+        ["-f", "lavfi", "-i", "testsrc2=size=192x108:rate=30:duration=6"]
+        + ["-f", "lavfi", "-i", "sine=duration=6", "-c:v", "libx264", "-preset", "veryfast"]
+        + ["-flags", "+ildct+ilme", "-x264-params", "interlaced=1:tff=1", "-field_order", "tt"]
+        + ["-g", "45", "-c:a", "aac", str(src)]
+    )
+    start, end = SEGMENTS[1]
+    outcome = cut(src, start, end, "smart", tmp_path / "clip.mp4")
+    assert outcome.precision_used == "accurate"
+    assert "interlaced (field order tt)" in (outcome.note or ""), outcome.note
+    video = ffprobe_json(outcome.path, "-select_streams", "v:0")["streams"][0]
+    assert video["field_order"] == "tt"
+    assert int(ffprobe_json(outcome.path, "-count_frames")["streams"][0]["nb_read_frames"]) == len(
+        planned(src, start, end)
+    )
