@@ -953,6 +953,12 @@ def _cut(
             f"{label} ({precision_used}, {start:.3f}s-{end:.3f}s of the source) does not match "
             f"its plan: {'; '.join(problems)}",
         )
+    # Never silently (issue 23): say which streams are not kept where the path drops them.
+    if precision_used != "smart" or info.video.codec in ("vp9", "av1"):
+        from videojobs_worker.streams import not_kept_note
+
+        left = not_kept_note(info.path, info.audio.index if info.audio is not None else None)
+        note = "; ".join(n for n in (note, left) if n) or None
     return precision_used, offset, note
 
 

@@ -286,3 +286,15 @@ def join_stream_args(
         subtitle_codec=_SUBTITLE_CODEC.get(fmt, "mov_text"),
     )
     return inputs, outputs, describe(plan)
+
+
+def not_kept_note(path: Path, main_audio: int | None) -> str:
+    """The note's part for a clip cut without its further streams (``accurate`` and ``copy``
+    write the video and the first audio track only, so far): which streams and why."""
+    others = [s for s in source_streams(path) if s.index != main_audio]
+    if not others:
+        return ""
+    return (
+        f"left out {_names(tuple(others))} (only the smart fast path keeps further audio "
+        "tracks and subtitles so far)"
+    )

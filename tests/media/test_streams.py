@@ -97,6 +97,9 @@ def test_mkv_tracks_subtitles_and_languages_are_kept(vcodec: str, tmp_path: Path
     assert abs(int(h) * 3600 + int(m) * 60 + float(s) - (2.5 - first)) < 0.011, text
     for stream in streams[1:3]:  # every audio track as long as the video, within 1 audio frame
         assert abs(float(stream["duration"]) - float(streams[0]["duration"])) < 0.033, streams
+    # accurate keeps the video and the first track only, and says so
+    accurate = cut(src, "accurate", tmp_path / "accurate.mp4")
+    assert "left out audio stream 2 (ac3, ger), subtitle stream 3" in (accurate.note or "")
 
 
 def test_ac3_stays_ac3_in_mp4(tmp_path: Path) -> None:
