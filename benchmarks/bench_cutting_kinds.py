@@ -256,7 +256,15 @@ def run_all(
             for run in range(runs):
                 for method in methods:
                     out_dir = work / f"{name}-{method}-{run}"
-                    r = run_child(name, method, out_dir)
+                    try:
+                        r = run_child(name, method, out_dir)
+                    except RuntimeError as exc:  # a clip that fails its check: in the table
+                        failed = str(exc).strip().splitlines()[-1][:300]
+                        results[(name, method)] = {"failed": failed, "dir": str(out_dir)}
+                        print(f"{name:14s} run {run + 1}: {method:15s} FAILED {failed}", flush=True)
+                        continue
+                    if "failed" in results.get((name, method), {}):
+                        continue
                     print(f"{name:14s} run {run + 1}: {method:15s} {r['wall']:7.2f} s", flush=True)
                     best = results.get((name, method))
                     if best is None or r["wall"] < best["wall"]:
@@ -269,7 +277,8 @@ def run_all(
             loads.append(os.getloadavg()[0])
             for method in methods:
                 r = results[(name, method)]
-                r.update(measure(kind, r, method))
+                if "failed" not in r:
+                    r.update(measure(kind, r, method))
                 shutil.rmtree(r["dir"], ignore_errors=True)
             # Kinds measured so far, so that a long run can be rendered part-way (--kinds-render).
             done: dict = {f"{n}|{m}": v for (n, m), v in results.items()}
@@ -332,13 +341,17 @@ def _rows(results: dict, names: list[str], devices: bool) -> tuple[list[str], li
         copy = results[f"{name}|copy"]
         for method in DEVICE_METHODS if devices else METHODS:
             r = results[f"{name}|{method}"]
+            if "failed" in r:
+                label = kind.label if method == "naive-reencode" else ""
+                lines.append(f"| {label} | {method} | fails: {r['failed']} |" + " |" * 8)
+                continue
             ratio = naive["wall"] / r["wall"] if r["wall"] else 0
             cpu_ratio = naive["cpu"] / r["cpu"] if r["cpu"] else 0
             exact = "n/a" if method == "copy" else ("yes" if r["exact"] else "**no**")
             rss = f"{r['children_maxrss_kib'] // 1024} / {r['self_maxrss_kib'] // 1024} MiB"
             label = kind.label if method == "naive-reencode" else ""
             bold = "**" if method == "smart" else ""
-            vs_copy = f" {r['cpu'] / copy['cpu']:.1f}× |" if devices and copy["cpu"] else ""
+            vs_copy = f" {r['cpu'] / copy['cpu']:.1f}× |" if devices and copy.get("cpu") else ""
             lines.append(
                 f"| {label} | {method} | {r['wall']:.2f} | {bold}{ratio:.2f}×{bold} | "
                 f"{r['cpu']:.1f} | {cpu_ratio:.2f}× |{vs_copy} {_path(r, method)} | {exact} | "
