@@ -115,7 +115,7 @@ def run_method(method: str, out_dir: Path) -> dict:
             outputs.append(str(out))
     else:
         from videojobs.models import PlannedSegment, Quality
-        from videojobs_worker.cut import cut_clip
+        from videojobs_worker.cut import CutRequest, cut_clip
         from videojobs_worker.probe import probe
 
         info = probe(SOURCE)
@@ -127,7 +127,9 @@ def run_method(method: str, out_dir: Path) -> dict:
             seg = PlannedSegment(index=i, title=f"s{i}", start=start, end=end, stem=f"{i:02d}")
             out = out_dir / f"{i:02d}.mp4"
             threads = 1 if parallel else 0
-            outcome = cut_clip(SOURCE, info, seg, "mp4", precision, Quality(), out, threads=threads)
+            outcome = cut_clip(
+                CutRequest(SOURCE, info, seg, "mp4", precision, Quality(), out, threads=threads)
+            )
             return str(out), outcome.precision_used, outcome.note or ""
 
         with ThreadPoolExecutor(max_workers=workers) as pool:

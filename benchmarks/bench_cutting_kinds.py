@@ -153,14 +153,16 @@ def run_method(name: str, method: str, out_dir: Path) -> dict:
             outputs.append(str(out))
     else:
         from videojobs.models import PlannedSegment, Quality
-        from videojobs_worker.cut import cut_clip
+        from videojobs_worker.cut import CutRequest, cut_clip
         from videojobs_worker.probe import probe
 
         info = probe(src)
         for i, (s, e) in enumerate(kind.plan, 1):
             seg = PlannedSegment(index=i, title=f"s{i}", start=s, end=e, stem=f"{i:02d}")
             out = out_dir / f"{i:02d}.{kind.out}"
-            outcome = cut_clip(src, info, seg, kind.out, method, Quality(), out, threads=0)
+            outcome = cut_clip(
+                CutRequest(src, info, seg, kind.out, method, Quality(), out, threads=0)
+            )
             outputs.append(str(out))
             used.append(outcome.precision_used)
             notes.append(outcome.note or "")

@@ -267,6 +267,25 @@ def chapter_hints(
         return ()
 
 
+def _parse_captions(text: str, track: CaptionTrack) -> Transcript:
+    """Parse fetched captions within :data:`~videojobs.budget.PARSE_MEMORY`: they come from the
+    source's site, as hostile as any tenant's input (in ``videojobs run`` nothing else bounds
+    the process)."""
+    from videojobs.budget import budget_message, memory_budget
+
+    try:
+        with memory_budget():
+            return parse_transcript(
+                text, "auto", source=f"captions {track.describe()}", rolling=track.automatic or None
+            )
+    except MemoryError:
+        raise InvalidSpec(
+            Problem(
+                "spec.transcript.fromSource", f"captions {track.describe()}: {budget_message()}"
+            )
+        ) from None
+
+
 def resolve_from_source(
     spec: VideoProcessingJobSpec,
     info: Mapping[str, Any],
@@ -294,9 +313,7 @@ def resolve_from_source(
         )
         text = read_captions(track)
         # automatic captions are merged even when too short to detect that they roll
-        transcript = parse_transcript(
-            text, "auto", source=f"captions {track.describe()}", rolling=track.automatic or None
-        )
+        transcript = _parse_captions(text, track)
         language = (spec.transcript.language if spec.transcript else None) or track.language
         transcript = transcript.model_copy(update={"language": language})
         captions = CaptionsUsed(

@@ -178,53 +178,51 @@ def backoff_delays(retries: int, base: float, cap: float = 60.0) -> list[float]:
     return [min(cap, base * 2**n) for n in range(retries)]
 
 
+@dataclass(frozen=True)
+class DownloadOptions:
+    """How one job's source is downloaded: what its spec and the worker's settings ask of
+    yt-dlp (the same for every request of the job)."""
+
+    max_height: int | None = None
+    fmt: str | None = None
+    """A yt-dlp format selector overriding :func:`default_format`."""
+    cookies_file: Path | None = None
+    retries: int = 4
+    backoff: float = 2.0
+    """Seconds before the first retry, doubled each time."""
+    socket_timeout: float = 30.0
+    http_headers: Mapping[str, str] = field(default_factory=dict)
+    """The spec's allow-listed ``source.httpHeaders``."""
+    outputs: Sequence[str] = ("mp4",)
+    """The job's output formats (they steer :func:`format_sort`)."""
+
+
 def build_ydl_opts(
     dest_dir: Path,
+    options: DownloadOptions = DownloadOptions(),
     *,
-    max_height: int | None = None,
-    fmt: str | None = None,
-    cookies_file: Path | None = None,
     ranges: Sequence[tuple[float, float]] | None = None,
     progress_hooks: Sequence[Callable[[dict[str, Any]], None]] = (),
     logger: Any = None,
-    retries: int = 5,
-    backoff: float = 1.0,
-    socket_timeout: float = 30.0,
     allow_files: bool = False,
     ffmpeg_proxy: str | None = None,
     js_runtime: JsRuntime | None = None,
-    http_headers: Mapping[str, str] | None = None,
-    outputs: Sequence[str] = ("mp4",),
 ) -> dict[str, Any]:
     """The yt-dlp options dict (see ``yt_dlp/YoutubeDL.py`` for the meaning of each key).
 
     ``js_runtime`` is handed to yt-dlp explicitly, with no remote components, so it never
     fetches challenge-solver scripts at run time (they come from the ``yt-dlp-ejs`` package);
     ``None`` disables JavaScript (yt-dlp then says so, and YouTube may offer few formats).
-    ``http_headers`` (the spec's allow-listed ``source.httpHeaders``) go with every request
-    yt-dlp makes, and with the formats it hands to ffmpeg.
+    ``options.http_headers`` go with every request yt-dlp makes, and with the formats it hands
+    to ffmpeg.
     """
     import yt_dlp.utils
 
-    def refused() -> None:
-        # The guard refused an address in this thread: every retry would be refused too, so
-        # stop yt-dlp's own retry loops at once (the refusal is classified BLOCKED_ADDRESS).
-        blocked = last_blocked()
-        if blocked is not None:
-            raise BlockedAddressError(blocked)
-
-    def sleep(n: int) -> float:
-        refused()
-        return min(60.0, backoff * 2**n)
-
-    def fragment_sleep(n: int) -> float:
-        refused()
-        return min(FRAGMENT_RETRY_SLEEP_CAP, backoff * 2**n)
-
+    retries = options.retries
     stem = "source.%(section_start)s-%(section_end)s" if ranges else "source"
     opts: dict[str, Any] = {
-        "format": fmt or default_format(max_height),
-        "format_sort": format_sort(max_height, outputs),
+        "format": options.fmt or default_format(options.max_height),
+        "format_sort": format_sort(options.max_height, options.outputs),
         "merge_output_format": "mp4/webm/mkv",
         "outtmpl": {"default": f"{stem}.%(ext)s"},
         "paths": {"home": str(dest_dir), "temp": str(dest_dir)},
@@ -241,8 +239,8 @@ def build_ydl_opts(
         "skip_unavailable_fragments": False,
         "extractor_retries": min(retries, 3),
         "file_access_retries": 2,
-        "retry_sleep_functions": {"http": sleep, "fragment": fragment_sleep, "extractor": sleep},
-        "socket_timeout": socket_timeout,
+        "retry_sleep_functions": _retry_sleep_functions(options.backoff),
+        "socket_timeout": options.socket_timeout,
         # One thread: the network guard is per thread (see guard.py).
         "concurrent_fragment_downloads": 1,
         "cachedir": False,  # read-only root filesystem; nothing worth caching per pod
@@ -255,12 +253,12 @@ def build_ydl_opts(
         "color": "never",
         **ydl_js_options(js_runtime),
     }
-    if http_headers:
-        opts["http_headers"] = dict(http_headers)
+    if options.http_headers:
+        opts["http_headers"] = dict(options.http_headers)
     if logger is not None:
         opts["logger"] = logger
-    if cookies_file is not None:
-        opts["cookiefile"] = str(cookies_file)
+    if options.cookies_file is not None:
+        opts["cookiefile"] = str(options.cookies_file)
     if ffmpeg_proxy is not None:
         # ffmpeg (ranged downloads) connects through the guard's proxy; yt-dlp itself does not
         opts["external_downloader_args"] = {"ffmpeg_i": ["-http_proxy", ffmpeg_proxy]}
@@ -271,6 +269,28 @@ def build_ydl_opts(
         # merge of separate video and audio ranges; MP4's start offset in a fine timescale.
         opts["postprocessor_args"] = {"merger+ffmpeg": ["-copyts", *MP4_TIMESCALE_ARGS]}
     return opts
+
+
+def _retry_sleep_functions(backoff: float) -> dict[str, Callable[[int], float]]:
+    """yt-dlp's waits before its retries: ``backoff`` doubled each time (capped); none at all
+    once the guard refused an address in this thread."""
+
+    def refused() -> None:
+        # The guard refused an address in this thread: every retry would be refused too, so
+        # stop yt-dlp's own retry loops at once (the refusal is classified BLOCKED_ADDRESS).
+        blocked = last_blocked()
+        if blocked is not None:
+            raise BlockedAddressError(blocked)
+
+    def sleep(n: int) -> float:
+        refused()
+        return min(60.0, backoff * 2**n)
+
+    def fragment_sleep(n: int) -> float:
+        refused()
+        return min(FRAGMENT_RETRY_SLEEP_CAP, backoff * 2**n)
+
+    return {"http": sleep, "fragment": fragment_sleep, "extractor": sleep}
 
 
 def plan_ranges(
@@ -523,24 +543,17 @@ class Downloader:
     def __init__(
         self,
         scratch: Path,
+        options: DownloadOptions = DownloadOptions(),
         *,
         policy: NetworkPolicy | None,
-        max_height: int | None = None,
-        fmt: str | None = None,
-        cookies_file: Path | None = None,
-        retries: int = 4,
-        backoff: float = 2.0,
-        socket_timeout: float = 30.0,
         on_progress: Callable[[DownloadProgress], None] | None = None,
         stop: threading.Event | None = None,
         proxy: GuardProxy | None = None,
-        http_headers: Mapping[str, str] | None = None,
         js_runtime: JsRuntime | None | bool = True,
-        outputs: Sequence[str] = ("mp4",),
     ) -> None:
         """``js_runtime``: ``True`` finds one (:func:`find_js_runtime`), ``None``/``False`` none."""
         self.scratch = scratch
-        self.http_headers = dict(http_headers or {})
+        self.options = options
         self.js_runtime: JsRuntime | None = None
         if js_runtime is True:
             try:
@@ -553,15 +566,8 @@ class Downloader:
             # the runtime inherits our environment: keep Deno's cache off the read-only root
             for key, value in runtime_env(scratch).items():
                 os.environ.setdefault(key, value)
-        self.outputs = tuple(outputs)
         self.proxy = proxy
         self.policy = policy
-        self.max_height = max_height
-        self.fmt = fmt
-        self.cookies_file = cookies_file
-        self.retries = retries
-        self.backoff = backoff
-        self.socket_timeout = socket_timeout
         self.on_progress = on_progress
         self.stop = stop or threading.Event()
 
@@ -570,20 +576,13 @@ class Downloader:
     def _opts(self, ranges: Sequence[tuple[float, float]] | None, logger: _Logger) -> dict:
         return build_ydl_opts(
             self.scratch,
-            max_height=self.max_height,
-            fmt=self.fmt,
-            cookies_file=self.cookies_file,
+            self.options,
             ranges=ranges,
             progress_hooks=[self._hook],
             logger=logger,
-            retries=self.retries,
-            backoff=self.backoff,
-            socket_timeout=self.socket_timeout,
             allow_files=self.policy is None or self.policy.allow_files,
             ffmpeg_proxy=self.proxy.url if self.proxy is not None else None,
             js_runtime=self.js_runtime,
-            http_headers=self.http_headers,
-            outputs=self.outputs,
         )
 
     def _hook(self, d: dict[str, Any]) -> None:
@@ -625,7 +624,7 @@ class Downloader:
         return err
 
     def _with_retries(self, what: str, fn: Callable[[_Logger], Any]) -> Any:
-        delays = backoff_delays(self.retries, self.backoff)
+        delays = backoff_delays(self.options.retries, self.options.backoff)
         attempt = 0
         while True:
             logger = _Logger()

@@ -1,7 +1,7 @@
 """HEVC (H.265) bitstream headers in pure Python: NAL unit types, ``hvcC`` reading, the format
 fields of a sequence parameter set, and the options x265 writes into its SEI.
 
-Used by the HEVC smart cut (:mod:`videojobs_worker.hevccut`) to decide whether a piece encoded
+Used by the HEVC smart cut (:mod:`videojobs_worker.cut.hevcsmart`) to decide whether a piece encoded
 with x265 can be joined to a stream-copied part of the source: with parameter sets equal to the
 source's (one set in ``hvcC``, the source's ``hvc1`` sample entry kept), or else with each
 piece carrying its own VPS/SPS/PPS in-band at its IRAP picture (``hev1``), which needs the

@@ -24,9 +24,11 @@ from typing import TextIO
 
 import yaml
 
+from videojobs.budget import budget_message, memory_budget
 from videojobs.errors import InvalidSpec
 from videojobs.models import ErrorInfo, ExitCode, SegmentResult, Transcript, WorkerInput
 from videojobs.times import format_timestamp
+from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import NetworkPolicy
 from videojobs_worker.progress import NullReporter, Reporter, TerminalReporter
 from videojobs_worker.publish import DirectoryPublisher, Publisher, publisher_for
@@ -178,6 +180,27 @@ def run_shards(
         return [f.result() for f in futures]
 
 
+def _transcript_within_budget(
+    worker_input: WorkerInput,
+    publisher: Publisher,
+    options: RunOptions,
+    transcript: Transcript | None,
+) -> Transcript | None:
+    """The job's transcript, parsed within :data:`~videojobs.budget.PARSE_MEMORY`.
+
+    ``_load`` parses inline and file transcripts within the budget; one given by URL is fetched
+    here, before any shard starts, and parsed under the same budget, as ``serve``'s worker does
+    (a hostile server's transcript must not grow a workstation's process to gigabytes)."""
+    if transcript is not None:
+        return transcript
+    runner = Runner(worker_input, reporter=NullReporter(), publisher=publisher, options=options)
+    try:
+        with memory_budget():
+            return runner.resolve_transcript()
+    except MemoryError:
+        raise WorkerError(ExitCode.INVALID_SPEC, "TranscriptTooLarge", budget_message()) from None
+
+
 def run_local(
     manifest: Path,
     out_dir: Path | None = None,
@@ -223,6 +246,13 @@ def run_local(
         base_dir=manifest.parent.absolute(),
         cookies_file=Path(cookies) if cookies else None,
     )
+    try:
+        transcript = _transcript_within_budget(worker_input, publisher, options, transcript)
+    except WorkerError as refused:
+        shutil.rmtree(scratch, ignore_errors=True)
+        reporter.close()
+        print(f"failed: {refused.category} ({int(refused.exit_code)}): {refused}", file=sys.stderr)
+        return int(refused.exit_code)
     try:
         if shards > 1:
             if progress:

@@ -15,46 +15,20 @@ import os
 from pathlib import Path
 
 from videojobs_worker.h264bits import BitstreamError
+from videojobs_worker.mp4boxes import Box, boxes, child, top_level_boxes
 
 _CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf"}
 _VISUAL_SAMPLE_ENTRY = 78  # bytes of VisualSampleEntry fields before its child boxes
 
 
-def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int, int]]:
-    """(type, box start, payload start, box end) of the boxes in ``data[start:end]``."""
-    out = []
-    pos = start
-    while pos + 8 <= end:
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        kind = bytes(data[pos + 4 : pos + 8])
-        header = 8
-        if size == 1:
-            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            raise BitstreamError(f"MP4 box {kind!r} at {pos} overruns its parent")
-        out.append((kind, pos, pos + header, pos + size))
-        pos += size
-    return out
-
-
-def _child(data: bytes, start: int, end: int, kind: bytes) -> tuple[int, int, int] | None:
-    for found, box, payload, stop in _boxes(data, start, end):
-        if found == kind:
-            return box, payload, stop
-    return None
-
-
-def _video_trak(moov: bytes) -> tuple[int, int, int]:
-    for kind, box, payload, stop in _boxes(moov, 8, len(moov)):
-        if kind != b"trak":
+def _video_trak(moov: bytes) -> Box:
+    for trak in boxes(moov, 8, len(moov), strict=True):
+        if trak.kind != b"trak":
             continue
-        mdia = _child(moov, payload, stop, b"mdia")
-        hdlr = mdia and _child(moov, mdia[1], mdia[2], b"hdlr")
-        if mdia and hdlr and moov[hdlr[1] + 8 : hdlr[1] + 12] == b"vide":
-            return box, payload, stop
+        mdia = child(moov, trak.payload, trak.end, b"mdia", strict=True)
+        hdlr = mdia and child(moov, mdia.payload, mdia.end, b"hdlr", strict=True)
+        if mdia and hdlr and moov[hdlr.payload + 8 : hdlr.payload + 12] == b"vide":
+            return trak
     raise BitstreamError("no video track in moov")
 
 
@@ -62,44 +36,44 @@ def find_avcc(moov: bytes) -> tuple[list[int], int, int]:
     """Locate the video track's ``avcC`` in a ``moov`` box: the start offsets of its ancestor
     boxes (outermost first) and the avcC box's start and end."""
     trak = _video_trak(moov)
-    chain = [0, trak[0]]
-    lo, hi = trak[1], trak[2]
+    chain = [0, trak.start]
+    lo, hi = trak.payload, trak.end
     for kind in (b"mdia", b"minf", b"stbl", b"stsd"):
-        found = _child(moov, lo, hi, kind)
+        found = child(moov, lo, hi, kind, strict=True)
         if found is None:
             raise BitstreamError(f"video track without {kind.decode()}")
-        chain.append(found[0])
-        lo, hi = found[1], found[2]
-    entries = _boxes(moov, lo + 8, hi)  # stsd: version/flags, entry count
-    if not entries or entries[0][0] not in (b"avc1", b"avc3"):
+        chain.append(found.start)
+        lo, hi = found.payload, found.end
+    entries = boxes(moov, lo + 8, hi, strict=True)  # stsd: version/flags, entry count
+    if not entries or entries[0].kind not in (b"avc1", b"avc3"):
         raise BitstreamError("the video track is not H.264 (avc1)")
-    _, entry, payload, stop = entries[0]
-    chain.append(entry)
-    avcc = _child(moov, payload + _VISUAL_SAMPLE_ENTRY, stop, b"avcC")
+    entry = entries[0]
+    chain.append(entry.start)
+    avcc = child(moov, entry.payload + _VISUAL_SAMPLE_ENTRY, entry.end, b"avcC", strict=True)
     if avcc is None:
         raise BitstreamError("avc1 sample entry without avcC")
-    return chain, avcc[0], avcc[2]
+    return chain, avcc.start, avcc.end
 
 
 def read_sample_config(moov: bytes, entries: tuple[bytes, ...], box: bytes) -> tuple[bytes, bytes]:
     """The video track's sample entry type (one of ``entries``) and the payload of its ``box``
     child (e.g. ``hvcC`` of an ``hvc1``/``hev1`` entry)."""
     trak = _video_trak(moov)
-    lo, hi = trak[1], trak[2]
+    lo, hi = trak.payload, trak.end
     for kind in (b"mdia", b"minf", b"stbl", b"stsd"):
-        found = _child(moov, lo, hi, kind)
+        found = child(moov, lo, hi, kind, strict=True)
         if found is None:
             raise BitstreamError(f"video track without {kind.decode()}")
-        lo, hi = found[1], found[2]
-    listed = _boxes(moov, lo + 8, hi)  # stsd: version/flags, entry count
-    if not listed or listed[0][0] not in entries:
+        lo, hi = found.payload, found.end
+    listed = boxes(moov, lo + 8, hi, strict=True)  # stsd: version/flags, entry count
+    if not listed or listed[0].kind not in entries:
         names = "/".join(e.decode() for e in entries)
         raise BitstreamError(f"the video track's sample entry is not {names}")
-    kind, _, payload, stop = listed[0]
-    config = _child(moov, payload + _VISUAL_SAMPLE_ENTRY, stop, box)
+    entry = listed[0]
+    config = child(moov, entry.payload + _VISUAL_SAMPLE_ENTRY, entry.end, box, strict=True)
     if config is None:
-        raise BitstreamError(f"{kind.decode()} sample entry without {box.decode()}")
-    return kind, bytes(moov[config[1] : config[2]])
+        raise BitstreamError(f"{entry.kind.decode()} sample entry without {box.decode()}")
+    return entry.kind, bytes(moov[config.payload : config.end])
 
 
 def read_avcc(moov: bytes) -> bytes:
@@ -127,7 +101,7 @@ def shift_chunk_offsets(moov: bytes, delta: int) -> bytes:
     out = bytearray(moov)
 
     def walk(lo: int, hi: int) -> None:
-        for kind, _, payload, stop in _boxes(moov, lo, hi):
+        for kind, _, payload, stop in boxes(moov, lo, hi, strict=True):
             if kind in _CONTAINERS:
                 walk(payload, stop)
             elif kind in (b"stco", b"co64"):
@@ -146,41 +120,25 @@ def shift_chunk_offsets(moov: bytes, delta: int) -> bytes:
 
 def _top_level(path: Path) -> list[tuple[bytes, int, int]]:
     """(type, start, end) of the top-level boxes of a file."""
-    total = path.stat().st_size
-    out = []
-    with path.open("rb") as f:
-        pos = 0
-        while pos + 8 <= total:
-            f.seek(pos)
-            head = f.read(16)
-            size = int.from_bytes(head[:4], "big")
-            if size == 1:
-                size = int.from_bytes(head[8:16], "big")
-            elif size == 0:
-                size = total - pos
-            if size < 8 or pos + size > total:
-                raise BitstreamError(f"{path.name}: broken top-level box at {pos}")
-            out.append((head[4:8], pos, pos + size))
-            pos += size
-    return out
+    return [(box.kind, box.start, box.end) for box in top_level_boxes(path, strict=True) or []]
 
 
 def rewrite_mp4(src: Path, dest: Path, avcc: bytes) -> None:
     """Write ``src`` to ``dest`` with the video ``avcC`` payload replaced by ``avcc`` and the
     index (``moov``) right after ``ftyp``, chunk offsets adjusted."""
-    boxes = _top_level(src)
-    kinds = [k for k, _, _ in boxes]
+    top = _top_level(src)
+    kinds = [k for k, _, _ in top]
     if kinds.count(b"moov") != 1 or kinds.count(b"mdat") != 1:
         raise BitstreamError(f"{src.name}: expected one moov and one mdat")
     with src.open("rb") as f:
-        _, lo, hi = next(b for b in boxes if b[0] == b"moov")
+        _, lo, hi = next(b for b in top if b[0] == b"moov")
         f.seek(lo)
         moov = replace_avcc(f.read(hi - lo), avcc)
-    head = [b for b in boxes if b[0] == b"ftyp"]
-    rest = [b for b in boxes if b[0] not in (b"ftyp", b"moov")]
+    head = [b for b in top if b[0] == b"ftyp"]
+    rest = [b for b in top if b[0] not in (b"ftyp", b"moov")]
     layout = head + [(b"moov", -1, -1)] + rest
     # Where mdat starts now and where it will start.
-    old_mdat = next(b[1] for b in boxes if b[0] == b"mdat")
+    old_mdat = next(b[1] for b in top if b[0] == b"mdat")
     new_pos = 0
     new_mdat = 0
     for kind, lo, hi in layout:

@@ -25,6 +25,7 @@ from videojobs_worker.h264bits import (
     nal_types,
     nal_units,
 )
+from videojobs_worker.mp4boxes import boxes, child, read_moov, top_level_boxes
 
 # Container names as users know them, from ffprobe's comma-separated format_name.
 _CLOCK_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo"})
@@ -276,9 +277,9 @@ def _check_complete(info: MediaInfo) -> None:
     layout = sample_layout(info.path)
     if layout is not None and layout.offsets:
         size = info.path.stat().st_size
-        boxes = _mp4_top_boxes(info.path) or []
+        top = top_level_boxes(info.path) or []
         last = max(o + n for o, n in zip(layout.offsets, layout.sizes, strict=True))
-        short = [(kind, pos + n) for kind, pos, n in boxes if pos + n > size]
+        short = [(box.kind, box.end) for box in top if box.end > size]
         if last > size or short:
             kind, declared = short[-1] if short else (b"mdat", last)
             raise _not_a_video(
@@ -359,10 +360,9 @@ def _u32(data: bytes, pos: int) -> int:
 
 
 def _find(data: bytes, kind: bytes, start: int, end: int) -> tuple[int, int] | None:
-    for found, lo, hi in _mp4_child_boxes(data, start, end):
-        if found == kind:
-            return lo, hi
-    return None
+    """The payload range of the first box of type ``kind`` in ``data[start:end]``, or None."""
+    box = child(data, start, end, kind)
+    return (box.payload, box.end) if box is not None else None
 
 
 def mp4_sample_table(path: Path) -> SampleTable | None:
@@ -374,7 +374,7 @@ def mp4_sample_table(path: Path) -> SampleTable | None:
     callers ask ffprobe instead.
     """
     try:
-        moov = _mp4_moov(path)
+        moov = read_moov(path)
     except OSError:
         return None
     if moov is None:
@@ -384,7 +384,7 @@ def mp4_sample_table(path: Path) -> SampleTable | None:
         if mvhd is None:
             return None
         movie_scale = _u32(moov, mvhd[0] + (20 if moov[mvhd[0]] == 1 else 12))
-        for kind, lo, hi in _mp4_child_boxes(moov, 8, len(moov)):
+        for kind, _, lo, hi in boxes(moov, 8, len(moov)):
             if kind != b"trak":
                 continue
             mdia = _find(moov, b"mdia", lo, hi)
@@ -600,63 +600,10 @@ class H264Headers:
     """``key=value`` options from x264's SEI (empty for other encoders)."""
 
 
-def _mp4_child_boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
-    """(type, payload start, payload end) of the boxes in ``data[start:end]``."""
-    boxes = []
-    pos = start
-    while pos + 8 <= end:
-        size = int.from_bytes(data[pos : pos + 4], "big")
-        kind = data[pos + 4 : pos + 8]
-        header = 8
-        if size == 1:
-            size = int.from_bytes(data[pos + 8 : pos + 16], "big")
-            header = 16
-        elif size == 0:
-            size = end - pos
-        if size < header or pos + size > end:
-            break
-        boxes.append((kind, pos + header, pos + size))
-        pos += size
-    return boxes
-
-
-def _mp4_top_boxes(path: Path) -> list[tuple[bytes, int, int]] | None:
-    """(type, offset, declared size) of an MP4 file's top-level boxes, or None when the file
-    is not a box structure. A declared size may reach past the end of a truncated file."""
-    boxes = []
-    with path.open("rb") as f:
-        total = path.stat().st_size
-        pos = 0
-        while pos + 8 <= total:
-            f.seek(pos)
-            head = f.read(16)
-            size = int.from_bytes(head[:4], "big")
-            kind = head[4:8]
-            if size == 1:
-                size = int.from_bytes(head[8:16], "big")
-            elif size == 0:
-                size = total - pos
-            if size < 8:
-                return None
-            boxes.append((kind, pos, size))
-            pos += size
-    return boxes
-
-
-def _mp4_moov(path: Path) -> bytes | None:
-    """The ``moov`` box of an MP4 file (found by walking the top-level boxes), or None."""
-    moov = next((b for b in _mp4_top_boxes(path) or [] if b[0] == b"moov"), None)
-    if moov is None:
-        return None
-    with path.open("rb") as f:
-        f.seek(moov[1])
-        return f.read(moov[2])
-
-
 def mp4_parameter_sets(path: Path) -> tuple[bytes, ...] | None:
     """SPS and PPS from the first ``avcC`` box of an MP4 file, read in Python (no ffmpeg run);
     None when the file is not an MP4 with an H.264 track."""
-    moov = _mp4_moov(path)
+    moov = read_moov(path)
     if moov is None:
         return None
     index = moov.find(b"avcC")
@@ -753,7 +700,7 @@ class SampleLayout:
 
 def _sample_layout(moov: bytes) -> SampleLayout | None:
     """Sample offsets and sizes of the first video track (``stsz``, ``stsc``, ``stco``/``co64``)."""
-    for kind, lo, hi in _mp4_child_boxes(moov, 8, len(moov)):
+    for kind, _, lo, hi in boxes(moov, 8, len(moov)):
         if kind != b"trak":
             continue
         mdia = _find(moov, b"mdia", lo, hi)
@@ -822,7 +769,7 @@ def sample_layout(path: Path) -> SampleLayout | None:
 def _cached_layout(path: Path, size: int, mtime_ns: int) -> SampleLayout | None:
     del size, mtime_ns  # cache key only
     try:
-        moov = _mp4_moov(path)
+        moov = read_moov(path)
         return _sample_layout(moov) if moov is not None else None
     except (OSError, IndexError, ValueError):
         return None

@@ -16,7 +16,7 @@ Rules every backend keeps:
   that has clips to (re)write removes the old manifest first, so no manifest ever lists a clip
   that was replaced under it.
 - A sharded run publishes one part per shard (``.videojobs-parts/<run>/<index>.json``) and the
-  shard that finds them all publishes the manifest (``runner.merge_parts``); :meth:`read` reads
+  shard that finds them all publishes the manifest (``shardparts.merge_parts``); :meth:`read` reads
   those small documents back.
 - Orphaned ``.<name>.tmp-*`` files of a killed writer (SIGKILL, OOM) are removed when the name is
   looked up or written again.

@@ -25,9 +25,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
-import os
-import random
 import shutil
 import signal
 import tempfile
@@ -54,10 +51,12 @@ from videojobs.models import (
 )
 from videojobs.sourceinfo import CaptionTrack, Resolved
 from videojobs_worker.audio import AudioInfo, audio_source_info
+from videojobs_worker.cgroup import available_cpus
 from videojobs_worker.download import (
     Downloaded,
     DownloadedPart,
     Downloader,
+    DownloadOptions,
     DownloadProgress,
     check_complete,
     part_for,
@@ -71,42 +70,15 @@ from videojobs_worker.guard import GuardProxy, NetworkPolicy, redact_fetched
 from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
 from videojobs_worker.progress import Reporter, write_termination_log
 from videojobs_worker.publish import Published, Publisher, Record, sha256_file
+from videojobs_worker.shardparts import MANIFEST_NAME, ShardParts
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 RECIPE_VERSION = "1"
 """Bump when the same inputs would produce different clips (invalidates resume)."""
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-
-
-def available_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPUs this process may use: the affinity mask, capped by the cgroup CPU quota."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    quota = cgroup_cpu_quota(cgroup_root)
-    if quota is not None:
-        cpus = min(cpus, max(1, math.ceil(quota)))
-    return max(1, cpus)
-
-
-def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
-    """The CPU limit of this container in CPUs (cgroup v2 ``cpu.max``, else v1), if any."""
-    try:  # cgroup v2: "max 100000" or "150000 100000"
-        quota, period = (root / "cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        quota_us = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
-        return quota_us / period_us if quota_us > 0 else None
-    except (OSError, ValueError):
-        return None
 
 
 def local_source_path(url: str, base_dir: Path | None) -> Path | None:
@@ -542,19 +514,22 @@ class Runner:
         started: float,
     ) -> tuple[Downloaded | None, float | None, SegmentPlan, str | None]:
         source = self.spec.source
-        downloader = Downloader(
-            download_dir,
-            policy=self.options.policy,
+        options = DownloadOptions(
             max_height=source.max_height,
             fmt=source.format,
             cookies_file=self.options.cookies_file,
             retries=self.options.retries,
             backoff=self.options.backoff,
+            http_headers=dict(source.http_headers or {}),
+            outputs=tuple(self.spec.output.formats),
+        )
+        downloader = Downloader(
+            download_dir,
+            options,
+            policy=self.options.policy,
             on_progress=on_progress,
             stop=self.stop,
             proxy=proxy,
-            http_headers=source.http_headers,
-            outputs=tuple(self.spec.output.formats),
         )
         self.js_runtime = downloader.js_runtime
         self.interruptible = True
@@ -773,7 +748,7 @@ class Runner:
         progress: Callable[[int, float], None],
     ) -> SegmentResult:
         from videojobs_worker.audio import AudioOutcome, cut_audio_clip
-        from videojobs_worker.cut import CutOutcome, Format, cut_clip, make_thumbnail
+        from videojobs_worker.cut import CutOutcome, CutRequest, Format, cut_clip, make_thumbnail
 
         self._check_stop()
         part = part_for(parts, seg.start, seg.end)
@@ -813,16 +788,18 @@ class Runner:
                     )
                 else:
                     outcome = cut_clip(
-                        part.path,
-                        info,
-                        rebased,
-                        cast(Format, fmt),  # not an audio format: _formats checked
-                        out.precision,
-                        out.quality,
-                        dest,
-                        threads=threads,
-                        on_progress=on_progress,
-                        stop=self.stop,
+                        CutRequest(
+                            part.path,
+                            info,
+                            rebased,
+                            cast(Format, fmt),  # not an audio format: _formats checked
+                            out.precision,
+                            out.quality,
+                            dest,
+                            threads=threads,
+                            on_progress=on_progress,
+                            stop=self.stop,
+                        )
                     )
                 path = Path(outcome.path)
                 record = Record(
@@ -875,87 +852,33 @@ class Runner:
         *,
         probed: bool = True,
     ) -> RunResult:
-        """Publish this shard's part; the shard that finds every part publishes the manifest."""
+        """Publish this shard's part; the shard that finds every part publishes the manifest
+        (:mod:`videojobs_worker.shardparts`)."""
         assert self.work_dir is not None
-        run = self._run_key()
-        part = part_document(
-            run=run,
-            shard=self.shard_index,
-            shards=self.shards,
-            plan=plan,
-            source=source if probed else None,
-            segments=results,
-            downloaded=downloaded,
+        parts = ShardParts(
+            self.publisher, self.work_dir, self._run_key(), self.shard_index, self.shards
         )
-        if probed or not self._same_part(part):
-            path = self.work_dir / f"part-{self.shard_index}.json"
-            path.write_bytes(dump_document(part))
-            record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
-            self.publisher.publish(path, part_name(run, self.shard_index), record)
-        merged = self._merge_parts(plan, run)
+        merged = parts.finish(
+            plan,
+            source,
+            results,
+            downloaded,
+            probed=probed,
+            resource=self.input.resource.to_dict() if self.input.resource else None,
+            source_url=self.spec.source.url,
+        )
         if merged is None:
             self.reporter.finish_shard()
             log.info("shard %d published its part; other shards are not done yet", self.shard_index)
             return RunResult(
                 plan, source, results, None, skipped, cut, downloaded, shard=self.shard_index
             )
-        manifest_uri, manifest = merged
-        all_results = [SegmentResult.model_validate(r) for r in manifest["segments"]]
-        merged_source = SourceInfo.model_validate(manifest["source"])
-        self.reporter.merged(all_results, merged_source, len(plan.segments))
-        self.reporter.finish(manifest_uri)
+        self.reporter.merged(merged.segments, merged.source, len(plan.segments))
+        self.reporter.finish(merged.uri)
         return RunResult(
-            plan, merged_source, all_results, manifest_uri, skipped, cut, downloaded,
+            plan, merged.source, merged.segments, merged.uri, skipped, cut, downloaded,
             shard=self.shard_index,
         )  # fmt: skip
-
-    def _same_part(self, part: dict[str, Any]) -> bool:
-        """True when this run's part of this shard is published with the same clips (a retried
-        shard that had nothing left to cut keeps it, and with it the source it probed)."""
-        raw = self.publisher.read(part_name(part["run"], part["shard"]))
-        try:
-            old = json.loads(raw) if raw is not None else None
-        except ValueError:
-            return False
-        keys = ("run", "shard", "shards", "planDigest", "segments")
-        return isinstance(old, dict) and all(old.get(k) == part[k] for k in keys)
-
-    def _merge_parts(self, plan: SegmentPlan, run: str) -> tuple[str, dict[str, Any]] | None:
-        """Publish the manifest when every shard's part of this run is there; else ``None``."""
-        parts: list[dict[str, Any]] = []
-        for index in range(self.shards):
-            raw = self.publisher.read(part_name(run, index))
-            if raw is None:
-                return None
-            try:
-                parts.append(json.loads(raw))
-            except ValueError:
-                return None
-        manifest = merge_parts(
-            parts,
-            plan=plan,
-            resource=self.input.resource.to_dict() if self.input.resource else None,
-            source_url=self.spec.source.url,
-        )
-        if manifest is None:
-            return None
-        assert self.work_dir is not None
-        path = self.work_dir / MANIFEST_NAME
-        data = dump_document(manifest)
-        path.write_bytes(data)
-        record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
-        for attempt in range(5):
-            try:
-                return self.publisher.publish(path, MANIFEST_NAME, record).uri, manifest
-            except WorkerError:
-                # Two shards finishing at once both merge, into the same bytes; one's write may
-                # remove the other's temporary file (the directory backend's orphan clean-up).
-                if self.publisher.read(MANIFEST_NAME) == data:
-                    return self.publisher.uri(MANIFEST_NAME), manifest
-                if attempt == 4:
-                    raise
-                time.sleep(random.uniform(0.05, 0.3))
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _plain_record(path: Path, recipe: str) -> Record:
@@ -990,120 +913,6 @@ class Runner:
         path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
         return self.publisher.publish(path, MANIFEST_NAME, record).uri
-
-
-# -- shard parts and their merge (pure) ---------------------------------------------------
-
-PARTS_DIR = ".videojobs-parts"
-"""Where shards publish their parts: ``<PARTS_DIR>/<run>/<index>.json`` next to the clips."""
-
-
-def part_name(run: str, index: int) -> str:
-    """The published name of shard ``index``'s part of ``run`` (the run's Job name)."""
-    return f"{PARTS_DIR}/{run}/{index}.json"
-
-
-def plan_digest(plan: SegmentPlan) -> str:
-    """Digest of the plan every shard of a run must agree on."""
-    return hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True).encode()).hexdigest()[:32]
-
-
-def dump_document(doc: dict[str, Any]) -> bytes:
-    """A manifest or part as published: the same document always gives the same bytes."""
-    return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
-
-
-def part_document(
-    *,
-    run: str,
-    shard: int,
-    shards: int,
-    plan: SegmentPlan,
-    source: SourceInfo | None,
-    segments: list[SegmentResult],
-    downloaded: Downloaded | None,
-) -> dict[str, Any]:
-    """What one shard published: its clips, its probe of the source and its download."""
-    return {
-        "apiVersion": "videojobs.io/v1alpha1",
-        "kind": "ClipManifestPart",
-        "run": run,
-        "shard": shard,
-        "shards": shards,
-        "planDigest": plan_digest(plan),
-        "source": source.to_dict() if source is not None else None,
-        "segments": [r.to_dict() for r in sorted(segments, key=lambda r: r.index)],
-        "download": None
-        if downloaded is None
-        else {
-            "partial": downloaded.partial,
-            "bytes": downloaded.bytes,
-            "ranges": [[p.start, p.end] for p in downloaded.parts] if downloaded.partial else None,
-        },
-    }
-
-
-def merge_parts(
-    parts: list[dict[str, Any]],
-    *,
-    plan: SegmentPlan,
-    resource: dict[str, Any] | None,
-    source_url: str,
-) -> dict[str, Any] | None:
-    """The run's manifest from every shard's part, or ``None`` when a part is missing, belongs to
-    another run or plan, or the parts do not hold every clip of the plan exactly once.
-
-    Deterministic: the same parts, in any order, give the same document."""
-    if not parts:
-        return None
-    shards = parts[0].get("shards")
-    run = parts[0].get("run")
-    digest = plan_digest(plan)
-    by_index: dict[int, dict[str, Any]] = {}
-    for part in parts:
-        if (part.get("run"), part.get("shards"), part.get("planDigest")) != (run, shards, digest):
-            return None
-        by_index[int(part["shard"])] = part
-    if not isinstance(shards, int) or sorted(by_index) != list(range(shards)):
-        return None
-    ordered = [by_index[i] for i in range(shards)]
-    segments = [seg for part in ordered for seg in part.get("segments") or []]
-    segments.sort(key=lambda seg: seg["index"])
-    if [seg["index"] for seg in segments] != [s.index for s in plan.segments]:
-        return None
-    sources = [part["source"] for part in ordered if part.get("source")]
-    source = dict(sources[0]) if sources else {}
-    downloads = [(i, part.get("download")) for i, part in enumerate(ordered)]
-    sizes = [d["bytes"] for _, d in downloads if d]
-    if any(d and d.get("partial") for _, d in downloads):
-        source["sizeBytes"] = sum(sizes)
-    manifest: dict[str, Any] = {
-        "apiVersion": "videojobs.io/v1alpha1",
-        "kind": "ClipManifest",
-        "resource": resource,
-        "sourceUrl": source_url,
-        "source": source,
-        "plan": plan.to_dict(),
-        "segments": segments,
-        "shards": [
-            {
-                "index": i,
-                "segments": [seg["index"] for seg in part.get("segments") or []],
-                "downloadedBytes": (part.get("download") or {}).get("bytes", 0),
-            }
-            for i, part in enumerate(ordered)
-        ],
-    }
-    if sizes:
-        ranges = sorted(
-            (tuple(r) for _, d in downloads if d and d.get("ranges") for r in d["ranges"]),
-        )
-        manifest["download"] = {
-            "partial": any(bool(d and d.get("partial")) for _, d in downloads),
-            "bytes": sum(sizes),
-            "ranges": [list(r) for r in ranges] or None,
-        }
-    return manifest
 
 
 # -- running with signals and exit codes -------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from videojobs_worker.cut import FrameRange
+    from videojobs_worker.cut.frames import FrameRange
     from videojobs_worker.probe import MediaInfo
 
 

@@ -2,6 +2,8 @@
 
 The Helm chart renders its ClusterRole/Role and the worker Role from the same rules, and a test
 compares them, so a new API call needs a new rule here (and nowhere a wildcard).
+tests/operatorunit/test_rbac_calls.py derives the operator's calls from its source: a rule no
+code uses fails it, and so does a call no rule grants.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ from typing import Any
 Rule = dict[str, Any]
 
 OPERATOR_RULES: list[Rule] = [
+    # list/watch: kopf's watch and the startup count; delete: ttlSecondsAfterFinished
     {
         "apiGroups": ["videojobs.io"],
         "resources": ["videoprocessingjobs"],
-        "verbs": ["get", "list", "watch", "patch", "delete"],
+        "verbs": ["list", "watch", "delete"],
     },
     {
         "apiGroups": ["videojobs.io"],
         "resources": ["videoprocessingjobs/status"],
-        "verbs": ["get", "patch"],
+        "verbs": ["patch"],
     },
     {
         # The Job's owner reference sets blockOwnerDeletion: with the
@@ -34,11 +37,12 @@ OPERATOR_RULES: list[Rule] = [
         "resources": ["jobs"],
         "verbs": ["get", "list", "watch", "create", "delete"],
     },
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
     # get: transcripts in ConfigMaps; create: each run's input ConfigMap (owned by its Job);
     # delete: a stale input left by an earlier Job of the same name (kube.create_configmap)
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "delete"]},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+    # create: the operator's and kopf's Events (core/v1)
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
     # list: why a Job's pod never started (FailedCreate, FailedMount), read at the pending timeout
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import helm_python as helm
 import pytest
 import yaml
 
@@ -59,7 +60,7 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
             "ingress": {"enabled": True, "className": "nginx"},
         },
         "clipsPvc": {"create": True},
-        "networkPolicy": {"enabled": True},
+        "networkPolicy": {"enabled": True, "workers": {"namespaces": ["lectures"]}},
     },
     "everything": {
         "replicaCount": 3,
@@ -423,3 +424,59 @@ def test_rbac_create_false_renders_no_operator_rbac() -> None:
     objs = objects({"rbac": {"create": False}})
     assert not find(objs, "ClusterRole") and not find(objs, "ClusterRoleBinding")
     assert not find(objs, "Role")
+
+
+# -- worker and gateway NetworkPolicies in cluster-wide mode (issue 28 item 6) -------------------
+
+
+def test_cluster_wide_network_policy_needs_the_worker_namespaces() -> None:
+    """Workers fetch user-supplied URLs: with networkPolicy.enabled, the chart refuses to render
+    a cluster-wide install that would silently leave them without a policy."""
+    with pytest.raises(helm.HelmError, match=r"networkPolicy\.workers\.namespaces"):
+        objects({"networkPolicy": {"enabled": True}})
+    listed = objects({"networkPolicy": {"enabled": True, "workers": {"namespaces": ["a", "b"]}}})
+    workers = [
+        p for p in find(listed, "NetworkPolicy") if p["metadata"]["name"].endswith("-worker")
+    ]
+    assert sorted(p["metadata"]["namespace"] for p in workers) == ["a", "b"]
+    for policy in workers:
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert "ingress" not in policy["spec"]  # nothing reaches a worker
+    # an explicit opt-out renders the operator's policy and none for workers
+    without = objects({"networkPolicy": {"enabled": True, "workers": {"create": False}}})
+    names = [p["metadata"]["name"] for p in find(without, "NetworkPolicy")]
+    assert names == [f"{FULLNAME}-operator"]
+    # in namespaced mode operator.config.namespaces wins over workers.namespaces
+    both = objects(
+        {
+            "networkPolicy": {"enabled": True, "workers": {"namespaces": ["ignored"]}},
+            "operator": {"config": {"namespaces": ["media"]}},
+        }
+    )
+    workers = [p for p in find(both, "NetworkPolicy") if p["metadata"]["name"].endswith("-worker")]
+    assert [p["metadata"]["namespace"] for p in workers] == ["media"]
+
+
+def test_gateway_network_policy_extra_egress_for_pod_identity() -> None:
+    agent = {
+        "to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}],
+        "ports": [{"protocol": "TCP", "port": 80}],
+    }
+    values = {
+        "gateway": {**COMBINATIONS["gateway"]["gateway"], "networkPolicyExtraEgress": [agent]},
+        "networkPolicy": {"enabled": True, "workers": {"create": False}},
+    }
+    gateway = [
+        p
+        for p in find(objects(values), "NetworkPolicy")
+        if p["metadata"]["name"].endswith("gateway")
+    ]
+    (policy,) = gateway
+    assert policy["spec"]["egress"][-1] == agent
+    plain = {**values, "gateway": COMBINATIONS["gateway"]["gateway"]}
+    (policy,) = [
+        p
+        for p in find(objects(plain), "NetworkPolicy")
+        if p["metadata"]["name"].endswith("gateway")
+    ]
+    assert agent not in policy["spec"]["egress"]

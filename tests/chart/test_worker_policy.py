@@ -50,8 +50,21 @@ def allowed(user: str, pods: list[str] | None, job_name: str | None) -> bool:
     return all(_eval(v["expression"], activation) for v in vap["spec"]["validations"])
 
 
-def test_off_by_default() -> None:
-    assert not find(objects(), "ValidatingAdmissionPolicy")
+def test_auto_by_default_and_off_when_asked() -> None:
+    # ``helm template`` (and this renderer) assume a current Kubernetes (1.36); on a 1.29
+    # server ``auto`` leaves it out (tests/realk8s/test_worker_policy.py: the real server)
+    assert len(find(objects(), "ValidatingAdmissionPolicy")) == 1
+    assert not find(
+        objects({"workerRbac": {"ownResourcePolicy": False}}), "ValidatingAdmissionPolicy"
+    )
+    assert (
+        len(
+            find(
+                objects({"workerRbac": {"ownResourcePolicy": "auto"}}), "ValidatingAdmissionPolicy"
+            )
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(

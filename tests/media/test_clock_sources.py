@@ -21,7 +21,7 @@ import pytest
 
 from tests.mediakit import frame_numbers, make_video, run_ffmpeg
 from videojobs.models import PlannedSegment, Quality
-from videojobs_worker.cut import cut_clip
+from videojobs_worker.cut import CutRequest, cut_clip
 from videojobs_worker.probe import probe
 
 pytestmark = pytest.mark.media
@@ -93,7 +93,7 @@ def test_clips_hold_exactly_the_planned_frames(kind: str, make_source, tmp_path:
         for precision in ("smart", "accurate"):
             segment = PlannedSegment(index=1, title="c", start=start, end=end, stem="c")
             dest = tmp_path / f"{precision}.mp4"
-            outcome = cut_clip(src, info, segment, "mp4", precision, Quality(), dest)
+            outcome = cut_clip(CutRequest(src, info, segment, "mp4", precision, Quality(), dest))
             got = frame_numbers(outcome.path)
             assert got == planned, (kind, precision, start, got[:3], planned[:3], len(got))
             if precision == "smart" and kind in FAST:

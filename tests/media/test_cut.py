@@ -27,7 +27,7 @@ from tests.media.conftest import (
 )
 from tests.mediakit import run_ffmpeg
 from videojobs.models import ExitCode, PlannedSegment, Quality
-from videojobs_worker.cut import CutOutcome, cut_clip, make_thumbnail
+from videojobs_worker.cut import CutOutcome, CutRequest, cut_clip, make_thumbnail
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.probe import keyframes, probe, to_source_info
 
@@ -43,7 +43,9 @@ def cut(
 ) -> CutOutcome:
     quality = kwargs.pop("quality", Quality())
     dest = dest_dir / f"clip-{precision}.{fmt}"
-    return cut_clip(src, probe(src), segment(start, end), fmt, precision, quality, dest, **kwargs)
+    return cut_clip(
+        CutRequest(src, probe(src), segment(start, end), fmt, precision, quality, dest, **kwargs)
+    )
 
 
 def first_frame_at(t: float) -> int:

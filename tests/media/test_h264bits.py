@@ -6,8 +6,8 @@ import pytest
 
 from videojobs.models import Quality
 from videojobs_worker import h264bits as hb
-from videojobs_worker.cut import (
-    has_leading_pictures,
+from videojobs_worker.cut.frames import has_leading_pictures
+from videojobs_worker.cut.x264 import (
     same_ids_affordable,
     x264_chroma_qp_lowering,
     x264_params_like,

@@ -18,8 +18,8 @@ import pytest
 from tests.mediakit import ffprobe_json, frame_numbers, make_video, run_ffmpeg, source_times
 from videojobs.models import PlannedSegment, Quality
 from videojobs_worker import hevcbits
-from videojobs_worker.cut import CutOutcome, cut_clip
-from videojobs_worker.hevccut import source_hvcc
+from videojobs_worker.cut import CutOutcome, CutRequest, cut_clip
+from videojobs_worker.cut.hevcsmart import source_hvcc
 from videojobs_worker.probe import first_video_packet, probe
 
 pytestmark = pytest.mark.media
@@ -71,7 +71,7 @@ def planned(src: Path, start: float, end: float) -> list[int]:
 
 def cut(src: Path, start: float, end: float, precision: str, dest: Path) -> CutOutcome:
     segment = PlannedSegment(index=1, title="clip", start=start, end=end, stem="clip")
-    return cut_clip(src, probe(src), segment, "mp4", precision, Quality(), dest)
+    return cut_clip(CutRequest(src, probe(src), segment, "mp4", precision, Quality(), dest))  # type: ignore[arg-type]
 
 
 def decode_errors(path: Path) -> str:

@@ -11,8 +11,9 @@ import pytest
 from tests.mediakit import make_video, run_ffmpeg
 from videojobs_worker import h264bits as hb
 from videojobs_worker import mp4edit
-from videojobs_worker.cut import unused_parameter_set_id, x264_match_reason
-from videojobs_worker.probe import _mp4_moov
+from videojobs_worker.cut.paramsets import unused_parameter_set_id
+from videojobs_worker.cut.x264 import x264_match_reason
+from videojobs_worker.mp4boxes import read_moov
 
 SPS_ID3 = bytes.fromhex("6764000d22cd94141fb0110000030001000003003c0f142996")
 PPS_ID3 = bytes.fromhex("68212be24b22c0")
@@ -103,13 +104,13 @@ def test_rewrite_mp4_moves_the_index_and_keeps_every_frame(tmp_path: Path) -> No
     src = make_video(tmp_path / "src.mp4", duration=2, preset="veryfast")
     plain = tmp_path / "plain.mp4"  # moov at the end, as a concat join writes it
     run_ffmpeg(["-i", str(src), "-map", "0", "-c", "copy", "-f", "mp4", str(plain)])
-    record = hb.parse_avcc(mp4edit.read_avcc(_mp4_moov(plain)))
+    record = hb.parse_avcc(mp4edit.read_avcc(read_moov(plain)))
     merged = hb.merge_avcc(record, hb.AvcC(100, 0, 13, 4, (SPS_ID3,), (PPS_ID3,)))
     out = tmp_path / "out.mp4"
     mp4edit.rewrite_mp4(plain, out, hb.build_avcc(merged))
     head = out.read_bytes()[:64]
     assert head[4:8] == b"ftyp" and b"moov" in head  # the index is up front
-    assert hb.parse_avcc(mp4edit.read_avcc(_mp4_moov(out))) == merged
+    assert hb.parse_avcc(mp4edit.read_avcc(read_moov(out))) == merged
     assert frame_md5s(out) == frame_md5s(src)
     audio = [
         subprocess.run(

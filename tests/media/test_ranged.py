@@ -20,7 +20,7 @@ from tests.httpserver import MediaServer
 from tests.media.conftest import probe_streams
 from tests.mediakit import frame_numbers, make_video, source_times
 from videojobs.models import ExitCode, PlannedSegment, Quality
-from videojobs_worker.cut import CutOutcome, cut_clip
+from videojobs_worker.cut import CutOutcome, CutRequest, cut_clip
 from videojobs_worker.download import Downloader, part_for, plan_ranges
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.probe import probe
@@ -74,7 +74,7 @@ def planned_numbers(master: Path, start: float, end: float) -> list[int]:
 
 def cut(src: Path, start: float, end: float, fmt: str, precision: str, dest: Path) -> CutOutcome:
     segment = PlannedSegment(index=1, title="clip", start=start, end=end, stem="clip")
-    return cut_clip(src, probe(src), segment, fmt, precision, Quality(), dest)  # type: ignore[arg-type]
+    return cut_clip(CutRequest(src, probe(src), segment, fmt, precision, Quality(), dest))  # type: ignore[arg-type]
 
 
 def decode_errors(path: Path) -> str:
@@ -184,7 +184,7 @@ def test_a_clip_that_fails_its_check_fails_the_cut(
 ) -> None:
     """accurate has no safer method: a mismatch is a WorkerError naming clip, expected, found.
     smart retries with accurate and says so."""
-    import videojobs_worker.cut as cutting
+    import videojobs_worker.cut.clip as cutting
 
     master = masters[1]("h264")
     real = cutting.accurate_expected

@@ -18,9 +18,10 @@ from tests.media.conftest import best_match, probe_streams, tiny_frames
 from tests.mediakit import SOURCE_KINDS, make_video, source_times
 from videojobs.models import PlannedSegment, Quality
 from videojobs_worker import h264bits as hb
-from videojobs_worker.cut import CutOutcome, cut_clip
+from videojobs_worker.cut import CutOutcome, CutRequest, cut_clip
+from videojobs_worker.mp4boxes import read_moov
 from videojobs_worker.mp4edit import read_avcc
-from videojobs_worker.probe import _mp4_moov, probe
+from videojobs_worker.probe import probe
 
 pytestmark = pytest.mark.media
 
@@ -116,7 +117,7 @@ def inband_parameter_set_bytes(path: Path) -> int:
 
 def cut(src: Path, start: float, end: float, fmt: str, precision: str, dest: Path) -> CutOutcome:
     segment = PlannedSegment(index=1, title="clip", start=start, end=end, stem="clip")
-    return cut_clip(src, probe(src), segment, fmt, precision, Quality(), dest)
+    return cut_clip(CutRequest(src, probe(src), segment, fmt, precision, Quality(), dest))
 
 
 def assert_clean(path: Path) -> dict:
@@ -171,7 +172,7 @@ def test_smart_and_accurate_clips_are_clean_and_exact(
                     if streams["video"]["codec_name"] == "h264":
                         # Conformant avc1: every SPS/PPS in avcC, none in-band.
                         assert inband_parameter_set_bytes(outcome.path) == 0
-                        record = hb.parse_avcc(read_avcc(_mp4_moov(outcome.path)))
+                        record = hb.parse_avcc(read_avcc(read_moov(outcome.path)))
                         assert len(record.sps) == (2 if own else 1)
                 else:
                     assert outcome.precision_used == "accurate"

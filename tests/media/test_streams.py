@@ -13,7 +13,7 @@ import pytest
 
 from tests.mediakit import ffprobe_json, frame_numbers, make_video, run_ffmpeg, source_times
 from videojobs.models import PlannedSegment, Quality
-from videojobs_worker.cut import CutOutcome, cut_clip
+from videojobs_worker.cut import CutOutcome, CutRequest, cut_clip
 from videojobs_worker.probe import probe
 from videojobs_worker.streams import SourceStream, describe, extra_stream_plan
 
@@ -52,7 +52,7 @@ def with_streams(video: Path, dest: Path) -> Path:
 
 def cut(src: Path, precision: str, dest: Path) -> CutOutcome:
     segment = PlannedSegment(index=1, title="clip", start=SEGMENT[0], end=SEGMENT[1], stem="c")
-    return cut_clip(src, probe(src), segment, "mp4", precision, Quality(), dest)
+    return cut_clip(CutRequest(src, probe(src), segment, "mp4", precision, Quality(), dest))  # type: ignore[arg-type]
 
 
 def subtitle_text(path: Path) -> str:

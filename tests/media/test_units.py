@@ -11,16 +11,12 @@ from pathlib import Path
 import pytest
 
 from videojobs.models import Cue, ExitCode, Quality, Transcript
-from videojobs_worker.cut import (
-    FrameRange,
-    accurate_args,
-    clean_cut_points,
-    copy_args,
-    frame_range,
-    thumbnail_args,
-    video_encoder_args,
-    x264_params_like,
-)
+from videojobs_worker.cut.accurate import accurate_args
+from videojobs_worker.cut.args import video_encoder_args
+from videojobs_worker.cut.frames import FrameRange, clean_cut_points, frame_range
+from videojobs_worker.cut.streamcopy import copy_args
+from videojobs_worker.cut.thumbnail import thumbnail_args
+from videojobs_worker.cut.x264 import x264_params_like
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import (
     ProgressParser,
@@ -290,7 +286,7 @@ def test_slice_vtt_empty_and_invalid() -> None:
     ],
 )
 def test_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
-    from videojobs_worker.cut import _fallback_reason
+    from videojobs_worker.cut.h264smart import fallback_reason as _fallback_reason
 
     reason = _fallback_reason(_info(**video), fmt)
     assert reason is not None and words in reason
@@ -307,7 +303,7 @@ def test_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
     ],
 )
 def test_keyframe_codec_smart_fallback_reasons(video: dict, fmt: str, words: str) -> None:
-    from videojobs_worker.cut import _keyframe_codec_fallback_reason as reason_for
+    from videojobs_worker.cut.keyframes import keyframe_codec_fallback_reason as reason_for
 
     reason = reason_for(_info(**video), fmt)
     assert reason is not None and words in reason
@@ -318,7 +314,7 @@ def test_keyframe_codec_smart_fallback_reasons(video: dict, fmt: str, words: str
 
 
 def test_vp9_head_args_match_the_source() -> None:
-    from videojobs_worker.cut import vp9_head_args
+    from videojobs_worker.cut.keyframes import vp9_head_args
 
     info = _info(codec_name="vp9", pix_fmt="yuv420p10le", color_primaries="bt709")
     frames = FrameRange(TB, 300 * FRAME, 449 * FRAME, 150, 450 * FRAME, (), 15.0)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.mediakit import ffprobe_json, frame_numbers, run_ffmpeg
 from videojobs.models import PlannedSegment, Quality
-from videojobs_worker.cut import cut_clip
+from videojobs_worker.cut import CutRequest, cut_clip
 from videojobs_worker.probe import probe
 from videojobs_worker.verify import clip_facts
 
@@ -43,7 +43,8 @@ def test_clip_ending_in_a_gap_lasts_its_plan(precision: str, tmp_path: Path) -> 
     src = screen_recording(tmp_path / "screen.mp4")
     start, end = 1.2, 7.7
     segment = PlannedSegment(index=1, title="clip", start=start, end=end, stem="clip")
-    outcome = cut_clip(src, probe(src), segment, "mp4", precision, Quality(), tmp_path / "c.mp4")
+    request = CutRequest(src, probe(src), segment, "mp4", precision, Quality(), tmp_path / "c.mp4")  # type: ignore[arg-type]
+    outcome = cut_clip(request)
     assert outcome.precision_used == "accurate"
     if precision == "smart":
         assert "shows the clip's last frame for 1.033 s" in (outcome.note or ""), outcome.note

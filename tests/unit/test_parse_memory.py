@@ -73,6 +73,28 @@ def test_a_transcript_bomb_is_refused_within_the_budget(
     assert peak < PARSE_MEMORY + 256 * 2**20, peak / 2**20
 
 
+def test_run_parses_a_transcript_it_fetches_by_url_within_the_budget(
+    surrogates: Path, tmp_path: Path
+) -> None:
+    """``videojobs run`` fetches a ``transcript.url`` itself (``_load`` cannot parse it): the
+    fetched transcript is parsed under the same budget, before any clip or shard starts."""
+    from tests.httpserver import MediaServer
+    from tests.mediakit import make_video
+
+    make_video(surrogates.parent / "v.mp4", duration=3)  # a source that downloads
+    job = tmp_path / "url.yaml"
+    with MediaServer(surrogates.parent) as served:
+        spec = JOB.replace(
+            "configMapKeyRef: {{name: c, key: {key}}}", f"url: {served.url('captions.json')}"
+        ).replace("https://e.x/v.mp4", served.url("v.mp4"))
+        job.write_text(spec.format(fmt="json"))
+        out_dir = str(tmp_path / "out")
+        rc, out, peak, _ = measured("run", str(job), "--out", out_dir, "--no-progress")
+    assert rc == 10, out  # ExitCode.INVALID_SPEC
+    assert "TranscriptTooLarge" in out and "PARSE_MEMORY" in out and "Traceback" not in out
+    assert peak < PARSE_MEMORY + 256 * 2**20, peak / 2**20
+
+
 def test_a_manifest_of_millions_of_values_is_refused_quickly(tmp_path: Path) -> None:
     items = ",".join(["1"] * 2_000_000)
     manifest = tmp_path / "bomb.yaml"
@@ -109,3 +131,38 @@ def test_the_budget_is_restored_after_reading() -> None:
         bytearray(256 * 2**20)
     assert resource.getrlimit(resource.RLIMIT_AS) == before
     assert len(bytearray(256 * 2**20)) == 256 * 2**20
+
+
+CAPTIONS_BOMB = """\
+import resource, sys
+from videojobs.errors import InvalidSpec
+from videojobs.models import VideoProcessingJobSpec
+from videojobs.sourceinfo import resolve_from_source
+
+pairs = "\\\\ud83d\\\\ude00" * ((12 * 1024 * 1024) // 12)
+bomb = '[{"start": 0, "end": 5, "text": "' + pairs + '"}]'
+spec = VideoProcessingJobSpec.model_validate({
+    "source": {"url": "https://e.x/v"},
+    "transcript": {"fromSource": {"languages": ["en"]}},
+    "knowledgePoints": [{"id": "a", "title": "A", "start": "00:00:01"}],
+    "output": {"storage": {"pvc": {"claimName": "x"}}},
+})
+info = {"duration": 60, "subtitles": {"en": [{"ext": "json", "data": bomb}]}}
+try:
+    resolve_from_source(spec, info, None, lambda track: track.data or "")
+except InvalidSpec as exc:
+    print("REFUSED", exc)
+print("PEAK", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_captions_from_the_source_are_parsed_within_the_budget() -> None:
+    """``transcript.fromSource``: captions fetched from the source's site (``videojobs run``
+    with nothing else bounding the process) are parsed within the same budget."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CAPTIONS_BOMB], capture_output=True, text=True, timeout=300
+    )
+    assert "REFUSED" in proc.stdout, proc.stdout + proc.stderr
+    assert "spec.transcript.fromSource" in proc.stdout and "PARSE_MEMORY" in proc.stdout
+    peak = int(next(x for x in proc.stdout.splitlines() if x.startswith("PEAK "))[5:])
+    assert peak < PARSE_MEMORY + 256 * 2**20, peak / 2**20

@@ -9,7 +9,13 @@ import pytest
 from tests.httpserver import MediaServer
 from tests.mediakit import ffprobe_json
 from videojobs.models import ExitCode
-from videojobs_worker.download import Downloader, DownloadProgress, fetch_text, plan_ranges
+from videojobs_worker.download import (
+    Downloader,
+    DownloadOptions,
+    DownloadProgress,
+    fetch_text,
+    plan_ranges,
+)
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import GuardProxy, NetworkPolicy
 
@@ -20,7 +26,8 @@ def _downloader(tmp_path: Path, **kwargs) -> Downloader:
     kwargs.setdefault("policy", None)
     kwargs.setdefault("backoff", 0.05)
     kwargs.setdefault("retries", 2)
-    return Downloader(tmp_path, **kwargs)
+    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in DownloadOptions.__dataclass_fields__}
+    return Downloader(tmp_path, DownloadOptions(**fields), **kwargs)
 
 
 def _duration(path: Path) -> float:

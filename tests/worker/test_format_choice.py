@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yt_dlp
 
-from videojobs_worker.download import build_ydl_opts, format_sort
+from videojobs_worker.download import DownloadOptions, build_ydl_opts, format_sort
 
 
 def _fmt(fid: str, vcodec: str, acodec: str, ext: str, height: int = 720) -> dict:
@@ -34,7 +34,7 @@ FORMATS = [
 
 
 def chosen(tmp_path: Path, outputs: tuple[str, ...], fmt: str | None = None) -> str:
-    opts = build_ydl_opts(tmp_path, outputs=outputs, fmt=fmt)
+    opts = build_ydl_opts(tmp_path, DownloadOptions(outputs=outputs, fmt=fmt))
     opts.pop("logger", None)
     info = {
         "id": "x",

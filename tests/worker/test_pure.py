@@ -14,6 +14,7 @@ from yt_dlp.networking.exceptions import HTTPError, TransportError
 from videojobs.models import ExitCode
 from videojobs_worker.download import (
     DownloadedPart,
+    DownloadOptions,
     build_ydl_opts,
     classify_download_error,
     default_format,
@@ -30,17 +31,19 @@ def test_format_honours_max_height_and_prefers_h264(tmp_path) -> None:
     assert default_format(720) == "bv*[height<=?720]+ba/b[height<=?720]/bv*+ba/b"
     assert default_format(None) == "bv*+ba/b/bv*+ba/b"
     assert format_sort(720)[:3] == ["res:720", "vcodec:h264", "acodec:aac"]
-    opts = build_ydl_opts(tmp_path, max_height=480, cookies_file=tmp_path / "c.txt")
+    opts = build_ydl_opts(
+        tmp_path, DownloadOptions(max_height=480, cookies_file=tmp_path / "c.txt")
+    )
     assert opts["format"] == default_format(480)
     assert opts["cookiefile"] == str(tmp_path / "c.txt")
     assert opts["paths"] == {"home": str(tmp_path), "temp": str(tmp_path)}
     assert opts["cachedir"] is False and opts["enable_file_urls"] is False
     assert "download_ranges" not in opts
-    assert opts["retry_sleep_functions"]["http"](3) == 8.0
+    assert opts["retry_sleep_functions"]["http"](3) == 16.0  # the default backoff, 2 s, × 2³
 
 
 def test_format_override_and_ranges(tmp_path) -> None:
-    opts = build_ydl_opts(tmp_path, fmt="18", ranges=[(1.0, 5.0), (60.0, 70.0)])
+    opts = build_ydl_opts(tmp_path, DownloadOptions(fmt="18"), ranges=[(1.0, 5.0), (60.0, 70.0)])
     assert opts["format"] == "18"
     sections = list(opts["download_ranges"]({"duration": 100}, None))
     assert sections == [
@@ -188,7 +191,7 @@ def test_local_policy_allows_files_and_loopback() -> None:
 
 
 def test_cpu_limit_from_cgroups(tmp_path) -> None:
-    from videojobs_worker.runner import available_cpus, cgroup_cpu_quota
+    from videojobs_worker.cgroup import available_cpus, cgroup_cpu_quota
 
     assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files: no limit
     (tmp_path / "cpu.max").write_text("max 100000\n")

@@ -20,15 +20,13 @@ from tests.worker.helpers import make_input
 from videojobs.models import PlannedSegment, SegmentPlan, SegmentResult, SourceInfo
 from videojobs_worker.progress import Reporter
 from videojobs_worker.publish import DirectoryPublisher
-from videojobs_worker.runner import (
+from videojobs_worker.runner import Runner, RunOptions, run_job
+from videojobs_worker.shardparts import (
     MANIFEST_NAME,
-    Runner,
-    RunOptions,
     dump_document,
     merge_parts,
     part_document,
     part_name,
-    run_job,
 )
 
 pytestmark = pytest.mark.media

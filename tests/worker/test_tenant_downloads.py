@@ -12,7 +12,7 @@ import pytest
 from tests.httpserver import MediaServer
 from tests.worker.helpers import make_input, published_files, run
 from videojobs.models import ExitCode
-from videojobs_worker.download import Downloader, build_ydl_opts, check_complete
+from videojobs_worker.download import Downloader, DownloadOptions, build_ydl_opts, check_complete
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import NetworkPolicy
 
@@ -24,7 +24,7 @@ LOOPBACK_ONLY = ["127.0.0.1/32"]
 def _downloader(scratch: Path, policy: NetworkPolicy | None = None) -> Downloader:
     # The worker's own retry settings (4 tries, 2 s backoff): a missing fragment must still
     # fail in seconds, not after minutes of retries.
-    return Downloader(scratch, policy=policy, retries=4, backoff=2.0)
+    return Downloader(scratch, DownloadOptions(retries=4, backoff=2.0), policy=policy)
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def hls(media: Path, tmp_path: Path) -> Path:
 
 
 def test_fragments_are_never_skipped(tmp_path: Path) -> None:
-    opts = build_ydl_opts(tmp_path, retries=4, backoff=2.0)
+    opts = build_ydl_opts(tmp_path, DownloadOptions(retries=4, backoff=2.0))
     assert opts["skip_unavailable_fragments"] is False
     assert opts["fragment_retries"] <= 3
     assert sum(opts["retry_sleep_functions"]["fragment"](n) for n in range(3)) <= 10

@@ -26,6 +26,7 @@ from videojobs_worker import jsruntime
 from videojobs_worker.download import (
     COOKIES_HINT,
     Downloader,
+    DownloadOptions,
     build_ydl_opts,
     classify_download_error,
 )
@@ -280,16 +281,18 @@ def test_embed_only_source_downloads_with_its_referer(
     tmp_path: Path, server: MediaServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = server.url("needs-referer/long.mp4")
-    refused = Downloader(tmp_path / "a", policy=None, retries=0, js_runtime=None)
+    refused = Downloader(tmp_path / "a", DownloadOptions(retries=0), policy=None, js_runtime=None)
     (tmp_path / "a").mkdir()
     with pytest.raises(WorkerError) as caught:
         refused.download(url)
     assert caught.value.exit_code == ExitCode.LOGIN_REQUIRED
     (tmp_path / "b").mkdir()
     allowed = Downloader(
-        tmp_path / "b", policy=None, retries=0, js_runtime=None,
-        http_headers={"Referer": EMBED_REFERER},
-    )  # fmt: skip
+        tmp_path / "b",
+        DownloadOptions(retries=0, http_headers={"Referer": EMBED_REFERER}),
+        policy=None,
+        js_runtime=None,
+    )
     info = allowed.extract(url)
     # a ranged download: yt-dlp hands the URL and the headers to ffmpeg
     with caplog.at_level(logging.INFO):

@@ -29,24 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videojobs_worker import hevcbits
-from videojobs_worker.cut import (
-    _COPYABLE_AUDIO,
-    FAST_PIECES_SECONDS,
-    SmartCut,
-    SmartResult,
-    _audio_frames_args,
-    _colour_args,
-    _concat_quote,
-    _cpus,
-    _run_pieces,
-    _Stages,
-    audio_encoder_args,
-    clean_cut_points,
-    has_leading_pictures,
+from videojobs_worker.cut.args import COPYABLE_AUDIO, audio_encoder_args, colour_args
+from videojobs_worker.cut.frames import clean_cut_points, has_leading_pictures
+from videojobs_worker.cut.h264smart import FAST_PIECES_SECONDS
+from videojobs_worker.cut.join import (
+    Stages,
+    audio_frames_args,
+    concat_quote,
+    cpus,
+    run_pieces,
 )
+from videojobs_worker.cut.request import CutJob, SmartResult
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
+from videojobs_worker.mp4boxes import read_moov
 from videojobs_worker.mp4edit import read_sample_config
-from videojobs_worker.probe import MediaInfo, Packet, _mp4_moov, first_video_packet
+from videojobs_worker.probe import MediaInfo, Packet, first_video_packet
 from videojobs_worker.streams import join_stream_args
 
 HEVC_PIX_FMTS = {"yuv420p": "main", "yuvj420p": "main", "yuv420p10le": "main10"}
@@ -98,7 +95,7 @@ class _Layout:
 @functools.lru_cache(maxsize=16)
 def _source_hvcc(path: Path, size: int, mtime_ns: int) -> tuple[bytes, hevcbits.HvcC] | str:
     del size, mtime_ns  # cache key only
-    moov = _mp4_moov(path)
+    moov = read_moov(path)
     if moov is None:
         return "the source is not an MP4 file, so its HEVC configuration (hvcC) cannot be read"
     try:
@@ -140,7 +137,7 @@ def _clean_keyframe(info: MediaInfo, packets: list[Packet], index: int, length: 
         return False
 
 
-def _layout(info: MediaInfo, job: SmartCut, length: int) -> _Layout | str:
+def _layout(info: MediaInfo, job: CutJob, length: int) -> _Layout | str:
     """Split the clip into head, middle and tail, or say why it cannot be."""
     frames = job.frames
     packets = list(frames.packets)
@@ -177,12 +174,12 @@ def _reorder_params(delay: int) -> str:
 
 
 def x265_piece_args(
-    info: MediaInfo, job: SmartCut, start: int, count: int, dest: Path, fast: bool
+    info: MediaInfo, job: CutJob, start: int, count: int, dest: Path, fast: bool
 ) -> list[str]:
     """One ffmpeg run re-encoding ``count`` frames from source pts ``start`` with x265 into an
     MP4 piece whose first sample carries its VPS/SPS/PPS (source timestamps kept)."""
     tb = info.video.time_base
-    threads = job.threads if job.threads > 0 else _cpus()
+    threads = job.threads if job.threads > 0 else cpus()
     args = ["-threads", str(1 if count <= _FEW_FRAMES else threads)]
     span = count * info.video.frame_duration
     if info.vfr:
@@ -199,7 +196,7 @@ def x265_piece_args(
     preset = "ultrafast" if fast else _X265_PRESET.get(job.quality.preset, "ultrafast")
     crf = (job.quality.crf or 20) + HEVC_CRF_OFFSET
     args += ["-c:v", "libx265", "-preset", preset, "-crf", str(crf)]
-    args += ["-pix_fmt", pix_fmt, "-profile:v", HEVC_PIX_FMTS[pix_fmt], *_colour_args(info)]
+    args += ["-pix_fmt", pix_fmt, "-profile:v", HEVC_PIX_FMTS[pix_fmt], *colour_args(info)]
     params = ["repeat-headers=1", "log-level=error", "info=0", "open-gop=0"]
     params += [_reorder_params(info.video.has_b_frames), f"keyint={count + 1}", "scenecut=0"]
     params += [f"rc-lookahead={max(4, min(count, 20))}", f"pools={threads}"]
@@ -236,7 +233,7 @@ def _piece_problems(pieces: list[Path], source: hevcbits.SpsFormat) -> str:
 
 
 def _encode_pieces(
-    job: SmartCut, layout: _Layout, fast: bool, stages: _Stages
+    job: CutJob, layout: _Layout, fast: bool, stages: Stages
 ) -> list[tuple[Path, float]]:
     """Encode head and tail (side by side): (piece, duration in the clip) in clip order."""
     info, frames, work = job.info, job.frames, job.work
@@ -253,11 +250,11 @@ def _encode_pieces(
         pieces.append((tail, float((frames.end - layout.mid_end) * tb)))
     if runs:
         head_s = float((layout.keyframe - frames.first) * tb) if layout.head_count else None
-        _run_pieces(runs, duration=head_s, on_progress=stages.callback(0), stop=job.stop)
+        run_pieces(runs, duration=head_s, on_progress=stages.callback(0), stop=job.stop)
     return pieces
 
 
-def _join_args(job: SmartCut, listing: Path, tag: str) -> tuple[list[str], str]:
+def _join_args(job: CutJob, listing: Path, tag: str) -> tuple[list[str], str]:
     """The final run: the concat listing's video, the source's audio tracks and subtitles (see
     :mod:`videojobs_worker.streams`), the source's rotation; and the note about the streams."""
     info, frames = job.info, job.frames
@@ -267,10 +264,10 @@ def _join_args(job: SmartCut, listing: Path, tag: str) -> tuple[list[str], str]:
     if info.audio is not None:
         args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
         outputs += ["-map", f"1:{info.audio.index}"]
-        if info.audio.codec in _COPYABLE_AUDIO["mp4"]:
+        if info.audio.codec in COPYABLE_AUDIO["mp4"]:
             outputs += ["-c:a", "copy", "-copypriorss:a", "0"]
             outputs += [
-                a.replace("-frames:a", "-frames:a:0") for a in _audio_frames_args(info, frames)
+                a.replace("-frames:a", "-frames:a:0") for a in audio_frames_args(info, frames)
             ]
         else:  # a camera's PCM: one piece from the source, re-encoded, trimmed by its times
             outputs += [*audio_encoder_args("mp4", job.quality), "-c:a:0", "aac"]
@@ -295,7 +292,7 @@ def _join_args(job: SmartCut, listing: Path, tag: str) -> tuple[list[str], str]:
     return [*args, "-f", "mp4", "-movflags", "+faststart", str(job.dest)], note
 
 
-def run_smart_hevc(job: SmartCut) -> SmartResult:
+def run_smart_hevc(job: CutJob) -> SmartResult:
     """Head + copied middle + tail for an HEVC source (see the module docstring); a string says
     why not."""
     info, frames, work = job.info, job.frames, job.work
@@ -310,7 +307,7 @@ def run_smart_hevc(job: SmartCut) -> SmartResult:
     if isinstance(layout, str):
         return layout
     re_encoded = layout.head_count + layout.tail_count
-    stages = _Stages([re_encoded * 1.0, layout.mid_count * 0.03], job.on_progress)
+    stages = Stages([re_encoded * 1.0, layout.mid_count * 0.03], job.on_progress)
     fast = re_encoded * info.video.frame_duration > FAST_PIECES_SECONDS
     pieces = _encode_pieces(job, layout, fast, stages)
     problems = _piece_problems([p for p, _ in pieces], source_format)
@@ -325,7 +322,7 @@ def run_smart_hevc(job: SmartCut) -> SmartResult:
     if layout.tail_count:
         entries.append(pieces[-1])
     text = "".join(
-        f"file '{_concat_quote(path.resolve())}'\nduration {seconds_arg(seconds)}\n"
+        f"file '{concat_quote(path.resolve())}'\nduration {seconds_arg(seconds)}\n"
         for path, seconds in entries
     )
     listing = work / "pieces.ffconcat"
