@@ -188,7 +188,9 @@ def _probe_times(path: Path) -> list[float]:
         text=True,
         check=True,
     ).stdout
-    return sorted(float(v) for v in out.split() if v.strip() not in ("", "N/A"))
+    # An MPEG-TS packet with side data prints a trailing comma ("1.466667,").
+    times = (v.strip().split(",")[0] for v in out.split())
+    return sorted(float(v) for v in times if v not in ("", "N/A"))
 
 
 def decode_errors(path: Path) -> int:
@@ -326,7 +328,7 @@ DEVICE_SOURCES = (
     "`tests.mediakit.make_video` with the options of `tests.mediakit.SOURCE_KINDS` (x265 "
     "ultrafast CRF 30 with closed GOPs of IDR pictures, as phones write; x264 veryfast CRF 28); "
     "plan: one clip of 8.35 s from 3.1 s (the head smart re-encodes: 0.9 s), output MP4 (short "
-    "sources: the shared machine ran at a load of 20-35 while this was measured). "
+    "sources: the shared machine ran at a load average of 25-62 while this was measured). "
     "naive-reencode is one ffmpeg run per clip with x264 veryfast CRF 20 (what a loop of "
     "ffmpeg calls does); copy is a plain stream copy from the keyframe. Columns as in the first "
     "table"
@@ -353,7 +355,8 @@ def _rows(results: dict, names: list[str], devices: bool) -> tuple[list[str], li
             rss = f"{r['children_maxrss_kib'] // 1024} / {r['self_maxrss_kib'] // 1024} MiB"
             label = kind.label if method == "naive-reencode" else ""
             bold = "**" if method == "smart" else ""
-            vs_copy = f" {r['cpu'] / copy['cpu']:.1f}× |" if devices and copy.get("cpu") else ""
+            vs_copy = f" {r['cpu'] / copy['cpu']:.1f}× |" if copy.get("cpu") else " – |"
+            vs_copy = vs_copy if devices else ""
             lines.append(
                 f"| {label} | {method} | {r['wall']:.2f} | {bold}{ratio:.2f}×{bold} | "
                 f"{r['cpu']:.1f} | {cpu_ratio:.2f}× |{vs_copy} {_path(r, method)} | {exact} | "
@@ -374,7 +377,7 @@ def build_table(
     match = _re.match(r"ffmpeg version (\S+)", version)
     lines = [
         f"Per source kind: measured {now} by `python benchmarks/bench_cutting.py "
-        f"{'--kinds-long' if long else '--kinds'}` on "
+        f"{'--kinds-long' if long else '--kinds-devices' if devices else '--kinds'}` on "
         f"{os.cpu_count()} CPUs ({platform.machine()}), ffmpeg {match.group(1) if match else '?'}; "
         f"minimum wall time of {runs} run(s) per method, the methods of one kind run side by "
         "side (alternating), sequentially, warm page cache.",
