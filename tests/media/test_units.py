@@ -204,10 +204,13 @@ def test_accurate_args() -> None:
     assert webm[webm.index("-vf") + 1] == "trim=end_frame=150"
     vfr = accurate_args(_info(avg_frame_rate="20/1"), frames, "mp4", Quality(), Path("o"), 0)
     assert "-frames:v" not in vfr
-    # a constant 30 fps from the fps filter, which repeats a frame held across a gap up to the
-    # planned end (issue 23's screen recording); the encoder passes its frames through
-    assert vfr[vfr.index("-vf") + 1] == "fps=30"
-    assert vfr[vfr.index("-fps_mode") + 1] == "passthrough"
+    assert vfr[vfr.index("-fps_mode") + 1 : vfr.index("-fps_mode") + 4] == ["cfr", "-r", "30"]
+    # the last frame held across a gap up to the planned end (a screen recording, issue 23):
+    # the fps filter repeats it; -fps_mode cfr stopped at it
+    held = FrameRange(TB, 300 * FRAME, 449 * FRAME, 150, 500 * FRAME, (), 16.5)
+    gap = accurate_args(_info(avg_frame_rate="20/1"), held, "mp4", Quality(), Path("o"), 0)
+    assert gap[gap.index("-vf") + 1] == "fps=30"
+    assert gap[gap.index("-fps_mode") + 1] == "passthrough"
 
 
 def test_copy_args() -> None:
