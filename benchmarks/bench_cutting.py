@@ -24,7 +24,9 @@ Usage: ``python benchmarks/bench_cutting.py [--runs N] [--no-write]``; writes th
 benchmark instead (``bench_cutting_kinds.py``: x264 medium/veryfast, open GOP, SEI-stripped
 H.264, VP9 WebM, AV1, 1080p60, 10 s GOP, VFR, rotated) into the cutting-kinds markers;
 ``--kinds-long`` the 10 s GOP and VP9 kinds with issue 12's own method (10-minute sources, the
-8 clips above) into the cutting-kinds-long markers.
+8 clips above) into the cutting-kinds-long markers; ``--kinds-devices`` issue 23's kinds (HEVC
+1080p, HEVC Main 10 MOV with rotation, 10-bit H.264, H.264 in MKV and TS) into the
+cutting-kinds-devices markers, with each method's CPU time relative to stream copy.
 """
 
 from __future__ import annotations
@@ -403,6 +405,12 @@ def main() -> None:
         const="all",
         help="issue 12's method for the hardest kinds: 10-minute sources, 8 clips",
     )
+    parser.add_argument(
+        "--kinds-devices",
+        nargs="?",
+        const="all",
+        help="issue 23's kinds: HEVC 1080p, HEVC Main 10 MOV, 10-bit H.264, H.264 in MKV and TS",
+    )
     parser.add_argument("--kind-child", help=argparse.SUPPRESS)
     parser.add_argument(
         "--kinds-render", action="store_true", help="render the kinds measured so far"
@@ -438,6 +446,18 @@ def main() -> None:
         print(table)
         if not args.no_write:
             write_section("cutting-kinds-long", table)
+        return
+    if args.kinds_devices:
+        import bench_cutting_kinds as kinds
+
+        every = [k.name for k in kinds.DEVICE_KINDS]
+        names = every if args.kinds_devices == "all" else args.kinds_devices.split(",")
+        partial = CACHE / "kinds-devices-partial.json"
+        data = kinds.run_all(names, args.runs, partial=partial, methods=kinds.DEVICE_METHODS)
+        table = kinds.build_table(data, args.runs, names, devices=True)
+        print(table)
+        if not args.no_write:
+            write_section("cutting-kinds-devices", table)
         return
     if args.kinds:
         import bench_cutting_kinds as kinds

@@ -41,6 +41,14 @@ SOURCE_KINDS: dict[str, dict] = {
     "gop10s": {"preset": "veryfast"},
     "vfr": {"preset": "veryfast", "vfr": True},
     "rotated": {"preset": "veryfast", "rotation": 90},
+    "hevc": {"vcodec": "libx265", "preset": "ultrafast"},
+    "hevc10_rotated": {
+        "vcodec": "libx265",
+        "preset": "ultrafast",
+        "pix_fmt": "yuv420p10le",
+        "rotation": 90,
+    },
+    "h264_10bit": {"preset": "veryfast", "pix_fmt": "yuv420p10le"},
 }
 """The kinds of source people really have (issue 12), as :func:`make_video` options: shared by
 ``tests/media/test_source_kinds.py`` (tiny sources) and ``benchmarks/bench_cutting_kinds.py``
@@ -99,6 +107,8 @@ def make_video(
     strip_sei: bool = False,
     crf: int | None = None,
     numbered: bool = False,
+    pix_fmt: str = "yuv420p",
+    x265_params: str | None = None,
     extra: Sequence[str] = (),
 ) -> Path:
     """Write a test video to ``path``; the container follows the suffix (.mp4, .webm, .mkv, ...).
@@ -115,7 +125,10 @@ def make_video(
     ``numbered`` writes each frame's number (its index in the master, before any VFR drop) into
     the picture as :data:`NUMBER_BITS` black/white blocks along the top edge (the width must be
     at least ``16 * 12`` pixels); :func:`frame_numbers` reads them back, so a clip's frames can
-    be checked one by one. ``extra`` goes before the output name (e.g. ``-f mpegts``).
+    be checked one by one. ``vcodec="libx265"`` makes HEVC (x265 ``preset``, closed GOPs of
+    IDR pictures as phones write, tagged ``hvc1`` in MP4/MOV; ``x265_params`` are added);
+    ``pix_fmt="yuv420p10le"`` makes 10-bit video (High 10 with x264, Main 10 with x265).
+    ``extra`` goes before the output name (e.g. ``-f mpegts``).
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,8 +166,10 @@ def make_video(
     args += ["-map", "0:v"]
     if audio:
         args += ["-map", "1:a"]
-    args += ["-pix_fmt", "yuv420p", "-c:v", vcodec]
-    if vcodec == "libx264":
+    args += ["-pix_fmt", pix_fmt, "-c:v", vcodec]
+    if vcodec == "libx265":
+        args += _x265_args(container, preset, crf, gop, x265_params)
+    elif vcodec == "libx264":
         args += ["-preset", preset, "-crf", str(crf or 28)]
         if x264_params:
             args += ["-x264-params", x264_params]
@@ -165,7 +180,7 @@ def make_video(
     elif vcodec == "libvpx-vp9":
         args += ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "0", "-crf", str(crf or 40)]
         args += ["-row-mt", "1"]
-    if gop is not None:
+    if gop is not None and vcodec != "libx265":
         args += ["-g", str(gop), "-keyint_min", str(gop)]
         if vcodec == "libx264":
             args += ["-sc_threshold", "0"]
@@ -191,15 +206,32 @@ def make_video(
     return out
 
 
-def frame_numbers(path: str | Path, *args: str) -> list[int]:
+def _x265_args(
+    container: str, preset: str, crf: int | None, gop: int | None, params: str | None
+) -> list[str]:
+    """libx265 options of :func:`make_video`: closed GOPs (IDR keyframes), ``hvc1`` in MP4/MOV."""
+    x265 = ["open-gop=0", "log-level=error"]
+    if gop is not None:
+        x265 += [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0"]
+    if params:
+        x265.append(params)
+    args = ["-preset", preset, "-crf", str(crf or 30), "-x265-params", ":".join(x265)]
+    if container in ("mp4", "mov", "m4v"):
+        args += ["-tag:v", "hvc1"]
+    return args
+
+
+def frame_numbers(path: str | Path, *args: str, stored: bool = False) -> list[int]:
     """The number each shown frame of ``path`` carries (see ``make_video(numbered=True)``).
 
     ``args`` go before the output (e.g. ``-ss``/``-t`` as output options). Decodes only the top
-    row of blocks, in grey; each bit is the mean of its block's centre.
+    row of blocks, in grey; each bit is the mean of its block's centre. ``stored`` reads the
+    pixels as stored, before any display rotation (needed for a rotated video).
     """
     width = NUMBER_BITS * _BLOCK
+    rotation = ["-noautorotate"] if stored else []
     data = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), *args, "-map", "0:v:0"]
+        ["ffmpeg", "-nostdin", "-v", "error", *rotation, "-i", str(path), *args, "-map", "0:v:0"]
         + ["-vf", f"crop={width}:{_BLOCK}:0:0,format=gray", "-fps_mode", "passthrough"]
         + ["-f", "rawvideo", "pipe:1"],
         capture_output=True,

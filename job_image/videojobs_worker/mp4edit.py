@@ -55,6 +55,27 @@ def find_avcc(moov: bytes) -> tuple[list[int], int, int]:
     return chain, avcc.start, avcc.end
 
 
+def read_sample_config(moov: bytes, entries: tuple[bytes, ...], box: bytes) -> tuple[bytes, bytes]:
+    """The video track's sample entry type (one of ``entries``) and the payload of its ``box``
+    child (e.g. ``hvcC`` of an ``hvc1``/``hev1`` entry)."""
+    trak = _video_trak(moov)
+    lo, hi = trak.payload, trak.end
+    for kind in (b"mdia", b"minf", b"stbl", b"stsd"):
+        found = child(moov, lo, hi, kind, strict=True)
+        if found is None:
+            raise BitstreamError(f"video track without {kind.decode()}")
+        lo, hi = found.payload, found.end
+    listed = boxes(moov, lo + 8, hi, strict=True)  # stsd: version/flags, entry count
+    if not listed or listed[0].kind not in entries:
+        names = "/".join(e.decode() for e in entries)
+        raise BitstreamError(f"the video track's sample entry is not {names}")
+    entry = listed[0]
+    config = child(moov, entry.payload + _VISUAL_SAMPLE_ENTRY, entry.end, box, strict=True)
+    if config is None:
+        raise BitstreamError(f"{entry.kind.decode()} sample entry without {box.decode()}")
+    return entry.kind, bytes(moov[config.payload : config.end])
+
+
 def read_avcc(moov: bytes) -> bytes:
     """The payload of the video track's ``avcC``."""
     _, start, end = find_avcc(moov)

@@ -205,6 +205,12 @@ def test_accurate_args() -> None:
     vfr = accurate_args(_info(avg_frame_rate="20/1"), frames, "mp4", Quality(), Path("o"), 0)
     assert "-frames:v" not in vfr
     assert vfr[vfr.index("-fps_mode") + 1 : vfr.index("-fps_mode") + 4] == ["cfr", "-r", "30"]
+    # the last frame held across a gap up to the planned end (a screen recording, issue 23):
+    # the fps filter repeats it; -fps_mode cfr stopped at it
+    held = FrameRange(TB, 300 * FRAME, 449 * FRAME, 150, 500 * FRAME, (), 16.5)
+    gap = accurate_args(_info(avg_frame_rate="20/1"), held, "mp4", Quality(), Path("o"), 0)
+    assert gap[gap.index("-vf") + 1] == "fps=30"
+    assert gap[gap.index("-fps_mode") + 1] == "passthrough"
 
 
 def test_copy_args() -> None:

@@ -15,9 +15,11 @@ from videojobs_worker.cut.args import (
 )
 from videojobs_worker.cut.frames import FrameRange, nominal_rate
 from videojobs_worker.cut.request import CutJob, Format
+from videojobs_worker.depth import keep_format_args
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.probe import MediaInfo
 from videojobs_worker.verify import Expected
+from videojobs_worker.vfr import held_frame_reason
 
 UNINDEXED_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo"})
 """Containers without an index: ffmpeg's seek lands near the target by bisecting the file, not
@@ -28,6 +30,11 @@ by timestamp."""
 
 UNINDEXED_PREROLL = 0.2
 """Seconds before the keyframe that an unindexed source is read from."""
+
+
+def held_gap(info: MediaInfo, frames: FrameRange) -> bool:
+    """True when the clip's last frame is held across a gap up to the planned end (pure)."""
+    return held_frame_reason(info, frames) is not None
 
 
 def accurate_args(
@@ -53,7 +60,12 @@ def accurate_args(
         # the clip ends at the planned end (the next source frame may be far after it).
         until = min(frames.seconds(frames.end), frames.planned_end)
         args += ["-t", seconds_arg(until - frames.start_s)]
-        args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
+        if held_gap(info, frames):
+            # The fps filter (below): it repeats a frame shown across a long gap (a screen
+            # recording) up to the planned end; -fps_mode cfr ended such a clip at that frame.
+            args += ["-fps_mode", "passthrough"]
+        else:
+            args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
     else:
         # The frame count ends the video (a trim filter: -frames:v ends every stream of the
         # output at once, and the audio lost its last 1.5 AAC frames); the audio is trimmed
@@ -65,8 +77,11 @@ def accurate_args(
     if not info.vfr:
         chain = [f"trim=end_frame={frames.count}", *scale[1:]]
         scale = ["-vf", ",".join(chain)]
+    elif held_gap(info, frames):
+        scale = ["-vf", ",".join([f"fps={nominal_rate(info)}", *scale[1:]])]
     args += scale
     args += video_encoder_args(fmt, quality, threads)
+    args += keep_format_args(info, fmt)  # 10-bit, field order and colour kept (issue 23)
     if info.audio is not None:
         args += audio_encoder_args(fmt, quality)
     args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
@@ -93,14 +108,15 @@ def _unindexed_accurate_args(
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
-    chain = [
+    chain = [f"fps={nominal_rate(info)}"] if held_gap(info, frames) else []  # accurate_args
+    chain += [
         f"trim=start={seconds_arg(begin - half)}:end={seconds_arg(begin + length - half)}",
         "setpts=PTS-STARTPTS",
     ]
     scale = scale_filter(info, quality)
     chain += scale[1:]
     args += ["-vf", ",".join(chain)]
-    if info.vfr:
+    if info.vfr and not held_gap(info, frames):
         args += ["-fps_mode", "cfr", "-r", str(nominal_rate(info))]
     else:
         args += ["-fps_mode", "passthrough"]
@@ -111,6 +127,7 @@ def _unindexed_accurate_args(
             "asetpts=PTS-STARTPTS",
         ]
     args += video_encoder_args(fmt, quality, threads)
+    args += keep_format_args(info, fmt)  # 10-bit, field order and colour kept (issue 23)
     if info.audio is not None:
         args += audio_encoder_args(fmt, quality)
     args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]

@@ -20,10 +20,11 @@ VP9_SPEED = {
 }
 
 
-COPYABLE_VIDEO = {"mp4": {"h264", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
+COPYABLE_VIDEO = {"mp4": {"h264", "hevc", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
 
 
-COPYABLE_AUDIO = {"mp4": {"aac", "opus"}, "webm": {"opus", "vorbis"}}
+# MP4 carries AC-3, E-AC-3 and MP3 as they are (issue 23: no AAC conversion of a TV recording).
+COPYABLE_AUDIO = {"mp4": {"aac", "opus", "ac3", "eac3", "mp3"}, "webm": {"opus", "vorbis"}}
 
 
 # ffprobe colour names -> ffmpeg output options.

@@ -29,6 +29,7 @@ from videojobs_worker.cut.request import (
     PrecisionMode,
 )
 from videojobs_worker.cut.streamcopy import run_copy
+from videojobs_worker.depth import interlaced_reason
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import ffprobe, run_ffmpeg, seconds_arg
 from videojobs_worker.probe import (
@@ -37,7 +38,9 @@ from videojobs_worker.probe import (
     mp4_sample_table,
     video_packets,
 )
+from videojobs_worker.streams import not_kept_note, range_copy_args
 from videojobs_worker.verify import Expected, verify_clip
+from videojobs_worker.vfr import held_frame_reason
 
 
 def cut_clip(request: CutRequest) -> CutOutcome:
@@ -137,6 +140,7 @@ HIDDEN_PREROLL_MARGIN = 1.0
 """Seconds after the planned end copied into the range a hidden-pre-roll source is cut from."""
 
 
+_RANGE_CODECS = {"h264": "H.264", "hevc": "HEVC"}
 _CONTAINER_NAMES = {"mpegts": "MPEG-TS", "matroska,webm": "Matroska", "mpeg": "MPEG-PS"}
 
 
@@ -154,11 +158,12 @@ def _mp4_range_route(info: MediaInfo, fmt: Format, precision: PrecisionMode) -> 
     if (
         precision == "smart"
         and fmt == "mp4"
-        and info.video.codec == "h264"
+        and info.video.codec in _RANGE_CODECS
         and info.video.pix_fmt in SMART_PIX_FMTS
         and info.format_name in _CONTAINER_NAMES
     ):
-        return f"H.264 in {_CONTAINER_NAMES[info.format_name]}, whose stream the join cannot use"
+        codec, container = _RANGE_CODECS[info.video.codec], _CONTAINER_NAMES[info.format_name]
+        return f"{codec} in {container}, whose stream the join cannot use"
     return None
 
 
@@ -186,10 +191,9 @@ def _cut_from_mp4_range(request: CutRequest, work: Path, route: str) -> CutOutco
     piece = work / "range.mp4"
     args = ["-copyts", "-seek_timestamp", "1", "-ss", seconds_arg(seek)]
     args += ["-t", seconds_arg(end - seek), "-i", str(info.path)]
-    args += ["-map", f"0:{info.video.index}"]
-    if info.audio is not None:
-        args += ["-map", f"0:{info.audio.index}"]
-    args += ["-c", "copy", "-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
+    # Every audio track and text subtitle, with its language and title (issue 23).
+    args += ["-c", "copy", *range_copy_args(info.path, info.video.index)]
+    args += ["-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
     run_ffmpeg([*args, str(piece)], stop=request.stop)
     part = normalise_range(DownloadedPart(piece), align=origin)
     zero = part.start - origin  # whole milliseconds
@@ -234,6 +238,11 @@ def _cut(job: CutJob) -> ModeResult:
             f"{job.label} ({precision_used}, {job.start:.3f}s-{job.end:.3f}s of the source) "
             f"does not match its plan: {'; '.join(problems)}",
         )
+    # Never silently (issue 23): say which streams are not kept where the path drops them.
+    info = job.info
+    if precision_used != "smart" or info.video.codec in ("vp9", "av1"):
+        left = not_kept_note(info.path, info.audio.index if info.audio is not None else None)
+        note = "; ".join(n for n in (note, left) if n) or None
     return precision_used, offset, note
 
 
@@ -275,8 +284,14 @@ def _smart(job: CutJob) -> _Once:
     info = job.info
     if info.video.codec in ("vp9", "av1"):
         reason, runner = keyframe_codec_fallback_reason(info, job.fmt), run_smart_keyframes
+    elif info.video.codec == "hevc":
+        from videojobs_worker.cut.hevcsmart import hevc_fallback_reason, run_smart_hevc
+
+        reason, runner = hevc_fallback_reason(info, job.fmt), run_smart_hevc
     else:
         reason, runner = fallback_reason(info, job.fmt), run_smart
+    if reason is None:  # VFR gaps and interlacing: smart cannot keep them (issue 23)
+        reason = held_frame_reason(info, job.frames) or interlaced_reason(info)
     if reason is None:
         result = runner(job)
         if not isinstance(result, str):

@@ -35,8 +35,9 @@ from videojobs_worker.cut.x264 import (
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.h264bits import AvcC, BitstreamError, ParameterSets, parse_parameter_sets
 from videojobs_worker.probe import MediaInfo, Packet, h264_is_idr
+from videojobs_worker.streams import describe, extra_stream_plan, join_stream_args, source_streams
 
-SMART_PIX_FMTS = {"yuv420p", "yuvj420p"}
+SMART_PIX_FMTS = {"yuv420p", "yuvj420p", "yuv420p10le"}
 
 
 _FEW_FRAMES = 8
@@ -67,7 +68,7 @@ def fallback_reason(info: MediaInfo, fmt: Format) -> str | None:
     if video.codec != "h264":
         return f"the source video is {video.codec}, not H.264"
     if video.pix_fmt not in SMART_PIX_FMTS:
-        return f"the source pixel format is {video.pix_fmt}, not yuv420p"
+        return f"the source pixel format is {video.pix_fmt}, not yuv420p or yuv420p10le"
     if video.index != 0:
         return "the video is not the source's first stream (the concat demuxer needs that)"
     if info.audio is not None and info.audio.codec not in COPYABLE_AUDIO["mp4"]:
@@ -110,6 +111,8 @@ def smart_encode_args(
         params = x264_params_like(options, info.video.level, chroma_qp_offset)
     if profile in ("baseline", "main", "high"):
         encoder += ["-profile:v", profile]
+    elif profile == "high 10":  # 10-bit pieces in the source's profile
+        encoder += ["-profile:v", "high10", "-pix_fmt", "yuv420p10le"]
     big = info.video.width * info.video.height > _BIG_FRAME
     if big and threads <= 0:
         # x264's automatic count is 1.5 threads per CPU, each with frames in flight: at 1080p
@@ -471,13 +474,23 @@ def _concat(job: CutJob, listing: Path, out: Path, *, final: bool, stages: Stage
         # The audio's length is a packet count (-frames:a below): -t on copied Opus ended the
         # audio up to three packets before the video.
         args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
-    args += ["-map", "0:v:0"]
+    # Every further audio track and subtitle, with the tags (issue 23; streams.py).
+    more_in, more_out, _ = join_stream_args(
+        info.path,
+        info.audio.index if info.audio is not None else None,
+        frames.start_s,
+        frames.duration_s,
+        "mp4",
+        job.work,
+        next_input=2 if info.audio is not None else 1,
+    )
+    args += [*more_in, "-map", "0:v:0"]
     if info.audio is not None:
         args += ["-map", f"1:{info.audio.index}", "-c:a", "copy", "-copypriorss:a", "0"]
     args += ["-c:v", "copy", "-video_track_timescale", str(tb.denominator)]
     if info.audio is not None:
-        args += audio_frames_args(info, frames)
-    args += ["-map_metadata", "-1", "-map_chapters", "-1"]
+        args += [a.replace("-frames:a", "-frames:a:0") for a in audio_frames_args(info, frames)]
+    args += [*more_out, "-map_metadata", "-1", "-map_chapters", "-1"]
     if info.video.rotation:
         # Stored pixels everywhere; the MP4 muxer writes the display matrix from this tag
         # (ffprobe then reports the same rotation as the source's).
@@ -501,4 +514,6 @@ def _note(job: CutJob, layout: _Layout, encoding: _Encoding, how: str) -> str:
         note += f"; re-encoded pieces use {how}"
     if job.info.vfr:
         note += "; variable frame rate kept (source timestamps)"
-    return note
+    main = job.info.audio.index if job.info.audio is not None else None
+    streams = describe(extra_stream_plan(source_streams(job.info.path), "mp4", main))
+    return f"{note}; {streams}" if streams else note

@@ -36,6 +36,8 @@ def copy_args(
         args += ["-map", f"0:{info.audio.index}"]
     args += ["-t", seconds_arg(float((end - keyframe) * tb))]
     args += ["-c:v", "copy", "-frames:v", str(packet_count)]
+    if info.video.codec == "hevc" and fmt == "mp4":  # the muxer's default would be hev1
+        args += ["-tag:v", "hvc1"]
     if info.audio is not None:
         if info.audio.codec in COPYABLE_AUDIO[fmt]:
             args += ["-c:a", "copy"]
