@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -69,10 +69,13 @@ from videojobs_worker.download import (
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import GuardProxy, NetworkPolicy, redact_fetched
 from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
-from videojobs_worker.progress import Reporter, write_termination_log
+from videojobs_worker.progress import EtaEstimator, Reporter, write_termination_log
 from videojobs_worker.publish import Published, Publisher, Record, sha256_file
 
 log = logging.getLogger(__name__)
+
+DOWNLOAD_SHARE = 40
+"""The part of the progress bar (percent) a download takes; cutting takes the rest."""
 
 MANIFEST_NAME = "manifest.json"
 RECIPE_VERSION = "1"
@@ -221,6 +224,8 @@ class Runner:
         self.audio_source: AudioInfo | None = None
         """The source when it holds audio only (set by probing)."""
         self.probed = False
+        self.cut_from = DOWNLOAD_SHARE
+        """The percent at which cutting starts (0 when nothing is downloaded)."""
         self.shards = worker_input.shards
         self.shard_index = options.shard_index if self.shards > 1 else 0
         if not 0 <= self.shard_index < self.shards:
@@ -460,6 +465,8 @@ class Runner:
         self.reporter.update(segments_total=len(mine.segments))
         self._check_stop()
 
+        # a local file is not downloaded: the whole bar is the cutting's (no jump to 40 %)
+        self.cut_from = DOWNLOAD_SHARE if downloaded is not None else 0
         results, skipped, cut = self._cut_all(mine, parts, infos)
         self._check_stop()
 
@@ -518,7 +525,7 @@ class Runner:
         def on_progress(p: DownloadProgress) -> None:
             fraction = p.downloaded_bytes / p.total_bytes if p.total_bytes else 0.0
             self.reporter.update(
-                percent=int(40 * min(1.0, fraction)),
+                percent=int(DOWNLOAD_SHARE * min(1.0, fraction)),
                 bytes_done=p.downloaded_bytes,
                 bytes_total=p.total_bytes,
                 eta_seconds=int(p.eta_seconds) if p.eta_seconds else None,
@@ -601,7 +608,7 @@ class Runner:
             " (ranged)" if downloaded.partial else "",
             time.monotonic() - started,
         )
-        self.reporter.update(percent=40, bytes_done=downloaded.bytes, eta_seconds=None)
+        self.reporter.update(percent=DOWNLOAD_SHARE, bytes_done=downloaded.bytes, eta_seconds=None)
         return downloaded, duration, plan, downloaded.title
 
     # -- cutting and publishing --------------------------------------------------------------
@@ -729,12 +736,18 @@ class Runner:
         threads = max(1, cpus // jobs)
         fractions: dict[int, float] = {s.index: 1.0 for s in plan.segments if s.index in results}
         lock = threading.Lock()
+        eta = EtaEstimator()
+        base = self.cut_from
 
         def progress(index: int, fraction: float) -> None:
             with lock:
                 fractions[index] = max(0.0, min(1.0, fraction))
                 overall = sum(fractions.values()) / total
-            self.reporter.update(percent=40 + int(60 * overall))
+                # the ETA from this run's cutting only (clips published before were free)
+                fresh = sum(fractions.get(s.index, 0.0) for s in todo) / max(1, len(todo))
+            self.reporter.update(
+                percent=base + int((100 - base) * overall), eta_seconds=eta.estimate(fresh)
+            )
 
         if todo:
             # Clips are about to be (re)written: an older manifest may list files of the same
@@ -749,15 +762,16 @@ class Runner:
                 pool.submit(self._cut_one, seg, parts, infos, clips_dir, threads, progress): seg
                 for seg in todo
             }
-            finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in finished if f.exception() is not None]
-            if failed:
-                self.stop.set()  # stop the other cutters promptly; nothing more gets published
-                wait(pending)
-                errors = [f.exception() for f in futures if f.exception() is not None]
-                errors.sort(key=lambda e: isinstance(e, WorkerError) and e.exit_code == 143)
-                raise errors[0]  # type: ignore[misc]
-            for future, seg in futures.items():
+            # each clip is reported as soon as it is published: the status (and the REST
+            # results) list it, and its files can be fetched, while the others are being cut
+            for future in as_completed(futures):
+                if future.exception() is not None:
+                    self.stop.set()  # stop the other cutters promptly; nothing more is published
+                    wait(futures)
+                    errors = [f.exception() for f in futures if f.exception() is not None]
+                    errors.sort(key=lambda e: isinstance(e, WorkerError) and e.exit_code == 143)
+                    raise errors[0]  # type: ignore[misc]
+                seg = futures[future]
                 results[seg.index] = future.result()
                 self.reporter.segment(results[seg.index], total)
         ordered = [results[s.index] for s in plan.segments]
