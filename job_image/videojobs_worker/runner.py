@@ -955,7 +955,7 @@ class Runner:
             return None
         assert self.work_dir is not None
         path = self.work_dir / MANIFEST_NAME
-        data = dump_document(manifest)
+        data = dump_document(relative_uris(manifest, self.publisher.uri(MANIFEST_NAME)))
         path.write_bytes(data)
         record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
         for attempt in range(5):
@@ -1000,6 +1000,7 @@ class Runner:
                 if downloaded.partial
                 else None,
             }
+        manifest = relative_uris(manifest, self.publisher.uri(MANIFEST_NAME))
         path = self.work_dir / MANIFEST_NAME
         path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
@@ -1010,6 +1011,25 @@ class Runner:
 
 PARTS_DIR = ".videojobs-parts"
 """Where shards publish their parts: ``<PARTS_DIR>/<run>/<index>.json`` next to the clips."""
+
+
+def relative_uris(manifest: dict[str, Any], manifest_uri: str) -> dict[str, Any]:
+    """``manifest`` with each clip file's ``file://`` URI in the manifest's own folder written
+    as its name relative to the manifest (the folder can be moved, copied or served as it is);
+    other URIs (``s3://``, another folder) are kept. Pure: ``manifest`` is not changed."""
+    if not manifest_uri.startswith("file://"):
+        return manifest
+    folder = manifest_uri.rsplit("/", 1)[0] + "/"
+    segments = []
+    for seg in manifest.get("segments") or []:
+        files = [
+            {**f, "uri": unquote(f["uri"][len(folder) :])}
+            if isinstance(f.get("uri"), str) and f["uri"].startswith(folder)
+            else f
+            for f in seg.get("files") or []
+        ]
+        segments.append({**seg, "files": files})
+    return {**manifest, "segments": segments}
 
 
 def part_name(run: str, index: int) -> str:
