@@ -224,8 +224,9 @@ class Runner:
         self.audio_source: AudioInfo | None = None
         """The source when it holds audio only (set by probing)."""
         self.probed = False
-        self.cut_from = DOWNLOAD_SHARE
-        """The percent at which cutting starts (0 when nothing is downloaded)."""
+        self.cut_from = 0
+        """The percent at which cutting starts: a download's share once the source was
+        downloaded, else 0 (a local file: the whole bar is the cutting's, no jump to 40 %)."""
         self.shards = worker_input.shards
         self.shard_index = options.shard_index if self.shards > 1 else 0
         if not 0 <= self.shard_index < self.shards:
@@ -465,8 +466,6 @@ class Runner:
         self.reporter.update(segments_total=len(mine.segments))
         self._check_stop()
 
-        # a local file is not downloaded: the whole bar is the cutting's (no jump to 40 %)
-        self.cut_from = DOWNLOAD_SHARE if downloaded is not None else 0
         results, skipped, cut = self._cut_all(mine, parts, infos)
         self._check_stop()
 
@@ -608,6 +607,7 @@ class Runner:
             " (ranged)" if downloaded.partial else "",
             time.monotonic() - started,
         )
+        self.cut_from = DOWNLOAD_SHARE
         self.reporter.update(percent=DOWNLOAD_SHARE, bytes_done=downloaded.bytes, eta_seconds=None)
         return downloaded, duration, plan, downloaded.title
 
