@@ -76,3 +76,31 @@ async def test_405_names_every_method_of_the_path(tmp_path: Path) -> None:
             r = await client.request(method, "/api/v1/videos/files/some-job/a.mp4")
             assert r.headers["allow"] == "GET, HEAD"
             assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_older_data_folder_gains_the_notes_column(tmp_path: Path) -> None:
+    """A data folder written before jobs kept their notes opens, and its jobs read as noteless."""
+    import sqlite3
+
+    from videojobs_gateway.local import LocalBackend
+
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / "videojobs.sqlite3")
+    db.executescript(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, namespace TEXT NOT NULL,"
+        " owner TEXT, created_at TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL,"
+        " idem_key TEXT, digest TEXT, interrupts INTEGER NOT NULL DEFAULT 0, pid INTEGER);"
+        "INSERT INTO jobs VALUES ('old-1', 1, 'default', 'me', '2026-01-01T00:00:00Z', '{}',"
+        ' \'{"phase": "Succeeded"}\', NULL, NULL, 0, NULL);'
+    )
+    db.close()
+    backend = LocalBackend(data)
+    await backend.start()
+    try:
+        from videojobs_gateway.backend import Identity
+
+        job = backend.get(Identity(name="me", namespace="default"), "old-1")
+        assert job.notes == [] and job.status.phase == "Succeeded"
+    finally:
+        await backend.stop()
