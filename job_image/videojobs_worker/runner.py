@@ -522,7 +522,7 @@ class Runner:
         started = time.monotonic()
 
         def on_progress(p: DownloadProgress) -> None:
-            fraction = p.downloaded_bytes / p.total_bytes if p.total_bytes else 0.0
+            fraction = download_fraction(p)
             self.reporter.update(
                 percent=int(DOWNLOAD_SHARE * min(1.0, fraction)),
                 bytes_done=p.downloaded_bytes,
@@ -1011,6 +1011,15 @@ class Runner:
 
 PARTS_DIR = ".videojobs-parts"
 """Where shards publish their parts: ``<PARTS_DIR>/<run>/<index>.json`` next to the clips."""
+
+
+def download_fraction(p: DownloadProgress) -> float:
+    """How much of a download is done (0..1): from its total size, or, when the site does not
+    tell it (HLS, ranged downloads), from its speed and ETA; 0 when neither is known."""
+    total = p.total_bytes
+    if not total and p.speed and p.eta_seconds is not None:
+        total = int(p.downloaded_bytes + p.speed * p.eta_seconds)
+    return min(1.0, p.downloaded_bytes / total) if total else 0.0
 
 
 def relative_uris(manifest: dict[str, Any], manifest_uri: str) -> dict[str, Any]:

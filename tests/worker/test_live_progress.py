@@ -49,3 +49,14 @@ def test_eta_waits_for_enough_work_then_extrapolates() -> None:
     assert eta.estimate(0.25) == 30  # 10 s for a quarter: 30 s left
     assert eta.estimate(0.5) == 10
     assert eta.estimate(1.0) == 0
+
+
+def test_download_fraction_uses_speed_and_eta_when_the_size_is_unknown() -> None:
+    from videojobs_worker.download import DownloadProgress
+    from videojobs_worker.runner import download_fraction
+
+    assert download_fraction(DownloadProgress(250, 1000, None, None)) == 0.25
+    # HLS: no size, but 100 B/s for 30 s more after 1000 B: a quarter
+    assert download_fraction(DownloadProgress(1000, None, 30.0, 100.0)) == 0.25
+    assert download_fraction(DownloadProgress(1000, None, None, None)) == 0.0
+    assert download_fraction(DownloadProgress(2000, 1000, None, None)) == 1.0
