@@ -5,6 +5,7 @@ counts, and ``Allow`` on a 405 naming every method of the path."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -102,5 +103,42 @@ async def test_an_older_data_folder_gains_the_notes_column(tmp_path: Path) -> No
 
         job = backend.get(Identity(name="me", namespace="default"), "old-1")
         assert job.notes == [] and job.status.phase == "Succeeded"
+    finally:
+        await backend.stop()
+
+
+async def test_a_backend_error_is_no_end_of_the_progress_stream(tmp_path: Path) -> None:
+    """A store that fails mid-stream sends a ``problem`` event and closes without ``end`` (a
+    client reconnects); a job deleted mid-stream ends it with status ``deleted``."""
+    from videojobs_gateway.app import create_app
+    from videojobs_gateway.backend import BackendError, Identity
+    from videojobs_gateway.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / "data")
+    app = create_app(backend)
+    await backend.start()
+    try:
+        me = Identity(name="local", namespace=app.state.settings.namespace)
+        backend._jobs["j-1"] = _job("j-1", 1, "Running", namespace=me.namespace)
+        failures = [BackendError(503, "Service Unavailable", "not listed yet")]
+
+        async def wait_change(identity: Identity, job_id: str, version: int, t: float) -> Any:
+            if failures:
+                raise failures.pop()
+            return backend.get(identity, job_id)
+
+        backend.wait_change = wait_change  # type: ignore[method-assign]
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            r = await client.get("/api/v1/videos/progress/j-1/stream")
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"].startswith("text/event-stream")
+            assert "event: problem" in r.text and "event: end" not in r.text, r.text
+            assert '"status":503' in r.text.replace(" ", "") and "retry: 5000" in r.text
+            failures.append(BackendError(404, "Not Found", "no job"))
+            r = await client.get("/api/v1/videos/progress/j-1/stream")
+            assert "event: end" in r.text and '"deleted"' in r.text, r.text
+            r = await client.get("/api/v1/videos/progress/nope/stream")
+            assert r.status_code == 404  # before the stream starts
     finally:
         await backend.stop()
