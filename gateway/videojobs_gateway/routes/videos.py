@@ -13,7 +13,7 @@ from videojobs.errors import Problem
 from videojobs_gateway import access, bodies, convert
 from videojobs_gateway.backend import Backend, BackendError, JobRecord
 from videojobs_gateway.deps import BackendDep, IdentityDep
-from videojobs_gateway.problems import responses
+from videojobs_gateway.problems import invalid_response, responses
 from videojobs_gateway.schemas import (
     Accepted,
     JobList,
@@ -129,7 +129,7 @@ async def process(
     backend: BackendDep,
     identity: IdentityDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> Accepted:
+) -> Accepted | Response:
     """Submit a video with its transcript and knowledge points (or a full spec): 202 + job id.
 
     ``notes`` tells everything the planner changed: each snap to a cue, merge or trim of
@@ -146,12 +146,18 @@ async def process(
             max_nodes=settings.max_json_nodes,
             timeout=settings.max_validation_seconds,
         )
+    except convert.SubmissionError as exc:
+        # answered here, not raised: an exception carrying a huge body's problems through the
+        # middleware stack held the event loop for over 100 ms (test_hostile)
+        return invalid_response(request, exc)
     except TimeoutError:
-        raise convert.SubmissionError(
-            Problem("body", f"checking it took over {settings.max_validation_seconds:g} s; "
-                    "send a smaller submission")
-        ) from None  # fmt: skip
-    # (a SubmissionError is answered by the InvalidSpec handler: 422 problem+json)
+        return invalid_response(
+            request,
+            convert.SubmissionError(
+                Problem("body", f"checking it took over {settings.max_validation_seconds:g} s; "
+                        "send a smaller submission")
+            ),
+        )  # fmt: skip
     job, created = await backend.submit(
         identity, submission, idempotency_key=idempotency_key, digest=digest
     )
