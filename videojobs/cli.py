@@ -275,7 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument(
-        "--concurrency", type=int, default=1, metavar="N", help="jobs run at a time (FIFO)"
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="jobs that run at the same time (default 1: one at a time; the others wait "
+        "in submission order, first come first served, and report their queue position); "
+        "raise N to run more at once (each takes a worker process and CPU)",
     )
     serve.add_argument(
         "--auth",

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -46,6 +47,8 @@ class JobRecord:
     version: int = 0
     """Bumped on every change; progress streams wait for a newer one."""
     owner: str | None = None
+    notes: list[str] = field(default_factory=list)
+    """The planner's notes at submission (what was snapped, merged, trimmed or dropped)."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,35 @@ class Backend(Protocol):
     def counts(self) -> dict[str, int]:
         """Jobs by REST status, for /metrics."""
         ...
+
+    def queue_positions(self) -> dict[tuple[str, str], int]:
+        """(namespace, job id) -> place in the queue (1: starts next) of every queued job."""
+        ...
+
+
+NOTES_MAX_BYTES = 32 * 1024
+"""Most bytes of notes a job keeps (a resource's annotations share 256 KiB)."""
+
+
+def bounded_notes(notes: list[str], budget: int = NOTES_MAX_BYTES) -> list[str]:
+    """The leading notes whose UTF-8 text fits in ``budget`` bytes, and a last note telling
+    how many were left out (the submit response and the manifest have them all)."""
+    kept: list[str] = []
+    size = 0
+    for note in notes:
+        size += len(note.encode()) + 4
+        if size > budget:
+            kept.append(f"... and {len(notes) - len(kept)} more notes (see manifest.json)")
+            break
+        kept.append(note)
+    return kept
+
+
+def queue_positions(jobs: Iterable[JobRecord]) -> dict[tuple[str, str], int]:
+    """The 1-based places of the queued jobs among ``jobs``: first come, first served (the
+    order the local scheduler and the operator's admission both start them in)."""
+    queued = sorted((j for j in jobs if j.status.phase == "Queued"), key=lambda j: (j.seq, j.id))
+    return {(j.namespace, j.id): n for n, j in enumerate(queued, 1)}
 
 
 def encode_cursor(seq: int, job_id: str) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -44,8 +45,10 @@ from videojobs_gateway.backend import (
     FileRef,
     Identity,
     JobRecord,
+    bounded_notes,
     not_found,
     page,
+    queue_positions,
 )
 from videojobs_gateway.convert import Submission, file_name_of, rest_status, safe_file_name
 from videojobs_gateway.kube import Caller, KubeApi, KubeError
@@ -57,6 +60,17 @@ LABEL_MANAGED = "videojobs.io/submitted-via"
 ANNOTATION_OWNER = "videojobs.io/submitted-by"
 ANNOTATION_DIGEST = "videojobs.io/request-digest"
 ANNOTATION_KEY = "videojobs.io/idempotency-key"
+ANNOTATION_NOTES = "videojobs.io/plan-notes"
+"""The planner's notes at submission, a JSON list (bounded: backend.NOTES_MAX_BYTES)."""
+
+
+def notes_of(annotations: dict[str, str]) -> list[str]:
+    """The notes annotation's list (an unreadable one reads as none)."""
+    try:
+        notes = json.loads(annotations.get(ANNOTATION_NOTES) or "[]")
+    except ValueError:
+        return []
+    return [str(n) for n in notes] if isinstance(notes, list) else []
 
 
 def seq_of(timestamp: str | None) -> int:
@@ -99,6 +113,7 @@ def record_of(obj: dict[str, Any], version: int) -> JobRecord:
         status=status,
         version=version,
         owner=annotations.get(ANNOTATION_OWNER),
+        notes=notes_of(annotations),
     )
 
 
@@ -359,6 +374,8 @@ class ClusterBackend:
             annotations[ANNOTATION_DIGEST] = digest
         if idempotency_key is not None:
             annotations[ANNOTATION_KEY] = idempotency_key[:200]
+        if submission.notes:
+            annotations[ANNOTATION_NOTES] = json.dumps(bounded_notes(submission.notes))
         body = {
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -539,6 +556,9 @@ class ClusterBackend:
         if self.presigner is not None:
             out.append(Check("s3", *self.presigner.ready()))
         return out
+
+    def queue_positions(self) -> dict[tuple[str, str], int]:
+        return queue_positions(self._jobs.values())
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -379,9 +379,23 @@ def progress_document(job_id: str, status: VideoProcessingJobStatus) -> dict[str
         "percent": percent,
         "segments_done": p.segments_done if p else len(status.segments),
         "segments_total": p.segments_total if p else 0,
-        "eta_seconds": p.eta_seconds if p else None,
+        "eta_seconds": _eta(word, p),
         "message": p.message if p else "",
+        "bytes_done": p.bytes_done if p else None,
+        "bytes_total": p.bytes_total if p else None,
+        "published_bytes": sum(f.bytes for seg in status.segments for f in seg.files),
+        "queue_position": None,
     }
+
+
+def _eta(word: str, progress: Any) -> int | None:
+    """Seconds left: the worker's estimate while processing, 0 once completed, else null."""
+    if word == "completed":
+        return 0
+    if word != "processing" or progress is None:
+        return None
+    eta: int | None = progress.eta_seconds
+    return eta
 
 
 def results_document(
@@ -422,6 +436,10 @@ def results_document(
         "manifest_url": file_url(file_name_of(status.manifest_uri))
         if status.manifest_uri
         else None,
+        "segments_total": max(
+            status.progress.segments_total if status.progress else 0, len(segments)
+        ),
+        "notes": [],
     }
 
 

@@ -37,8 +37,10 @@ from videojobs_gateway.backend import (
     FileRef,
     Identity,
     JobRecord,
+    bounded_notes,
     not_found,
     page,
+    queue_positions,
 )
 from videojobs_gateway.convert import Submission, rest_status, safe_file_name
 
@@ -56,10 +58,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     idem_key TEXT,
     digest TEXT,
     interrupts INTEGER NOT NULL DEFAULT 0,
-    pid INTEGER
+    pid INTEGER,
+    notes TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(namespace, idem_key);
 """
+MIGRATIONS = (("notes", "ALTER TABLE jobs ADD COLUMN notes TEXT"),)
+"""Columns added since the first release: a data directory of an older version gains them."""
 
 _EXIT_CATEGORY = {
     int(ExitCode.INTERNAL): "Internal",
@@ -145,11 +150,15 @@ class LocalBackend:
         self._db = sqlite3.connect(self.data_dir / "videojobs.sqlite3", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, statement in MIGRATIONS:
+            if column not in columns:
+                self._db.execute(statement)
         rows = self._db.execute(
             "SELECT id, seq, namespace, owner, created_at, spec, status, idem_key, digest,"
-            " interrupts, pid FROM jobs"
+            " interrupts, pid, notes FROM jobs"
         ).fetchall()
-        for jid, seq, ns, owner, created, spec, status, key, digest, interrupts, pid in rows:
+        for jid, seq, ns, owner, created, spec, status, key, digest, interrupts, pid, notes in rows:
             job = JobRecord(
                 id=jid,
                 namespace=ns,
@@ -158,6 +167,7 @@ class LocalBackend:
                 spec=json.loads(spec),
                 status=VideoProcessingJobStatus.model_validate_json(status),
                 owner=owner,
+                notes=json.loads(notes) if notes else [],
             )
             self._jobs[jid] = job
             self._interrupts[jid] = interrupts
@@ -309,11 +319,12 @@ class LocalBackend:
                 phase="Queued", message="waiting for a free worker", queued_at=now_rfc3339()
             ),
             owner=identity.name,
+            notes=bounded_notes(submission.notes),
         )
         try:
             self.db.execute(
                 "INSERT INTO jobs (id, seq, namespace, owner, created_at, spec, status, idem_key,"
-                " digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " digest, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.seq,
@@ -324,6 +335,7 @@ class LocalBackend:
                     job.status.model_dump_json(by_alias=True, exclude_none=True),
                     idempotency_key,
                     digest,
+                    json.dumps(job.notes),
                 ),
             )
         except sqlite3.Error as exc:
@@ -458,6 +470,9 @@ class LocalBackend:
             found = shutil.which(tool)
             out.append(Check(tool, found is not None, found or f"{tool} is not on PATH"))
         return out
+
+    def queue_positions(self) -> dict[tuple[str, str], int]:
+        return queue_positions(self._jobs.values())
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

@@ -118,9 +118,10 @@ def install(app: FastAPI) -> None:
         except ValueError:
             title = "Error"
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
-        return problem_response(
-            request, exc.status_code, title, detail, headers=dict(exc.headers or {})
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only its first route's
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(request, exc.status_code, title, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> Response:
@@ -128,6 +129,29 @@ def install(app: FastAPI) -> None:
 
         logging.getLogger("videojobs_gateway").exception("unhandled error")
         return problem_response(request, 500, "Internal Server Error", type(exc).__name__)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document declares at the request's path, over all its routes
+    (Starlette's ``Allow`` names only those of the first route that matches the path)."""
+    import re
+
+    table = getattr(request.app.state, "allowed_methods", None)
+    if table is None:
+        table = []
+        for template, item in request.app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            methods = sorted(m.upper() for m in item if m in _METHODS)
+            table.append((re.compile(f"^{pattern}$"), methods))
+        request.app.state.allowed_methods = table
+    found: set[str] = set()
+    for pattern, methods in table:
+        if pattern.match(request.url.path):
+            found.update(methods)
+    return sorted(found)
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The REST documents, as pydantic models: they feed the OpenAPI spec at ``/openapi.json``.
 
-Routes build plain dicts (:mod:`videojobs_gateway.convert`) and return them as JSON; these models
-describe them (and schemathesis checks every response against them). The request models are
+Routes return these models (built from :mod:`videojobs_gateway.convert`'s plain dicts); FastAPI
+serializes them, and schemathesis checks every response against them. The request models are
 documentation only: the body is checked by the code behind ``videojobs validate``, so its
 messages are the CLI's.
 """
@@ -106,17 +106,32 @@ class StatusDoc(_Doc):
     created_at: str | None
     started_at: str | None
     finished_at: str | None
+    queue_position: int | None = Field(
+        default=None,
+        description="A queued job's place in the queue (1: starts next; jobs start first come, "
+        "first served); null unless queued.",
+    )
 
 
 class ProgressDoc(_Doc):
     job_id: str
     status: StatusWord
     stage: str | None
-    percent: int
-    segments_done: int
-    segments_total: int
-    eta_seconds: int | None
+    percent: int = Field(description="0-100; moves as the source downloads and each clip is cut.")
+    segments_done: int = Field(description="Clips published so far (listed in the results).")
+    segments_total: int = Field(description="Clips in the plan (0 until it is known).")
+    eta_seconds: int | None = Field(
+        description="Estimated seconds left; null until it can be estimated."
+    )
     message: str
+    bytes_done: int | None = Field(default=None, description="Source bytes downloaded so far.")
+    bytes_total: int | None = Field(default=None, description="Source bytes to download.")
+    published_bytes: int = Field(default=0, description="Bytes of the files published so far.")
+    queue_position: int | None = Field(
+        default=None,
+        description="A queued job's place in the queue (1: starts next; jobs start first come, "
+        "first served); null unless queued.",
+    )
 
 
 class FileDoc(_Doc):
@@ -142,10 +157,19 @@ class SegmentDoc(_Doc):
 
 
 class ResultsDoc(_Doc):
+    """The clips published so far: listed (and downloadable) as each is published, while the
+    job runs; ``manifest_url`` appears when the job has finished."""
+
     job_id: str
     status: StatusWord
     segments: list[SegmentDoc]
     manifest_url: str | None
+    segments_total: int = Field(default=0, description="Clips in the plan (0 until known).")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What the planner changed: every snap, merge, trim, clamp or dropped "
+        "knowledge point, and why (as in the submit response).",
+    )
 
 
 class JobSummary(_Doc):
@@ -164,6 +188,12 @@ class JobSummary(_Doc):
     created_at: str
     message: str | None
     links: Links
+    eta_seconds: int | None = None
+    queue_position: int | None = Field(
+        default=None,
+        description="A queued job's place in the queue (1: starts next; jobs start first come, "
+        "first served); null unless queued.",
+    )
 
 
 class JobList(_Doc):

@@ -8,6 +8,7 @@ as it is when no ``--out`` is given) and a network policy that allows local file
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 import resource
@@ -44,37 +45,63 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
-def print_results(result: RunResult, stream: TextIO | None = None) -> None:
-    """The result table of a local run."""
+NOTE_MIN_WIDTH = 8
+"""The note column is never narrower than this (the other columns are never cut)."""
+
+
+def _bounded(note: str, width: int) -> str:
+    """``note`` in at most ``width`` characters (cut with an ellipsis)."""
+    return note if len(note) <= width else note[: max(1, width - 1)] + "…"
+
+
+def print_results(
+    result: RunResult, stream: TextIO | None = None, *, columns: int | None = None
+) -> None:
+    """The result table of a local run, as wide as the terminal (``columns``, default: its
+    width): a long note is cut short in the table and given in full below it (and in
+    ``manifest.json``), and so are the planner's notes."""
     out = stream or sys.stdout
+    columns = columns or shutil.get_terminal_size((100, 24)).columns
     rows: list[tuple[str, ...]] = [("#", "clip", "start", "end", "precision", "files", "note")]
+    notes: list[tuple[int, str]] = []
     for seg in result.segments:
         files = ", ".join(f"{f.format} {_human(f.bytes)}" for f in seg.files)
         note = _note(seg, result)
-        rows.append(
-            (
-                str(seg.index),
-                seg.stem,
-                format_timestamp(seg.start),
-                format_timestamp(seg.end),
-                seg.precision,
-                files,
-                note,
-            )
-        )
+        start, end = format_timestamp(seg.start), format_timestamp(seg.end)
+        rows.append((str(seg.index), seg.stem, start, end, seg.precision, files, note))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    room = max(NOTE_MIN_WIDTH, columns - 1 - sum(w + 2 for w in widths[:-1]))
+    widths[-1] = min(widths[-1], room)
     for n, row in enumerate(rows):
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        note = _bounded(row[-1], widths[-1])
+        if note != row[-1]:
+            notes.append((int(row[0]), row[-1]))
+        cells: tuple[str, ...] = (*row[:-1], note)
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip())
         out.write("\n")
         if n == 0:
             out.write("  ".join("-" * w for w in widths) + "\n")
+    wrap = functools.partial(textwrap.fill, width=max(40, columns - 1), subsequent_indent="  ")
+    for index, note in notes:
+        out.write(wrap(f"clip {index}: {note}") + "\n")
+    for note in result.plan.notes:  # what the planner snapped, merged, trimmed or dropped
+        out.write(wrap(f"plan: {note}") + "\n")
     src = result.source
     summary = f"{len(result.segments)} clips"
     if result.skipped:
         summary += f" ({len(result.skipped)} already published, not cut again)"
     if src.partial and result.downloaded is not None:
         summary += f"; downloaded only the needed ranges ({_human(result.downloaded.bytes)})"
-    out.write(f"\n{summary}\nmanifest: {result.manifest_uri}\n")
+    out.write(f"\n{summary}\nmanifest: {_shown(result.manifest_uri)}\n")
+
+
+def _shown(uri: str | None) -> str:
+    """A manifest's URI as a person reads it: a local file as its path."""
+    if uri and uri.startswith("file://"):
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(uri).path)
+    return str(uri)
 
 
 def _note(seg: SegmentResult, result: RunResult) -> str:
@@ -373,7 +400,9 @@ def make_demo_inputs(directory: Path) -> Path:
 
 
 def run_demo(out_dir: Path, *, progress: bool = True) -> int:
-    """Generate a sample video and transcript (no network) and cut it into ``out_dir/clips``."""
+    """Generate a sample video and transcript (no network) and cut it into ``out_dir``: the
+    clips and ``manifest.json`` there, as ``videojobs run ... --out DIR`` writes them; the
+    generated input in ``out_dir/input``."""
     out_dir = Path(out_dir)
     try:
         job = make_demo_inputs(out_dir / "input")
@@ -381,7 +410,7 @@ def run_demo(out_dir: Path, *, progress: bool = True) -> int:
         print(f"demo: cannot generate the sample: {exc}", file=sys.stderr)
         return int(ExitCode.MEDIA_TOOL)
     print(f"demo input: {job}", file=sys.stderr)
-    return run_local(job, out_dir / "clips", progress=progress)
+    return run_local(job, out_dir, progress=progress)
 
 
 __all__ = ["DirectoryPublisher", "make_demo_inputs", "print_results", "run_demo", "run_local"]

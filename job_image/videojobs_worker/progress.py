@@ -24,6 +24,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -68,6 +69,36 @@ def too_large(exc: BaseException) -> bool:
 def now_rfc3339() -> str:
     """The current time as Kubernetes writes it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class EtaEstimator:
+    """Seconds left of a piece of work from its done fraction and the time it has taken so far.
+
+    No estimate until ``min_fraction`` of the work is done and ``min_seconds`` have passed (the
+    first clips' start-up cost would make an early guess wild); then ``elapsed * (1 - f) / f``.
+    Pure apart from the clock, which tests pass in.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        min_fraction: float = 0.05,
+        min_seconds: float = 2.0,
+    ) -> None:
+        self._clock = clock
+        self._started = clock()
+        self.min_fraction = min_fraction
+        self.min_seconds = min_seconds
+
+    def estimate(self, fraction: float) -> int | None:
+        """Estimated whole seconds left at ``fraction`` (0..1) done, or None (not yet)."""
+        elapsed = self._clock() - self._started
+        if fraction >= 1.0:
+            return 0
+        if fraction < self.min_fraction or elapsed < self.min_seconds:
+            return None
+        return max(0, round(elapsed * (1.0 - fraction) / fraction))
 
 
 class Reporter:

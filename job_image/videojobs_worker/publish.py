@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from videojobs.models import ExitCode, S3Storage
 from videojobs_worker.errors import WorkerError
@@ -469,3 +469,22 @@ def publisher_for(
     if pvc_root is None:
         raise WorkerError(ExitCode.USAGE, "NoOutput", "PVC storage needs the volume mount")
     return DirectoryPublisher(pvc_root / storage.pvc.directory(namespace, name))
+
+
+def relative_uris(manifest: dict[str, Any], manifest_uri: str) -> dict[str, Any]:
+    """``manifest`` with each clip file's ``file://`` URI in the manifest's own folder written
+    as its name relative to the manifest (the folder can be moved, copied or served as it is);
+    other URIs (``s3://``, another folder) are kept. Pure: ``manifest`` is not changed."""
+    if not manifest_uri.startswith("file://"):
+        return manifest
+    folder = manifest_uri.rsplit("/", 1)[0] + "/"
+    segments = []
+    for seg in manifest.get("segments") or []:
+        files = [
+            {**f, "uri": unquote(f["uri"][len(folder) :])}
+            if isinstance(f.get("uri"), str) and f["uri"].startswith(folder)
+            else f
+            for f in seg.get("files") or []
+        ]
+        segments.append({**seg, "files": files})
+    return {**manifest, "segments": segments}

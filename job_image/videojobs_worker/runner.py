@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -68,11 +68,14 @@ from videojobs_worker.download import (
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import GuardProxy, NetworkPolicy, redact_fetched
 from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
-from videojobs_worker.progress import Reporter, write_termination_log
-from videojobs_worker.publish import Published, Publisher, Record, sha256_file
+from videojobs_worker.progress import EtaEstimator, Reporter, write_termination_log
+from videojobs_worker.publish import Published, Publisher, Record, relative_uris, sha256_file
 from videojobs_worker.shardparts import MANIFEST_NAME, ShardParts
 
 log = logging.getLogger(__name__)
+
+DOWNLOAD_SHARE = 40
+"""The part of the progress bar (percent) a download takes; cutting takes the rest."""
 
 RECIPE_VERSION = "1"
 """Bump when the same inputs would produce different clips (invalidates resume)."""
@@ -193,6 +196,9 @@ class Runner:
         self.audio_source: AudioInfo | None = None
         """The source when it holds audio only (set by probing)."""
         self.probed = False
+        self.cut_from = 0
+        """The percent at which cutting starts: a download's share once the source was
+        downloaded, else 0 (a local file: the whole bar is the cutting's, no jump to 40 %)."""
         self.shards = worker_input.shards
         self.shard_index = options.shard_index if self.shards > 1 else 0
         if not 0 <= self.shard_index < self.shards:
@@ -488,9 +494,9 @@ class Runner:
         started = time.monotonic()
 
         def on_progress(p: DownloadProgress) -> None:
-            fraction = p.downloaded_bytes / p.total_bytes if p.total_bytes else 0.0
+            fraction = download_fraction(p)
             self.reporter.update(
-                percent=int(40 * min(1.0, fraction)),
+                percent=int(DOWNLOAD_SHARE * min(1.0, fraction)),
                 bytes_done=p.downloaded_bytes,
                 bytes_total=p.total_bytes,
                 eta_seconds=int(p.eta_seconds) if p.eta_seconds else None,
@@ -576,7 +582,8 @@ class Runner:
             " (ranged)" if downloaded.partial else "",
             time.monotonic() - started,
         )
-        self.reporter.update(percent=40, bytes_done=downloaded.bytes, eta_seconds=None)
+        self.cut_from = DOWNLOAD_SHARE
+        self.reporter.update(percent=DOWNLOAD_SHARE, bytes_done=downloaded.bytes, eta_seconds=None)
         return downloaded, duration, plan, downloaded.title
 
     # -- cutting and publishing --------------------------------------------------------------
@@ -704,12 +711,18 @@ class Runner:
         threads = max(1, cpus // jobs)
         fractions: dict[int, float] = {s.index: 1.0 for s in plan.segments if s.index in results}
         lock = threading.Lock()
+        eta = EtaEstimator()
+        base = self.cut_from
 
         def progress(index: int, fraction: float) -> None:
             with lock:
                 fractions[index] = max(0.0, min(1.0, fraction))
                 overall = sum(fractions.values()) / total
-            self.reporter.update(percent=40 + int(60 * overall))
+                # the ETA from this run's cutting only (clips published before were free)
+                fresh = sum(fractions.get(s.index, 0.0) for s in todo) / max(1, len(todo))
+            self.reporter.update(
+                percent=base + int((100 - base) * overall), eta_seconds=eta.estimate(fresh)
+            )
 
         if todo:
             # Clips are about to be (re)written: an older manifest may list files of the same
@@ -724,15 +737,16 @@ class Runner:
                 pool.submit(self._cut_one, seg, parts, infos, clips_dir, threads, progress): seg
                 for seg in todo
             }
-            finished, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in finished if f.exception() is not None]
-            if failed:
-                self.stop.set()  # stop the other cutters promptly; nothing more gets published
-                wait(pending)
-                errors = [f.exception() for f in futures if f.exception() is not None]
-                errors.sort(key=lambda e: isinstance(e, WorkerError) and e.exit_code == 143)
-                raise errors[0]  # type: ignore[misc]
-            for future, seg in futures.items():
+            # each clip is reported as soon as it is published: the status (and the REST
+            # results) list it, and its files can be fetched, while the others are being cut
+            for future in as_completed(futures):
+                if future.exception() is not None:
+                    self.stop.set()  # stop the other cutters promptly; nothing more is published
+                    wait(futures)
+                    errors = [f.exception() for f in futures if f.exception() is not None]
+                    errors.sort(key=lambda e: isinstance(e, WorkerError) and e.exit_code == 143)
+                    raise errors[0]  # type: ignore[misc]
+                seg = futures[future]
                 results[seg.index] = future.result()
                 self.reporter.segment(results[seg.index], total)
         ordered = [results[s.index] for s in plan.segments]
@@ -909,10 +923,23 @@ class Runner:
                 if downloaded.partial
                 else None,
             }
+        manifest = relative_uris(manifest, self.publisher.uri(MANIFEST_NAME))
         path = self.work_dir / MANIFEST_NAME
         path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
         return self.publisher.publish(path, MANIFEST_NAME, record).uri
+
+
+# -- progress (pure) -----------------------------------------------------------------------------
+
+
+def download_fraction(p: DownloadProgress) -> float:
+    """How much of a download is done (0..1): from its total size, or, when the site does not
+    tell it (HLS, ranged downloads), from its speed and ETA; 0 when neither is known."""
+    total = p.total_bytes
+    if not total and p.speed and p.eta_seconds is not None:
+        total = int(p.downloaded_bytes + p.speed * p.eta_seconds)
+    return min(1.0, p.downloaded_bytes / total) if total else 0.0
 
 
 # -- running with signals and exit codes -------------------------------------------------

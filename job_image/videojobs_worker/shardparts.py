@@ -19,7 +19,7 @@ from typing import Any
 from videojobs.models import SegmentPlan, SegmentResult, SourceInfo
 from videojobs_worker.download import Downloaded
 from videojobs_worker.errors import WorkerError
-from videojobs_worker.publish import Publisher, Record, sha256_file
+from videojobs_worker.publish import Publisher, Record, relative_uris, sha256_file
 
 MANIFEST_NAME = "manifest.json"
 PARTS_DIR = ".videojobs-parts"
@@ -230,7 +230,8 @@ class ShardParts:
         manifest = merge_parts(parts, plan=plan, resource=resource, source_url=source_url)
         if manifest is None:
             return None
-        return self._publish_manifest(dump_document(manifest)), manifest
+        data = dump_document(relative_uris(manifest, self.publisher.uri(MANIFEST_NAME)))
+        return self._publish_manifest(data), manifest
 
     def _write(self, data: bytes, filename: str) -> tuple[Path, Record]:
         path = self.work_dir / filename

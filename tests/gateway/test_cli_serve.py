@@ -45,3 +45,17 @@ def test_serve_apikey_without_a_keys_file_names_the_flag_and_the_variable(tmp_pa
     assert done.stderr.startswith("videojobs serve: "), done.stderr
     helptext = _videojobs("serve", "--help").stdout
     assert "--api-keys" in helptext and "VIDEOJOBS_GATEWAY_API_KEYS_FILE" in helptext
+
+
+def test_serve_help_and_readme_say_jobs_run_one_at_a_time_by_default() -> None:
+    """Issue 26, item 6: ``--help`` and the README tell the default and how to change it."""
+    import re
+
+    done = _videojobs("serve", "--help")
+    assert done.returncode == 0, done
+    text = " ".join(done.stdout.split())
+    assert "--concurrency N" in text and "default 1: one at a time" in text, text
+    assert "queue position" in text
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert "a few at a time" not in readme
+    assert re.search(r"one at a time by default .*`--concurrency N` runs N at once", readme)

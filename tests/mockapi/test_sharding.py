@@ -20,6 +20,7 @@ from tests.mediakit import make_video
 from tests.mockapi.conftest import Api, Operator, RunnerFactory, eventually, manifest, phase_is
 from tests.mockapi.emulator import Emulator
 from tests.mockapi.jobrunner import COMPLETION_INDEX, Attempt
+from videojobs_worker.publish import relative_uris
 
 pytestmark = pytest.mark.mockapi
 
@@ -190,11 +191,15 @@ async def test_real_worker_shards_publish_one_manifest(
     parts_dir = manifest_path.parent / ".videojobs-parts" / status["jobName"]
     parts = [json.loads((parts_dir / f"{i}.json").read_text()) for i in range(2)]
     union = sorted((s for p in parts for s in p["segments"]), key=lambda s: s["index"])
-    assert document["segments"] == union  # the manifest is the union of the shards' parts
+    # the manifest is the union of the shards' parts, its files named relative to itself
+    assert (
+        document["segments"]
+        == relative_uris({"segments": union}, status["manifestUri"])["segments"]
+    )
     assert all(p["segments"] for p in parts)  # both shards cut something
     assert [s["index"] for s in status["segments"]] == [1, 2, 3, 4]
     for segment in document["segments"]:
         video = next(f for f in segment["files"] if f["kind"] == "video")
-        assert Path(urlparse(video["uri"]).path).is_file()
+        assert "://" not in video["uri"] and (manifest_path.parent / video["uri"]).is_file()
     assert status["shards"]["completedIndexes"] == "0-1"
     assert len(api.jobs()) == 1

@@ -177,13 +177,19 @@ def test_doctor(tmp_path: Path):
 
 def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert run_demo(tmp_path, progress=False) == 0
-    clips = tmp_path / "clips"
+    # the layout of `videojobs run ... --out DIR`: clips and manifest.json in DIR itself
+    clips = tmp_path
     names = published_files(clips)
     assert len([n for n in names if n.endswith(".mp4")]) == 3 and "manifest.json" in names
+    assert (tmp_path / "input" / "job.yaml").is_file()
     manifest = json.loads((clips / "manifest.json").read_text())
     assert [s["knowledgeId"] for s in manifest["segments"]] == [
         "transcripts", "precision", "extras"
     ]  # fmt: skip
+    # every file named relative to the manifest (the folder can be moved or served)
+    uris = [f["uri"] for s in manifest["segments"] for f in s["files"]]
+    assert uris and not any("://" in u or u.startswith("/") for u in uris), uris
+    assert all((clips / u).is_file() for u in uris)
     out = capsys.readouterr().out
     assert "01-transcripts-from-transcript-to-clips" in out and "manifest:" in out
 

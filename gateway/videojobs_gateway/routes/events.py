@@ -30,13 +30,18 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def row(job: JobRecord, **extra: Any) -> dict[str, Any]:
-    return {**summary(job), **extra}
+Positions = dict[tuple[str, str], int]
 
 
-def snapshot(jobs: list[JobRecord], status: str | None, limit: int) -> dict[str, Any]:
+def row(job: JobRecord, positions: Positions, **extra: Any) -> dict[str, Any]:
+    return {**summary(job, positions).model_dump(mode="json"), **extra}
+
+
+def snapshot(
+    jobs: list[JobRecord], status: str | None, limit: int, positions: Positions
+) -> dict[str, Any]:
     """The first ``limit`` jobs (of ``status``) and the cursor of the next page (``GET /jobs``)."""
-    shown = [row(j) for j in jobs]
+    shown = [row(j, positions) for j in jobs]
     if status is not None:
         shown = [j for j in shown if j["status"] == status]
     nxt = None
@@ -46,9 +51,9 @@ def snapshot(jobs: list[JobRecord], status: str | None, limit: int) -> dict[str,
     return {"jobs": shown[:limit], "next_cursor": nxt}
 
 
-def change_events(changes: Changes) -> list[str]:
-    out = [sse("job", row(j, new=True)) for j in changes.new]
-    out += [sse("job", row(j, new=False)) for j in changes.changed]
+def change_events(changes: Changes, positions: Positions) -> list[str]:
+    out = [sse("job", row(j, positions, new=True)) for j in changes.new]
+    out += [sse("job", row(j, positions, new=False)) for j in changes.changed]
     out += [sse("deleted", {"job_id": jid}) for jid in changes.gone]
     return out
 
@@ -66,7 +71,7 @@ async def follow(
         except BackendError as exc:  # the cluster cache is relisting: say so, try again
             yield sse("problem", {"status": exc.status, "detail": exc.detail})
             continue
-        events = change_events(changes)
+        events = change_events(changes, backend.queue_positions())
         for event in events:
             yield event
         if not events:
@@ -97,7 +102,7 @@ async def job_events(
     """The caller's job list, live: one stream for all of their jobs (the console's list)."""
     jobs = all_jobs(backend, identity)  # a refusal (401, 403, 503) before the stream starts
     heartbeat = request.app.state.settings.stream_heartbeat_seconds
-    first = sse("snapshot", snapshot(jobs, status, limit))
+    first = sse("snapshot", snapshot(jobs, status, limit, backend.queue_positions()))
 
     async def events() -> AsyncIterator[str]:
         yield first

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 
 from videojobs_gateway.deps import BackendDep, get_identity
 from videojobs_gateway.problems import ProblemError, responses
-from videojobs_gateway.schemas import ReadyDoc
+from videojobs_gateway.schemas import CheckDoc, ReadyDoc
 
 
 async def _caller_known(request: Request) -> bool:
@@ -32,7 +32,7 @@ async def healthz() -> PlainTextResponse:
 
 
 @router.get("/readyz", response_model=ReadyDoc, responses={503: {"model": ReadyDoc}})
-async def readyz(request: Request, backend: BackendDep) -> Response:
+async def readyz(request: Request, response: Response, backend: BackendDep) -> ReadyDoc:
     """Readiness: the store, storage writable with free space, ffmpeg where jobs run.
 
     Without credentials (in every auth mode but none) only the names and verdicts of the
@@ -40,14 +40,12 @@ async def readyz(request: Request, backend: BackendDep) -> Response:
     checks = await backend.checks()
     ready = all(c.ok for c in checks)
     details = await _caller_known(request)
-    doc = {
-        "ready": ready,
-        "backend": backend.kind,
-        "checks": [
-            {"name": c.name, "ok": c.ok, "detail": c.detail if details else ""} for c in checks
-        ],
-    }
-    return JSONResponse(doc, status_code=200 if ready else 503)
+    response.status_code = 200 if ready else 503
+    return ReadyDoc(
+        ready=ready,
+        backend=backend.kind,
+        checks=[CheckDoc(name=c.name, ok=c.ok, detail=c.detail if details else "") for c in checks],
+    )
 
 
 @router.get(

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request
-from starlette.responses import (
-    FileResponse,
-    JSONResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from starlette.responses import FileResponse, RedirectResponse, Response
 
 from videojobs.errors import Problem
 from videojobs_gateway import access, bodies, convert
-from videojobs_gateway.backend import JobRecord
+from videojobs_gateway.backend import Backend, BackendError, JobRecord
 from videojobs_gateway.deps import BackendDep, IdentityDep
 from videojobs_gateway.listing import job_title
 from videojobs_gateway.problems import invalid_response, responses
@@ -25,6 +19,7 @@ from videojobs_gateway.schemas import (
     Accepted,
     JobList,
     JobSummary,
+    Links,
     ProcessRequest,
     ProgressDoc,
     ResultsDoc,
@@ -57,22 +52,31 @@ def file_url(job_id: str, token: str | None = None) -> Any:
     return lambda name: f"{PREFIX}/files/{job_id}/{name}{suffix}"
 
 
-def summary(job: JobRecord) -> dict[str, Any]:
+def summary(job: JobRecord, positions: dict[tuple[str, str], int]) -> JobSummary:
+    """A job's summary; ``positions`` are the backend's queue positions."""
     progress = convert.progress_document(job.id, job.status)
     source = job.spec.get("source") or {}
-    return {
-        "job_id": job.id,
-        "status": progress["status"],
-        "stage": progress["stage"],
-        "percent": progress["percent"],
-        "segments_done": progress["segments_done"],
-        "segments_total": progress["segments_total"],
-        "video_url": str(source.get("url", "")),
-        "title": job_title(job),
-        "created_at": job.created_at,
-        "message": job.status.message,
-        "links": links(job.id),
-    }
+    return JobSummary(
+        job_id=job.id,
+        status=progress["status"],
+        stage=progress["stage"],
+        percent=progress["percent"],
+        segments_done=progress["segments_done"],
+        segments_total=progress["segments_total"],
+        eta_seconds=progress["eta_seconds"],
+        video_url=str(source.get("url", "")),
+        title=job_title(job),
+        created_at=job.created_at,
+        message=job.status.message,
+        links=Links(**links(job.id)),
+        queue_position=positions.get((job.namespace, job.id)),
+    )
+
+
+def progress_doc(job: JobRecord, backend: Backend) -> ProgressDoc:
+    doc = convert.progress_document(job.id, job.status)
+    doc["queue_position"] = backend.queue_positions().get((job.namespace, job.id))
+    return ProgressDoc(**doc)
 
 
 _BODY_SCHEMA = {
@@ -92,22 +96,47 @@ _BODY_SCHEMA = {
 }
 
 
+def _job_link(operation: str) -> dict[str, Any]:
+    return {"operationId": operation, "parameters": {"job_id": "$response.body#/job_id"}}
+
+
+_JOB_LINKS = {
+    "GetStatus": _job_link("status_api_v1_videos_status__job_id__get"),
+    "GetProgress": _job_link("progress_api_v1_videos_progress__job_id__get"),
+    "GetResults": _job_link("results_api_v1_videos_results__job_id__get"),
+    "GetJob": _job_link("get_job_api_v1_videos_jobs__job_id__get"),
+    "CancelJob": _job_link("cancel_api_v1_videos_jobs__job_id__cancel_post"),
+    "RetryJob": _job_link("retry_api_v1_videos_jobs__job_id__retry_post"),
+    "DeleteJob": _job_link("delete_api_v1_videos_jobs__job_id__delete"),
+}
+"""OpenAPI links from a submitted job to what can be done with it (clients and schemathesis'
+stateful tests follow them)."""
+
+
 @router.post(
     "/process",
     status_code=202,
     response_model=Accepted,
-    responses={**COMMON, **responses(400, 413)},
+    responses={
+        **COMMON,
+        **responses(400, 413),
+        202: {"description": "Accepted: the job's id, notes and links", "links": _JOB_LINKS},
+    },
     openapi_extra=_BODY_SCHEMA,
     summary="Submit a job",
 )
 async def process(
     request: Request,
+    response: Response,
     backend: BackendDep,
     identity: IdentityDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> Response:
+) -> Accepted | Response:
     """Submit a video with its transcript and knowledge points (or a full spec): 202 + job id.
 
+    ``notes`` tells everything the planner changed: each snap to a cue, merge or trim of
+    overlapping points, clamp to the video's end, and each knowledge point left without a
+    clip, with the reason (``segmentation`` in the body asks for exact times instead).
     The same ``Idempotency-Key`` again returns the same job (``created: false``)."""
     raw = await request.body()
     settings = request.app.state.settings
@@ -120,6 +149,8 @@ async def process(
             timeout=settings.max_validation_seconds,
         )
     except convert.SubmissionError as exc:
+        # answered here, not raised: an exception carrying a huge body's problems through the
+        # middleware stack held the event loop for over 100 ms (test_hostile)
         return invalid_response(request, exc)
     except TimeoutError:
         return invalid_response(
@@ -132,33 +163,39 @@ async def process(
     job, created = await backend.submit(
         identity, submission, idempotency_key=idempotency_key, digest=digest
     )
-    doc = {
-        "job_id": job.id,
-        "status": convert.rest_status(job.status.phase),
-        "created": created,
-        "notes": submission.notes,
-        "links": links(job.id),
-    }
-    headers = {"Location": links(job.id)["status"]}
+    response.headers["Location"] = links(job.id)["status"]
     if not created:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(doc, status_code=202, headers=headers)
+        response.headers["Idempotent-Replayed"] = "true"
+    return Accepted(
+        job_id=job.id,
+        status=convert.rest_status(job.status.phase),
+        created=created,
+        notes=submission.notes,
+        links=Links(**links(job.id)),
+    )
 
 
 @router.get("/status/{job_id}", response_model=StatusDoc, responses=COMMON)
-async def status(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> Response:
-    """Status word, stage, and the error (category, message) of a failed job."""
+async def status(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> StatusDoc:
+    """Status word, stage, a queued job's place in the queue, and the error (category,
+    message) of a failed job."""
     job = backend.get(identity, job_id)
     doc = convert.status_document(job.id, job.status)
     doc["created_at"] = job.created_at
-    return JSONResponse(doc)
+    doc["queue_position"] = backend.queue_positions().get((job.namespace, job.id))
+    return StatusDoc(**doc)
 
 
 @router.get("/progress/{job_id}", response_model=ProgressDoc, responses=COMMON)
-async def progress(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> Response:
-    """Percent, clips done/total and ETA."""
-    job = backend.get(identity, job_id)
-    return JSONResponse(convert.progress_document(job.id, job.status))
+async def progress(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> ProgressDoc:
+    """Percent, clips done/total, bytes, ETA (once it can be estimated) and a queued job's
+    place in the queue."""
+    return progress_doc(backend.get(identity, job_id), backend)
+
+
+def existing_job(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> JobRecord:
+    """The job, or 404 before a stream starts."""
+    return backend.get(identity, job_id)
 
 
 @router.get(
@@ -166,50 +203,52 @@ async def progress(job_id: JobId, backend: BackendDep, identity: IdentityDep) ->
     responses={
         **COMMON,
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "Server-Sent Events: `progress` events (a ProgressDoc each), then "
-            "one `end` event when the job has finished.",
+            "description": "Server-Sent Events: `progress` events (a ProgressDoc as JSON each), "
+            'then one `end` event (`{"status": ...}`) when the job has finished or was '
+            "deleted. On a backend error the server sends a `problem` event and closes the "
+            "stream without `end`: the browser's EventSource reconnects."
         },
     },
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
 )
 async def progress_stream(
-    request: Request, job_id: JobId, backend: BackendDep, identity: IdentityDep
-) -> Response:
+    request: Request,
+    job_id: JobId,
+    backend: BackendDep,
+    identity: IdentityDep,
+    _job: Annotated[JobRecord, Depends(existing_job)],
+) -> AsyncIterator[ServerSentEvent]:
     """The progress document as Server-Sent Events, until the job ends."""
-    backend.get(identity, job_id)  # 404 before the stream starts
     heartbeat = request.app.state.settings.stream_heartbeat_seconds
-
-    async def events() -> AsyncIterator[str]:
-        version = -1
-        while True:
-            try:
-                job = await backend.wait_change(identity, job_id, version, heartbeat)
-            except Exception:  # deleted while streaming
-                yield "event: end\ndata: {}\n\n"
-                return
-            if job.version == version:
-                yield ": keep-alive\n\n"
-                continue
-            version = job.version
-            doc = convert.progress_document(job.id, job.status)
-            yield f"id: {version}\nevent: progress\ndata: {json.dumps(doc)}\n\n"
-            if doc["status"] in convert.FINISHED_STATUSES:
-                yield f"event: end\ndata: {json.dumps({'status': doc['status']})}\n\n"
-                return
-
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    version = -1
+    while True:
+        try:
+            job = await backend.wait_change(identity, job_id, version, heartbeat)
+        except BackendError as exc:
+            if exc.status == 404:  # deleted while streaming: the stream has nothing to follow
+                yield ServerSentEvent(event="end", data={"status": "deleted"})
+            else:  # not an end: the client reconnects and follows on
+                problem = {"status": exc.status, "title": exc.title, "detail": exc.detail}
+                yield ServerSentEvent(event="problem", data=problem, retry=5000)
+            return
+        if job.version == version:
+            yield ServerSentEvent(comment="keep-alive")
+            continue
+        version = job.version
+        doc = progress_doc(job, backend)
+        yield ServerSentEvent(event="progress", id=str(version), data=doc)
+        if doc.status in convert.FINISHED_STATUSES:
+            yield ServerSentEvent(event="end", data={"status": doc.status})
+            return
 
 
 @router.get("/results/{job_id}", response_model=ResultsDoc, responses=COMMON)
 async def results(
     request: Request, job_id: JobId, backend: BackendDep, identity: IdentityDep
-) -> Response:
-    """Every clip with title, description, knowledge id, start, end and its files.
+) -> ResultsDoc:
+    """Every clip published so far with title, description, knowledge id, start, end, its
+    files and its note; the planner's notes. Clips are listed (and their files served) as each
+    is published, while the job still runs.
 
     When the gateway requires credentials, each file URL carries a short-lived signed
     ``access`` token, so that a browser's ``<video>`` and ``<img>`` can fetch it."""
@@ -224,7 +263,8 @@ async def results(
     descriptions = convert.descriptions(job.spec)
     for seg in doc["segments"]:
         seg["description"] = descriptions.get(seg["knowledge_id"] or "", "")
-    return JSONResponse(doc)
+    doc["notes"] = list(job.notes)
+    return ResultsDoc(**doc)
 
 
 _FILE_RESPONSES = {
@@ -246,7 +286,14 @@ _FILE_RESPONSES = {
 @router.get("/files/{job_id}/{file_name}", responses=_FILE_RESPONSES, response_class=Response)
 async def download(
     job_id: JobId,
-    file_name: Annotated[str, Path(max_length=255)],
+    file_name: Annotated[
+        str,
+        Path(
+            max_length=255,
+            pattern=r"^[^./\\\x00][^/\\\x00]*$",
+            description="A plain file name from the results (no folder, no leading dot).",
+        ),
+    ],
     backend: BackendDep,
     identity: IdentityDep,
     download: Annotated[
@@ -272,36 +319,44 @@ async def list_jobs(
     identity: IdentityDep,
     status: StatusWord | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> Response:
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            pattern=r"^[A-Za-z0-9_-]+$",
+            description="``next_cursor`` of the previous page (400 for any other value).",
+        ),
+    ] = None,
+) -> JobList:
     """The caller's jobs, newest first; ``next_cursor`` fetches the next page."""
     phase = convert.STATUS_TO_PHASE.get(status) if status else None
     if status == "pending":
         phase = "Pending"
     jobs, nxt = backend.list_jobs(identity, phase=phase, limit=limit, cursor=cursor)
-    return JSONResponse({"jobs": [summary(j) for j in jobs], "next_cursor": nxt})
+    positions = backend.queue_positions()
+    return JobList(jobs=[summary(j, positions) for j in jobs], next_cursor=nxt)
 
 
 @router.get("/jobs/{job_id}", response_model=JobSummary, responses=COMMON)
-async def get_job(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> Response:
+async def get_job(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> JobSummary:
     """One job's summary (as in the list)."""
-    return JSONResponse(summary(backend.get(identity, job_id)))
+    return summary(backend.get(identity, job_id), backend.queue_positions())
 
 
 @router.post(
     "/jobs/{job_id}/cancel", response_model=JobSummary, responses={**COMMON, **responses(409)}
 )
-async def cancel(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> Response:
+async def cancel(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> JobSummary:
     """Stop a queued or running job (409 when it has finished)."""
-    return JSONResponse(summary(await backend.cancel(identity, job_id)))
+    return summary(await backend.cancel(identity, job_id), backend.queue_positions())
 
 
 @router.post(
     "/jobs/{job_id}/retry", response_model=JobSummary, responses={**COMMON, **responses(409)}
 )
-async def retry(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> Response:
+async def retry(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> JobSummary:
     """Run a failed or cancelled job again; clips already published are kept."""
-    return JSONResponse(summary(await backend.retry(identity, job_id)))
+    return summary(await backend.retry(identity, job_id), backend.queue_positions())
 
 
 @router.delete(
