@@ -20,7 +20,7 @@ from videojobs_gateway.backend import Backend
 from videojobs_gateway.limits import FailureLimiter, RateLimiter
 from videojobs_gateway.metrics import Metrics
 from videojobs_gateway.middleware import GatewayMiddleware
-from videojobs_gateway.routes import health, videos
+from videojobs_gateway.routes import events, health, plans, videos
 from videojobs_gateway.schemas import ProcessRequest, SpecRequest
 from videojobs_gateway.settings import GatewaySettings
 
@@ -71,6 +71,8 @@ def create_app(
     app.state.metrics = Metrics(backend.counts)
     problems.install(app)
     app.include_router(videos.router)
+    app.include_router(events.router)
+    app.include_router(plans.router)
     app.include_router(health.router)
     if console:
         from videojobs_gateway.routes import console as console_routes

@@ -7,7 +7,9 @@ backend's watch-fed cache): a status read costs no I/O. Writes are coroutines.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,12 +91,36 @@ class Check:
     detail: str
 
 
+class ChangeFeed:
+    """Wakes whoever follows a namespace's whole job list (the console's one stream) when one
+    of its jobs is created, changes or goes away. Waiters re-read the list from memory: a
+    wake-up says only "look again", so a missed or merged one costs nothing but latency."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def notify(self, namespace: str) -> None:
+        event = self._events.pop(namespace, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, namespace: str, timeout: float) -> bool:
+        """True when a job of ``namespace`` changed within ``timeout`` seconds."""
+        event = self._events.setdefault(namespace, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return event.is_set()
+
+
 @runtime_checkable
 class Backend(Protocol):
     """The job store."""
 
     kind: str
     """``local`` or ``cluster``."""
+
+    feed: ChangeFeed
+    """Notified on every change of any job (by namespace)."""
 
     def default_storage(self, identity: Identity) -> dict[str, Any]:
         """The ``output.storage`` of a REST submission."""

@@ -110,6 +110,15 @@ def check(
     return convert.body_digest(body), convert.check_submission(body, storage)
 
 
+def limiter() -> anyio.CapacityLimiter:
+    """The threads that check submissions (:data:`CONCURRENT_CHECKS` at a time); plan
+    previews share them."""
+    global _limiter
+    if _limiter is None:
+        _limiter = anyio.CapacityLimiter(CONCURRENT_CHECKS)
+    return _limiter
+
+
 async def check_in_thread(
     raw: bytes, storage: dict[str, Any], *, max_depth: int, max_nodes: int, timeout: float
 ) -> tuple[str, convert.Submission]:
@@ -117,12 +126,9 @@ async def check_in_thread(
 
     The thread cannot be stopped, but its result is dropped and the caller answered; the
     bounds above keep any one check short."""
-    global _limiter
-    if _limiter is None:
-        _limiter = anyio.CapacityLimiter(CONCURRENT_CHECKS)
     with anyio.fail_after(timeout):
         return await anyio.to_thread.run_sync(
             lambda: check(raw, storage, max_depth=max_depth, max_nodes=max_nodes),
-            limiter=_limiter,
+            limiter=limiter(),
             abandon_on_cancel=True,
         )

@@ -39,6 +39,7 @@ from videojobs.models import API_VERSION, KIND, VideoProcessingJobStatus
 from videojobs.models.status import FINISHED_PHASES
 from videojobs_gateway.backend import (
     BackendError,
+    ChangeFeed,
     Check,
     FileRef,
     Identity,
@@ -167,6 +168,7 @@ class ClusterBackend:
         self._idem: dict[tuple[str, str], tuple[str, str | None]] = {}
         """(namespace, Idempotency-Key) -> (job name, body digest), from the annotations."""
         self._changed: dict[tuple[str, str], asyncio.Event] = {}
+        self.feed = ChangeFeed()
         self._synced: dict[str | None, bool] = dict.fromkeys(self.namespaces, False)
         self._errors: dict[str | None, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -220,6 +222,7 @@ class ClusterBackend:
         event = self._changed.pop(key, None)
         if event is not None:
             event.set()
+        self.feed.notify(key[0])
 
     async def _follow(self, namespace: str | None) -> None:
         """List, then watch from the list's resourceVersion; relist on 410 or errors."""

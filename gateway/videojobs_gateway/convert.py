@@ -57,6 +57,8 @@ class Submission:
     """``rest`` or ``spec``."""
     name: str | None = None
     notes: list[str] = field(default_factory=list)
+    loaded: Any = field(default=None, repr=False, compare=False)
+    """The checked job (:class:`videojobs.validation.LoadedJob`): its transcript and plan."""
 
 
 def body_digest(body: Any) -> str:
@@ -155,6 +157,22 @@ _ENTRY = re.compile(r"^(?:transcript line \d+: )?((?:transcript|knowledge_points
 _ENTRY_WORDS = re.compile(r"^(?:transcript line \d+: )?(entry|cue) (\d+)\b")
 
 
+_SPEC_POINT = re.compile(r"^spec\.knowledgePoints\[(\d+)\](?:\.(\w+))?")
+_REST_POINT_KEYS = {v: k for k, v in _POINT_KEYS.items()}
+
+
+def _point_field(path: str) -> str:
+    """A spec knowledge point's path as the REST body names it, with its index kept (a form
+    shows the problem at its row): ``spec.knowledgePoints[1].start`` →
+    ``knowledge_points[1].start_time``."""
+    match = _SPEC_POINT.match(path)
+    if match is None:
+        return "knowledge_points"
+    index, key = match.groups()
+    field = f"knowledge_points[{index}]"
+    return f"{field}.{_REST_POINT_KEYS.get(key, key)}" if key else field
+
+
 def _rest_field(problem: Problem) -> str:
     """The REST field a spec problem is about."""
     if problem.path.startswith("spec.transcript"):
@@ -167,7 +185,9 @@ def _rest_field(problem: Problem) -> str:
         if "knowledge" in problem.message:
             return "knowledge_points"
         return "transcript"
-    if problem.path.startswith("spec.knowledgePoints") or problem.path.startswith("spec.segments"):
+    if problem.path.startswith("spec.knowledgePoints"):
+        return _point_field(problem.path)
+    if problem.path.startswith("spec.segments"):
         return "knowledge_points"
     for prefix, name in _REST_PATHS:
         if (
@@ -199,8 +219,9 @@ def manifest_yaml(spec: dict[str, Any], name: str = "request") -> str:
     return yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=10**6)
 
 
-def validate_spec(spec: dict[str, Any]) -> list[str]:
-    """Check ``spec`` with ``videojobs validate``'s code; return its notes.
+def check_spec(spec: dict[str, Any]) -> Any:
+    """Check ``spec`` with ``videojobs validate``'s code; return the checked job
+    (:class:`videojobs.validation.LoadedJob`: model, transcript, plan, notes).
 
     Raises:
         InvalidSpec: the problems, exactly as ``videojobs validate`` reports them for a manifest
@@ -211,12 +232,22 @@ def validate_spec(spec: dict[str, Any]) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="videojobs-gw-") as tmp:
         path = Path(tmp) / "request.yaml"
         path.write_text(manifest_yaml(spec), encoding="utf-8")
-        loaded = check_file(path)
-    notes = list(loaded[0].notes)
-    if loaded[0].plan is not None:
+        return check_file(path)[0]
+
+
+def loaded_notes(loaded: Any) -> list[str]:
+    """A checked job's notes, then its planner's."""
+    notes = list(loaded.notes)
+    if loaded.plan is not None:
         # the planner's notes: what was snapped, merged, trimmed, clamped or dropped, and why
-        notes += [n for n in loaded[0].plan.notes if n not in notes]
+        notes += [n for n in loaded.plan.notes if n not in notes]
     return notes
+
+
+def validate_spec(spec: dict[str, Any]) -> list[str]:
+    """Check ``spec`` with ``videojobs validate``'s code; return its notes (see
+    :func:`check_spec`)."""
+    return loaded_notes(check_spec(spec))
 
 
 def check_submission(body: Any, storage: dict[str, Any]) -> Submission:
@@ -261,15 +292,16 @@ def check_submission(body: Any, storage: dict[str, Any]) -> Submission:
                     f"(a-z, 0-9, '-') (got {name!r})")
         )  # fmt: skip
     try:
-        notes = validate_spec(spec)
+        loaded = check_spec(spec)
     except InvalidSpec as exc:
         problems = [
             Problem(_rest_field(p) if shape == "rest" else p.path, p.message) for p in exc.problems
         ]
         raise SubmissionError(problems) from None
+    notes = loaded_notes(loaded)
     if shape == "rest":
         notes = [_rest_note(n) for n in notes]
-    return Submission(spec=spec, shape=shape, name=name, notes=notes)
+    return Submission(spec=spec, shape=shape, name=name, notes=notes, loaded=loaded)
 
 
 _POINT_PATH = re.compile(r"\b(?:transcript\.knowledge_points|spec\.knowledgePoints)\[")

@@ -32,6 +32,7 @@ from videojobs.models import ErrorInfo, ExitCode, Progress, VideoProcessingJobSt
 from videojobs.models.status import FINISHED_PHASES
 from videojobs_gateway.backend import (
     BackendError,
+    ChangeFeed,
     Check,
     FileRef,
     Identity,
@@ -116,6 +117,7 @@ class LocalBackend:
         self._idem: dict[tuple[str, str], tuple[str, str | None]] = {}
         self._interrupts: dict[str, int] = {}
         self._changed: dict[str, asyncio.Event] = {}
+        self.feed = ChangeFeed()
         self._running: dict[str, asyncio.subprocess.Process | None] = {}
         """Jobs given a worker slot; None until their process has started."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -261,6 +263,7 @@ class LocalBackend:
         event = self._changed.pop(job.id, None)
         if event is not None:
             event.set()
+        self.feed.notify(job.namespace)
 
     def job_dir(self, job_id: str) -> Path:
         return self.data_dir / "jobs" / job_id
@@ -330,6 +333,7 @@ class LocalBackend:
         self._jobs[jid] = job
         if idempotency_key is not None:
             self._idem[(identity.namespace, idempotency_key)] = (jid, digest)
+        self.feed.notify(job.namespace)
         self._wake.set()
         return job, True
 

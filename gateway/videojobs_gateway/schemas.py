@@ -156,6 +156,11 @@ class JobSummary(_Doc):
     segments_done: int
     segments_total: int
     video_url: str
+    title: str | None = Field(
+        default=None,
+        description="The title the source reported, else the file name in its URL; "
+        "None when neither is known.",
+    )
     created_at: str
     message: str | None
     links: Links

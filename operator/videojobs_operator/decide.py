@@ -20,6 +20,7 @@ from videojobs_operator.manifest import resource_job_name, shard_count
 from videojobs_operator.observe import (
     STUCK_WAITING_REASONS,
     WAITING_FOR_POD,
+    RunState,
     job_finished,
     observe_run,
     shard_total,
@@ -285,255 +286,348 @@ def decide(
     ctx: Context,
 ) -> Decision:
     """The next step for one resource, given its current run's Job and pods."""
-    meta = resource["metadata"]
-    spec = resource.get("spec") or {}
-    status = resource.get("status") or {}
-    gen = meta.get("generation")
-    now = format_time(ctx.now)
-    expected = resource_job_name(resource)
-    decision = Decision()
-
-    if meta.get("deletionTimestamp"):
-        return decision
-
+    if resource["metadata"].get("deletionTimestamp"):
+        return Decision()
     if is_finished(resource):
-        if job is not None and not job_finished(job):
-            decision.delete_job = True  # e.g. cancelled while the Job was being created
-        ttl = ttl_seconds(resource, ctx.settings)
-        finished_at = parse_time(status.get("completionTime"))
-        if ttl is not None and finished_at is not None:
-            left = (finished_at + dt.timedelta(seconds=ttl) - ctx.now).total_seconds()
-            if left <= 0:
-                decision.delete_resource = True
-            else:
-                decision.requeue_after = left
-        if status.get("observedGeneration") != gen:
-            decision.status = {"observedGeneration": gen}
-        return decision
-
-    new_run = status.get("jobName") not in (None, expected)
-
+        return _keep_finished(resource, job, ctx)
     if ctx.problems:
-        text = "; ".join(str(p) for p in ctx.problems)
-        error = {
-            "category": "InvalidSpec",
-            "reason": "InvalidSpec",
-            "message": text[:2048],
-            "permanent": True,
-        }
-        patch = _finish(resource, ctx, "Failed", "InvalidSpec", text[:1024], error=error)
-        conds = set_condition(
-            patch.get("conditions", status.get("conditions") or []),
-            "Accepted",
-            "False",
-            "InvalidSpec",
-            text[:1024],
-            now,
-            gen,
-        )
-        patch["conditions"] = conds
-        patch["jobName"] = None
-        decision.status = patch
-        decision.events.append(Event("Warning", "InvalidSpec", text[:1024]))
-        return decision
+        return _reject_invalid_spec(resource, ctx)
+    if (resource.get("spec") or {}).get("cancel"):
+        return _cancel(resource, job, ctx)
+    if job is None:
+        return _before_job(resource, ctx)
+    return _follow_job(resource, job, pods, ctx)
 
-    if spec.get("cancel"):
-        decision.delete_job = job is not None
-        decision.status = _finish(
-            resource,
-            ctx,
-            "Cancelled",
-            "Cancelled",
-            "cancelled by spec.cancel; clips already published are kept",
-            error=None,
-        )
-        decision.events.append(
-            Event(
-                "Normal",
-                "Cancelled",
-                "cancelled; the Job was removed"
-                if job is not None
-                else "cancelled before it started",
-            )
-        )
-        return decision
 
-    accepted = set_condition(
+# The steps of decide --------------------------------------------------------------------------
+
+
+def _is_new_run(resource: Body) -> bool:
+    """The status describes an earlier run (the rerunToken changed since)."""
+    status = resource.get("status") or {}
+    return status.get("jobName") not in (None, resource_job_name(resource))
+
+
+def _failure_error(reason: str, message: str) -> dict[str, Any]:
+    """A permanent ``status.error`` whose category is its reason."""
+    return {"category": reason, "reason": reason, "message": message, "permanent": True}
+
+
+def _accepted_conditions(resource: Body, ctx: Context) -> list[dict[str, Any]]:
+    """The conditions with Accepted=True (the spec validated)."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    return set_condition(
         status.get("conditions") or [],
         "Accepted",
         "True",
         "Validated",
         "the spec is valid",
-        now,
+        format_time(ctx.now),
         gen,
     )
 
-    if job is None:
-        if ctx.job_missing and not new_run and status.get("jobName") == expected:
-            if status.get("manifestUri") and not status.get("error"):
-                # The worker writes the manifest last, after every clip: the run succeeded and
-                # its Job was removed afterwards (its own TTL while the operator was down).
-                message = "all clips published (the Job is gone)"
-                decision.status = _finish(
-                    resource, ctx, "Succeeded", "Succeeded", message, error=None
-                )
-                decision.events.append(Event("Normal", "Succeeded", message))
-                return decision
-            message = (
-                f"the Job {expected} was deleted before it finished; set a new "
-                "spec.rerunToken to run again"
-            )
-            error = {
-                "category": "JobDeleted",
-                "reason": "JobDeleted",
-                "message": message,
-                "permanent": True,
-            }
-            decision.status = _finish(resource, ctx, "Failed", "JobDeleted", message, error=error)
-            decision.events.append(Event("Warning", "JobDeleted", message))
-            return decision
-        if ctx.waiting_for:
-            conds = set_condition(
-                accepted, "Accepted", "False", "Waiting", ctx.waiting_for, now, gen
-            )
-            wanted = {
-                "phase": "Pending",
-                "message": ctx.waiting_for,
-                "conditions": conds,
-                "observedGeneration": gen,
-            }
-            decision.status = _changes(status, wanted)
-            if decision.status.get("message"):
-                decision.events.append(Event("Warning", "Waiting", ctx.waiting_for))
-            decision.requeue_after = 15.0
-            return decision
-        if ctx.admitted:
-            conds = set_condition(
-                accepted, "Progressing", "True", "JobCreated", WAITING_FOR_POD, now, gen
-            )
-            conds = drop_condition(drop_condition(conds, "Complete"), "Failed")
-            wanted = {
-                "phase": "Pending",
-                "stage": "Starting",
-                "message": WAITING_FOR_POD,
-                "observedGeneration": gen,
-                "conditions": conds,
-                "jobName": expected,
-                "attempts": 1,
-                "startTime": now,
-                "completionTime": None,
-            }
-            if new_run:  # the previous run's live fields would be misleading now; its
-                # manifestUri would even declare this run Succeeded should its Job disappear
-                wanted.update({"progress": None, "error": None, "manifestUri": None})
-            decision.status = _changes(status, wanted)
-            shards = shard_count(spec, ctx.settings)
-            if shards > 1 or status.get("shardProgress") is not None:
-                # each shard's pod writes only its own entry (a JSON patch under this map)
-                decision.status["shardProgress"] = fresh_shard_progress(
-                    shards, status.get("shardProgress")
-                )
-                decision.status["shards"] = (
-                    {"count": shards, "succeeded": 0, "completedIndexes": "", "failedIndexes": ""}
-                    if shards > 1
-                    else None
-                )
-            decision.create_job = True
-            if status.get("phase") != "Queued":
-                # a run that queued announced itself with its Queued Event: with one Event per
-                # wait and one at the end, every run stays at <= 8 writes (Job, ConfigMap, 4
-                # status transitions, 2 Events)
-                decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
-            return decision
-        message = (
-            f"waiting for a free slot ({ctx.queue_limit})"
-            if ctx.queue_limit
-            else ("waiting for a free slot")
-        )
-        conds = set_condition(accepted, "Progressing", "True", "Queued", message, now, gen)
-        wanted = {
-            "phase": "Queued",
-            "message": message,
-            "observedGeneration": gen,
-            "conditions": conds,
-            "queuedAt": status.get("queuedAt") or now,
-        }
-        if new_run:
-            wanted.update({"jobName": None, "completionTime": None, "manifestUri": None})
-        decision.status = _changes(status, wanted)
-        if status.get("phase") != "Queued":
-            decision.events.append(Event("Normal", "Queued", message))
-        return decision
 
+def _keep_finished(resource: Body, job: Body | None, ctx: Context) -> Decision:
+    """A finished run: stop a Job still going, delete the resource once its TTL passed (else
+    look again then), and record the generation seen."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    decision = Decision()
+    if job is not None and not job_finished(job):
+        decision.delete_job = True  # e.g. cancelled while the Job was being created
+    ttl = ttl_seconds(resource, ctx.settings)
+    finished_at = parse_time(status.get("completionTime"))
+    if ttl is not None and finished_at is not None:
+        left = (finished_at + dt.timedelta(seconds=ttl) - ctx.now).total_seconds()
+        if left <= 0:
+            decision.delete_resource = True
+        else:
+            decision.requeue_after = left
+    if status.get("observedGeneration") != gen:
+        decision.status = {"observedGeneration": gen}
+    return decision
+
+
+def _reject_invalid_spec(resource: Body, ctx: Context) -> Decision:
+    """The spec (or its transcript or plan) is invalid: fail with Accepted=False and no Job;
+    :func:`is_finished` looks again when the generation changes."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    text = "; ".join(str(p) for p in ctx.problems)
+    error = _failure_error("InvalidSpec", text[:2048])
+    patch = _finish(resource, ctx, "Failed", "InvalidSpec", text[:1024], error=error)
+    patch["conditions"] = set_condition(
+        patch.get("conditions", status.get("conditions") or []),
+        "Accepted",
+        "False",
+        "InvalidSpec",
+        text[:1024],
+        format_time(ctx.now),
+        gen,
+    )
+    patch["jobName"] = None
+    return Decision(status=patch, events=[Event("Warning", "InvalidSpec", text[:1024])])
+
+
+def _cancel(resource: Body, job: Body | None, ctx: Context) -> Decision:
+    """spec.cancel: delete the Job, if any, and finish Cancelled."""
+    message = "cancelled by spec.cancel; clips already published are kept"
+    said = "cancelled; the Job was removed" if job is not None else "cancelled before it started"
+    return Decision(
+        status=_finish(resource, ctx, "Cancelled", "Cancelled", message, error=None),
+        events=[Event("Normal", "Cancelled", said)],
+        delete_job=job is not None,
+    )
+
+
+def _before_job(resource: Body, ctx: Context) -> Decision:
+    """No Job of the current run: it vanished, or the run waits for its input, starts, or
+    queues."""
+    status = resource.get("status") or {}
+    if ctx.job_missing and status.get("jobName") == resource_job_name(resource):
+        return _job_vanished(resource, ctx)
+    if ctx.waiting_for:
+        return _wait_for_input(resource, ctx, ctx.waiting_for)
+    if ctx.admitted:
+        return _start_run(resource, ctx)
+    return _queue(resource, ctx)
+
+
+def _job_vanished(resource: Body, ctx: Context) -> Decision:
+    """The run's Job is confirmed gone: Succeeded when the worker wrote its manifest, else
+    Failed (JobDeleted)."""
+    status = resource.get("status") or {}
+    if status.get("manifestUri") and not status.get("error"):
+        # The worker writes the manifest last, after every clip: the run succeeded and
+        # its Job was removed afterwards (its own TTL while the operator was down).
+        message = "all clips published (the Job is gone)"
+        return Decision(
+            status=_finish(resource, ctx, "Succeeded", "Succeeded", message, error=None),
+            events=[Event("Normal", "Succeeded", message)],
+        )
+    message = (
+        f"the Job {resource_job_name(resource)} was deleted before it finished; set a new "
+        "spec.rerunToken to run again"
+    )
+    error = _failure_error("JobDeleted", message)
+    return Decision(
+        status=_finish(resource, ctx, "Failed", "JobDeleted", message, error=error),
+        events=[Event("Warning", "JobDeleted", message)],
+    )
+
+
+def _wait_for_input(resource: Body, ctx: Context, why: str) -> Decision:
+    """The run cannot start yet (e.g. its transcript ConfigMap is missing): Pending with
+    Accepted=False (Waiting), and look again in 15 s."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    now = format_time(ctx.now)
+    conds = set_condition(
+        _accepted_conditions(resource, ctx), "Accepted", "False", "Waiting", why, now, gen
+    )
+    wanted = {"phase": "Pending", "message": why, "conditions": conds, "observedGeneration": gen}
+    decision = Decision(status=_changes(status, wanted), requeue_after=15.0)
+    if decision.status.get("message"):
+        decision.events.append(Event("Warning", "Waiting", why))
+    return decision
+
+
+def _start_run(resource: Body, ctx: Context) -> Decision:
+    """The queue admitted the run: create its Job, with a fresh status for the run."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    now = format_time(ctx.now)
+    expected = resource_job_name(resource)
+    conds = set_condition(
+        _accepted_conditions(resource, ctx),
+        "Progressing",
+        "True",
+        "JobCreated",
+        WAITING_FOR_POD,
+        now,
+        gen,
+    )
+    conds = drop_condition(drop_condition(conds, "Complete"), "Failed")
+    wanted = {
+        "phase": "Pending",
+        "stage": "Starting",
+        "message": WAITING_FOR_POD,
+        "observedGeneration": gen,
+        "conditions": conds,
+        "jobName": expected,
+        "attempts": 1,
+        "startTime": now,
+        "completionTime": None,
+    }
+    if _is_new_run(resource):  # the previous run's live fields would be misleading now; its
+        # manifestUri would even declare this run Succeeded should its Job disappear
+        wanted.update({"progress": None, "error": None, "manifestUri": None})
+    decision = Decision(status=_changes(status, wanted), create_job=True)
+    decision.status.update(_fresh_shard_fields(resource, ctx))
+    if status.get("phase") != "Queued":
+        # a run that queued announced itself with its Queued Event: with one Event per
+        # wait and one at the end, every run stays at <= 8 writes (Job, ConfigMap, 4
+        # status transitions, 2 Events)
+        decision.events.append(Event("Normal", "JobCreated", f"created Job {expected}"))
+    return decision
+
+
+def _fresh_shard_fields(resource: Body, ctx: Context) -> Patch:
+    """``shardProgress`` and ``shards`` of a starting run (removed when it is not sharded and
+    an earlier run was)."""
+    status = resource.get("status") or {}
+    shards = shard_count(resource.get("spec") or {}, ctx.settings)
+    if shards <= 1 and status.get("shardProgress") is None:
+        return {}
+    # each shard's pod writes only its own entry (a JSON patch under this map)
+    return {
+        "shardProgress": fresh_shard_progress(shards, status.get("shardProgress")),
+        "shards": (
+            {"count": shards, "succeeded": 0, "completedIndexes": "", "failedIndexes": ""}
+            if shards > 1
+            else None
+        ),
+    }
+
+
+def _queue(resource: Body, ctx: Context) -> Decision:
+    """No free slot: Queued (since the first time it queued), with one Event on entering."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    now = format_time(ctx.now)
+    message = (
+        f"waiting for a free slot ({ctx.queue_limit})"
+        if ctx.queue_limit
+        else "waiting for a free slot"
+    )
+    conds = set_condition(
+        _accepted_conditions(resource, ctx), "Progressing", "True", "Queued", message, now, gen
+    )
+    wanted = {
+        "phase": "Queued",
+        "message": message,
+        "observedGeneration": gen,
+        "conditions": conds,
+        "queuedAt": status.get("queuedAt") or now,
+    }
+    if _is_new_run(resource):
+        wanted.update({"jobName": None, "completionTime": None, "manifestUri": None})
+    decision = Decision(status=_changes(status, wanted))
+    if status.get("phase") != "Queued":
+        decision.events.append(Event("Normal", "Queued", message))
+    return decision
+
+
+def _follow_job(resource: Body, job: Body, pods: Sequence[Body], ctx: Context) -> Decision:
+    """The run's Job exists: finish with it, fail it when its pod never starts in time, else
+    mirror its progress."""
+    status = resource.get("status") or {}
     run = observe_run(job, pods, status.get("error"))
     if run.phase == "Succeeded":
-        summary = status.get("segmentsSummary")
-        message = f"{summary} clips published" if summary else "all clips published"
-        decision.status = _finish(
-            resource,
-            ctx,
-            "Succeeded",
-            "Succeeded",
-            message,
-            error=None,
-            completion_time=run.completion_time,
-        )
-        decision.status.update(_changes(status, {"attempts": run.attempts}))
-        decision.status.update(_shard_changes(status, job))
-        decision.events.append(Event("Normal", "Succeeded", message))
-        return decision
+        return _run_succeeded(resource, job, run, ctx)
     if run.phase == "Failed":
-        # e.g. evicted for space while the Job controller would start another pod: stop it
-        decision.delete_job = not job_finished(job)
-        decision.status = _finish(
-            resource,
-            ctx,
-            "Failed",
-            run.reason,
-            run.message,
-            error=run.error,
-            completion_time=run.completion_time,
-        )
-        decision.status.update(_changes(status, {"attempts": run.attempts}))
-        decision.status.update(_shard_changes(status, job))
-        decision.events.append(Event("Warning", run.reason, run.message))
-        return decision
-    if run.phase == "Pending" and run.stuck_since is not None:
-        timeout = ctx.settings.pending_timeout_seconds
-        left = (run.stuck_since + dt.timedelta(seconds=timeout) - ctx.now).total_seconds()
-        if left <= 0:
-            reason = run.timeout_reason or run.reason
-            message = f"{run.timeout_message or run.message} (for more than {timeout}s)"
-            error = {
-                "category": reason,
-                "reason": reason,
-                "message": message[:1024],
-                "permanent": True,
-            }
-            decision.status = _finish(resource, ctx, "Failed", reason, message[:1024], error=error)
-            decision.delete_job = True
-            decision.events.append(Event("Warning", reason, message[:1024]))
-            return decision
-        decision.requeue_after = left
+        return _run_failed(resource, job, run, ctx)
+    left = _pending_time_left(run, ctx)
+    if left is not None and left <= 0:
+        return _pending_timed_out(resource, run, ctx)
+    decision = _run_progress(resource, job, run, ctx)
+    decision.requeue_after = left
+    return decision
 
-    stage = "Starting"
+
+def _run_succeeded(resource: Body, job: Body, run: RunState, ctx: Context) -> Decision:
+    """The Job completed: Succeeded."""
+    status = resource.get("status") or {}
+    summary = status.get("segmentsSummary")
+    message = f"{summary} clips published" if summary else "all clips published"
+    patch = _finish(
+        resource,
+        ctx,
+        "Succeeded",
+        "Succeeded",
+        message,
+        error=None,
+        completion_time=run.completion_time,
+    )
+    patch.update(_changes(status, {"attempts": run.attempts}))
+    patch.update(_shard_changes(status, job))
+    return Decision(status=patch, events=[Event("Normal", "Succeeded", message)])
+
+
+def _run_failed(resource: Body, job: Body, run: RunState, ctx: Context) -> Decision:
+    """The run failed: Failed with the observed error, and the Job stopped if it still runs."""
+    status = resource.get("status") or {}
+    patch = _finish(
+        resource,
+        ctx,
+        "Failed",
+        run.reason,
+        run.message,
+        error=run.error,
+        completion_time=run.completion_time,
+    )
+    patch.update(_changes(status, {"attempts": run.attempts}))
+    patch.update(_shard_changes(status, job))
+    return Decision(
+        status=patch,
+        events=[Event("Warning", run.reason, run.message)],
+        # e.g. evicted for space while the Job controller would start another pod: stop it
+        delete_job=not job_finished(job),
+    )
+
+
+def _pending_time_left(run: RunState, ctx: Context) -> float | None:
+    """Seconds until a pending run's pod counts as never starting (None: no timeout runs)."""
+    if run.phase != "Pending" or run.stuck_since is None:
+        return None
+    timeout = ctx.settings.pending_timeout_seconds
+    return (run.stuck_since + dt.timedelta(seconds=timeout) - ctx.now).total_seconds()
+
+
+def _pending_timed_out(resource: Body, run: RunState, ctx: Context) -> Decision:
+    """The run's pod did not start within the pending timeout: fail and delete the Job."""
+    timeout = ctx.settings.pending_timeout_seconds
+    reason = run.timeout_reason or run.reason
+    message = f"{run.timeout_message or run.message} (for more than {timeout}s)"[:1024]
+    error = _failure_error(reason, message)
+    return Decision(
+        status=_finish(resource, ctx, "Failed", reason, message, error=error),
+        events=[Event("Warning", reason, message)],
+        delete_job=True,
+    )
+
+
+def _run_progress(resource: Body, job: Body, run: RunState, ctx: Context) -> Decision:
+    """A pending or running run: mirror its phase, stage, attempts and shards."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
     sharded = _shard_changes(status, job) if shard_total(job) > 1 else {}
+    stage = "Starting"
     if run.phase == "Running":
         progress = sharded.get("progress") or status.get("progress") or {}
         stage = progress.get("stage") or "Starting"
         if stage == "Finished":
             stage = "Uploading"
-    conds = set_condition(accepted, "Progressing", "True", run.reason, run.message, now, gen)
+    conds = set_condition(
+        _accepted_conditions(resource, ctx),
+        "Progressing",
+        "True",
+        run.reason,
+        run.message,
+        format_time(ctx.now),
+        gen,
+    )
     wanted = {
         "phase": run.phase,
         "stage": stage,
         "message": run.message,
         "observedGeneration": gen,
         "conditions": conds,
-        "jobName": expected,
+        "jobName": resource_job_name(resource),
         "attempts": run.attempts,
     }
-    decision.status = _changes(status, wanted)
+    decision = Decision(status=_changes(status, wanted))
     decision.status.update(sharded)
     if run.reason == "Retrying" and "attempts" in decision.status:
         # No Event for the pod starting: the phase says it (and a run's writes stay <= 8).

@@ -339,11 +339,65 @@ def build_job(
     meta = resource["metadata"]
     labels = labels_for(resource)
     res = spec.resources
-    cpu = (res.cpu if res else None) or settings.worker_cpu
-    memory = (res.memory if res else None) or settings.worker_memory
     scratch = (res.scratch_size if res else None) or settings.worker_scratch_size
     volumes, mounts = _volumes(spec, scratch, resource_job_name(resource))
-    container = {
+    annotations = {ANNOTATION_RESOURCE: meta["name"]}
+    if spec.rerun_token:
+        annotations[ANNOTATION_RERUN] = spec.rerun_token
+    shards = shard_count(resource.get("spec"), settings)
+    if shards > 1:
+        annotations[ANNOTATION_SHARDS] = str(shards)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": resource_job_name(resource),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [owner_reference(resource)],
+        },
+        "spec": {
+            **_completion_counts(spec, shards),
+            "activeDeadlineSeconds": spec.active_deadline_seconds
+            or settings.default_active_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.job_ttl_seconds_after_finished,
+            "podFailurePolicy": _pod_failure_policy(),
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {ANNOTATION_RESOURCE: meta["name"]},
+                },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.worker_service_account,
+                    "automountServiceAccountToken": True,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": WORKER_UID,
+                        "runAsGroup": WORKER_UID,
+                        "fsGroup": WORKER_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [_worker_container(spec, settings, mounts)],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }
+
+
+def _worker_container(
+    spec: VideoProcessingJobSpec, settings: OperatorSettings, mounts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The worker container: its image, resources (spec, else the operator's defaults as
+    requests and limits alike) and a locked-down security context."""
+    res = spec.resources
+    cpu = (res.cpu if res else None) or settings.worker_cpu
+    memory = (res.memory if res else None) or settings.worker_memory
+    return {
         "name": CONTAINER,
         "image": settings.worker_image,
         "imagePullPolicy": settings.worker_image_pull_policy,
@@ -366,80 +420,45 @@ def build_job(
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    annotations = {ANNOTATION_RESOURCE: meta["name"]}
-    if spec.rerun_token:
-        annotations[ANNOTATION_RERUN] = spec.rerun_token
-    shards = shard_count(resource.get("spec"), settings)
-    counts: dict[str, Any] = {"backoffLimit": spec.backoff_limit}
-    if shards > 1:
-        # One Indexed Job: pod i cuts share i (JOB_COMPLETION_INDEX). Retries count per index
-        # (backoffLimitPerIndex, beta and on by default since 1.29, GA in 1.33), so a failing
-        # shard is retried alone; any index failing for good fails the Job at once
-        # (maxFailedIndexes 0: the manifest needs every share). backoffLimit caps the retries of
-        # all shards together should a cluster have the per-index feature turned off.
-        annotations[ANNOTATION_SHARDS] = str(shards)
-        counts = {
-            "completionMode": "Indexed",
-            "completions": shards,
-            "parallelism": shards,
-            "backoffLimitPerIndex": spec.backoff_limit,
-            "maxFailedIndexes": 0,
-            "backoffLimit": spec.backoff_limit * shards,
-        }
+
+
+def _completion_counts(spec: VideoProcessingJobSpec, shards: int) -> dict[str, Any]:
+    """The Job's completion fields: a plain Job with the spec's backoffLimit, or for a sharded
+    run one Indexed Job where pod i cuts share i (JOB_COMPLETION_INDEX)."""
+    if shards <= 1:
+        return {"backoffLimit": spec.backoff_limit}
+    # Retries count per index (backoffLimitPerIndex, beta and on by default since 1.29, GA in
+    # 1.33), so a failing shard is retried alone; any index failing for good fails the Job at
+    # once (maxFailedIndexes 0: the manifest needs every share). backoffLimit caps the retries
+    # of all shards together should a cluster have the per-index feature turned off.
     return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": resource_job_name(resource),
-            "namespace": meta["namespace"],
-            "labels": labels,
-            "annotations": annotations,
-            "ownerReferences": [owner_reference(resource)],
-        },
-        "spec": {
-            **counts,
-            "activeDeadlineSeconds": spec.active_deadline_seconds
-            or settings.default_active_deadline_seconds,
-            "ttlSecondsAfterFinished": settings.job_ttl_seconds_after_finished,
-            "podFailurePolicy": {
-                "rules": [
-                    {
-                        "action": "FailJob",
-                        "onExitCodes": {
-                            "containerName": CONTAINER,
-                            "operator": "In",
-                            "values": list(PERMANENT_EXIT_CODES),
-                        },
-                    },
-                    {
-                        "action": "Ignore",
-                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
-                    },
-                ]
-            },
-            "template": {
-                "metadata": {
-                    "labels": labels,
-                    "annotations": {ANNOTATION_RESOURCE: meta["name"]},
-                },
-                "spec": {
-                    "restartPolicy": "Never",
-                    "serviceAccountName": settings.worker_service_account,
-                    "automountServiceAccountToken": True,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": 30,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": WORKER_UID,
-                        "runAsGroup": WORKER_UID,
-                        "fsGroup": WORKER_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": volumes,
+        "completionMode": "Indexed",
+        "completions": shards,
+        "parallelism": shards,
+        "backoffLimitPerIndex": spec.backoff_limit,
+        "maxFailedIndexes": 0,
+        "backoffLimit": spec.backoff_limit * shards,
+    }
+
+
+def _pod_failure_policy() -> dict[str, Any]:
+    """A permanent exit code fails the Job at once; a disrupted pod (eviction, preemption) is
+    not counted against the backoff limit."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": CONTAINER,
+                    "operator": "In",
+                    "values": list(PERMANENT_EXIT_CODES),
                 },
             },
-        },
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+        ]
     }
 
 

@@ -249,82 +249,131 @@ def observe_run(
     job: Body, pods: Sequence[Body], worker_error: Mapping[str, Any] | None
 ) -> RunState:
     """Read a Job and its pods into a :class:`RunState` (pure; no timeouts applied here)."""
-    status = job.get("status") or {}
     pods = sorted(pods, key=_pod_time)
-    counted = int(status.get("failed") or 0) + int(status.get("succeeded") or 0)
-    ran = [p for p in pods if (p.get("status") or {}).get("phase") in _STARTED_POD_PHASES]
-    attempts = max(1, len(pods), counted)
-    last_term = next((t for t in (_termination(p) for p in reversed(pods)) if t), None)
-
+    attempts = _attempts(job, pods)
     done = job_condition(job, "Complete")
     if done:
-        return RunState(
-            "Succeeded",
-            "Succeeded",
-            "all clips published",
-            attempts,
-            completion_time=status.get("completionTime") or done.get("lastTransitionTime"),
-        )
-    # A pod evicted for its scratch space: the same run would fill it again, and the Job
-    # controller may not even count it (podFailurePolicy ignores DisruptionTarget pods).
+        return _succeeded(job, done, attempts)
+    failed = job_condition(job, "Failed")
+    no_space = _out_of_space(pods, failed, attempts)
+    if no_space is not None:
+        return no_space
+    if failed:
+        return _failed(job, pods, failed, worker_error, attempts)
+    return _unfinished(job, pods, attempts)
+
+
+# The steps of observe_run ---------------------------------------------------------------------
+
+
+def _attempts(job: Body, pods: Sequence[Body]) -> int:
+    """Pods the run has had: those seen, or those the Job controller counted (at least 1)."""
+    status = job.get("status") or {}
+    counted = int(status.get("failed") or 0) + int(status.get("succeeded") or 0)
+    return max(1, len(pods), counted)
+
+
+def _succeeded(job: Body, done: Mapping[str, Any], attempts: int) -> RunState:
+    """The Job completed."""
+    status = job.get("status") or {}
+    return RunState(
+        "Succeeded",
+        "Succeeded",
+        "all clips published",
+        attempts,
+        completion_time=status.get("completionTime") or done.get("lastTransitionTime"),
+    )
+
+
+def _out_of_space(
+    pods: Sequence[Body], failed: Mapping[str, Any] | None, attempts: int
+) -> RunState | None:
+    """Failed (NoSpace) when a pod was evicted for its scratch space and the Job failed or that
+    pod is the latest: the same run would fill it again, and the Job controller may not even
+    count it (podFailurePolicy ignores DisruptionTarget pods)."""
     evicted = next(
         ((p, why) for p in reversed(pods) if (why := evicted_for_space(p)) is not None), None
     )
-    failed = job_condition(job, "Failed")
-    if evicted is not None and (failed or evicted[0] is pods[-1]):
-        error = _no_space_error(*evicted)
-        when = (failed or {}).get("lastTransitionTime")
-        return RunState("Failed", "NoSpace", error["message"], attempts, error, None, when)
+    if evicted is None or not (failed or evicted[0] is pods[-1]):
+        return None
+    error = _no_space_error(*evicted)
+    when = (failed or {}).get("lastTransitionTime")
+    return RunState("Failed", "NoSpace", error["message"], attempts, error, None, when)
+
+
+def _failed(
+    job: Body,
+    pods: Sequence[Body],
+    failed: Mapping[str, Any],
+    worker_error: Mapping[str, Any] | None,
+    attempts: int,
+) -> RunState:
+    """The Job failed: the error of its last exit (of the failed shard, in a sharded run)."""
+    last_term = next((t for t in (_termination(p) for p in reversed(pods)) if t), None)
     shards = shard_total(job)
     failed_shard: int | None = None
-    if failed and shards > 1:
+    if shards > 1:
         failed_shard, failed_pod = _failed_shard(job, pods)
         last_term = _termination(failed_pod) if failed_pod is not None else last_term
         if (
             failed_shard is not None
             and worker_error
-            and worker_error.get("shard")
-            not in (
-                None,
-                failed_shard,
-            )
+            and worker_error.get("shard") not in (None, failed_shard)
         ):
             worker_error = None  # another shard's report (killed when the Job failed)
-    if failed:
-        reason = str(failed.get("reason") or "JobFailed")
-        when = failed.get("lastTransitionTime")
-        if reason == "DeadlineExceeded":
-            error = {
-                "category": "Timeout",
-                "reason": "DeadlineExceeded",
-                "message": "the job ran longer than activeDeadlineSeconds; raise "
-                "spec.activeDeadlineSeconds or use a smaller maxHeight",
-                "permanent": True,
-            }
-        elif last_term is not None and last_term.get("exitCode") is not None:
-            code = int(last_term["exitCode"])
-            error = error_from_exit(code, _termination_detail(last_term))
-            if worker_error and worker_error.get("exitCode") == code:
-                error = {**error, **dict(worker_error)}
-            if reason == "BackoffLimitExceeded":
-                error["message"] = f"gave up after {attempts} attempts; last: {error['message']}"
-        elif worker_error:
-            error = dict(worker_error)
-        else:
-            error = {
-                "category": "JobFailed",
-                "reason": reason,
-                "message": str(failed.get("message") or "the Job failed"),
-                "permanent": True,
-            }
-        if failed_shard is not None:
-            prefix = f"shard {failed_shard} of {shards}: "
-            text = str(error["message"])
-            if text.startswith(f"shard {failed_shard}: "):
-                text = text[len(f"shard {failed_shard}: ") :]
-            error = {**error, "shard": failed_shard, "message": (prefix + text)[:1024]}
-        return RunState("Failed", error["reason"], error["message"], attempts, error, None, when)
+    error = _failure_error(failed, last_term, worker_error, attempts)
+    if failed_shard is not None:
+        error = _blame_shard(error, failed_shard, shards)
+    when = failed.get("lastTransitionTime")
+    return RunState("Failed", error["reason"], error["message"], attempts, error, None, when)
 
+
+def _failure_error(
+    failed: Mapping[str, Any],
+    last_term: Mapping[str, Any] | None,
+    worker_error: Mapping[str, Any] | None,
+    attempts: int,
+) -> dict[str, Any]:
+    """``status.error`` of a failed Job: its deadline, else the last pod's exit code (with the
+    worker's own report of that exit), else the worker's report, else the Job's condition."""
+    reason = str(failed.get("reason") or "JobFailed")
+    if reason == "DeadlineExceeded":
+        return {
+            "category": "Timeout",
+            "reason": "DeadlineExceeded",
+            "message": "the job ran longer than activeDeadlineSeconds; raise "
+            "spec.activeDeadlineSeconds or use a smaller maxHeight",
+            "permanent": True,
+        }
+    if last_term is not None and last_term.get("exitCode") is not None:
+        code = int(last_term["exitCode"])
+        error = error_from_exit(code, _termination_detail(last_term))
+        if worker_error and worker_error.get("exitCode") == code:
+            error = {**error, **dict(worker_error)}
+        if reason == "BackoffLimitExceeded":
+            error["message"] = f"gave up after {attempts} attempts; last: {error['message']}"
+        return error
+    if worker_error:
+        return dict(worker_error)
+    return {
+        "category": "JobFailed",
+        "reason": reason,
+        "message": str(failed.get("message") or "the Job failed"),
+        "permanent": True,
+    }
+
+
+def _blame_shard(error: Mapping[str, Any], shard: int, shards: int) -> dict[str, Any]:
+    """The error with the failed shard named once at the start of its message."""
+    text = str(error["message"])
+    if text.startswith(f"shard {shard}: "):
+        text = text[len(f"shard {shard}: ") :]
+    return {**error, "shard": shard, "message": (f"shard {shard} of {shards}: " + text)[:1024]}
+
+
+def _unfinished(job: Body, pods: Sequence[Body], attempts: int) -> RunState:
+    """Neither complete nor failed: stuck waiting, running (maybe retrying), or not started."""
+    status = job.get("status") or {}
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     waiting = [(p, w) for p in pods if (w := _waiting(p)) is not None]
     if waiting and not running:
@@ -335,20 +384,33 @@ def observe_run(
         return RunState("Pending", why, msg, attempts, None, since)
     # Between two attempts (or before the Job controller marks it done) the run is still
     # Running: a pod has run, and nothing says it is over.
+    ran = [p for p in pods if (p.get("status") or {}).get("phase") in _STARTED_POD_PHASES]
     if ran or (not pods and int(status.get("ready") or 0) > 0):
-        # Failures of earlier pods; the latest pod's own exit is news only once the Job
-        # controller has decided about it (Complete/Failed above, or a new pod here).
-        if shards > 1:
-            return _indexed_running(pods, shards, attempts)
-        retried = [t for t in (_termination(p) for p in pods[:-1]) if t and t.get("exitCode")]
-        if retried:
-            code = int(retried[-1]["exitCode"])
-            name = EXIT_CATEGORIES.get(code, str(code))
-            message = f"attempt {len(pods)} after exit code {code} ({name})"
-            return RunState("Running", "Retrying", message, attempts)
-        return RunState("Running", "Running", "the worker is running", attempts)
-    # No pod has started: the pending timeout counts from the Job's creation, whatever keeps
-    # the pod from starting (the Job controller's FailedCreate, a pod in ContainerCreating).
+        return _running(job, pods, attempts)
+    return _not_started(job, pods, attempts)
+
+
+def _running(job: Body, pods: Sequence[Body], attempts: int) -> RunState:
+    """A pod has run: Running, or Retrying after an earlier pod's exit."""
+    # Failures of earlier pods; the latest pod's own exit is news only once the Job
+    # controller has decided about it (Complete/Failed above, or a new pod here).
+    shards = shard_total(job)
+    if shards > 1:
+        return _indexed_running(pods, shards, attempts)
+    retried = [t for t in (_termination(p) for p in pods[:-1]) if t and t.get("exitCode")]
+    if retried:
+        code = int(retried[-1]["exitCode"])
+        name = EXIT_CATEGORIES.get(code, str(code))
+        message = f"attempt {len(pods)} after exit code {code} ({name})"
+        return RunState("Running", "Retrying", message, attempts)
+    return RunState("Running", "Running", "the worker is running", attempts)
+
+
+def _not_started(job: Body, pods: Sequence[Body], attempts: int) -> RunState:
+    """No pod has started: Pending, with the pending timeout counting from the Job's creation,
+    whatever keeps the pod from starting (the Job controller's FailedCreate, a pod in
+    ContainerCreating)."""
+    status = job.get("status") or {}
     name = (job.get("metadata") or {}).get("name", "")
     created = parse_time((job.get("metadata") or {}).get("creationTimestamp")) or parse_time(
         status.get("startTime")

@@ -111,6 +111,19 @@ class _KeyState:
     """(generation, rerunToken, spec model, problems) of the last successful validation."""
 
 
+@dataclass
+class _Findings:
+    """What a pass found out besides the indices (the inputs of ``decide``'s Context)."""
+
+    job: dict[str, Any] | None
+    """The run's Job (from the index, or from a GET when the index lost it)."""
+    spec_model: VideoProcessingJobSpec | None = None
+    problems: list[Problem] = field(default_factory=list)
+    waiting_for: str | None = None
+    admitted: bool = False
+    job_missing: bool = False
+
+
 def _values(index: IndexLike, key: Key) -> list[dict[str, Any]]:
     store = index.get(key)
     return list(store) if store is not None else []
@@ -347,84 +360,142 @@ class Reconciler:
     async def _reconcile_once(self, key: Key, state: _KeyState) -> None:
         resource = self._resource(key)
         if resource is None:  # deleted: its slot (if any) is free now
-            self._starting.discard(key)
-            self._track(key)
-            self.kick_queue()
+            self._release(key)
             return
-        meta = resource["metadata"]
-        if state.uid != meta.get("uid"):  # new object (or first sight): forget the old one
-            state.uid, state.written, state.created_job = meta.get("uid"), {}, None
-            state.validated = None
+        self._note_object(state, resource)
         now = self.clock()
-        status = resource.get("status") or {}
         job = self._run_job(key, resource)
-        expected = resource_job_name(resource)
+        pods = self._run_pods(key, resource)
+        if job is not None:
+            await self._adopt_job(key, state, resource, job)
+        elif self._awaiting_created_job(state, resource):
+            return  # created by this process a moment ago: wait for the watch to show it
+        await self._delete_stale_jobs(key, resource)
+        found = await self._find_out(key, state, resource, job)
+        if found is None:
+            return  # a failed create backs off; the next try is planned
+        ctx = Context(
+            now=now,
+            settings=self.settings,
+            problems=found.problems,
+            waiting_for=found.waiting_for,
+            admitted=found.admitted,
+            job_missing=found.job_missing,
+            queue_limit=queue_limit_text(self.settings),
+        )
+        decision = decide(resource, found.job, pods, ctx)
+        if decision.create_job and found.spec_model is not None:
+            decision = await self._try_create_job(
+                key, state, resource, found.spec_model, ctx, decision
+            )
+        elif found.admitted and not decision.create_job:
+            self._starting.discard(key)
+        await self._carry_out(key, state, resource, found.job, pods, decision)
+
+    # The steps of a pass -----------------------------------------------------------------------
+
+    def _release(self, key: Key) -> None:
+        """The resource is gone: free its slot and let the queue move."""
+        self._starting.discard(key)
+        self._track(key)
+        self.kick_queue()
+
+    @staticmethod
+    def _note_object(state: _KeyState, resource: Mapping[str, Any]) -> None:
+        """A new object under the key (or the first sight of it): forget the old one's state."""
+        uid = resource["metadata"].get("uid")
+        if state.uid != uid:
+            state.uid, state.written, state.created_job = uid, {}, None
+            state.validated = None
+
+    def _run_pods(self, key: Key, resource: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The indexed pods of the resource's current run."""
+        meta = resource["metadata"]
         run = run_id(meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
-        pods = [
+        return [
             p
             for p in _values(self.pod_index, key)
             if (labels := p.get("metadata", {}).get("labels") or {}).get(LABEL_RUN) == run
             and labels.get(LABEL_UID) == meta["uid"]
         ]
-        if job is not None:
-            self._starting.discard(key)
-            state.created_job = None
-            state.create_failures = 0
-            if state.input_for != job["metadata"]["name"] and not job_finished(job):
-                # created by an earlier process, or its ConfigMap failed: make sure it exists
-                model, invalid = validate_spec(resource.get("spec"))
-                if model is not None and not invalid:
-                    await self._ensure_input(state, resource, model, job)
-        elif state.created_job == expected:
-            if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
-                return  # created by this process a moment ago: wait for the watch to show it
-            state.created_job = None  # never showed up: the pass below checks with a GET
 
-        await self._delete_stale_jobs(key, resource)
+    async def _adopt_job(
+        self, key: Key, state: _KeyState, resource: Mapping[str, Any], job: Mapping[str, Any]
+    ) -> None:
+        """The run's Job is in the index: it is no longer starting, and an unfinished one has
+        its input ConfigMap."""
+        self._starting.discard(key)
+        state.created_job = None
+        state.create_failures = 0
+        if state.input_for != job["metadata"]["name"] and not job_finished(job):
+            # created by an earlier process, or its ConfigMap failed: make sure it exists
+            model, invalid = validate_spec(resource.get("spec"))
+            if model is not None and not invalid:
+                await self._ensure_input(state, resource, model, job)
 
-        problems: list[Problem] = []
-        waiting_for: str | None = None
-        spec_model: VideoProcessingJobSpec | None = None
-        job_missing = False
-        admitted = False
+    @staticmethod
+    def _awaiting_created_job(state: _KeyState, resource: Mapping[str, Any]) -> bool:
+        """True while a Job this process created may still be on its way to the index."""
+        if state.created_job != resource_job_name(resource):
+            return False
+        if time.monotonic() - state.created_at < CREATED_GRACE_SECONDS:
+            return True
+        state.created_job = None  # never showed up: the pass below checks with a GET
+        return False
+
+    async def _find_out(
+        self,
+        key: Key,
+        state: _KeyState,
+        resource: Mapping[str, Any],
+        job: dict[str, Any] | None,
+    ) -> _Findings | None:
+        """What ``decide`` needs to know besides the indices: for a run that wants to start,
+        its validation and admission; for an active run whose Job left the index, a GET that
+        confirms it gone. None when a failed create is still backing off (the pass is
+        re-enqueued)."""
+        found = _Findings(job=job)
+        status = resource.get("status") or {}
+        expected = resource_job_name(resource)
+        cancel = (resource.get("spec") or {}).get("cancel")
         if job is None and wants_to_start(resource):
             wait = state.create_retry_at - time.monotonic()
-            if wait > 0 and not (resource.get("spec") or {}).get("cancel"):
-                self.enqueue(key, wait)  # a failed create backs off; the next try is planned
-                return
-            spec_model, problems, waiting_for = await self._validate_cached(state, resource)
-            if not problems and not waiting_for and not (resource.get("spec") or {}).get("cancel"):
-                admitted = self._admit(key)
+            if wait > 0 and not cancel:
+                self.enqueue(key, wait)
+                return None
+            found.spec_model, found.problems, found.waiting_for = await self._validate_cached(
+                state, resource
+            )
+            if not found.problems and not found.waiting_for and not cancel:
+                found.admitted = self._admit(key)
         elif (
             job is None
             and status.get("jobName") == expected
             and status.get("phase") in ACTIVE_PHASES
         ):
             # The index says the Job is gone: make sure before declaring it deleted.
-            job = await self.kube.get_job(meta["namespace"], expected)
-            job_missing = job is None
+            found.job = await self.kube.get_job(resource["metadata"]["namespace"], expected)
+            found.job_missing = found.job is None
+        return found
 
-        ctx = Context(
-            now=now,
-            settings=self.settings,
-            problems=problems,
-            waiting_for=waiting_for,
-            admitted=admitted,
-            job_missing=job_missing,
-            queue_limit=queue_limit_text(self.settings),
-        )
-        decision = decide(resource, job, pods, ctx)
-
-        if decision.create_job and spec_model is not None:
-            decision = await self._try_create_job(key, state, resource, spec_model, ctx, decision)
-        elif admitted and not decision.create_job:
-            self._starting.discard(key)
+    async def _carry_out(
+        self,
+        key: Key,
+        state: _KeyState,
+        resource: dict[str, Any],
+        job: Mapping[str, Any] | None,
+        pods: list[dict[str, Any]],
+        decision: Decision,
+    ) -> None:
+        """Do what the decision says: delete the Job, write the status, post the Events,
+        delete the resource, look again later, and free the slot of a run that ended."""
+        meta = resource["metadata"]
         if decision.delete_job and (decision.status.get("error") or {}).get("reason") in (
             STARTUP_TIMEOUT_REASONS
         ):
             await self._explain_startup_timeout(resource, job, pods, decision)
         if decision.delete_job:
-            await self.kube.delete_job(meta["namespace"], expected)
+            await self.kube.delete_job(meta["namespace"], resource_job_name(resource))
         await self._write_status(key, state, resource, decision)
         for event in decision.events:
             await self.kube.post_event(resource, event.type, event.reason, event.message)
@@ -433,8 +504,7 @@ class Reconciler:
             await self.kube.delete_resource(meta["namespace"], meta["name"], meta["uid"])
         if decision.requeue_after is not None:
             self.enqueue(key, decision.requeue_after)
-        new_phase = decision.status.get("phase")
-        if new_phase in FINISHED_PHASES or decision.delete_job:
+        if decision.status.get("phase") in FINISHED_PHASES or decision.delete_job:
             self._starting.discard(key)
             state.validated = None  # the finished run's spec model is not needed again
             self._count_finish(resource, decision)

@@ -13,6 +13,7 @@ from videojobs.naming import (
     make_stem,
     render_template,
     slugify,
+    truncate,
     unique_stems,
 )
 
@@ -61,6 +62,45 @@ def test_long_titles_are_cut_within_limits() -> None:
         assert len(stem.encode()) <= MAX_STEM_BYTES
         assert not stem.endswith("-")
     assert make_stem("{title}", {"title": "word " * 60}, "x").endswith("word")
+
+
+@pytest.mark.parametrize(
+    ("stem", "cut"),
+    [
+        ("ab-" * 33 + "a", "ab-" * 33 + "a"),  # exactly 100 characters: kept whole
+        ("я" * 100, "я" * 100),  # exactly 200 bytes: kept whole
+        ("字" * 60 + "-" + "b" * 19, "字" * 60 + "-" + "b" * 19),  # 200 bytes, a dash: whole
+        ("я" * 150, "я" * 100),  # 2-byte letters: 100 characters are 200 bytes, both limits
+        ("字" * 300, "字" * 66),  # 3-byte letters: the byte limit cuts first (198 bytes)
+        ("a" * 60 + "-" + "b" * 60, "a" * 60),  # a dash in the second half: cut there
+        ("a" * 50 + "-" + "b" * 60, "a" * 50),  # a dash at exactly half: cut there
+        ("a" * 49 + "-" + "b" * 60, "a" * 49 + "-" + "b" * 50),  # before half: keep the text
+        ("a" * 40 + "-" + "b" * 58 + "_" + "c" * 10, "a" * 40 + "-" + "b" * 58),  # no tail _
+        ("-".join(["word"] * 60), "-".join(["word"] * 20)),  # whole words, no trailing dash
+    ],
+    ids=[
+        "100-chars",
+        "200-bytes",
+        "200-bytes-dash",
+        "2-byte",
+        "3-byte",
+        "dash-late",
+        "dash-at-half",
+        "dash-early",
+        "strip",
+        "words",
+    ],
+)
+def test_truncation_shape(stem: str, cut: str) -> None:
+    """Exactly where a long stem is cut (issue 29 item 5: the limits and the dash rule)."""
+    assert truncate(stem) == cut
+
+
+def test_unique_suffix_fits_the_limits_exactly() -> None:
+    long = "x" * MAX_STEM_CHARS
+    assert unique_stems([long, long, long]) == [long, "x" * 98 + "-2", "x" * 98 + "-3"]
+    wide = "字" * 66 + "ab"  # 200 bytes in 68 characters: the suffix takes room in bytes
+    assert unique_stems([wide, wide])[1] == "字" * 66 + "-2"
 
 
 def test_render_template_errors() -> None:
@@ -127,3 +167,31 @@ def test_format_spec_bombs_are_refused_by_the_spec_model_instantly() -> None:
         assert f"over the limit of {limit}" in str(info.value)
         with pytest.raises(ValueError, match=f"over the limit of {limit}"):
             render_template(bomb, {"index": 1, "start": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("template", "refused"),
+    [
+        ("{title:.100}", None),
+        ("{knowledge_id:.100}", None),
+        ("{title:.101}", "precision 101 is over the limit of 100 for title"),
+        ("{start:.6f}", None),
+        ("{end:.6g}", None),
+        ("{start:.7f}", "precision 7 is over the limit of 6 for start"),
+        ("{end:.7}", "precision 7 is over the limit of 6 for end"),
+        ("{index:>100}", None),
+        ("{index:>101}", "width 101 is over the limit of 100"),
+    ],
+)
+def test_precision_and_width_limits_at_the_boundary(template: str, refused: str | None) -> None:
+    """The limits are inclusive: the limit itself is accepted, one more is refused (issue 29
+    item 5: naming's precision boundary); times have their own, smaller limit."""
+    if refused is None:
+        check_template(template)
+        render_template(
+            template, {"index": 1, "knowledge_id": "k", "title": "T", "start": 1.5, "end": 2.0}
+        )
+    else:
+        with pytest.raises(ValueError) as info:
+            check_template(template)
+        assert refused in str(info.value)

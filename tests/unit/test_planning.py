@@ -240,6 +240,17 @@ def test_missing_end_uses_the_next_points_snapped_start() -> None:
     assert ranges(plan_segments(s, TRANSCRIPT)) == [("a", 0.0, 20.0), ("b", 20.0, 40.0)]
 
 
+def test_explicit_segments_are_never_snapped() -> None:
+    """Explicit ranges are cut as written even when a transcript comes along (the source's
+    captions) and snapToCues is on (the default): 7-23 lies inside cues 5-12 and 20-26."""
+    s = spec(segments=[{"title": "Part", "start": "7", "end": "23"}])
+    assert s.segmentation.snap_to_cues
+    plan = plan_segments(s, TRANSCRIPT)
+    assert ranges(plan) == [(None, 7.0, 23.0)]
+    assert not any("snapped" in n for n in plan.notes)
+    assert plan.segments[0].cue_indices == (2, 4), "the cues it overlaps are still named"
+
+
 # --- overlaps ------------------------------------------------------------------------------
 
 OVERLAPPING = [

@@ -19,6 +19,7 @@ from videojobs.errors import Problem
 from videojobs_gateway import access, bodies, convert
 from videojobs_gateway.backend import JobRecord
 from videojobs_gateway.deps import BackendDep, IdentityDep
+from videojobs_gateway.listing import job_title
 from videojobs_gateway.problems import invalid_response, responses
 from videojobs_gateway.schemas import (
     Accepted,
@@ -67,6 +68,7 @@ def summary(job: JobRecord) -> dict[str, Any]:
         "segments_done": progress["segments_done"],
         "segments_total": progress["segments_total"],
         "video_url": str(source.get("url", "")),
+        "title": job_title(job),
         "created_at": job.created_at,
         "message": job.status.message,
         "links": links(job.id),
