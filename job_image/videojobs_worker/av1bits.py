@@ -120,7 +120,7 @@ class SequenceHeader:
         return f"yuv{layout}p{suffix}"
 
 
-def parse_sequence_header(payload: bytes) -> SequenceHeader:
+def parse_sequence_header(payload: bytes) -> SequenceHeader:  # noqa: PLR0915
     """Parse a sequence header OBU's payload (spec 5.5)."""
     r = BitReader(payload)
     f: dict[str, Any] = {}

@@ -148,7 +148,7 @@ def run_ffmpeg(
     return run_process(argv, duration=duration, on_progress=on_progress, stop=stop)
 
 
-def run_process(
+def run_process(  # noqa: PLR0915
     argv: Sequence[str],
     *,
     duration: float | None = None,

@@ -201,7 +201,7 @@ def _transcript_within_budget(
         raise WorkerError(ExitCode.INVALID_SPEC, "TranscriptTooLarge", budget_message()) from None
 
 
-def run_local(
+def run_local(  # noqa: PLR0915
     manifest: Path,
     out_dir: Path | None = None,
     *,

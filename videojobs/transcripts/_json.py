@@ -532,7 +532,7 @@ def parse_aws_call_analytics(data: dict[str, Any], body: str, err: _Errors) -> T
     )
 
 
-def parse_aws_transcribe_json(text: str, *, source: str = "transcript") -> Transcript:
+def parse_aws_transcribe_json(text: str, *, source: str = "transcript") -> Transcript:  # noqa: PLR0915
     """Parse Amazon Transcribe's output: ``results.audio_segments`` when present (one cue per
     segment), else ``results.items`` grouped into sentences. Call Analytics output (a
     ``Transcript`` list of turns) is read too: one cue per turn."""
