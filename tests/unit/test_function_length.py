@@ -33,7 +33,6 @@ NOT_YET_SPLIT: dict[str, int] = {
     "gateway/videojobs_gateway/app.py::create_app": 90,
     "job_image/videojobs_worker/audio.py::cut_audio_clip": 86,
     "job_image/videojobs_worker/runner.py::Runner._run": 81,
-    "job_image/videojobs_worker/av1bits.py::parse_sequence_header": 81,
 }
 
 
