@@ -30,7 +30,6 @@ NOT_YET_SPLIT: dict[str, int] = {
     "videojobs/quotes.py::match_quote": 99,
     "job_image/videojobs_worker/runner.py::Runner._cut_one": 96,
     "job_image/videojobs_worker/local.py::run_local": 91,
-    "gateway/videojobs_gateway/app.py::create_app": 90,
     "job_image/videojobs_worker/audio.py::cut_audio_clip": 86,
     "job_image/videojobs_worker/runner.py::Runner._run": 81,
 }
