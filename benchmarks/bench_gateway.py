@@ -234,7 +234,7 @@ def streams_main(args: argparse.Namespace) -> int:
              "VIDEOJOBS_GATEWAY_HOST": "127.0.0.1", "VIDEOJOBS_GATEWAY_NAMESPACES": f'["{NS}"]'},
     )  # fmt: skip
     local = subprocess.Popen(
-        [sys.executable, "-m", "videojobs.cli", "serve", "--data", str(tmp / "data"),
+        [sys.executable, "-m", "videojobs_cli", "serve", "--data", str(tmp / "data"),
          "--port", str(lport), "--concurrency", str(args.local_jobs)],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -355,7 +355,7 @@ def main() -> int:
              "VIDEOJOBS_GATEWAY_HOST": "127.0.0.1", "VIDEOJOBS_GATEWAY_NAMESPACES": f'["{NS}"]'},
     )  # fmt: skip
     local = subprocess.Popen(
-        [sys.executable, "-m", "videojobs.cli", "serve", "--data", str(tmp / "data"),
+        [sys.executable, "-m", "videojobs_cli", "serve", "--data", str(tmp / "data"),
          "--port", str(lport)],
         env=env, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -24,7 +24,7 @@ Usage: ``python benchmarks/bench_planner.py [--runs N] [--sizes 2000,20000,20000
 ``--cli --baseline REV [--runs N] [--sizes 20000,200000]`` measures ``videojobs plan`` end to
 end instead (issue 27): process start to JSON out, on the same transcript written as a WebVTT
 file next to a manifest with the 500 quotes, this checkout and ``REV`` alternated, each run a
-fresh ``python -m videojobs.cli plan``; minimum wall and CPU (user + system of the child) of
+fresh ``python -m videojobs_cli plan``; minimum wall and CPU (user + system of the child) of
 the runs, ratios old / new, and whether both printed the same plan. REV's transcript limit
 (``MAX_CUES``, 50,000 before issue 27) is lifted for it, so that it plans 200,000 cues too. It
 rewrites the "plan-cli" section of docs/benchmarks.md.
@@ -220,12 +220,13 @@ _LIFT = (
     "import sys, videojobs.transcripts._common as c; c.MAX_CUES = 10**7; "
     "from videojobs.cli import main; sys.exit(main(sys.argv[1:]))"
 )
+"""REV's ``videojobs plan``, cue limit lifted (REV predates issue 29: its CLI is videojobs.cli)."""
 
 
 def plan_cli(manifest: str, root: str | None) -> dict[str, Any]:
     """One ``videojobs plan`` process: wall and CPU seconds, and a hash of its output."""
     path = str(REPO) if root is None else root
-    code = ["-m", "videojobs.cli"] if root is None else ["-c", _LIFT]
+    code = ["-m", "videojobs_cli"] if root is None else ["-c", _LIFT]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(

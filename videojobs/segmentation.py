@@ -553,7 +553,7 @@ def _central(seg: Sequence[int], vocab: _Vocabulary) -> int:
 # --- the proposal ---------------------------------------------------------------------------
 
 
-def propose(
+def propose(  # noqa: PLR0915
     transcript: Transcript,
     settings: Settings | None = None,
     chapters: Sequence[float] = (),

@@ -79,6 +79,13 @@ def create_app(
 
         app.include_router(console_routes.router)
         console_routes.mount_static(app)
+    _middleware(app, settings)
+    _openapi(app, settings)
+    return app
+
+
+def _middleware(app: FastAPI, settings: GatewaySettings) -> None:
+    """CORS (when origins are configured), then the gateway's own middleware outermost."""
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -97,6 +104,11 @@ def create_app(
         request_timeout=settings.request_timeout_seconds,
     )
 
+
+def _openapi(app: FastAPI, settings: GatewaySettings) -> None:
+    """The OpenAPI document, built once: the request bodies' schemas, problem responses and
+    the security scheme of the auth mode."""
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
@@ -114,7 +126,6 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    return app
 
 
 def _redoc(app: FastAPI) -> None:

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import yaml
 from fastapi import Request
 
-from videojobs_gateway.backend import Identity
+from videojobs_gateway.backend import Identity, UserInfo
 from videojobs_gateway.problems import ProblemError
 from videojobs_gateway.settings import GatewaySettings
 
@@ -209,15 +209,6 @@ class HeaderAuth:
 
 
 # -- client mode ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UserInfo:
-    username: str
-    groups: tuple[str, ...] = ()
-    uid: str | None = None
-    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    """TokenReview's ``user.extra`` (e.g. the pod a ServiceAccount token is bound to), sorted."""
 
 
 class Reviewer(Protocol):

@@ -33,6 +33,17 @@ class Identity:
     groups: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class UserInfo:
+    """Who a bearer token belongs to, as the cluster's TokenReview says (``client`` mode)."""
+
+    username: str
+    groups: tuple[str, ...] = ()
+    uid: str | None = None
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """TokenReview's ``user.extra`` (e.g. the pod a ServiceAccount token is bound to), sorted."""
+
+
 @dataclass
 class JobRecord:
     """One job as the store holds it."""

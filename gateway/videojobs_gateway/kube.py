@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 
 from videojobs.models import GROUP, PLURAL, VERSION
-from videojobs_gateway.auth import UserInfo
+from videojobs_gateway.backend import UserInfo
 
 VPJ_BASE = f"/apis/{GROUP}/{VERSION}"
 SA_TOKEN_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")

@@ -120,13 +120,8 @@ class SequenceHeader:
         return f"yuv{layout}p{suffix}"
 
 
-def parse_sequence_header(payload: bytes) -> SequenceHeader:
-    """Parse a sequence header OBU's payload (spec 5.5)."""
-    r = BitReader(payload)
-    f: dict[str, Any] = {}
-    f["seq_profile"] = r.u(3)
-    f["still_picture"] = r.u(1)
-    f["reduced_still_picture_header"] = reduced = r.u(1)
+def _operating_points(r: BitReader, f: dict[str, Any], reduced: int) -> list[tuple[int, ...]]:
+    """Timing and decoder model info, then the operating points (spec 5.5.1), into ``f``."""
     ops: list[tuple[int, ...]] = []
     f["timing_info_present_flag"] = 0
     f["timing_info"] = ()
@@ -156,19 +151,11 @@ def parse_sequence_header(payload: bytes) -> SequenceHeader:
             if f["initial_display_delay_present_flag"] and r.u(1):
                 op += [r.u(4)]
             ops.append(tuple(op))
-    f["operating_points"] = tuple(ops)
-    f["operating_point_idc"] = tuple(op[0] for op in ops)
-    width_bits, height_bits = r.u(4) + 1, r.u(4) + 1
-    f["max_frame_width_minus_1"] = r.u(width_bits)
-    f["max_frame_height_minus_1"] = r.u(height_bits)
-    f["frame_width_bits"], f["frame_height_bits"] = width_bits, height_bits
-    f["frame_id_numbers_present_flag"] = 0 if reduced else r.u(1)
-    if f["frame_id_numbers_present_flag"]:
-        f["delta_frame_id_length_minus_2"] = r.u(4)
-        f["additional_frame_id_length_minus_1"] = r.u(3)
-    f["use_128x128_superblock"] = r.u(1)
-    f["enable_filter_intra"] = r.u(1)
-    f["enable_intra_edge_filter"] = r.u(1)
+    return ops
+
+
+def _coding_tools(r: BitReader, f: dict[str, Any], reduced: int) -> None:
+    """The inter coding tools, screen content and order hint fields (spec 5.5.1), into ``f``."""
     tools: tuple[str, ...] = (
         "enable_interintra_compound",
         "enable_masked_compound",
@@ -195,6 +182,30 @@ def parse_sequence_header(payload: bytes) -> SequenceHeader:
                 f["seq_force_integer_mv"] = r.u(1)
         if f["enable_order_hint"]:
             f["order_hint_bits"] = r.u(3) + 1
+
+
+def parse_sequence_header(payload: bytes) -> SequenceHeader:
+    """Parse a sequence header OBU's payload (spec 5.5)."""
+    r = BitReader(payload)
+    f: dict[str, Any] = {}
+    f["seq_profile"] = r.u(3)
+    f["still_picture"] = r.u(1)
+    f["reduced_still_picture_header"] = reduced = r.u(1)
+    ops = _operating_points(r, f, reduced)
+    f["operating_points"] = tuple(ops)
+    f["operating_point_idc"] = tuple(op[0] for op in ops)
+    width_bits, height_bits = r.u(4) + 1, r.u(4) + 1
+    f["max_frame_width_minus_1"] = r.u(width_bits)
+    f["max_frame_height_minus_1"] = r.u(height_bits)
+    f["frame_width_bits"], f["frame_height_bits"] = width_bits, height_bits
+    f["frame_id_numbers_present_flag"] = 0 if reduced else r.u(1)
+    if f["frame_id_numbers_present_flag"]:
+        f["delta_frame_id_length_minus_2"] = r.u(4)
+        f["additional_frame_id_length_minus_1"] = r.u(3)
+    f["use_128x128_superblock"] = r.u(1)
+    f["enable_filter_intra"] = r.u(1)
+    f["enable_intra_edge_filter"] = r.u(1)
+    _coding_tools(r, f, reduced)
     f["enable_superres"] = r.u(1)
     f["enable_cdef"] = r.u(1)
     f["enable_restoration"] = r.u(1)

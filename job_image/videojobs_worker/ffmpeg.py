@@ -159,26 +159,7 @@ def run_process(
     if stop is not None and stop.is_set():
         raise _terminated(argv)
     started = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-        )
-    except FileNotFoundError as exc:
-        raise WorkerError(
-            ExitCode.MEDIA_TOOL,
-            "MediaToolMissing",
-            f"{argv[0]} is not installed or not on PATH ({exc})",
-        ) from exc
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise classify_failure(argv, -1, [str(exc)]) from exc
-        msg = f"cannot run {argv[0]}: {exc}"
-        raise WorkerError(ExitCode.MEDIA_TOOL, "MediaToolFailed", msg) from exc
+    proc = _spawn(argv)
     stderr_tail: collections.deque[str] = collections.deque(maxlen=200)
     parser = ProgressParser(duration)
 
@@ -205,21 +186,8 @@ def run_process(
     ]
     for reader in readers:
         reader.start()
-    stopped = False
     try:
-        while True:
-            try:
-                proc.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if stop is not None and stop.is_set():
-                stopped = True
-                terminate(proc)
-                break
-    except BaseException:
-        terminate(proc)
-        raise
+        stopped = _wait_or_stop(proc, stop)
     finally:
         for reader in readers:
             reader.join(timeout=1.0)
@@ -229,6 +197,49 @@ def run_process(
     if proc.returncode != 0:
         raise classify_failure(argv, proc.returncode, lines)
     return RunResult(list(argv), time.monotonic() - started, lines)
+
+
+def _spawn(argv: Sequence[str]) -> subprocess.Popen[str]:
+    """Start the command with its stdout and stderr piped; a missing or failing tool is a
+    ``WorkerError`` (no space left: :func:`classify_failure`'s)."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError as exc:
+        raise WorkerError(
+            ExitCode.MEDIA_TOOL,
+            "MediaToolMissing",
+            f"{argv[0]} is not installed or not on PATH ({exc})",
+        ) from exc
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise classify_failure(argv, -1, [str(exc)]) from exc
+        msg = f"cannot run {argv[0]}: {exc}"
+        raise WorkerError(ExitCode.MEDIA_TOOL, "MediaToolFailed", msg) from exc
+
+
+def _wait_or_stop(proc: subprocess.Popen[str], stop: threading.Event | None) -> bool:
+    """Wait for ``proc`` to exit; True when ``stop`` was set first (``proc`` then terminated).
+    Any exception while waiting (KeyboardInterrupt too) terminates ``proc`` and propagates."""
+    try:
+        while True:
+            try:
+                proc.wait(timeout=0.05)
+                return False
+            except subprocess.TimeoutExpired:
+                pass
+            if stop is not None and stop.is_set():
+                terminate(proc)
+                return True
+    except BaseException:
+        terminate(proc)
+        raise
 
 
 def terminate(proc: subprocess.Popen[Any], grace: float = KILL_GRACE_SECONDS) -> None:

@@ -228,6 +228,27 @@ def _transcript_within_budget(
         raise WorkerError(ExitCode.INVALID_SPEC, "TranscriptTooLarge", budget_message()) from None
 
 
+def _shards_result(
+    outcomes: list[ShardOutcome], reporter: Reporter
+) -> tuple[int, RunResult | None]:
+    """A sharded run's exit code and result: the first failed shard's, else the merging
+    shard's result with what every shard skipped and cut (not only the last's)."""
+    failed = [o for o in outcomes if o.code != 0]
+    if failed:
+        reporter.error = failed[0].error
+        return failed[0].code, None
+    merged = [o.result for o in outcomes if o.result and o.result.manifest_uri]
+    if not merged:
+        print("failed: no shard could merge the parts into a manifest", file=sys.stderr)
+        return int(ExitCode.INTERNAL), None
+    result = dataclasses.replace(
+        merged[0],
+        skipped=sorted(i for o in outcomes if o.result for i in o.result.skipped),
+        cut=sorted(i for o in outcomes if o.result for i in o.result.cut),
+    )
+    return 0, result
+
+
 def run_local(
     manifest: Path,
     out_dir: Path | None = None,
@@ -285,22 +306,7 @@ def run_local(
             if progress:
                 print(f"cutting in {shards} shards (one process each)", file=sys.stderr)
             outcomes = run_shards(worker_input, transcript, publisher, options, shards)
-            failed = [o for o in outcomes if o.code != 0]
-            if failed:
-                first = failed[0]
-                reporter.error = first.error
-                code, result = first.code, None
-            else:
-                merged = [o.result for o in outcomes if o.result and o.result.manifest_uri]
-                code, result = (0, merged[0]) if merged else (int(ExitCode.INTERNAL), None)
-                if result is not None:  # what every shard skipped and cut, not only the last
-                    result = dataclasses.replace(
-                        result,
-                        skipped=sorted(i for o in outcomes if o.result for i in o.result.skipped),
-                        cut=sorted(i for o in outcomes if o.result for i in o.result.cut),
-                    )
-                if not merged:
-                    print("failed: no shard could merge the parts into a manifest", file=sys.stderr)
+            code, result = _shards_result(outcomes, reporter)
         else:
             runner = Runner(
                 worker_input,

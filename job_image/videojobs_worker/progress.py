@@ -416,7 +416,7 @@ class ClusterReporter(Reporter):
             _request_timeout=self.request_timeout,
         )
 
-    def _send(self) -> None:
+    def _send(self) -> None:  # noqa: PLR0915
         with self._lock:
             if not self._pending or self.disabled:
                 return

@@ -366,7 +366,7 @@ class Runner:
         if self.stop.is_set():
             raise WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM")
 
-    def _run(self) -> RunResult:
+    def _run(self) -> RunResult:  # noqa: PLR0915
         assert self.work_dir is not None
         self.reporter.stage("Starting", "reading the transcript")
         preflight = getattr(self.publisher, "preflight", None)

@@ -109,7 +109,7 @@ def test_invalid_rest_body_is_422_naming_the_field_with_the_cli_messages(
     manifest = tmp_path / "job.yaml"
     manifest.write_text(manifest_yaml(spec))
     cli = subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", "validate", str(manifest)],
+        [sys.executable, "-m", "videojobs_cli", "validate", str(manifest)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert cli.returncode == 1
@@ -130,7 +130,7 @@ def test_transcript_problem_names_the_entry(gw: Gateway, tmp_path: Path) -> None
     manifest = tmp_path / "job.yaml"
     manifest.write_text(manifest_yaml(spec))
     cli = subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", "validate", str(manifest)],
+        [sys.executable, "-m", "videojobs_cli", "validate", str(manifest)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert problem["errors"][0]["message"] in cli.stderr

@@ -11,7 +11,7 @@ from videojobs import __version__
 
 def _videojobs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", *args],
+        [sys.executable, "-m", "videojobs_cli", *args],
         capture_output=True, text=True, timeout=60, env=env,
     )  # fmt: skip
 

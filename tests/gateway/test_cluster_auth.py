@@ -25,7 +25,8 @@ from tests.gateway.cluster import ClusterStack, chart_rbac, gateway_values
 from tests.gateway.conftest import API, start_cluster_gateway
 from tests.gateway.live import LiveServer
 from tests.mockapi.strict import rules
-from videojobs_gateway.auth import UserInfo, hash_key
+from videojobs_gateway.auth import hash_key
+from videojobs_gateway.backend import UserInfo
 from videojobs_gateway.settings import GatewaySettings
 
 pytestmark = [pytest.mark.mockapi]

@@ -37,7 +37,7 @@ KEYS = {"alice": ("key-alice-0123456789", "team-a"), "bob": ("key-bob-0123456789
 def serve(data: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """``videojobs serve`` as a subprocess on a free loopback port; yields its base URL."""
     port = free_port()
-    cmd = [sys.executable, "-m", "videojobs.cli", "serve", "--data", str(data),
+    cmd = [sys.executable, "-m", "videojobs_cli", "serve", "--data", str(data),
            "--port", str(port), *args]  # fmt: skip
     proc = subprocess.Popen(
         cmd,

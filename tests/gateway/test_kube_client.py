@@ -21,7 +21,8 @@ import aiohttp.web
 import httpx
 import pytest
 
-from videojobs_gateway.auth import UserInfo, _TTLCache
+from videojobs_gateway.auth import _TTLCache
+from videojobs_gateway.backend import UserInfo
 from videojobs_gateway.kube import KubeApi
 from videojobs_gateway.settings import GatewaySettings
 

@@ -70,7 +70,7 @@ def test_a_job_interrupted_too_often_ends_failed_with_a_reason(
 
 
 def _serve(data: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "videojobs.cli", "serve", "--data", str(data),
+    cmd = [sys.executable, "-m", "videojobs_cli", "serve", "--data", str(data),
            "--port", str(port), *extra]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -130,7 +130,7 @@ def test_videojobs_serve_survives_a_crash(tmp_path: Path, media_server: MediaSer
 
 def test_serve_refuses_an_unauthenticated_non_loopback_bind(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", "serve", "--data", str(tmp_path),
+        [sys.executable, "-m", "videojobs_cli", "serve", "--data", str(tmp_path),
          "--host", "0.0.0.0", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from videojobs.cli import main
 from videojobs.crd import render_crd
+from videojobs_cli import main
 
 REPO = Path(__file__).resolve().parent.parent.parent
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.yaml"))
@@ -87,14 +87,14 @@ def test_run_and_demo_without_the_worker_exit_2(
 
 def test_console_script_in_a_subprocess(tmp_path: Path) -> None:
     ok = subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", "validate", *EXAMPLES],
+        [sys.executable, "-m", "videojobs_cli", "validate", *EXAMPLES],
         capture_output=True,
         text=True,
         check=False,
     )
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", "validate", str(INVALID / "malformed-vtt.yaml")],
+        [sys.executable, "-m", "videojobs_cli", "validate", str(INVALID / "malformed-vtt.yaml")],
         capture_output=True,
         text=True,
         check=False,

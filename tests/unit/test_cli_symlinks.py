@@ -33,7 +33,7 @@ CANARY = "CI_DEPLOY_TOKEN=canary-3f9a"
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", *args],
+        [sys.executable, "-m", "videojobs_cli", *args],
         capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
     )  # fmt: skip
 

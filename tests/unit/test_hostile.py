@@ -94,7 +94,7 @@ def run_validate(path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     try:
         return subprocess.run(
-            [sys.executable, "-m", "videojobs.cli", "validate", str(path)],
+            [sys.executable, "-m", "videojobs_cli", "validate", str(path)],
             capture_output=True,
             text=True,
             timeout=TIME_LIMIT,

@@ -27,7 +27,7 @@ def _bounded() -> None:  # pragma: no cover - runs in the child
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", "validate", str(path)],
+        [sys.executable, "-m", "videojobs_cli", "validate", str(path)],
         capture_output=True,
         text=True,
         timeout=TIME_LIMIT,

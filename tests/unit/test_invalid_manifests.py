@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from videojobs.cli import main
+from videojobs_cli import main
 
 INVALID = Path(__file__).resolve().parent.parent / "data" / "invalid"
 

@@ -43,7 +43,7 @@ def measured(*args: str) -> tuple[int, str, int, float]:
     parent (so the peak is this command's only)."""
     t0 = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, sys.executable, "-m", "videojobs.cli", *args],
+        [sys.executable, "-c", MEASURE, sys.executable, "-m", "videojobs_cli", *args],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     took = time.monotonic() - t0

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from tests.unit.test_examples_schema import cel_violations, schema_errors
 from tests.unit.test_segmentation import THREE, talk_cues
-from videojobs.cli import main
 from videojobs.models import VideoProcessingJobSpec
 from videojobs.planning import plan_segments
 from videojobs.transcripts import parse_transcript
+from videojobs_cli import main
 
 REPO = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = REPO / "examples" / "auto-topics.yaml"

@@ -10,7 +10,7 @@ import yaml
 
 from tests.mediakit import ffprobe_json, make_video
 from tests.unit.test_segmentation import talk_cues
-from videojobs.cli import main
+from videojobs_cli import main
 
 pytestmark = pytest.mark.media
 

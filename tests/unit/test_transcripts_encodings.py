@@ -16,10 +16,10 @@ import pytest
 from pydantic import ValidationError
 
 from videojobs.bounded import plan_problems
-from videojobs.cli import main
 from videojobs.errors import TranscriptError
 from videojobs.models import ExitCode, VideoProcessingJobSpec
 from videojobs.transcripts import decode_transcript, parse_transcript
+from videojobs_cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -222,7 +222,7 @@ def test_undecodable_file_is_one_line_per_problem_not_a_traceback(
     (tmp_path / "bad.srt").write_bytes(b"1\n00:00:01,000 --> 00:00:02,000\n\xff\xfe\x00\x81\x00")
     path = manifest(tmp_path, "bad.srt", "utf-8")
     for command in ("validate", "plan", "run"):
-        args = [sys.executable, "-m", "videojobs.cli", command, str(path)]
+        args = [sys.executable, "-m", "videojobs_cli", command, str(path)]
         if command == "run":
             args += ["--out", str(tmp_path / "out")]
         done = subprocess.run(

@@ -192,7 +192,7 @@ def test_cli_refuses_a_transcript_over_the_cue_limit_quickly(tmp_path: Path) -> 
     )
     started = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "videojobs.cli", "validate", str(tmp_path / "job.yaml")],
+        [sys.executable, "-m", "videojobs_cli", "validate", str(tmp_path / "job.yaml")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from videojobs.cli import main
+from videojobs_cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "transcripts"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from videojobs.cli import main
 from videojobs.models import Cue
 from videojobs.transcripts import is_rolling, merge_rolling, parse_transcript
+from videojobs_cli import main
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "transcripts"
 YOUTUBE = (DATA / "youtube-auto.vtt").read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.mediakit import ffprobe_json
-from videojobs.cli import main
+from videojobs_cli import main
 
 pytestmark = pytest.mark.media
 

@@ -19,8 +19,8 @@ import yaml
 
 from tests.httpserver import MediaServer
 from tests.mediakit import make_hls, make_video, run_ffmpeg
-from videojobs.cli import main
 from videojobs.models import ExitCode
+from videojobs_cli import main
 from videojobs_worker.local import run_local
 
 pytestmark = pytest.mark.media

@@ -532,6 +532,62 @@ def parse_aws_call_analytics(data: dict[str, Any], body: str, err: _Errors) -> T
     )
 
 
+def _aws_segment_cues(
+    segments: Any, items: list[dict[str, Any]], body: str, err: _Errors
+) -> list[dict[str, Any]]:
+    """``results.audio_segments``: one cue per segment, its words from the items it lists."""
+    if not isinstance(segments, list):
+        raise err('expected "results.audio_segments" to be a list', 1)
+    check_cue_count(len(segments), err)
+    by_id = {item["id"]: item for item in items}
+    lines = entry_lines(body, ("results", "audio_segments"))
+    raw: list[dict[str, Any]] = []
+    for i, segment in enumerate(segments):
+        line = lines[i] if i < len(lines) else None
+        label = f"results.audio_segments[{i}]"
+        try:
+            if not isinstance(segment, dict) or not isinstance(segment.get("items"), list):
+                raise ValueError("expected an object with an 'items' list")
+            start = _seconds(segment.get("start_time"), "start_time")
+            end = _seconds(segment.get("end_time"), "end_time")
+            members = [by_id[k] for k in segment["items"] if k in by_id]
+            transcript = segment.get("transcript")
+            if not isinstance(transcript, str):
+                raise ValueError("expected a 'transcript' string")
+        except ValueError as exc:
+            raise err(f"{label}: {exc}; expected {{start_time, end_time, items}}", line) from None
+        cue = _aws_cue(members, transcript)
+        words = cue["words"] if cue else None
+        raw.append(
+            {"start": start, "end": end, "text": clean_text(transcript), "line": line}
+            | ({"words": words} if words else {})
+        )
+    return raw
+
+
+def _aws_sentence_cues(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results.items`` grouped into sentences: a cue ends at a sentence's end, a long pause
+    or a long run of words."""
+    raw: list[dict[str, Any] | None] = []
+    group: list[dict[str, Any]] = []
+    last_end: float | None = None
+    for item in items:
+        if not item["punctuation"] and group:
+            pause = item["start"] - last_end if last_end is not None else 0.0
+            spoken = sum(not g["punctuation"] for g in group)
+            if pause > _AWS_MAX_PAUSE or spoken >= _AWS_MAX_WORDS:
+                raw.append(_aws_cue(group))
+                group = []
+        group.append(item)
+        if not item["punctuation"]:
+            last_end = item["end"]
+        elif item["text"].endswith(_SENTENCE_END) and any(not g["punctuation"] for g in group):
+            raw.append(_aws_cue(group))
+            group = []
+    raw.append(_aws_cue(group))
+    return [r for r in raw if r is not None]
+
+
 def parse_aws_transcribe_json(text: str, *, source: str = "transcript") -> Transcript:
     """Parse Amazon Transcribe's output: ``results.audio_segments`` when present (one cue per
     segment), else ``results.items`` grouped into sentences. Call Analytics output (a
@@ -549,56 +605,8 @@ def parse_aws_transcribe_json(text: str, *, source: str = "transcript") -> Trans
         )
     check_cue_count(len(results["items"]) if isinstance(results["items"], list) else 0, err)
     items = _aws_items(results["items"], entry_lines(body, ("results", "items")), err)
-    raw: list[dict[str, Any]] = []
     segments = results.get("audio_segments")
-    if segments:
-        if not isinstance(segments, list):
-            raise err('expected "results.audio_segments" to be a list', 1)
-        check_cue_count(len(segments), err)
-        by_id = {item["id"]: item for item in items}
-        lines = entry_lines(body, ("results", "audio_segments"))
-        for i, segment in enumerate(segments):
-            line = lines[i] if i < len(lines) else None
-            label = f"results.audio_segments[{i}]"
-            try:
-                if not isinstance(segment, dict) or not isinstance(segment.get("items"), list):
-                    raise ValueError("expected an object with an 'items' list")
-                start = _seconds(segment.get("start_time"), "start_time")
-                end = _seconds(segment.get("end_time"), "end_time")
-                members = [by_id[k] for k in segment["items"] if k in by_id]
-                transcript = segment.get("transcript")
-                if not isinstance(transcript, str):
-                    raise ValueError("expected a 'transcript' string")
-            except ValueError as exc:
-                raise err(
-                    f"{label}: {exc}; expected {{start_time, end_time, items}}", line
-                ) from None
-            cue = _aws_cue(members, transcript)
-            words = cue["words"] if cue else None
-            raw.append(
-                {"start": start, "end": end, "text": clean_text(transcript), "line": line}
-                | ({"words": words} if words else {})
-            )
-    else:
-        group: list[dict[str, Any]] = []
-        last_end: float | None = None
-        for item in items:
-            if not item["punctuation"] and group:
-                pause = item["start"] - last_end if last_end is not None else 0.0
-                spoken = sum(not g["punctuation"] for g in group)
-                if pause > _AWS_MAX_PAUSE or spoken >= _AWS_MAX_WORDS:
-                    raw.append(_aws_cue(group))  # type: ignore[arg-type]
-                    group = []
-            group.append(item)
-            if not item["punctuation"]:
-                last_end = item["end"]
-            elif item["text"].endswith(_SENTENCE_END) and any(not g["punctuation"] for g in group):
-                raw.append(_aws_cue(group))  # type: ignore[arg-type]
-                group = []
-        cue = _aws_cue(group)
-        if cue:
-            raw.append(cue)
-        raw = [r for r in raw if r is not None]
+    raw = _aws_segment_cues(segments, items, body, err) if segments else _aws_sentence_cues(items)
     language = results.get("language_code", data.get("language_code"))
     return make_transcript(
         "aws-transcribe-json",

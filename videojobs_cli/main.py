@@ -221,25 +221,22 @@ def _version() -> str:
         return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; sub-commands register themselves here."""
-    parser = argparse.ArgumentParser(
-        prog="videojobs", description="Cut long videos into named per-topic clips."
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    duration_help = "the source length (e.g. 1h2m, 3720, 01:02:00): clamp to it, check starts"
+_DURATION_HELP = "the source length (e.g. 1h2m, 3720, 01:02:00): clamp to it, check starts"
 
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     validate = sub.add_parser(
         "validate", help="check manifests: fields, transcript, plan (exit 1 on any problem)"
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="YAML manifest(s)")
-    validate.add_argument("--duration", type=_duration_arg, metavar="T", help=duration_help)
+    validate.add_argument("--duration", type=_duration_arg, metavar="T", help=_DURATION_HELP)
     validate.set_defaults(func=_cmd_validate)
 
+
+def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plan = sub.add_parser("plan", help="show the clips a manifest would produce")
     plan.add_argument("file", metavar="FILE", help="YAML manifest with one VideoProcessingJob")
-    plan.add_argument("--duration", type=_duration_arg, metavar="T", help=duration_help)
+    plan.add_argument("--duration", type=_duration_arg, metavar="T", help=_DURATION_HELP)
     plan.add_argument("--output", "-o", choices=("table", "json"), default="table")
     plan.add_argument(
         "--source-info",
@@ -249,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(func=_cmd_plan)
 
+
+def _add_run_and_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="run a job locally (download, cut, publish)")
     run.add_argument("file", metavar="FILE", help="YAML manifest with one VideoProcessingJob")
     run.add_argument("--out", type=Path, default=None, metavar="DIR", help="output directory")
@@ -270,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress output")
     demo.set_defaults(func=_cmd_demo)
 
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = sub.add_parser("serve", help="run the REST gateway and web console on this machine")
     serve.add_argument("--data", type=Path, required=True, metavar="DIR", help="jobs and clips")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -319,6 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=_cmd_serve)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; sub-commands register themselves here."""
+    parser = argparse.ArgumentParser(
+        prog="videojobs", description="Cut long videos into named per-topic clips."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_validate(sub)
+    _add_plan(sub)
+    _add_run_and_demo(sub)
+    _add_serve(sub)
     crd = sub.add_parser("crd", help="print the CustomResourceDefinition generated from the models")
     crd.set_defaults(func=_cmd_crd)
     return parser
