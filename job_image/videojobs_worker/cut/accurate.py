@@ -15,11 +15,11 @@ from videojobs_worker.cut.args import (
 )
 from videojobs_worker.cut.frames import FrameRange, nominal_rate
 from videojobs_worker.cut.request import CutJob, Format
+from videojobs_worker.cut.vfr import held_frame_reason
 from videojobs_worker.depth import keep_format_args
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.probe import MediaInfo
 from videojobs_worker.verify import Expected
-from videojobs_worker.vfr import held_frame_reason
 
 UNINDEXED_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo"})
 """Containers without an index: ffmpeg's seek lands near the target by bisecting the file, not

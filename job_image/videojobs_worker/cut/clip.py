@@ -29,6 +29,7 @@ from videojobs_worker.cut.request import (
     PrecisionMode,
 )
 from videojobs_worker.cut.streamcopy import run_copy
+from videojobs_worker.cut.vfr import held_frame_reason
 from videojobs_worker.depth import interlaced_reason
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.ffmpeg import ffprobe, run_ffmpeg, seconds_arg
@@ -40,7 +41,6 @@ from videojobs_worker.probe import (
 )
 from videojobs_worker.streams import not_kept_note, range_copy_args
 from videojobs_worker.verify import Expected, verify_clip
-from videojobs_worker.vfr import held_frame_reason
 
 
 def cut_clip(request: CutRequest) -> CutOutcome:
