@@ -72,8 +72,21 @@ def one(objs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
     return matches[0]
 
 
+SINCE: dict[tuple[str, str], tuple[int, int]] = {
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): (1, 30),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): (1, 30),
+}
+"""Kinds the chart renders only on the versions that serve them (``workerRbac.
+ownResourcePolicy: auto`` reads the server's version: helm leaves them out below 1.30)."""
+
+
 def validate_k8s(obj: dict[str, Any], versions: tuple[str, ...] = KUBE_VERSIONS) -> None:
-    """Validate a built-in object strictly (unknown fields fail) for each Kubernetes version."""
+    """Validate a built-in object strictly (unknown fields fail) for each Kubernetes version
+    that serves its kind."""
+    since = SINCE.get((obj.get("apiVersion", ""), obj.get("kind", "")))
+    if since is not None:
+        versions = tuple(v for v in versions if tuple(map(int, v.split(".")[:2])) >= since)
+        assert versions, f"{obj['kind']} is served by none of {KUBE_VERSIONS}"
     for version in versions:
         try:
             kubernetes_validate.validate(obj, version, strict=True)
