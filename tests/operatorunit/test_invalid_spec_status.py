@@ -11,7 +11,8 @@ import datetime as dt
 from typing import Any
 
 from videojobs.errors import Problem
-from videojobs_operator.decide import Context, Event, decide
+from videojobs_operator.decide import Context, Event, decide, is_finished, wants_to_start
+from videojobs_operator.manifest import resource_job_name
 from videojobs_operator.settings import OperatorSettings
 
 NOW = dt.datetime(2026, 11, 25, 14, 0, 0, tzinfo=dt.UTC)
@@ -92,3 +93,14 @@ def test_many_problems_are_reported_within_bounded_messages() -> None:
         accepted = next(c for c in d.status["conditions"] if c["type"] == "Accepted")
         assert accepted["message"] == text[:1024]
         assert [e.message for e in d.events] == [text[:1024]]
+
+
+def test_a_run_that_failed_in_its_job_stays_failed_when_the_spec_is_edited() -> None:
+    """Only a failure *before* any Job (an invalid spec) is looked at again on a new generation;
+    a run whose Job failed needs a new rerunToken to run again."""
+    r = resource(2, None)
+    r["status"] = {"phase": "Failed", "jobName": resource_job_name(r), "observedGeneration": 1}
+    assert is_finished(r)
+    assert not wants_to_start(r)
+    r["status"] = {"phase": "Failed", "jobName": None, "observedGeneration": 1}
+    assert not is_finished(r) and wants_to_start(r)
