@@ -195,3 +195,91 @@ def test_precision_and_width_limits_at_the_boundary(template: str, refused: str 
         with pytest.raises(ValueError) as info:
             check_template(template)
         assert refused in str(info.value)
+
+
+# --- killing the surviving mutants of .ci/mutation (docs/testing.md) -------------------------
+
+
+def test_check_template_with_its_own_fields() -> None:
+    """A caller may name the placeholders it allows; the others are refused, naming the allowed."""
+    with pytest.raises(ValueError) as info:
+        check_template("{index}", fields=["title", "start"])
+    assert str(info.value) == "unknown placeholder {index} in naming; use title, start"
+    check_template("{part:s}-{part:>5}", fields=["part"])  # unknown to NAMING_CODES: text
+    with pytest.raises(
+        ValueError, match=r"format code 'X' does not fit part \(a number\); use 's'"
+    ):
+        check_template("{part:X}", fields=["part"])
+
+
+def test_every_placeholder_is_checked_not_only_the_first() -> None:
+    for template in ("{title}-{index:>101}", "{{literal}} {title:.101}", "x{title}{start:.7f}"):
+        with pytest.raises(ValueError, match="over the limit"):
+            check_template(template)
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{title!r}", "{title!r}: conversions (!r) are not allowed in naming"),
+        ("{title!s:>5}", "{title!s:>5}: conversions (!s) are not allowed in naming"),
+        ("{title:03d}", "{title:03d}: format code 'd' does not fit title (text); use 's'"),
+        ("{knowledge_id:f}", "{knowledge_id:f}: format code 'f' does not fit knowledge_id (text)"),
+        ("{index:s}", "{index:s}: format code 's' does not fit index (a number); use 'd'"),
+        ("{start:d}", "{start:d}: format code 'd' does not fit start (a number); use 'f' or 'g'"),
+        ("{title:+}", "{title:+}: sign and '=' alignment are for numbers, not title"),
+        ("{title:=10}", "{title:=10}: sign and '=' alignment are for numbers, not title"),
+        ("{knowledge_id: <9}", None),
+    ],
+)
+def test_refusals_quote_the_placeholder_and_say_what_fits(
+    template: str, message: str | None
+) -> None:
+    if message is None:
+        check_template(template)
+        return
+    with pytest.raises(ValueError) as info:
+        check_template(template)
+    assert str(info.value).startswith(message)
+
+
+def test_signs_and_equals_alignment_are_fine_for_numbers() -> None:
+    for template in ("{index:+}", "{index:=+5}", "{start:=+8.2f}", "{end:+.1f}"):
+        check_template(template)
+
+
+def test_render_failures_name_the_template() -> None:
+    with pytest.raises(ValueError) as info:
+        render_template("{start:.1f}", {"start": "not a number"})
+    assert str(info.value).startswith("cannot render naming template '{start:.1f}': ")
+    with pytest.raises(ValueError, match=r"cannot render naming template '\{title\}': "):
+        render_template("{title}", {})
+
+
+@pytest.mark.parametrize(
+    ("text", "stem"),
+    [
+        ("a℅b", "ac-ob"),  # care-of: ASCII spelling "c/o", its slash becomes a dash
+        ("a℀b", "aa-cb"),  # account-of: "a/c"
+        ("aŉb", "aŉb"),  # ŉ spells as "ʼn": a letter without an all-ASCII spelling is kept
+        ("aﱞb", "aﱞb"),  # an Arabic ligature whose compatibility form is marks only: kept
+        ("aͺb", "aͺb"),  # Greek ypogegrammeni: kept
+    ],
+)
+def test_compatibility_forms_are_spelled_only_when_all_ascii(text: str, stem: str) -> None:
+    assert slugify(text) == stem
+
+
+def test_the_byte_limit_drops_one_character_at_a_time() -> None:
+    assert truncate("字" * 81) == "字" * 66  # 198 bytes; 67 would be 201
+
+
+def test_a_cut_goes_to_the_last_dash_not_the_first() -> None:
+    stem = "a" * 55 + "-" + "b" * 10 + "-" + "c" * 50
+    assert truncate(stem) == "a" * 55 + "-" + "b" * 10
+
+
+def test_half_of_an_odd_length_rounds_down() -> None:
+    # 9 characters kept: a dash at index 4 is at half (9 // 2): cut there
+    assert truncate("abcd-efghijk", max_chars=9) == "abcd"
+    assert truncate("abc-defghijk", max_chars=9) == "abc-defgh"
