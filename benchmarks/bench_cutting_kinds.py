@@ -217,7 +217,12 @@ def decoded_frames(path: Path) -> int:
 
 
 def measure(kind: Kind, result: dict, method: str) -> dict:
-    times = _probe_times(source(kind))
+    from videojobs_worker.probe import probe
+
+    # Plans are in source time: relative to the file's time zero (an MPEG-TS file's start time,
+    # 1.445 s here; counting in raw timestamps expected 251 frames for the TS plan's 250).
+    zero = probe(source(kind)).origin
+    times = [t - zero for t in _probe_times(source(kind))]
     exact = True
     errors = 0
     for out, (s, e) in zip(result["outputs"], kind.plan, strict=True):

@@ -108,3 +108,64 @@ def test_clips_hold_exactly_the_planned_frames(kind: str, make_source, tmp_path:
                 check=False,
             ).stderr.strip()
             assert errors == "", errors
+
+
+TS_SMART_SEGMENTS = [(3.1, 11.45), (1.37, 4.61), (5.2, 9.53)]
+"""None starts on a keyframe (GOP 45); the first is the benchmark's (``--kinds-devices``)."""
+
+
+def planned_numbers(src: Path, start: float, end: float) -> list[int]:
+    """The numbers of the frames a plan from ``start`` to ``end`` holds, in source time (the
+    file's time zero is its start time, as a player shows it)."""
+    zero = probe(src).start_time
+    times = shown_times(src)
+    numbers = frame_numbers(src)
+    return [
+        n
+        for n, t in zip(numbers, times, strict=True)
+        if t is not None and start - TOL <= t - zero < end - TOL
+    ]
+
+
+def test_ts_smart_clips_hold_the_source_time_plan(make_source, tmp_path: Path) -> None:
+    """H.264 in MPEG-TS with ``smart`` (the MP4 range route): each of 3 clips holds exactly the
+    frames the plan selects in source time, frame by frame."""
+    src = make_source("h264_ts")
+    info = probe(src)
+    assert info.start_time > 1.0  # the muxer's offset: time zero is not timestamp zero
+    for start, end in TS_SMART_SEGMENTS:
+        segment = PlannedSegment(index=2, title="c", start=start, end=end, stem="c")
+        dest = tmp_path / "smart.mp4"
+        outcome = cut_clip(CutRequest(src, info, segment, "mp4", "smart", Quality(), dest))
+        planned = planned_numbers(src, start, end)
+        got = frame_numbers(outcome.path)
+        assert got == planned, (start, len(got), len(planned), got[:2], planned[:2])
+        assert outcome.precision_used == "smart", outcome.note
+        assert "cut from an MP4 copy of the source" in (outcome.note or "")
+
+
+def test_ts_range_copy_shifted_by_a_frame_fails_naming_the_clip(
+    make_source, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A range copy whose time zero is off by one frame (a rounding, a start offset counted
+    twice) shifts the plan with it: the clip's own check cannot see it, the check in source
+    time must (exit 30 naming the clip), and no clip is left behind."""
+    from videojobs.models import ExitCode
+    from videojobs_worker import download
+    from videojobs_worker.errors import WorkerError
+
+    real = download.normalise_range
+
+    def off_by_a_frame(part, sei_filter=None, *, align=0.0):
+        done = real(part, sei_filter, align=align)
+        return download.DownloadedPart(done.path, round(done.start + 1 / 30, 6), done.end)
+
+    monkeypatch.setattr(download, "normalise_range", off_by_a_frame)
+    src = make_source("h264_ts")
+    segment = PlannedSegment(index=3, title="c", start=5.2, end=9.53, stem="third")
+    dest = tmp_path / "third.mp4"
+    with pytest.raises(WorkerError) as caught:
+        cut_clip(CutRequest(src, probe(src), segment, "mp4", "smart", Quality(), dest))
+    assert caught.value.exit_code == ExitCode.CLIP_MISMATCH == 30
+    assert "clip 3 (third.mp4)" in str(caught.value)
+    assert not dest.exists()

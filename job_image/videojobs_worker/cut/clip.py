@@ -17,7 +17,7 @@ from videojobs_worker.cut.accurate import (
     run_accurate,
 )
 from videojobs_worker.cut.args import COPYABLE_VIDEO
-from videojobs_worker.cut.frames import frame_range, longest_frame, nominal_rate
+from videojobs_worker.cut.frames import FrameRange, frame_range, longest_frame, nominal_rate
 from videojobs_worker.cut.h264smart import SMART_PIX_FMTS, fallback_reason, run_smart
 from videojobs_worker.cut.keyframes import keyframe_codec_fallback_reason, run_smart_keyframes
 from videojobs_worker.cut.request import (
@@ -40,7 +40,7 @@ from videojobs_worker.probe import (
     video_packets,
 )
 from videojobs_worker.streams import not_kept_note, range_copy_args
-from videojobs_worker.verify import Expected, verify_clip
+from videojobs_worker.verify import Expected, clip_facts, mismatches, verify_clip
 
 
 def cut_clip(request: CutRequest) -> CutOutcome:
@@ -195,6 +195,9 @@ def _cut_from_mp4_range(request: CutRequest, work: Path, route: str) -> CutOutco
     args += ["-c", "copy", *range_copy_args(info.path, info.video.index)]
     args += ["-map_metadata", "-1", "-movie_timescale", "90000", "-f", "mp4"]
     run_ffmpeg([*args, str(piece)], stop=request.stop)
+    # The copy keeps the source's timestamps (-copyts): the plan in source time, before the
+    # rewrite below shifts them.
+    planned = _source_frames(probe_file(piece), start, min(segment.end, info.duration) + origin)
     part = normalise_range(DownloadedPart(piece), align=origin)
     zero = part.start - origin  # whole milliseconds
     shifted = segment.model_copy(
@@ -203,14 +206,73 @@ def _cut_from_mp4_range(request: CutRequest, work: Path, route: str) -> CutOutco
             "end": round(min(segment.end, info.duration) - zero, 3),
         }
     )
-    outcome = cut_clip(
-        replace(request, source=part.path, info=probe_file(part.path), segment=shifted)
-    )
+    part_info = probe_file(part.path)
+    label = f"clip {segment.index} ({segment.stem}.{request.fmt})"
+    _check_same_frames(label, planned, _source_frames(part_info, shifted.start, shifted.end))
+    outcome = cut_clip(replace(request, source=part.path, info=part_info, segment=shifted))
+    _check_against_source_plan(label, info, outcome, planned)
     why = (
         f"cut from an MP4 copy of the source from {zero:.3f}s ({route}); times above are "
         "relative to that"
     )
     return replace(outcome, note=f"{outcome.note}; {why}" if outcome.note else why)
+
+
+def _source_frames(info: MediaInfo, start: float, end: float) -> tuple[int, FrameRange]:
+    """The frames with ``start <= t < end`` (the file's own timestamps) and the index of the
+    first of them among all the file's frames in presentation order."""
+    video = info.video
+    frames = frame_range(
+        video_packets(info.path, 0.0, end + 2.0),
+        video.time_base,
+        start,
+        end,
+        Fraction(video.frame_duration),
+    )
+    times = sorted({p.pts for p in frames.packets})
+    return times.index(frames.first), frames
+
+
+def _check_same_frames(
+    label: str, planned: tuple[int, FrameRange], shifted: tuple[int, FrameRange]
+) -> None:
+    """Fail unless the plan shifted to the rewritten range copy selects the frames the plan in
+    source time does (the same packets: same position, same count)."""
+    (first, frames), (first_after, after) = planned, shifted
+    if (first, frames.count) != (first_after, after.count):
+        raise WorkerError(
+            ExitCode.CLIP_MISMATCH,
+            "ClipMismatch",
+            f"{label}: the plan shifted to the MP4 copy of its range selects frames "
+            f"{first_after}-{first_after + after.count - 1} of the copy, but in source time it "
+            f"holds frames {first}-{first + frames.count - 1} (source {frames.start_s:.3f}s, "
+            f"{frames.count} frames)",
+        )
+
+
+def _check_against_source_plan(
+    label: str, info: MediaInfo, outcome: CutOutcome, planned: tuple[int, FrameRange]
+) -> None:
+    """Check a clip cut from a range copy against the plan in source time (not only against
+    the shifted one the inner cut checked): a mismatch removes the clip and fails the cut."""
+    if outcome.precision_used == "copy":  # starts on a keyframe: checked by its own plan
+        return
+    frames = planned[1]
+    if outcome.precision_used == "accurate":
+        expected = accurate_expected(info, frames)
+    else:
+        expected = Expected(
+            frames.count, frames.duration_s, longest_frame(info, frames), info.audio is not None
+        )
+    problems = mismatches(expected, clip_facts(outcome.path))
+    if problems:
+        outcome.path.unlink(missing_ok=True)
+        raise WorkerError(
+            ExitCode.CLIP_MISMATCH,
+            "ClipMismatch",
+            f"{label} ({outcome.precision_used}, from {frames.start_s:.3f}s of the source) "
+            f"does not match its plan in source time: {'; '.join(problems)}",
+        )
 
 
 def _cut(job: CutJob) -> ModeResult:
