@@ -26,6 +26,10 @@ MODES: dict[str, dict[str, Any]] = {
 }
 
 
+POLICY_ON: dict[str, Any] = {"enabled": True, "workers": {"namespaces": ["lectures"]}}
+"""NetworkPolicies on in cluster-wide mode (which needs the worker namespaces listed)."""
+
+
 def gateway(auth: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """Values with the gateway enabled (auth mode apikey with a keys Secret by default)."""
     values: dict[str, Any] = {"gateway": {"enabled": True, "auth": auth or KEYS}}
@@ -66,7 +70,7 @@ def test_rules_file_is_generated_from_rbac_py() -> None:
 
 @pytest.mark.parametrize("mode", list(MODES))
 def test_every_object_is_valid_and_the_pod_restricted(mode: str) -> None:
-    objs = objects(gateway(MODES[mode], clipsPvc={"create": True}, networkPolicy={"enabled": True}))
+    objs = objects(gateway(MODES[mode], clipsPvc={"create": True}, networkPolicy=POLICY_ON))
     for obj in ours(objs):
         validate_k8s(obj)
     spec = pod(objs)
@@ -257,7 +261,7 @@ def test_network_policy() -> None:
     objs = objects(
         gateway(
             gw={"networkPolicyFrom": [{"namespaceSelector": {"matchLabels": {"ingress": "y"}}}]},
-            networkPolicy={"enabled": True, "apiServer": {"cidrs": ["172.18.0.2/32"]}},
+            networkPolicy={**POLICY_ON, "apiServer": {"cidrs": ["172.18.0.2/32"]}},
         )
     )
     policy = one(objs, "NetworkPolicy", GW)
@@ -292,7 +296,7 @@ def test_s3_downloads_render_the_gateways_own_keys_and_allow_list(
             "secretAccessKeyKey": "sk",
         },
     }
-    objs = objects(gateway(gw={"s3": s3}, networkPolicy={"enabled": True}))
+    objs = objects(gateway(gw={"s3": s3}, networkPolicy=POLICY_ON))
     for obj in ours(objs):
         validate_k8s(obj)
     spec = pod(objs)

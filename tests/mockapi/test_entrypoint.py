@@ -34,6 +34,15 @@ async def get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
+def pod_of(identity: str | None) -> str | None:
+    """The pod name in a holder identity ``<pod>_<12 hex>``; the suffix must be there."""
+    if identity is None:
+        return None
+    pod, _, suffix = identity.rpartition("_")
+    assert len(suffix) == 12 and int(suffix, 16) >= 0, identity
+    return pod
+
+
 async def test_entrypoint_elects_serves_metrics_and_reconciles(
     api: Api,
     kubeconfig: Path,
@@ -60,7 +69,8 @@ async def test_entrypoint_elects_serves_metrics_and_reconciles(
         await api.create(manifest("viaentry"))
         await eventually(phase_is(api, "viaentry", "Succeeded"), timeout=60, what="Succeeded")
         leases = emulator.live("leases", "videojobs-system")
-        assert [lease["spec"]["holderIdentity"] for lease in leases] == ["operator-0"]
+        # the pod's name plus a random suffix per process (leader.process_identity)
+        assert [pod_of(lease["spec"]["holderIdentity"]) for lease in leases] == ["operator-0"]
 
         metrics = f"http://127.0.0.1:{metrics_port}/metrics"
         text = await metrics_show(metrics, "videojobs_completions_total 1.0")
@@ -128,7 +138,7 @@ async def test_standby_answers_probes_and_takes_over(
             await eventually(
                 lambda: (
                     [
-                        x["spec"].get("holderIdentity")
+                        pod_of(x["spec"].get("holderIdentity"))
                         for x in emulator.live("leases", "videojobs-system")
                     ]
                     == ["operator-a"]
@@ -146,7 +156,7 @@ async def test_standby_answers_probes_and_takes_over(
         await api.create(manifest("handover"))
         await eventually(phase_is(api, "handover", "Succeeded"), timeout=30, what="b took over")
         (lease,) = emulator.live("leases", "videojobs-system")
-        assert lease["spec"]["holderIdentity"] == "operator-b"
+        assert pod_of(lease["spec"]["holderIdentity"]) == "operator-b"
         await metrics_show(
             f"http://127.0.0.1:{metrics_b}/metrics", "videojobs_completions_total 1.0"
         )
