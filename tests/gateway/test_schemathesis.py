@@ -33,6 +33,11 @@ CONFIG = SchemathesisConfig.from_str("""
 include-path = "/api/v1/videos/process"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "413", "422", "429"]
 
+# the plan of a submission: the same body, the same 422 for a schema-valid invalid job
+[[operations]]
+include-path = "/api/v1/videos/plan"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "413", "422", "429"]
+
 # a cursor of the right characters that names no page: 400, documented
 [[operations]]
 include-path = "/api/v1/videos/jobs"

@@ -7,7 +7,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tests.httpserver import MediaServer
 from tests.realk8s.conftest import OperatorProcess, RealCluster
+from tests.realk8s.test_lifecycle import served  # noqa: F401  (fixture)
 from tests.realk8s.test_server_rules import GROUP, PLURAL, VERSION, vpj
 
 
@@ -80,14 +82,22 @@ def test_a_sharded_run_on_a_read_write_once_claim_is_refused(
 
 
 def test_max_running_pods_holds_back_a_run_whose_shards_do_not_fit(
-    real_cluster: RealCluster, ns: str, operator: OperatorProcess
+    real_cluster: RealCluster,
+    ns: str,
+    operator: OperatorProcess,
+    served: MediaServer,  # noqa: F811
 ) -> None:
     k8s = real_cluster.k8s
     _claim(real_cluster, ns, "clips", "ReadWriteMany")
     operator.start(VIDEOJOBS_MAX_RUNNING_PODS="5", VIDEOJOBS_PENDING_TIMEOUT_SECONDS="600")
-    k8s.custom.create_namespaced_custom_object(
-        GROUP, VERSION, ns, PLURAL, vpj(ns, "first", _spec("clips", 4))
-    )
+    # the first run's 4 shards must still hold their pods when the second arrives: its source
+    # trickles (1 kB/s; an unreachable one failed them at once on a quiet machine)
+    first = _spec("clips", 4)
+    first["source"]["url"] = served.slow_url("sample.mp4", 1000)
+    first["segments"] = [
+        {"title": f"Part {i}", "start": str(i * 3), "end": str(i * 3 + 2)} for i in range(4)
+    ]
+    k8s.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, vpj(ns, "first", first))
     k8s.wait("the first run's Job", lambda: k8s.batch.list_namespaced_job(ns).items, 60)
     time.sleep(1)
     k8s.custom.create_namespaced_custom_object(

@@ -91,8 +91,8 @@ def test_the_queue_holds_runs_beyond_the_limit_and_starts_the_oldest_first(
         # creationTimestamp has whole seconds: within one second the queue goes by name (the
         # emulator's finer timestamps hid that), so the three are a second apart
         time.sleep(1.1)
-        # the first is slow (315 kB at 40 kB/s): the others must wait for it
-        url = served.url("slow/40000/sample.mp4" if name == "echo" else "sample.mp4")
+        # the first is slow (315 kB at 10 kB/s): the others must wait for it
+        url = served.url("slow/10000/sample.mp4" if name == "echo" else "sample.mp4")
         body = spec(url)
         body["output"]["storage"]["pvc"]["path"] = name
         k8s.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, vpj(ns, name, body))
@@ -102,9 +102,17 @@ def test_the_queue_holds_runs_beyond_the_limit_and_starts_the_oldest_first(
         120,
     )
     for name in names[1:]:
-        status = k8s.vpj(ns, name).get("status") or {}
-        assert status.get("phase") == "Queued", (name, status)
+        # (the operator may not have seen the last one yet when echo is already running)
+        status = k8s.wait(
+            f"{name} queued",
+            lambda name=name: (
+                (k8s.vpj(ns, name).get("status") or {}).get("phase") == "Queued"
+                and k8s.vpj(ns, name)["status"]
+            ),
+            30,
+        )
         assert status.get("queuedAt") and not status.get("jobName"), (name, status)
+        assert (k8s.vpj(ns, "echo").get("status") or {}).get("phase") == "Running"
     statuses = {name: finished(real_cluster, ns, name, 240) for name in names}
     assert {n: s["phase"] for n, s in statuses.items()} == dict.fromkeys(names, "Succeeded")
     jobs = {j.metadata.name: j for j in k8s.batch.list_namespaced_job(ns).items}
