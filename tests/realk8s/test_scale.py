@@ -17,6 +17,7 @@ def _claim(real: RealCluster, ns: str, name: str, mode: str) -> None:
     """A claim bound to a hostPath volume that has only ``mode``."""
     folder = real.pvc_root / ns / name
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o777)  # writable by the worker's uid, as RealCluster.volume makes its folders
     pv = f"pv-{ns}-{name}"[:253]
     real.k8s.core.create_persistent_volume(
         {
@@ -112,7 +113,9 @@ def test_max_running_pods_holds_back_a_run_whose_shards_do_not_fit(
     assert "5 worker pods" in status["message"], status["message"]
     time.sleep(5)  # it stays queued while the first run's 4 pods are asked for
     jobs = k8s.batch.list_namespaced_job(ns).items
-    assert [j.metadata.annotations["videojobs.io/shards"] for j in jobs] == ["4"]
+    assert [j.metadata.annotations["videojobs.io/shards"] for j in jobs] == ["4"], k8s.vpj(
+        ns, "first"
+    ).get("status")
     assert (k8s.vpj(ns, "second").get("status") or {}).get("phase") == "Queued"
     # the first run ends (cancelled): its pods are released and the second starts
     k8s.custom.patch_namespaced_custom_object(
