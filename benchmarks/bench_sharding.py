@@ -34,7 +34,8 @@ from benchmarks._common import CACHE, write_section  # noqa: E402
 from tests.httpserver import MediaServer  # noqa: E402
 from videojobs.models import VideoProcessingJobSpec, WorkerInput  # noqa: E402
 from videojobs_worker.guard import NetworkPolicy  # noqa: E402
-from videojobs_worker.local import ShardOutcome, run_shards  # noqa: E402
+from videojobs_worker.local import ShardOutcome, finish_shards, run_shards  # noqa: E402
+from videojobs_worker.progress import NullReporter  # noqa: E402
 from videojobs_worker.publish import DirectoryPublisher  # noqa: E402
 from videojobs_worker.runner import RunOptions  # noqa: E402
 
@@ -95,11 +96,17 @@ def run_once(url: str, shards: int, work: Path) -> tuple[float, list[ShardOutcom
     scratch.mkdir(parents=True)
     options = RunOptions(scratch=scratch, policy=NetworkPolicy.local(), workers=None)
     started = time.monotonic()
-    outcomes = run_shards(worker_input(url), None, DirectoryPublisher(out), options, shards)
-    wall = time.monotonic() - started
+    publisher = DirectoryPublisher(out)
+    run = run_shards(worker_input(url), None, publisher, options, shards)
+    outcomes = run[1]
     failed = [o for o in outcomes if o.code != 0]
     if failed:
         raise SystemExit(f"shard {failed[0].index} failed: {failed[0].error}")
+    if shards > 1:  # the merge step, as the run's merge Job does it
+        code, _ = finish_shards(worker_input(url), publisher, options, run, NullReporter())
+        if code != 0:
+            raise SystemExit(f"the merge step failed with exit code {code}")
+    wall = time.monotonic() - started
     if not (out / "manifest.json").is_file():
         raise SystemExit("no manifest published")
     return wall, outcomes

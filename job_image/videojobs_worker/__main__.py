@@ -4,6 +4,9 @@
   the file named by ``VIDEOJOBS_INPUT_FILE`` (the run's mounted input ConfigMap; ``--input
   FILE`` or ``VIDEOJOBS_INPUT`` itself for local runs), reports to the resource's status,
   publishes to the PVC mount or S3, exits with a code from ``docs/worker-contract.md``.
+- ``videojobs-worker merge``: the merge step of a sharded run (a Job the operator creates once
+  every shard completed): merges the shards' parts into the run's manifest, waiting with backoff
+  for parts not visible yet (``--wait-seconds``).
 - ``videojobs-worker doctor``: checks ffmpeg, ffprobe, yt-dlp (and its age), the JavaScript
   runtime yt-dlp needs for YouTube, the EJS solver scripts, scratch space and (with an input) the
   storage backend; one line per check, non-zero exit when one fails.
@@ -148,19 +151,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except WorkerError as err:
         return _usage_error(err.message)
     spec = worker_input.spec
-    reporter: Reporter
-    if worker_input.resource is not None and not args.no_report:
-        try:
-            reporter = ClusterReporter(
-                worker_input.resource, interval=worker_input.progress_interval_seconds
-            )
-        except Exception as exc:  # no cluster config: still do the work, log the problem
-            log.warning("cannot report to the Kubernetes API (%s); continuing without", exc)
-            reporter = NullReporter()
-    elif sys.stderr.isatty():
-        reporter = TerminalReporter()
-    else:
-        reporter = NullReporter()
+    reporter = _reporter_for(worker_input, no_report=args.no_report)
     cookies: Path | None = None
     if spec.source.cookies_secret_ref is not None:
         cookies = Path(os.environ.get("VIDEOJOBS_COOKIES_FILE", f"{COOKIES_MOUNT}/cookies.txt"))
@@ -189,8 +180,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         code, result = run_job(runner)
         if result is not None and result.manifest_uri is None:
             log.info(
-                "shard %s published %d clips (%d resumed) and its part; the last shard to "
-                "finish publishes the manifest",
+                "shard %s published %d clips (%d resumed) and its part; the run's merge step "
+                "publishes the manifest",
                 result.shard,
                 len(result.segments),
                 len(result.skipped),
@@ -207,6 +198,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
         reporter.close()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         log.info("worker process peak RSS: %.0f MiB (ffmpeg children not included)", peak)
+
+
+def _reporter_for(worker_input: WorkerInput, *, no_report: bool) -> Reporter:
+    """The status reporter: the resource's status in a cluster, else a terminal or nothing."""
+    if worker_input.resource is not None and not no_report:
+        try:
+            return ClusterReporter(
+                worker_input.resource, interval=worker_input.progress_interval_seconds
+            )
+        except Exception as exc:  # no cluster config: still do the work, log the problem
+            log.warning("cannot report to the Kubernetes API (%s); continuing without", exc)
+            return NullReporter()
+    return TerminalReporter() if sys.stderr.isatty() else NullReporter()
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    """The merge step of a sharded run: merge every shard's part into the manifest."""
+    from videojobs_worker.guard import NetworkPolicy
+    from videojobs_worker.mergestep import MergeOptions, run_merge
+    from videojobs_worker.publish import publisher_for
+
+    try:
+        worker_input = load_input(args.input)
+    except WorkerError as err:
+        return _usage_error(err.message)
+    reporter = _reporter_for(worker_input, no_report=args.no_report)
+    try:
+        try:
+            publisher = publisher_for(
+                worker_input.spec.output.storage,
+                pvc_root=output_root(),
+                destination=destination(worker_input),
+                policy=NetworkPolicy.cluster(
+                    allow_private=worker_input.allow_private_networks,
+                    allowed_networks=worker_input.allowed_networks,
+                ),
+                trusted_endpoints=worker_input.trusted_s3_endpoints,
+            )
+        except WorkerError as err:
+            log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
+            reporter.fail(err.to_error_info())
+            write_termination_log(int(err.exit_code), err.category, err.message)
+            return int(err.exit_code)
+        options = MergeOptions(work_dir=scratch_dir() / "merge", wait_seconds=args.wait_seconds)
+        code, _ = run_merge(worker_input, publisher, reporter, options)
+        return code
+    finally:
+        reporter.close()
 
 
 def _tool_version(tool: str) -> tuple[bool, str]:
@@ -286,6 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", metavar="FILE", help="read the WorkerInput JSON from FILE")
     run.add_argument("--no-report", action="store_true", help="do not patch the resource status")
     run.set_defaults(func=_cmd_run)
+    merge = sub.add_parser(
+        "merge", help="merge the parts of a sharded run into its manifest (after every shard)"
+    )
+    merge.add_argument("--input", metavar="FILE", help="read the WorkerInput JSON from FILE")
+    merge.add_argument("--no-report", action="store_true", help="do not patch the resource status")
+    merge.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=300.0,
+        help="how long to look again (with backoff) for parts not visible yet (default 300)",
+    )
+    merge.set_defaults(func=_cmd_merge)
     doctor = sub.add_parser("doctor", help="check tools, scratch space and storage")
     doctor.add_argument("--input", metavar="FILE", help="WorkerInput JSON (for the storage check)")
     doctor.add_argument("--min-free-mib", type=int, default=512, help="least free scratch space")

@@ -31,6 +31,7 @@ from videojobs.models import ErrorInfo, ExitCode, SegmentResult, Transcript, Wor
 from videojobs.times import format_timestamp
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import NetworkPolicy
+from videojobs_worker.mergestep import MergeOptions, run_merge
 from videojobs_worker.progress import NullReporter, Reporter, TerminalReporter
 from videojobs_worker.publish import DirectoryPublisher, Publisher, publisher_for
 from videojobs_worker.runner import Runner, RunOptions, RunResult, run_job
@@ -184,10 +185,11 @@ def run_shards(
     publisher: Publisher,
     options: RunOptions,
     shards: int,
-) -> list[ShardOutcome]:
+) -> tuple[str, list[ShardOutcome]]:
     """Run the ``shards`` shares of a job as parallel processes, as the pods of an Indexed Job
-    would: each cuts its share and publishes its part; the last one to finish publishes the
-    manifest. The run key is new each time, so parts of an earlier run are never merged."""
+    would: each cuts its share and publishes its part (the merge step, :func:`_shards_result`,
+    then publishes the manifest). The run key is new each time, so parts of an earlier run are
+    never merged; it is returned with the outcomes."""
     sharded = worker_input.model_copy(update={"shards": shards})
     run_key = f"local-{uuid.uuid4().hex[:12]}"
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
@@ -204,7 +206,7 @@ def run_shards(
                 }
             )
             futures.append(pool.submit(_run_shard, sharded, transcript, publisher, shard_options))
-        return [f.result() for f in futures]
+        return run_key, [f.result() for f in futures]
 
 
 def _transcript_within_budget(
@@ -228,25 +230,44 @@ def _transcript_within_budget(
         raise WorkerError(ExitCode.INVALID_SPEC, "TranscriptTooLarge", budget_message()) from None
 
 
-def _shards_result(
-    outcomes: list[ShardOutcome], reporter: Reporter
+def finish_shards(
+    worker_input: WorkerInput,
+    publisher: Publisher,
+    options: RunOptions,
+    run: tuple[str, list[ShardOutcome]],
+    reporter: Reporter,
 ) -> tuple[int, RunResult | None]:
-    """A sharded run's exit code and result: the first failed shard's, else the merging
-    shard's result with what every shard skipped and cut (not only the last's)."""
+    """A sharded run's exit code and result: the first failed shard's, else the merge step's
+    (every part merged into the manifest) with what every shard skipped and cut."""
+    run_key, outcomes = run
     failed = [o for o in outcomes if o.code != 0]
     if failed:
         reporter.error = failed[0].error
         return failed[0].code, None
-    merged = [o.result for o in outcomes if o.result and o.result.manifest_uri]
-    if not merged:
-        print("failed: no shard could merge the parts into a manifest", file=sys.stderr)
-        return int(ExitCode.INTERNAL), None
+    merge_options = MergeOptions(
+        work_dir=options.scratch / "merge", wait_seconds=LOCAL_MERGE_WAIT, run_key=run_key
+    )
+    sharded = worker_input.model_copy(update={"shards": len(outcomes)})
+    code, merged = run_merge(sharded, publisher, reporter, merge_options)
+    first = next((o.result for o in outcomes if o.result is not None), None)
+    if merged is None or first is None:
+        return code or int(ExitCode.INTERNAL), None
+    downloads = [o.result.downloaded for o in outcomes if o.result and o.result.downloaded]
     result = dataclasses.replace(
-        merged[0],
+        first,
+        source=merged.source,
+        segments=merged.segments,
+        manifest_uri=merged.uri,
         skipped=sorted(i for o in outcomes if o.result for i in o.result.skipped),
         cut=sorted(i for o in outcomes if o.result for i in o.result.cut),
+        downloaded=downloads[0] if downloads else None,
+        shard=None,
     )
     return 0, result
+
+
+LOCAL_MERGE_WAIT = 10.0
+"""A local run's parts are on this machine's disk: visible at once, the wait is a formality."""
 
 
 def run_local(
@@ -305,8 +326,8 @@ def run_local(
         if shards > 1:
             if progress:
                 print(f"cutting in {shards} shards (one process each)", file=sys.stderr)
-            outcomes = run_shards(worker_input, transcript, publisher, options, shards)
-            code, result = _shards_result(outcomes, reporter)
+            run = run_shards(worker_input, transcript, publisher, options, shards)
+            code, result = finish_shards(worker_input, publisher, options, run, reporter)
         else:
             runner = Runner(
                 worker_input,

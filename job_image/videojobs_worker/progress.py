@@ -119,8 +119,11 @@ class Reporter:
         self.shard: int | None = None
         """Set by the runner for a shard of a sharded run: its progress goes to
         ``status.shardProgress.<shard>``, and the run-wide fields (``segments``, ``source``,
-        ``segmentsSummary``, ``manifestUri``) are written only by the shard that merges."""
+        ``segmentsSummary``, ``manifestUri``) only by the run's merge step."""
         self.merged_total: int | None = None
+        self.merging = False
+        """Set for a sharded run's merge step: it writes only the run-wide fields (the summed
+        ``progress`` is the operator's, ``shardProgress`` the shards')."""
         self.segments_budget = SEGMENTS_STATUS_BUDGET
         """Bytes ``status.segments`` may take now (shrunk when the server says too large)."""
 
@@ -177,7 +180,7 @@ class Reporter:
         self._emit(force=True)
 
     def merged(self, segments: list[SegmentResult], source: SourceInfo, total: int) -> None:
-        """This shard merged every shard's part: the run-wide fields are its to write now."""
+        """The merge step merged every shard's part: the run-wide fields are its to write."""
         with self._lock:
             self.segments = {s.index: s for s in segments}
             self.source_info = source
@@ -199,7 +202,7 @@ class Reporter:
 
     def status_patch(self) -> dict[str, Any]:
         """The JSON merge patch of the worker-owned status fields."""
-        if self.shard is not None:
+        if self.shard is not None or self.merging:
             return self._shard_patch()
         with self._lock:
             progress = self.progress.model_copy(update={"updated_at": now_rfc3339()})
@@ -219,9 +222,10 @@ class Reporter:
         return {"status": status}
 
     def _shard_patch(self) -> dict[str, Any]:
-        """A shard's fields: its own ``shardProgress`` entry, its error, and after the merge
-        the run-wide ones."""
+        """A shard's fields: its own ``shardProgress`` entry and its error; the merge step's:
+        the run-wide ones and its error."""
         with self._lock:
+            status: dict[str, Any] = {}
             p = self.progress
             mine = ShardProgress(
                 stage=p.stage,
@@ -231,7 +235,8 @@ class Reporter:
                 bytes_done=p.bytes_done,
                 updated_at=now_rfc3339(),
             )
-            status: dict[str, Any] = {"shardProgress": {str(self.shard): mine.to_dict()}}
+            if self.shard is not None:
+                status["shardProgress"] = {str(self.shard): mine.to_dict()}
             if self.merged_total is not None:
                 if self.source_info is not None:
                     status["source"] = self.source_info.to_dict()

@@ -866,33 +866,18 @@ class Runner:
         *,
         probed: bool = True,
     ) -> RunResult:
-        """Publish this shard's part; the shard that finds every part publishes the manifest
-        (:mod:`videojobs_worker.shardparts`)."""
+        """Publish this shard's part; the run's merge step publishes the manifest once every
+        shard finished (:mod:`videojobs_worker.shardparts`)."""
         assert self.work_dir is not None
         parts = ShardParts(
             self.publisher, self.work_dir, self._run_key(), self.shard_index, self.shards
         )
-        merged = parts.finish(
-            plan,
-            source,
-            results,
-            downloaded,
-            probed=probed,
-            resource=self.input.resource.to_dict() if self.input.resource else None,
-            source_url=self.spec.source.url,
-        )
-        if merged is None:
-            self.reporter.finish_shard()
-            log.info("shard %d published its part; other shards are not done yet", self.shard_index)
-            return RunResult(
-                plan, source, results, None, skipped, cut, downloaded, shard=self.shard_index
-            )
-        self.reporter.merged(merged.segments, merged.source, len(plan.segments))
-        self.reporter.finish(merged.uri)
+        parts.finish(plan, source, results, downloaded, probed=probed)
+        self.reporter.finish_shard()
+        log.info("shard %d published its part; the merge step merges the parts", self.shard_index)
         return RunResult(
-            plan, merged.source, merged.segments, merged.uri, skipped, cut, downloaded,
-            shard=self.shard_index,
-        )  # fmt: skip
+            plan, source, results, None, skipped, cut, downloaded, shard=self.shard_index
+        )
 
     @staticmethod
     def _plain_record(path: Path, recipe: str) -> Record:

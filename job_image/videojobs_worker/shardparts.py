@@ -1,22 +1,29 @@
 """The shard-part protocol: each shard of a sharded run publishes one part (its clips, its probe
-of the source, its download) under ``<PARTS_DIR>/<run>/<index>.json``; the shard that finds
-every part of its run merges them into the run's manifest and publishes it.
+of the source, its download, the plan) under ``<PARTS_DIR>/<run>/<index>.json``; once every
+index of the run's Indexed Job completed, the run's merge Job (``videojobs-worker merge``) reads
+every part, merges them into the run's manifest and publishes it.
 
-The documents and the merge are pure (:func:`part_document`, :func:`merge_parts`);
-:class:`ShardParts` reads and publishes them through a :class:`~videojobs_worker.publish.Publisher`.
+No shard merges: on NFS-like storage a shard reads the other shards' parts through a client
+cache that can hide them, so "the shard that finds every part merges" could leave every shard
+concluding "not yet" and the run without a manifest. The merge step runs after every shard
+finished and waits (with backoff, for a bounded time) until every part is visible.
+
+The documents and the merge are pure (:func:`part_document`, :func:`merge_parts`,
+:func:`plan_of_parts`); :class:`ShardParts` publishes a shard's part and :class:`PartsMerger`
+reads and merges them through a :class:`~videojobs_worker.publish.Publisher`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videojobs.models import SegmentPlan, SegmentResult, SourceInfo
+from videojobs.models import ExitCode, SegmentPlan, SegmentResult, SourceInfo
 from videojobs_worker.download import Downloaded
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.publish import Publisher, Record, relative_uris, sha256_file
@@ -59,6 +66,7 @@ def part_document(
         "shard": shard,
         "shards": shards,
         "planDigest": plan_digest(plan),
+        "plan": plan.to_dict(),
         "source": source.to_dict() if source is not None else None,
         "segments": [r.to_dict() for r in sorted(segments, key=lambda r: r.index)],
         "download": None
@@ -148,13 +156,27 @@ def _merged_download(ordered: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def plan_of_parts(parts: list[dict[str, Any]]) -> SegmentPlan | None:
+    """The plan the parts were cut from (every part carries it), or ``None`` when a part lacks
+    it or it does not match the part's ``planDigest`` (a part of an older worker, a torn
+    write)."""
+    if not parts or not isinstance(parts[0].get("plan"), dict):
+        return None
+    try:
+        plan = SegmentPlan.model_validate(parts[0]["plan"])
+    except ValueError:
+        return None
+    return plan if plan_digest(plan) == parts[0].get("planDigest") else None
+
+
 @dataclass(frozen=True)
 class Merged:
-    """The run's manifest, published by this shard."""
+    """The run's manifest, as published by the merge step."""
 
     uri: str
     segments: list[SegmentResult]
     source: SourceInfo
+    plan: SegmentPlan
 
 
 @dataclass(frozen=True)
@@ -176,12 +198,9 @@ class ShardParts:
         downloaded: Downloaded | None,
         *,
         probed: bool,
-        resource: dict[str, Any] | None,
-        source_url: str,
-    ) -> Merged | None:
+    ) -> None:
         """Publish this shard's part (kept as it is when a retried shard that cut nothing and
-        did not probe finds it published); merge and publish the manifest when every part is
-        there, else ``None``."""
+        did not probe finds it published). The merge step merges the parts."""
         part = part_document(
             run=self.run,
             shard=self.shard,
@@ -192,16 +211,10 @@ class ShardParts:
             downloaded=downloaded,
         )
         if probed or not self.same_part(part):
-            self._publish_part(dump_document(part))
-        merged = self.merge(plan, resource=resource, source_url=source_url)
-        if merged is None:
-            return None
-        uri, manifest = merged
-        return Merged(
-            uri,
-            [SegmentResult.model_validate(r) for r in manifest["segments"]],
-            SourceInfo.model_validate(manifest["source"]),
-        )
+            path = self.work_dir / f"part-{self.shard}.json"
+            path.write_bytes(dump_document(part))
+            record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
+            self.publisher.publish(path, part_name(self.run, self.shard), record)
 
     def same_part(self, part: dict[str, Any]) -> bool:
         """True when this run's part of this shard is published with the same clips (a retried
@@ -214,45 +227,110 @@ class ShardParts:
         keys = ("run", "shard", "shards", "planDigest", "segments")
         return isinstance(old, dict) and all(old.get(k) == part[k] for k in keys)
 
-    def merge(
-        self, plan: SegmentPlan, *, resource: dict[str, Any] | None, source_url: str
-    ) -> tuple[str, dict[str, Any]] | None:
-        """Publish the manifest when every shard's part of this run is there; else ``None``."""
+
+MERGE_WAIT_SECONDS = 300.0
+"""How long the merge step waits, by default, for every part to become visible."""
+MERGE_FIRST_DELAY = 0.5
+MERGE_MAX_DELAY = 15.0
+
+
+@dataclass
+class PartsMerger:
+    """The merge step of run ``run`` of ``shards`` shards: reads every part through
+    ``publisher`` until all are visible and agree, then publishes the manifest.
+
+    Idempotent: the same parts give the same manifest bytes, so a retried merge (or one run
+    twice) publishes the same document."""
+
+    publisher: Publisher
+    work_dir: Path
+    run: str
+    shards: int
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+    def read_parts(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The parts visible now, and why the others are not usable (missing, unreadable)."""
         parts: list[dict[str, Any]] = []
+        problems: list[str] = []
         for index in range(self.shards):
-            raw = self.publisher.read(part_name(self.run, index))
+            name = part_name(self.run, index)
+            raw = self.publisher.read(name)
             if raw is None:
-                return None
+                problems.append(f"{name}: not visible")
+                continue
             try:
-                parts.append(json.loads(raw))
+                doc = json.loads(raw)
             except ValueError:
-                return None
+                problems.append(f"{name}: not valid JSON (torn or in flight)")
+                continue
+            if not isinstance(doc, dict):
+                problems.append(f"{name}: not a part")
+                continue
+            parts.append(doc)
+        return parts, problems
+
+    def try_merge(
+        self, *, resource: dict[str, Any] | None, source_url: str
+    ) -> tuple[Merged | None, list[str]]:
+        """One look: the published manifest when every part is there and they merge, else
+        ``None`` and what is wrong."""
+        parts, problems = self.read_parts()
+        if problems:
+            return None, problems
+        plan = plan_of_parts(parts)
+        if plan is None:
+            return None, ["the parts carry no plan matching their planDigest"]
         manifest = merge_parts(parts, plan=plan, resource=resource, source_url=source_url)
         if manifest is None:
-            return None
+            return None, [
+                f"the {self.shards} parts of run {self.run} do not hold every clip of one plan "
+                "exactly once (a part of another run or plan)"
+            ]
         data = dump_document(relative_uris(manifest, self.publisher.uri(MANIFEST_NAME)))
-        return self._publish_manifest(data), manifest
+        uri = self._publish_manifest(data)
+        merged = Merged(
+            uri,
+            [SegmentResult.model_validate(r) for r in manifest["segments"]],
+            SourceInfo.model_validate(manifest["source"]),
+            plan,
+        )
+        return merged, []
 
-    def _write(self, data: bytes, filename: str) -> tuple[Path, Record]:
-        path = self.work_dir / filename
-        path.write_bytes(data)
-        return path, Record(sha256=sha256_file(path), bytes=path.stat().st_size)
-
-    def _publish_part(self, data: bytes) -> None:
-        path, record = self._write(data, f"part-{self.shard}.json")
-        self.publisher.publish(path, part_name(self.run, self.shard), record)
+    def merge(
+        self,
+        *,
+        resource: dict[str, Any] | None,
+        source_url: str,
+        wait_seconds: float = MERGE_WAIT_SECONDS,
+    ) -> Merged:
+        """Merge once every part is visible, looking again with backoff (0.5 s doubling to
+        15 s) for at most ``wait_seconds``; raises WorkerError(STORAGE, ``PartsMissing``)
+        naming the parts still missing after that."""
+        deadline = self.clock() + wait_seconds
+        delay = MERGE_FIRST_DELAY
+        looks = 0
+        while True:
+            looks += 1
+            merged, problems = self.try_merge(resource=resource, source_url=source_url)
+            if merged is not None:
+                return merged
+            left = deadline - self.clock()
+            if left <= 0:
+                shown = "; ".join(problems[:5]) + (
+                    f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+                )
+                raise WorkerError(
+                    ExitCode.STORAGE,
+                    "PartsMissing",
+                    f"every shard finished but after {looks} looks in {wait_seconds:.0f}s the "
+                    f"parts of run {self.run} cannot be merged: {shown}",
+                )
+            self.sleep(min(delay, left))
+            delay = min(MERGE_MAX_DELAY, delay * 2)
 
     def _publish_manifest(self, data: bytes) -> str:
-        path, record = self._write(data, MANIFEST_NAME)
-        for attempt in range(5):
-            try:
-                return self.publisher.publish(path, MANIFEST_NAME, record).uri
-            except WorkerError:
-                # Two shards finishing at once both merge, into the same bytes; one's write may
-                # remove the other's temporary file (the directory backend's orphan clean-up).
-                if self.publisher.read(MANIFEST_NAME) == data:
-                    return self.publisher.uri(MANIFEST_NAME)
-                if attempt == 4:
-                    raise
-                time.sleep(random.uniform(0.05, 0.3))
-        raise AssertionError("unreachable")
+        path = self.work_dir / MANIFEST_NAME
+        path.write_bytes(data)
+        record = Record(sha256=sha256_file(path), bytes=path.stat().st_size)
+        return self.publisher.publish(path, MANIFEST_NAME, record).uri

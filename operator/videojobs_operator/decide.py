@@ -122,7 +122,10 @@ class Decision:
     """Status fields to set (None removes a field)."""
     events: list[Event] = field(default_factory=list)
     create_job: bool = False
+    create_merge_job: bool = False
+    """Every shard of a sharded run completed: create its merge Job."""
     delete_job: bool = False
+    """Delete the run's Job (and its merge Job, when there is one)."""
     delete_resource: bool = False
     requeue_after: float | None = None
     """Look again after this many seconds (timeouts, TTL)."""
@@ -143,6 +146,10 @@ class Context:
     job_missing: bool = False
     """The run's Job was created before and is confirmed gone."""
     queue_limit: str = ""
+    merge_job: Body | None = None
+    """The merge Job of the current (sharded) run, when it exists."""
+    merge_pods: Sequence[Body] = ()
+    """The merge Job's pods."""
 
 
 def is_finished(resource: Body) -> bool:
@@ -385,6 +392,8 @@ def _before_job(resource: Body, ctx: Context) -> Decision:
     """No Job of the current run: it vanished, or the run waits for its input, starts, or
     queues."""
     status = resource.get("status") or {}
+    if ctx.merge_job is not None and status.get("jobName") == resource_job_name(resource):
+        return _merge_step(resource, None, None, ctx)  # the shards' Job went first (its TTL)
     if ctx.job_missing and status.get("jobName") == resource_job_name(resource):
         return _job_vanished(resource, ctx)
     if ctx.waiting_for:
@@ -524,6 +533,8 @@ def _follow_job(resource: Body, job: Body, pods: Sequence[Body], ctx: Context) -
     mirror its progress."""
     status = resource.get("status") or {}
     run = observe_run(job, pods, status.get("error"))
+    if run.phase == "Succeeded" and shard_total(job) > 1:
+        return _merge_step(resource, job, run, ctx)
     if run.phase == "Succeeded":
         return _run_succeeded(resource, job, run, ctx)
     if run.phase == "Failed":
@@ -533,6 +544,71 @@ def _follow_job(resource: Body, job: Body, pods: Sequence[Body], ctx: Context) -
         return _pending_timed_out(resource, run, ctx)
     decision = _run_progress(resource, job, run, ctx)
     decision.requeue_after = left
+    return decision
+
+
+MERGING_MESSAGE = "every shard finished; merging their parts into the manifest"
+
+
+def _merge_step(resource: Body, job: Body | None, run: RunState | None, ctx: Context) -> Decision:
+    """Every index of a sharded run's Indexed Job completed: the run ends with its merge Job.
+
+    No merge Job yet: create it (Running, stage Uploading, reason Merging). The merge Job
+    succeeded: Succeeded (its worker wrote ``manifestUri``). It failed (the parts stayed
+    missing, the pod never started in time): Failed with its reason."""
+    status = resource.get("status") or {}
+    merge = ctx.merge_job
+    if merge is None:
+        decision = _merging(resource, job, ctx)
+        decision.create_merge_job = True
+        return decision
+    merged = observe_run(merge, ctx.merge_pods, status.get("error"))
+    if merged.phase == "Succeeded":
+        attempts = run.attempts if run is not None else merged.attempts
+        done = RunState(
+            "Succeeded", merged.reason, merged.message, attempts,
+            completion_time=merged.completion_time,
+        )  # fmt: skip
+        return _run_succeeded(resource, job or merge, done, ctx)
+    if merged.phase == "Failed":
+        failed = RunState(
+            "Failed", merged.reason, f"the merge step failed: {merged.message}"[:1024],
+            merged.attempts, error=merged.error, completion_time=merged.completion_time,
+        )  # fmt: skip
+        decision = _run_failed(resource, job or merge, failed, ctx)
+        decision.delete_job = decision.delete_job or not job_finished(merge)
+        return decision
+    left = _pending_time_left(merged, ctx)
+    if left is not None and left <= 0:
+        return _pending_timed_out(resource, merged, ctx)
+    decision = _merging(resource, job, ctx)
+    decision.requeue_after = left
+    return decision
+
+
+def _merging(resource: Body, job: Body | None, ctx: Context) -> Decision:
+    """The run's status while its merge Job runs (one write on entering the step)."""
+    status = resource.get("status") or {}
+    gen = resource["metadata"].get("generation")
+    conds = set_condition(
+        _accepted_conditions(resource, ctx),
+        "Progressing",
+        "True",
+        "Merging",
+        MERGING_MESSAGE,
+        format_time(ctx.now),
+        gen,
+    )
+    wanted = {
+        "phase": "Running",
+        "stage": "Uploading",
+        "message": MERGING_MESSAGE,
+        "observedGeneration": gen,
+        "conditions": conds,
+    }
+    decision = Decision(status=_changes(status, wanted))
+    if job is not None:
+        decision.status.update(_shard_changes(status, job))
     return decision
 
 

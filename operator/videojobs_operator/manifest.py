@@ -100,6 +100,42 @@ def resource_job_name(resource: Body) -> str:
     return job_name(meta["name"], meta["uid"], (resource.get("spec") or {}).get("rerunToken"))
 
 
+# The merge step of a sharded run -----------------------------------------------------------------
+
+MERGE_SUFFIX = "-merge"
+LABEL_STEP = "videojobs.io/step"
+"""On a sharded run's merge Job and its pod: ``merge`` (the shards' pods have no such label)."""
+MERGE_STEP = "merge"
+MERGE_JOB_NAME_MAX = 63
+"""A plain Job's name: the Job controller copies it into its pods' ``job-name`` label (63)."""
+MERGE_WAIT_SECONDS = 300
+"""How long the merge pod looks again (with backoff) for parts not visible yet."""
+MERGE_BACKOFF_LIMIT = 1
+"""Retries of the merge pod (each waits up to :data:`MERGE_WAIT_SECONDS` for the parts)."""
+
+
+def merge_job_name(name: str, uid: str, rerun_token: str | None) -> str:
+    """The merge Job of the current run: :func:`job_name` + ``-merge`` when that fits in 63
+    characters, else the resource name cut shorter (the run id keeps it unique per run)."""
+    run = run_id(uid, rerun_token)
+    keep = MERGE_JOB_NAME_MAX - len(MERGE_SUFFIX) - len(run) - 1
+    base = re.sub(r"[^a-z0-9-]", "-", name.lower())[: JOB_NAME_MAX - len(run) - 1].strip("-")
+    base = base[:keep].strip("-") or "vpj"
+    return f"{base}-{run}{MERGE_SUFFIX}"
+
+
+def resource_merge_job_name(resource: Body) -> str:
+    """:func:`merge_job_name` for a resource body."""
+    meta = resource.get("metadata", {})
+    token = (resource.get("spec") or {}).get("rerunToken")
+    return merge_job_name(meta["name"], meta["uid"], token)
+
+
+def is_merge_step(obj: Body) -> bool:
+    """True for a sharded run's merge Job or its pod (by label)."""
+    return ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_STEP) == MERGE_STEP
+
+
 # Shards ---------------------------------------------------------------------------------------
 
 ANNOTATION_SHARDS = "videojobs.io/shards"
@@ -402,6 +438,37 @@ def build_job(
             },
         },
     }
+
+
+def build_merge_job(
+    resource: Body, spec: VideoProcessingJobSpec, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The merge Job of a sharded run, created once every index of its Indexed Job completed:
+    the shards' image, security context, volumes and service account, one pod running
+    ``videojobs-worker merge`` with its own input ConfigMap (the same worker input), owned by
+    the resource. Its deadline covers the retries of the bounded wait for the parts."""
+    job = build_job(resource, spec, settings)
+    name = resource_merge_job_name(resource)
+    meta = job["metadata"]
+    labels = {**meta["labels"], LABEL_STEP: MERGE_STEP}
+    meta.update({"name": name, "labels": labels})
+    meta["annotations"].pop(ANNOTATION_SHARDS, None)
+    template = job["spec"]["template"]
+    template["metadata"]["labels"] = labels
+    pod = template["spec"]
+    for volume in pod["volumes"]:
+        if volume["name"] == "input":
+            volume["configMap"]["name"] = input_configmap_name(name)
+    pod["containers"][0]["args"] = ["merge", "--wait-seconds", str(MERGE_WAIT_SECONDS)]
+    deadline = (MERGE_BACKOFF_LIMIT + 1) * (MERGE_WAIT_SECONDS + 300)
+    job["spec"] = {
+        "backoffLimit": MERGE_BACKOFF_LIMIT,
+        "activeDeadlineSeconds": min(deadline, job["spec"]["activeDeadlineSeconds"]),
+        "ttlSecondsAfterFinished": job["spec"]["ttlSecondsAfterFinished"],
+        "podFailurePolicy": job["spec"]["podFailurePolicy"],
+        "template": template,
+    }
+    return job
 
 
 def _worker_container(

@@ -61,8 +61,11 @@ from videojobs_operator.manifest import (
     InputTooLarge,
     build_input_configmap,
     build_job,
+    build_merge_job,
+    is_merge_step,
     is_owned_by,
     resource_job_name,
+    resource_merge_job_name,
     run_id,
     shard_count,
     validate_spec,
@@ -110,6 +113,10 @@ class _KeyState:
     failures: int = 0
     input_for: str | None = None
     """The Job whose input ConfigMap this process created (or found)."""
+    merge_input_for: str | None = None
+    """The merge Job whose input ConfigMap this process created (or found)."""
+    merge_create_failures: int = 0
+    """Merge Job creates that failed in a row: the backoff exponent."""
     create_failures: int = 0
     """Job creates that failed in a row (429, 5xx): the backoff exponent."""
     create_retry_at: float = 0.0
@@ -194,8 +201,11 @@ class Reconciler:
                 status[k] = v
         return {**body, "status": status}
 
-    def _run_job(self, key: Key, resource: Mapping[str, Any]) -> dict[str, Any] | None:
-        name = resource_job_name(resource)
+    def _run_job(
+        self, key: Key, resource: Mapping[str, Any], *, merge: bool = False
+    ) -> dict[str, Any] | None:
+        """The current run's Job (``merge``: its merge Job) from the index."""
+        name = resource_merge_job_name(resource) if merge else resource_job_name(resource)
         for job in _values(self.job_index, key):
             if job["metadata"]["name"] == name and is_owned_by(job, resource):
                 return job
@@ -228,6 +238,10 @@ class Reconciler:
             self._starting.discard(key)
         if key in self._starting or (job is not None and not job_finished(job)):
             self.queue.set_running(key, self._pods_of(resource, job))
+        elif (merge := self._run_job(key, resource, merge=True)) is not None and not (
+            job_finished(merge)
+        ):
+            self.queue.set_running(key, 1)  # the merge pod counts against the pod budget
         elif job is None and wants_to_start(resource):
             state = self._states.get(key)
             created = resource["metadata"].get("creationTimestamp") or ""
@@ -381,9 +395,13 @@ class Reconciler:
         self._note_object(state, resource)
         now = self.clock()
         job = self._run_job(key, resource)
-        pods = self._run_pods(key, resource)
+        merge_job = self._run_job(key, resource, merge=True)
+        every_pod = self._run_pods(key, resource)
+        pods = [p for p in every_pod if not is_merge_step(p)]
         if job is not None:
             await self._adopt_job(key, state, resource, job)
+        if merge_job is not None and state.merge_input_for != merge_job["metadata"]["name"]:
+            await self._ensure_merge_input(state, resource, merge_job)
         elif self._awaiting_created_job(state, resource):
             return  # created by this process a moment ago: wait for the watch to show it
         await self._delete_stale_jobs(key, resource)
@@ -398,8 +416,12 @@ class Reconciler:
             admitted=found.admitted,
             job_missing=found.job_missing,
             queue_limit=queue_limit_text(self.settings),
+            merge_job=merge_job,
+            merge_pods=[p for p in every_pod if is_merge_step(p)],
         )
         decision = decide(resource, found.job, pods, ctx)
+        if decision.create_merge_job:
+            await self._create_merge_job(key, state, resource)
         if decision.create_job and found.spec_model is not None:
             decision = await self._try_create_job(
                 key, state, resource, found.spec_model, ctx, decision
@@ -512,6 +534,9 @@ class Reconciler:
             await self._explain_startup_timeout(resource, job, pods, decision)
         if decision.delete_job:
             await self.kube.delete_job(meta["namespace"], resource_job_name(resource))
+            merge = self._run_job(key, resource, merge=True)
+            if merge is not None and not job_finished(merge):
+                await self.kube.delete_job(meta["namespace"], merge["metadata"]["name"])
         await self._write_status(key, state, resource, decision)
         for event in decision.events:
             await self.kube.post_event(resource, event.type, event.reason, event.message)
@@ -626,11 +651,11 @@ class Reconciler:
 
     async def _delete_stale_jobs(self, key: Key, resource: Mapping[str, Any]) -> None:
         """Remove unfinished Jobs of earlier runs (the rerunToken changed while they ran)."""
-        expected = resource_job_name(resource)
+        expected = (resource_job_name(resource), resource_merge_job_name(resource))
         for job in _values(self.job_index, key):
             meta = job["metadata"]
             if (
-                meta["name"] != expected
+                meta["name"] not in expected
                 and is_owned_by(job, resource)
                 and not job_finished(job)
                 and not meta.get("deletionTimestamp")
@@ -710,6 +735,52 @@ class Reconciler:
         state.created_at = time.monotonic()
         logger.info("created Job %s", state.created_job, extra=_ref(key))
         await self._ensure_input(state, resource, spec, created)
+
+    async def _create_merge_job(
+        self, key: Key, state: _KeyState, resource: Mapping[str, Any]
+    ) -> None:
+        """Create the run's merge Job (adopting one an earlier pass or process created) and its
+        input ConfigMap; a failure is logged and tried again with backoff."""
+        spec, problems = validate_spec(resource.get("spec"))
+        if spec is None or problems:
+            return  # the run validated when it started; a spec edited since waits for a rerun
+        manifest = build_merge_job(resource, spec, self.settings)
+        try:
+            created = await self.kube.create_job(manifest, resource["metadata"]["uid"])
+        except Exception as exc:
+            state.merge_create_failures += 1
+            delay = min(300.0, 2.0 ** min(state.merge_create_failures, 8))
+            self.metrics.reconcile_errors.inc()
+            logger.warning(
+                "creating the merge Job failed (%s); retrying in %.0fs",
+                _api_error(exc)[1],
+                delay,
+                extra=_ref(key),
+            )
+            self.enqueue(key, delay)
+            return
+        state.merge_create_failures = 0
+        logger.info("created merge Job %s", manifest["metadata"]["name"], extra=_ref(key))
+        await self._ensure_merge_input(state, resource, created)
+
+    async def _ensure_merge_input(
+        self, state: _KeyState, resource: Mapping[str, Any], job: Mapping[str, Any]
+    ) -> None:
+        """The merge Job's input ConfigMap (the run's worker input), owned by the merge Job."""
+        name = job["metadata"]["name"]
+        if job_finished(job) or not job["metadata"].get("uid"):
+            return
+        spec, problems = validate_spec(resource.get("spec"))
+        if spec is None or problems:
+            return
+        try:
+            await self.kube.create_configmap(
+                build_input_configmap(resource, spec, self.settings, job)
+            )
+        except Exception as exc:
+            logger.warning("could not create the input of Job %s: %s", name, exc)
+            return
+        state.merge_input_for = name
 
     async def _ensure_input(
         self,

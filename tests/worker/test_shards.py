@@ -2,8 +2,8 @@
 
 The merge is pure (``merge_parts``): a missing part or a part of another run gives no manifest,
 all parts give the union of the shards' clips, in deterministic bytes. The runner, run once per
-shard index as the pods of an Indexed Job would, downloads only its own ranges, and only the
-shard that finds every part publishes ``manifest.json``.
+shard index as the pods of an Indexed Job would, downloads only its own ranges and publishes its
+part; no shard publishes ``manifest.json``: the run's merge step does, after every shard.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from tests.httpserver import MediaServer
 from tests.worker.helpers import make_input
 from videojobs.models import PlannedSegment, SegmentPlan, SegmentResult, SourceInfo
+from videojobs_worker.mergestep import MergeOptions, run_merge
 from videojobs_worker.progress import Reporter
 from videojobs_worker.publish import DirectoryPublisher
 from videojobs_worker.runner import Runner, RunOptions, run_job
@@ -120,7 +121,7 @@ def _run_shard(worker_input: Any, out: Path, scratch: Path, index: int) -> tuple
     return code, result, reporter
 
 
-def test_shards_cut_their_shares_and_the_last_publishes_one_manifest(
+def test_shards_cut_their_shares_and_the_merge_step_publishes_one_manifest(
     tmp_path: Path, server: MediaServer, media: Path
 ) -> None:
     segments = [(5.0, 9.0), (30.0, 32.0), (60.0, 63.0), (80.0, 81.5)]
@@ -149,24 +150,31 @@ def test_shards_cut_their_shares_and_the_last_publishes_one_manifest(
     assert {"0"} == {k for p in rep0.patches for k in p["status"]["shardProgress"]}
 
     code, second, rep1 = _run_shard(sharded, out, tmp_path / "s1", 1)
-    assert code == 0 and second is not None and second.manifest_uri is not None
+    assert code == 0 and second is not None and second.manifest_uri is None
+    assert not (out / MANIFEST_NAME).exists()  # the last shard does not merge either
+    assert all("manifestUri" not in p["status"] for p in rep1.patches)
+
+    merger = _Recorder()
+    code, merged = run_merge(sharded, DirectoryPublisher(out), merger, MergeOptions(tmp_path / "m"))
+    assert code == 0 and merged is not None
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert [s["index"] for s in manifest["segments"]] == [1, 2, 3, 4]
     assert [s["segments"] for s in manifest["shards"]] == [[1, 4], [2, 3]]
     assert manifest["download"]["bytes"] == first.downloaded.bytes + second.downloaded.bytes
     # the same clips as one pod cutting them all
-    assert [(s.index, s.stem) for s in second.segments] == [
+    assert [(s.index, s.stem) for s in merged.segments] == [
         (s.index, s.stem) for s in single.segments
     ]
-    last = rep1.patches[-1]["status"]
+    last = merger.patches[-1]["status"]
     assert last["manifestUri"].endswith(MANIFEST_NAME) and last["segmentsSummary"] == "4/4"
     assert len(last["segments"]) == 4
 
-    # a retried shard (same run) finds its clips published and merges again, byte for byte
+    # a retried shard (same run) finds its clips published; merging again gives the same bytes
     before = (out / MANIFEST_NAME).read_bytes()
     code, again, _ = _run_shard(sharded, out, tmp_path / "s2", 0)
     assert code == 0 and again is not None and sorted(again.skipped) == [1, 4]
-    assert (out / MANIFEST_NAME).read_bytes() == before
+    code, _ = run_merge(sharded, DirectoryPublisher(out), _Recorder(), MergeOptions(tmp_path / "m"))
+    assert code == 0 and (out / MANIFEST_NAME).read_bytes() == before
 
 
 def test_an_empty_share_downloads_nothing(tmp_path: Path, server: MediaServer, media: Path) -> None:
