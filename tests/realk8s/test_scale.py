@@ -1,9 +1,11 @@
 """Issue 28 on the real control plane: a sharded run on a claim several nodes cannot mount is
-refused (the operator reads the claim under its real RBAC), and ``maxRunningPods`` holds back a
-run whose shards do not fit next to the running ones."""
+refused (the operator reads the claim under its real RBAC), ``maxRunningPods`` holds back a
+run whose shards do not fit next to the running ones, and a sharded run ends with its merge Job
+and exactly one manifest."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -11,6 +13,7 @@ from tests.httpserver import MediaServer
 from tests.realk8s.conftest import OperatorProcess, RealCluster
 from tests.realk8s.test_lifecycle import served  # noqa: F401  (fixture)
 from tests.realk8s.test_server_rules import GROUP, PLURAL, VERSION, vpj
+from videojobs.sharding import parse_index_list
 
 
 def _claim(real: RealCluster, ns: str, name: str, mode: str) -> None:
@@ -128,4 +131,50 @@ def test_max_running_pods_holds_back_a_run_whose_shards_do_not_fit(
             for j in k8s.batch.list_namespaced_job(ns).items
         ),
         60,
+    )
+
+
+def test_a_sharded_run_ends_succeeded_with_its_merge_job_and_one_manifest(
+    real_cluster: RealCluster,
+    ns: str,
+    operator: OperatorProcess,
+    served: MediaServer,  # noqa: F811
+) -> None:
+    """The shards (an Indexed Job) publish only their parts; the operator then creates the
+    run's merge Job, and the run is Succeeded only when it published the manifest."""
+    k8s = real_cluster.k8s
+    _claim(real_cluster, ns, "clips", "ReadWriteMany")
+    operator.start(VIDEOJOBS_PENDING_TIMEOUT_SECONDS="120")
+    body = _spec("clips", 2)
+    body["source"]["url"] = served.url("sample.mp4")
+    body["segments"] = [
+        {"title": f"Part {i}", "start": str(i * 3), "end": str(i * 3 + 2)} for i in range(4)
+    ]
+    body["output"].update({"formats": ["mp4"], "precision": "accurate", "thumbnails": False})
+    body["output"]["storage"]["pvc"]["path"] = "sharded"
+    k8s.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, vpj(ns, "split", body))
+
+    def finished() -> dict[str, Any] | None:
+        status = k8s.vpj(ns, "split").get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    status = k8s.wait("the sharded run to finish", finished, 300, interval=1)
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[:3000]
+    jobs = {j.metadata.name: j for j in k8s.batch.list_namespaced_job(ns).items}
+    merge = f"{status['jobName']}-merge"
+    assert set(jobs) == {status["jobName"], merge}
+    assert jobs[merge].status.succeeded == 1
+    assert jobs[merge].spec.template.spec.containers[0].args[0] == "merge"
+    assert parse_index_list(jobs[status["jobName"]].status.completed_indexes) == {0, 1}
+    out = real_cluster.pvc_root / ns / "clips" / "sharded"
+    manifests = list((real_cluster.pvc_root / ns / "clips").rglob("manifest.json"))
+    assert manifests == [out / "manifest.json"]  # exactly one
+    document = json.loads(manifests[0].read_text())
+    assert [s["index"] for s in document["segments"]] == [1, 2, 3, 4]
+    assert len(document["shards"]) == 2
+    assert status["manifestUri"].endswith("sharded/manifest.json")
+    assert status["segmentsSummary"] == "4/4"
+    # Succeeded no earlier than the merge Job's completion
+    assert status["completionTime"] >= jobs[status["jobName"]].status.completion_time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
     )

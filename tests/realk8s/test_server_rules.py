@@ -18,6 +18,7 @@ from videojobs.models.status import OutputFile
 from videojobs_operator.manifest import (
     build_input_configmap,
     build_job,
+    build_merge_job,
     input_configmap_name,
     validate_spec,
 )
@@ -72,6 +73,14 @@ def test_a_sharded_run_of_a_long_named_resource_gets_its_job(
         pytest.fail(f"the API server refused the operator's Job ({exc.status}): {exc.body}")
     hostname = f"{created.metadata.name}-{created.spec.completions - 1}"
     assert len(hostname) <= 63
+    # its merge Job (a plain Job: its name goes into its pods' job-name label) is accepted too
+    merge = build_merge_job(resource, model, OperatorSettings())
+    merge["spec"]["suspend"] = True
+    try:
+        made = k8s.batch.create_namespaced_job(ns, merge)
+    except ApiException as exc:
+        pytest.fail(f"the API server refused the operator's merge Job ({exc.status}): {exc.body}")
+    assert made.spec.template.metadata.labels["job-name"] == made.metadata.name
 
 
 # (b) a big status: etcd's "request is too large" -------------------------------------------
