@@ -72,6 +72,9 @@ def test_auto_by_default_and_off_when_asked() -> None:
     [
         (["lesson-3f2a9c01-x7k2p"], "lesson-3f2a9c01", True),  # its own Job's pod
         (["lesson-3f2a9c01-2-x7k2p"], "lesson-3f2a9c01", True),  # an indexed shard's pod
+        (["lesson-3f2a9c01-merge-x7k2p"], "lesson-3f2a9c01", True),  # its merge Job's pod
+        (["lesson-3f2a9c01-mergex-x7k2p"], "lesson-3f2a9c01", False),
+        (["lesson-3f2a9c01-merge-x7k2p"], "lesson-9a8b7c6d", False),  # another run's merge
         (["other-9a8b7c6d-x7k2p"], "lesson-3f2a9c01", False),  # another job's worker
         # another tenant named its job so that its pods start with this job's Job name
         (["lesson-3f2a9c01-zz-11112222-x7k2p"], "lesson-3f2a9c01", False),

@@ -116,10 +116,13 @@ class JobRunner:
         workdir: Path | None = None,
         retry_delay: float = 0.05,
         shard_script: ShardScript | None = None,
+        pod_started: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
         self.script = script
         self.shard_script = shard_script
+        self.pod_started = pod_started
+        """Called (job, pod) as each pod starts running (before its work), e.g. to hide files."""
         self.real_worker = real_worker
         self.worker_env = worker_env or {}
         self.workdir = workdir
@@ -425,6 +428,8 @@ class JobRunner:
         )
         if resource not in self.stats.started:
             self.stats.started.append(resource)
+        if self.pod_started is not None:
+            self.pod_started(job, pod)
         try:
             work = (
                 self._real(job, pod)
@@ -479,11 +484,13 @@ class JobRunner:
         worker = worker_token(job)
         index = _pod_index(pod) if pod is not None else None
         progress = {"stage": "Downloading", "percent": 0, "updatedAt": _now()}
+        merge = is_merge_job(job)
         if index is None:
             report: dict[str, Any] = {"progress": progress}
         else:  # a shard writes only its own entry
             report = {"shardProgress": {str(index): progress}}
-        await self._request("PATCH", path, {"status": report}, as_token=worker)
+        if not merge:  # the merge step writes only the run-wide fields, at its end
+            await self._request("PATCH", path, {"status": report}, as_token=worker)
         if attempt.hang:
             await asyncio.Event().wait()
         if attempt.gate is not None:
@@ -496,6 +503,9 @@ class JobRunner:
             if index is not None:
                 error = {**error, "shard": index, "message": f"shard {index}: {error['message']}"}
             await self._request("PATCH", path, {"status": {"error": error}}, as_token=worker)
+        elif merge:
+            uri = f"file:///output/{resource}/manifest.json"
+            await self._request("PATCH", path, {"status": {"manifestUri": uri}}, as_token=worker)
         summary = {"exitCode": attempt.exit_code, "message": attempt.message or "done"}
         return attempt.exit_code, json.dumps(summary)
 
@@ -574,6 +584,11 @@ class JobRunner:
         self.outputs[pod["metadata"]["name"]] = text
         lines = [ln for ln in text.splitlines() if ln.strip()]
         return int(proc.returncode or 0), (lines[-1] if lines else "")
+
+
+def is_merge_job(job: dict[str, Any]) -> bool:
+    """A sharded run's merge Job (the operator's ``videojobs.io/step: merge`` label)."""
+    return (job["metadata"].get("labels") or {}).get("videojobs.io/step") == "merge"
 
 
 def _pod_index(pod: dict[str, Any]) -> int | None:
