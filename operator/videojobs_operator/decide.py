@@ -563,6 +563,8 @@ def _merge_step(resource: Body, job: Body | None, run: RunState | None, ctx: Con
         decision.create_merge_job = True
         return decision
     merged = observe_run(merge, ctx.merge_pods, status.get("error"))
+    if merged.phase == "Succeeded" and not status.get("manifestUri"):
+        return _manifest_not_reported(resource, job, merged, ctx)
     if merged.phase == "Succeeded":
         attempts = run.attempts if run is not None else merged.attempts
         done = RunState(
@@ -584,6 +586,33 @@ def _merge_step(resource: Body, job: Body | None, run: RunState | None, ctx: Con
     decision = _merging(resource, job, ctx)
     decision.requeue_after = left
     return decision
+
+
+MANIFEST_REPORT_GRACE_SECONDS = 30.0
+"""How long after its merge Job completed a run waits for the merge's ``manifestUri`` (its
+status write and the Job's completion reach the operator through different watches)."""
+
+
+def _manifest_not_reported(
+    resource: Body, job: Body | None, merged: RunState, ctx: Context
+) -> Decision:
+    """The merge Job completed but no ``manifestUri`` arrived: wait a little for the watch, then
+    fail (``ManifestNotReported``) rather than call a run without a manifest Succeeded (e.g. the
+    worker's status writes were refused)."""
+    done = parse_time(merged.completion_time) or ctx.now
+    left = (done - ctx.now).total_seconds() + MANIFEST_REPORT_GRACE_SECONDS
+    if left > 0:
+        decision = _merging(resource, job, ctx)
+        decision.requeue_after = left
+        return decision
+    message = (
+        "the merge Job succeeded but its worker never reported the manifest (status.manifestUri); "
+        "its status writes may have been refused (see the worker pod's log and the "
+        "worker-own-resource admission policy)"
+    )
+    error = _failure_error("ManifestNotReported", message)
+    patch = _finish(resource, ctx, "Failed", "ManifestNotReported", message, error=error)
+    return Decision(status=patch, events=[Event("Warning", "ManifestNotReported", message)])
 
 
 def _merging(resource: Body, job: Body | None, ctx: Context) -> Decision:

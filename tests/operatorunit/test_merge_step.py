@@ -197,3 +197,17 @@ def test_the_merge_job_is_the_shards_pod_with_the_merge_command() -> None:
     assert inputs["input"]["configMap"]["name"] == f"{merge['metadata']['name']}-input"
     assert inputs["output"] == {v["name"]: v for v in shard_pod["volumes"]}["output"]
     assert "videojobs.io/shards" not in merge["metadata"]["annotations"]
+
+
+def test_a_merge_without_a_reported_manifest_waits_then_fails() -> None:
+    """The merge Job completed but ``manifestUri`` did not arrive: the run waits 30 s for the
+    watch, then fails loudly instead of reading Succeeded without a manifest."""
+    resource = _resource()
+    merge = _merge_job(resource, "Complete")  # completed 11:55:00
+    soon = Context(now=dt.datetime(2026, 1, 1, 11, 55, 10, tzinfo=dt.UTC),
+                   settings=OperatorSettings(), merge_job=merge)  # fmt: skip
+    waiting = decide(resource, _shard_job(resource), [], soon)
+    assert waiting.status.get("phase") != "Succeeded" and waiting.requeue_after == 20.0
+    late = decide(resource, _shard_job(resource), [], _ctx(merge_job=merge))
+    assert late.status["phase"] == "Failed"
+    assert late.status["error"]["reason"] == "ManifestNotReported"
