@@ -65,5 +65,5 @@ def run_merge(
     reporter.finish(merged.uri)
     summary = f"{len(merged.segments)} clips from {worker_input.shards} parts: {merged.uri}"
     log.info("merged %s", summary)
-    write_termination_log(0, "Ok", summary)
+    write_termination_log(0, "Ok", summary, manifest_uri=merged.uri)
     return 0, merged

@@ -549,13 +549,22 @@ class ClusterReporter(Reporter):
 
 
 def write_termination_log(
-    exit_code: int, category: str, message: str, path: Path | None = None
+    exit_code: int,
+    category: str,
+    message: str,
+    path: Path | None = None,
+    *,
+    manifest_uri: str | None = None,
 ) -> None:
-    """Write the one-line JSON summary to ``/dev/termination-log`` when it exists."""
+    """Write the one-line JSON summary to ``/dev/termination-log`` when it exists (the merge
+    step adds its ``manifestUri``: the operator's fallback should the status write not land)."""
     target = path or TERMINATION_LOG
     if not target.exists() and path is None:
         return
-    line = json.dumps({"exitCode": exit_code, "category": category, "message": message[:3000]})
+    doc: dict[str, Any] = {"exitCode": exit_code, "category": category, "message": message[:3000]}
+    if manifest_uri is not None and len(manifest_uri) <= 2048:
+        doc["manifestUri"] = manifest_uri
+    line = json.dumps(doc)
     try:
         target.write_text(line + "\n")
     except OSError as exc:

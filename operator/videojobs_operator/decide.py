@@ -23,6 +23,7 @@ from videojobs_operator.observe import (
     RunState,
     job_finished,
     observe_run,
+    reported_manifest,
     shard_total,
     shards_summary,
 )
@@ -563,7 +564,8 @@ def _merge_step(resource: Body, job: Body | None, run: RunState | None, ctx: Con
         decision.create_merge_job = True
         return decision
     merged = observe_run(merge, ctx.merge_pods, status.get("error"))
-    if merged.phase == "Succeeded" and not status.get("manifestUri"):
+    uri = status.get("manifestUri") or reported_manifest(ctx.merge_pods)
+    if merged.phase == "Succeeded" and not uri:
         return _manifest_not_reported(resource, job, merged, ctx)
     if merged.phase == "Succeeded":
         attempts = run.attempts if run is not None else merged.attempts
@@ -571,7 +573,10 @@ def _merge_step(resource: Body, job: Body | None, run: RunState | None, ctx: Con
             "Succeeded", merged.reason, merged.message, attempts,
             completion_time=merged.completion_time,
         )  # fmt: skip
-        return _run_succeeded(resource, job or merge, done, ctx)
+        decision = _run_succeeded(resource, job or merge, done, ctx)
+        if not status.get("manifestUri"):  # its status write did not land: its exit message
+            decision.status["manifestUri"] = uri
+        return decision
     if merged.phase == "Failed":
         failed = RunState(
             "Failed", merged.reason, f"the merge step failed: {merged.message}"[:1024],

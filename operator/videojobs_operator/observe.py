@@ -107,6 +107,24 @@ def _termination_detail(term: Mapping[str, Any]) -> str:
         return text[-300:]
 
 
+def reported_manifest(pods: Sequence[Body]) -> str | None:
+    """The ``manifestUri`` a merge pod that exited 0 put in its termination message (the
+    worker's one-line JSON), newest pod first; ``None`` when none did."""
+    for pod in sorted(pods, key=_pod_time, reverse=True):
+        term = _termination(pod)
+        if not term or term.get("exitCode") != 0:
+            continue
+        lines = str(term.get("message") or "").strip().splitlines()
+        try:
+            data = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            continue
+        uri = data.get("manifestUri") if isinstance(data, dict) else None
+        if isinstance(uri, str) and 0 < len(uri) <= 2048:
+            return uri
+    return None
+
+
 _SPACE_WORDS = ("ephemeral", "emptydir", "storage", "disk")
 
 

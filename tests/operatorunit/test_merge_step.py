@@ -211,3 +211,18 @@ def test_a_merge_without_a_reported_manifest_waits_then_fails() -> None:
     late = decide(resource, _shard_job(resource), [], _ctx(merge_job=merge))
     assert late.status["phase"] == "Failed"
     assert late.status["error"]["reason"] == "ManifestNotReported"
+
+
+def test_the_manifest_from_the_merge_pods_exit_message_when_its_status_write_did_not_land() -> None:
+    resource = _resource()
+    merge = _merge_job(resource, "Complete")
+    line = '{"exitCode": 0, "category": "Ok", "message": "6 clips", "manifestUri": "s3://b/m.json"}'
+    pod = _merge_pod(0, line)
+    decision = decide(resource, _shard_job(resource), [], _ctx(merge_job=merge, merge_pods=[pod]))
+    assert decision.status["phase"] == "Succeeded"
+    assert decision.status["manifestUri"] == "s3://b/m.json"
+    failed_pod = _merge_pod(23, line.replace('"exitCode": 0', '"exitCode": 23'))
+    late = decide(
+        resource, _shard_job(resource), [], _ctx(merge_job=merge, merge_pods=[failed_pod])
+    )
+    assert late.status["phase"] == "Failed"  # only a pod that exited 0 is believed

@@ -193,3 +193,22 @@ def test_parts_of_another_plan_or_an_unsharded_input_do_not_merge(tmp_path: Path
         _input(1), DirectoryPublisher(out), _Recorder(), MergeOptions(work_dir=tmp_path / "m")
     )
     assert code == 2  # USAGE: the merge step is for sharded runs
+
+
+def test_the_merge_puts_the_manifest_in_its_termination_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's fallback when the merge's status write does not land."""
+    from videojobs_worker import progress
+
+    log = tmp_path / "termination-log"
+    log.touch()
+    monkeypatch.setattr(progress, "TERMINATION_LOG", log)
+    out = tmp_path / "out"
+    _publish_parts(out, _plan(2), [[1], [2]])
+    code, merged = run_merge(
+        _input(2), DirectoryPublisher(out), _Recorder(), MergeOptions(work_dir=tmp_path / "m")
+    )
+    assert code == 0 and merged is not None
+    line = json.loads(log.read_text())
+    assert line["exitCode"] == 0 and line["manifestUri"] == merged.uri
