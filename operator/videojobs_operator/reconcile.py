@@ -117,6 +117,8 @@ class _KeyState:
     """The merge Job whose input ConfigMap this process created (or found)."""
     merge_create_failures: int = 0
     """Merge Job creates that failed in a row: the backoff exponent."""
+    created_merge: tuple[str, float] | None = None
+    """(name, monotonic time) of the merge Job this process created last."""
     create_failures: int = 0
     """Job creates that failed in a row (429, 5xx): the backoff exponent."""
     create_retry_at: float = 0.0
@@ -420,7 +422,9 @@ class Reconciler:
             merge_pods=[p for p in every_pod if is_merge_step(p)],
         )
         decision = decide(resource, found.job, pods, ctx)
-        if decision.create_merge_job:
+        if decision.create_merge_job and self._merge_on_its_way(state, resource):
+            self.enqueue(key, CREATED_GRACE_SECONDS)  # look again should the watch not show it
+        elif decision.create_merge_job:
             await self._create_merge_job(key, state, resource)
         if decision.create_job and found.spec_model is not None:
             decision = await self._try_create_job(
@@ -760,8 +764,19 @@ class Reconciler:
             self.enqueue(key, delay)
             return
         state.merge_create_failures = 0
+        state.created_merge = (manifest["metadata"]["name"], time.monotonic())
         logger.info("created merge Job %s", manifest["metadata"]["name"], extra=_ref(key))
         await self._ensure_merge_input(state, resource, created)
+
+    @staticmethod
+    def _merge_on_its_way(state: _KeyState, resource: Mapping[str, Any]) -> bool:
+        """True while the merge Job this process created may still be on its way to the index
+        (no second create, which would only meet a 409)."""
+        if state.created_merge is None:
+            return False
+        name, at = state.created_merge
+        fresh = time.monotonic() - at < CREATED_GRACE_SECONDS
+        return fresh and name == resource_merge_job_name(resource)
 
     async def _ensure_merge_input(
         self, state: _KeyState, resource: Mapping[str, Any], job: Mapping[str, Any]
