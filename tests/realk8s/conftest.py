@@ -25,6 +25,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.realk8s import cluster as cp
+from tests.realk8s.scripted import SCRIPTED_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 NODE = "vj-node-0"
@@ -261,6 +262,7 @@ def _start_agent(real: RealCluster, python_bin: Path) -> None:
             "--api-host=127.0.0.1",
             f"--api-port={real.plane.ports['api']}",
             f"--image={WORKER_IMAGE}={python_bin / 'videojobs-worker'}",
+            f"--image={SCRIPTED_IMAGE}={sys.executable} {HERE / 'scripted.py'}",
             f"--path={python_bin}",
             f"--keep={REPO}",
             f"--keep={sys.prefix}",
