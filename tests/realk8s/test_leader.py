@@ -190,7 +190,10 @@ def test_the_leader_serves_metrics_and_releases_the_lease_on_sigterm(
         assert 'videojobs_jobs{phase="Succeeded"} 1.0' in text
         assert 'videojobs_api_writes_total{resource="jobs",verb="create"} 1.0' in text
         assert get(f"http://127.0.0.1:{a.metrics_port}/readyz")[0] == 200
-        assert get(f"http://127.0.0.1:{b.metrics_port}/readyz") == (200, "standby\n")
+        # b stands by: ready once its first look at the Lease got an answer
+        standby = (200, "standby\n")
+        readyz_b = f"http://127.0.0.1:{b.metrics_port}/readyz"
+        real_cluster.k8s.wait("b ready as a standby", lambda: get(readyz_b) == standby, 60)
         assert a.proc is not None
         released = time.monotonic()
         a.stop()
