@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit
 
 from videojobs.errors import InvalidSpec, PlanError
@@ -71,6 +71,10 @@ from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
 from videojobs_worker.progress import EtaEstimator, Reporter, write_termination_log
 from videojobs_worker.publish import Published, Publisher, Record, relative_uris, sha256_file
 from videojobs_worker.shardparts import MANIFEST_NAME, ShardParts
+
+if TYPE_CHECKING:
+    from videojobs_worker.audio import AudioOutcome
+    from videojobs_worker.cut import CutOutcome
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +169,36 @@ class RunResult:
     downloaded: Downloaded | None = None
     shard: int | None = None
     """The shard this result is of (sharded runs)."""
+
+
+@dataclass
+class _Acquired:
+    """The source's files as the run got them: a local file, or a download."""
+
+    parts: list[DownloadedPart]
+    partial: bool
+    plan: SegmentPlan | None
+    """The plan as it stands after the download (``None``: not planned yet)."""
+    local: Path | None = None
+    """The local file when the source is one (nothing downloaded)."""
+    downloaded: Downloaded | None = None
+    title: str | None = None
+    known_duration: float | None = None
+    """The duration the site or the media index told before probing."""
+
+
+@dataclass
+class _Clip:
+    """One clip being cut: its plan, its range in the part that holds it, its scratch folder."""
+
+    seg: PlannedSegment
+    rebased: PlannedSegment
+    """The clip's range in ``part`` (a ranged download's file starts at ``part.start``)."""
+    part: DownloadedPart
+    info: Any
+    """The part's probed MediaInfo, or AudioInfo for an audio-only source."""
+    recipe: str
+    tmp: Path
 
 
 class Runner:
@@ -366,62 +400,107 @@ class Runner:
         if self.stop.is_set():
             raise WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM")
 
-    def _run(self) -> RunResult:  # noqa: PLR0915
+    def _run(self) -> RunResult:
+        """The whole job as named steps: start, acquire the source, probe, cut, publish."""
         assert self.work_dir is not None
+        plan = self._start()
+        self._check_stop()
+        acquired = self._acquire(plan)
+        if isinstance(acquired, RunResult):  # every clip (of the share) is already published
+            return acquired
+        self._check_stop()
+        plan, source, infos = self._probe_source(acquired)
+        mine = self._mine(plan)
+        self.reporter.update(segments_total=len(mine.segments))
+        self._check_stop()
+
+        results, skipped, cut = self._cut_all(mine, acquired.parts, infos)
+        self._check_stop()
+
+        self.reporter.stage("Uploading", "writing the manifest")
+        downloaded = acquired.downloaded
+        if self.sharded:
+            return self._finish_shard(plan, source, results, downloaded, skipped, cut)
+        manifest_uri = self._publish_manifest(plan, source, results, downloaded)
+        self.reporter.finish(manifest_uri)
+        return RunResult(plan, source, results, manifest_uri, skipped, cut, downloaded)
+
+    def _start(self) -> SegmentPlan | None:
+        """Check the output is writable, read the transcript and plan without the source
+        (``None`` when the plan needs the source's info: planned once it is known)."""
         self.reporter.stage("Starting", "reading the transcript")
         preflight = getattr(self.publisher, "preflight", None)
         if preflight is not None:  # the output must be writable before anything is downloaded
             preflight()
         self.resolve_transcript()
-        plan: SegmentPlan | None = None
-        if not self.spec.needs_source_info:  # else planned once the source's info is known
-            plan = self.plan(None)
-            if not self.sharded:
-                self.reporter.update(segments_total=len(plan.segments))
-        self._check_stop()
+        if self.spec.needs_source_info:
+            return None
+        plan = self.plan(None)
+        if not self.sharded:
+            self.reporter.update(segments_total=len(plan.segments))
+        return plan
 
+    def _acquire(self, plan: SegmentPlan | None) -> _Acquired | RunResult:
+        """The source's files: a local file as it is, else downloaded (the ranges this shard
+        needs); a :class:`RunResult` when every clip was already published (resume)."""
         url = self.spec.source.url
         allow_files = self.options.policy is None or self.options.policy.allow_files
         local = local_source_path(url, self.options.base_dir) if allow_files else None
-        downloaded: Downloaded | None = None
-        title: str | None = None
-        known_duration: float | None = None
         if local is not None:
             if not local.is_file():
                 raise WorkerError(ExitCode.UNAVAILABLE, "FileNotFound", f"no such file: {local}")
-            parts = [DownloadedPart(local)]
-            partial = False
             if self.spec.needs_source_info:
                 self.resolve_source({"chapters": probe_chapters(str(local))}, None, None)
-        else:
-            if self.options.policy is not None:
-                self.options.policy.check_url(url)
-            fetched, known_duration, plan, title = self._download(url, plan)
-            if fetched is None:  # every clip (of the share) is published: only the manifest left
-                return self._finish_published(plan, title, known_duration)
-            downloaded = fetched
-            parts, partial = downloaded.parts, downloaded.partial
-        self._check_stop()
+            return _Acquired([DownloadedPart(local)], partial=False, local=local, plan=plan)
+        if self.options.policy is not None:
+            self.options.policy.check_url(url)
+        fetched, known_duration, plan, title = self._download(url, plan)
+        if fetched is None:  # every clip (of the share) is published: only the manifest left
+            return self._finish_published(plan, title, known_duration)
+        return _Acquired(
+            fetched.parts,
+            partial=fetched.partial,
+            plan=plan,
+            downloaded=fetched,
+            title=title,
+            known_duration=known_duration,
+        )
 
+    def _probe_source(self, acquired: _Acquired) -> tuple[SegmentPlan, SourceInfo, dict[Path, Any]]:
+        """Probe every part, re-plan with the probed duration (a whole source) and report the
+        source; returns the plan, the source and each part's probed info."""
         self.reporter.stage("Probing", "reading the source's streams")
-        from videojobs_worker.probe import probe, to_source_info
+        from videojobs_worker.probe import probe
 
+        parts = acquired.parts
         infos = {p.path: self._probe(p.path, probe) for p in parts}
         self.probed = True
         self._formats()  # an audio-only format for a video source: refused before cutting
         first = infos[parts[0].path]
-        if partial:
-            duration = known_duration
+        plan = acquired.plan
+        if acquired.partial:
+            duration = acquired.known_duration
         else:
             duration = first.duration
-            if local is None:  # never cut a download that lost its end as if it were whole
-                check_complete(known_duration, duration)
+            if acquired.local is None:  # never cut a download that lost its end as if whole
+                check_complete(acquired.known_duration, duration)
             plan = self.plan(duration)
         assert plan is not None
+        source = self._source_info(first, acquired, duration)
+        self.reporter.source(source)
+        return plan, source, infos
+
+    def _source_info(self, first: Any, acquired: _Acquired, duration: float | None) -> SourceInfo:
+        """The reported source: the first part's probed facts plus what the run learnt."""
+        from videojobs_worker.probe import to_source_info
+
+        title = acquired.title or self._title_from(self.spec.source.url)
+        partial = acquired.partial
         if isinstance(first, AudioInfo):
-            source = audio_source_info(first, title=title or self._title_from(url), partial=partial)
+            source = audio_source_info(first, title=title, partial=partial)
         else:
-            source = to_source_info(first, title=title or self._title_from(url), partial=partial)
+            source = to_source_info(first, title=title, partial=partial)
+        downloaded = acquired.downloaded
         updates: dict[str, Any] = {
             "duration_seconds": round(duration, 3) if duration else None,
             "downloader": f"yt-dlp {ytdlp_version()}" if downloaded else None,
@@ -432,21 +511,7 @@ class Runner:
             updates["chapters"] = self.resolved.chapters
         if partial:
             updates["size_bytes"] = downloaded.bytes if downloaded else first.size_bytes
-        source = source.model_copy(update=updates)
-        self.reporter.source(source)
-        mine = self._mine(plan)
-        self.reporter.update(segments_total=len(mine.segments))
-        self._check_stop()
-
-        results, skipped, cut = self._cut_all(mine, parts, infos)
-        self._check_stop()
-
-        self.reporter.stage("Uploading", "writing the manifest")
-        if self.sharded:
-            return self._finish_shard(plan, source, results, downloaded, skipped, cut)
-        manifest_uri = self._publish_manifest(plan, source, results, downloaded)
-        self.reporter.finish(manifest_uri)
-        return RunResult(plan, source, results, manifest_uri, skipped, cut, downloaded)
+        return source.model_copy(update=updates)
 
     def _finish_published(
         self, plan: SegmentPlan, title: str | None, duration: float | None
@@ -761,84 +826,26 @@ class Runner:
         threads: int,
         progress: Callable[[int, float], None],
     ) -> SegmentResult:
-        from videojobs_worker.audio import AudioOutcome, cut_audio_clip
-        from videojobs_worker.cut import CutOutcome, CutRequest, Format, cut_clip, make_thumbnail
-
+        """Cut, check and publish every file of one clip: videos, thumbnail, subtitles."""
         self._check_stop()
         part = part_for(parts, seg.start, seg.end)
-        rebased = seg.model_copy(
-            update={
-                "start": round(seg.start - part.start, 3),
-                "end": round(seg.end - part.start, 3),
-            }
+        clip = _Clip(
+            seg=seg,
+            rebased=seg.model_copy(
+                update={
+                    "start": round(seg.start - part.start, 3),
+                    "end": round(seg.end - part.start, 3),
+                }
+            ),
+            part=part,
+            info=infos[part.path],
+            recipe=recipe_for(self.input, seg),
+            tmp=clips_dir / f"{seg.index:04d}",
         )
-        info = infos[part.path]
-        recipe = recipe_for(self.input, seg)
-        out = self.spec.output
-        tmp = clips_dir / f"{seg.index:04d}"
-        tmp.mkdir()
-        names = self._file_names(seg)
-        formats = self._formats()
-        n_videos = len(formats)
-        files: list[tuple[OutputKind, str, Path, Record]] = []
+        clip.tmp.mkdir()
         try:
-            for i, fmt in enumerate(formats):
-
-                def on_progress(fraction: float, _i: int = i) -> None:
-                    progress(seg.index, (_i + fraction) / n_videos * 0.95)
-
-                dest = tmp / f"{seg.stem}.{fmt}"
-                outcome: CutOutcome | AudioOutcome
-                if isinstance(info, AudioInfo):
-                    outcome = cut_audio_clip(
-                        info,
-                        rebased,
-                        fmt,
-                        out.precision,
-                        out.quality,
-                        dest,
-                        on_progress=on_progress,
-                        stop=self.stop,
-                    )
-                else:
-                    outcome = cut_clip(
-                        CutRequest(
-                            part.path,
-                            info,
-                            rebased,
-                            cast(Format, fmt),  # not an audio format: _formats checked
-                            out.precision,
-                            out.quality,
-                            dest,
-                            threads=threads,
-                            on_progress=on_progress,
-                            stop=self.stop,
-                        )
-                    )
-                path = Path(outcome.path)
-                record = Record(
-                    sha256=sha256_file(path),
-                    bytes=path.stat().st_size,
-                    recipe=recipe,
-                    duration=round(float(outcome.duration), 3),
-                    precision=outcome.precision_used,
-                    start_offset=round(float(outcome.start_offset), 3),
-                    note=outcome.note,
-                )
-                files.append(("video", fmt, path, record))
-                self._check_stop()
-            if out.thumbnails and not isinstance(info, AudioInfo):  # no picture to show
-                thumb = tmp / f"{seg.stem}.jpg"
-                at = rebased.start + min(1.0, rebased.duration / 2)
-                make_thumbnail(part.path, at, thumb)
-                files.append(("thumbnail", "jpg", thumb, self._plain_record(thumb, recipe)))
-            if any(kind == "subtitles" for kind, _, _ in names):
-                from videojobs_worker.subtitles import slice_vtt
-
-                assert self.transcript is not None
-                vtt = tmp / f"{seg.stem}.vtt"
-                vtt.write_text(slice_vtt(self.transcript, seg.start, seg.end), encoding="utf-8")
-                files.append(("subtitles", "vtt", vtt, self._plain_record(vtt, recipe)))
+            files = self._cut_videos(clip, threads, progress)
+            files += self._cut_extras(clip)
             self._check_stop()
             published: list[tuple[OutputKind, str, Published]] = []
             for kind, fmt, path, record in files:
@@ -847,7 +854,88 @@ class Runner:
             progress(seg.index, 1.0)
             return self._result(seg, published)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(clip.tmp, ignore_errors=True)
+
+    def _cut_videos(
+        self, clip: _Clip, threads: int, progress: Callable[[int, float], None]
+    ) -> list[tuple[OutputKind, str, Path, Record]]:
+        """One video (or audio) file per output format, each checked against the plan."""
+        formats = self._formats()
+        files: list[tuple[OutputKind, str, Path, Record]] = []
+        for i, fmt in enumerate(formats):
+
+            def on_progress(fraction: float, _i: int = i) -> None:
+                progress(clip.seg.index, (_i + fraction) / len(formats) * 0.95)
+
+            outcome = self._cut_format(clip, fmt, threads, on_progress)
+            path = Path(outcome.path)
+            record = Record(
+                sha256=sha256_file(path),
+                bytes=path.stat().st_size,
+                recipe=clip.recipe,
+                duration=round(float(outcome.duration), 3),
+                precision=outcome.precision_used,
+                start_offset=round(float(outcome.start_offset), 3),
+                note=outcome.note,
+            )
+            files.append(("video", fmt, path, record))
+            self._check_stop()
+        return files
+
+    def _cut_format(
+        self, clip: _Clip, fmt: str, threads: int, on_progress: Callable[[float], None]
+    ) -> CutOutcome | AudioOutcome:
+        """Cut the clip in one format: the audio cutter for an audio source, else the video's."""
+        from videojobs_worker.audio import cut_audio_clip
+        from videojobs_worker.cut import CutRequest, Format, cut_clip
+
+        out = self.spec.output
+        dest = clip.tmp / f"{clip.seg.stem}.{fmt}"
+        if isinstance(clip.info, AudioInfo):
+            return cut_audio_clip(
+                clip.info,
+                clip.rebased,
+                fmt,
+                out.precision,
+                out.quality,
+                dest,
+                on_progress=on_progress,
+                stop=self.stop,
+            )
+        return cut_clip(
+            CutRequest(
+                clip.part.path,
+                clip.info,
+                clip.rebased,
+                cast(Format, fmt),  # not an audio format: _formats checked
+                out.precision,
+                out.quality,
+                dest,
+                threads=threads,
+                on_progress=on_progress,
+                stop=self.stop,
+            )
+        )
+
+    def _cut_extras(self, clip: _Clip) -> list[tuple[OutputKind, str, Path, Record]]:
+        """The clip's thumbnail (a video source) and WebVTT slice, when asked for."""
+        from videojobs_worker.cut import make_thumbnail
+
+        seg, rebased = clip.seg, clip.rebased
+        files: list[tuple[OutputKind, str, Path, Record]] = []
+        if self.spec.output.thumbnails and not isinstance(clip.info, AudioInfo):  # no picture
+            thumb = clip.tmp / f"{seg.stem}.jpg"
+            at = rebased.start + min(1.0, rebased.duration / 2)
+            make_thumbnail(clip.part.path, at, thumb)
+            files.append(("thumbnail", "jpg", thumb, self._plain_record(thumb, clip.recipe)))
+        if any(kind == "subtitles" for kind, _, _ in self._file_names(seg)):
+            from videojobs_worker.subtitles import slice_vtt
+
+            assert self.transcript is not None
+            vtt = clip.tmp / f"{seg.stem}.vtt"
+            vtt.write_text(slice_vtt(self.transcript, seg.start, seg.end), encoding="utf-8")
+            files.append(("subtitles", "vtt", vtt, self._plain_record(vtt, clip.recipe)))
+        return files
 
     # -- shards: one part each, one merged manifest ----------------------------------------------
 
