@@ -6,14 +6,16 @@ does (``VIDEOJOBS_INPUT_FILE``, the operator's input ConfigMap), takes the run's
 address of the test's cue server (:class:`Cues`), asks it what this attempt does (it passes the
 resource's name, ``JOB_COMPLETION_INDEX`` and its pod's name) and does it: exit with a code and
 the worker's termination message, run until SIGTERM (``hang``), or wait until the test opens a
-gate and then exit. Everything else (the Job, its pods, retries, deletion, status) is the real
-cluster's.
+gate and then exit. A sharded run's merge step (``merge``, when the operator has one) succeeds
+at once, naming a manifest in its termination message. Everything else (the Job, its pods,
+retries, deletion, status) is the real cluster's.
 
 Run: ``python tests/realk8s/scripted.py run`` (the operator's ``args``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 SCRIPTED_IMAGE = "videojobs-scripted:realk8s"
 
@@ -121,8 +124,12 @@ def main(argv: list[str]) -> int:
     from videojobs.models.worker import INPUT_FILE_ENV, SHARD_INDEX_ENV, WorkerInput
     from videojobs_worker.progress import write_termination_log
 
-    if argv[:1] != ["run"]:
-        return 0  # any other step (a merge) succeeds
+    if argv[:1] == ["merge"]:  # a sharded run's merge step: done, its manifest named
+        uri = "file:///output/scripted/manifest.json"
+        line = {"exitCode": 0, "category": "Ok", "message": "merged", "manifestUri": uri}
+        with contextlib.suppress(OSError):
+            Path("/dev/termination-log").write_text(json.dumps(line) + "\n")
+        return 0
     worker_input = WorkerInput.model_validate_json(open(os.environ[INPUT_FILE_ENV]).read())
     url = urllib.parse.urlsplit(str(worker_input.spec.source.url))
     query = urllib.parse.urlencode(
