@@ -118,8 +118,9 @@ def test_a_hanging_api_connection_stops_the_old_leader_before_a_new_one_starts(
         a.elect(KUBECONFIG=str(via_proxy))
         k8s.wait("a holds the Lease", lambda: holders(real_cluster, ns) == ["operator-a"], 60)
         b.elect()
-        k8s.wait("b stands by", lambda: get(f"http://127.0.0.1:{b.metrics_port}/readyz")[0], 30)
-        assert get(f"http://127.0.0.1:{b.metrics_port}/readyz") == (200, "standby\n")
+        # b stands by: ready once its first look at the Lease got an answer
+        readyz_b = f"http://127.0.0.1:{b.metrics_port}/readyz"
+        k8s.wait("b ready as a standby", lambda: get(readyz_b) == (200, "standby\n"), 60)
         time.sleep(2)
         assert holders(real_cluster, ns) == ["operator-a"]
         proxy.hang()
