@@ -491,7 +491,10 @@ def operator(
     """The operator (not started: the test calls ``start``), watching the test's namespace."""
     op = OperatorProcess(real_cluster, ns, tmp_path)
     yield op
-    op.stop()
+    # SIGKILL, not a graceful stop: its shutdown is not under test here (3-6 s a test under load)
+    if op.proc is not None and op.proc.poll() is None:
+        op.proc.kill()
+        op.proc.wait()
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed and op.log.exists():
         request.node.add_report_section("call", "operator log", op.log.read_text()[-6000:])
