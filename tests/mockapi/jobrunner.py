@@ -77,11 +77,6 @@ class Attempt:
 Script = Callable[[str, dict[str, Any]], Sequence[Attempt]]
 """(resource name, Job) -> the attempts its pods make, in order (the last one repeats)."""
 
-ShardScript = Callable[[str, dict[str, Any], int], Sequence[Attempt]]
-"""(resource name, Job, completion index) -> the attempts of that index's pods (Indexed Jobs)."""
-
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-
 
 def default_script(_name: str, _job: dict[str, Any]) -> Sequence[Attempt]:
     return [Attempt()]
@@ -99,8 +94,6 @@ class RunnerStats:
     jobs_seen: list[str] = field(default_factory=list)
     pods_created: Counter[str] = field(default_factory=Counter)
     """Pods per Job name."""
-    index_pods: Counter[tuple[str, int]] = field(default_factory=Counter)
-    """Pods per (Job name, completion index) of Indexed Jobs."""
 
 
 class JobRunner:
@@ -115,14 +108,9 @@ class JobRunner:
         worker_env: dict[str, str] | None = None,
         workdir: Path | None = None,
         retry_delay: float = 0.05,
-        shard_script: ShardScript | None = None,
-        pod_started: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
         self.script = script
-        self.shard_script = shard_script
-        self.pod_started = pod_started
-        """Called (job, pod) as each pod starts running (before its work), e.g. to hide files."""
         self.real_worker = real_worker
         self.worker_env = worker_env or {}
         self.workdir = workdir
@@ -256,7 +244,8 @@ class JobRunner:
             if rule.get("action") == "FailJob" and rule.get("onExitCodes"):
                 fail_codes |= set(rule["onExitCodes"]["values"])
         if spec.get("completionMode") == "Indexed":
-            await IndexedRun(self, job, resource, fail_codes).run()
+            # Indexed Jobs (sharded runs) are left to the real Job controller:
+            # tests/realk8s/test_sharding.py. Here they never start.
             return
         attempts = list(self.script(resource, job)) or [Attempt()]
         started = asyncio.get_running_loop().time()
@@ -324,18 +313,13 @@ class JobRunner:
 
     # Kubelet -----------------------------------------------------------------------------------
 
-    async def _create_pod(self, job: dict[str, Any], index: int | None = None) -> dict[str, Any]:
+    async def _create_pod(self, job: dict[str, Any]) -> dict[str, Any]:
         meta = job["metadata"]
         template = job["spec"]["template"]
         labels = dict(template["metadata"].get("labels") or {})
         labels.update({"job-name": meta["name"], "batch.kubernetes.io/job-name": meta["name"]})
         annotations = dict(template["metadata"].get("annotations") or {})
         name = f"{meta['name']}-{uuid.uuid4().hex[:5]}"
-        if index is not None:  # what the Job controller adds to an Indexed Job's pods
-            labels[COMPLETION_INDEX] = str(index)
-            annotations[COMPLETION_INDEX] = str(index)
-            name = f"{meta['name']}-{index}-{uuid.uuid4().hex[:5]}"
-            self.stats.index_pods[(meta["name"], index)] += 1
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -428,8 +412,6 @@ class JobRunner:
         )
         if resource not in self.stats.started:
             self.stats.started.append(resource)
-        if self.pod_started is not None:
-            self.pod_started(job, pod)
         try:
             work = (
                 self._real(job, pod)
@@ -482,15 +464,9 @@ class JobRunner:
         ns = job["metadata"]["namespace"]
         path = f"{VPJS}/namespaces/{ns}/videoprocessingjobs/{resource}/status"
         worker = worker_token(job)
-        index = _pod_index(pod) if pod is not None else None
         progress = {"stage": "Downloading", "percent": 0, "updatedAt": _now()}
-        merge = is_merge_job(job)
-        if index is None:
-            report: dict[str, Any] = {"progress": progress}
-        else:  # a shard writes only its own entry
-            report = {"shardProgress": {str(index): progress}}
-        if not merge:  # the merge step writes only the run-wide fields, at its end
-            await self._request("PATCH", path, {"status": report}, as_token=worker)
+        report: dict[str, Any] = {"progress": progress}
+        await self._request("PATCH", path, {"status": report}, as_token=worker)
         if attempt.hang:
             await asyncio.Event().wait()
         if attempt.gate is not None:
@@ -500,12 +476,7 @@ class JobRunner:
             from videojobs_operator.observe import error_from_exit
 
             error = error_from_exit(attempt.exit_code, attempt.message)
-            if index is not None:
-                error = {**error, "shard": index, "message": f"shard {index}: {error['message']}"}
             await self._request("PATCH", path, {"status": {"error": error}}, as_token=worker)
-        elif merge:
-            uri = f"file:///output/{resource}/manifest.json"
-            await self._request("PATCH", path, {"status": {"manifestUri": uri}}, as_token=worker)
         summary = {"exitCode": attempt.exit_code, "message": attempt.message or "done"}
         return attempt.exit_code, json.dumps(summary)
 
@@ -542,9 +513,6 @@ class JobRunner:
             if "value" in item:
                 env[item["name"]] = item["value"]
         env.update(self.worker_env)
-        index = _pod_index(pod)
-        if index is not None:  # the Job controller's env of an Indexed Job's pods
-            env["JOB_COMPLETION_INDEX"] = str(index)
         workdir = self.workdir or Path.cwd()
         scratch = workdir / pod["metadata"]["name"]
         scratch.mkdir(parents=True, exist_ok=True)
@@ -584,156 +552,3 @@ class JobRunner:
         self.outputs[pod["metadata"]["name"]] = text
         lines = [ln for ln in text.splitlines() if ln.strip()]
         return int(proc.returncode or 0), (lines[-1] if lines else "")
-
-
-def is_merge_job(job: dict[str, Any]) -> bool:
-    """A sharded run's merge Job (the operator's ``videojobs.io/step: merge`` label)."""
-    return (job["metadata"].get("labels") or {}).get("videojobs.io/step") == "merge"
-
-
-def _pod_index(pod: dict[str, Any]) -> int | None:
-    raw = (pod["metadata"].get("annotations") or {}).get(COMPLETION_INDEX)
-    return int(raw) if raw is not None else None
-
-
-class IndexedRun:
-    """The Job controller's part for one Indexed Job (``completionMode: Indexed``).
-
-    One pod per index, all at once (``parallelism = completions``); a failed pod is replaced by
-    another of the same index until that index has failed ``backoffLimitPerIndex`` + 1 times (then
-    it is a failed index; more than ``maxFailedIndexes`` of them fail the Job and terminate the
-    other pods), a FailJob exit code fails the Job at once, and the Job completes when every index
-    has succeeded. Status: ``active``, ``succeeded``, ``failed``, ``completedIndexes``,
-    ``failedIndexes`` and the conditions the real controller writes.
-    """
-
-    def __init__(
-        self, runner: JobRunner, job: dict[str, Any], resource: str, fail_codes: set[int]
-    ) -> None:
-        spec = job["spec"]
-        self.runner = runner
-        self.job = job
-        self.resource = resource
-        self.fail_codes = fail_codes
-        self.completions = int(spec.get("completions") or 1)
-        per_index = spec.get("backoffLimitPerIndex")
-        self.per_index = None if per_index is None else int(per_index)
-        self.max_failed = spec.get("maxFailedIndexes")
-        self.backoff = int(spec.get("backoffLimit", 2**31 - 1 if per_index is not None else 6))
-        self.deadline = spec.get("activeDeadlineSeconds")
-        self.active = 0
-        self.succeeded: set[int] = set()
-        self.failed_indexes: set[int] = set()
-        self.failed = 0
-        self.outcome: asyncio.Future[tuple[bool, str, str]] | None = None
-        self.current: dict[int, dict[str, Any]] = {}
-        """The latest pod of each index."""
-
-    def _attempts(self, index: int) -> Sequence[Attempt]:
-        if self.runner.shard_script is not None:
-            return list(self.runner.shard_script(self.resource, self.job, index)) or [Attempt()]
-        return list(self.runner.script(self.resource, self.job)) or [Attempt()]
-
-    def _counts(self) -> dict[str, Any]:
-        from videojobs.sharding import format_index_list
-
-        counts: dict[str, Any] = {
-            "active": self.active,
-            "succeeded": len(self.succeeded),
-            "failed": self.failed,
-            "completedIndexes": format_index_list(self.succeeded) or None,
-        }
-        if self.per_index is not None:
-            counts["failedIndexes"] = format_index_list(self.failed_indexes) or None
-        return counts
-
-    async def _update(self) -> None:
-        await self.runner._patch_job(self.job, self._counts())
-
-    def _decide(self, ok: bool, reason: str, message: str) -> None:
-        assert self.outcome is not None
-        if not self.outcome.done():
-            self.outcome.set_result((ok, reason, message))
-
-    async def _index(self, index: int) -> None:
-        attempts = self._attempts(index)
-        failures = 0
-        for n in range(10_000):
-            attempt = attempts[min(n, len(attempts) - 1)]
-            pod = await self.runner._create_pod(self.job, index)
-            self.current[index] = pod
-            self.active += 1
-            await self._update()
-            if attempt.waiting:
-                await self.runner._set_waiting(pod, attempt.waiting)
-                await asyncio.Event().wait()
-            try:
-                code, _message = await self.runner._run_pod(
-                    self.job, pod, self.resource, attempt, None
-                )
-            finally:
-                self.active -= 1
-            self.current.pop(index, None)  # terminated: kept, as the controller keeps it
-            if code == 0:
-                self.succeeded.add(index)
-                await self._update()
-                if len(self.succeeded) == self.completions:
-                    self._decide(
-                        True, "CompletionsReached", "Reached expected number of succeeded pods"
-                    )
-                return
-            self.failed += 1
-            failures += 1
-            if code in self.fail_codes:
-                ns = self.job["metadata"]["namespace"]
-                self._decide(
-                    False,
-                    "PodFailurePolicy",
-                    f"Container worker for pod {ns}/{pod['metadata']['name']} failed with exit "
-                    f"code {code} matching FailJob rule at index 0",
-                )
-                return
-            if self.per_index is not None and failures > self.per_index:
-                self.failed_indexes.add(index)
-                await self._update()
-                if self.max_failed is not None and len(self.failed_indexes) > int(self.max_failed):
-                    self._decide(
-                        False,
-                        "MaxFailedIndexesExceeded",
-                        "Job has exceeded the specified maximal number of failed indexes",
-                    )
-                elif len(self.succeeded) + len(self.failed_indexes) == self.completions:
-                    self._decide(False, "FailedIndexes", "Job has failed indexes")
-                return
-            if self.failed > self.backoff:
-                self._decide(
-                    False, "BackoffLimitExceeded", "Job has reached the specified backoff limit"
-                )
-                return
-            await self._update()
-            await asyncio.sleep(self.runner.retry_delay)
-
-    async def run(self) -> None:
-        self.outcome = asyncio.get_running_loop().create_future()
-        await self.runner._patch_job(self.job, {"startTime": _now(), "active": 0})
-        tasks = [asyncio.create_task(self._index(i)) for i in range(self.completions)]
-        try:
-            try:
-                ok, reason, message = await asyncio.wait_for(
-                    asyncio.shield(self.outcome), self.deadline
-                )
-            except TimeoutError:
-                ok, reason, message = (
-                    False,
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                )
-        finally:
-            for task in tasks:  # the other pods are terminated when the Job has its outcome
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        for pod in self.current.values():  # still running when the Job finished: removed
-            await self.runner._delete_pod(pod)
-        self.active = 0
-        counts = self._counts()
-        await self.runner._finish_job(self.job, ok, reason, message, counts)

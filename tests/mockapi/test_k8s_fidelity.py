@@ -16,6 +16,7 @@ pytestmark = pytest.mark.mockapi
 LONGEST = "a" * 60 + "." + "b" * 192  # 253 characters
 
 
+# Stays: not moved yet (time); the real server checks labels for real.
 async def test_a_253_character_name_runs_with_bounded_labels(
     api: Api, operator: Operator, runner_factory: RunnerFactory
 ) -> None:
@@ -30,6 +31,7 @@ async def test_a_253_character_name_runs_with_bounded_labels(
         assert obj["metadata"]["annotations"]["videojobs.io/resource-name"] == LONGEST
 
 
+# Stays: not moved yet (time); the real server can do it.
 async def test_worker_service_accounts_get_pull_secrets_annotations_and_current_roles(
     api: Api,
     operator: Operator,
@@ -64,6 +66,7 @@ async def test_worker_service_accounts_get_pull_secrets_annotations_and_current_
     assert role["rules"] == rbac.WORKER_RULES
 
 
+# Stays: not moved yet (time); real selectors already blind a wrong one.
 async def test_job_and_pod_watches_are_filtered_by_the_server(
     api: Api, operator: Operator, emulator: Emulator
 ) -> None:
@@ -86,6 +89,7 @@ async def test_job_and_pod_watches_are_filtered_by_the_server(
     assert "app.kubernetes.io/component=worker" in found["pods"]
 
 
+# Stays: not moved yet (time); the real server's discovery can do it.
 async def test_the_crd_check_asks_discovery(emulator: Emulator, kubeconfig: object) -> None:
     from videojobs_operator.kube import Kube, make_api_client
     from videojobs_operator.metrics import Metrics

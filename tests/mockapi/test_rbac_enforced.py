@@ -40,6 +40,7 @@ def configmap_transcript(name: str) -> dict[str, object]:
 VTT = "WEBVTT\n\n00:00.000 --> 00:02.000\nHello\n\n00:02.000 --> 00:04.000\nCore\n"
 
 
+# Stays: the chart's RBAC as rendered in-process (no helm binary needed).
 async def test_a_configmap_transcript_is_read_with_the_charts_rbac(
     api: Api, operator: Operator, runner_factory: RunnerFactory, emulator: Emulator
 ) -> None:
@@ -51,6 +52,7 @@ async def test_a_configmap_transcript_is_read_with_the_charts_rbac(
     assert emulator.refused == []
 
 
+# Stays: the mutation of rbac.py in seconds; by hand on the real tier.
 async def test_without_configmaps_get_in_rbac_py_the_operator_is_refused(
     api: Api,
     operator: Operator,

@@ -1,4 +1,7 @@
-"""The strict API server's rules, as pure functions (no server, no operator)."""
+"""The strict API server's rules, as pure functions (no server, no operator).
+
+Stays while the emulator does (the gateway's cluster-backend tests use it): its own rules' tests.
+"""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.realk8s import cluster as cp
+from tests.realk8s.scripted import SCRIPTED_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 NODE = "vj-node-0"
@@ -261,6 +262,7 @@ def _start_agent(real: RealCluster, python_bin: Path) -> None:
             "--api-host=127.0.0.1",
             f"--api-port={real.plane.ports['api']}",
             f"--image={WORKER_IMAGE}={python_bin / 'videojobs-worker'}",
+            f"--image={SCRIPTED_IMAGE}={sys.executable} {HERE / 'scripted.py'}",
             f"--path={python_bin}",
             f"--keep={REPO}",
             f"--keep={sys.prefix}",
@@ -489,7 +491,10 @@ def operator(
     """The operator (not started: the test calls ``start``), watching the test's namespace."""
     op = OperatorProcess(real_cluster, ns, tmp_path)
     yield op
-    op.stop()
+    # SIGKILL, not a graceful stop: its shutdown is not under test here (3-6 s a test under load)
+    if op.proc is not None and op.proc.poll() is None:
+        op.proc.kill()
+        op.proc.wait()
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed and op.log.exists():
         request.node.add_report_section("call", "operator log", op.log.read_text()[-6000:])

@@ -19,6 +19,10 @@ delays too) picks which request gets which fault, and the proxy does it:
   forwarded, half after the server answered (a write that landed, its answer lost);
 - ``delay``: the request forwarded after 0.2–2 s.
 
+And on ``SIGUSR1`` it starts to **hang**, as an API server behind a dead load balancer does:
+every request from then on is accepted and never answered, and the streams already open
+(watches) stop carrying anything, their connections left open (the leader election test).
+
 It serves TLS with a certificate of the cluster's CA, forwards the client's own
 ``Authorization`` (so the server's authentication and RBAC judge the client, not the proxy), and
 writes its counts as JSON to ``--stats`` after every request.
@@ -34,6 +38,7 @@ import asyncio
 import collections
 import json
 import random
+import signal
 import ssl
 from pathlib import Path
 from typing import Any
@@ -91,6 +96,12 @@ class Proxy:
         self.rng = random.Random(plan.seed + 1)
         self.requests: collections.Counter[str] = collections.Counter()
         self.session: aiohttp.ClientSession | None = None
+        self.hanging = asyncio.Event()
+
+    async def _hang(self) -> web.StreamResponse:
+        """Never answer: hold the connection until the client gives up (or the proxy ends)."""
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
     def _write_stats(self) -> None:
         tmp = self.stats.with_suffix(".tmp")
@@ -100,6 +111,10 @@ class Proxy:
         tmp.replace(self.stats)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.hanging.is_set():
+            self.requests["hung"] += 1
+            self._write_stats()
+            return await self._hang()
         action, resumed = action_of(request)
         self.requests[action] += 1
         kind = self.plan.pick("operator", action, resumed)
@@ -206,6 +221,8 @@ class Proxy:
                     return resp
                 if not chunk:
                     break
+                if self.hanging.is_set():
+                    await self._hang()
                 await resp.write(chunk)
             await resp.write_eof()
             return resp
@@ -217,11 +234,12 @@ async def serve(args: argparse.Namespace) -> None:
         seed=args.seed,
         watch_cut_rate=args.watch_cut_rate,
         gone_rate=args.gone_rate,
-        guarantee=True,
+        guarantee=not args.no_guarantee,
         network=True,
     )
     proxy = Proxy(args.upstream, args.ca, plan, Path(args.stats), args.gone_as_http)
     proxy.session = aiohttp.ClientSession(auto_decompress=False)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, proxy.hanging.set)
     app = web.Application(client_max_size=64 * 2**20)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
@@ -247,6 +265,9 @@ def main() -> None:
     parser.add_argument("--gone-rate", type=float, default=0.1)
     parser.add_argument("--gone-as-http", type=float, default=0.0)
     parser.add_argument("--stats", required=True)
+    parser.add_argument(
+        "--no-guarantee", action="store_true", help="no fault unless a rate picks it"
+    )
     asyncio.run(serve(parser.parse_args()))
 
 

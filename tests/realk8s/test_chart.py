@@ -115,7 +115,7 @@ def test_helm_install_in_a_restricted_namespace_runs_a_job(
             status = k8s.vpj(ns, "via-chart").get("status") or {}
             return status if status.get("phase") in ("Succeeded", "Failed") else None
 
-        status = k8s.wait("the run to finish", finished, 180, interval=1)
+        status = k8s.wait("the run to finish", finished, 180, interval=0.3)
         pods = k8s.core.list_namespaced_pod(release_ns).items
         operator_log = "\n".join(
             real_cluster.pod_log(release_ns, p.metadata.name, "operator") for p in pods

@@ -53,7 +53,7 @@ def test_a_job_runs_to_succeeded_with_clips_on_the_claim(
         status = k8s.vpj(ns, "sample").get("status") or {}
         return status if status.get("phase") in ("Succeeded", "Failed") else None
 
-    status = k8s.wait("the run to finish", finished, 180, interval=1)
+    status = k8s.wait("the run to finish", finished, 180, interval=0.3)
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[:3000]
     assert status["segmentsSummary"] == "3/3"
     assert [s["knowledgeId"] for s in status["segments"]] == ["part-1", "part-2", "part-3"]
@@ -181,7 +181,7 @@ def test_an_operator_killed_mid_run_is_replaced_without_a_second_job(
         status = k8s.vpj(ns, "kill").get("status") or {}
         return status if status.get("phase") in ("Succeeded", "Failed") else None
 
-    status = k8s.wait("the run to finish", finished, 180, interval=1)
+    status = k8s.wait("the run to finish", finished, 180, interval=0.3)
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[:2000]
     created = [
         e

@@ -51,7 +51,7 @@ def finished(real: RealCluster, ns: str, name: str, timeout: float = 180) -> dic
             f"{name} finished",
             lambda: (s := k8s.vpj(ns, name).get("status") or {}).get("phase") in FINAL and s,
             timeout,
-            interval=1,
+            interval=0.3,
         )
     )
 
@@ -70,9 +70,22 @@ def test_a_missing_video_fails_fast_without_retries(
     assert status["phase"] == "Failed", status
     assert status["error"]["exitCode"] == 11, status["error"]
     assert status["error"]["permanent"] is True
-    assert {c["type"]: c for c in status["conditions"]}["Failed"]["status"] == "True"
+    assert status["error"]["category"] == "Unavailable"
+    assert status["attempts"] == 1
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Failed"]["status"] == "True"
+    assert conditions["Complete"]["status"] == "False"
     job = k8s.batch.read_namespaced_job(status["jobName"], ns)
     assert (job.status.failed or 0) == 1, job.status
+    assert [c.reason for c in job.status.conditions if c.type == "Failed"] == ["PodFailurePolicy"]
+
+    def last_event() -> Any:
+        events = k8s.core.list_namespaced_event(
+            ns, field_selector="involvedObject.name=missing,involvedObject.kind=VideoProcessingJob"
+        ).items
+        return next((e for e in events if e.reason == status["error"]["reason"]), None)
+
+    assert k8s.wait("the run's Warning event", last_event, 30).type == "Warning"
     pods = k8s.core.list_namespaced_pod(ns, label_selector=f"job-name={status['jobName']}").items
     assert len(pods) == 1, [p.metadata.name for p in pods]
 

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -61,7 +62,7 @@ def served(tmp_path: Path) -> Iterator[MediaServer]:
 class FaultProxy:
     """``python -m tests.realk8s.faultproxy`` in front of the cluster's API server."""
 
-    def __init__(self, real: RealCluster, folder: Path) -> None:
+    def __init__(self, real: RealCluster, folder: Path, rate: float = RATE, *more: str) -> None:
         plane = real.plane
         assert plane.pki is not None
         cert, key = plane.pki.issue("faultproxy", "faultproxy", server=True)
@@ -79,9 +80,10 @@ class FaultProxy:
                     f"--cert={cert}",
                     f"--key={key}",
                     f"--port={self.port}",
-                    f"--rate={RATE}",
+                    f"--rate={rate}",
                     f"--seed={SEED}",
                     f"--stats={self.stats_file}",
+                    *more,
                 ],
                 cwd=REPO,
                 stdout=out,
@@ -97,6 +99,10 @@ class FaultProxy:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    def hang(self) -> None:
+        """From now on accept every request and never answer it (``faultproxy.py``)."""
+        self.proc.send_signal(signal.SIGUSR1)
 
     def stats(self) -> dict[str, dict[str, int]]:
         return dict(json.loads(self.stats_file.read_text()))
