@@ -50,11 +50,14 @@ class OutputIn(BaseModel):
 
 
 class ProcessRequest(_Doc):
-    """The REST body: a video URL, its timed transcript and the knowledge points to cut."""
+    """The REST body: a video URL, its timed transcript (optional when every knowledge point
+    has its times) and the knowledge points to cut."""
 
     video_url: str
-    transcript: list[TranscriptEntry] | str = Field(
-        description="Timed entries, or the text of a WebVTT, SRT (or other known) transcript."
+    transcript: list[TranscriptEntry] | str | None = Field(
+        default=None,
+        description="Timed entries, or the text of a WebVTT, SRT (or other known) transcript; "
+        "may be left out when every knowledge point has start_time and end_time.",
     )
     knowledge_points: list[KnowledgePointIn] = Field(default_factory=list)
     output: OutputIn | None = None

@@ -136,6 +136,58 @@ def test_transcript_problem_names_the_entry(gw: Gateway, tmp_path: Path) -> None
     assert problem["errors"][0]["message"] in cli.stderr
 
 
+def test_every_problem_of_a_json_list_transcript_in_one_422(gw: Gateway) -> None:
+    """Not the first problem only: each bad entry and each bad point, by its REST field."""
+    body = rest_body("https://example.com/v.mp4")
+    body["transcript"] = [
+        {"start_time": "soon", "end_time": 3, "text": "a"},
+        body["transcript"][1],
+        {"start_time": 6, "end_time": -9, "text": "c"},
+    ]
+    body["knowledge_points"] = [
+        {"knowledge_id": "a", "title": "A", "start_time": 5, "end_time": 2},
+        {"knowledge_id": "b b", "title": "B", "start_time": "zz"},
+        {"knowledge_id": "c", "title": "C", "quote": "a commit", "colour": "red"},
+    ]
+    r = gw.client.post(f"{API}/process", json=body)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert fields == [
+        "transcript[0]",
+        "transcript[2]",
+        "knowledge_points[0].end_time",
+        "knowledge_points[1].knowledge_id",
+        "knowledge_points[1].start_time",
+        "knowledge_points[2]",
+    ], r.text
+    messages = [e["message"] for e in r.json()["errors"]]
+    assert "'soon'" in messages[0] and "'colour'" in messages[5], messages
+
+
+def test_timed_points_need_no_transcript(gw: Gateway, media_server: MediaServer) -> None:
+    """Knowledge points with start and end times and no transcript: cut as given."""
+    points = [
+        {"knowledge_id": "commits", "title": "Commits", "start_time": 3, "end_time": 6},
+        {"knowledge_id": "merging", "title": "Merging", "start_time": "00:00:08",
+         "end_time": 11},
+    ]  # fmt: skip
+    body = {"video_url": media_server.url("talk.mp4"), "knowledge_points": points,
+            "output": {"precision": "accurate"}}  # fmt: skip
+    job_id = gw.submit(body)["job_id"]
+    assert gw.wait(job_id)["status"] == "completed"
+    segs = gw.client.get(f"{API}/results/{job_id}").json()["segments"]
+    assert [(s["knowledge_id"], s["start"], s["end"]) for s in segs] == [
+        ("commits", 3.0, 6.0), ("merging", 8.0, 11.0)
+    ]  # fmt: skip
+    # a point without its end still needs a transcript; the 422 names the point's field
+    untimed = {**body, "knowledge_points": [points[0], {**points[1], "end_time": None}]}
+    r = gw.client.post(f"{API}/process", json=untimed)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["knowledge_points[1].end_time"], r.text
+    r = gw.client.post(f"{API}/process", json={**body, "knowledge_points": []})
+    assert [e["field"] for e in r.json()["errors"]] == ["transcript"], r.text
+
+
 def test_missing_and_unknown_fields_and_bad_json(gw: Gateway) -> None:
     problem = gw.client.post(f"{API}/process", json={"transcript": [], "colour": 1}).json()
     assert {e["field"] for e in problem["errors"]} >= {"video_url", "colour"}
