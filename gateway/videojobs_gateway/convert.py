@@ -322,6 +322,20 @@ def _rest_note(note: str) -> str:
     return _POINT_PATH.sub("knowledge_points[", note)
 
 
+def job_notes(submitted: list[str], status: VideoProcessingJobStatus, shape: str) -> list[str]:
+    """A job's notes: those of its submission, then its run's that say more (the worker plans
+    again once it knows the source's real duration: a clip clamped to it, for one). The run's
+    notes use the spec's names; a job sent as the REST body reads them in that body's names."""
+    notes = list(submitted)
+    seen = set(notes)
+    for note in status.notes or []:
+        shown = _rest_note(note) if shape == "rest" else note
+        if shown not in seen:
+            seen.add(shown)
+            notes.append(shown)
+    return notes
+
+
 def _rest_message(message: str) -> str:
     """A problem's message with the spec's names of the REST fields (``knowledge_points[1]``,
     ``start_time`` and ``end_time``) where it names knowledge points without a transcript."""

@@ -188,6 +188,52 @@ def test_timed_points_need_no_transcript(gw: Gateway, media_server: MediaServer)
     assert [e["field"] for e in r.json()["errors"]] == ["transcript"], r.text
 
 
+def test_run_time_notes_reach_status_and_results(gw: Gateway, media_server: MediaServer) -> None:
+    """A point past the source's real end (12 s) is clamped once the run knows that length:
+    the submit response could not say so; /status and /results do, in the body's names."""
+    body = rest_body(media_server.url("talk.mp4"))
+    body["knowledge_points"] = [
+        {"knowledge_id": "commits", "title": "Commits", "start_time": 3, "end_time": 6},
+        {"knowledge_id": "late", "title": "Late", "start_time": 9, "end_time": 30},
+    ]
+    body["segmentation"] = {"snapToCues": False}
+    accepted = gw.submit(body)
+    assert not any("clamped" in n for n in accepted["notes"]), accepted["notes"]
+    job_id = accepted["job_id"]
+    assert gw.wait(job_id)["status"] == "completed"
+    results = gw.client.get(f"{API}/results/{job_id}").json()
+    clamped = [n for n in results["notes"] if "clamped to the source end" in n]
+    assert len(clamped) == 1 and clamped[0].startswith("knowledge_points[1]: end 00:00:30"), (
+        results["notes"]
+    )
+    assert results["segments"][1]["end"] < 12.5
+    assert gw.status(job_id)["notes"] == results["notes"]
+    assert results["notes"][: len(accepted["notes"])] == accepted["notes"]  # then the run's
+
+
+def test_history_names_the_submitter_and_filters_by_it(
+    gw: Gateway, media_server: MediaServer
+) -> None:
+    from videojobs_gateway.local import LocalBackend
+
+    me = "local" if isinstance(gw.backend, LocalBackend) else "user:tester"
+    job_id = gw.submit(rest_body(media_server.slow_url("talk.mp4", 4_000)))["job_id"]
+    try:
+        assert gw.status(job_id)["submitted_by"] == me
+        assert gw.client.get(f"{API}/jobs/{job_id}").json()["submitted_by"] == me
+        listed = gw.client.get(f"{API}/jobs", params={"submitted_by": me}).json()["jobs"]
+        assert [(j["job_id"], j["submitted_by"]) for j in listed] == [(job_id, me)]
+        none = gw.client.get(f"{API}/jobs", params={"submitted_by": "user:nobody"}).json()
+        assert none["jobs"] == []
+        # the submitter is the caller, never something the body says
+        spec_body = {"spec": {"source": {"url": "https://example.com/v.mp4"}}, "submitted_by": "x"}
+        r = gw.client.post(f"{API}/process", json=spec_body)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "submitted_by", r.text
+    finally:
+        gw.client.post(f"{API}/jobs/{job_id}/cancel")
+    assert gw.wait(job_id)["status"] == "cancelled"
+
+
 def test_missing_and_unknown_fields_and_bad_json(gw: Gateway) -> None:
     problem = gw.client.post(f"{API}/process", json={"transcript": [], "colour": 1}).json()
     assert {e["field"] for e in problem["errors"]} >= {"video_url", "colour"}

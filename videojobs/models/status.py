@@ -175,17 +175,25 @@ STATUS_NOTES_MAX = 100
 """Most notes in ``status.notes`` (the last one says how many more are in manifest.json)."""
 STATUS_NOTE_MAX_CHARS = 1000
 """Longest note in ``status.notes`` (a longer one is cut short)."""
+STATUS_NOTES_MAX_BYTES = 32 * 1024
+"""Most UTF-8 bytes of ``status.notes`` in all (a resource stays under etcd's 1.5 MiB)."""
 
 
 def status_notes(notes: list[str]) -> list[str]:
-    """``notes`` within the bounds of ``status.notes``: each note cut to
-    :data:`STATUS_NOTE_MAX_CHARS`, and past :data:`STATUS_NOTES_MAX` a last note saying how many
-    more there are (all are in manifest.json)."""
+    """``notes`` within the bounds of ``status.notes``: each cut to
+    :data:`STATUS_NOTE_MAX_CHARS`; the leading ones that fit :data:`STATUS_NOTES_MAX` and
+    :data:`STATUS_NOTES_MAX_BYTES`, then a note saying how many more manifest.json holds."""
     cut = [n if len(n) <= STATUS_NOTE_MAX_CHARS else n[: STATUS_NOTE_MAX_CHARS - 1] + "…"
            for n in notes]  # fmt: skip
-    if len(cut) <= STATUS_NOTES_MAX:
-        return cut
-    kept = cut[: STATUS_NOTES_MAX - 1]
+    kept: list[str] = []
+    size = 100  # room for the closing note
+    for note in cut:
+        size += len(note.encode()) + 4
+        if len(kept) == STATUS_NOTES_MAX - 1 or size > STATUS_NOTES_MAX_BYTES:
+            break
+        kept.append(note)
+    if len(kept) == len(cut):
+        return kept
     return [*kept, f"... and {len(cut) - len(kept)} more notes (see manifest.json)"]
 
 
