@@ -780,7 +780,8 @@ class VideoProcessingJobSpec(Model):
                 _cel(
                     "has(self.transcript) || !has(self.segmentation) || "
                     "!has(self.segmentation.auto)",
-                    "segmentation.auto needs a transcript",
+                    "segmentation.auto goes with a transcript, not with explicit segments nor "
+                    "without a transcript",
                 ),
                 _cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || self.cancel || "
@@ -884,8 +885,10 @@ class VideoProcessingJobSpec(Model):
             )
         if self.segments is not None and self.knowledge_points:
             raise ValueError("knowledgePoints go with a transcript, not with explicit segments")
+        if self.segments is not None and self.segmentation.auto is not None:
+            raise ValueError("segmentation.auto goes with a transcript, not with explicit segments")
         if self.transcript is None and self.segmentation.auto is not None:
-            raise ValueError("segmentation.auto needs a transcript")
+            raise ValueError("segmentation.auto goes with a transcript, not without one")
         if self.segments is None and self.transcript is None:
             self._explicit_points_only()
         return self
