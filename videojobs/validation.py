@@ -204,6 +204,9 @@ _PATTERN_MESSAGES = {
 }
 
 
+_UNTIMED = re.compile(r"^without a transcript .*\(knowledgePoints\[(\d+)\] has no (start|end)\b")
+
+
 def problems_from_validation_error(
     exc: ValidationError,
     prefix: str = "spec",
@@ -230,6 +233,8 @@ def problems_from_validation_error(
             message = _PATTERN_MESSAGES.get(pattern, message)
         elif kind == "value_error" and re.match(r"end( \(| must)", message):
             loc = (*loc, "end")  # a model-level check about one field
+        elif kind == "value_error" and (untimed := _UNTIMED.search(message)):
+            loc = (*loc, "knowledgePoints", int(untimed[1]), untimed[2])  # the first untimed point
         if (
             kind not in ("extra_forbidden", "missing")
             and loc[-1:] != ("end",)

@@ -58,8 +58,11 @@ class JobRecord:
     version: int = 0
     """Bumped on every change; progress streams wait for a newer one."""
     owner: str | None = None
+    """Who submitted it: the authenticated identity's name, as the gateway recorded it."""
     notes: list[str] = field(default_factory=list)
     """The planner's notes at submission (what was snapped, merged, trimmed or dropped)."""
+    shape: str = "spec"
+    """How it was submitted: ``rest`` (its notes use the REST body's names) or ``spec``."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +156,16 @@ class Backend(Protocol):
         ...
 
     def list_jobs(
-        self, identity: Identity, *, phase: str | None, limit: int, cursor: str | None
+        self,
+        identity: Identity,
+        *,
+        phase: str | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
-        """The caller's jobs, newest first, and the cursor of the next page."""
+        """The caller's jobs (those ``owner`` submitted, when given), newest first, and the
+        cursor of the next page."""
         ...
 
     async def cancel(self, identity: Identity, job_id: str) -> JobRecord: ...
@@ -237,15 +247,22 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 def page(
-    jobs: list[JobRecord], *, phase: str | None, limit: int, cursor: str | None
+    jobs: list[JobRecord],
+    *,
+    phase: str | None,
+    limit: int,
+    cursor: str | None,
+    owner: str | None = None,
 ) -> tuple[list[JobRecord], str | None]:
-    """Newest-first page of ``jobs`` after ``cursor``, filtered by phase."""
+    """Newest-first page of ``jobs`` after ``cursor``, filtered by phase and submitter."""
     ordered = sorted(jobs, key=lambda j: (j.seq, j.id), reverse=True)
     if cursor:
         after = decode_cursor(cursor)
         ordered = [j for j in ordered if (j.seq, j.id) < after]
     if phase is not None:
         ordered = [j for j in ordered if (j.status.phase or "Pending") == phase]
+    if owner is not None:
+        ordered = [j for j in ordered if j.owner == owner]
     chunk = ordered[: limit + 1]
     nxt = encode_cursor(chunk[limit - 1].seq, chunk[limit - 1].id) if len(chunk) > limit else None
     return chunk[:limit], nxt

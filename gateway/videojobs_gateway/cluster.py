@@ -62,6 +62,8 @@ ANNOTATION_DIGEST = "videojobs.io/request-digest"
 ANNOTATION_KEY = "videojobs.io/idempotency-key"
 ANNOTATION_NOTES = "videojobs.io/plan-notes"
 """The planner's notes at submission, a JSON list (bounded: backend.NOTES_MAX_BYTES)."""
+ANNOTATION_SHAPE = "videojobs.io/request-shape"
+"""``rest`` when submitted as the REST body (its notes use that body's names)."""
 
 
 def notes_of(annotations: dict[str, str]) -> list[str]:
@@ -114,6 +116,7 @@ def record_of(obj: dict[str, Any], version: int) -> JobRecord:
         version=version,
         owner=annotations.get(ANNOTATION_OWNER),
         notes=notes_of(annotations),
+        shape="rest" if annotations.get(ANNOTATION_SHAPE) == "rest" else "spec",
     )
 
 
@@ -376,6 +379,8 @@ class ClusterBackend:
             annotations[ANNOTATION_KEY] = idempotency_key[:200]
         if submission.notes:
             annotations[ANNOTATION_NOTES] = json.dumps(bounded_notes(submission.notes))
+        if submission.shape == "rest":
+            annotations[ANNOTATION_SHAPE] = "rest"
         body = {
             "apiVersion": API_VERSION,
             "kind": KIND,
@@ -427,12 +432,18 @@ class ClusterBackend:
         return job
 
     def list_jobs(
-        self, identity: Identity, *, phase: str | None, limit: int, cursor: str | None
+        self,
+        identity: Identity,
+        *,
+        phase: str | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         self._served(identity)
         self._listed(identity)
         mine = [j for (ns, _), j in self._jobs.items() if ns == identity.namespace]
-        return page(mine, phase=phase, limit=limit, cursor=cursor)
+        return page(mine, phase=phase, limit=limit, cursor=cursor, owner=owner)
 
     async def _patch(self, identity: Identity, job_id: str, spec: dict[str, Any]) -> JobRecord:
         try:

@@ -76,8 +76,6 @@ def rest_to_spec(body: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any
     ]
     if "video_url" not in body:
         problems.append(Problem("video_url", "required field is missing"))
-    if "transcript" not in body:
-        problems.append(Problem("transcript", "required field is missing"))
     output = body.get("output")
     if output is None:  # absent or null: the defaults
         output = {}
@@ -91,17 +89,25 @@ def rest_to_spec(body: dict[str, Any], storage: dict[str, Any]) -> dict[str, Any
     extra: dict[str, Any] = {"segmentation": segmentation} if segmentation else {}
     transcript = body.get("transcript")
     points = body.get("knowledge_points", [])
-    if isinstance(transcript, str):
+    if isinstance(transcript, str) or transcript is None:
         if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
             problems.append(Problem("knowledge_points", "expected a list of objects"))
+    if transcript is None and not points:
+        problems.append(
+            Problem("transcript", "required field is missing (it may be left out only when "
+                    "every knowledge point has start_time and end_time)")
+        )  # fmt: skip
     if problems:
         raise SubmissionError(problems)
-    if isinstance(transcript, str):
+    if isinstance(transcript, str) or transcript is None:
         # a WebVTT, SRT or other text transcript: its format is detected; the knowledge points
-        # go into the spec (the seed document holds timed entries only)
+        # go into the spec (the seed document holds timed entries only). No transcript: the
+        # knowledge points carry their own start and end times (the spec checks that).
+        spec: dict[str, Any] = {"source": {"url": body["video_url"]}}
+        if transcript is not None:
+            spec["transcript"] = {"format": "auto", "inline": transcript.rstrip("\n") + "\n"}
         return {
-            "source": {"url": body["video_url"]},
-            "transcript": {"format": "auto", "inline": transcript.rstrip("\n") + "\n"},
+            **spec,
             "knowledgePoints": [_spec_point(p) for p in points],
             "output": {"formats": ["mp4"], **output, "storage": storage},
             **extra,
@@ -153,10 +159,13 @@ _REST_PATHS = (
     ("spec.segmentation", "segmentation"),
     ("spec.transcript.inline", "transcript"),
 )
-_ENTRY = re.compile(r"^(?:transcript line \d+: )?((?:transcript|knowledge_points)\[\d+\])")
+_ENTRY = re.compile(
+    r"^(?:transcript line \d+: )?((?:transcript|knowledge_points)\[\d+\](?:\.\w+)?)"
+)
 _ENTRY_WORDS = re.compile(r"^(?:transcript line \d+: )?(entry|cue) (\d+)\b")
 
 
+_NAMED_POINT = re.compile(r"\bknowledgePoints\[(\d+)\]")
 _SPEC_POINT = re.compile(r"^spec\.knowledgePoints\[(\d+)\](?:\.(\w+))?")
 _REST_POINT_KEYS = {v: k for k, v in _POINT_KEYS.items()}
 
@@ -276,7 +285,7 @@ def check_submission(body: Any, storage: dict[str, Any]) -> Submission:
     else:
         spec = rest_to_spec(body, storage)
         shape = "rest"
-        inline = spec["transcript"]["inline"]
+        inline = spec.get("transcript", {}).get("inline", "")
         if len(inline) > INLINE_TRANSCRIPT_MAX:
             # refused here, before the YAML round trip of validate_spec, which would take time
             # in proportion to the size (the spec refuses it in any case)
@@ -295,7 +304,8 @@ def check_submission(body: Any, storage: dict[str, Any]) -> Submission:
         loaded = check_spec(spec)
     except InvalidSpec as exc:
         problems = [
-            Problem(_rest_field(p) if shape == "rest" else p.path, p.message) for p in exc.problems
+            Problem(_rest_field(p), _rest_message(p.message)) if shape == "rest" else p
+            for p in exc.problems
         ]
         raise SubmissionError(problems) from None
     notes = loaded_notes(loaded)
@@ -310,6 +320,30 @@ _POINT_PATH = re.compile(r"\b(?:transcript\.knowledge_points|spec\.knowledgePoin
 def _rest_note(note: str) -> str:
     """A planner note in the REST body's names (``knowledge_points[1]``)."""
     return _POINT_PATH.sub("knowledge_points[", note)
+
+
+def job_notes(submitted: list[str], status: VideoProcessingJobStatus, shape: str) -> list[str]:
+    """A job's notes: those of its submission, then its run's that say more (the worker plans
+    again once it knows the source's real duration: a clip clamped to it, for one). The run's
+    notes use the spec's names; a job sent as the REST body reads them in that body's names."""
+    notes = list(submitted)
+    seen = set(notes)
+    for note in status.notes or []:
+        shown = _rest_note(note) if shape == "rest" else note
+        if shown not in seen:
+            seen.add(shown)
+            notes.append(shown)
+    return notes
+
+
+def _rest_message(message: str) -> str:
+    """A problem's message with the spec's names of the REST fields (``knowledge_points[1]``,
+    ``start_time`` and ``end_time``) where it names knowledge points without a transcript."""
+    if "without a transcript" not in message:
+        return message
+    message = _NAMED_POINT.sub(r"knowledge_points[\1]", message)
+    message = re.sub(r"has no (start|end)\b", r"has no \1_time", message)
+    return message.replace("start and end", "start_time and end_time")
 
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")

@@ -59,11 +59,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     digest TEXT,
     interrupts INTEGER NOT NULL DEFAULT 0,
     pid INTEGER,
-    notes TEXT
+    notes TEXT,
+    shape TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(namespace, idem_key);
 """
-MIGRATIONS = (("notes", "ALTER TABLE jobs ADD COLUMN notes TEXT"),)
+MIGRATIONS = (
+    ("notes", "ALTER TABLE jobs ADD COLUMN notes TEXT"),
+    ("shape", "ALTER TABLE jobs ADD COLUMN shape TEXT"),
+)
 """Columns added since the first release: a data directory of an older version gains them."""
 
 _EXIT_CATEGORY = {
@@ -156,9 +160,11 @@ class LocalBackend:
                 self._db.execute(statement)
         rows = self._db.execute(
             "SELECT id, seq, namespace, owner, created_at, spec, status, idem_key, digest,"
-            " interrupts, pid, notes FROM jobs"
+            " interrupts, pid, notes, shape FROM jobs"
         ).fetchall()
-        for jid, seq, ns, owner, created, spec, status, key, digest, interrupts, pid, notes in rows:
+        for (
+            jid, seq, ns, owner, created, spec, status, key, digest, interrupts, pid, notes, shape
+        ) in rows:  # fmt: skip
             job = JobRecord(
                 id=jid,
                 namespace=ns,
@@ -168,6 +174,7 @@ class LocalBackend:
                 status=VideoProcessingJobStatus.model_validate_json(status),
                 owner=owner,
                 notes=json.loads(notes) if notes else [],
+                shape=shape or "spec",
             )
             self._jobs[jid] = job
             self._interrupts[jid] = interrupts
@@ -320,11 +327,12 @@ class LocalBackend:
             ),
             owner=identity.name,
             notes=bounded_notes(submission.notes),
+            shape=submission.shape,
         )
         try:
             self.db.execute(
                 "INSERT INTO jobs (id, seq, namespace, owner, created_at, spec, status, idem_key,"
-                " digest, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " digest, notes, shape) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job.id,
                     job.seq,
@@ -336,6 +344,7 @@ class LocalBackend:
                     idempotency_key,
                     digest,
                     json.dumps(job.notes),
+                    job.shape,
                 ),
             )
         except sqlite3.Error as exc:
@@ -356,10 +365,16 @@ class LocalBackend:
         return job
 
     def list_jobs(
-        self, identity: Identity, *, phase: str | None, limit: int, cursor: str | None
+        self,
+        identity: Identity,
+        *,
+        phase: str | None,
+        limit: int,
+        cursor: str | None,
+        owner: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         mine = [j for j in self._jobs.values() if j.namespace == identity.namespace]
-        return page(mine, phase=phase, limit=limit, cursor=cursor)
+        return page(mine, phase=phase, limit=limit, cursor=cursor, owner=owner)
 
     async def cancel(self, identity: Identity, job_id: str) -> JobRecord:
         job = self.get(identity, job_id)

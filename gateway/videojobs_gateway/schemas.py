@@ -50,11 +50,14 @@ class OutputIn(BaseModel):
 
 
 class ProcessRequest(_Doc):
-    """The REST body: a video URL, its timed transcript and the knowledge points to cut."""
+    """The REST body: a video URL, its timed transcript (optional when every knowledge point
+    has its times) and the knowledge points to cut."""
 
     video_url: str
-    transcript: list[TranscriptEntry] | str = Field(
-        description="Timed entries, or the text of a WebVTT, SRT (or other known) transcript."
+    transcript: list[TranscriptEntry] | str | None = Field(
+        default=None,
+        description="Timed entries, or the text of a WebVTT, SRT (or other known) transcript; "
+        "may be left out when every knowledge point has start_time and end_time.",
     )
     knowledge_points: list[KnowledgePointIn] = Field(default_factory=list)
     output: OutputIn | None = None
@@ -110,6 +113,18 @@ class StatusDoc(_Doc):
         default=None,
         description="A queued job's place in the queue (1: starts next; jobs start first come, "
         "first served); null unless queued.",
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What the planner changed, at submission and once the run knows the "
+        "source's real duration (a clip clamped to it): every snap, merge, trim, clamp or "
+        "dropped knowledge point, and why (as in /results).",
+    )
+    submitted_by: str | None = Field(
+        default=None,
+        description="Who submitted the job: the authenticated identity (API key name, or the "
+        "user TokenReview named), as the gateway recorded it; null when unknown (not "
+        "submitted through the gateway).",
     )
 
 
@@ -168,7 +183,8 @@ class ResultsDoc(_Doc):
     notes: list[str] = Field(
         default_factory=list,
         description="What the planner changed: every snap, merge, trim, clamp or dropped "
-        "knowledge point, and why (as in the submit response).",
+        "knowledge point, and why (as in the submit response), then what the run added once "
+        "it knew the source's real duration (a clip clamped to it).",
     )
 
 
@@ -193,6 +209,11 @@ class JobSummary(_Doc):
         default=None,
         description="A queued job's place in the queue (1: starts next; jobs start first come, "
         "first served); null unless queued.",
+    )
+    submitted_by: str | None = Field(
+        default=None,
+        description="Who submitted the job: the authenticated identity (API key name, or the "
+        "user TokenReview named), as the gateway recorded it; null when unknown.",
     )
 
 

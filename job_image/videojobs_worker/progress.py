@@ -40,6 +40,7 @@ from videojobs.models import (
     ShardProgress,
     SourceInfo,
 )
+from videojobs.models.status import status_notes
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class Reporter:
         self.merging = False
         """Set for a sharded run's merge step: it writes only the run-wide fields (the summed
         ``progress`` is the operator's, ``shardProgress`` the shards')."""
+        self.notes: list[str] | None = None
+        """The plan's notes (``status.notes``), once planned."""
         self.segments_budget = SEGMENTS_STATUS_BUDGET
         """Bytes ``status.segments`` may take now (shrunk when the server says too large)."""
 
@@ -186,6 +189,12 @@ class Reporter:
             self.source_info = source
             self.merged_total = total
 
+    def plan_notes(self, notes: list[str]) -> None:
+        """The notes of the plan being cut (the run's: clamps to the source's real duration
+        show up only once it is known); written with the next update."""
+        with self._lock:
+            self.notes = status_notes(notes)
+
     def fail(self, error: ErrorInfo) -> None:
         """The job failed (written at once, just before the exit)."""
         with self._lock:
@@ -217,6 +226,8 @@ class Reporter:
                 status["segmentsSummary"] = f"{len(segments)}/{progress.segments_total}"
             if self.manifest_uri is not None:
                 status["manifestUri"] = self.manifest_uri
+            if self.notes is not None:
+                status["notes"] = self.notes
             if self.error is not None:
                 status["error"] = self.error.to_dict()
         return {"status": status}
@@ -245,6 +256,8 @@ class Reporter:
                     [s.to_dict() for s in segments], self.segments_budget
                 )
                 status["segmentsSummary"] = f"{len(segments)}/{self.merged_total}"
+                if self.notes is not None:
+                    status["notes"] = self.notes
             if self.manifest_uri is not None:
                 status["manifestUri"] = self.manifest_uri
             if self.error is not None:

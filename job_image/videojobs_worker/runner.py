@@ -365,6 +365,7 @@ class Runner:
             fetched = self.spec.transcript is not None and self.spec.transcript.url is not None
             message = redact_fetched(str(exc)) if fetched else str(exc)  # no fetched text shown
             raise WorkerError(code, type(exc).__name__, message) from None
+        self.reporter.plan_notes(plan.notes)
         if duration is not None:
             for seg in plan.segments:
                 if seg.start >= duration:

@@ -136,6 +136,104 @@ def test_transcript_problem_names_the_entry(gw: Gateway, tmp_path: Path) -> None
     assert problem["errors"][0]["message"] in cli.stderr
 
 
+def test_every_problem_of_a_json_list_transcript_in_one_422(gw: Gateway) -> None:
+    """Not the first problem only: each bad entry and each bad point, by its REST field."""
+    body = rest_body("https://example.com/v.mp4")
+    body["transcript"] = [
+        {"start_time": "soon", "end_time": 3, "text": "a"},
+        body["transcript"][1],
+        {"start_time": 6, "end_time": -9, "text": "c"},
+    ]
+    body["knowledge_points"] = [
+        {"knowledge_id": "a", "title": "A", "start_time": 5, "end_time": 2},
+        {"knowledge_id": "b b", "title": "B", "start_time": "zz"},
+        {"knowledge_id": "c", "title": "C", "quote": "a commit", "colour": "red"},
+    ]
+    r = gw.client.post(f"{API}/process", json=body)
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert fields == [
+        "transcript[0]",
+        "transcript[2]",
+        "knowledge_points[0].end_time",
+        "knowledge_points[1].knowledge_id",
+        "knowledge_points[1].start_time",
+        "knowledge_points[2]",
+    ], r.text
+    messages = [e["message"] for e in r.json()["errors"]]
+    assert "'soon'" in messages[0] and "'colour'" in messages[5], messages
+
+
+def test_timed_points_need_no_transcript(gw: Gateway, media_server: MediaServer) -> None:
+    """Knowledge points with start and end times and no transcript: cut as given."""
+    points = [
+        {"knowledge_id": "commits", "title": "Commits", "start_time": 3, "end_time": 6},
+        {"knowledge_id": "merging", "title": "Merging", "start_time": "00:00:08",
+         "end_time": 11},
+    ]  # fmt: skip
+    body = {"video_url": media_server.url("talk.mp4"), "knowledge_points": points,
+            "output": {"precision": "accurate"}}  # fmt: skip
+    job_id = gw.submit(body)["job_id"]
+    assert gw.wait(job_id)["status"] == "completed"
+    segs = gw.client.get(f"{API}/results/{job_id}").json()["segments"]
+    assert [(s["knowledge_id"], s["start"], s["end"]) for s in segs] == [
+        ("commits", 3.0, 6.0), ("merging", 8.0, 11.0)
+    ]  # fmt: skip
+    # a point without its end still needs a transcript; the 422 names the point's field
+    untimed = {**body, "knowledge_points": [points[0], {**points[1], "end_time": None}]}
+    r = gw.client.post(f"{API}/process", json=untimed)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["knowledge_points[1].end_time"], r.text
+    r = gw.client.post(f"{API}/process", json={**body, "knowledge_points": []})
+    assert [e["field"] for e in r.json()["errors"]] == ["transcript"], r.text
+
+
+def test_run_time_notes_reach_status_and_results(gw: Gateway, media_server: MediaServer) -> None:
+    """A point past the source's real end (12 s) is clamped once the run knows that length:
+    the submit response could not say so; /status and /results do, in the body's names."""
+    body = rest_body(media_server.url("talk.mp4"))
+    body["knowledge_points"] = [
+        {"knowledge_id": "commits", "title": "Commits", "start_time": 3, "end_time": 6},
+        {"knowledge_id": "late", "title": "Late", "start_time": 9, "end_time": 30},
+    ]
+    body["segmentation"] = {"snapToCues": False}
+    accepted = gw.submit(body)
+    assert not any("clamped" in n for n in accepted["notes"]), accepted["notes"]
+    job_id = accepted["job_id"]
+    assert gw.wait(job_id)["status"] == "completed"
+    results = gw.client.get(f"{API}/results/{job_id}").json()
+    clamped = [n for n in results["notes"] if "clamped to the source end" in n]
+    assert len(clamped) == 1 and clamped[0].startswith("knowledge_points[1]: end 00:00:30"), (
+        results["notes"]
+    )
+    assert results["segments"][1]["end"] < 12.5
+    assert gw.status(job_id)["notes"] == results["notes"]
+    assert results["notes"][: len(accepted["notes"])] == accepted["notes"]  # then the run's
+
+
+def test_history_names_the_submitter_and_filters_by_it(
+    gw: Gateway, media_server: MediaServer
+) -> None:
+    from videojobs_gateway.local import LocalBackend
+
+    me = "local" if isinstance(gw.backend, LocalBackend) else "user:tester"
+    job_id = gw.submit(rest_body(media_server.slow_url("talk.mp4", 4_000)))["job_id"]
+    try:
+        assert gw.status(job_id)["submitted_by"] == me
+        assert gw.client.get(f"{API}/jobs/{job_id}").json()["submitted_by"] == me
+        listed = gw.client.get(f"{API}/jobs", params={"submitted_by": me}).json()["jobs"]
+        assert [(j["job_id"], j["submitted_by"]) for j in listed] == [(job_id, me)]
+        none = gw.client.get(f"{API}/jobs", params={"submitted_by": "user:nobody"}).json()
+        assert none["jobs"] == []
+        # the submitter is the caller, never something the body says
+        spec_body = {"spec": {"source": {"url": "https://example.com/v.mp4"}}, "submitted_by": "x"}
+        r = gw.client.post(f"{API}/process", json=spec_body)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "submitted_by", r.text
+    finally:
+        gw.client.post(f"{API}/jobs/{job_id}/cancel")
+    assert gw.wait(job_id)["status"] == "cancelled"
+
+
 def test_missing_and_unknown_fields_and_bad_json(gw: Gateway) -> None:
     problem = gw.client.post(f"{API}/process", json={"transcript": [], "colour": 1}).json()
     assert {e["field"] for e in problem["errors"]} >= {"video_url", "colour"}

@@ -4,6 +4,7 @@ body without output, a WebVTT string as the transcript."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,49 @@ def test_openapi_declares_the_auth_modes_schemes(tmp_path: Path) -> None:
     # auth mode none declares nothing
     open_doc = create_app(LocalBackend(tmp_path / "e"), GatewaySettings()).openapi()
     assert "securitySchemes" not in open_doc["components"]
+
+
+def test_two_keys_of_one_namespace_share_a_history_that_names_each_submitter(
+    tmp_path: Path, media_server: MediaServer
+) -> None:
+    """History is per namespace; each job records which API key submitted it, shown in the
+    list and filterable; the console's rows say it too (jobs.js ``.by``)."""
+    from tests.gateway.conftest import start_local
+    from videojobs_gateway.auth import hash_key
+
+    keys = tmp_path / "keys.json"
+    entries = [
+        {"name": n, "sha256": hash_key(f"key-{n}"), "namespace": "team"} for n in ("ann", "bob")
+    ]
+    keys.write_text(json.dumps(entries))
+    settings = GatewaySettings(auth_mode="apikey", api_keys_file=keys)
+    gw = start_local(tmp_path / "data", concurrency=1, settings=settings)
+    ann = httpx.Client(base_url=gw.server.base_url, headers={"Authorization": "Bearer key-ann"})
+    bob = httpx.Client(base_url=gw.server.base_url, headers={"Authorization": "Bearer key-bob"})
+    slow = rest_body(media_server.slow_url("talk.mp4", 4_000))
+    try:
+        a = ann.post(f"{API}/process", json=slow).json()["job_id"]
+        b = bob.post(f"{API}/process", json=slow).json()["job_id"]
+        listed = ann.get(f"{API}/jobs").json()["jobs"]
+        shown = [(j["job_id"], j["submitted_by"]) for j in listed]
+        assert shown == [(b, "key:bob"), (a, "key:ann")]
+        only_bob = ann.get(f"{API}/jobs", params={"submitted_by": "key:bob"}).json()["jobs"]
+        assert [j["job_id"] for j in only_bob] == [b]
+        assert bob.get(f"{API}/status/{a}").json()["submitted_by"] == "key:ann"
+        for client, job in ((ann, a), (bob, b)):
+            client.post(f"{API}/jobs/{job}/cancel")
+    finally:
+        for client in (ann, bob):
+            client.close()
+        gw.client.close()
+        gw.server.stop()
+    # the record outlives a restart
+    again = start_local(tmp_path / "data", concurrency=1, settings=settings)
+    try:
+        jobs = again.client.get(f"{API}/jobs", headers={"Authorization": "Bearer key-bob"}).json()
+        assert {j["job_id"]: j["submitted_by"] for j in jobs["jobs"]} == {
+            a: "key:ann", b: "key:bob"
+        }  # fmt: skip
+    finally:
+        again.client.close()
+        again.server.stop()

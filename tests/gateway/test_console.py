@@ -185,6 +185,56 @@ def test_console_with_an_api_key(tmp_path: Path, media_server: MediaServer) -> N
         gw.server.stop()
 
 
+def test_console_without_a_transcript_shows_submitter_and_run_notes(
+    tmp_path: Path, media_server: MediaServer
+) -> None:
+    """Points with start and end need no transcript (the field stays empty); the job page says
+    who submitted the job and the note the run added (a clip clamped to the source's real
+    12 s); the list row names the submitter too."""
+    if not Path(CHROMIUM).exists() or shutil.which("ffmpeg") is None:
+        pytest.fail("the console test needs /usr/bin/chromium and ffmpeg")
+    from playwright.sync_api import sync_playwright
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps([{"name": "web", "sha256": hash_key("key-web"), "namespace": "w"}]))
+    gw = start_local(
+        tmp_path / "data", settings=GatewaySettings(auth_mode="apikey", api_keys_file=keys)
+    )
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=ARGS, env=_browser_env(tmp_path)
+            )
+            try:
+                page = browser.new_page()
+                page.goto(gw.server.url("/"))
+                page.fill("#credential", "key-web")
+                with page.expect_navigation():
+                    page.dispatch_event("#credential", "change")
+                page.fill("#video_url", media_server.url("talk.mp4"))
+                page.fill("#knowledge_points", "3-6 Commits\n9-30 Late")
+                page.click("#submit_button")
+                page.wait_for_url("**/console/jobs/*")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent === 'completed'",
+                    timeout=180_000,
+                )
+                assert page.locator("#submitted_by").text_content() == "submitted by key:web"
+                page.wait_for_function(
+                    "Array.from(document.querySelectorAll('#notes li'))"
+                    ".some((li) => li.textContent.includes('clamped to the source end'))"
+                )
+                assert page.locator(".clip").count() == 2
+                page.goto(gw.server.url("/"))
+                page.wait_for_selector("#jobs tbody tr .by")
+                assert page.locator("#jobs tbody tr .by").first.text_content() == "by key:web"
+            finally:
+                browser.close()
+    finally:
+        gw.client.close()
+        gw.server.stop()
+
+
 def test_console_with_seven_unfinished_jobs(tmp_path: Path, media_server: MediaServer) -> None:
     """Seven unfinished jobs (one running slowly, six queued): the list follows them without
     a connection each (a browser has six per host), so Submit still works and the new job

@@ -297,3 +297,45 @@ def test_immutability_cannot_be_bypassed_by_adding_removing_or_swapping_fields()
     assert _immutable(_base(), old=swapped), "segments swapped for transcript"
     assert not _immutable(copy.deepcopy(_base()), old=_base())
     assert not _immutable(_explicit(), old=_explicit())
+
+
+def _timed_points() -> dict[str, Any]:
+    return job_documents(EXAMPLES / "timed-points-no-transcript.yaml")[0]
+
+
+def _agree(doc: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The CEL violations and the models' refusal (None: accepted) of one object."""
+    from pydantic import ValidationError
+
+    from videojobs.models.resource import VideoProcessingJob
+
+    try:
+        VideoProcessingJob.model_validate(doc)
+        refusal = None
+    except ValidationError as exc:
+        refusal = str(exc)
+    return cel_violations(doc), refusal
+
+
+@pytest.mark.parametrize(
+    ("make", "path", "value", "accepted"),
+    [
+        (_timed_points, None, None, True),
+        (_timed_points, "spec.knowledgePoints.1.end", _DELETE, False),
+        (_timed_points, "spec.knowledgePoints.0.start", _DELETE, False),
+        (_timed_points, "spec.knowledgePoints", [], False),
+        (_timed_points, "spec.knowledgePoints", _DELETE, False),
+        (_timed_points, "spec.segmentation", {"auto": {}}, False),
+        (_base, "spec.transcript", _DELETE, False),  # its points have start times only
+    ],
+    ids=["all timed", "one without end", "one without start", "no points", "points absent",
+         "auto needs a transcript", "start times only"],
+)  # fmt: skip
+def test_timed_points_need_no_transcript_and_cel_agrees_with_the_models(
+    make: Any, path: str | None, value: Any, accepted: bool
+) -> None:
+    doc = make() if path is None else _mutate(make(), path, value)
+    assert "transcript" not in doc["spec"]
+    violations, refusal = _agree(doc)
+    assert (violations == []) is accepted, violations
+    assert (refusal is None) is accepted, refusal

@@ -289,8 +289,12 @@ def test_seed_json_carries_knowledge_points() -> None:
 @pytest.mark.parametrize(
     ("change", "line", "expected"),
     [
-        (('"start_time": 4}', '"start_time": "later"}'), 10, "knowledge_points[1]: start"),
-        (('"knowledge_id": "kp-2"', '"knowledge_id": "kp 2"'), 10, "knowledge_points[1]: id"),
+        (('"start_time": 4}', '"start_time": "later"}'), 10, "knowledge_points[1].start_time: "),
+        (
+            ('"knowledge_id": "kp-2"', '"knowledge_id": "kp 2"'),
+            10,
+            "knowledge_points[1].knowledge_id: ",
+        ),
         (('"title": "Body",', '"headline": "x", "title": "Body",'), 10, "unknown field 'headline'"),
         (('"end_time": 9', '"end_time": -9'), 5, "transcript[1]"),
     ],
@@ -299,6 +303,29 @@ def test_seed_json_errors(change: tuple[str, str], line: int, expected: str) -> 
     problem = error(SEED.replace(*change)).problems[0]
     assert problem.line == line, problem
     assert expected in problem.message
+
+
+def test_seed_json_reports_every_problem_at_once_with_its_field_and_line() -> None:
+    """Every bad entry and every bad knowledge point in one error (not the first only), each
+    naming the field as the document spells it, at the entry's line."""
+    text = (
+        SEED.replace('"end_time": 9', '"end_time": -9')
+        .replace('"start_time": 0.0', '"start_time": "soon"')
+        .replace('"end_time": "00:00:04"}', '"end_time": "00:00:00.2"}')
+        .replace('"knowledge_id": "kp-2", "title": "Body", "start_time": 4',
+                 '"knowledge_id": "kp 2", "title": "Body", "start_time": "later"')
+    )  # fmt: skip
+    problems = error(text).problems
+    assert [(p.line, p.message.split(":")[0]) for p in problems] == [
+        (4, "transcript[0]"),
+        (5, "transcript[1]"),
+        (8, "knowledge_points[0].end_time"),
+        (10, "knowledge_points[1].knowledge_id"),
+        (10, "knowledge_points[1].start_time"),
+    ], problems
+    assert "'soon'" in problems[0].message and "-9" in problems[1].message
+    assert "must be after start" in problems[2].message
+    assert "'later'" in problems[4].message
 
 
 @pytest.mark.parametrize(

@@ -770,14 +770,18 @@ class VideoProcessingJobSpec(Model):
                 _cel(
                     f"({_FROM_CHAPTERS}) ? (!has(self.segments) && "
                     "(!has(self.knowledgePoints) || size(self.knowledgePoints) == 0)) "
-                    ": has(self.segments) != has(self.transcript)",
+                    ": (has(self.segments) ? !has(self.transcript) : (has(self.transcript) || "
+                    "(has(self.knowledgePoints) && size(self.knowledgePoints) > 0 && "
+                    "self.knowledgePoints.all(k, has(k.start) && has(k.end)))))",
                     "give exactly one of segments (explicit ranges), transcript or "
-                    "segmentation.fromChapters (which takes no segments or knowledgePoints)",
+                    "segmentation.fromChapters (which takes no segments or knowledgePoints); "
+                    "without a transcript every knowledge point needs start and end",
                 ),
                 _cel(
-                    "!has(self.segments) || !has(self.segmentation) || "
+                    "has(self.transcript) || !has(self.segmentation) || "
                     "!has(self.segmentation.auto)",
-                    "segmentation.auto goes with a transcript, not with explicit segments",
+                    "segmentation.auto goes with a transcript, not with explicit segments nor "
+                    "without a transcript",
                 ),
                 _cel(
                     "!has(oldSelf.cancel) || !oldSelf.cancel || self.cancel || "
@@ -805,7 +809,8 @@ class VideoProcessingJobSpec(Model):
     )
     transcript: TranscriptSource | None = Field(
         default=None,
-        description="A timed transcript; knowledge points are mapped onto it.",
+        description="A timed transcript; knowledge points are mapped onto it. Not needed "
+        "when every knowledge point has start and end (the clips are cut as given).",
     )
     knowledge_points: list[KnowledgePoint] = Field(
         default_factory=list,
@@ -873,7 +878,7 @@ class VideoProcessingJobSpec(Model):
             return self
         if self.segmentation.chapter_titles is not None:
             raise ValueError("segmentation.chapterTitles needs segmentation.fromChapters: true")
-        if (self.segments is None) == (self.transcript is None):
+        if self.segments is not None and self.transcript is not None:
             raise ValueError(
                 "give exactly one of segments (explicit ranges), transcript or "
                 "segmentation.fromChapters"
@@ -882,7 +887,31 @@ class VideoProcessingJobSpec(Model):
             raise ValueError("knowledgePoints go with a transcript, not with explicit segments")
         if self.segments is not None and self.segmentation.auto is not None:
             raise ValueError("segmentation.auto goes with a transcript, not with explicit segments")
+        if self.transcript is None and self.segmentation.auto is not None:
+            raise ValueError("segmentation.auto goes with a transcript, not without one")
+        if self.segments is None and self.transcript is None:
+            self._explicit_points_only()
         return self
+
+    def _explicit_points_only(self) -> None:
+        """Without a transcript (and no segments), every knowledge point carries its own times."""
+        if not self.knowledge_points:
+            raise ValueError(
+                "give exactly one of segments (explicit ranges), transcript or "
+                "segmentation.fromChapters (or knowledgePoints that all have start and end)"
+            )
+        untimed = [
+            (i, "start" if k.start is None else "end")
+            for i, k in enumerate(self.knowledge_points)
+            if k.start is None or k.end is None
+        ]
+        if untimed:
+            (i, missing), more = untimed[0], len(untimed) - 1
+            raise ValueError(
+                f"without a transcript every knowledge point needs start and end "
+                f"(knowledgePoints[{i}] has no {missing}"
+                + (f"; {more} more points lack times)" if more else ")")
+            )
 
     @field_validator("knowledge_points")
     @classmethod

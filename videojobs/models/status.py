@@ -14,9 +14,9 @@ Two writers share the status, each owning its own fields (see ``docs/worker-cont
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from videojobs.models.base import StatusModel, Timestamp
 
@@ -171,6 +171,32 @@ class ShardsSummary(StatusModel):
     )
 
 
+STATUS_NOTES_MAX = 100
+"""Most notes in ``status.notes`` (the last one says how many more are in manifest.json)."""
+STATUS_NOTE_MAX_CHARS = 1000
+"""Longest note in ``status.notes`` (a longer one is cut short)."""
+STATUS_NOTES_MAX_BYTES = 32 * 1024
+"""Most UTF-8 bytes of ``status.notes`` in all (a resource stays under etcd's 1.5 MiB)."""
+
+
+def status_notes(notes: list[str]) -> list[str]:
+    """``notes`` within the bounds of ``status.notes``: each cut to
+    :data:`STATUS_NOTE_MAX_CHARS`; the leading ones that fit :data:`STATUS_NOTES_MAX` and
+    :data:`STATUS_NOTES_MAX_BYTES`, then a note saying how many more manifest.json holds."""
+    cut = [n if len(n) <= STATUS_NOTE_MAX_CHARS else n[: STATUS_NOTE_MAX_CHARS - 1] + "…"
+           for n in notes]  # fmt: skip
+    kept: list[str] = []
+    size = 100  # room for the closing note
+    for note in cut:
+        size += len(note.encode()) + 4
+        if len(kept) == STATUS_NOTES_MAX - 1 or size > STATUS_NOTES_MAX_BYTES:
+            break
+        kept.append(note)
+    if len(kept) == len(cut):
+        return kept
+    return [*kept, f"... and {len(cut) - len(kept)} more notes (see manifest.json)"]
+
+
 class VideoProcessingJobStatus(StatusModel):
     """The observed state of a VideoProcessingJob."""
 
@@ -193,6 +219,12 @@ class VideoProcessingJobStatus(StatusModel):
         default=None, description="'published/planned', e.g. 3/8 (a printer column)."
     )
     manifest_uri: str | None = Field(default=None, description="URI of manifest.json.")
+    notes: list[Annotated[str, StringConstraints(max_length=STATUS_NOTE_MAX_CHARS)]] | None = Field(
+        default=None,
+        max_length=STATUS_NOTES_MAX,
+        description="The run's planner notes (worker-owned): every snap, merge, trim, clamp to "
+        "the source's real duration, or dropped knowledge point, and why; as in manifest.json.",
+    )
     error: ErrorInfo | None = Field(default=None, description="Why the job failed.")
     shards: ShardsSummary | None = Field(
         default=None, description="The shards of a sharded run (spec.parallelism > 1)."

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from videojobs.errors import Problem, TranscriptError
 from videojobs.models import KnowledgePoint, Transcript
 from videojobs.times import TimeValueError, parse_time
 from videojobs.transcripts._common import (
@@ -20,6 +21,9 @@ from videojobs.transcripts._common import (
     make_transcript,
     words_between,
 )
+
+MAX_PROBLEMS = 100
+"""Most problems of one JSON transcript reported at once (the rest after those are fixed)."""
 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
@@ -190,6 +194,7 @@ def _json_cues(
         raise err(f"expected {where} to be a list of cues, got {type(entries).__name__}", 1)
     check_cue_count(len(entries), err)
     raw = []
+    problems: list[TranscriptError] = []
     for i, entry in enumerate(entries):
         line = lines[i] if i < len(lines) else None
         label = f"{where}[{i}]"
@@ -204,7 +209,10 @@ def _json_cues(
             cue_id = entry.get("id")
             timed = _segment_words(entry, label)
         except ValueError as exc:
-            raise err(f"{label}: {exc}; expected {{start, end, text}}", line) from None
+            problems.append(err(f"{label}: {exc}; expected {{start, end, text}}", line))
+            if len(problems) >= MAX_PROBLEMS:
+                break
+            continue
         raw.append(
             {
                 "id": None if cue_id is None else str(cue_id),
@@ -215,6 +223,8 @@ def _json_cues(
                 "words": None if timed is None else words_between(timed, start, end),
             }
         )
+    if problems:
+        raise TranscriptError([p for e in problems for p in e.problems])
     return raw
 
 
@@ -254,51 +264,85 @@ _SEED_KP_FIELDS = {
     "cues": "cues",
 }
 
+_SEED_SPELLING = {"id": "knowledge_id", "start": "start_time", "end": "end_time"}
+"""The seed document's names of a knowledge point's fields (when the entry does not spell one)."""
+
 
 def parse_seed_json(text: str, *, source: str = "transcript") -> Transcript:
-    """Parse the seed's REST-era document: ``transcript`` entries plus ``knowledge_points``."""
+    """Parse the seed's REST-era document: ``transcript`` entries plus ``knowledge_points``.
+
+    Every problem of the entries and the knowledge points is reported at once (up to
+    :data:`MAX_PROBLEMS`), each with its entry's line."""
     err = _Errors(source)
     data, body = load_json(text, err)
     if not isinstance(data, dict) or "transcript" not in data:
         raise err('expected a JSON object with "transcript" and "knowledge_points"', 1)
     lines = entry_lines(body, ("transcript",)) if isinstance(data["transcript"], list) else []
-    raw = _json_cues(
-        data["transcript"],
-        lines,
-        err,
-        "transcript",
-        start_names=("start_time", "start"),
-        end_names=("end_time", "end"),
-    )
+    problems: list[Problem] = []
+    raw: list[dict[str, Any]] = []
+    try:
+        raw = _json_cues(
+            data["transcript"],
+            lines,
+            err,
+            "transcript",
+            start_names=("start_time", "start"),
+            end_names=("end_time", "end"),
+        )
+    except TranscriptError as exc:
+        problems += exc.problems
     points_data = data.get("knowledge_points", [])
     if not isinstance(points_data, list):
-        raise err('expected "knowledge_points" to be a list', 1)
+        raise TranscriptError([*problems, *err('expected "knowledge_points" to be a list', 1)
+                               .problems])  # fmt: skip
     kp_lines = entry_lines(body, ("knowledge_points",)) if points_data else []
-    points = []
+    points: list[KnowledgePoint] = []
     for i, entry in enumerate(points_data):
         line = kp_lines[i] if i < len(kp_lines) else None
-        label = f"knowledge_points[{i}]"
-        if not isinstance(entry, dict):
-            raise err(f"{label}: expected an object, got {type(entry).__name__}", line)
-        unknown = sorted(set(entry) - set(_SEED_KP_FIELDS))
-        if unknown:
-            raise err(
-                f"{label}: unknown field {unknown[0]!r}; expected knowledge_id, title, "
-                "description, start_time, end_time",
-                line,
-            )
-        fields = {_SEED_KP_FIELDS[k]: v for k, v in entry.items() if v is not None}
-        for name in ("start", "end"):
-            if isinstance(fields.get(name), float):
-                fields[name] = str(fields[name])  # JSON seconds; manifests forbid floats only
-        try:
-            points.append(KnowledgePoint.model_validate(fields))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            at = ".".join(str(p) for p in first["loc"])
-            msg = first["msg"].removeprefix("Value error, ")
-            raise err(f"{label}: {at + ': ' if at else ''}{msg}", line) from None
+        messages = _seed_point_problems(entry, f"knowledge_points[{i}]", points)
+        problems += [err(m, line).problems[0] for m in messages]
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if problems:
+        raise TranscriptError(problems[:MAX_PROBLEMS])
     return make_transcript("seed-json", raw, err, knowledge_points=points)
+
+
+def _seed_point_problems(entry: Any, label: str, points: list[KnowledgePoint]) -> list[str]:
+    """A seed knowledge point's problems, each naming its field as the entry spells it
+    (``knowledge_points[1].end_time: ...``); none (and the point appended) when it is valid."""
+    if not isinstance(entry, dict):
+        return [f"{label}: expected an object, got {type(entry).__name__}"]
+    unknown = sorted(set(entry) - set(_SEED_KP_FIELDS))
+    if unknown:
+        return [
+            f"{label}: unknown field {name!r}; expected knowledge_id, title, description, "
+            "start_time, end_time, quote"
+            for name in unknown
+        ]
+    fields = {_SEED_KP_FIELDS[k]: v for k, v in entry.items() if v is not None}
+    for name in ("start", "end"):
+        if isinstance(fields.get(name), float):
+            fields[name] = str(fields[name])  # JSON seconds; manifests forbid floats only
+    try:
+        points.append(KnowledgePoint.model_validate(fields))
+    except ValidationError as exc:
+        spelled = {**_SEED_SPELLING, **{_SEED_KP_FIELDS[k]: k for k in entry}}
+        out = []
+        for error in exc.errors():
+            msg = error["msg"].removeprefix("Value error, ")
+            loc = [str(p) for p in error["loc"]]
+            if not loc and re.match(r"end( \(| must)", msg):
+                loc = ["end"]  # the model's check of end against start is about end
+            value = error.get("input")
+            if error["type"] == "missing":
+                msg = "required field is missing"
+            elif loc and isinstance(value, str | int | float) and repr(value) not in msg:
+                msg += f" (got {repr(value)[:60]})"
+            at = "." + spelled.get(loc[0], loc[0]) if loc else ""
+            out.append(f"{label}{at}: {msg}")
+        return out
+    return []
 
 
 # --- whisper.cpp ----------------------------------------------------------------------------

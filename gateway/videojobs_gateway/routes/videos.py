@@ -70,6 +70,7 @@ def summary(job: JobRecord, positions: dict[tuple[str, str], int]) -> JobSummary
         message=job.status.message,
         links=Links(**links(job.id)),
         queue_position=positions.get((job.namespace, job.id)),
+        submitted_by=job.owner,
     )
 
 
@@ -183,6 +184,8 @@ async def status(job_id: JobId, backend: BackendDep, identity: IdentityDep) -> S
     doc = convert.status_document(job.id, job.status)
     doc["created_at"] = job.created_at
     doc["queue_position"] = backend.queue_positions().get((job.namespace, job.id))
+    doc["notes"] = convert.job_notes(job.notes, job.status, job.shape)
+    doc["submitted_by"] = job.owner
     return StatusDoc(**doc)
 
 
@@ -263,7 +266,7 @@ async def results(
     descriptions = convert.descriptions(job.spec)
     for seg in doc["segments"]:
         seg["description"] = descriptions.get(seg["knowledge_id"] or "", "")
-    doc["notes"] = list(job.notes)
+    doc["notes"] = convert.job_notes(job.notes, job.status, job.shape)
     return ResultsDoc(**doc)
 
 
@@ -327,12 +330,22 @@ async def list_jobs(
             description="``next_cursor`` of the previous page (400 for any other value).",
         ),
     ] = None,
+    submitted_by: Annotated[
+        str | None,
+        Query(
+            max_length=250,
+            description="Only the jobs this identity submitted (``submitted_by`` of a job).",
+        ),
+    ] = None,
 ) -> JobList:
-    """The caller's jobs, newest first; ``next_cursor`` fetches the next page."""
+    """The caller's jobs, newest first; ``next_cursor`` fetches the next page. Each names who
+    submitted it (``submitted_by``); ``submitted_by=`` lists one submitter's jobs."""
     phase = convert.STATUS_TO_PHASE.get(status) if status else None
     if status == "pending":
         phase = "Pending"
-    jobs, nxt = backend.list_jobs(identity, phase=phase, limit=limit, cursor=cursor)
+    jobs, nxt = backend.list_jobs(
+        identity, phase=phase, limit=limit, cursor=cursor, owner=submitted_by
+    )
     positions = backend.queue_positions()
     return JobList(jobs=[summary(j, positions) for j in jobs], next_cursor=nxt)
 

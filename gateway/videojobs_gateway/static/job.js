@@ -117,7 +117,17 @@ const JOB = (() => {
       return;
     }
     document.getElementById("points").replaceChildren(TL.pointsTable(state.doc, null));
-    document.getElementById("notes").replaceChildren(...state.doc.notes.map((n) => el("li", { text: n })));
+    showNotes();
+  }
+
+  // The job's own notes (its submission's, then the run's: a clip clamped to the source's real
+  // duration), else the plan preview's.
+  function showNotes() {
+    const notes = state.notes && state.notes.length ? state.notes : state.doc ? state.doc.notes : [];
+    const list = document.getElementById("notes");
+    if (list.dataset.shown === JSON.stringify(notes)) return;
+    list.dataset.shown = JSON.stringify(notes);
+    list.replaceChildren(...notes.map((n) => el("li", { text: n })));
   }
 
   let shown = -1;
@@ -139,6 +149,9 @@ const JOB = (() => {
     s.textContent = st.status; s.className = `status ${st.status}`;
     document.getElementById("stage").textContent = st.stage || "";
     document.getElementById("error").textContent = st.error ? `${st.error.category}: ${st.error.message}` : "";
+    document.getElementById("submitted_by").textContent = st.submitted_by ? `submitted by ${st.submitted_by}` : "";
+    state.notes = st.notes;
+    showNotes();
     document.getElementById("cancel").disabled = FINISHED.has(st.status);
     document.getElementById("retry").disabled = !(st.status === "failed" || st.status === "cancelled");
     return st;

@@ -185,7 +185,8 @@ const JOBS = (() => {
     let transcript = text;
     if (text.trim().startsWith("[")) { try { transcript = JSON.parse(text); } catch (e) { transcript = text; } }
     const output = { formats: form.formats.value.split(","), precision: form.precision.value };
-    const body = { video_url: form.video_url.value.trim(), transcript, knowledge_points: points, output };
+    const body = { video_url: form.video_url.value.trim(), knowledge_points: points, output };
+    if (text.trim()) body.transcript = transcript; // none: every point gives its start and end
     const segmentation = {};
     if (!form.snap.checked) segmentation.snapToCues = false;
     if (form.overlap.value !== "merge") segmentation.overlap = form.overlap.value;
@@ -315,7 +316,7 @@ const JOBS = (() => {
 
   function jobRow(job) {
     const row = el("tr", { "data-job": job.job_id },
-      el("td", { class: "c-job" }, el("a", { href: `/console/jobs/${encodeURIComponent(job.job_id)}`, class: "title" }), el("div", { class: "muted id" })),
+      el("td", { class: "c-job" }, el("a", { href: `/console/jobs/${encodeURIComponent(job.job_id)}`, class: "title" }), el("div", { class: "muted id" }), el("div", { class: "muted by" })),
       el("td", { class: "c-status" }, el("span", { class: "status" }), el("div", { class: "muted stage" })),
       el("td", { class: "c-progress" }, el("progress", { max: "100", value: "0" }), el("span", { class: "muted pct" })),
       el("td", { class: "c-created muted" }, localTime(job.created_at)),
@@ -329,6 +330,7 @@ const JOBS = (() => {
     const link = row.querySelector("a.title");
     link.textContent = name;
     row.querySelector(".id").textContent = job.title ? job.job_id : "";
+    row.querySelector(".by").textContent = job.submitted_by ? `by ${job.submitted_by}` : "";
     const status = row.querySelector(".status");
     status.textContent = job.status; status.className = `status ${job.status}`;
     // what it is doing, or (queued) what it waits for, as the server words it
