@@ -471,8 +471,9 @@ def _start_run(resource: Body, ctx: Context) -> Decision:
         "completionTime": None,
     }
     if _is_new_run(resource):  # the previous run's live fields would be misleading now; its
-        # manifestUri would even declare this run Succeeded should its Job disappear
-        wanted.update({"progress": None, "error": None, "manifestUri": None})
+        # manifestUri would even declare this run Succeeded should its Job disappear, and its
+        # run-time notes would read as this run's until its worker plans
+        wanted.update({"progress": None, "error": None, "manifestUri": None, "notes": None})
     decision = Decision(status=_changes(status, wanted), create_job=True)
     decision.status.update(_fresh_shard_fields(resource, ctx))
     if status.get("phase") != "Queued":
@@ -522,7 +523,7 @@ def _queue(resource: Body, ctx: Context) -> Decision:
         "queuedAt": status.get("queuedAt") or now,
     }
     if _is_new_run(resource):
-        wanted.update({"jobName": None, "completionTime": None, "manifestUri": None})
+        wanted.update({"jobName": None, "completionTime": None, "manifestUri": None, "notes": None})
     decision = Decision(status=_changes(status, wanted))
     if status.get("phase") != "Queued":
         decision.events.append(Event("Normal", "Queued", message))

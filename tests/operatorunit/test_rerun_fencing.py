@@ -20,6 +20,7 @@ def finished_then_rerun() -> dict:
         "manifestUri": "pvc://clips/out/manifest.json",
         "observedGeneration": 1,
         "completionTime": "2026-11-25T13:30:00Z",
+        "notes": ["knowledge_points[0]: end clamped to the source end"],
     }
     rerun = resource(status=done, rerunToken="again-1")
     rerun["metadata"]["generation"] = 2
@@ -33,6 +34,16 @@ def test_a_rerun_clears_the_previous_manifest_uri() -> None:
     assert "manifestUri" in started.status and started.status["manifestUri"] is None
     queued = decide(rerun, None, [], ctx(admitted=False))
     assert "manifestUri" in queued.status and queued.status["manifestUri"] is None
+
+
+def test_a_rerun_clears_the_previous_runs_notes() -> None:
+    """status.notes are the run's own (the worker writes them once it planned): a new run,
+    started or queued, does not show the previous run's."""
+    rerun = finished_then_rerun()
+    started = decide(rerun, None, [], ctx(admitted=True))
+    assert "notes" in started.status and started.status["notes"] is None
+    queued = decide(rerun, None, [], ctx(admitted=False))
+    assert "notes" in queued.status and queued.status["notes"] is None
 
 
 def test_the_new_runs_job_disappearing_is_not_success_from_the_old_manifest() -> None:
