@@ -553,7 +553,7 @@ def _central(seg: Sequence[int], vocab: _Vocabulary) -> int:
 # --- the proposal ---------------------------------------------------------------------------
 
 
-def propose(  # noqa: PLR0915
+def propose(
     transcript: Transcript,
     settings: Settings | None = None,
     chapters: Sequence[float] = (),
@@ -574,22 +574,56 @@ def propose(  # noqa: PLR0915
     vocab = _Vocabulary(units, settings.language or transcript.language)
     starts = [u.start for u in units]
     n = len(units)
+    hinted = _chapter_hints(chapters, starts, begin, finish)
+    if hinted:
+        notes.append(f"segmentation.auto: {len(hinted)} of the source's chapters used as hints")
+    order = _candidates(starts, vocab, settings, begin, finish, hinted)
+    nodes = [0, *order, n]  # unit index where each node's segment starts
+    times = [begin, *(starts[i] for i in order), finish]
+    ids: dict[str, int] = {}
+    unit_terms = [[ids.setdefault(t, len(ids)) for t in terms] for terms in vocab.raw]
+    total = sum(len(t) for t in unit_terms)
+    penalty = PENALTY * math.log(max(total, 2))
+    bonus = [penalty if i in hinted else 0.0 for i in nodes]
+    bonus[0] = bonus[-1] = 0.0
+    costs = _Costs(nodes, times, unit_terms, len(ids))
+    chosen, hi = _choose_boundaries(costs, bonus, penalty, settings, notes)
+    cut_nodes = _snap_to_chapters(chosen, nodes, times, hinted, settings.min_duration, hi)
+    strength = _strengths(costs, cut_nodes, hinted, penalty)
+    edges = [0, *(nodes[j] for j in cut_nodes), n]
+    return Proposal(_points(units, vocab, edges, strength, begin, finish), notes)
 
-    windows = [w for w in WINDOWS if w <= max(settings.min_duration, WINDOWS[0])]
-    curves = [similarities(starts, vocab.vectors, w) for w in windows]
-    sim = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
-    depth = depth_scores(sim)
+
+def _chapter_hints(
+    chapters: Sequence[float], starts: Sequence[float], begin: float, finish: float
+) -> set[int]:
+    """The gaps (unit indices) within :data:`CHAPTER_SNAP` seconds of a chapter start."""
+    n = len(starts)
     hinted = set()
     for c in chapters:
         if begin < c < finish:
             near = min(range(1, n), key=lambda i: (abs(starts[i] - c), i), default=None)
             if near is not None and abs(starts[near] - c) <= CHAPTER_SNAP:
                 hinted.add(near)
-    if hinted:
-        notes.append(f"segmentation.auto: {len(hinted)} of the source's chapters used as hints")
+    return hinted
 
-    # candidates: local maxima of depth, plus a gap every so often for feasibility; at most
-    # MAX_CANDIDATES (the deepest peaks are kept), which bounds the work of the choice
+
+def _candidates(
+    starts: Sequence[float],
+    vocab: _Vocabulary,
+    settings: Settings,
+    begin: float,
+    finish: float,
+    hinted: set[int],
+) -> list[int]:
+    """The candidate gaps, in order: local maxima of depth, plus a gap every so often for
+    feasibility, plus the chapter hints; at most MAX_CANDIDATES (the deepest peaks are kept),
+    which bounds the work of the choice."""
+    n = len(starts)
+    windows = [w for w in WINDOWS if w <= max(settings.min_duration, WINDOWS[0])]
+    curves = [similarities(starts, vocab.vectors, w) for w in windows]
+    sim = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
+    depth = depth_scores(sim)
     peaks: list[int] = []
     for i in range(1, n):
         if starts[i] <= begin or starts[i] >= finish:
@@ -614,22 +648,32 @@ def propose(  # noqa: PLR0915
             mark = starts[i]
     room = max(0, limit - len(grid) - len(hinted))
     cand = grid | set(sorted(peaks, key=lambda i: (-depth[i], i))[:room])
-    order = sorted(cand | hinted)
-    nodes = [0, *order, n]  # unit index where each node's segment starts
-    times = [begin, *(starts[i] for i in order), finish]
-    ids: dict[str, int] = {}
-    unit_terms = [[ids.setdefault(t, len(ids)) for t in terms] for terms in vocab.raw]
-    total = sum(len(t) for t in unit_terms)
-    penalty = PENALTY * math.log(max(total, 2))
-    bonus = [penalty if i in hinted else 0.0 for i in nodes]
-    bonus[0] = bonus[-1] = 0.0
+    return sorted(cand | hinted)
 
+
+@dataclass(frozen=True)
+class _Costs:
+    """The candidate nodes and the words between them, for :func:`_log_costs`."""
+
+    nodes: Sequence[int]
+    times: Sequence[float]
+    unit_terms: Sequence[Sequence[int]]
+    vocabulary: int
+
+    def table(self, lo: float, hi: float) -> list[list[tuple[int, float]]]:
+        return _log_costs(self.nodes, self.times, self.unit_terms, self.vocabulary, lo, hi)
+
+
+def _choose_boundaries(
+    costs: _Costs, bonus: Sequence[float], penalty: float, settings: Settings, notes: list[str]
+) -> tuple[list[int], float]:
+    """The chosen boundary nodes and the longest clip allowed: the target count is dropped
+    when the bounds cannot meet it, then maxDuration (each with a note)."""
     target = settings.target_count
     chosen: list[int] | None = None
     lo, hi = settings.min_duration, settings.max_duration
     for attempt in range(3):
-        costs = _log_costs(nodes, times, unit_terms, len(ids), lo, hi)
-        chosen = _choose(costs, bonus, target, penalty)
+        chosen = _choose(costs.table(lo, hi), bonus, target, penalty)
         if chosen is not None:
             break
         if attempt == 0 and target is not None:
@@ -644,27 +688,46 @@ def propose(  # noqa: PLR0915
                 f"{settings.min_duration:g}s and {settings.max_duration:g}s; maxDuration ignored"
             )
             hi = math.inf
-    cut_nodes = _snap_to_chapters(chosen or [], nodes, times, hinted, lo, hi)
-    cut = [nodes[j] for j in cut_nodes]
+    return chosen or [], hi
+
+
+def _strengths(
+    costs: _Costs, cut_nodes: Sequence[int], hinted: set[int], penalty: float
+) -> dict[int, float]:
+    """Each boundary's strength (by unit index): ``1 - penalty / saving`` of coding the
+    topics on either side apart; 1 for a chapter-backed boundary."""
+    nodes = costs.nodes
     edges_n = [0, *cut_nodes, len(nodes) - 1]
     strength = {}
     for k, j in enumerate(cut_nodes, start=1):
         a, c = edges_n[k - 1], edges_n[k + 1]
-        pair = _log_costs([nodes[a], nodes[j], nodes[c]], [0.0, 1.0, 2.0], unit_terms,
-                          len(ids), 0.0, math.inf)  # fmt: skip
+        pair = _log_costs([nodes[a], nodes[j], nodes[c]], [0.0, 1.0, 2.0], costs.unit_terms,
+                          costs.vocabulary, 0.0, math.inf)  # fmt: skip
         split = dict(pair[0])[1] + dict(pair[1])[2]
         gain = dict(pair[0])[2] - split
         strength[nodes[j]] = (
             1.0 if nodes[j] in hinted else max(0.0, 1.0 - penalty / gain) if gain > 0 else 0.0
         )
-    edges = [0, *cut, n]
+    return strength
+
+
+def _points(
+    units: Sequence[Unit],
+    vocab: _Vocabulary,
+    edges: Sequence[int],
+    strength: dict[int, float],
+    begin: float,
+    finish: float,
+) -> list[ProposedPoint]:
+    """One point per topic (units ``edges[k]`` to ``edges[k + 1]``): its times, unique title,
+    description and confidence (the weaker of its two edges)."""
     segments = [list(range(a, b)) for a, b in zip(edges, edges[1:], strict=False)]
     phrases = _key_phrases(segments, units, vocab)
     used: set[str] = set()
     points = []
     for k, seg in enumerate(segments):
-        start = begin if k == 0 else starts[edges[k]]
-        end = finish if k == len(segments) - 1 else starts[edges[k + 1]]
+        start = begin if k == 0 else units[edges[k]].start
+        end = finish if k == len(segments) - 1 else units[edges[k + 1]].start
         conf = min(strength.get(edges[k], 1.0), strength.get(edges[k + 1], 1.0))
         text = " ".join(units[u].text for u in seg)
         title = _title(phrases[k][:MAX_TITLE_WORDS], text, used)
@@ -685,4 +748,4 @@ def propose(  # noqa: PLR0915
                 start_strength=round(strength.get(edges[k], 1.0), 2),
             )
         )
-    return Proposal(points, notes)
+    return points

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from videojobs.models import VideoProcessingJobStatus
-from videojobs_gateway.convert import Submission
+from videojobs.models.status import FINISHED_PHASES
+from videojobs_gateway.convert import Submission, rest_status
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,44 @@ def queue_positions(jobs: Iterable[JobRecord]) -> dict[tuple[str, str], int]:
     order the local scheduler and the operator's admission both start them in)."""
     queued = sorted((j for j in jobs if j.status.phase == "Queued"), key=lambda j: (j.seq, j.id))
     return {(j.namespace, j.id): n for n, j in enumerate(queued, 1)}
+
+
+def status_counts(jobs: Iterable[JobRecord]) -> dict[str, int]:
+    """How many of ``jobs`` are in each REST status (``/metrics``)."""
+    out: dict[str, int] = {}
+    for job in jobs:
+        word = rest_status(job.status.phase)
+        out[word] = out.get(word, 0) + 1
+    return out
+
+
+def check_cancellable(job: JobRecord) -> None:
+    """Raises BackendError(409) when the job has finished: nothing is left to cancel."""
+    if job.status.phase in FINISHED_PHASES:
+        raise BackendError(
+            409, "Conflict", f"job {job.id} is already {rest_status(job.status.phase)}"
+        )
+
+
+def check_retryable(job: JobRecord) -> None:
+    """Raises BackendError(409) unless the job failed or was cancelled."""
+    if job.status.phase not in ("Failed", "Cancelled"):
+        raise BackendError(
+            409,
+            "Conflict",
+            f"job {job.id} is {rest_status(job.status.phase)}; only failed or cancelled "
+            "jobs can be retried",
+        )
+
+
+def check_deletable(job: JobRecord) -> None:
+    """Raises BackendError(409) while the job has not finished (it is cancelled first)."""
+    if job.status.phase not in FINISHED_PHASES:
+        raise BackendError(
+            409,
+            "Conflict",
+            f"job {job.id} is {rest_status(job.status.phase)}; cancel it before deleting",
+        )
 
 
 def encode_cursor(seq: int, job_id: str) -> str:

@@ -46,11 +46,15 @@ from videojobs_gateway.backend import (
     Identity,
     JobRecord,
     bounded_notes,
+    check_cancellable,
+    check_deletable,
+    check_retryable,
     not_found,
     page,
     queue_positions,
+    status_counts,
 )
-from videojobs_gateway.convert import Submission, file_name_of, rest_status, safe_file_name
+from videojobs_gateway.convert import Submission, file_name_of, safe_file_name
 from videojobs_gateway.kube import Caller, KubeApi, KubeError
 from videojobs_gateway.presign import Presigner, Refused, decide
 
@@ -457,33 +461,19 @@ class ClusterBackend:
 
     async def cancel(self, identity: Identity, job_id: str) -> JobRecord:
         job = self.get(identity, job_id)
-        if job.status.phase in FINISHED_PHASES:
-            raise BackendError(
-                409, "Conflict", f"job {job_id} is already {rest_status(job.status.phase)}"
-            )
+        check_cancellable(job)
         return await self._patch(identity, job_id, {"cancel": True})
 
     async def retry(self, identity: Identity, job_id: str) -> JobRecord:
         job = self.get(identity, job_id)
-        if job.status.phase not in ("Failed", "Cancelled"):
-            raise BackendError(
-                409,
-                "Conflict",
-                f"job {job_id} is {rest_status(job.status.phase)}; only failed or cancelled "
-                "jobs can be retried",
-            )
+        check_retryable(job)
         return await self._patch(
             identity, job_id, {"cancel": False, "rerunToken": secrets.token_hex(8)}
         )
 
     async def delete(self, identity: Identity, job_id: str, *, files: bool) -> None:
         job = self.get(identity, job_id)
-        if job.status.phase not in FINISHED_PHASES:
-            raise BackendError(
-                409,
-                "Conflict",
-                f"job {job_id} is {rest_status(job.status.phase)}; cancel it before deleting",
-            )
+        check_deletable(job)
         if files:
             raise BackendError(
                 400,
@@ -572,8 +562,4 @@ class ClusterBackend:
         return queue_positions(self._jobs.values())
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for job in self._jobs.values():
-            word = rest_status(job.status.phase)
-            out[word] = out.get(word, 0) + 1
-        return out
+        return status_counts(self._jobs.values())

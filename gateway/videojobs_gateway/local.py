@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from videojobs.models import ErrorInfo, ExitCode, Progress, VideoProcessingJobStatus, WorkerInput
-from videojobs.models.status import FINISHED_PHASES
 from videojobs_gateway.backend import (
     BackendError,
     ChangeFeed,
@@ -38,11 +37,15 @@ from videojobs_gateway.backend import (
     Identity,
     JobRecord,
     bounded_notes,
+    check_cancellable,
+    check_deletable,
+    check_retryable,
     not_found,
     page,
     queue_positions,
+    status_counts,
 )
-from videojobs_gateway.convert import Submission, rest_status, safe_file_name
+from videojobs_gateway.convert import Submission, safe_file_name
 
 log = logging.getLogger("videojobs_gateway.local")
 
@@ -378,9 +381,7 @@ class LocalBackend:
 
     async def cancel(self, identity: Identity, job_id: str) -> JobRecord:
         job = self.get(identity, job_id)
-        phase = job.status.phase
-        if phase in FINISHED_PHASES:
-            raise BackendError(409, "Conflict", f"job {job_id} is already {rest_status(phase)}")
+        check_cancellable(job)
         if job_id in self._running:
             self._cancelling.add(job_id)
             proc = self._running[job_id]
@@ -400,13 +401,7 @@ class LocalBackend:
 
     async def retry(self, identity: Identity, job_id: str) -> JobRecord:
         job = self.get(identity, job_id)
-        if job.status.phase not in ("Failed", "Cancelled"):
-            raise BackendError(
-                409,
-                "Conflict",
-                f"job {job_id} is {rest_status(job.status.phase)}; only failed or cancelled "
-                "jobs can be retried",
-            )
+        check_retryable(job)
         self._interrupts[job.id] = 0
         job.status = VideoProcessingJobStatus(
             phase="Queued",
@@ -419,12 +414,7 @@ class LocalBackend:
 
     async def delete(self, identity: Identity, job_id: str, *, files: bool) -> None:
         job = self.get(identity, job_id)
-        if job.status.phase not in FINISHED_PHASES:
-            raise BackendError(
-                409,
-                "Conflict",
-                f"job {job_id} is {rest_status(job.status.phase)}; cancel it before deleting",
-            )
+        check_deletable(job)
         try:
             self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
         except sqlite3.Error as exc:
@@ -490,11 +480,7 @@ class LocalBackend:
         return queue_positions(self._jobs.values())
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for job in self._jobs.values():
-            word = rest_status(job.status.phase)
-            out[word] = out.get(word, 0) + 1
-        return out
+        return status_counts(self._jobs.values())
 
     # -- running -----------------------------------------------------------------------------
 

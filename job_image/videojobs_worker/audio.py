@@ -210,6 +210,19 @@ class AudioOutcome:
     note: str | None
 
 
+@dataclass(frozen=True)
+class _AudioCut:
+    """How one clip is cut: the ffmpeg arguments and what the clip must then hold."""
+
+    args: list[str]
+    expected: float
+    """The clip's duration as cut (whole frames for a stream copy)."""
+    offset: float
+    """Where the clip starts against the planned start (seconds)."""
+    used: str
+    note: str
+
+
 def cut_audio_clip(
     info: AudioInfo,
     segment: PlannedSegment,
@@ -233,66 +246,95 @@ def cut_audio_clip(
             f"segment {segment.index} ({segment.start:.3f}s-{segment.end:.3f}s) starts after "
             f"the end of the source ({info.duration:.3f}s)",
         )
-    label = f"clip {segment.index} ({dest.name})"
     copy = (
         info.codec in container.copyable
         and not container.lossless
         and info.codec not in _LOSSLESS_CODECS
         and precision in ("copy", "smart")
     )
-    base = ["-i", str(info.path), "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "0"]
     try:
         if copy:
-            packets = audio_packets(info.path)
-            skip = info.skip if fmt in ("opus", "webm") else 0.0
-            first, last = frame_window(packets, start - skip, end)
-            pre = 1 if fmt in ("m4a", "mp4") and first > 0 else 0
-            pre_seconds = packets[first].pts - packets[first - pre].pts
-            bsf = (
-                f"noise=drop=lt(n\\,{first - pre})+gt(n\\,{last}),"
-                f"setts=ts=TS-STARTPTS-{pre_seconds:.9f}/TB"
-            )
-            args = base + ["-c:a", "copy", "-bsf:a", bsf] + container.muxer
-            if fmt == "mp3":  # no LAME header: its encoder delay would hide the first samples
-                args += ["-write_xing", "0"]
-            args += [str(dest)]
-            expected = packets[last].pts + packets[last].duration - packets[first].pts - skip
-            offset = packets[first].pts + skip - start
-            used = precision
-            note = (
-                f"stream-copied {last - first + 1} {info.codec} frame(s): exact to the audio frame"
-                f" ({expected:.3f}s for {end - start:.3f}s planned)"
-            )
+            how = _copy_cut(info, fmt, start, end, precision, dest)
         else:
-            args = ["-ss", seconds_arg(start)] + base[:2] + ["-t", seconds_arg(end - start)]
-            args += base[2:] + _encoder_args(container.encoder, info.codec, quality)
-            args += container.muxer + [str(dest)]
-            expected, offset, used = end - start, 0.0, "accurate"
-            why = (
-                "lossless, exact to the sample"
-                if container.lossless
-                else f"{info.codec} cannot be stream-copied into {fmt}"
-                if info.codec not in container.copyable
-                else "accurate asked for"
-            )
-            note = f"audio re-encoded to {container.encoder} ({why})"
-        run_ffmpeg(args, duration=end - start, on_progress=on_progress, stop=stop)
+            how = _encode_cut(info, fmt, start, end, quality, dest)
+        run_ffmpeg(how.args, duration=end - start, on_progress=on_progress, stop=stop)
         if stop is not None and stop.is_set():
             raise WorkerError(ExitCode.TERMINATED, "Terminated", "stopped while cutting")
-        problems = verify_audio_clip(dest, end - start, expected)
-        if problems:
-            raise WorkerError(
-                ExitCode.CLIP_MISMATCH,
-                "ClipMismatch",
-                f"{label} ({used}, {start:.3f}s-{end:.3f}s of the source) does not match its "
-                f"plan: {'; '.join(problems)}",
-            )
-        facts = clip_facts(dest)
-        assert facts.audio is not None
-        duration = (facts.audio.end(0.0) or 0.0) - audio_start(facts.audio)
+        label = f"clip {segment.index} ({dest.name})"
+        duration = _checked_duration(dest, label, how, start, end)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
     if on_progress is not None:
         on_progress(1.0)
-    return AudioOutcome(dest, used, round(offset, 6), duration, note)
+    return AudioOutcome(dest, how.used, round(how.offset, 6), duration, how.note)
+
+
+def _input_args(info: AudioInfo) -> list[str]:
+    return ["-i", str(info.path), "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "0"]
+
+
+def _copy_cut(
+    info: AudioInfo, fmt: str, start: float, end: float, precision: str, dest: Path
+) -> _AudioCut:
+    """Stream copy of the whole frames from the boundary nearest ``start`` to the one nearest
+    ``end`` (an AAC clip in MP4 keeps one frame of pre-roll, hidden by an edit list)."""
+    container = _CONTAINERS[fmt]
+    packets = audio_packets(info.path)
+    skip = info.skip if fmt in ("opus", "webm") else 0.0
+    first, last = frame_window(packets, start - skip, end)
+    pre = 1 if fmt in ("m4a", "mp4") and first > 0 else 0
+    pre_seconds = packets[first].pts - packets[first - pre].pts
+    bsf = (
+        f"noise=drop=lt(n\\,{first - pre})+gt(n\\,{last}),setts=ts=TS-STARTPTS-{pre_seconds:.9f}/TB"
+    )
+    args = _input_args(info) + ["-c:a", "copy", "-bsf:a", bsf] + container.muxer
+    if fmt == "mp3":  # no LAME header: its encoder delay would hide the first samples
+        args += ["-write_xing", "0"]
+    args += [str(dest)]
+    expected = packets[last].pts + packets[last].duration - packets[first].pts - skip
+    return _AudioCut(
+        args,
+        expected=expected,
+        offset=packets[first].pts + skip - start,
+        used=precision,
+        note=(
+            f"stream-copied {last - first + 1} {info.codec} frame(s): exact to the audio frame"
+            f" ({expected:.3f}s for {end - start:.3f}s planned)"
+        ),
+    )
+
+
+def _encode_cut(
+    info: AudioInfo, fmt: str, start: float, end: float, quality: Quality, dest: Path
+) -> _AudioCut:
+    """Decoded and encoded from ``start`` to ``end``: exact to the sample."""
+    container = _CONTAINERS[fmt]
+    base = _input_args(info)
+    args = ["-ss", seconds_arg(start)] + base[:2] + ["-t", seconds_arg(end - start)]
+    args += base[2:] + _encoder_args(container.encoder, info.codec, quality)
+    args += container.muxer + [str(dest)]
+    why = (
+        "lossless, exact to the sample"
+        if container.lossless
+        else f"{info.codec} cannot be stream-copied into {fmt}"
+        if info.codec not in container.copyable
+        else "accurate asked for"
+    )
+    note = f"audio re-encoded to {container.encoder} ({why})"
+    return _AudioCut(args, expected=end - start, offset=0.0, used="accurate", note=note)
+
+
+def _checked_duration(dest: Path, label: str, how: _AudioCut, start: float, end: float) -> float:
+    """The clip's audio duration, once it is checked against its plan (``ClipMismatch``)."""
+    problems = verify_audio_clip(dest, end - start, how.expected)
+    if problems:
+        raise WorkerError(
+            ExitCode.CLIP_MISMATCH,
+            "ClipMismatch",
+            f"{label} ({how.used}, {start:.3f}s-{end:.3f}s of the source) does not match its "
+            f"plan: {'; '.join(problems)}",
+        )
+    facts = clip_facts(dest)
+    assert facts.audio is not None
+    return (facts.audio.end(0.0) or 0.0) - audio_start(facts.audio)

@@ -434,27 +434,19 @@ class ClusterReporter(Reporter):
             _request_timeout=self.request_timeout,
         )
 
-    def _send(self) -> None:  # noqa: PLR0915
+    def _send(self) -> None:
+        """Write the latest status: a JSON patch fenced by the UID and the run, or, when that
+        is refused, whatever the refusal calls for (:meth:`_after_refusal`)."""
         with self._lock:
             if not self._pending or self.disabled:
                 return
             self._pending = False
             self._last_sent = time.monotonic()
-        status = self.status_patch()["status"]
-        # Unchanged since the last write that landed: the clip list (up to 512 KiB) and the
-        # source are not sent again with every progress update.
-        for key in ("segments", "source"):
-            if key in status and self._sent.get(key) == status[key]:
-                del status[key]
+        status = self._changed_status()
         # A JSON patch whose first operations test the UID and the run (status.jobName):
         # applied atomically, so a resource re-created under the same name, or the next run of
         # the same resource, is never written to. "add" replaces a member's value.
-        uid_test = {"op": "test", "path": "/metadata/uid", "value": self.resource.uid}
-        fences = [uid_test]
-        if self.resource.job_name:
-            fences.append(
-                {"op": "test", "path": "/status/jobName", "value": self.resource.job_name}
-            )
+        fences = self._fences()
         ops = fences + [
             op
             for key, value in status.items()
@@ -465,30 +457,60 @@ class ClusterReporter(Reporter):
                 else [{"op": "add", "path": f"/status/{key}", "value": value}]
             )
         ]
+        first_error = self._first_patch(ops, status)
+        if first_error is not None:
+            self._after_refusal(status, fences, first_error)
+
+    def _changed_status(self) -> dict[str, Any]:
+        """The status fields to write; the clip list (up to 512 KiB) and the source are left
+        out while unchanged since the last write that landed."""
+        status: dict[str, Any] = self.status_patch()["status"]
+        for key in ("segments", "source"):
+            if key in status and self._sent.get(key) == status[key]:
+                del status[key]
+        return status
+
+    def _fences(self) -> list[dict[str, Any]]:
+        """The JSON patch tests every write starts with: the UID, and the run when known."""
+        fences = [{"op": "test", "path": "/metadata/uid", "value": self.resource.uid}]
+        if self.resource.job_name:
+            fences.append(
+                {"op": "test", "path": "/status/jobName", "value": self.resource.job_name}
+            )
+        return fences
+
+    def _first_patch(self, ops: list[dict[str, Any]], status: dict[str, Any]) -> Exception | None:
+        """Send the fenced patch; the error when it was refused for a reason the resource's
+        state must tell (a failed test, no ``.status``), else ``None`` (handled)."""
         try:
             self._patch(ops, "application/json-patch+json")
             self.patches_sent += 1
             self.fenced_out = False
             self._sent.update({k: status[k] for k in ("segments", "source") if k in status})
-            return
+            return None
         except Exception as exc:  # reporting must never fail the job
             if getattr(exc, "status", None) == 404:
                 log.warning("resource %s is gone; no more status reports", self.resource.name)
                 self.disabled = True
-                return
+                return None
             if too_large(exc) and self._shrink(exc):
                 self._send()  # again at once, with fewer clips in status.segments
-                return
+                return None
             if getattr(exc, "status", None) is None:  # no answer (timeout, refused): later
                 log.warning("status patch failed: %s", exc)
                 with self._lock:
                     self._pending = True
-                return
-            first_error = exc
-        # Either the UID differs, or there is no .status yet (the operator writes it first, so
-        # this is rare). A patch with only the test tells which, without writing anything.
+                return None
+            return exc
+
+    def _after_refusal(
+        self, status: dict[str, Any], fences: list[dict[str, Any]], first_error: Exception
+    ) -> None:
+        """The fenced patch was refused: either the UID differs, or there is no ``.status``
+        yet (the operator writes it first, so this is rare). A patch with only the UID test
+        tells which, without writing anything."""
         try:
-            self._patch([uid_test], "application/json-patch+json")
+            self._patch(fences[:1], "application/json-patch+json")
         except Exception as exc:
             if getattr(exc, "status", None) in (404, 409, 422) or "test" in str(exc).lower():
                 log.warning(
@@ -501,26 +523,12 @@ class ClusterReporter(Reporter):
             else:
                 log.warning("status patch failed: %s", exc)
             return
-        if self.resource.job_name and "shardProgress" in status:
-            # A shard: the run may pass the fence and only status.shardProgress be missing (the
-            # operator creates it with the run; an older operator does not).
-            try:
-                self._patch(fences, "application/json-patch+json")
-            except Exception:
-                pass  # another run: held below
-            else:
-                create = fences + [
-                    {"op": "add", "path": f"/status/{key}", "value": value}
-                    for key, value in status.items()
-                ]
-                try:
-                    self._patch(create, "application/json-patch+json")
-                    self.patches_sent += 1
-                    self.fenced_out = False
-                    return
-                except Exception as exc:
-                    log.warning("status patch failed: %s (first: %s)", exc, first_error)
-                    return
+        if (
+            self.resource.job_name
+            and "shardProgress" in status
+            and self._create_shard_progress(status, fences, first_error)
+        ):
+            return
         if self.resource.job_name:
             # Same resource, another run in status.jobName: the operator has not written this
             # run's status yet (a moment after creating the Job), or a newer run replaced it.
@@ -535,6 +543,27 @@ class ClusterReporter(Reporter):
             self.patches_sent += 1
         except Exception as exc:
             log.warning("status patch failed: %s (first: %s)", exc, first_error)
+
+    def _create_shard_progress(
+        self, status: dict[str, Any], fences: list[dict[str, Any]], first_error: Exception
+    ) -> bool:
+        """A shard: the run may pass the fence and only ``status.shardProgress`` be missing
+        (the operator creates it with the run; an older operator does not). Writes it whole
+        when the fence passes (True); False when another run holds the status."""
+        try:
+            self._patch(fences, "application/json-patch+json")
+        except Exception:
+            return False  # another run: held
+        create = fences + [
+            {"op": "add", "path": f"/status/{key}", "value": value} for key, value in status.items()
+        ]
+        try:
+            self._patch(create, "application/json-patch+json")
+            self.patches_sent += 1
+            self.fenced_out = False
+        except Exception as exc:
+            log.warning("status patch failed: %s (first: %s)", exc, first_error)
+        return True
 
     def _shrink(self, exc: BaseException) -> bool:
         """The object would be too large: keep a quarter of the clip list's budget (none below

@@ -1,6 +1,7 @@
 """Pure parts behind issue 26's items 2, 3 and 6: queue positions (first come, first served,
 over every job the backend holds), the bounded notes a job keeps, the progress document's
-counts, and ``Allow`` on a 405 naming every method of the path."""
+counts, and ``Allow`` on a 405 naming every method of the path; and the rules both backends
+share (issue 29): the jobs counted by status, which jobs may be cancelled, retried, deleted."""
 
 from __future__ import annotations
 
@@ -8,9 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from videojobs.models import VideoProcessingJobStatus
-from videojobs_gateway.backend import JobRecord, bounded_notes, queue_positions
+from videojobs_gateway.backend import (
+    BackendError,
+    JobRecord,
+    bounded_notes,
+    check_cancellable,
+    check_deletable,
+    check_retryable,
+    queue_positions,
+    status_counts,
+)
 from videojobs_gateway.convert import progress_document
 
 
@@ -28,6 +39,40 @@ def test_queue_positions_are_first_come_first_served_across_namespaces() -> None
         _job("done", 3, "Succeeded"),
     ]
     assert queue_positions(jobs) == {("b", "early"): 1, ("a", "middle"): 2, ("a", "late"): 3}
+
+
+def test_status_counts_by_rest_word() -> None:
+    jobs = [_job("a", 1, "Queued"), _job("b", 2, "Running"), _job("c", 3, "Queued"),
+            _job("d", 4, None), _job("e", 5, "Succeeded"), _job("f", 6, "Queued", "b")]  # fmt: skip
+    assert status_counts(jobs) == {"queued": 3, "processing": 1, "pending": 1, "completed": 1}
+    assert status_counts([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("phase", "cancel", "retry", "delete"),
+    [
+        (None, None, "is pending; only failed or cancelled", "is pending; cancel it before"),
+        ("Queued", None, "is queued; only failed", "is queued; cancel it before deleting"),
+        ("Running", None, "is processing; only failed", "is processing; cancel it before"),
+        ("Succeeded", "is already completed", "is completed; only failed", None),
+        ("Failed", "is already failed", None, None),
+        ("Cancelled", "is already cancelled", None, None),
+    ],
+)
+def test_cancel_retry_delete_rules(
+    phase: str | None, cancel: str | None, retry: str | None, delete: str | None
+) -> None:
+    """Each rule passes (None) or refuses with a 409 whose detail names the job's status."""
+    job = _job("j-1", 1, phase)
+    for check, refusal in ((check_cancellable, cancel), (check_retryable, retry),
+                           (check_deletable, delete)):  # fmt: skip
+        if refusal is None:
+            check(job)
+            continue
+        with pytest.raises(BackendError) as caught:
+            check(job)
+        assert caught.value.status == 409, check.__name__
+        assert f"job j-1 {refusal}" in caught.value.detail, check.__name__
 
 
 def test_bounded_notes_keep_the_first_and_say_how_many_were_left_out() -> None:

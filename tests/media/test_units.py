@@ -13,7 +13,13 @@ import pytest
 from videojobs.models import Cue, ExitCode, Quality, Transcript
 from videojobs_worker.cut.accurate import accurate_args
 from videojobs_worker.cut.args import video_encoder_args
-from videojobs_worker.cut.frames import FrameRange, clean_cut_points, frame_range
+from videojobs_worker.cut.frames import (
+    FrameRange,
+    Layout,
+    clean_cut_points,
+    frame_range,
+    layout_from_keyframe,
+)
 from videojobs_worker.cut.streamcopy import copy_args
 from videojobs_worker.cut.thumbnail import thumbnail_args
 from videojobs_worker.cut.x264 import x264_params_like
@@ -169,6 +175,29 @@ def test_frame_range() -> None:
     with pytest.raises(WorkerError) as caught:
         frame_range(GOP, TB, 50.0, 60.0, Fraction(1, 30))
     assert caught.value.exit_code == ExitCode.PLAN_ERROR
+
+
+def test_layout_from_keyframe() -> None:
+    # Frames 2 to the end of the stream, copied from I9: frames 2-8 are the head, no tail.
+    to_end = frame_range(GOP, TB, 2 / 30, 99.0, Fraction(1, 30))
+    assert layout_from_keyframe(GOP, 9, to_end) == Layout(
+        GOP, key_index=9, keyframe=9 * FRAME, head_count=7, mid_count=2, mid_end=11 * FRAME,
+        tail_count=0,
+    )  # fmt: skip
+    # Frames 0-6 from I0: the copy stops after P4 (5 packets show frames 0-4); B5 and B6 need
+    # P7, after the clip's end, so frames 5 and 6 are the re-encoded tail.
+    head = frame_range(GOP, TB, 0.0, 6.5 / 30, Fraction(1, 30))
+    layout = layout_from_keyframe(GOP, 0, head)
+    assert isinstance(layout, Layout)
+    assert (layout.head_count, layout.mid_count, layout.mid_end, layout.tail_count) == (
+        0, 5, 5 * FRAME, 2,
+    )  # fmt: skip
+    assert layout.reencoded() == "re-encoded 0 head frame(s) and 2 tail frame(s)"
+    # A clip that ends before the first clean cut point after its keyframe: no middle to copy.
+    short = FrameRange(TB, 9 * FRAME, 9 * FRAME, 1, 9 * FRAME, tuple(GOP))
+    assert layout_from_keyframe(GOP, 9, short) == (
+        "no clean cut point between the keyframe and the end"
+    )
 
 
 def test_encoder_args() -> None:

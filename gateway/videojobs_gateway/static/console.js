@@ -1,5 +1,6 @@
-// The videojobs console: plain DOM + fetch against /api/v1/videos. This file: the helpers the list
-// page (jobs.js) uses; the job page is job.js with timeline.js, the plan preview plan.js.
+// The videojobs console: plain DOM + fetch against /api/v1/videos. This file: the helpers every
+// page uses (the list page's jobs.js, and timeline.js for the job page and the plan preview):
+// building elements, the credential, and calls to the API. Each page loads it first.
 "use strict";
 const VJ = (() => {
   const API = "/api/v1/videos";
@@ -9,7 +10,7 @@ const VJ = (() => {
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
     }
-    for (const c of children) node.append(c);
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
     return node;
   }
 
@@ -22,25 +23,28 @@ const VJ = (() => {
     if (!box) return;
     box.value = credential();
     box.addEventListener("change", () => {
-      const v = box.value.trim();
-      if (v) sessionStorage.setItem(CRED, v); else sessionStorage.removeItem(CRED);
+      setCredential(box.value.trim());
       window.location.reload();
     });
   }
 
+  function setCredential(v) { if (v) sessionStorage.setItem(CRED, v); else sessionStorage.removeItem(CRED); }
+
   async function api(method, path, body) {
     const opts = { method, headers: {} };
-    if (credential()) opts.headers["Authorization"] = `Bearer ${credential()}`;
+    if (credential()) opts.headers.Authorization = `Bearer ${credential()}`;
     if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
     const r = await fetch(API + path, opts);
     const text = await r.text();
-    const doc = text ? JSON.parse(text) : null;
-    if (!r.ok) { const err = new Error((doc && (doc.detail || doc.title)) || r.statusText); err.problem = doc; throw err; }
+    let doc = null;
+    try { doc = text ? JSON.parse(text) : null; } catch (e) { doc = null; }  // e.g. a proxy's HTML page
+    if (!r.ok) {
+      const err = new Error((doc && (doc.detail || doc.title)) || `${r.status} ${r.statusText}`);
+      err.problem = doc; err.status = r.status;
+      throw err;
+    }
     return doc;
   }
 
-  function setCredential(v) { if (v) sessionStorage.setItem(CRED, v); else sessionStorage.removeItem(CRED); }
-
-  // shared with the list page (jobs.js); the job page is job.js + timeline.js, the plan preview plan.js
-  return { el, api, credential, setCredential, credentialBox };
+  return { API, el, api, credential, setCredential, credentialBox };
 })();

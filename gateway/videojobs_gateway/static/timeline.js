@@ -1,48 +1,11 @@
 // The lecture on one timeline: transcript cues, knowledge points and clips over the video.
-// Shared by the plan preview (plan.js: editable) and the job page (job.js: live progress).
+// Shared by the plan preview (plan.js: editable) and the job page (job.js: live progress); loaded
+// after console.js, whose helpers it passes on.
 "use strict";
 const TL = (() => {
-  const API = "/api/v1/videos";
+  // Elements, the credential (sessionStorage, this tab only) and API calls: the console's (console.js).
+  const { API, el, api, credential, credentialBox } = VJ;
   const FINISHED = new Set(["completed", "failed", "cancelled"]);
-
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
-
-  // The credential (API key or token) is the console's: sessionStorage, this tab only.
-  const CRED = "videojobs.credential";
-  function credential() { return sessionStorage.getItem(CRED) || ""; }
-  function credentialBox() {
-    const box = document.getElementById("credential");
-    if (!box) return;
-    box.value = credential();
-    box.addEventListener("change", () => {
-      const v = box.value.trim();
-      if (v) sessionStorage.setItem(CRED, v); else sessionStorage.removeItem(CRED);
-      window.location.reload();
-    });
-  }
-
-  async function api(method, path, body) {
-    const opts = { method, headers: {} };
-    if (credential()) opts.headers.Authorization = `Bearer ${credential()}`;
-    if (body !== undefined) { opts.headers["Content-Type"] = "application/json"; opts.body = JSON.stringify(body); }
-    const r = await fetch(API + path, opts);
-    const text = await r.text();
-    let doc = null;
-    try { doc = text ? JSON.parse(text) : null; } catch (e) { doc = null; }
-    if (!r.ok) {
-      const err = new Error((doc && (doc.detail || doc.title)) || `${r.status} ${r.statusText}`);
-      err.problem = doc; err.status = r.status;
-      throw err;
-    }
-    return doc;
-  }
 
   function problemText(err) {
     const p = err.problem;

@@ -118,3 +118,57 @@ def longest_frame(info: MediaInfo, frames: FrameRange) -> float:
     times = sorted(p.pts for p in frames.packets if frames.first <= p.pts <= frames.end)
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
     return max(info.video.frame_duration, frames.seconds(max(gaps, default=0)))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a smart cut splits a clip, in the source's packets: a re-encoded head, a copied
+    middle from a clean keyframe, a re-encoded tail (frame counts, source pts)."""
+
+    packets: list[Packet]
+    key_index: int
+    """Decode index of the keyframe the copied middle starts on."""
+    keyframe: int
+    """Its pts."""
+    head_count: int
+    """Frames re-encoded before the keyframe."""
+    mid_count: int
+    """Packets copied from the keyframe on."""
+    mid_end: int
+    """pts where the copied middle ends (the tail, if any, starts there)."""
+    tail_count: int
+    """Frames re-encoded after the middle."""
+
+    def reencoded(self) -> str:
+        """The re-encoded pieces, for a clip's note: ``re-encoded 3 head frame(s) and ...``."""
+        parts = [f"re-encoded {self.head_count} head frame(s)"]
+        if self.tail_count:
+            parts.append(f"{self.tail_count} tail frame(s)")
+        return " and ".join(parts)
+
+
+def layout_from_keyframe(
+    packets: Sequence[Packet], key_index: int, frames: FrameRange
+) -> Layout | str:
+    """The clip's layout when the copied middle starts at the clean keyframe
+    ``packets[key_index]`` and ends at the last clean cut point before the clip's end (pure);
+    or why there is no such point."""
+    keyframe = packets[key_index].pts
+    head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
+    end_of_stream = frames.end if frames.at_eof else None
+    points = [
+        (n, x) for n, x in clean_cut_points(packets, key_index, end_of_stream) if x <= frames.end
+    ]
+    if not points:
+        return "no clean cut point between the keyframe and the end"
+    mid_count, mid_end = points[-1]
+    tail_count = sum(1 for p in packets if mid_end <= p.pts <= frames.last)
+    return Layout(
+        list(packets),
+        key_index,
+        keyframe,
+        head_count,
+        mid_count,
+        min(mid_end, frames.end),
+        tail_count,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from videojobs.models import Quality
 from videojobs_worker.cut.args import COPYABLE_AUDIO, container_args, video_encoder_args
-from videojobs_worker.cut.frames import clean_cut_points, has_leading_pictures
+from videojobs_worker.cut.frames import Layout, has_leading_pictures, layout_from_keyframe
 from videojobs_worker.cut.join import (
     Stages,
     audio_frames_args,
@@ -173,25 +173,6 @@ def _piece_input_args(
 
 
 @dataclass(frozen=True)
-class _Layout:
-    """Where a smart cut's pieces fall, in the source's packets."""
-
-    packets: list[Packet]
-    key_index: int
-    """Decode index of the IDR the copied middle starts on."""
-    keyframe: int
-    """Its pts."""
-    head_count: int
-    """Frames re-encoded before the keyframe."""
-    mid_count: int
-    """Packets copied from the keyframe on."""
-    mid_end: int
-    """pts where the copied middle ends (the tail, if any, starts there)."""
-    tail_count: int
-    """Frames re-encoded after the middle."""
-
-
-@dataclass(frozen=True)
 class _Source:
     """The source's H.264 configuration the pieces must fit."""
 
@@ -264,7 +245,7 @@ def run_smart(job: CutJob) -> SmartResult:
     return "smart", 0.0, _note(job, layout, encoding, how)
 
 
-def _layout(job: CutJob) -> _Layout | str:
+def _layout(job: CutJob) -> Layout | str:
     """The first IDR inside the segment without leading pictures, and the last clean cut point
     before the end: the copied middle between them; or why there is none."""
     info, frames = job.info, job.frames
@@ -287,18 +268,7 @@ def _layout(job: CutJob) -> _Layout | str:
             "open GOP: no keyframe inside the segment is an IDR picture without leading "
             "pictures, so a copied part would refer to frames before the cut"
         )
-    keyframe = packets[key_index].pts
-    head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
-    end_of_stream = frames.end if frames.at_eof else None
-    points = [
-        (n, x) for n, x in clean_cut_points(packets, key_index, end_of_stream) if x <= frames.end
-    ]
-    if not points:
-        return "no clean cut point between the keyframe and the end"
-    mid_count, mid_end = points[-1]
-    tail_count = sum(1 for p in packets if mid_end <= p.pts <= frames.last)
-    mid_end = min(mid_end, frames.end)
-    return _Layout(packets, key_index, keyframe, head_count, mid_count, mid_end, tail_count)
+    return layout_from_keyframe(packets, key_index, frames)
 
 
 def _source(path: Path) -> _Source | str:
@@ -313,7 +283,7 @@ def _source(path: Path) -> _Source | str:
     return _Source(avcc, sets, source_headers(path).x264_options)
 
 
-def _encoding(job: CutJob, layout: _Layout, source: _Source) -> _Encoding:
+def _encoding(job: CutJob, layout: Layout, source: _Source) -> _Encoding:
     """Which pieces to encode, and whether to try the source's own settings first."""
     quality = job.quality
     seconds = (layout.head_count + layout.tail_count) * job.info.video.frame_duration
@@ -337,7 +307,7 @@ _NO_ID_LEFT = "the source uses every SPS id, none is left for the re-encoded pie
 
 
 def _encode_pieces(
-    job: CutJob, layout: _Layout, source: _Source, encoding: _Encoding, stages: Stages
+    job: CutJob, layout: Layout, source: _Source, encoding: _Encoding, stages: Stages
 ) -> tuple[bool, str] | str:
     """Encode the head and tail, with the source's ids if possible, else under a new id:
     (same ids, how — for the note), or why the pieces cannot be joined."""
@@ -373,7 +343,7 @@ def _encode_pieces(
 
 def _encode_attempt(
     job: CutJob,
-    layout: _Layout,
+    layout: Layout,
     source: _Source,
     encoding: _Encoding,
     new_id: int | None,
@@ -410,7 +380,7 @@ def _encode_attempt(
     )
 
 
-def _write_listing(job: CutJob, layout: _Layout) -> Path:
+def _write_listing(job: CutJob, layout: Layout) -> Path:
     """The ffconcat listing: head, copied middle, tail (each placed by an explicit duration)."""
     info, frames, work = job.info, job.frames, job.work
     tb = info.video.time_base
@@ -433,7 +403,7 @@ def _write_listing(job: CutJob, layout: _Layout) -> Path:
     return listing
 
 
-def _middle_entry(job: CutJob, layout: _Layout) -> str:
+def _middle_entry(job: CutJob, layout: Layout) -> str:
     """The copied middle, read straight from the source by the concat demuxer: from the keyframe
     (inpoint, microsecond-exact, so the seek lands on it) until the first packet not to copy
     (outpoint compares decode timestamps), placed by an explicit duration."""
@@ -448,7 +418,7 @@ def _middle_entry(job: CutJob, layout: _Layout) -> str:
     return entry
 
 
-def _copy_middle(job: CutJob, layout: _Layout) -> Path:
+def _copy_middle(job: CutJob, layout: Layout) -> Path:
     """Starting on a keyframe: the middle stream-copied into a file of its own (as the first
     piece, a copied file starts cleanly at zero)."""
     info = job.info
@@ -501,13 +471,10 @@ def _concat(job: CutJob, listing: Path, out: Path, *, final: bool, stages: Stage
     )
 
 
-def _note(job: CutJob, layout: _Layout, encoding: _Encoding, how: str) -> str:
+def _note(job: CutJob, layout: Layout, encoding: _Encoding, how: str) -> str:
     """What the smart cut did, for the clip's record."""
-    parts = [f"re-encoded {layout.head_count} head frame(s)"]
-    if layout.tail_count:
-        parts.append(f"{layout.tail_count} tail frame(s)")
     note = (
-        f"smart: {' and '.join(parts)}, stream-copied {layout.mid_count} "
+        f"smart: {layout.reencoded()}, stream-copied {layout.mid_count} "
         f"(of {job.frames.count} frames)"
     )
     if encoding.pieces:

@@ -25,12 +25,11 @@ picture order count (an open-GOP source falls back to ``accurate``, and the note
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 
 from videojobs_worker import hevcbits
 from videojobs_worker.cut.args import COPYABLE_AUDIO, audio_encoder_args, colour_args
-from videojobs_worker.cut.frames import clean_cut_points, has_leading_pictures
+from videojobs_worker.cut.frames import Layout, has_leading_pictures, layout_from_keyframe
 from videojobs_worker.cut.h264smart import FAST_PIECES_SECONDS
 from videojobs_worker.cut.join import (
     Stages,
@@ -80,18 +79,6 @@ def hevc_fallback_reason(info: MediaInfo, fmt: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where a smart cut splits a clip: head, copied middle, tail (frame counts, source pts)."""
-
-    key_index: int
-    keyframe: int
-    head_count: int
-    mid_count: int
-    mid_end: int
-    tail_count: int
-
-
 @functools.lru_cache(maxsize=16)
 def _source_hvcc(path: Path, size: int, mtime_ns: int) -> tuple[bytes, hevcbits.HvcC] | str:
     del size, mtime_ns  # cache key only
@@ -137,7 +124,7 @@ def _clean_keyframe(info: MediaInfo, packets: list[Packet], index: int, length: 
         return False
 
 
-def _layout(info: MediaInfo, job: CutJob, length: int) -> _Layout | str:
+def _layout(info: MediaInfo, job: CutJob, length: int) -> Layout | str:
     """Split the clip into head, middle and tail, or say why it cannot be."""
     frames = job.frames
     packets = list(frames.packets)
@@ -150,17 +137,7 @@ def _layout(info: MediaInfo, job: CutJob, length: int) -> _Layout | str:
             "open GOP: no keyframe inside the segment is an IDR picture without leading "
             "pictures (a CRA would continue the head's picture order)"
         )
-    keyframe = packets[key_index].pts
-    head_count = sum(1 for p in packets if frames.first <= p.pts < keyframe)
-    end_of_stream = frames.end if frames.at_eof else None
-    points = [
-        (n, x) for n, x in clean_cut_points(packets, key_index, end_of_stream) if x <= frames.end
-    ]
-    if not points:
-        return "no clean cut point between the keyframe and the end"
-    mid_count, mid_end = points[-1]
-    tail_count = sum(1 for p in packets if mid_end <= p.pts <= frames.last)
-    return _Layout(key_index, keyframe, head_count, mid_count, min(mid_end, frames.end), tail_count)
+    return layout_from_keyframe(packets, key_index, frames)
 
 
 def _reorder_params(delay: int) -> str:
@@ -207,7 +184,7 @@ def x265_piece_args(
     return [*args, "-f", "mp4", str(dest)]
 
 
-def _middle_args(info: MediaInfo, layout: _Layout, dest: Path, in_band: bool) -> list[str]:
+def _middle_args(info: MediaInfo, layout: Layout, dest: Path, in_band: bool) -> list[str]:
     """Stream-copy the middle from its keyframe; ``in_band`` puts the source's parameter sets
     into its first sample (and every later IRAP one)."""
     tb = info.video.time_base
@@ -233,7 +210,7 @@ def _piece_problems(pieces: list[Path], source: hevcbits.SpsFormat) -> str:
 
 
 def _encode_pieces(
-    job: CutJob, layout: _Layout, fast: bool, stages: Stages
+    job: CutJob, layout: Layout, fast: bool, stages: Stages
 ) -> list[tuple[Path, float]]:
     """Encode head and tail (side by side): (piece, duration in the clip) in clip order."""
     info, frames, work = job.info, job.frames, job.work
@@ -338,12 +315,9 @@ def run_smart_hevc(job: CutJob) -> SmartResult:
     return "smart", 0.0, f"{note}; {streams_note}" if streams_note else note
 
 
-def _note(info: MediaInfo, layout: _Layout, count: int, fast: bool, tag: str) -> str:
-    parts = [f"re-encoded {layout.head_count} head frame(s)"]
-    if layout.tail_count:
-        parts.append(f"{layout.tail_count} tail frame(s)")
+def _note(info: MediaInfo, layout: Layout, count: int, fast: bool, tag: str) -> str:
     note = (
-        f"smart: {' and '.join(parts)} with x265, stream-copied {layout.mid_count} "
+        f"smart: {layout.reencoded()} with x265, stream-copied {layout.mid_count} "
         f"(of {count} frames) of the HEVC source"
     )
     if layout.head_count or layout.tail_count:
