@@ -3,9 +3,12 @@ cut point nearest the end (no re-encoding; the clip starts on the keyframe)."""
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from pathlib import Path
 
 from videojobs.models import Quality
+from videojobs_worker.cut.accurate import UNINDEXED_FORMATS
 from videojobs_worker.cut.args import COPYABLE_AUDIO, audio_encoder_args, container_args
 from videojobs_worker.cut.frames import clean_cut_points, longest_frame
 from videojobs_worker.cut.request import CutJob, Format, PrecisionMode
@@ -15,8 +18,43 @@ from videojobs_worker.verify import Expected
 
 COPY_AUDIO_SLACK = 0.25
 """Seconds a ``copy`` clip's audio may start or end away from its video, besides one audio
-frame: the video is cut by packet count (``-frames:v``), and reaching that count ends the
-audio too, up to a few audio packets early (measured: 0.15 s on a VFR source)."""
+frame: the video is cut by packet count and the audio by ``-t``, which compares decode times
+(B-frames: up to a few frames before the video's end)."""
+
+
+DTS_SEEK_BACKOFF = Fraction(3 * 1_000_000 // 23, 1_000_000)
+"""What ffmpeg subtracts from an input ``-ss`` (3/23 s, in microseconds: fftools' "dts
+heuristic") when the container does not seek by presentation time and a video stream has
+B-frames: every container but MP4/MOV (Matroska among them)."""
+
+_PTS_SEEKING = ("mov,mp4",)
+"""ffprobe format names (prefixes) of the demuxers that seek by presentation time."""
+
+
+def copy_seek(info: MediaInfo, keyframe: int) -> tuple[Fraction, Fraction]:
+    """(the input ``-ss``, the shift the output needs) so that a stream copy starts on the
+    keyframe at pts ``keyframe`` with that keyframe at time 0 (pure).
+
+    ffmpeg moves the seek of a container that does not seek by presentation time 3/23 s earlier
+    when the video has B-frames, so a seek to the keyframe itself landed on the keyframe a GOP
+    before; that GOP was copied too (at negative times, hidden by the MP4 edit list) and
+    counted in ``-frames:v``, so the clip ended a GOP early (issue 23: H.264 in Matroska,
+    "video frames: expected 283, found 223"). Such a seek is aimed the backoff (rounded up to
+    whole ticks) after the keyframe, and the output shifted back by as much. MPEG-TS and other
+    unindexed files are bisected by decode time and keep the backoff (the seek then lands
+    before the keyframe, and the copy starts at it)."""
+    tb = info.video.time_base
+    at = keyframe * tb
+    if (
+        info.video.has_b_frames <= 0
+        or info.format_name.startswith(_PTS_SEEKING)
+        or info.format_name in UNINDEXED_FORMATS
+    ):
+        return at, Fraction(0)
+    # Whole ticks, and strictly past the backoff (the -ss is parsed to the microsecond).
+    ticks = math.floor(DTS_SEEK_BACKOFF / tb) + 1
+    shift = ticks * tb
+    return at + shift, shift
 
 
 def copy_args(
@@ -30,12 +68,19 @@ def copy_args(
 ) -> list[str]:
     """Stream copy from the keyframe at pts ``keyframe`` for ``packet_count`` video packets."""
     tb = info.video.time_base
-    args = ["-seek_timestamp", "1", "-ss", seconds_arg(float(keyframe * tb)), "-i", str(info.path)]
+    seek, shift = copy_seek(info, keyframe)
+    args = ["-seek_timestamp", "1", "-ss", seconds_arg(float(seek))]
+    if shift:  # a re-encoded audio track starts where the copy does, not at the -ss
+        args += ["-noaccurate_seek"]
+    args += ["-i", str(info.path)]
     args += ["-map", f"0:{info.video.index}"]
     if info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
-    args += ["-t", seconds_arg(float((end - keyframe) * tb))]
-    args += ["-c:v", "copy", "-frames:v", str(packet_count)]
+    args += ["-t", seconds_arg(float(end * tb - seek))]
+    # The packet count ends the video alone (the noise filter drops the packets after it):
+    # -frames:v ends every stream of the output at once, and an MPEG-TS source's audio, muxed
+    # up to 0.7 s behind its video, ended 0.29 s early in a 60 s clip. -t ends the audio.
+    args += ["-c:v", "copy", "-bsf:v", f"noise=drop=gte(n\\,{packet_count})"]
     if info.video.codec == "hevc" and fmt == "mp4":  # the muxer's default would be hev1
         args += ["-tag:v", "hvc1"]
     if info.audio is not None:
@@ -45,6 +90,8 @@ def copy_args(
             args += audio_encoder_args(fmt, quality)
     if fmt == "mp4":
         args += ["-video_track_timescale", str(tb.denominator)]
+    if shift:  # the keyframe back to time 0 (see copy_seek)
+        args += ["-output_ts_offset", seconds_arg(float(shift))]
     args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
     args += container_args(fmt)
     return [*args, str(dest)]
