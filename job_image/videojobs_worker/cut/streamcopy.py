@@ -14,6 +14,7 @@ from videojobs_worker.cut.frames import clean_cut_points, longest_frame
 from videojobs_worker.cut.request import CutJob, Format, PrecisionMode
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.probe import MediaInfo
+from videojobs_worker.streams import copied_stream_args, with_inputs, with_outputs
 from videojobs_worker.verify import Expected
 
 COPY_AUDIO_SLACK = 0.25
@@ -113,6 +114,17 @@ def run_copy(job: CutJob) -> tuple[PrecisionMode, float, str | None, Expected]:
     # The clean cut point nearest to the planned end (ties: the longer clip).
     n, x = min(points, key=lambda p: (abs(p[1] - frames.end), -p[0]))
     args = copy_args(info, keyframe, n, x, fmt, quality, dest)
+    # Every further audio track and text subtitle, with the tags (issue 23; streams.py).
+    more_in, more_out, streams_note = copied_stream_args(
+        info.path,
+        info.audio.index if info.audio is not None else None,
+        float(keyframe * tb),
+        float((x - keyframe) * tb),
+        fmt,
+        job.work,
+        next_input=1,
+    )
+    args = with_outputs(with_inputs(args, str(info.path), more_in), more_out)
     run_ffmpeg(args, duration=float((x - keyframe) * tb), on_progress=on_progress, stop=stop)
     offset = round(float(keyframe * tb) - start, 6)
     actual_end = float(x * tb)
@@ -124,6 +136,8 @@ def run_copy(job: CutJob) -> tuple[PrecisionMode, float, str | None, Expected]:
     if info.audio is not None and info.audio.codec not in COPYABLE_AUDIO[fmt]:
         codec = audio_encoder_args(fmt, quality)[1].removeprefix("lib")
         note += f"; the {info.audio.codec} audio was re-encoded to {codec} ({fmt} cannot carry it)"
+    if streams_note:
+        note += f"; {streams_note}"
     expected = Expected(
         n,
         float((x - keyframe) * tb),
