@@ -142,6 +142,20 @@ def test_hevc_copy_keeps_hvc1(source, tmp_path: Path) -> None:
     outcome = cut(src, *SEGMENTS[1], "copy", tmp_path / "copy.mp4")
     assert outcome.precision_used == "copy"
     assert source_hvcc(outcome.path)[0] == b"hvc1"  # type: ignore[index]
+    assert ffprobe_json(outcome.path)["streams"][0]["codec_tag_string"] == "hvc1"
+    assert decode_errors(outcome.path) == ""
+
+
+def test_hevc_copy_from_mpegts_is_hev1(tmp_path: Path) -> None:
+    """MPEG-TS carries HEVC parameter sets in-band in every keyframe's sample: a ``copy`` clip
+    of it is ``hev1`` (``hvc1`` forbids them there), and the note says so."""
+    src = make_video(tmp_path / "hevc.ts", duration=6, size=SIZE, gop=GOP, numbered=True, **HEVC)
+    start, end = SEGMENTS[1]
+    outcome = cut(src, start, end, "copy", tmp_path / "copy.mp4")
+    assert outcome.precision_used == "copy", outcome.note
+    tag = ffprobe_json(outcome.path)["streams"][0]["codec_tag_string"]
+    assert tag == "hev1" and source_hvcc(outcome.path)[0] == b"hev1"  # type: ignore[index]
+    assert "sample entry is hev1" in (outcome.note or ""), outcome.note
     assert decode_errors(outcome.path) == ""
 
 

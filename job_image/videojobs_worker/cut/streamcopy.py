@@ -8,12 +8,13 @@ from fractions import Fraction
 from pathlib import Path
 
 from videojobs.models import Quality
+from videojobs_worker import hevcbits
 from videojobs_worker.cut.accurate import UNINDEXED_FORMATS
 from videojobs_worker.cut.args import COPYABLE_AUDIO, audio_encoder_args, container_args
 from videojobs_worker.cut.frames import clean_cut_points, longest_frame
 from videojobs_worker.cut.request import CutJob, Format, PrecisionMode
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
-from videojobs_worker.probe import MediaInfo
+from videojobs_worker.probe import MediaInfo, first_video_packet
 from videojobs_worker.streams import copied_stream_args, with_inputs, with_outputs
 from videojobs_worker.verify import Expected
 
@@ -66,8 +67,10 @@ def copy_args(
     fmt: Format,
     quality: Quality,
     dest: Path,
+    hevc_tag: str = "hvc1",
 ) -> list[str]:
-    """Stream copy from the keyframe at pts ``keyframe`` for ``packet_count`` video packets."""
+    """Stream copy from the keyframe at pts ``keyframe`` for ``packet_count`` video packets
+    (``hevc_tag``: the MP4 sample entry of an HEVC stream, see :func:`hevc_sample_entry`)."""
     tb = info.video.time_base
     seek, shift = copy_seek(info, keyframe)
     args = ["-seek_timestamp", "1", "-ss", seconds_arg(float(seek))]
@@ -83,7 +86,7 @@ def copy_args(
     # up to 0.7 s behind its video, ended 0.29 s early in a 60 s clip. -t ends the audio.
     args += ["-c:v", "copy", "-bsf:v", f"noise=drop=gte(n\\,{packet_count})"]
     if info.video.codec == "hevc" and fmt == "mp4":  # the muxer's default would be hev1
-        args += ["-tag:v", "hvc1"]
+        args += ["-tag:v", hevc_tag]
     if info.audio is not None:
         if info.audio.codec in COPYABLE_AUDIO[fmt]:
             args += ["-c:a", "copy"]
@@ -96,6 +99,23 @@ def copy_args(
     args += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
     args += container_args(fmt)
     return [*args, str(dest)]
+
+
+def hevc_sample_entry(info: MediaInfo, at: float) -> str:
+    """``hvc1`` when the HEVC samples from the keyframe at ``at`` seconds carry no parameter
+    set (VPS/SPS/PPS) in-band, so that the ``hvcC`` holds them all (what Apple players need;
+    ISO/IEC 14496-15 8.4.1), else ``hev1`` (MPEG-TS always carries them in-band; so do streams
+    encoded with repeated headers). Reads one packet."""
+    if info.format_name in UNINDEXED_FORMATS:
+        return "hev1"
+    data = first_video_packet(info.path, at)
+    try:
+        units = hevcbits.sample_units(data, 4)
+    except hevcbits.BitstreamError:
+        return "hev1"  # not length-prefixed as read: Annex B, parameter sets in-band
+    kinds = {(unit[0] >> 1) & 0x3F for unit in units if unit}
+    in_band = kinds & {hevcbits.NAL_VPS, hevcbits.NAL_SPS, hevcbits.NAL_PPS}
+    return "hev1" if in_band or not units else "hvc1"
 
 
 def run_copy(job: CutJob) -> tuple[PrecisionMode, float, str | None, Expected]:
@@ -113,7 +133,10 @@ def run_copy(job: CutJob) -> tuple[PrecisionMode, float, str | None, Expected]:
     points = clean_cut_points(packets, begin, frames.end if frames.at_eof else None)
     # The clean cut point nearest to the planned end (ties: the longer clip).
     n, x = min(points, key=lambda p: (abs(p[1] - frames.end), -p[0]))
-    args = copy_args(info, keyframe, n, x, fmt, quality, dest)
+    tag = "hvc1"
+    if info.video.codec == "hevc" and fmt == "mp4":
+        tag = hevc_sample_entry(info, float(keyframe * tb))
+    args = copy_args(info, keyframe, n, x, fmt, quality, dest, tag)
     # Every further audio track and text subtitle, with the tags (issue 23; streams.py).
     more_in, more_out, streams_note = copied_stream_args(
         info.path,
@@ -138,6 +161,11 @@ def run_copy(job: CutJob) -> tuple[PrecisionMode, float, str | None, Expected]:
         note += f"; the {info.audio.codec} audio was re-encoded to {codec} ({fmt} cannot carry it)"
     if streams_note:
         note += f"; {streams_note}"
+    if tag == "hev1" and info.video.codec == "hevc" and fmt == "mp4":
+        note += (
+            "; the HEVC samples carry their parameter sets in-band, so the clip's sample "
+            "entry is hev1 (not hvc1)"
+        )
     expected = Expected(
         n,
         float((x - keyframe) * tb),
