@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 from videojobs_worker.h264bits import BitReader, BitstreamError, nal_units, unescape
 
@@ -212,3 +213,35 @@ def x265_options(data: bytes) -> dict[str, str]:
 def sample_units(sample: bytes, length_size: int = 4) -> list[bytes]:
     """The NAL units of a length-prefixed (MP4) sample."""
     return nal_units(sample, length_size)
+
+
+def _ratio(value: object) -> Fraction | None:
+    try:
+        return Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def x265_hdr_params(side_data: list[dict]) -> list[str]:
+    """x265 options (``master-display``, ``max-cll``) repeating a frame's HDR10 side data as
+    ffprobe reports it (``Mastering display metadata``, ``Content light level metadata``), so a
+    re-encoded piece carries the same SEI messages as the source (pure). Chromaticities are in
+    units of 0.00002, luminances of 0.0001 cd/m² (H.265 D.3.28); absent or partial data gives
+    nothing."""
+    params: list[str] = []
+    for item in side_data:
+        kind = item.get("side_data_type")
+        if kind == "Mastering display metadata":
+            keys = ("green", "blue", "red", "white_point")
+            xy = [(_ratio(item.get(f"{k}_x")), _ratio(item.get(f"{k}_y"))) for k in keys]
+            lum = (_ratio(item.get("max_luminance")), _ratio(item.get("min_luminance")))
+            if any(v is None for pair in xy for v in pair) or None in lum:
+                continue
+            g, b, r, wp = (f"({round(x * 50000)},{round(y * 50000)})" for x, y in xy)  # type: ignore[operator]
+            high, low = (round(v * 10000) for v in lum)  # type: ignore[operator]
+            params.append(f"master-display=G{g}B{b}R{r}WP{wp}L({high},{low})")
+        elif kind == "Content light level metadata":
+            content, average = item.get("max_content"), item.get("max_average")
+            if content is not None and average is not None:
+                params.append(f"max-cll={int(content)},{int(average)}")
+    return params

@@ -187,8 +187,9 @@ def extra_stream_args(
             count = _packets_in(path, stream.index, start, start + duration)
             if count is not None:
                 args += [f"-frames:a:{n}", str(count)]
-        else:
+        else:  # re-encoded: ended by its own timestamps (it would run to the source's end)
             args += [f"-c:a:{n}", "libopus" if codec == "opus" else codec]
+            args += [f"-filter:a:{n}", f"atrim=end={duration:.6f}"]
         args += _tags(f"a:{n}", stream)
     for n, (stream, number) in enumerate(zip(plan.subtitles, subtitle_inputs, strict=True)):
         args += ["-map", f"{number}:0", f"-c:s:{n}", subtitle_codec, *_tags(f"s:{n}", stream)]
@@ -288,13 +289,84 @@ def join_stream_args(
     return inputs, outputs, describe(plan)
 
 
-def not_kept_note(path: Path, main_audio: int | None) -> str:
-    """The note's part for a clip cut without its further streams (``accurate`` and ``copy``
-    write the video and the first audio track only, so far): which streams and why."""
-    others = [s for s in source_streams(path) if s.index != main_audio]
-    if not others:
-        return ""
-    return (
-        f"left out {_names(tuple(others))} (only the smart fast path keeps further audio "
-        "tracks and subtitles so far)"
+def reencoded_stream_args(
+    path: Path,
+    main_audio: int | None,
+    start: float,
+    duration: float,
+    fmt: str,
+    work: Path,
+    *,
+    next_input: int,
+) -> tuple[list[str], list[str], str]:
+    """For a run that re-encodes the source (input 0, its main audio track as output audio
+    stream 0, with encoder and filter options that apply to every audio stream): (input options
+    to append, output options, the note's part) keeping every further audio track, re-encoded
+    like the main one and cut by the same filter, and every text subtitle, sliced to
+    ``start``-``start + duration`` (source times) and converted for ``fmt``; with the tags
+    (issue 23). ``next_input``: the number the first appended input gets."""
+    found = source_streams(path)
+    plan = extra_stream_plan(found, fmt, main_audio)
+    inputs = subtitle_inputs(plan, path, start, start + duration, work)
+    outputs = main_audio_tags(next((s for s in found if s.index == main_audio), None))
+    for n, stream in enumerate(plan.audio, start=1):
+        outputs += ["-map", f"0:{stream.index}", *_tags(f"a:{n}", stream)]
+    codec = _SUBTITLE_CODEC.get(fmt, "mov_text")
+    for n, stream in enumerate(plan.subtitles):
+        outputs += ["-map", f"{next_input + n}:0", f"-c:s:{n}", codec, *_tags(f"s:{n}", stream)]
+    parts = []
+    if plan.audio:
+        encoder = _AUDIO_ENCODER.get(fmt, "aac").removeprefix("lib")
+        parts.append(f"kept {_names(plan.audio)} re-encoded to {encoder} like the first")
+    for stream in plan.subtitles:
+        parts.append(f"kept {_name(stream)} (its text, sliced to the clip, as {codec})")
+    parts += [f"left out {_name(stream)} ({why})" for stream, why in plan.dropped]
+    return inputs, outputs, "; ".join(parts)
+
+
+def copied_stream_args(
+    path: Path,
+    main_audio: int | None,
+    start: float,
+    duration: float,
+    fmt: str,
+    work: Path,
+    *,
+    next_input: int,
+) -> tuple[list[str], list[str], str]:
+    """For a stream copy of the source (input 0, seeked to ``start``, its main audio track as
+    output audio stream 0): (input options to append, output options, the note's part) keeping
+    every further audio track (copied where ``fmt`` carries it, each ended by its own packet
+    count, else re-encoded) and every text subtitle, sliced and converted; with the tags."""
+    found = source_streams(path)
+    plan = extra_stream_plan(found, fmt, main_audio)
+    inputs = subtitle_inputs(plan, path, start, start + duration, work)
+    outputs = main_audio_tags(next((s for s in found if s.index == main_audio), None))
+    outputs += extra_stream_args(
+        plan,
+        path,
+        start,
+        duration,
+        audio_input=0,
+        first_audio_output=1 if main_audio is not None else 0,
+        subtitle_inputs=list(range(next_input, next_input + len(plan.subtitles))),
+        subtitle_codec=_SUBTITLE_CODEC.get(fmt, "mov_text"),
     )
+    return inputs, outputs, describe(plan)
+
+
+def with_inputs(args: list[str], source: str, inputs: list[str]) -> list[str]:
+    """``args`` (one ffmpeg run reading ``source`` as its first input) with ``inputs`` added
+    right after that input (pure)."""
+    if not inputs:
+        return args
+    at = args.index(source, args.index("-i")) + 1
+    return [*args[:at], *inputs, *args[at:]]
+
+
+def with_outputs(args: list[str], outputs: list[str]) -> list[str]:
+    """``args`` (ending with the output file) with ``outputs`` added before that file, and
+    without ``-sn`` when they map subtitles (pure)."""
+    if any(a.startswith("-c:s:") for a in outputs):
+        args = [a for a in args if a != "-sn"]
+    return [*args[:-1], *outputs, args[-1]]

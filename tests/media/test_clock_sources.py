@@ -169,3 +169,58 @@ def test_ts_range_copy_shifted_by_a_frame_fails_naming_the_clip(
     assert caught.value.exit_code == ExitCode.CLIP_MISMATCH == 30
     assert "clip 3 (third.mp4)" in str(caught.value)
     assert not dest.exists()
+
+
+def keyframe_times(path: Path) -> list[float]:
+    """Presentation times of the video keyframes (the file's own timestamps)."""
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0"]
+        + ["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [line.split(",") for line in out.split()]
+    return sorted(float(r[0]) for r in rows if len(r) > 1 and "K" in r[1] and r[0] != "N/A")
+
+
+@pytest.mark.parametrize("kind", ["h264_mkv", "h264_ts"])
+def test_copy_clips_hold_every_frame_from_the_keyframe_to_the_end(
+    kind: str, make_source, tmp_path: Path
+) -> None:
+    """``copy`` of H.264 with B-frames from Matroska (and MPEG-TS): each clip starts on the
+    keyframe at or before the planned start and holds every frame from there to the planned
+    end (within a mini-GOP), one packet per shown frame. Matroska clips ended a GOP early: the
+    seek landed a GOP before the keyframe (ffmpeg's 3/23 s backoff), that GOP was copied at
+    negative times, hidden by the edit list and counted in ``-frames:v`` (issue 23)."""
+    src = make_source(kind)
+    info = probe(src)
+    zero = info.start_time if src.suffix == ".ts" else 0.0
+    times = shown_times(src)
+    numbers = frame_numbers(src)
+    keys = keyframe_times(src)
+    for start, end in SEGMENTS:
+        key = max(k for k in keys if k - zero <= start + TOL)
+        wanted = [
+            n
+            for n, t in zip(numbers, times, strict=True)
+            if t is not None and key - TOL <= t < end + zero - TOL
+        ]
+        segment = PlannedSegment(index=1, title="c", start=start, end=end, stem="c")
+        dest = tmp_path / "copy.mp4"
+        outcome = cut_clip(CutRequest(src, info, segment, "mp4", "copy", Quality(), dest))
+        assert outcome.precision_used == "copy", outcome.note
+        assert outcome.start_offset == pytest.approx(key - zero - start, abs=0.001)
+        got = frame_numbers(outcome.path)
+        assert got[0] == wanted[0], (kind, start, got[:3], wanted[:3])
+        assert got == list(range(got[0], got[0] + len(got))), (kind, start)  # no gap, no repeat
+        assert abs(len(got) - len(wanted)) <= 3, (kind, start, len(got), len(wanted))
+        packets = subprocess.run(
+            ["ffprobe", "-v", "error", "-ignore_editlist", "1", "-select_streams", "v:0"]
+            + ["-show_entries", "packet=pts"]
+            + ["-of", "csv=p=0", str(outcome.path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert len(packets) == len(got)  # nothing hidden by an edit list

@@ -142,6 +142,20 @@ def test_hevc_copy_keeps_hvc1(source, tmp_path: Path) -> None:
     outcome = cut(src, *SEGMENTS[1], "copy", tmp_path / "copy.mp4")
     assert outcome.precision_used == "copy"
     assert source_hvcc(outcome.path)[0] == b"hvc1"  # type: ignore[index]
+    assert ffprobe_json(outcome.path)["streams"][0]["codec_tag_string"] == "hvc1"
+    assert decode_errors(outcome.path) == ""
+
+
+def test_hevc_copy_from_mpegts_is_hev1(tmp_path: Path) -> None:
+    """MPEG-TS carries HEVC parameter sets in-band in every keyframe's sample: a ``copy`` clip
+    of it is ``hev1`` (``hvc1`` forbids them there), and the note says so."""
+    src = make_video(tmp_path / "hevc.ts", duration=6, size=SIZE, gop=GOP, numbered=True, **HEVC)
+    start, end = SEGMENTS[1]
+    outcome = cut(src, start, end, "copy", tmp_path / "copy.mp4")
+    assert outcome.precision_used == "copy", outcome.note
+    tag = ffprobe_json(outcome.path)["streams"][0]["codec_tag_string"]
+    assert tag == "hev1" and source_hvcc(outcome.path)[0] == b"hev1"  # type: ignore[index]
+    assert "sample entry is hev1" in (outcome.note or ""), outcome.note
     assert decode_errors(outcome.path) == ""
 
 
@@ -206,3 +220,63 @@ def test_interlaced_source_stays_interlaced(tmp_path: Path) -> None:
     assert int(ffprobe_json(outcome.path, "-count_frames")["streams"][0]["nb_read_frames"]) == len(
         planned(src, start, end)
     )
+
+
+HDR10 = (
+    "colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:"
+    "master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):"
+    "max-cll=1000,400"
+)
+
+
+def hdr_side_data(path: Path, frame: int) -> dict[str, dict]:
+    """The HDR10 side data (mastering display, content light level) of shown frame ``frame``."""
+    data = json_frames(path, frame)
+    return {
+        item["side_data_type"]: {k: v for k, v in item.items() if k != "side_data_type"}
+        for item in data.get("side_data_list") or []
+        if item.get("side_data_type") in HDR_TYPES
+    }
+
+
+HDR_TYPES = ("Mastering display metadata", "Content light level metadata")
+
+
+def json_frames(path: Path, frame: int) -> dict:
+    import json
+
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", f"%+#{frame + 1}"]
+        + ["-show_frames", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out)["frames"][frame]
+
+
+def test_hdr10_side_data_kept_in_the_x265_head(tmp_path: Path) -> None:
+    """An HDR10 Main 10 source (PQ, BT.2020, mastering display and content light level SEI):
+    the smart clip's re-encoded head reports the same HDR side data and colour description as
+    its copied middle and as the source (x265 was given none: the head's frames had no
+    mastering display or light level; issue 23)."""
+    src = make_video(
+        tmp_path / "hdr.mp4", duration=6, size=SIZE, gop=GOP, numbered=True,
+        pix_fmt="yuv420p10le", x265_params=HDR10,
+        extra=["-color_primaries", "bt2020", "-color_trc", "smpte2084", "-colorspace", "bt2020nc"],
+        **HEVC,
+    )  # fmt: skip
+    expected = hdr_side_data(src, 0)
+    assert set(expected) == set(HDR_TYPES), expected
+    start, end = SEGMENTS[1]
+    outcome = cut(src, start, end, "smart", tmp_path / "clip.mp4")
+    assert outcome.precision_used == "smart", outcome.note
+    assert "re-encoded" in (outcome.note or "") and "head frame" in (outcome.note or "")
+    assert frame_numbers(outcome.path, stored=True) == planned(src, start, end)
+    middle = planned(src, start, end).index(2 * GOP)  # a keyframe of the copied middle (3 s)
+    assert hdr_side_data(outcome.path, 0) == expected  # the head
+    assert hdr_side_data(outcome.path, middle) == expected  # the middle
+    stream = ffprobe_json(outcome.path)["streams"][0]
+    colour = (stream["color_primaries"], stream["color_transfer"], stream["color_space"])
+    assert colour == ("bt2020", "smpte2084", "bt2020nc"), stream
+    assert stream["pix_fmt"] == "yuv420p10le"

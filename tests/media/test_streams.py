@@ -97,9 +97,87 @@ def test_mkv_tracks_subtitles_and_languages_are_kept(vcodec: str, tmp_path: Path
     assert abs(int(h) * 3600 + int(m) * 60 + float(s) - (2.5 - first)) < 0.011, text
     for stream in streams[1:3]:  # every audio track as long as the video, within 1 audio frame
         assert abs(float(stream["duration"]) - float(streams[0]["duration"])) < 0.033, streams
-    # accurate keeps the video and the first track only, and says so
-    accurate = cut(src, "accurate", tmp_path / "accurate.mp4")
-    assert "left out audio stream 2 (ac3, ger), subtitle stream 3" in (accurate.note or "")
+
+
+def kept_streams(outcome: CutOutcome, audio: tuple[str, str], subtitle: str, slack: float) -> str:
+    """Check that the clip holds the video, both audio tracks (codecs ``audio``) in the source's
+    order with their languages (ffmpeg's MP4 muxer stores no track title), and the French
+    subtitle with its three cues; every audio track within ``slack`` seconds of the video's
+    length. Returns the note."""
+    note = outcome.note or ""
+    streams = ffprobe_json(outcome.path)["streams"]
+    kinds = [(s["codec_type"], s["codec_name"], s.get("tags", {}).get("language")) for s in streams]
+    assert kinds[1:] == [
+        ("audio", audio[0], "eng"),
+        ("audio", audio[1], "ger"),
+        ("subtitle", subtitle, "fra"),
+    ], note
+    assert "audio stream 2 (ac3, ger)" in note and "subtitle stream 3" in note, note
+    assert "left out" not in note, note
+    text = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(outcome.path), "-map", "0:s:0", "-f", "srt", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert text.count("-->") == 3 and "First line" in text and "Third line" in text, text
+    video = stream_seconds(streams[0])
+    for stream in streams[1:3]:
+        assert abs(stream_seconds(stream) - video) < slack, (note, streams)
+    return note
+
+
+def stream_seconds(stream: dict) -> float:
+    """A stream's duration: MP4's, or the ``DURATION`` tag Matroska/WebM write."""
+    if "duration" in stream:
+        return float(stream["duration"])
+    h, m, s = stream["tags"]["DURATION"].split(":")
+    return int(h) * 3600 + int(m) * 60 + float(s)
+
+
+@pytest.mark.parametrize("precision", ["accurate", "copy"])
+def test_every_track_and_subtitle_kept_by_accurate_and_copy(precision: str, tmp_path: Path) -> None:
+    """``accurate`` and ``copy`` keep every audio track and the subtitles with their tags, as
+    the smart fast path does (they kept only the first audio track; issue 23). ``accurate``
+    re-encodes every track like the first; ``copy`` copies what MP4 carries (AC-3 stays)."""
+    video = make_video(
+        tmp_path / "video.mkv", duration=6, size=SIZE, gop=45, numbered=True, preset="veryfast"
+    )
+    src = with_streams(video, tmp_path / "multi.mkv")
+    outcome = cut(src, precision, tmp_path / f"{precision}.mp4")
+    assert outcome.precision_used == precision, outcome.note
+    if precision == "accurate":  # every track re-encoded, within one AAC frame of the video
+        note = kept_streams(outcome, ("aac", "aac"), "mov_text", 0.022)
+        assert "re-encoded to aac like the first" in note, note
+        times = source_times(src)
+        planned = [i for i, t in enumerate(times) if SEGMENT[0] - 5e-4 <= t < SEGMENT[1] - 5e-4]
+        assert frame_numbers(outcome.path) == planned
+    else:  # copy: ended by the video's packet count (COPY_AUDIO_SLACK) plus one AC-3 frame
+        kept_streams(outcome, ("aac", "ac3"), "mov_text", 0.25 + 0.032)
+
+
+@pytest.mark.parametrize("fmt", ["webm", "mp4"])
+def test_every_track_and_subtitle_kept_by_the_vp9_fast_path(fmt: str, tmp_path: Path) -> None:
+    """The VP9/AV1 keyframe smart path keeps every audio track and the subtitles (WebVTT in
+    WebM, ``mov_text`` in MP4) with their tags; the AC-3 track is converted for WebM."""
+    video = make_video(
+        tmp_path / "video.webm", duration=6, size=SIZE, gop=45, numbered=True,
+        vcodec="libvpx-vp9",
+    )  # fmt: skip
+    src = with_streams(video, tmp_path / "multi.mkv")
+    segment = PlannedSegment(index=1, title="clip", start=SEGMENT[0], end=SEGMENT[1], stem="c")
+    dest = tmp_path / f"smart.{fmt}"
+    outcome = cut_clip(CutRequest(src, probe(src), segment, fmt, "smart", Quality(), dest))  # type: ignore[arg-type]
+    assert outcome.precision_used == "smart", outcome.note
+    assert "stream-copied" in (outcome.note or ""), outcome.note
+    if fmt == "webm":
+        note = kept_streams(outcome, ("opus", "opus"), "webvtt", 0.021)
+        assert "converted audio stream 2 (ac3, ger) to opus" in note, note
+    else:
+        kept_streams(outcome, ("opus", "ac3"), "mov_text", 0.033)
+    times = source_times(src)
+    planned = [i for i, t in enumerate(times) if SEGMENT[0] - 5e-4 <= t < SEGMENT[1] - 5e-4]
+    assert frame_numbers(outcome.path) == planned
 
 
 def test_ac3_stays_ac3_in_mp4(tmp_path: Path) -> None:

@@ -245,7 +245,8 @@ def test_accurate_args() -> None:
 def test_copy_args() -> None:
     args = copy_args(_info(), 250 * FRAME, 900, 1150 * FRAME, "mp4", Quality(), Path("c.mp4"))
     assert args[:4] == ["-seek_timestamp", "1", "-ss", "8.333333"]
-    assert args[args.index("-frames:v") + 1] == "900"
+    assert "-frames:v" not in args  # it would end the audio with the video
+    assert args[args.index("-bsf:v") + 1] == "noise=drop=gte(n\\,900)"
     assert args[args.index("-t") + 1] == "30.000000"
     assert args[args.index("-c:a") + 1] == "copy"
     assert args[args.index("-video_track_timescale") + 1] == "15360"

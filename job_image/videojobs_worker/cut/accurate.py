@@ -19,6 +19,7 @@ from videojobs_worker.cut.vfr import held_frame_reason
 from videojobs_worker.depth import keep_format_args
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.probe import MediaInfo
+from videojobs_worker.streams import reencoded_stream_args, with_inputs, with_outputs
 from videojobs_worker.verify import Expected
 
 UNINDEXED_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo"})
@@ -148,8 +149,20 @@ def accurate_expected(info: MediaInfo, frames: FrameRange) -> Expected:
     return Expected(frames.count, frames.duration_s, frame, audio)
 
 
-def run_accurate(job: CutJob) -> None:
-    """Re-encode the job's frames into its ``dest``."""
-    frames = job.frames
-    args = accurate_args(job.info, frames, job.fmt, job.quality, job.dest, job.threads)
+def run_accurate(job: CutJob) -> str:
+    """Re-encode the job's frames into its ``dest``; the note's part about the further streams
+    (every audio track re-encoded, text subtitles sliced; issue 23)."""
+    info, frames = job.info, job.frames
+    args = accurate_args(info, frames, job.fmt, job.quality, job.dest, job.threads)
+    more_in, more_out, note = reencoded_stream_args(
+        info.path,
+        info.audio.index if info.audio is not None else None,
+        frames.start_s,
+        frames.duration_s,
+        job.fmt,
+        job.work,
+        next_input=1,
+    )
+    args = with_outputs(with_inputs(args, str(info.path), more_in), more_out)
     run_ffmpeg(args, duration=frames.duration_s, on_progress=job.on_progress, stop=job.stop)
+    return note

@@ -39,7 +39,7 @@ from videojobs_worker.probe import (
     mp4_sample_table,
     video_packets,
 )
-from videojobs_worker.streams import not_kept_note, range_copy_args
+from videojobs_worker.streams import range_copy_args
 from videojobs_worker.verify import Expected, clip_facts, mismatches, verify_clip
 
 
@@ -287,10 +287,11 @@ def _cut(job: CutJob) -> ModeResult:
     problems = verify_clip(job.dest, expected)
     if problems and precision_used == "smart":
         job.dest.unlink(missing_ok=True)
-        run_accurate(job)
+        streams = run_accurate(job)
         note = (
             f"smart clip failed its check ({'; '.join(problems)}), so it was re-cut with accurate"
         )
+        note = "; ".join(n for n in (note, streams) if n)
         precision_used, offset = "accurate", 0.0
         problems = verify_clip(job.dest, accurate_expected(job.info, job.frames))
     if problems:
@@ -300,11 +301,6 @@ def _cut(job: CutJob) -> ModeResult:
             f"{job.label} ({precision_used}, {job.start:.3f}s-{job.end:.3f}s of the source) "
             f"does not match its plan: {'; '.join(problems)}",
         )
-    # Never silently (issue 23): say which streams are not kept where the path drops them.
-    info = job.info
-    if precision_used != "smart" or info.video.codec in ("vp9", "av1"):
-        left = not_kept_note(info.path, info.audio.index if info.audio is not None else None)
-        note = "; ".join(n for n in (note, left) if n) or None
     return precision_used, offset, note
 
 
@@ -325,7 +321,8 @@ def _cut_once(job: CutJob) -> _Once:
 
 
 def _accurate(job: CutJob, note: str | None) -> _Once:
-    run_accurate(job)
+    streams = run_accurate(job)  # every further stream kept; the note says how (issue 23)
+    note = "; ".join(n for n in (note, streams) if n) or None
     return "accurate", 0.0, note, accurate_expected(job.info, job.frames)
 
 

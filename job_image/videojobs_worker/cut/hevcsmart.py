@@ -39,7 +39,7 @@ from videojobs_worker.cut.join import (
     run_pieces,
 )
 from videojobs_worker.cut.request import CutJob, SmartResult
-from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
+from videojobs_worker.ffmpeg import ffprobe, run_ffmpeg, seconds_arg
 from videojobs_worker.mp4boxes import read_moov
 from videojobs_worker.mp4edit import read_sample_config
 from videojobs_worker.probe import MediaInfo, Packet, first_video_packet
@@ -140,6 +140,30 @@ def _layout(info: MediaInfo, job: CutJob, length: int) -> Layout | str:
     return layout_from_keyframe(packets, key_index, frames)
 
 
+@functools.lru_cache(maxsize=16)
+def _hdr_params(path: Path, size: int, mtime_ns: int) -> tuple[str, ...]:
+    del size, mtime_ns  # cache key only
+    rows = ffprobe(
+        path, select_streams="v:0", read_intervals="%+#1", show_frames=None, show_streams=None
+    )
+    side: list[dict] = []
+    for frame in rows.get("frames") or []:
+        side += frame.get("side_data_list") or []
+    for stream in rows.get("streams") or []:  # container-level (Matroska, MP4 mdcv/clli)
+        side += stream.get("side_data_list") or []
+    found: dict[str, str] = {}
+    for param in hevcbits.x265_hdr_params(side):
+        found.setdefault(param.split("=", 1)[0], param)  # the frame's first
+    return tuple(found.values())
+
+
+def hdr_params(path: Path) -> list[str]:
+    """x265 ``master-display``/``max-cll`` repeating the HDR10 side data of the source's first
+    frame (its SEI) or stream (cached per file version; empty for SDR)."""
+    stat = path.stat()
+    return list(_hdr_params(path, stat.st_size, stat.st_mtime_ns))
+
+
 def _reorder_params(delay: int) -> str:
     """x265 options giving the source's frame reordering delay (the pieces' decode times then
     run on from the copied middle's): 0 without B-frames, 1 with, 2 with a B-pyramid."""
@@ -179,6 +203,7 @@ def x265_piece_args(
     params += [f"rc-lookahead={max(4, min(count, 20))}", f"pools={threads}"]
     if count <= _FEW_FRAMES:
         params.append("frame-threads=1")
+    params += hdr_params(info.path)  # HDR10 SEI like the copied middle's (issue 23)
     args += ["-x265-params", ":".join(params)]
     args += ["-video_track_timescale", str(tb.denominator), "-map_metadata", "-1"]
     return [*args, "-f", "mp4", str(dest)]

@@ -22,6 +22,7 @@ from videojobs_worker.cut.request import CutJob, Format, SmartResult
 from videojobs_worker.ffmpeg import run_ffmpeg, seconds_arg
 from videojobs_worker.h264bits import BitstreamError
 from videojobs_worker.probe import MediaInfo, first_video_packet
+from videojobs_worker.streams import join_stream_args
 
 _VP9_PIX_FMTS = {"yuv420p": "0", "yuv420p10le": "2"}
 
@@ -295,18 +296,29 @@ def _keyframe_concat(
         args += ["-seek_timestamp", "1", "-ss", seconds_arg(frames.start_s), "-i", str(info.path)]
     # No -frames:v: reaching it ends every stream of the output, and the audio lost its last
     # packets; the concat entries' outpoint and duration end the video.
-    args += ["-map", "0:v:0", "-c:v", "copy"]
+    # Every further audio track and subtitle, with the tags (issue 23; streams.py).
+    more_in, more_out, streams_note = join_stream_args(
+        info.path,
+        info.audio.index if info.audio is not None else None,
+        frames.start_s,
+        frames.duration_s,
+        fmt,
+        job.work,
+        next_input=2 if info.audio is not None else 1,
+    )
+    args += [*more_in, "-map", "0:v:0", "-c:v", "copy"]
     audio_args, audio_note = _keyframe_audio_args(job)
     args += audio_args
     if fmt == "mp4":
         args += ["-video_track_timescale", str(tb.denominator)]
     if info.audio is not None and info.audio.codec in COPYABLE_AUDIO[fmt]:
-        args += audio_frames_args(info, frames)
+        args += [a.replace("-frames:a", "-frames:a:0") for a in audio_frames_args(info, frames)]
     elif info.audio is not None:  # re-encoded: trimmed by its own timestamps
-        args += ["-af", f"atrim=end={seconds_arg(frames.duration_s)}"]
-    args += ["-map_metadata", "-1", "-map_chapters", "-1", *container_args(fmt), str(job.dest)]
+        args += ["-filter:a:0", f"atrim=end={seconds_arg(frames.duration_s)}"]
+    args += [*more_out, "-map_metadata", "-1", "-map_chapters", "-1"]
+    args += [*container_args(fmt), str(job.dest)]
     run_ffmpeg(args, duration=frames.duration_s, on_progress=on_progress, stop=job.stop)
-    return audio_note
+    return f"{audio_note}; {streams_note}" if streams_note else audio_note
 
 
 def _keyframe_audio_args(job: CutJob) -> tuple[list[str], str]:
