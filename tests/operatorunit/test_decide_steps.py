@@ -835,3 +835,33 @@ def test_a_failed_create_is_retried_with_a_reason_and_one_event_per_reason() -> 
     assert quota.status["conditions"] == [cond("Progressing", "True", "QuotaExceeded", text3)]
     long = job_create_retry_decision(resource(), ctx(), 500, "w" * 2000, 1)
     assert len(long.status["message"]) == 1024 and long.events[0].message == long.status["message"]
+
+
+def test_progressing_sorts_before_complete_whatever_came_first() -> None:
+    conds = set_condition(
+        [cond("Complete", "False", "X", "x")], "Progressing", "True", "R", "m", T, 1
+    )
+    assert [c["type"] for c in conds] == ["Progressing", "Complete"]
+
+
+def test_a_pending_run_fails_exactly_when_its_timeout_ends() -> None:
+    r = running(phase="Pending", stage="Starting")
+    j = job(active=0)
+    j["metadata"]["creationTimestamp"] = "2026-11-25T13:50:00Z"
+    s = OperatorSettings(pending_timeout_seconds=600)
+    d = decide(r, j, [], ctx(settings=s))
+    assert d.status["phase"] == "Failed" and d.delete_job and d.requeue_after is None
+
+
+def test_an_unschedulable_pod_is_announced_with_a_warning() -> None:
+    r = running(phase="Pending", stage="Starting")
+    p = pod("Pending")
+    p["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3"}
+    ]
+    d = decide(r, job(active=1), [p], ctx())
+    message = "pod p-00 waiting: Unschedulable: 0/3"
+    assert d.events == [Event("Warning", "Unschedulable", message)]
+    assert d.status["message"] == message
+    running_pod = decide(running(message="x"), job(active=1), [pod("Running")], ctx())
+    assert running_pod.events == []  # the pod starting is said by the phase, not an Event

@@ -516,3 +516,47 @@ def test_a_running_sharded_job_names_the_first_shard_being_retried() -> None:
     assert observe_run(job(active=2, shards=2), calm, None) == RunState(
         "Running", "Running", "2 shards are running", 2
     )
+
+
+def test_the_job_controllers_counts_are_attempts_when_pods_are_gone() -> None:
+    assert observe_run(job(failed=3), [], None).attempts == 3
+    assert observe_run(job(succeeded=2), [], None).attempts == 2
+    assert observe_run(job(failed=1, succeeded=1), [pod("Running")], None).attempts == 2
+
+
+def test_an_unsharded_failure_reports_the_latest_exit_not_an_earlier_permanent_one() -> None:
+    pods = [pod("Failed", 1, exit_code=13), pod("Failed", 2, exit_code=20)]
+    assert observe_run(job(true("Failed")), pods, None).reason == "Network"
+
+
+def test_a_pod_without_a_creation_time_is_the_earliest() -> None:
+    undated = pod("Failed", 1, exit_code=20)
+    del undated["metadata"]["creationTimestamp"]
+    pods = [pod("Running", 2), undated]
+    state = observe_run(job(active=1, failed=1), pods, None)
+    assert state.reason == "Retrying" and state.message.startswith("attempt 2 after exit code 20")
+
+
+def test_nameless_pods_are_named_empty_in_messages() -> None:
+    def nameless(p: dict[str, Any]) -> dict[str, Any]:
+        del p["metadata"]["name"]
+        return p
+
+    stuck = observe_run(job(), [nameless(pod("Pending", 3, waiting="ErrImagePull"))], None)
+    assert stuck.message == "pod  waiting: ErrImagePull"
+    creating = observe_run(job(), [nameless(pod("Pending", 3, waiting="ContainerCreating"))], None)
+    assert creating.message == "pod  is being created (ContainerCreating)"
+    waiting = observe_run(job(), [nameless(pod("Pending", 3))], None)
+    assert waiting.timeout_message == (
+        "pod  was never scheduled or started; see kubectl describe pod "
+    )
+    evicted_pod = nameless(evicted("disk"))
+    gone = observe_run(job(true("Failed")), [evicted_pod], None)
+    assert gone.message.endswith("raise resources.scratchSize: pod  was evicted: disk")
+
+
+def test_a_blamed_shards_message_stays_within_the_status_limit() -> None:
+    report = '{"message": "' + "d" * 2000 + '"}'
+    p = pod("Failed", 1, exit_code=77, shard=1, message=report)
+    state = observe_run(job(true("Failed"), shards=2, failedIndexes="1"), [p], None)
+    assert len(state.message) == 1024 and state.message.startswith("shard 1 of 2: the worker")
