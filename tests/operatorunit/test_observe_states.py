@@ -14,6 +14,7 @@ from videojobs_operator.observe import (
     EXIT_CATEGORIES,
     WAITING_FOR_POD,
     RunState,
+    _exit_names,
     error_from_exit,
     evicted_for_space,
     job_condition,
@@ -71,6 +72,7 @@ def pod(
 
 
 def test_exit_categories_are_the_exit_code_names_in_camel_case() -> None:
+    assert _exit_names() == EXIT_CATEGORIES  # computed once at import; here again
     assert EXIT_CATEGORIES[13] == "LoginRequired"
     assert EXIT_CATEGORIES[1] == "Internal"
     assert EXIT_CATEGORIES[143] == "Terminated"
@@ -497,14 +499,23 @@ def test_without_failed_indexes_the_permanent_exit_is_blamed_not_the_terminated(
     assert unknown_pods.error is not None and "shard" not in unknown_pods.error
     no_pod_of_shard = observe_run(job(failed, shards=2, failedIndexes="1"), killed[1:], None)
     assert no_pod_of_shard.error is not None and no_pod_of_shard.error["exitCode"] == 143
+    assert no_pod_of_shard.error["shard"] == 1
+
+
+def test_the_failed_index_is_blamed_before_a_later_failure_of_another_shard() -> None:
+    failed = true("Failed", reason="FailedIndexes")
+    pods = [pod("Failed", 1, exit_code=21, shard=0), pod("Failed", 2, exit_code=20, shard=1)]
+    state = observe_run(job(failed, shards=2, failedIndexes="0"), pods, None)
+    assert state.error is not None and state.error["shard"] == 0
+    assert state.reason == "Timeout"
 
 
 def test_a_running_sharded_job_names_the_first_shard_being_retried() -> None:
     pods = [
         pod("Failed", 1, exit_code=20, shard=2),
         pod("Running", 2, shard=2),
-        pod("Failed", 3, exit_code=21, shard=1),
-        pod("Failed", 4, exit_code=0, shard=1),
+        pod("Failed", 3, exit_code=0, shard=1),
+        pod("Failed", 4, exit_code=21, shard=1),
         pod("Running", 5, shard=1),
         pod("Running", 6),
     ]
@@ -560,3 +571,10 @@ def test_a_blamed_shards_message_stays_within_the_status_limit() -> None:
     p = pod("Failed", 1, exit_code=77, shard=1, message=report)
     state = observe_run(job(true("Failed"), shards=2, failedIndexes="1"), [p], None)
     assert len(state.message) == 1024 and state.message.startswith("shard 1 of 2: the worker")
+
+
+def test_a_retried_shards_unknown_exit_is_named_by_its_number() -> None:
+    pods = [pod("Failed", 1, exit_code=77, shard=0), pod("Running", 2, shard=0)]
+    assert observe_run(job(active=1, shards=2), pods, None).message == (
+        "shard 0 of 2: attempt 2 after exit code 77 (77)"
+    )
