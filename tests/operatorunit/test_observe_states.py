@@ -578,3 +578,23 @@ def test_a_retried_shards_unknown_exit_is_named_by_its_number() -> None:
     assert observe_run(job(active=1, shards=2), pods, None).message == (
         "shard 0 of 2: attempt 2 after exit code 77 (77)"
     )
+
+
+def test_a_permanent_exit_is_blamed_before_a_later_transient_one() -> None:
+    failed = true("Failed", reason="PodFailurePolicy")
+    pods = [pod("Failed", 1, exit_code=13, shard=1), pod("Failed", 2, exit_code=20, shard=0)]
+    state = observe_run(job(failed, shards=2), pods, None)
+    assert state.error is not None and state.error["shard"] == 1
+    assert state.reason == "LoginRequired"
+
+
+def test_a_shard_pod_terminated_without_an_exit_code_blames_nobody() -> None:
+    p = pod("Failed", 1, shard=1)
+    p["status"]["containerStatuses"][0]["state"] = {"terminated": {"reason": "Error"}}
+    state = observe_run(job(true("Failed", message="failed"), shards=2), [p], None)
+    assert state.error == {
+        "category": "JobFailed",
+        "reason": "JobFailed",
+        "message": "failed",
+        "permanent": True,
+    }
