@@ -598,3 +598,11 @@ def test_a_shard_pod_terminated_without_an_exit_code_blames_nobody() -> None:
         "message": "failed",
         "permanent": True,
     }
+
+
+def test_a_shard_still_running_when_the_job_failed_is_not_blamed() -> None:
+    failed = true("Failed", reason="FailedIndexes")
+    pods = [pod("Failed", 1, exit_code=21, shard=0), pod("Running", 2, shard=1)]
+    state = observe_run(job(failed, shards=2, failedIndexes="0"), pods, None)
+    assert state.error is not None and state.error["shard"] == 0
+    assert state.reason == "Timeout"
