@@ -865,3 +865,18 @@ def test_an_unschedulable_pod_is_announced_with_a_warning() -> None:
     assert d.status["message"] == message
     running_pod = decide(running(message="x"), job(active=1), [pod("Running")], ctx())
     assert running_pod.events == []  # the pod starting is said by the phase, not an Event
+
+
+def test_rejecting_again_writes_every_condition_not_only_accepted() -> None:
+    problems = [Problem("spec.segments", "empty")]
+    first = decide(resource(), None, [], ctx(problems=problems))
+    # the status of that rejection, now naming an earlier run's Job (a rerunToken was set)
+    again = resource(status=first.status | {"jobName": "an-earlier-run"})
+    d = decide(again, None, [], ctx(problems=problems))
+    assert d.status["conditions"] == first.status["conditions"]
+    assert [c["type"] for c in d.status["conditions"]] == [
+        "Accepted",
+        "Progressing",
+        "Complete",
+        "Failed",
+    ]
