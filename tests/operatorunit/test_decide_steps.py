@@ -880,3 +880,44 @@ def test_rejecting_again_writes_every_condition_not_only_accepted() -> None:
         "Complete",
         "Failed",
     ]
+
+
+def test_shard_report_times_alone_do_not_rewrite_the_summed_progress() -> None:
+    entry = {"stage": "Cutting", "percent": 10, "updatedAt": "2026-11-25T13:59:00Z"}
+    r = running(shardProgress={"0": entry, "1": entry})
+    j = sharded_job(active=2)
+    pods = [pod("Running"), pod("Running")]
+    first = decide(r, j, pods, ctx())
+    assert first.status["progress"]["updatedAt"] == "2026-11-25T13:59:00Z"
+    r["status"].update(first.status)
+    assert decide(r, j, pods, ctx()) == Decision()
+
+
+def test_a_two_shard_run_gets_its_shard_fields_on_its_first_start() -> None:
+    r = resource(parallelism=2, segments=[{"start": 0, "end": 5}, {"start": 5, "end": 9}])
+    d = decide(r, None, [], ctx(admitted=True))
+    assert set(d.status["shardProgress"]) == {"0", "1"}
+    assert d.status["shards"]["count"] == 2
+
+
+def test_a_running_run_without_a_progressing_condition_gets_one_now() -> None:
+    r = running()
+    r["status"]["conditions"] = [ACCEPTED_EARLIER]
+    d = decide(r, job(active=1), [pod("Running")], ctx())
+    assert d.status == {
+        "stage": "Starting",  # the worker has not reported a stage yet
+        "conditions": [
+            ACCEPTED_EARLIER,
+            cond("Progressing", "True", "Running", "the worker is running"),
+        ],
+    }
+
+
+def test_a_create_retry_keeps_the_other_conditions() -> None:
+    r = resource(status={"phase": "Queued", "conditions": [ACCEPTED_EARLIER]})
+    d = job_create_retry_decision(r, ctx(), None, "refused", 5)
+    text = "creating the Job failed (refused); retrying in 5s"
+    assert d.status["conditions"] == [
+        ACCEPTED_EARLIER,
+        cond("Progressing", "True", "JobCreateFailed", text),
+    ]
