@@ -338,7 +338,8 @@ def _failed(
             and worker_error
             and worker_error.get("shard") not in (None, failed_shard)
         ):
-            worker_error = None  # another shard's report (killed when the Job failed)
+            # another shard's report (killed when the Job failed); equivalent mutant: "" is as falsy
+            worker_error = None  # pragma: no mutate
     error = _failure_error(failed, last_term, worker_error, attempts)
     if failed_shard is not None:
         error = _blame_shard(error, failed_shard, shards)
