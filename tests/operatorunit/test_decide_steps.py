@@ -495,7 +495,7 @@ def test_a_completed_job_without_a_completion_time_uses_its_condition_and_counts
     assert d.status["message"] == "all clips published"
 
 
-def test_a_completed_sharded_job_writes_its_shards_and_summed_progress() -> None:
+def test_a_completed_sharded_job_writes_its_shards_and_starts_the_merge() -> None:
     r = running(shardProgress={"0": {"stage": "Finished", "percent": 100}})
     j = sharded_job(completedIndexes="0,1", succeeded=2)
     j["status"]["conditions"] = [{"type": "Complete", "status": "True"}]
@@ -513,7 +513,10 @@ def test_a_completed_sharded_job_writes_its_shards_and_summed_progress() -> None
         "segmentsTotal": 0,
         "message": "2/2 shards finished",
     }
-    assert d.status["attempts"] == 2 and d.status["completionTime"] == T
+    # every index complete: the run is not finished yet, its merge step starts (issue 28)
+    assert d.create_merge_job and not d.create_job
+    assert d.status["stage"] == "Uploading" and "completionTime" not in d.status
+    assert d.status["conditions"][-1]["reason"] == "Merging"
 
 
 def test_a_failed_job_fails_the_run_with_its_exit_and_keeps_a_finished_job() -> None:
