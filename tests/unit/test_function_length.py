@@ -27,7 +27,6 @@ MAX_LINES = 80
 NOT_YET_SPLIT: dict[str, int] = {
     "videojobs/segmentation.py::propose": 133,
     "job_image/videojobs_worker/progress.py::ClusterReporter._send": 101,
-    "videojobs/quotes.py::match_quote": 99,
     "job_image/videojobs_worker/runner.py::Runner._cut_one": 96,
     "job_image/videojobs_worker/audio.py::cut_audio_clip": 86,
     "job_image/videojobs_worker/runner.py::Runner._run": 81,
