@@ -38,6 +38,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from videojobs.errors import PlanError, Problem
 from videojobs.models import (
@@ -270,7 +271,7 @@ class _CueTimes:
 
     def __init__(self, cues: list[Cue]) -> None:
         self.cues = cues
-        self.ordered = all(a.start <= b.start for a, b in zip(cues, cues[1:], strict=False))
+        self.ordered = all(a.start <= b.start for a, b in pairwise(cues))
         by_start = cues if self.ordered else sorted(cues, key=lambda c: c.start)
         self.starts = [c.start for c in by_start]
         self.ends = [c.end for c in by_start]
