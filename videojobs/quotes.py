@@ -207,11 +207,6 @@ class QuoteIndex:
         """The ``n`` words from word ``i``, joined by single spaces."""
         return self.text[self.offsets[i] : self.offsets[i + n] - 1]
 
-    def windows(self, n: int) -> list[str]:
-        """Every run of ``n`` consecutive words (one shorter run when there are fewer)."""
-        n = min(n, len(self))
-        return [self.window(i, n) for i in range(max(1, len(self) - n + 1))] if n else [""]
-
     def cue(self, word: int) -> Cue:
         return self.cues[bisect_right(self.cue_first, word) - 1]
 
