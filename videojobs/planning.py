@@ -470,7 +470,8 @@ def _merge_short(
         )
         target.start, target.end = min(target.start, clip.start), max(target.end, clip.end)
         del clips[i]
-    if len(clips) == 1 and clips[0].duration < min_duration:
+    # the loop leaves a short clip only when it is the only one
+    if clips[0].duration < min_duration:
         notes.append(
             f"{clips[0].first.path}: {clips[0].duration:g}s is shorter than minDuration "
             f"{min_duration:g}s but is the only clip; kept"
@@ -491,7 +492,8 @@ def _pad(
     if policy != "allow":
         for k in range(1, len(padded)):
             (ps, pe), (cs, ce) = padded[k - 1], padded[k]
-            if pe > cs:
+            # padded ends that only touch give the same bounds either way (the middle is both)
+            if pe > cs:  # pragma: no mutate
                 middle = round_ms((clips[k - 1].end + clips[k].start) / 2)
                 padded[k - 1], padded[k] = (ps, middle), (middle, ce)
     return padded
