@@ -225,7 +225,8 @@ def _initial_ranges(
             for i, s in enumerate(spec.segments)
         ], notes
     points, base, confidences = _knowledge_points(spec, transcript, chapters, duration, notes)
-    quotes: QuoteIndex | None = None
+    # the index and the cue ids are caches, built at the first quote and cues: equivalent mutants
+    quotes: QuoteIndex | None = None  # pragma: no mutate
     budget = [QUOTE_MAX_COMPARISONS]
     cue_ids: dict[str, Cue] | None = None
     ranges = []
@@ -241,7 +242,7 @@ def _initial_ranges(
                     )
                 )
             if kp.cues is not None:
-                cue_ids = _cue_ids(transcript) if cue_ids is None else cue_ids
+                cue_ids = _cue_ids(transcript) if cue_ids is None else cue_ids  # pragma: no mutate
                 first, last = resolve_cues(kp.cues, transcript, f"{path}.cues", cue_ids)
                 start, end = first.start, last.end
             else:

@@ -20,7 +20,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
 from videojobs.errors import PlanError, Problem
-from videojobs.models import Cue, Transcript
+from videojobs.models import Cue, Transcript, Word
 from videojobs.times import format_timestamp
 
 QUOTE_MIN_SCORE = 80.0
@@ -210,15 +210,22 @@ class QuoteIndex:
     def cue(self, word: int) -> Cue:
         return self.cues[bisect_right(self.cue_first, word) - 1]
 
-    def word_start(self, word: int) -> float:
-        cue = self.cue(word)
+    def timed(self, word: int) -> Word | None:
+        """The timed word holding transcript word ``word``, when its cue has word timestamps."""
         k = self.word_of[word] if self.word_of is not None else -1
-        return cue.words[k].start if cue.words and k >= 0 else cue.start
+        if k < 0:
+            return None
+        words = self.cue(word).words
+        assert words is not None  # a word's position in its cue is kept only when it has words
+        return words[k]
+
+    def word_start(self, word: int) -> float:
+        timed = self.timed(word)
+        return timed.start if timed is not None else self.cue(word).start
 
     def word_end(self, word: int) -> float:
-        cue = self.cue(word)
-        k = self.word_of[word] if self.word_of is not None else -1
-        return cue.words[k].end if cue.words and k >= 0 else cue.end
+        timed = self.timed(word)
+        return timed.end if timed is not None else self.cue(word).end
 
     def _near_length(self, length: int) -> tuple[list[str], list[int]]:
         """The vocabulary words (and their ids) whose length allows a ratio of at least
@@ -356,17 +363,19 @@ _Close = list[tuple[str, float, int]]
 
 def _numbers(words: str) -> list[str]:
     """The words holding a digit, in order, of normalised words joined by spaces."""
-    return [w for w in words.split(" ") if _DIGIT.search(w)]
+    return [w for w in words.split() if _DIGIT.search(w)]
 
 
-def _ranked(target: str, close: _Close, starts: list[int]) -> list[tuple[int, float, int]]:
+_Ranked = list[tuple[tuple[bool, bool], float, int]]
+
+
+def _ranked(target: str, close: _Close, starts: list[int]) -> _Ranked:
     """(tier, score, start) of each close window. The tier puts exact matches above fuzzy ones
-    and numbers above the rest of the words: 2 for the quote's words exactly, 1 for a window
-    whose numbers are the quote's, 0 for one whose numbers differ ("step 1" is not "step 2",
-    however alike the rest)."""
+    and numbers above the rest of the words: (the quote's words exactly, the quote's numbers);
+    a window whose numbers differ ("step 1" is not "step 2", however alike the rest) is last."""
     numbers = _numbers(target)
     return [
-        (2 if window == target else 1 if _numbers(window) == numbers else 0, score, starts[k])
+        ((window == target, _numbers(window) == numbers), score, starts[k])
         for window, score, k in close
     ]
 
@@ -412,8 +421,8 @@ def _close_windows(
             target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=QUOTE_MIN_SCORE
         )
         if close:
-            tier, score, _ = max(_ranked(target, close, starts))
-            if tier and score >= QUOTE_RECHECK_BELOW:
+            (_, same_numbers), score, _ = max(_ranked(target, close, starts))
+            if same_numbers and score >= QUOTE_RECHECK_BELOW:
                 break
     return starts, close, runs
 
@@ -424,7 +433,7 @@ def _not_found(
     """The error for a quote no window matches, naming the closest window of ``runs``."""
     starts = list(chain.from_iterable(runs))
     windows = [index.window(i, width) for i in starts]
-    best = process.extractOne(target, windows, scorer=fuzz.ratio) if windows else None
+    best = process.extractOne(target, windows, scorer=fuzz.ratio)  # None when there are none
     closest = (
         f"closest: {best[0]!r} at {format_timestamp(index.cue(starts[best[2]]).start)}, "
         f"similarity {best[1]:.0f} < {QUOTE_MIN_SCORE:.0f}"
@@ -441,7 +450,7 @@ def _not_found(
 
 
 def _best_place(
-    index: QuoteIndex, ranked: list[tuple[int, float, int]], n: int, quote: str, path: str
+    index: QuoteIndex, ranked: _Ranked, n: int, quote: str, path: str
 ) -> tuple[float, int]:
     """(score, start) of the best window: of the highest tier, the best score, the earliest of
     equals; raises when another window of its tier that does not overlap it (``n`` words) scores

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.test_planning import TRANSCRIPT, kp, plan_error, ranges, spec
+from videojobs import planning
 from videojobs.planning import NeedsTranscript, plan_segments
 
 # TRANSCRIPT's cues: 0-5, 5-12, 12-20, 20-26, 26-33, 33-40
@@ -123,3 +124,52 @@ def test_padding_without_a_known_duration_extends_the_end() -> None:
     plan = plan_segments(spec(segments=segs, padding="2s"), None)
     assert ranges(plan) == [("a", 8.0, 22.0)]
     assert plan.notes == ["padding of 2s added around each clip"]
+
+
+@pytest.mark.parametrize(("field", "value"), [("cues", "2"), ("quote", "look at variables")])
+def test_cues_and_quotes_without_the_transcript_name_their_field(field: str, value: str) -> None:
+    s = spec([kp("a", start="0"), kp("b", **{field: value})])
+    with pytest.raises(NeedsTranscript) as info:
+        plan_segments(s, None)
+    assert str(info.value) == (
+        f"spec.knowledgePoints[1].{field}: {field} needs the transcript, which is not available"
+    )
+
+
+def test_no_knowledge_points_anywhere_says_where_they_may_come_from() -> None:
+    with pytest.raises(NeedsTranscript) as info:
+        plan_segments(spec([]), None)
+    assert str(info.value) == (
+        "spec.knowledgePoints: no knowledge points in the spec; they must come from the "
+        "transcript (seed-json, or segmentation.auto), which is not available"
+    )
+    assert plan_error(spec([]), TRANSCRIPT) == (
+        "spec.knowledgePoints: no knowledge points: list them in spec.knowledgePoints, use a "
+        "seed-json transcript that carries knowledge_points, or set segmentation.auto"
+    )
+
+
+def test_a_quote_match_is_noted_with_its_cue_time_and_similarity() -> None:
+    s = spec([kp("a", start="0"), kp("b", quote="look at variables")])
+    plan = plan_segments(s, TRANSCRIPT)
+    assert plan.notes == [
+        "spec.knowledgePoints[1]: quote matched cue 2 at 00:00:05.000 (similarity 100)"
+    ]
+
+
+def test_the_quotes_of_one_plan_share_one_comparison_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = spec([kp("a", quote="look at variables"), kp("b", quote="a for loop walks")])
+    assert len(plan_segments(s, TRANSCRIPT).segments) == 2
+    monkeypatch.setattr(planning, "QUOTE_MAX_COMPARISONS", 1)
+    assert "window comparisons" in plan_error(s, TRANSCRIPT)
+
+
+def test_identical_ranges_keep_their_spec_order() -> None:
+    same = [
+        {"title": "A", "knowledgeId": "a", "start": "0", "end": "20"},
+        {"title": "B", "knowledgeId": "b", "start": "0", "end": "20"},
+    ]
+    plan = plan_segments(spec(segments=same, overlap="allow"), None)
+    assert ranges(plan) == [("a", 0.0, 20.0), ("b", 0.0, 20.0)]

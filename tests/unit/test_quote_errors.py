@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from rapidfuzz import fuzz
 
+from tests.unit.test_quote_index import WORDED
 from videojobs import quotes
 from videojobs.errors import PlanError
 from videojobs.models import Cue, Transcript
@@ -106,3 +107,10 @@ def test_a_match_spans_from_its_first_word_s_cue_to_its_last_word_s_cue() -> Non
     assert (found.start, found.end) == (0.0, 70.0)
     inside = match_quote("brown fox", FOX, "q")
     assert (inside.cue.index, inside.word, inside.start, inside.end) == (2, 6, 65.5, 70.0)
+
+
+def test_a_match_at_the_first_word_of_a_worded_cue_takes_that_word_s_times() -> None:
+    found = match_quote("first some history", WORDED, "q")
+    assert (found.cue.index, found.start, found.end) == (2, 3.1, 4.9)
+    across = match_quote("the course first", WORDED, "q")
+    assert (across.cue.index, across.start, across.end) == (1, 1.1, 3.5)
