@@ -38,6 +38,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from videojobs.errors import PlanError, Problem
 from videojobs.models import (
@@ -224,7 +225,8 @@ def _initial_ranges(
             for i, s in enumerate(spec.segments)
         ], notes
     points, base, confidences = _knowledge_points(spec, transcript, chapters, duration, notes)
-    quotes: QuoteIndex | None = None
+    # the index and the cue ids are caches, built at the first quote and cues: equivalent mutants
+    quotes: QuoteIndex | None = None  # pragma: no mutate
     budget = [QUOTE_MAX_COMPARISONS]
     cue_ids: dict[str, Cue] | None = None
     ranges = []
@@ -240,7 +242,7 @@ def _initial_ranges(
                     )
                 )
             if kp.cues is not None:
-                cue_ids = _cue_ids(transcript) if cue_ids is None else cue_ids
+                cue_ids = _cue_ids(transcript) if cue_ids is None else cue_ids  # pragma: no mutate
                 first, last = resolve_cues(kp.cues, transcript, f"{path}.cues", cue_ids)
                 start, end = first.start, last.end
             else:
@@ -270,7 +272,7 @@ class _CueTimes:
 
     def __init__(self, cues: list[Cue]) -> None:
         self.cues = cues
-        self.ordered = all(a.start <= b.start for a, b in zip(cues, cues[1:], strict=False))
+        self.ordered = all(a.start <= b.start for a, b in pairwise(cues))
         by_start = cues if self.ordered else sorted(cues, key=lambda c: c.start)
         self.starts = [c.start for c in by_start]
         self.ends = [c.end for c in by_start]
@@ -469,7 +471,8 @@ def _merge_short(
         )
         target.start, target.end = min(target.start, clip.start), max(target.end, clip.end)
         del clips[i]
-    if len(clips) == 1 and clips[0].duration < min_duration:
+    # the loop leaves a short clip only when it is the only one
+    if clips[0].duration < min_duration:
         notes.append(
             f"{clips[0].first.path}: {clips[0].duration:g}s is shorter than minDuration "
             f"{min_duration:g}s but is the only clip; kept"
@@ -490,7 +493,8 @@ def _pad(
     if policy != "allow":
         for k in range(1, len(padded)):
             (ps, pe), (cs, ce) = padded[k - 1], padded[k]
-            if pe > cs:
+            # padded ends that only touch give the same bounds either way (the middle is both)
+            if pe > cs:  # pragma: no mutate
                 middle = round_ms((clips[k - 1].end + clips[k].start) / 2)
                 padded[k - 1], padded[k] = (ps, middle), (middle, ce)
     return padded

@@ -20,7 +20,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import LCSseq
 
 from videojobs.errors import PlanError, Problem
-from videojobs.models import Cue, Transcript
+from videojobs.models import Cue, Transcript, Word
 from videojobs.times import format_timestamp
 
 QUOTE_MIN_SCORE = 80.0
@@ -207,23 +207,25 @@ class QuoteIndex:
         """The ``n`` words from word ``i``, joined by single spaces."""
         return self.text[self.offsets[i] : self.offsets[i + n] - 1]
 
-    def windows(self, n: int) -> list[str]:
-        """Every run of ``n`` consecutive words (one shorter run when there are fewer)."""
-        n = min(n, len(self))
-        return [self.window(i, n) for i in range(max(1, len(self) - n + 1))] if n else [""]
-
     def cue(self, word: int) -> Cue:
         return self.cues[bisect_right(self.cue_first, word) - 1]
 
-    def word_start(self, word: int) -> float:
-        cue = self.cue(word)
+    def timed(self, word: int) -> Word | None:
+        """The timed word holding transcript word ``word``, when its cue has word timestamps."""
         k = self.word_of[word] if self.word_of is not None else -1
-        return cue.words[k].start if cue.words and k >= 0 else cue.start
+        if k < 0:
+            return None
+        words = self.cue(word).words
+        assert words is not None  # a word's position in its cue is kept only when it has words
+        return words[k]
+
+    def word_start(self, word: int) -> float:
+        timed = self.timed(word)
+        return timed.start if timed is not None else self.cue(word).start
 
     def word_end(self, word: int) -> float:
-        cue = self.cue(word)
-        k = self.word_of[word] if self.word_of is not None else -1
-        return cue.words[k].end if cue.words and k >= 0 else cue.end
+        timed = self.timed(word)
+        return timed.end if timed is not None else self.cue(word).end
 
     def _near_length(self, length: int) -> tuple[list[str], list[int]]:
         """The vocabulary words (and their ids) whose length allows a ratio of at least
@@ -353,6 +355,123 @@ _BLOCK = 8
 """Window starts screened together by :meth:`QuoteIndex.screened`."""
 
 
+_DIGIT = re.compile(r"\d")
+
+_Close = list[tuple[str, float, int]]
+"""Windows scoring at least :data:`QUOTE_MIN_SCORE`: (window, score, its place in the starts)."""
+
+
+def _numbers(words: str) -> list[str]:
+    """The words holding a digit, in order, of normalised words joined by spaces."""
+    return [w for w in words.split() if _DIGIT.search(w)]
+
+
+_Ranked = list[tuple[tuple[bool, bool], float, int]]
+
+
+def _ranked(target: str, close: _Close, starts: list[int]) -> _Ranked:
+    """(tier, score, start) of each close window. The tier puts exact matches above fuzzy ones
+    and numbers above the rest of the words: (the quote's words exactly, the quote's numbers);
+    a window whose numbers differ ("step 1" is not "step 2", however alike the rest) is last."""
+    numbers = _numbers(target)
+    return [
+        ((window == target, _numbers(window) == numbers), score, starts[k])
+        for window, score, k in close
+    ]
+
+
+def _charge(budget: list[int] | None, runs: list[range], quote: str, path: str) -> None:
+    """Count the windows of ``runs`` against the plan's ``budget``; raise when it is spent."""
+    if budget is None:
+        return
+    budget[0] -= sum(map(len, runs))
+    if budget[0] < 0:
+        raise PlanError(
+            Problem(
+                path,
+                f"quote {quote!r} is made of words that occur too often: matching the "
+                f"quotes needs more than {QUOTE_MAX_COMPARISONS} window comparisons (the "
+                "limit per plan); quote rarer words, or use start or cues",
+            )
+        )
+
+
+def _close_windows(
+    index: QuoteIndex, target: str, width: int, budget: list[int] | None, quote: str, path: str
+) -> tuple[list[int], _Close, list[range]]:
+    """The starts screened, the windows among them scoring at least :data:`QUOTE_MIN_SCORE`, and
+    the runs they came from: the likely windows first, the possible ones (a superset) when none
+    of the likely ones matches well (:data:`QUOTE_RECHECK_BELOW`) or with the quote's numbers."""
+    found = index.candidates(target.split(" "))
+    if found is None:
+        every = [range(len(index) - width + 1)]
+        likely, possible = every, lambda: every
+    else:
+        likely, possible = found
+    close: _Close = []
+    starts: list[int] = []
+    runs = likely
+    for attempt in range(2):
+        runs = likely if attempt == 0 else possible()
+        if attempt and runs == likely:
+            break
+        _charge(budget, runs, quote, path)
+        starts, windows = index.screened(target, runs, width)
+        close = process.extract(
+            target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=QUOTE_MIN_SCORE
+        )
+        if close:
+            (_, same_numbers), score, _ = max(_ranked(target, close, starts))
+            if same_numbers and score >= QUOTE_RECHECK_BELOW:
+                break
+    return starts, close, runs
+
+
+def _not_found(
+    index: QuoteIndex, target: str, width: int, runs: list[range], quote: str, path: str
+) -> PlanError:
+    """The error for a quote no window matches, naming the closest window of ``runs``."""
+    starts = list(chain.from_iterable(runs))
+    windows = [index.window(i, width) for i in starts]
+    best = process.extractOne(target, windows, scorer=fuzz.ratio)  # None when there are none
+    closest = (
+        f"closest: {best[0]!r} at {format_timestamp(index.cue(starts[best[2]]).start)}, "
+        f"similarity {best[1]:.0f} < {QUOTE_MIN_SCORE:.0f}"
+        if best is not None
+        else "closest: none, no word of it is in the transcript"
+    )
+    return PlanError(
+        Problem(
+            path,
+            f"quote {quote!r} not found in the transcript ({closest}); quote the words as "
+            "spoken, or use start or cues",
+        )
+    )
+
+
+def _best_place(
+    index: QuoteIndex, ranked: _Ranked, n: int, quote: str, path: str
+) -> tuple[float, int]:
+    """(score, start) of the best window: of the highest tier, the best score, the earliest of
+    equals; raises when another window of its tier that does not overlap it (``n`` words) scores
+    within :data:`QUOTE_AMBIGUITY_MARGIN` of it."""
+    tier, best_score, _ = max(ranked)
+    best_i = min(i for t, score, i in ranked if t == tier and score == best_score)
+    cutoff = max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
+    rivals = [i for t, score, i in ranked if t == tier and score >= cutoff and abs(i - best_i) >= n]
+    if rivals:
+        places = sorted({index.cue(best_i).start, *(index.cue(i).start for i in rivals)})
+        raise PlanError(
+            Problem(
+                path,
+                f"quote {quote!r} is ambiguous: it matches at "
+                f"{', '.join(format_timestamp(t) for t in places[:5])}; quote more words, or use "
+                "start or cues",
+            )
+        )
+    return best_score, best_i
+
+
 def match_quote(
     quote: str,
     transcript: Transcript | QuoteIndex,
@@ -362,9 +481,11 @@ def match_quote(
     """The cue where ``quote`` is spoken.
 
     Both texts are normalised (:func:`normalise_words`); windows of as many transcript words as
-    the quote has (across cue boundaries) are scored with rapidfuzz's ``ratio``. The best window
-    (the earliest of equals) wins if it scores at least :data:`QUOTE_MIN_SCORE` and no window that
-    does not overlap it scores within :data:`QUOTE_AMBIGUITY_MARGIN` of it.
+    the quote has (across cue boundaries) are scored with rapidfuzz's ``ratio``. Of the windows
+    scoring at least :data:`QUOTE_MIN_SCORE`, one with the quote's words exactly outranks the
+    others, and one with the quote's numbers outranks one with other numbers; the best window of
+    the highest rank (the earliest of equals) wins if no window of that rank that does not
+    overlap it scores within :data:`QUOTE_AMBIGUITY_MARGIN` of it.
 
     Only candidate windows are scored (:meth:`QuoteIndex.candidates`): those holding a word
     similar to one of the quote's rarest words, which any window close enough to match holds.
@@ -379,75 +500,16 @@ def match_quote(
         raise PlanError(Problem(path, f"quote {quote!r} has no words to match"))
     if not len(index):
         raise PlanError(Problem(path, f"quote {quote!r} not found: the transcript has no words"))
-    n = len(wanted)
-    width = min(n, len(index))
+    width = min(len(wanted), len(index))
     target = " ".join(wanted)
-    found = index.candidates(wanted)
-    if found is None:
-        every = [range(len(index) - width + 1)]
-        likely, possible = every, lambda: every
-    else:
-        likely, possible = found
-    close: list[tuple[str, float, int]] = []
-    starts: list[int] = []
-    runs = likely
-    for attempt in range(2):
-        runs = likely if attempt == 0 else possible()
-        if attempt and runs == likely:
-            break
-        if budget is not None:
-            budget[0] -= sum(map(len, runs))
-            if budget[0] < 0:
-                raise PlanError(
-                    Problem(
-                        path,
-                        f"quote {quote!r} is made of words that occur too often: matching the "
-                        f"quotes needs more than {QUOTE_MAX_COMPARISONS} window comparisons (the "
-                        "limit per plan); quote rarer words, or use start or cues",
-                    )
-                )
-        starts, windows = index.screened(target, runs, width)
-        close = process.extract(
-            target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=QUOTE_MIN_SCORE
-        )
-        if close and max(score for _, score, _ in close) >= QUOTE_RECHECK_BELOW:
-            break
+    starts, close, runs = _close_windows(index, target, width, budget, quote, path)
     if not close:
-        starts = list(chain.from_iterable(runs))
-        windows = [index.window(i, width) for i in starts]
-        best = process.extractOne(target, windows, scorer=fuzz.ratio) if windows else None
-        closest = (
-            f"closest: {best[0]!r} at {format_timestamp(index.cue(starts[best[2]]).start)}, "
-            f"similarity {best[1]:.0f} < {QUOTE_MIN_SCORE:.0f}"
-            if best is not None
-            else "closest: none, no word of it is in the transcript"
-        )
-        raise PlanError(
-            Problem(
-                path,
-                f"quote {quote!r} not found in the transcript ({closest}); quote the words as "
-                "spoken, or use start or cues",
-            )
-        )
-    best_score = max(score for _, score, _ in close)
-    cutoff = max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
-    best_i = min(starts[k] for _, score, k in close if score == best_score)
-    rivals = [
-        starts[k] for _, score, k in close if score >= cutoff and abs(starts[k] - best_i) >= n
-    ]
-    if rivals:
-        places = sorted({index.cue(best_i).start, *(index.cue(i).start for i in rivals)})
-        raise PlanError(
-            Problem(
-                path,
-                f"quote {quote!r} is ambiguous: it matches at "
-                f"{', '.join(format_timestamp(t) for t in places[:5])}; quote more words, or use "
-                "start or cues",
-            )
-        )
+        raise _not_found(index, target, width, runs, quote, path)
+    ranked = _ranked(target, close, starts)
+    score, best_i = _best_place(index, ranked, len(wanted), quote, path)
     return QuoteMatch(
         cue=index.cue(best_i),
-        score=best_score,
+        score=score,
         word=best_i,
         start=index.word_start(best_i),
         end=index.word_end(best_i + width - 1),

@@ -1,11 +1,14 @@
 """The quote matcher as it was before the index: every window scored (the brute-force reference).
 
-Kept as it was (bar names and error texts) so that tests can compare the candidate-window
-fast path of :func:`videojobs.planning.match_quote` with scoring every window.
+Kept as it was (bar names and error texts, and the ranking of issue 26: a window with the quote's
+words exactly outranks the others, one with the quote's numbers outranks one with other numbers)
+so that tests can compare the candidate-window fast path of
+:func:`videojobs.planning.match_quote` with scoring every window.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -52,15 +55,24 @@ def reference_match_quote(
     n = len(wanted)
     target = " ".join(wanted)
     windows = index.windows(n)
-    best = process.extractOne(target, windows, scorer=fuzz.ratio)
-    assert best is not None
-    _, best_score, best_i = best
-    if best_score < QUOTE_MIN_SCORE:
+    close = process.extract(
+        target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=QUOTE_MIN_SCORE
+    )
+    if not close:
         raise PlanError(Problem(path, f"quote {quote!r} not found in the transcript"))
+
+    def numbers(text: str) -> list[str]:
+        return [w for w in text.split(" ") if re.search(r"\d", w)]
+
+    def tier(window: str) -> int:
+        return 2 if window == target else 1 if numbers(window) == numbers(target) else 0
+
+    best_tier = max(tier(w) for w, _, _ in close)
+    close = [(w, score, i) for w, score, i in close if tier(w) == best_tier]
+    best_score = max(score for _, score, _ in close)
     cutoff = max(QUOTE_MIN_SCORE, best_score - QUOTE_AMBIGUITY_MARGIN)
-    close = process.extract(target, windows, scorer=fuzz.ratio, limit=None, score_cutoff=cutoff)
     best_i = min(i for _, score, i in close if score == best_score)
-    rivals = [(score, i) for _, score, i in close if abs(i - best_i) >= n]
+    rivals = [(score, i) for _, score, i in close if score >= cutoff and abs(i - best_i) >= n]
     if rivals:
         raise PlanError(Problem(path, f"quote {quote!r} is ambiguous"))
     return ReferenceMatch(cue=words[best_i][1], score=best_score, word=best_i)
