@@ -24,8 +24,7 @@ PACKAGES = (
 )
 MAX_LINES = 80
 
-NOT_YET_SPLIT: dict[str, int] = {
-}
+NOT_YET_SPLIT: dict[str, int] = {}
 
 
 def _functions(tree: ast.AST, prefix: str = "") -> list[tuple[str, ast.AST]]:
