@@ -28,6 +28,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -43,6 +44,9 @@ from videojobs_worker.progress import (
 )
 
 log = logging.getLogger("videojobs_worker")
+
+if TYPE_CHECKING:  # the entry points import publish where they use it
+    from videojobs_worker.publish import Publisher
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -73,6 +77,24 @@ def destination(worker_input: WorkerInput) -> tuple[str, str] | None:
     """``(namespace, name)`` of the resource, for default output paths (``publisher_for``)."""
     ref = worker_input.resource
     return (ref.namespace, ref.name) if ref is not None else None
+
+
+def _input_publisher(worker_input: WorkerInput) -> Publisher:
+    """The publisher for a cluster run's output, its S3 traffic held to the cluster's network
+    policy. Raises WorkerError."""
+    from videojobs_worker.guard import NetworkPolicy
+    from videojobs_worker.publish import publisher_for
+
+    return publisher_for(
+        worker_input.spec.output.storage,
+        pvc_root=output_root(),
+        destination=destination(worker_input),
+        policy=NetworkPolicy.cluster(
+            allow_private=worker_input.allow_private_networks,
+            allowed_networks=worker_input.allowed_networks,
+        ),
+        trusted_endpoints=worker_input.trusted_s3_endpoints,
+    )
 
 
 def _read_input_file(path: str) -> str:
@@ -138,7 +160,6 @@ def shard_index(worker_input: WorkerInput) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from videojobs_worker.guard import NetworkPolicy
-    from videojobs_worker.publish import publisher_for
     from videojobs_worker.runner import Runner, RunOptions, run_job
 
     try:
@@ -157,13 +178,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cookies = Path(os.environ.get("VIDEOJOBS_COOKIES_FILE", f"{COOKIES_MOUNT}/cookies.txt"))
     try:
         try:
-            publisher = publisher_for(
-                spec.output.storage,
-                pvc_root=output_root(),
-                destination=destination(worker_input),
-                policy=policy,
-                trusted_endpoints=worker_input.trusted_s3_endpoints,
-            )
+            publisher = _input_publisher(worker_input)
         except WorkerError as err:
             log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
             reporter.fail(err.to_error_info())
@@ -215,9 +230,7 @@ def _reporter_for(worker_input: WorkerInput, *, no_report: bool) -> Reporter:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     """The merge step of a sharded run: merge every shard's part into the manifest."""
-    from videojobs_worker.guard import NetworkPolicy
     from videojobs_worker.mergestep import MergeOptions, run_merge
-    from videojobs_worker.publish import publisher_for
 
     try:
         worker_input = load_input(args.input)
@@ -226,16 +239,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     reporter = _reporter_for(worker_input, no_report=args.no_report)
     try:
         try:
-            publisher = publisher_for(
-                worker_input.spec.output.storage,
-                pvc_root=output_root(),
-                destination=destination(worker_input),
-                policy=NetworkPolicy.cluster(
-                    allow_private=worker_input.allow_private_networks,
-                    allowed_networks=worker_input.allowed_networks,
-                ),
-                trusted_endpoints=worker_input.trusted_s3_endpoints,
-            )
+            publisher = _input_publisher(worker_input)
         except WorkerError as err:
             log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
             reporter.fail(err.to_error_info())
@@ -290,21 +294,9 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     except OSError as exc:
         checks.append((False, f"scratch: {scratch} not writable: {exc.strerror or exc}"))
     if args.input or os.environ.get(INPUT_FILE_ENV) or os.environ.get(INPUT_ENV):
-        from videojobs_worker.guard import NetworkPolicy
-        from videojobs_worker.publish import publisher_for
-
         try:
             worker_input = load_input(args.input)
-            publisher = publisher_for(
-                worker_input.spec.output.storage,
-                pvc_root=output_root(),
-                destination=destination(worker_input),
-                policy=NetworkPolicy.cluster(
-                    allow_private=worker_input.allow_private_networks,
-                    allowed_networks=worker_input.allowed_networks,
-                ),
-                trusted_endpoints=worker_input.trusted_s3_endpoints,
-            )
+            publisher = _input_publisher(worker_input)
             checks.append((True, f"storage: {publisher.check()}"))
         except WorkerError as err:
             checks.append((False, f"storage: {err.message}"))

@@ -788,14 +788,8 @@ class Reconciler:
         spec, problems = validate_spec(resource.get("spec"))
         if spec is None or problems:
             return
-        try:
-            await self.kube.create_configmap(
-                build_input_configmap(resource, spec, self.settings, job)
-            )
-        except Exception as exc:
-            logger.warning("could not create the input of Job %s: %s", name, exc)
-            return
-        state.merge_input_for = name
+        if await self._create_input(resource, spec, job):
+            state.merge_input_for = name
 
     async def _ensure_input(
         self,
@@ -811,14 +805,22 @@ class Reconciler:
         name = job["metadata"]["name"]
         if state.input_for == name or not job["metadata"].get("uid"):
             return
+        if await self._create_input(resource, spec, job):
+            state.input_for = name
+
+    async def _create_input(
+        self, resource: Mapping[str, Any], spec: VideoProcessingJobSpec, job: Mapping[str, Any]
+    ) -> bool:
+        """Create ``job``'s input ConfigMap (owned by it); False, logged, when that failed (the
+        next pass about the Job tries again)."""
         try:
             await self.kube.create_configmap(
                 build_input_configmap(resource, spec, self.settings, job)
             )
         except Exception as exc:
-            logger.warning("could not create the input of Job %s: %s", name, exc)
-            return
-        state.input_for = name
+            logger.warning("could not create the input of Job %s: %s", job["metadata"]["name"], exc)
+            return False
+        return True
 
     async def _write_status(
         self, key: Key, state: _KeyState, resource: Mapping[str, Any], decision: Decision
