@@ -58,7 +58,7 @@ def test_http_source_end_to_end(tmp_path: Path, server: MediaServer):
     assert final["segmentsSummary"] == "2/2" and final["manifestUri"].endswith("manifest.json")
     assert final["source"]["videoCodec"] == "h264" and final["source"]["durationSeconds"] == 8.0
     assert set(final) <= {"progress", "source", "segments", "segmentsSummary", "manifestUri",
-                          "error"}  # fmt: skip
+                          "notes", "error"}  # fmt: skip
     assert stray_files(out, scratch) == []
 
 
