@@ -40,6 +40,7 @@ from videojobs_worker.progress import (
     NullReporter,
     Reporter,
     TerminalReporter,
+    report_failure,
     write_termination_log,
 )
 
@@ -180,9 +181,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             publisher = _input_publisher(worker_input)
         except WorkerError as err:
-            log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
-            reporter.fail(err.to_error_info())
-            write_termination_log(int(err.exit_code), err.category, err.message)
+            report_failure(reporter, err)
             return int(err.exit_code)
         runner = Runner(
             worker_input,
@@ -241,9 +240,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         try:
             publisher = _input_publisher(worker_input)
         except WorkerError as err:
-            log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
-            reporter.fail(err.to_error_info())
-            write_termination_log(int(err.exit_code), err.category, err.message)
+            report_failure(reporter, err)
             return int(err.exit_code)
         options = MergeOptions(work_dir=scratch_dir() / "merge", wait_seconds=args.wait_seconds)
         code, _ = run_merge(worker_input, publisher, reporter, options)

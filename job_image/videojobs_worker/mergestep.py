@@ -17,7 +17,7 @@ from pathlib import Path
 
 from videojobs.models import ExitCode, WorkerInput
 from videojobs_worker.errors import WorkerError
-from videojobs_worker.progress import Reporter, write_termination_log
+from videojobs_worker.progress import Reporter, report_failure, write_termination_log
 from videojobs_worker.publish import Publisher
 from videojobs_worker.shardparts import MERGE_WAIT_SECONDS, Merged, PartsMerger
 
@@ -57,9 +57,7 @@ def run_merge(
             wait_seconds=options.wait_seconds,
         )
     except WorkerError as err:
-        log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
-        reporter.fail(err.to_error_info())
-        write_termination_log(int(err.exit_code), err.category, err.message)
+        report_failure(reporter, err)
         return int(err.exit_code), None
     reporter.merged(merged.segments, merged.source, len(merged.plan.segments))
     reporter.finish(merged.uri)

@@ -41,6 +41,7 @@ from videojobs.models import (
     SourceInfo,
 )
 from videojobs.models.status import status_notes
+from videojobs_worker.errors import WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -611,3 +612,16 @@ def write_termination_log(
         target.write_text(line + "\n")
     except OSError as exc:
         log.debug("cannot write %s: %s", target, exc)
+
+
+def report_failure(reporter: Reporter, err: WorkerError) -> None:
+    """A run (or step) that ends with ``err``: logged, reported to the status (a shard's error
+    names its shard) and written to the termination log the operator reads."""
+    log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
+    info = err.to_error_info()
+    if reporter.shard is not None:
+        info = info.model_copy(
+            update={"shard": reporter.shard, "message": f"shard {reporter.shard}: {info.message}"}
+        )
+    reporter.fail(info)
+    write_termination_log(int(err.exit_code), err.category, err.message)

@@ -68,7 +68,12 @@ from videojobs_worker.download import (
 from videojobs_worker.errors import WorkerError
 from videojobs_worker.guard import GuardProxy, NetworkPolicy, redact_fetched
 from videojobs_worker.jsruntime import JsRuntime, ytdlp_version
-from videojobs_worker.progress import EtaEstimator, Reporter, write_termination_log
+from videojobs_worker.progress import (
+    EtaEstimator,
+    Reporter,
+    report_failure,
+    write_termination_log,
+)
 from videojobs_worker.publish import Published, Publisher, Record, relative_uris, sha256_file
 from videojobs_worker.shardparts import MANIFEST_NAME, ShardParts
 
@@ -1046,16 +1051,16 @@ def run_job(runner: Runner) -> tuple[int, RunResult | None]:
         with sigterm_handler(runner):
             result = runner.run()
     except WorkerError as err:
-        _report_failure(runner.reporter, err)
+        report_failure(runner.reporter, err)
         return int(err.exit_code), None
     except _Terminated:
         stopped = WorkerError(ExitCode.TERMINATED, "Terminated", "stopped by SIGTERM")
-        _report_failure(runner.reporter, stopped)
+        report_failure(runner.reporter, stopped)
         return int(stopped.exit_code), None
     except Exception as exc:  # a bug: report it as INTERNAL (retried) with its message
         log.exception("unexpected error")
         bug = WorkerError(ExitCode.INTERNAL, type(exc).__name__, str(exc) or repr(exc))
-        _report_failure(runner.reporter, bug)
+        report_failure(runner.reporter, bug)
         return int(bug.exit_code), None
     if result.manifest_uri is None:
         summary = f"shard {result.shard}: {len(result.segments)} clips published, part written"
@@ -1063,14 +1068,3 @@ def run_job(runner: Runner) -> tuple[int, RunResult | None]:
         summary = f"{len(result.segments)} clips published: {result.manifest_uri}"
     write_termination_log(0, "Ok", summary)
     return 0, result
-
-
-def _report_failure(reporter: Reporter, err: WorkerError) -> None:
-    log.error("%s (exit %d): %s", err.category, int(err.exit_code), err.message)
-    info = err.to_error_info()
-    if reporter.shard is not None:
-        info = info.model_copy(
-            update={"shard": reporter.shard, "message": f"shard {reporter.shard}: {info.message}"}
-        )
-    reporter.fail(info)
-    write_termination_log(int(err.exit_code), err.category, err.message)
